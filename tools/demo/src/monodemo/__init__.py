@@ -1,0 +1,1 @@
+"""monodemo: the workspace tour behind `uv run demo`."""

@@ -1,0 +1,5 @@
+import sys
+
+from monobench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,99 @@
+"""Timing primitives: warm-up, repeated timing, robust statistics."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Timing", "summarize", "time_callable"]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Summary of repeated timings of one callable, in seconds per call."""
+
+    median_s: float
+    iqr_s: float
+    min_s: float
+    max_s: float
+    repeats: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "median_s": self.median_s,
+            "iqr_s": self.iqr_s,
+            "min_s": self.min_s,
+            "max_s": self.max_s,
+            "repeats": self.repeats,
+        }
+
+
+def summarize(samples: list[float]) -> Timing:
+    """Median, inter-quartile range, min and max of per-call times (seconds)."""
+    if not samples:
+        raise ValueError("cannot summarise an empty list of timings")
+    if any(s < 0 for s in samples):
+        raise ValueError(f"timings must be non-negative, got {samples}")
+    xs = sorted(samples)
+    if len(xs) >= 4:
+        q = statistics.quantiles(xs, n=4, method="inclusive")
+        iqr = q[2] - q[0]
+    else:
+        iqr = xs[-1] - xs[0]
+    return Timing(statistics.median(xs), iqr, xs[0], xs[-1], len(xs))
+
+
+def _cuda_sync(device: str) -> Callable[[], None]:
+    if device != "cuda":
+        return lambda: None
+    import torch
+
+    return torch.cuda.synchronize
+
+
+def time_callable(
+    fn: Callable[[], Any],
+    *,
+    device: str = "cpu",
+    warmup: int = 3,
+    repeats: int = 20,
+    min_time_s: float = 0.0,
+) -> Timing:
+    """Time ``fn`` after ``warmup`` untimed calls.
+
+    On CUDA each call is bracketed with CUDA events (``torch.cuda.Event``) after a device
+    synchronisation, so asynchronous kernels are counted; on CPU ``time.perf_counter`` is used.
+    If ``min_time_s`` is set, repetitions continue until that much time has been spent.
+    """
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"need warmup >= 0 and repeats >= 1, got warmup={warmup} repeats={repeats}")
+    sync = _cuda_sync(device)
+    for _ in range(warmup):
+        fn()
+    sync()
+    samples: list[float] = []
+    spent = 0.0
+    if device == "cuda":
+        import torch
+
+        while len(samples) < repeats or spent < min_time_s:
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            dt = start.elapsed_time(end) / 1e3
+            samples.append(dt)
+            spent += dt
+    else:
+        while len(samples) < repeats or spent < min_time_s:
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            samples.append(dt)
+            spent += dt
+    return summarize(samples)
