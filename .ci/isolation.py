@@ -10,6 +10,7 @@ first ```python block of the package README).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -74,7 +75,9 @@ def main() -> int:
             code = quickstart(args.root / "packages" / name / "README.md")
             if code:
                 (workdir / "quickstart.py").write_text(code)
-                sh([py, "quickstart.py"], cwd=workdir, env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"})
+                env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_"))}
+                env["MPLBACKEND"] = "Agg"
+                sh([py, "quickstart.py"], cwd=workdir, env=env)
         except subprocess.CalledProcessError as exc:
             failures.append(f"{name}: {exc}")
     if failures:
