@@ -44,6 +44,7 @@ def main() -> int:
     ap.add_argument("--venvs", type=Path, required=True)
     ap.add_argument("--root", type=Path, required=True)
     ap.add_argument("--only", action="append")
+    ap.add_argument("--python", default=sys.executable, help="interpreter for the fresh venvs")
     args = ap.parse_args()
     failures = []
     for name in args.only or PACKAGES:
@@ -53,7 +54,7 @@ def main() -> int:
         workdir = args.venvs / f"{name}-cwd"  # run outside the repository
         workdir.mkdir(parents=True)
         try:
-            sh(["uv", "venv", "--quiet", "--python", sys.executable, str(venv)])
+            sh(["uv", "venv", "--quiet", "--python", args.python, str(venv)])
             py = str(venv / "bin" / "python")
             # Only our own wheels are offered through --find-links; the sibling constraint
             # (e.g. unit-scaling>=0.1,<0.2) is not met by the unrelated project of the same name
