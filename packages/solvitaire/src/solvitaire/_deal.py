@@ -276,9 +276,11 @@ def deal(rules: Rules | str, seed: int) -> Deal:
     sequences: list[list[int]] = []
     if r["sequences"]["count"]:
         mr = rules.max_rank
-        for _ in range(r["sequences"]["count"]):
-            row = [deck.pop() for _ in range(mr)]
-            sequences.append([0 if rank(c) == 1 else c for c in row])
+        nrow = r["sequences"]["count"]
+        sequences = [[] for _ in range(nrow)]
+        for t in range(nrow * mr):
+            c = deck.pop()
+            sequences[t % nrow].append(0 if rank(c) == 1 else c)
     accordion = [deck.pop() for _ in range(min(r["accordion"]["size"], len(deck)))]
     n = r["tableau piles"]["count"]
     tab: list[list[int]] = [[] for _ in range(n)]
@@ -286,7 +288,7 @@ def deal(rules: Rules | str, seed: int) -> Deal:
         row = 0
         if r["tableau piles"]["diagonal deal"]:
             while deck and row < n:
-                for p in range(row, n):
+                for p in range(n - row):
                     if not deck:
                         break
                     tab[p].append(deck.pop())

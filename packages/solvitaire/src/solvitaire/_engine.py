@@ -1,0 +1,405 @@
+"""An independent, plain-Python rules engine: legal moves, applying a move, the win test.
+
+It shares no code with the compiled search. It is used to replay and verify every solution,
+and (through :func:`brute_force`) as an exhaustive oracle with no dominances and no symmetry.
+
+Moves are :class:`Move` tuples ``(src, si, n, dst, di)``:
+
+* ``src``: ``"t"`` tableau pile, ``"c"`` cell, ``"r"`` reserve pile, ``"f"`` foundation,
+  ``"w"`` waste after ``si`` stock steps (a compound "k+" move), ``"s"`` the stock itself
+  (deal to every tableau pile, or to the hole);
+* ``n``: number of cards moved (built groups);
+* ``dst``: ``"t"``, ``"c"``, ``"f"``, ``"h"`` (hole) or ``"-"`` (stock deal).
+
+A stock *step* deals ``deal count`` cards from the stock to the waste, or, when the stock is
+empty and a redeal is left, turns the waste over to form a new stock.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ._cards import card_str, colour, rank, suit
+from ._deal import Deal
+from ._rules import Rules
+
+__all__ = ["Move", "GameState", "move_str", "brute_force"]
+
+
+class Move(NamedTuple):
+    src: str
+    si: int
+    n: int
+    dst: str
+    di: int
+
+
+_NAMES = {"t": "pile", "c": "cell", "r": "reserve", "f": "foundation", "h": "hole", "w": "waste"}
+
+
+def move_str(m: Move, card_text: str = "") -> str:
+    """Readable notation, e.g. ``"3C: pile 2 -> pile 5"``, ``"AH: waste(+2 steps) -> foundation"``."""
+    what = f"{card_text}" + (f" (+{m.n - 1} above)" if m.n > 1 else "")
+    if m.src == "s":
+        return "deal stock" + (" to hole" if m.dst == "h" else " to every pile")
+    if m.src == "w":
+        src = f"waste(+{m.si} steps)" if m.si else "waste"
+    else:
+        src = f"{_NAMES[m.src]} {m.si + 1}"
+    dst = _NAMES[m.dst] if m.dst in "fh" else f"{_NAMES[m.dst]} {m.di + 1}"
+    return f"{what}: {src} -> {dst}".strip()
+
+
+def _builds(policy: str, lower: int, upper: int, mr: int) -> bool:
+    if rank(lower) != rank(upper) - 1:
+        return False
+    if policy == "any-suit":
+        return True
+    if policy == "red-black":
+        return colour(lower) != colour(upper)
+    if policy == "same-suit":
+        return suit(lower) == suit(upper)
+    return False
+
+
+class GameState:
+    """A mutable game position under ``rules``; :meth:`legal_moves`, :meth:`apply`, :meth:`won`."""
+
+    def __init__(self, deal: Deal, rules: Rules) -> None:
+        r = rules.data
+        for sec, field in (("accordion", "size"), ("sequences", "count")):
+            if r[sec][field]:
+                raise NotImplementedError(f"rule feature '{sec}' is not supported yet")
+        self.rules = rules
+        self.mr = rules.max_rank
+        self.base = deal.base
+        self.tab = [list(p) for p in deal.tableau]
+        self.down = list(deal.down)
+        down = r["foundations"].get("direction", "up") == "down"
+        self.found = [
+            0 if not t else ((self.base - rank(t)) if down else (rank(t) - self.base)) % self.mr + 1
+            for t in deal.foundations
+        ]
+        self.cells = list(deal.cells)
+        self.stock = list(deal.stock)
+        self.waste = list(deal.waste)
+        self.reserve = [list(p) for p in deal.reserve]
+        self.hole = deal.hole
+        self.passes = 0
+        self._normalise()
+
+    def copy(self) -> GameState:
+        new = object.__new__(GameState)
+        new.__dict__.update(self.__dict__)
+        new.tab = [list(p) for p in self.tab]
+        new.down = list(self.down)
+        new.found = list(self.found)
+        new.cells = list(self.cells)
+        new.stock = list(self.stock)
+        new.waste = list(self.waste)
+        new.reserve = [list(p) for p in self.reserve]
+        return new
+
+    def key(self) -> tuple:
+        return (
+            tuple(map(tuple, self.tab)), tuple(self.down), tuple(self.found), tuple(self.cells),
+            tuple(self.stock), tuple(self.waste), tuple(map(tuple, self.reserve)), self.hole,
+            self.passes,
+        )
+
+    # -- rule helpers --------------------------------------------------------------------------
+    def _found_next(self, f: int) -> int:
+        """Rank that goes next on foundation ``f`` (0 when complete)."""
+        n = self.found[f]
+        if n >= self.mr:
+            return 0
+        if self.rules.data["foundations"].get("direction", "up") == "down":
+            return (self.base - 1 - n) % self.mr + 1
+        return (self.base - 1 + n) % self.mr + 1
+
+    def _found_target(self, c: int) -> int:
+        r = self.rules.data["foundations"]
+        if not r["present"] or r["only complete pile moves"]:
+            return -1
+        for f in range(len(self.found)):
+            if f % 4 == suit(c) and self._found_next(f) == rank(c):
+                return f
+        return -1
+
+    def _hole_ok(self, c: int) -> bool:
+        if not self.rules.data["hole"]["present"]:
+            return False
+        d = abs(rank(c) - rank(self.hole))
+        return d == 1 or (self.rules.data["hole"]["build loops"] and d == self.mr - 1)
+
+    def _space_ok(self, c: int) -> bool:
+        pol = self.rules.data["tableau piles"]["spaces policy"]
+        if pol == "no-build":
+            return False
+        if pol == "kings":
+            return rank(c) == self.mr
+        return True
+
+    def _can_place(self, c: int, j: int) -> bool:
+        p = self.tab[j]
+        if not p:
+            return self._space_ok(c)
+        return _builds(self.rules.data["tableau piles"]["build policy"], c, p[-1], self.mr)
+
+    def _group_sizes(self, i: int) -> list[int]:
+        t = self.rules.data["tableau piles"]
+        p, d = self.tab[i], self.down[i]
+        if not p:
+            return []
+        pol = t["move built group policy"]
+        pol = t["build policy"] if pol == "same-as-build" else pol
+        run = 1
+        while run < len(p) - d and _builds(pol, p[-run], p[-run - 1], self.mr):
+            run += 1
+        mode = t["move built group"]
+        if mode == "no":
+            return [1]
+        if mode == "whole-pile":
+            return [1] + ([len(p)] if run == len(p) and len(p) > 1 else [])
+        if mode == "maximal-group":
+            return sorted({1, run})
+        return list(range(1, run + 1))  # "yes"; PIB is a restriction of "yes"
+
+    def _reserve_tops(self) -> list[int]:
+        return [i for i, p in enumerate(self.reserve) if p]
+
+    def _stock_configs(self) -> list[tuple[int, GameState]]:
+        """Every (steps, state) reachable by stock steps alone, with a non-empty waste."""
+        out = []
+        st = self
+        seen = set()
+        steps = 0
+        while True:
+            if st.waste:
+                out.append((steps, st))
+            sig = (len(st.waste), st.passes if self.rules.redeals >= 0 else 0)
+            if sig in seen:
+                break
+            seen.add(sig)
+            nxt = st.copy()
+            if not nxt._step():
+                break
+            st = nxt
+            steps += 1
+        return out
+
+    def _step(self) -> bool:
+        k = self.rules.data["stock"]["deal count"]
+        if self.stock:
+            for _ in range(min(k, len(self.stock))):
+                self.waste.append(self.stock.pop())
+            return True
+        red = self.rules.redeals
+        if self.waste and (red < 0 or self.passes < red):
+            self.stock = self.waste[::-1]
+            self.waste = []
+            self.passes += 1
+            return True
+        return False
+
+    # -- moves ---------------------------------------------------------------------------------
+    def legal_moves(self) -> list[Move]:
+        r = self.rules.data
+        mv: list[Move] = []
+        T = len(self.tab)
+        has_f = r["foundations"]["present"]
+        for i in range(T):
+            p = self.tab[i]
+            if not p:
+                continue
+            c = p[-1]
+            if self._found_target(c) >= 0:
+                mv.append(Move("t", i, 1, "f", 0))
+            if self._hole_ok(c):
+                mv.append(Move("t", i, 1, "h", 0))
+            if 0 in self.cells:
+                mv.append(Move("t", i, 1, "c", self.cells.index(0)))
+            for n in self._group_sizes(i):
+                for j in range(T):
+                    if j != i and self._can_place(p[-n], j):
+                        mv.append(Move("t", i, n, "t", j))
+            if has_f and r["foundations"]["only complete pile moves"] and len(p) - self.down[i] >= self.mr:
+                run = p[-self.mr:]
+                if all(rank(run[-1 - x]) == x + 1 and suit(run[-1 - x]) == suit(run[-1])
+                       for x in range(self.mr)):
+                    mv.append(Move("t", i, self.mr, "f", 0))
+        for ci, c in enumerate(self.cells):
+            if not c:
+                continue
+            if self._found_target(c) >= 0:
+                mv.append(Move("c", ci, 1, "f", 0))
+            if self._hole_ok(c):
+                mv.append(Move("c", ci, 1, "h", 0))
+            for j in range(T):
+                if self._can_place(c, j):
+                    mv.append(Move("c", ci, 1, "t", j))
+        for ri in self._reserve_tops():
+            c = self.reserve[ri][-1]
+            if self._found_target(c) >= 0:
+                mv.append(Move("r", ri, 1, "f", 0))
+            if self._hole_ok(c):
+                mv.append(Move("r", ri, 1, "h", 0))
+            if 0 in self.cells:
+                mv.append(Move("r", ri, 1, "c", self.cells.index(0)))
+            for j in range(T):
+                if self._can_place(c, j):
+                    mv.append(Move("r", ri, 1, "t", j))
+        if has_f and r["foundations"]["removable"]:
+            for f in range(len(self.found)):
+                if self.found[f]:
+                    c = self._found_top(f)
+                    for j in range(T):
+                        if self._can_place(c, j):
+                            mv.append(Move("f", f, 1, "t", j))
+        dt = r["stock"]["deal type"]
+        if dt == "waste":
+            for steps, st in self._stock_configs():
+                c = st.waste[-1]
+                if st._found_target(c) >= 0:
+                    mv.append(Move("w", steps, 1, "f", 0))
+                for j in range(T):
+                    if st._can_place(c, j):
+                        mv.append(Move("w", steps, 1, "t", j))
+                if 0 in st.cells:
+                    mv.append(Move("w", steps, 1, "c", st.cells.index(0)))
+        elif self.stock:
+            mv.append(Move("s", 0, 1, "h" if dt == "hole" else "-", 0))
+        return mv
+
+    def _found_top(self, f: int) -> int:
+        n = self.found[f]
+        if self.rules.data["foundations"].get("direction", "up") == "down":
+            r = (self.base - n) % self.mr + 1
+        else:
+            r = (self.base + n - 2) % self.mr + 1
+        return r * 4 + f % 4
+
+    def apply(self, m: Move, check: bool = True) -> None:
+        """Apply a move in place; raises ``ValueError`` when it is not legal here."""
+        if check and m not in self.legal_moves():
+            raise ValueError(f"illegal move {m} ({move_str(m)})")
+        if m.src == "w":
+            for _ in range(m.si):
+                self._step()
+            cards = [self.waste.pop()]
+        elif m.src == "s":
+            if m.dst == "h":
+                self.hole = self.stock.pop()
+            else:
+                for j in range(len(self.tab)):
+                    if self.stock:
+                        self.tab[j].append(self.stock.pop())
+            self._normalise()
+            return
+        elif m.src == "t":
+            p = self.tab[m.si]
+            cards = p[-m.n:]
+            del p[-m.n:]
+        elif m.src == "c":
+            cards = [self.cells[m.si]]
+            self.cells[m.si] = 0
+        elif m.src == "r":
+            cards = [self.reserve[m.si].pop()]
+        else:  # foundation
+            cards = [self._found_top(m.si)]
+            self.found[m.si] -= 1
+        if m.dst == "t":
+            self.tab[m.di].extend(cards)
+        elif m.dst == "c":
+            self.cells[m.di] = cards[0]
+        elif m.dst == "h":
+            self.hole = cards[0]
+        elif m.n > 1:  # complete suit to a foundation
+            f = next(f for f in range(len(self.found)) if self.found[f] == 0 and f % 4 == suit(cards[0]))
+            self.found[f] = self.mr
+        else:
+            self.found[self._found_target(cards[0])] += 1
+        self._normalise()
+
+    def _normalise(self) -> None:
+        pol = self.rules.data["tableau piles"]["spaces policy"]
+        if pol.startswith("auto"):
+            for j, p in enumerate(self.tab):
+                if p:
+                    continue
+                res = [q for q in self.reserve if q]
+                if pol.startswith("auto-reserve") and res:
+                    p.append(res[0].pop())
+                elif pol == "auto-reserve-then-waste" and self.waste:
+                    p.append(self.waste.pop())
+                elif pol == "auto-waste-then-stock" and (self.waste or self.stock):
+                    p.append((self.waste or self.stock).pop())
+        for j, p in enumerate(self.tab):
+            if self.down[j] >= len(p):
+                self.down[j] = max(len(p) - 1, 0)
+
+    def won(self) -> bool:
+        if self.rules.data["foundations"]["present"]:
+            return all(n == self.mr for n in self.found)
+        return not (any(self.tab) or any(self.cells) or self.stock or self.waste or any(self.reserve))
+
+    def card_of(self, m: Move) -> int:
+        """The (bottom) card a move carries."""
+        if m.src == "t":
+            return self.tab[m.si][-m.n]
+        if m.src == "c":
+            return self.cells[m.si]
+        if m.src == "r":
+            return self.reserve[m.si][-1]
+        if m.src == "f":
+            return self._found_top(m.si)
+        if m.src == "s":
+            return self.stock[-1] if self.stock else 0
+        st = self.copy()
+        for _ in range(m.si):
+            st._step()
+        return st.waste[-1]
+
+    def describe(self, m: Move) -> str:
+        return move_str(m, card_str(self.card_of(m)))
+
+    def board(self) -> str:
+        """A small text picture of the position (face-down cards as ``##``)."""
+        lines = []
+        if self.found:
+            lines.append("foundations: " + " ".join(
+                card_str(self._found_top(f)) if n else "--" for f, n in enumerate(self.found)))
+        if self.hole:
+            lines.append(f"hole: {card_str(self.hole)}")
+        if self.cells:
+            lines.append("cells: " + " ".join(card_str(c) or "--" for c in self.cells))
+        if self.reserve:
+            lines.append("reserve: " + " | ".join(" ".join(map(card_str, p)) for p in self.reserve))
+        if self.stock or self.waste:
+            lines.append(f"stock: {len(self.stock)} cards, waste: "
+                         + " ".join(card_str(c) for c in self.waste[-3:]))
+        for j, p in enumerate(self.tab):
+            cs = ["##" if i < self.down[j] else card_str(c) for i, c in enumerate(p)]
+            lines.append(f"pile {j + 1}: " + " ".join(cs))
+        return "\n".join(lines)
+
+
+def brute_force(deal: Deal, rules: Rules, max_states: int = 2_000_000) -> bool | None:
+    """Exhaustive DFS over full positions (no dominances, no symmetry). ``None`` if over budget."""
+    start = GameState(deal, rules)
+    seen = {start.key()}
+    stack = [start]
+    while stack:
+        st = stack.pop()
+        if st.won():
+            return True
+        for m in st.legal_moves():
+            nxt = st.copy()
+            nxt.apply(m, check=False)
+            k = nxt.key()
+            if k not in seen:
+                if len(seen) >= max_states:
+                    return None
+                seen.add(k)
+                stack.append(nxt)
+    return False
