@@ -1,0 +1,171 @@
+"""The SparQ decode entry point on CUDA: query preparation, the three kernels, dense fallback."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ._select import select_topk
+from ._step1 import approx_logits
+from ._step2 import sparse_attention
+
+__all__ = [
+    "dense_decode",
+    "dense_decode_is_faster",
+    "prepare_query",
+    "sparq_attention_triton",
+    "supports",
+]
+
+# Calibration of the fallback rule (H200, bf16; see benchmarks/README.md). Effective bandwidths
+# are what the kernels reach on long inputs; the fixed costs are the launch chains (dense: one
+# SDPA call, SparQ: query preparation plus four kernels).
+_DENSE_BW = 3.6e12
+_SPARQ_BW = 2.8e12
+_DENSE_FIXED_S = 10e-6
+_SPARQ_FIXED_S = 45e-6
+
+
+def dense_decode_is_faster(B: int, Hq: int, Hkv: int, S: int, dh: int, r: int, k: int) -> bool:
+    """Whether plain dense decode attention is expected to beat the SparQ kernels.
+
+    A bandwidth model (paper section 3 transfer counts, plus the fp32 scratch the selection reads)
+    with fixed per-call costs: SparQ moves ``S*r + 2*k*dh`` cache elements per KV head plus
+    ``8*G*S`` scratch bytes, dense moves ``2*S*dh`` elements. All sizes are Python ints.
+    """
+    G = max(1, Hq // max(1, Hkv))
+    esize = 2
+    dense_bytes = B * Hkv * 2 * S * dh * esize
+    sparq_bytes = B * Hkv * ((S * r + 2 * min(k, S) * dh) * esize + 8 * G * S)
+    t_dense = dense_bytes / _DENSE_BW + _DENSE_FIXED_S
+    t_sparq = sparq_bytes / _SPARQ_BW + _SPARQ_FIXED_S
+    return t_dense <= t_sparq
+
+
+def supports(q, K, V, *, r, k, K_t, seq_lens, return_stats) -> bool:
+    """Whether :func:`sparq_attention_triton` can serve this call (CUDA, bf16/fp16, contiguous)."""
+    try:
+        if return_stats or K_t is None:
+            return False
+        if not (q.is_cuda and K.is_cuda and V.is_cuda and K_t.is_cuda):
+            return False
+        if q.dtype not in (torch.bfloat16, torch.float16):
+            return False
+        if not (K.dtype == V.dtype == K_t.dtype == q.dtype):
+            return False
+        if q.dim() != 4 or q.shape[2] != 1 or K.dim() != 4:
+            return False
+        B, Hq, _, dh = q.shape
+        _, Hkv, S, _ = K.shape
+        if Hq % Hkv or dh > 256 or not 1 <= r <= dh or k < 1:
+            return False
+        if tuple(K_t.shape) != (B, Hkv, dh, S) or tuple(V.shape) != tuple(K.shape):
+            return False
+        if not (K.is_contiguous() and V.is_contiguous() and K_t.is_contiguous()):
+            return False
+        return seq_lens is None or (seq_lens.is_cuda and tuple(seq_lens.shape) == (B,))
+    except (AttributeError, TypeError):
+        return False
+
+
+def prepare_query(
+    q: torch.Tensor, Hkv: int, r: int, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pick the r components per KV group and build the temperature-scaled query (step 1).
+
+    ``i1 = top_r(sum_{h in group} |q_h|)``; per head ``scale_hat = scale / sqrt(c_h)`` with the L1
+    coverage ``c_h = ||q_h[i1]||_1 / ||q_h||_1`` (for ``scale = 1/sqrt(dh)`` this is the paper's
+    ``1/tau``, ``tau = sqrt(dh * c_h)``). Returns ``i1`` ``(B, Hkv, r)`` int64 and ``q_hat``
+    ``(B, Hkv, G, r)`` fp32.
+    """
+    B, Hq, _, dh = q.shape
+    G = Hq // Hkv
+    qf = q.float().reshape(B, Hkv, G, dh)
+    aq = qf.abs()
+    i1 = aq.sum(2).topk(r, dim=-1).indices  # (B, Hkv, r)
+    qsel = qf.gather(-1, i1[:, :, None, :].expand(B, Hkv, G, r))
+    cov = qsel.abs().sum(-1) / aq.sum(-1).clamp_min(1e-30)
+    scale_hat = scale * torch.rsqrt(cov.clamp_min(1e-30))
+    return i1, qsel * scale_hat[..., None]
+
+
+def dense_decode(q, K, V, seq_lens, scale) -> torch.Tensor:
+    """Dense decode attention over the valid positions (GQA without copying K/V), ``q.dtype``."""
+    Hq, Hkv, S = q.shape[1], K.shape[1], K.shape[2]
+    mask = None
+    if seq_lens is not None:
+        pos = torch.arange(S, device=q.device)
+        mask = (pos[None, :] < seq_lens[:, None])[:, None, None, :]
+    return F.scaled_dot_product_attention(
+        q, K, V, attn_mask=mask, scale=scale, enable_gqa=Hq != Hkv
+    )
+
+
+def sparq_attention_triton(
+    q: torch.Tensor,
+    K: torch.Tensor,
+    V: torch.Tensor,
+    *,
+    r: int,
+    k: int,
+    local_window: int = 0,
+    sink_tokens: int = 0,
+    v_mean: torch.Tensor | None = None,
+    K_t: torch.Tensor,
+    seq_lens: torch.Tensor | None = None,
+    scale: float | None = None,
+    reallocation: bool = False,
+    dense_fallback: bool = True,
+) -> torch.Tensor:
+    """SparQ decode attention on CUDA (paper Alg. 1 with GQA), CUDA-graph capturable.
+
+    Args:
+        q: ``(B, Hq, 1, dh)`` bf16/fp16 query.
+        K, V: ``(B, Hkv, S, dh)`` caches (S = allocated length), contiguous, ``q.dtype``.
+        r: query components used for the approximate scores (``1 <= r <= dh``).
+        k: positions attended exactly (clipped to S); the window and sinks count towards k.
+        local_window, sink_tokens: always-selected last/first positions.
+        v_mean: ``(B, Hkv, dh)`` fp32 running mean of the valid V rows (needed for reallocation).
+        K_t: ``(B, Hkv, dh, S)`` S-contiguous copy of K.
+        seq_lens: ``(B,)`` int64 live lengths (``None``: all S valid).
+        scale: exact-softmax scale (default ``dh ** -0.5``).
+        reallocation: blend with ``v_mean`` by the captured mass alpha (paper step 3).
+        dense_fallback: use dense attention when :func:`dense_decode_is_faster` says so.
+
+    Returns:
+        ``(B, Hq, 1, dh)`` in ``q.dtype``.
+    """
+    B, Hq, _, dh = q.shape
+    Hkv, S = K.shape[1], K.shape[2]
+    if Hq % Hkv:
+        raise ValueError(f"Hq={Hq} must be a multiple of Hkv={Hkv}")
+    if not 1 <= r <= dh:
+        raise ValueError(f"r must be in [1, dh={dh}], got {r}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if reallocation and v_mean is None:
+        raise ValueError("reallocation=True needs v_mean (B, Hkv, dh) fp32; pass the cache's mean")
+    scale = float(scale) if scale is not None else 1.0 / math.sqrt(dh)
+    k = min(k, S)
+    if dense_fallback and dense_decode_is_faster(B, Hq, Hkv, S, dh, r, k):
+        return dense_decode(q, K, V, seq_lens, scale)
+    if seq_lens is None:
+        seq_lens = torch.full((B,), S, device=q.device, dtype=torch.int64)
+    elif seq_lens.dtype != torch.int64:
+        seq_lens = seq_lens.to(torch.int64)
+    i1, q_hat = prepare_query(q, Hkv, r, scale)
+    logits, tmax, tsum = approx_logits(K_t, i1, q_hat, seq_lens)
+    idx, alpha = select_topk(logits, tmax, tsum, seq_lens, k, local_window, sink_tokens)
+    realloc = reallocation and v_mean is not None
+    return sparse_attention(
+        q,
+        K,
+        V,
+        idx,
+        seq_lens,
+        scale,
+        alpha=alpha.reshape(B, Hq) if realloc else None,
+        v_mean=v_mean.float() if realloc else None,
+    )

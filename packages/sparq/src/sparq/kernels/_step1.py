@@ -1,0 +1,159 @@
+"""Step 1 of SparQ decode: approximate logits from r gathered rows of K_t (paper Alg. 1, step 1).
+
+One program handles one S-tile of one (batch, KV head) pair. It gathers the r selected rows of
+``K_t`` (each row is contiguous along S, so every load is a long coalesced run), computes the
+approximate logits of all ``G`` query heads of the group with one small matrix product, masks
+positions ``>= seq_len`` and writes
+
+* the per-tile softmax statistics (running max ``m`` and ``sum exp(logit - m)``) per head, and
+* the logits themselves (fp32, one value per query head and position) to a scratch buffer that the
+  selection kernel consumes from L2.
+
+The query components are pre-scaled by the temperature correction (``q_hat = q[i1] * scale_hat``)
+so the kernel does pure multiply-adds.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import F32DOT
+
+__all__ = ["approx_logits", "approx_logits_reference"]
+
+
+@triton.jit
+def _approx_logits_kernel(
+    kt_ptr,  # (BH, dh, S) K_t, S contiguous
+    idx_ptr,  # (BH, r) int32 selected components
+    qhat_ptr,  # (BH, G, r) fp32 scaled query components
+    lens_ptr,  # (B,) int64 live lengths
+    logit_ptr,  # (BH, G, S) fp32 out
+    m_ptr,  # (BH, G, NT) fp32 out: per-tile max
+    l_ptr,  # (BH, G, NT) fp32 out: per-tile sum of exp(logit - max)
+    S,
+    NT,
+    HKV,
+    DH: tl.constexpr,
+    R: tl.constexpr,
+    RP: tl.constexpr,
+    G: tl.constexpr,
+    GP: tl.constexpr,
+    TILE: tl.constexpr,
+    F32DOT: tl.constexpr,
+):
+    bh = tl.program_id(0).to(tl.int64)
+    tile = tl.program_id(1)
+    b = bh // HKV
+    seq_len = tl.load(lens_ptr + b)
+
+    rows = tl.arange(0, RP)
+    heads = tl.arange(0, GP)
+    cols = tile * TILE + tl.arange(0, TILE)
+    rmask = rows < R
+    hmask = heads < G
+
+    comp = tl.load(idx_ptr + bh * R + rows, mask=rmask, other=0).to(tl.int64)
+    qh = tl.load(
+        qhat_ptr + bh * G * R + heads[:, None] * R + rows[None, :],
+        mask=hmask[:, None] & rmask[None, :],
+        other=0.0,
+    )
+    kt_base = kt_ptr + bh * DH * S
+    kt = tl.load(
+        kt_base + comp[:, None] * S + cols[None, :],
+        mask=rmask[:, None] & (cols[None, :] < S),
+        other=0.0,
+    )
+    # Split the fp32 query into two operands of K's dtype: hi + lo carries ~16 mantissa bits,
+    # so the tensor-core product matches an fp32 dot product to ~1e-5 relative.
+    if F32DOT:
+        logits = tl.dot(qh, kt.to(tl.float32))
+    else:
+        q_hi = qh.to(kt.dtype)
+        q_lo = (qh - q_hi.to(tl.float32)).to(kt.dtype)
+        logits = tl.dot(q_hi, kt) + tl.dot(q_lo, kt)  # (GP, TILE) fp32
+
+    valid = (cols < seq_len)[None, :] & hmask[:, None]
+    logits = tl.where(valid, logits, float("-inf"))
+    m = tl.max(logits, axis=1)
+    m_safe = tl.where(m == float("-inf"), 0.0, m)
+    l = tl.sum(tl.exp(logits - m_safe[:, None]), axis=1)
+
+    tl.store(
+        logit_ptr + bh * G * S + heads[:, None].to(tl.int64) * S + cols[None, :],
+        logits,
+        mask=hmask[:, None] & (cols[None, :] < S),
+    )
+    stat_off = bh * G * NT + heads * NT + tile
+    tl.store(m_ptr + stat_off, m, mask=hmask)
+    tl.store(l_ptr + stat_off, l, mask=hmask)
+
+
+def _tile_for(S: int, G: int) -> int:
+    # 16 x TILE fp32 accumulators per program; larger tiles for a single head amortise the gather.
+    t = 2048 if G <= 2 else 1024
+    return min(t, max(16, triton.next_power_of_2(S)))
+
+
+def approx_logits(
+    K_t: torch.Tensor, comp_idx: torch.Tensor, q_hat: torch.Tensor, seq_lens: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Approximate SparQ logits over all positions, tiled, with per-tile softmax statistics.
+
+    Args:
+        K_t: ``(B, Hkv, dh, S)`` keys, S contiguous, bf16/fp16/fp32.
+        comp_idx: ``(B, Hkv, r)`` integer indices of the r query components (paper step 1, ``i1``).
+        q_hat: ``(B, Hkv, G, r)`` fp32 selected query components already multiplied by the
+            temperature-corrected scale ``1/tau``.
+        seq_lens: ``(B,)`` int64 live lengths; positions ``>= seq_lens[b]`` get logit ``-inf``.
+
+    Returns:
+        ``logits`` ``(B, Hkv, G, S)`` fp32, ``tile_max`` and ``tile_sum`` ``(B, Hkv, G, NT)`` fp32
+        with ``NT = ceil(S / TILE)`` (``tile_sum`` is ``sum exp(logit - tile_max)``).
+    """
+    B, Hkv, dh, S = K_t.shape
+    G, r = q_hat.shape[2], q_hat.shape[3]
+    tile = _tile_for(S, G)
+    nt = triton.cdiv(S, tile)
+    dev = K_t.device
+    logits = torch.empty(B, Hkv, G, S, device=dev, dtype=torch.float32)
+    tmax = torch.empty(B, Hkv, G, nt, device=dev, dtype=torch.float32)
+    tsum = torch.empty(B, Hkv, G, nt, device=dev, dtype=torch.float32)
+    idx32 = comp_idx.to(torch.int32).contiguous()
+    _approx_logits_kernel[(B * Hkv, nt)](
+        K_t,
+        idx32,
+        q_hat.contiguous(),
+        seq_lens,
+        logits,
+        tmax,
+        tsum,
+        S,
+        nt,
+        Hkv,
+        DH=dh,
+        R=r,
+        RP=max(16, triton.next_power_of_2(r)),
+        G=G,
+        GP=max(16, triton.next_power_of_2(G)),
+        TILE=tile,
+        F32DOT=F32DOT,
+        num_warps=8 if tile >= 2048 else 4,
+    )
+    return logits, tmax, tsum
+
+
+def approx_logits_reference(
+    K_t: torch.Tensor, comp_idx: torch.Tensor, q_hat: torch.Tensor, seq_lens: torch.Tensor
+) -> torch.Tensor:
+    """Pure-torch fp32 reference of :func:`approx_logits` (logits only, ``(B, Hkv, G, S)``)."""
+    B, Hkv, _, S = K_t.shape
+    r = comp_idx.shape[-1]
+    rows = K_t.float().gather(2, comp_idx.long()[..., None].expand(B, Hkv, r, S))  # (B,Hkv,r,S)
+    logits = torch.einsum("bhgr,bhrs->bhgs", q_hat.float(), rows)
+    pos = torch.arange(S, device=K_t.device)
+    invalid = pos[None, :] >= seq_lens[:, None]  # (B, S)
+    return logits.masked_fill(invalid[:, None, None, :], float("-inf"))
