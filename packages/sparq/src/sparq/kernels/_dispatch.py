@@ -76,17 +76,19 @@ def prepare_query(
     """Pick the r components per KV group and build the temperature-scaled query (step 1).
 
     ``i1 = top_r(sum_{h in group} |q_h|)``; per head ``scale_hat = scale / sqrt(c_h)`` with the L1
-    coverage ``c_h = ||q_h[i1]||_1 / ||q_h||_1`` (for ``scale = 1/sqrt(dh)`` this is the paper's
-    ``1/tau``, ``tau = sqrt(dh * c_h)``). Returns ``i1`` ``(B, Hkv, r)`` int64 and ``q_hat``
-    ``(B, Hkv, G, r)`` fp32.
+    coverage ``c_h = ||q_h[i1]||_1 / ||q_h||_1`` (1 for a zero query); for ``scale = 1/sqrt(dh)``
+    this is the paper's ``1/tau``, ``tau = sqrt(dh * c_h)``. Returns ``i1`` ``(B, Hkv, r)`` int64
+    and ``q_hat`` ``(B, Hkv, G, r)`` fp32.
     """
     B, Hq, _, dh = q.shape
     G = Hq // Hkv
     qf = q.float().reshape(B, Hkv, G, dh)
     aq = qf.abs()
-    i1 = aq.sum(2).topk(r, dim=-1).indices  # (B, Hkv, r)
+    # stable sort: ties between components go to the lower index, as in the reference
+    i1 = torch.sort(aq.sum(2), dim=-1, descending=True, stable=True).indices[..., :r]
     qsel = qf.gather(-1, i1[:, :, None, :].expand(B, Hkv, G, r))
-    cov = qsel.abs().sum(-1) / aq.sum(-1).clamp_min(1e-30)
+    total = aq.sum(-1)
+    cov = torch.where(total > 0, qsel.abs().sum(-1) / total.clamp_min(1e-30), 1.0)
     scale_hat = scale * torch.rsqrt(cov.clamp_min(1e-30))
     return i1, qsel * scale_hat[..., None]
 

@@ -102,7 +102,7 @@ def _select_kernel(
     M = tl.max(tm, axis=1)
     M = tl.where(float("-inf") == M, 0.0, M)
     Z = tl.sum(tsum * tl.exp(tm - M[:, None]), axis=1)
-    inv_z = tl.where(Z > 0, 1.0 / Z, 0.0)
+    inv_z = tl.where(Z > 0, 1.0 / tl.maximum(Z, 1e-30), 0.0)
 
     logit_row = logit_ptr + bh * G * S
     key_row = keybuf_ptr + bh * S

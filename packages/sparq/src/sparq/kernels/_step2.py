@@ -129,7 +129,7 @@ def _merge_kernel(
     w = tl.where(smask, tl.exp(m - M), 0.0)
     L = tl.sum(w * l, axis=0)
     y = tl.sum(w[:, None] * acc, axis=0)
-    y = tl.where(L > 0, y / L, 0.0)
+    y = tl.where(L > 0, y / tl.maximum(L, 1e-30), 0.0)
     if REALLOC:
         a = tl.load(alpha_ptr + row)
         vm = tl.load(vmean_ptr + (row // G) * DH + d, mask=dmask, other=0.0)
