@@ -7,14 +7,12 @@ are applied; every op in :mod:`unit_scaling.functional` is built from them and f
 
 from __future__ import annotations
 
-from typing import Union
-
 import torch
 from torch import Tensor
 
 __all__ = ["Scale", "scale", "scale_bwd", "scale_fwd"]
 
-Scale = Union[float, int, Tensor]
+Scale = float | int | Tensor
 """A scale: a Python number (folded into the graph as a constant) or a 0-d fp32 tensor."""
 
 
@@ -89,15 +87,17 @@ def scale(x: Tensor, fwd: Scale = 1.0, bwd: Scale = 1.0) -> Tensor:
         A tensor of the same shape and dtype as ``x`` equal to ``fwd * x``.
 
     Python-number scales are compile-time constants (``torch.compile(fullgraph=True)`` traces them
-    with no graph break and fuses the multiply into neighbouring kernels); a scale of exactly 1 costs
-    nothing. Tensor scales are applied in fp32 and the result is cast back to ``x.dtype``, so the
-    scale itself is never rounded to bf16/fp16 (Unit Scaling, §4, "scaled ops").
+    with no graph break and fuses the multiply into neighbouring kernels); a scale of exactly 1
+    costs nothing. Tensor scales are applied in fp32 and the result is cast back to ``x.dtype``, so
+    the scale itself is never rounded to bf16/fp16 (Unit Scaling, §4, "scaled ops").
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"scale expects a torch.Tensor, got {type(x).__name__}.")
     _check_scale(fwd, "fwd")
     _check_scale(bwd, "bwd")
     if isinstance(fwd, Tensor) or isinstance(bwd, Tensor):
+        if fwd is bwd:  # an ordinary multiply by a constant (the scale carries no gradient)
+            return (x * fwd.detach().to(torch.float32)).to(x.dtype)  # type: ignore[union-attr]
         return _ScaleTensor.apply(x, _as_fp32(fwd, x), _as_fp32(bwd, x))
     fwd, bwd = float(fwd), float(bwd)
     if fwd == 1.0 and bwd == 1.0:
