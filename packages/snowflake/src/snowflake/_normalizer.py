@@ -1,0 +1,96 @@
+"""Running observation normaliser with statistics shared per (node type, feature slot)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._graph import Morphology
+
+
+def bind_types(type_vocab: tuple[str, ...], morph: Morphology) -> torch.Tensor:
+    """Map the morphology's node types to indices of ``type_vocab`` → ``int64 [N]``.
+
+    Raises:
+        ValueError: the morphology has a node type the model was not built with.
+    """
+    missing = [t for t in morph.type_names if t not in type_vocab]
+    if missing:
+        raise ValueError(
+            f"node types {missing} are unknown to this model (built for {list(type_vocab)}); "
+            "a checkpoint only transfers between agents with the same node types, e.g. Centipede-n."
+        )
+    lut = torch.tensor([type_vocab.index(t) for t in morph.type_names], dtype=torch.long)
+    return lut[torch.as_tensor(morph.node_type)]
+
+
+class NodeObsNormalizer(nn.Module):
+    """Observation normaliser whose mean/var live per node type and feature slot (``[T, F]``).
+
+    A flat index takes the statistics of the (type, slot) of the first node that observes it, so
+    the state is independent of the agent size and a Centipede-6 normaliser runs on Centipede-100.
+    ``normalize`` returns ``clip((x − μ) / sqrt(σ² + 1e-8), −10, 10)`` (float32).
+    """
+
+    def __init__(self, type_vocab: tuple[str, ...], feat_dim: int, clip: float = 10.0) -> None:
+        super().__init__()
+        self.type_vocab = tuple(type_vocab)
+        self.feat_dim = int(feat_dim)
+        self.clip = float(clip)
+        t = len(self.type_vocab)
+        self.register_buffer("mean", torch.zeros(t, feat_dim, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(t, feat_dim, dtype=torch.float64))
+        self.register_buffer("count", torch.zeros(t, feat_dim, dtype=torch.float64))
+
+    def bind(self, morph: Morphology) -> None:
+        """Attach the index maps of ``morph`` (not saved in ``state_dict``)."""
+        if morph.feat_dim > self.feat_dim:
+            raise ValueError(
+                f"morphology has {morph.feat_dim} features per node, normaliser was built for {self.feat_dim}."
+            )
+        types = bind_types(self.type_vocab, morph)
+        idx = torch.as_tensor(morph.obs_index)
+        mask = idx >= 0
+        key_t = torch.zeros(morph.obs_dim, dtype=torch.long)
+        key_f = torch.zeros(morph.obs_dim, dtype=torch.long)
+        seen = torch.zeros(morph.obs_dim, dtype=torch.bool)
+        for v in range(idx.shape[0]):
+            for f in range(idx.shape[1]):
+                i = int(idx[v, f])
+                if i >= 0 and not seen[i]:
+                    seen[i] = True
+                    key_t[i], key_f[i] = types[v], f
+        onehot = torch.nn.functional.one_hot(types, len(self.type_vocab)).T.double()  # [T, N]
+        dev = self.mean.device
+        self.register_buffer("_idx", idx.clamp(min=0).to(dev), persistent=False)
+        self.register_buffer("_mask", mask.double().to(dev), persistent=False)
+        self.register_buffer("_onehot", onehot.to(dev), persistent=False)
+        self.register_buffer("_key_t", key_t.to(dev), persistent=False)
+        self.register_buffer("_key_f", key_f.to(dev), persistent=False)
+        self._pad = self.feat_dim - morph.feat_dim
+
+    @torch.no_grad()
+    def update(self, obs: torch.Tensor) -> None:
+        """Merge a batch ``[B, D]`` of raw observations into the running statistics (Chan et al.)."""
+        x = obs.double()[:, self._idx] * self._mask  # [B, N, F']
+        n_b = obs.shape[0] * (self._onehot @ self._mask)  # [T, F']
+        s1 = torch.einsum("tv,bvf->tf", self._onehot, x)
+        mean_b = s1 / n_b.clamp(min=1)
+        sq = torch.einsum("tv,bvf->tf", self._onehot, x * x)
+        var_b = (sq / n_b.clamp(min=1) - mean_b**2).clamp(min=0)
+        fp = self.mean.shape[1] - self._pad
+        m_a, v_a, n_a = self.mean[:, :fp], self.var[:, :fp], self.count[:, :fp]
+        tot = n_a + n_b
+        delta = mean_b - m_a
+        new_mean = m_a + delta * n_b / tot.clamp(min=1)
+        m2 = v_a * n_a + var_b * n_b + delta**2 * n_a * n_b / tot.clamp(min=1)
+        has = n_b > 0
+        self.mean[:, :fp] = torch.where(has, new_mean, m_a)
+        self.var[:, :fp] = torch.where(has, m2 / tot.clamp(min=1), v_a)
+        self.count[:, :fp] = tot
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """Normalise raw flat observations ``[B, D]`` → float32 ``[B, D]``."""
+        mu = self.mean[self._key_t, self._key_f]
+        sd = torch.sqrt(self.var[self._key_t, self._key_f] + 1e-8)
+        return ((obs.double() - mu) / sd).clamp(-self.clip, self.clip).float()

@@ -1,0 +1,189 @@
+"""Actor-critic policies: an MLP baseline and a NerveNet-style GNN actor (Snowflake, Blake et al. 2021, §3)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ._graph import Morphology
+from ._normalizer import NodeObsNormalizer, bind_types
+
+HIDDEN = 64
+
+
+def _ortho(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def mlp(sizes: list[int], out_gain: float = 1.0) -> nn.Sequential:
+    """tanh MLP with orthogonal init (hidden gain √2, output gain ``out_gain``)."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        last = i == len(sizes) - 2
+        layers.append(_ortho(nn.Linear(sizes[i], sizes[i + 1]), out_gain if last else math.sqrt(2)))
+        if not last:
+            layers.append(nn.Tanh())
+    return nn.Sequential(*layers)
+
+
+class MLPActor(nn.Module):
+    """Gaussian MLP actor: flat normalised obs ``[B, D]`` → action mean ``[B, nu]`` (64-64 tanh).
+
+    Log-std is one state-independent parameter per action. On an agent of another size the input is
+    zero-padded/truncated and the output padded/truncated ("MLP with padding" transfer baseline).
+    """
+
+    groups = ("body", "log_std")
+
+    def __init__(self, obs_dim: int, act_dim: int) -> None:
+        super().__init__()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.body = mlp([obs_dim, HIDDEN, HIDDEN, act_dim], out_gain=0.01)
+        self.log_std = nn.Parameter(torch.zeros(act_dim))
+        self._target_act = act_dim
+
+    def bind(self, morph: Morphology) -> None:
+        self._target_act = len(morph.act_node)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        d = obs.shape[-1]
+        if d < self.obs_dim:
+            obs = nn.functional.pad(obs, (0, self.obs_dim - d))
+        mean = self.body(obs[..., : self.obs_dim])
+        log_std = self.log_std
+        a = self._target_act
+        if a != self.act_dim:
+            mean = nn.functional.pad(mean, (0, max(a - self.act_dim, 0)))[..., :a]
+            log_std = nn.functional.pad(log_std, (0, max(a - self.act_dim, 0)))[:a]
+        return mean, log_std.expand_as(mean)
+
+
+class GNNActor(nn.Module):
+    """NerveNet-style GNN actor with a size-independent parameter set.
+
+    h⁰_v = [e_τ(v) ; tanh(W_in^τ(v) o_v + b)] (32 + 32 = 64), then T = 4 rounds of
+    m̄_v = mean_{u∈N(v)} M(h_u) and h_v ← GRU_τ(v)(m̄_v, h_v); μ_j = F_out(h_j) for actuated
+    nodes (shared decoder 64-64-1) and log σ_j = s_τ(j) (one entry per actuator type).
+    Aggregation is a dense row-normalised adjacency ``[N, N]`` applied as a batched matmul.
+
+    Groups (for freezing): ``encoder`` (F_in), ``embedding`` (e_τ), ``message`` (M), ``update`` (GRUs),
+    ``decoder`` (F_out), ``log_std``. Input: flat normalised obs ``[B, D]``; output ``[B, nu]``.
+    """
+
+    groups = ("encoder", "embedding", "message", "update", "decoder", "log_std")
+
+    def __init__(
+        self, type_vocab: tuple[str, ...], feat_dim: int, hidden: int = HIDDEN, steps: int = 4
+    ) -> None:
+        super().__init__()
+        self.type_vocab, self.feat_dim, self.hidden, self.steps = (
+            tuple(type_vocab),
+            feat_dim,
+            hidden,
+            steps,
+        )
+        t, half = len(self.type_vocab), hidden // 2
+        self.encoder = nn.ModuleList(
+            _ortho(nn.Linear(feat_dim, half), math.sqrt(2)) for _ in range(t)
+        )
+        emb = torch.randn(t, hidden - half)
+        self.embedding = nn.Parameter(emb / emb.norm(dim=0, keepdim=True))
+        self.message = mlp([hidden, hidden, hidden, hidden], out_gain=1.0)
+        self.update = nn.ModuleList(nn.GRUCell(hidden, hidden) for _ in range(t))
+        self.decoder = mlp([hidden, hidden, hidden, 1], out_gain=1.0)
+        self.log_std = nn.Parameter(torch.zeros(t))
+
+    def bind(self, morph: Morphology) -> None:
+        """Attach graph tensors of ``morph`` (buffers, not in ``state_dict``)."""
+        if morph.feat_dim > self.feat_dim:
+            raise ValueError(
+                f"morphology has {morph.feat_dim} features per node, model expects ≤ {self.feat_dim}."
+            )
+        types = bind_types(self.type_vocab, morph)
+        dev = self.embedding.device
+        groups = [(t, torch.nonzero(types == t).flatten()) for t in range(len(self.type_vocab))]
+        self._groups = [(t, idx.to(dev)) for t, idx in groups if idx.numel()]
+        perm = torch.cat([idx for _, idx in groups])
+        self.register_buffer("_inv", torch.argsort(perm).to(dev), persistent=False)
+        self.register_buffer("_types", types.to(dev), persistent=False)
+        self.register_buffer(
+            "_adj", torch.as_tensor(morph.adjacency(True)).to(dev), persistent=False
+        )
+        self.register_buffer("_act", torch.as_tensor(morph.act_node).to(dev), persistent=False)
+        idx = torch.as_tensor(morph.obs_index)
+        self.register_buffer(
+            "_idx", torch.where(idx < 0, morph.obs_dim, idx).to(dev), persistent=False
+        )
+        self._obs_dim = morph.obs_dim
+
+    def _per_type(self, fn, *xs: torch.Tensor) -> torch.Tensor:
+        outs = [fn(t, *(x[:, idx] for x in xs)) for t, idx in self._groups]
+        return torch.cat(outs, dim=1)[:, self._inv]
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = obs.shape[0]
+        x = torch.cat([obs, obs.new_zeros(b, 1)], dim=1)[:, self._idx]  # [B, N, F']
+        if x.shape[-1] < self.feat_dim:
+            x = nn.functional.pad(x, (0, self.feat_dim - x.shape[-1]))
+        enc = self._per_type(lambda t, xt: torch.tanh(self.encoder[t](xt)), x)
+        h = torch.cat([self.embedding[self._types].expand(b, -1, -1), enc], dim=-1)
+        for _ in range(self.steps):
+            agg = torch.matmul(self._adj, self.message(h))  # mean over neighbours, [B, N, H]
+
+            def gru(t, a, s):
+                n_t = a.shape[1]
+                return self.update[t](a.reshape(-1, self.hidden), s.reshape(-1, self.hidden)).view(
+                    b, n_t, -1
+                )
+
+            h = self._per_type(gru, agg, h)
+        mean = self.decoder(h[:, self._act]).squeeze(-1)
+        return mean, self.log_std[self._types[self._act]].expand_as(mean)
+
+
+class ActorCritic(nn.Module):
+    """Normaliser + actor (``"mlp"`` or ``"gnn"``) + MLP critic (64-64 tanh on the flat obs).
+
+    ``obs`` arguments below are *normalised* flat observations ``float32 [B, D]``; use
+    :meth:`normalize` on raw observations first.
+    """
+
+    def __init__(self, morph: Morphology, actor: str = "gnn") -> None:
+        super().__init__()
+        if actor not in ("gnn", "mlp"):
+            raise ValueError(f"actor must be 'gnn' or 'mlp', got {actor!r}.")
+        self.kind = actor
+        self.normalizer = NodeObsNormalizer(morph.type_names, morph.feat_dim)
+        if actor == "gnn":
+            self.actor: nn.Module = GNNActor(morph.type_names, morph.feat_dim)
+        else:
+            self.actor = MLPActor(morph.obs_dim, len(morph.act_node))
+        self.critic = mlp([morph.obs_dim, HIDDEN, HIDDEN, 1], out_gain=1.0)
+        self.bind(morph)
+
+    def bind(self, morph: Morphology) -> None:
+        """Re-target the model to another agent (e.g. a larger Centipede); critic stays as built."""
+        self.morph = morph
+        self.normalizer.bind(morph)
+        self.actor.bind(morph)
+
+    def normalize(self, raw_obs: torch.Tensor) -> torch.Tensor:
+        return self.normalizer.normalize(raw_obs)
+
+    def dist(self, obs: torch.Tensor) -> torch.distributions.Normal:
+        mean, log_std = self.actor(obs)
+        return torch.distributions.Normal(mean, log_std.exp())
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(obs).squeeze(-1)
+
+    def param_group(self, name: str) -> str:
+        """Freezing group of a parameter name (``"critic"`` or an actor group)."""
+        head, _, rest = name.partition(".")
+        if head == "critic":
+            return "critic"
+        return rest.split(".")[0]

@@ -1,0 +1,181 @@
+"""PPO pieces (Schulman et al. 2017) with Snowflake's defaults: config, GAE, one update phase."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Training configuration; defaults follow Snowflake's code (Blake et al. 2021, App. / `config.py`).
+
+    ``rollout_steps`` transitions are collected per update over all envs (2048), split into
+    minibatches of 256 for 10 epochs; clip 0.1; Adam lr 3e-4 decayed linearly to 0; γ 0.99,
+    λ 0.95; gradient-norm clip 5.0 (policy and critic have separate Adam optimisers).
+    """
+
+    env: str = "Centipede-6"
+    policy: str = "snowflake"
+    total_steps: int = 1_000_000
+    num_envs: int = 16
+    seed: int = 0
+    rollout_steps: int = 2048
+    minibatch_size: int = 256
+    epochs: int = 10
+    clip: float = 0.1
+    lr: float = 3e-4
+    anneal_lr: bool = True
+    gamma: float = 0.99
+    lam: float = 0.95
+    max_grad_norm: float = 5.0
+    ent_coef: float = 0.0
+    adam_eps: float = 1e-8
+    norm_adv: bool = True
+    vector: str = "thread"
+    num_threads: int = 0
+    device: str = "cpu"
+    checkpoint_every: int = 10
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rollout_steps % self.num_envs:
+            raise ValueError(
+                f"rollout_steps ({self.rollout_steps}) must be divisible by num_envs ({self.num_envs})."
+            )
+        if self.rollout_steps % self.minibatch_size:
+            raise ValueError(
+                f"rollout_steps ({self.rollout_steps}) must be divisible by minibatch_size ({self.minibatch_size})."
+            )
+        if self.total_steps < self.rollout_steps:
+            raise ValueError(
+                f"total_steps ({self.total_steps}) must be >= rollout_steps ({self.rollout_steps})."
+            )
+
+    @classmethod
+    def preset(cls, name: str = "snowflake", **overrides) -> PPOConfig:
+        """``"snowflake"`` (defaults above) or ``"cleanrl"`` (2048 steps per env, 32 minibatches,
+        clip 0.2, grad-norm 0.5, Adam eps 1e-5), then ``overrides``."""
+        base = cls()
+        if name == "cleanrl":
+            n = overrides.get("num_envs", base.num_envs)
+            batch = 2048 * n
+            base = replace(
+                base,
+                rollout_steps=batch,
+                minibatch_size=batch // 32,
+                clip=0.2,
+                max_grad_norm=0.5,
+                adam_eps=1e-5,
+                total_steps=max(base.total_steps, batch),
+            )
+        elif name != "snowflake":
+            raise ValueError(f"unknown PPO preset {name!r}; choose 'snowflake' or 'cleanrl'.")
+        valid = {f.name for f in fields(cls)}
+        bad = set(overrides) - valid
+        if bad:
+            raise ValueError(f"unknown config keys {sorted(bad)}; valid: {sorted(valid)}.")
+        return replace(base, **overrides)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def compute_gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    terminated: torch.Tensor,
+    truncated: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation (Schulman et al. 2016, eq. 16) over ``[T, B]`` tensors.
+
+    ``next_values[t]`` is V of the true successor of step t (the final observation when the
+    episode ended there). δ_t = r_t + γ V(s'_t)(1 − terminated_t) − V(s_t); the recursion
+    A_t = δ_t + γλ(1 − done_t) A_{t+1} is cut at both termination and truncation, while a
+    truncated step still bootstraps from V(s'_t). Returns ``(advantages, returns)``.
+    """
+    term = terminated.float()
+    done = torch.maximum(term, truncated.float())
+    adv = torch.zeros_like(rewards)
+    last = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        delta = rewards[t] + gamma * next_values[t] * (1.0 - term[t]) - values[t]
+        last = delta + gamma * lam * (1.0 - done[t]) * last
+        adv[t] = last
+    return adv, adv + values
+
+
+def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """1 − Var[target − pred] / Var[target] (NaN when the target is constant)."""
+    var = target.var()
+    return float("nan") if var == 0 else float(1 - (target - pred).var() / var)
+
+
+def ppo_update(
+    agent, opt_pi, opt_v, batch: dict[str, torch.Tensor], cfg: PPOConfig
+) -> dict[str, float]:
+    """Run ``cfg.epochs`` epochs of clipped-surrogate PPO on one rollout ``batch`` (flattened ``[N, …]``).
+
+    Returns diagnostics: mean approx-KL ((r − 1) − log r), clip fraction, the clip fraction of the
+    very first minibatch (0 by construction), entropy, losses, explained variance and the L2 norm of
+    the parameter change per freezing group (``update_norm/<group>``).
+    """
+    obs, act, logp_old = batch["obs"], batch["actions"], batch["logp"]
+    adv, ret, val = batch["advantages"], batch["returns"], batch["values"]
+    if cfg.norm_adv:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    pi_params = [p for g in opt_pi.param_groups for p in g["params"]]
+    v_params = [p for g in opt_v.param_groups for p in g["params"]]
+    before = {n: p.detach().clone() for n, p in agent.named_parameters()}
+    kls, fracs, ents, pls, vls = [], [], [], [], []
+    first_frac = None
+    n = obs.shape[0]
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(n, device=obs.device)
+        for s in range(0, n, cfg.minibatch_size):
+            mb = perm[s : s + cfg.minibatch_size]
+            dist = agent.dist(obs[mb])
+            logp = dist.log_prob(act[mb]).sum(-1)
+            log_ratio = logp - logp_old[mb]
+            ratio = log_ratio.exp()
+            entropy = dist.entropy().sum(-1).mean()
+            a = adv[mb]
+            pg = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
+            v_loss = 0.5 * (agent.value(obs[mb]) - ret[mb]).pow(2).mean()
+            opt_pi.zero_grad(set_to_none=True)
+            opt_v.zero_grad(set_to_none=True)
+            (pg - cfg.ent_coef * entropy + v_loss).backward()
+            nn.utils.clip_grad_norm_(pi_params, cfg.max_grad_norm)
+            nn.utils.clip_grad_norm_(v_params, cfg.max_grad_norm)
+            opt_pi.step()
+            opt_v.step()
+            with torch.no_grad():
+                frac = float(((ratio - 1).abs() > cfg.clip).float().mean())
+                kls.append(float(((ratio - 1) - log_ratio).mean()))
+                fracs.append(frac)
+                first_frac = frac if first_frac is None else first_frac
+                ents.append(float(entropy))
+                pls.append(float(pg))
+                vls.append(float(v_loss))
+    out = {
+        "approx_kl": float(np.mean(kls)),
+        "clip_frac": float(np.mean(fracs)),
+        "clip_frac_first": float(first_frac),
+        "entropy": float(np.mean(ents)),
+        "policy_loss": float(np.mean(pls)),
+        "value_loss": float(np.mean(vls)),
+        "explained_var": explained_variance(val, ret),
+    }
+    norms: dict[str, float] = {}
+    with torch.no_grad():
+        for name, p in agent.named_parameters():
+            g = agent.param_group(name)
+            norms[g] = norms.get(g, 0.0) + float((p - before[name]).pow(2).sum())
+    out.update({f"update_norm/{g}": v**0.5 for g, v in sorted(norms.items())})
+    return out

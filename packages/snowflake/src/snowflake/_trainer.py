@@ -1,0 +1,331 @@
+"""PPO training loop: rollouts on vector envs, logging (CSV/TensorBoard), checkpoints and exact resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import torch
+
+from ._freeze import FreezeSpec
+from ._graph import morphology_from_env
+from ._policies import ActorCritic
+from ._ppo import PPOConfig, compute_gae, ppo_update
+from ._registry import make_env
+from ._vector import ThreadedVectorEnv, make_vector_env
+
+CKPT_VERSION = 1
+
+
+def build_agent(env_name: str, policy: str, seed: int = 0) -> tuple[ActorCritic, FreezeSpec, Any]:
+    """Build the :class:`ActorCritic` for ``env_name`` with the ``policy`` preset (seeded init)."""
+    spec = FreezeSpec.preset(policy)
+    probe = make_env(env_name, disable_env_checker=True)
+    morph = morphology_from_env(probe)
+    probe.close()
+    torch.manual_seed(seed)
+    agent = ActorCritic(morph, actor=spec.actor)
+    return agent, spec, morph
+
+
+class Trainer:
+    """PPO on a vectorised MuJoCo env with a (frozen-group) GNN or MLP policy.
+
+    Args:
+        cfg: :class:`PPOConfig`.
+        out: run directory (``config.json``, ``metrics.csv``, ``ckpt_*.pt``, ``final.pt``) or ``None``.
+    """
+
+    def __init__(self, cfg: PPOConfig, out: str | Path | None = None) -> None:
+        self.cfg = cfg
+        self.out = Path(out) if out is not None else None
+        self.device = torch.device(cfg.device)
+        self.agent, self.freeze, self.morph = build_agent(cfg.env, cfg.policy, cfg.seed)
+        self.agent.to(self.device)
+        self.agent.bind(self.morph)
+        self.frozen = self.freeze.apply(self.agent)
+        pi = [
+            p
+            for n, p in self.agent.named_parameters()
+            if p.requires_grad and not n.startswith("critic")
+        ]
+        v = [
+            p
+            for n, p in self.agent.named_parameters()
+            if p.requires_grad and n.startswith("critic")
+        ]
+        self.opt_pi = torch.optim.Adam(pi, lr=cfg.lr, eps=cfg.adam_eps)
+        self.opt_v = torch.optim.Adam(v, lr=cfg.lr, eps=cfg.adam_eps)
+        self.envs = make_vector_env(cfg.env, cfg.num_envs, cfg.vector, cfg.num_threads or None)
+        self.num_updates = cfg.total_steps // cfg.rollout_steps
+        self.update_idx = 0
+        self.global_step = 0
+        self.episodes: list[tuple[float, int, int]] = []  # (return, length, global_step)
+        self.ep_ret = np.zeros(cfg.num_envs)
+        self.ep_len = np.zeros(cfg.num_envs, np.int64)
+        self.next_obs, _ = self.envs.reset(seed=cfg.seed)
+        self.envs.action_space.seed(cfg.seed)
+        self.wall0 = 0.0
+        self._columns: list[str] | None = None
+        self._tb = None
+
+    # ---------------------------------------------------------------- rollout
+    @torch.no_grad()
+    def collect(self) -> dict[str, torch.Tensor]:
+        """Collect ``rollout_steps`` transitions; returns flattened tensors incl. advantages/returns."""
+        cfg, dev = self.cfg, self.device
+        t_len = cfg.rollout_steps // cfg.num_envs
+        d, a = self.morph.obs_dim, len(self.morph.act_node)
+        obs_b = torch.zeros(t_len, cfg.num_envs, d, device=dev)
+        act_b = torch.zeros(t_len, cfg.num_envs, a, device=dev)
+        logp_b, rew_b, val_b, nval_b, term_b, trunc_b = (
+            torch.zeros(t_len, cfg.num_envs, device=dev) for _ in range(6)
+        )
+        low, high = self.envs.single_action_space.low, self.envs.single_action_space.high
+        for t in range(t_len):
+            raw = torch.as_tensor(self.next_obs, device=dev)
+            self.agent.normalizer.update(raw)
+            obs = self.agent.normalize(raw)
+            dist = self.agent.dist(obs)
+            action = dist.sample()
+            obs_b[t], act_b[t] = obs, action
+            logp_b[t] = dist.log_prob(action).sum(-1)
+            val_b[t] = self.agent.value(obs)
+            env_act = np.clip(action.cpu().numpy().astype(np.float64), low, high)
+            self.next_obs, rew, term, trunc, info = self.envs.step(env_act)
+            rew_b[t] = torch.as_tensor(rew, device=dev)
+            term_b[t] = torch.as_tensor(term, device=dev)
+            trunc_b[t] = torch.as_tensor(trunc, device=dev)
+            succ = np.array(self.next_obs, copy=True)
+            done = term | trunc
+            if done.any():
+                for i in np.nonzero(done)[0]:
+                    succ[i] = info["final_obs"][i]
+            nval_b[t] = self.agent.value(self.agent.normalize(torch.as_tensor(succ, device=dev)))
+            self.ep_ret += rew
+            self.ep_len += 1
+            self.global_step += cfg.num_envs
+            for i in np.nonzero(done)[0]:
+                self.episodes.append((float(self.ep_ret[i]), int(self.ep_len[i]), self.global_step))
+                self.ep_ret[i], self.ep_len[i] = 0.0, 0
+        adv, ret = compute_gae(rew_b, val_b, nval_b, term_b, trunc_b, cfg.gamma, cfg.lam)
+        flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
+        return {
+            "obs": flat(obs_b),
+            "actions": flat(act_b),
+            "logp": flat(logp_b),
+            "values": flat(val_b),
+            "advantages": flat(adv),
+            "returns": flat(ret),
+        }
+
+    # ---------------------------------------------------------------- update
+    def step(self) -> dict[str, float]:
+        """One PPO iteration (rollout + update); returns the metrics row."""
+        cfg = self.cfg
+        frac = 1.0 - self.update_idx / self.num_updates if cfg.anneal_lr else 1.0
+        for opt in (self.opt_pi, self.opt_v):
+            for g in opt.param_groups:
+                g["lr"] = frac * cfg.lr
+        t0 = time.perf_counter()
+        batch = self.collect()
+        t1 = time.perf_counter()
+        diag = ppo_update(self.agent, self.opt_pi, self.opt_v, batch, cfg)
+        t2 = time.perf_counter()
+        self.update_idx += 1
+        recent = self.episodes[-20:]
+        rets = np.array([e[0] for e in recent]) if recent else np.array([np.nan])
+        row = {
+            "update": self.update_idx,
+            "global_step": self.global_step,
+            "wall_time": time.perf_counter() - self.wall0,
+            "sps": cfg.rollout_steps / (t2 - t0),
+            "rollout_s": t1 - t0,
+            "update_s": t2 - t1,
+            "ep_return_mean": float(np.mean(rets)),
+            "ep_return_std": float(np.std(rets)),
+            "ep_return_min": float(np.min(rets)),
+            "ep_return_max": float(np.max(rets)),
+            "ep_len_mean": float(np.mean([e[1] for e in recent])) if recent else float("nan"),
+            "episodes": len(self.episodes),
+            "lr": frac * cfg.lr,
+            **diag,
+        }
+        return row
+
+    # ---------------------------------------------------------------- logging
+    def _log(self, row: dict[str, float]) -> None:
+        if self.out is None:
+            return
+        path = self.out / "metrics.csv"
+        if self._columns is None:
+            self._columns = list(row)
+            if not path.exists():
+                with open(path, "w", newline="") as f:
+                    csv.writer(f).writerow(self._columns)
+        with open(path, "a", newline="") as f:
+            csv.writer(f).writerow([row.get(c, "") for c in self._columns])
+            f.flush()
+            os.fsync(f.fileno())
+        if self._tb is not None:
+            for k, v in row.items():
+                self._tb.add_scalar(k, v, row["global_step"])
+
+    def _write_config(self) -> None:
+        assert self.out is not None
+        self.out.mkdir(parents=True, exist_ok=True)
+        cfg = {
+            **self.cfg.to_dict(),
+            "freeze": {"actor": self.freeze.actor, "frozen": list(self.freeze.frozen)},
+            "frozen_params": self.frozen,
+            "num_params": sum(p.numel() for p in self.agent.actor.parameters()),
+            "trainable_actor_params": sum(
+                p.numel() for p in self.agent.actor.parameters() if p.requires_grad
+            ),
+            "versions": {
+                "torch": torch.__version__,
+                "mujoco": mujoco.__version__,
+                "gymnasium": gym.__version__,
+            },
+            "node_types": list(self.morph.type_names),
+        }
+        (self.out / "config.json").write_text(json.dumps(cfg, indent=2))
+        if self.cfg.tensorboard and self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as e:  # pragma: no cover - optional extra
+                raise ImportError(
+                    "TensorBoard logging needs `pip install snowflake[tensorboard]`."
+                ) from e
+            self._tb = SummaryWriter(str(self.out / "tb"))
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue identically: model (incl. normaliser), optimisers, RNGs, envs."""
+        env_state = self.envs.get_state() if isinstance(self.envs, ThreadedVectorEnv) else None
+        return {
+            "version": CKPT_VERSION,
+            "config": self.cfg.to_dict(),
+            "policy": self.cfg.policy,
+            "actor": self.freeze.actor,
+            "node_types": list(self.morph.type_names),
+            "agent": self.agent.state_dict(),
+            "opt_pi": self.opt_pi.state_dict(),
+            "opt_v": self.opt_v.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "update_idx": self.update_idx,
+            "global_step": self.global_step,
+            "episodes": list(self.episodes),
+            "ep_ret": self.ep_ret.copy(),
+            "ep_len": self.ep_len.copy(),
+            "next_obs": np.array(self.next_obs, copy=True),
+            "env_state": env_state,
+        }
+
+    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output; the policy and env must match this trainer's config."""
+        if ckpt.get("policy") != self.cfg.policy or ckpt["config"]["env"] != self.cfg.env:
+            raise ValueError(
+                f"checkpoint was trained with policy={ckpt.get('policy')!r} on {ckpt['config']['env']!r}; "
+                f"this run uses policy={self.cfg.policy!r} on {self.cfg.env!r}. Resume with the same "
+                "--policy/--env, or start a new --out directory."
+            )
+        self.agent.load_state_dict(ckpt["agent"])
+        self.opt_pi.load_state_dict(ckpt["opt_pi"])
+        self.opt_v.load_state_dict(ckpt["opt_v"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        self.update_idx, self.global_step = ckpt["update_idx"], ckpt["global_step"]
+        self.episodes = list(ckpt["episodes"])
+        self.ep_ret, self.ep_len = ckpt["ep_ret"].copy(), ckpt["ep_len"].copy()
+        self.next_obs = ckpt["next_obs"].copy()
+        if ckpt["env_state"] is not None and isinstance(self.envs, ThreadedVectorEnv):
+            self.envs.set_state(ckpt["env_state"])
+
+    def save(self, path: str | Path) -> None:
+        """Atomically write a checkpoint (``torch.save`` to a temp file, then rename)."""
+        path = Path(path)
+        tmp = path.with_suffix(".tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+
+    @classmethod
+    def resume(cls, out: str | Path, **overrides: Any) -> Trainer:
+        """Continue the run in ``out`` from ``ckpt_last.pt``; metrics rows after it are dropped and
+        regenerated identically by the deterministic continuation."""
+        out = Path(out)
+        ckpt = torch.load(out / "ckpt_last.pt", weights_only=False)
+        cfg = PPOConfig(**{**ckpt["config"], **overrides})
+        tr = cls(cfg, out)
+        tr.load_state_dict(ckpt)
+        path = out / "metrics.csv"
+        if path.exists():
+            with open(path, newline="") as f:
+                rows = list(csv.reader(f))
+            keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= tr.update_idx]
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "w", newline="") as f:
+                csv.writer(f).writerows(keep)
+            os.replace(tmp, path)
+            tr._columns = rows[0]
+        return tr
+
+    # ---------------------------------------------------------------- loop
+    def train(
+        self, progress: bool = True, max_updates: int | None = None
+    ) -> list[dict[str, float]]:
+        """Run until ``total_steps`` (or ``max_updates`` more updates); returns the metrics rows."""
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        if self.out is not None:
+            self._write_config()
+        rows = []
+        stop = (
+            self.num_updates
+            if max_updates is None
+            else min(self.num_updates, self.update_idx + max_updates)
+        )
+        self.wall0 = time.perf_counter()
+        cols = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*cols, disable=not progress, transient=False) as bar:
+            task = bar.add_task(
+                f"{self.cfg.policy} {self.cfg.env}",
+                total=self.num_updates,
+                completed=self.update_idx,
+                info="",
+            )
+            while self.update_idx < stop:
+                row = self.step()
+                rows.append(row)
+                self._log(row)
+                bar.update(
+                    task,
+                    completed=self.update_idx,
+                    info=(
+                        f"step {self.global_step:,} | {row['sps']:.0f} steps/s | return "
+                        f"{row['ep_return_mean']:.1f} | kl {row['approx_kl']:.4f}"
+                    ),
+                )
+                if self.out is not None and self.update_idx % self.cfg.checkpoint_every == 0:
+                    self.save(self.out / "ckpt_last.pt")
+        if self.out is not None:
+            self.save(self.out / "ckpt_last.pt")
+            if self.update_idx >= self.num_updates:
+                self.save(self.out / "final.pt")
+        return rows
+
+    def close(self) -> None:
+        self.envs.close()
+        if self._tb is not None:
+            self._tb.close()

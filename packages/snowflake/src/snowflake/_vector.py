@@ -1,0 +1,207 @@
+"""Batched stepping of MuJoCo envs on threads (``mujoco.mj_step`` releases the GIL).
+
+Autoreset follows gymnasium's ``SAME_STEP`` mode: a finished env is reset inside ``step``; the
+returned observation is the reset one and ``info["final_obs"][i]`` (object array, mask
+``info["_final_obs"]``) holds the last observation of the finished episode.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium.vector import VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from ._centipede_env import CentipedeEnv, centipede_healthy, centipede_obs, centipede_reward_terms
+
+_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
+
+
+def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit | None:
+    e = env
+    while isinstance(e, gym.Wrapper):
+        if isinstance(e, gym.wrappers.TimeLimit):
+            return e
+        e = e.env
+    return None
+
+
+class ThreadedVectorEnv(VectorEnv):
+    """Vector env stepping ``num_envs`` MuJoCo envs in ``num_threads`` threads of one process.
+
+    For :class:`CentipedeEnv` the physics (``mj_step`` × 5 + ``mj_rnePostConstraint``) runs on the
+    threads and observation, reward and termination are computed batched in numpy; any other env
+    (e.g. ``Ant-v5``) is stepped with its own ``step`` on the threads. Observations ``float64
+    [num_envs, D]``, rewards ``float64 [num_envs]``.
+
+    Args:
+        env_fns: callables returning gymnasium envs (all the same kind).
+        num_threads: worker threads (default: ``min(num_envs, os.cpu_count())``); 1 = no threads.
+    """
+
+    def __init__(
+        self, env_fns: list[Callable[[], gym.Env]], num_threads: int | None = None
+    ) -> None:
+        self.envs = [fn() for fn in env_fns]
+        self.num_envs = len(self.envs)
+        self.single_observation_space = self.envs[0].observation_space
+        self.single_action_space = self.envs[0].action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.metadata = dict(self.envs[0].metadata)
+        self.metadata["autoreset_mode"] = gym.vector.AutoresetMode.SAME_STEP
+        self.spec = self.envs[0].spec
+        self.render_mode = None
+        self.base = [e.unwrapped for e in self.envs]
+        self.fast = all(isinstance(b, CentipedeEnv) for b in self.base)
+        limits = [_time_limit(e) for e in self.envs]
+        self.max_steps = limits[0]._max_episode_steps if limits[0] is not None else None
+        self._elapsed = np.zeros(self.num_envs, np.int64)
+        nt = num_threads or min(self.num_envs, os.cpu_count() or 1)
+        self.num_threads = max(1, min(nt, self.num_envs))
+        bounds = np.linspace(0, self.num_envs, self.num_threads + 1).astype(int)
+        self._chunks = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+        self._pool = ThreadPoolExecutor(self.num_threads) if self.num_threads > 1 else None
+
+    def _map(self, fn: Callable[[int, int], Any]) -> list[Any]:
+        if self._pool is None:
+            return [fn(a, b) for a, b in self._chunks]
+        return [f.result() for f in [self._pool.submit(fn, a, b) for a, b in self._chunks]]
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        seeds = [None] * self.num_envs
+        if isinstance(seed, int):
+            seeds = [seed + i for i in range(self.num_envs)]
+        elif seed is not None:
+            seeds = list(seed)
+        obs, infos = [], {}
+        for i, env in enumerate(self.envs):
+            o, _ = env.reset(seed=seeds[i], options=options)
+            obs.append(o)
+        self._elapsed[:] = 0
+        return np.stack(obs), infos
+
+    def step(self, actions: np.ndarray):
+        actions = np.asarray(actions, dtype=np.float64)
+        if self.fast:
+            obs, rew, term, trunc, infos = self._step_fast(actions)
+        else:
+            obs, rew, term, trunc, infos = self._step_generic(actions)
+        done = term | trunc
+        if done.any():
+            final = np.full(self.num_envs, None, dtype=object)
+            for i in np.nonzero(done)[0]:
+                final[i] = obs[i].copy()
+                obs[i], _ = self.envs[i].reset()
+                self._elapsed[i] = 0
+            infos["final_obs"], infos["_final_obs"] = final, done.copy()
+        return obs, rew, term, trunc, infos
+
+    def _step_generic(self, actions: np.ndarray):
+        out: list[Any] = [None] * self.num_envs
+
+        def work(a: int, b: int) -> None:
+            for i in range(a, b):
+                out[i] = self.envs[i].step(actions[i])
+
+        self._map(work)
+        obs = np.stack([o[0] for o in out])
+        rew = np.array([o[1] for o in out], np.float64)
+        term = np.array([o[2] for o in out], bool)
+        self._elapsed += 1
+        trunc = np.array([o[3] for o in out], bool) & ~term
+        return obs, rew, term, trunc, {}
+
+    def _step_fast(self, actions: np.ndarray):
+        b0 = self.base[0]
+        model, last = b0.model, b0.torso_ids[-1]
+        datas = [b.data for b in self.base]
+        x_before = np.array([d.xpos[last, 0] for d in datas])
+
+        def work(a: int, b: int) -> None:
+            for i in range(a, b):
+                d = datas[i]
+                d.ctrl[:] = actions[i]
+                mujoco.mj_step(model, d, nstep=b0.frame_skip)
+                mujoco.mj_rnePostConstraint(model, d)
+
+        self._map(work)
+        qpos = np.stack([d.qpos for d in datas])
+        qvel = np.stack([d.qvel for d in datas])
+        cfrc = np.stack([d.cfrc_ext for d in datas])
+        torso = np.stack([d.xpos[b0.torso_ids] for d in datas])
+        obs = centipede_obs(qpos, qvel, cfrc)
+        terms = centipede_reward_terms(
+            x_before, torso[:, -1, 0], actions, obs[:, -6 * model.nbody :], b0.n, b0.dt
+        )
+        finite = np.isfinite(qpos).all(1) & np.isfinite(qvel).all(1)
+        term = ~centipede_healthy(torso, finite)
+        self._elapsed += 1
+        trunc = np.zeros(self.num_envs, bool)
+        if self.max_steps is not None:
+            trunc = (self._elapsed >= self.max_steps) & ~term
+        return obs, terms["reward"], term, trunc, {}
+
+    def get_state(self) -> dict[str, Any]:
+        """Physics, RNG and time-limit state of every env (for exact resume)."""
+        phys, rngs, elapsed = [], [], []
+        for env, b in zip(self.envs, self.base):
+            s = np.empty(mujoco.mj_stateSize(b.model, _STATE))
+            mujoco.mj_getState(b.model, b.data, s, _STATE)
+            phys.append(s)
+            rngs.append(b.np_random.bit_generator.state)
+            tl = _time_limit(env)
+            elapsed.append(tl._elapsed_steps if (tl is not None and not self.fast) else None)
+        return {"physics": phys, "rng": rngs, "elapsed": self._elapsed.copy(), "tl": elapsed}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`get_state` output (same env kind and count)."""
+        if len(state["physics"]) != self.num_envs:
+            raise ValueError(
+                f"state has {len(state['physics'])} envs, this vector env has {self.num_envs}."
+            )
+        for i, (env, b) in enumerate(zip(self.envs, self.base)):
+            mujoco.mj_setState(b.model, b.data, np.asarray(state["physics"][i]), _STATE)
+            mujoco.mj_forward(b.model, b.data)
+            b.np_random.bit_generator.state = state["rng"][i]
+            tl = _time_limit(env)
+            if tl is not None and state["tl"][i] is not None:
+                tl._elapsed_steps = state["tl"][i]
+        self._elapsed[:] = state["elapsed"]
+
+    def close_extras(self, **kwargs: Any) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+        for e in self.envs:
+            e.close()
+
+
+def make_vector_env(
+    env: str, num_envs: int, kind: str = "thread", num_threads: int | None = None, **env_kwargs: Any
+) -> VectorEnv:
+    """Vector env of ``num_envs`` copies of ``env`` with ``SAME_STEP`` autoreset.
+
+    ``kind``: ``"thread"`` (:class:`ThreadedVectorEnv`), ``"sync"`` or ``"async"`` (gymnasium's
+    ``SyncVectorEnv`` / ``AsyncVectorEnv``, one process per env).
+    """
+    from ._registry import make_env
+
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
+    make_env(env, disable_env_checker=True).close()  # validate the name early, with a clear error
+    fns = [lambda: make_env(env, disable_env_checker=True, **env_kwargs) for _ in range(num_envs)]
+    same = gym.vector.AutoresetMode.SAME_STEP
+    if kind == "thread":
+        return ThreadedVectorEnv(fns, num_threads)
+    if kind == "sync":
+        return gym.vector.SyncVectorEnv(fns, autoreset_mode=same)
+    if kind == "async":
+        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=same)
+    raise ValueError(f"vector kind must be 'thread', 'sync' or 'async', got {kind!r}.")
