@@ -179,6 +179,9 @@ def select_topk(
     k: int,
     local_window: int = 0,
     sink_tokens: int = 0,
+    *,
+    chunk: int | None = None,
+    num_warps: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k positions per (batch, KV head) by group-summed approximate softmax.
 
@@ -189,6 +192,7 @@ def select_topk(
         k: number of positions to select (``1 <= k <= S``); window and sinks count towards k.
         local_window: the last ``local_window`` valid positions are always selected.
         sink_tokens: the first ``sink_tokens`` positions are always selected.
+        chunk, num_warps: launch overrides for tuning (positions per loop step, warps).
 
     Returns:
         ``idx`` ``(B, Hkv, k)`` int32 selected positions in increasing order (entries may point to
@@ -203,7 +207,7 @@ def select_topk(
     idx = torch.empty(B, Hkv, k, device=dev, dtype=torch.int32)
     alpha = torch.empty(B, Hkv, G, device=dev, dtype=torch.float32)
     keybuf = torch.empty(B, Hkv, S if G > 1 else 1, device=dev, dtype=torch.float32)
-    ch = min(4096 if G == 1 else 2048, max(16, triton.next_power_of_2(S)))
+    ch = min(chunk or (4096 if G == 1 else 2048), max(16, triton.next_power_of_2(S)))
     _select_kernel[(B * Hkv,)](
         logits,
         tile_max,
@@ -222,7 +226,7 @@ def select_topk(
         GP=max(2, triton.next_power_of_2(G)),
         NTP=max(2, triton.next_power_of_2(nt)),
         CH=ch,
-        num_warps=8,
+        num_warps=num_warps or 8,
     )
     return idx, alpha
 

@@ -92,13 +92,20 @@ def _approx_logits_kernel(
     tl.store(l_ptr + stat_off, l, mask=hmask)
 
 
-def _tile_for(S: int, G: int) -> int:
-    # (16, TILE) fp32 accumulator per program: 64 registers per thread at 8 warps.
-    return min(1024, max(16, triton.next_power_of_2(S)))
+def _tile_for(S: int, G: int, rp: int = 16) -> int:
+    # (16, TILE) fp32 accumulator and (RP, TILE) gathered keys per program: ~64 + RP*TILE/512
+    # registers per thread at 8 warps, so the tile shrinks as r grows.
+    return min(1024, 16384 // rp, max(16, triton.next_power_of_2(S)))
 
 
 def approx_logits(
-    K_t: torch.Tensor, comp_idx: torch.Tensor, q_hat: torch.Tensor, seq_lens: torch.Tensor
+    K_t: torch.Tensor,
+    comp_idx: torch.Tensor,
+    q_hat: torch.Tensor,
+    seq_lens: torch.Tensor,
+    *,
+    tile: int | None = None,
+    num_warps: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Approximate SparQ logits over all positions, tiled, with per-tile softmax statistics.
 
@@ -108,6 +115,7 @@ def approx_logits(
         q_hat: ``(B, Hkv, G, r)`` fp32 selected query components already multiplied by the
             temperature-corrected scale ``1/tau``.
         seq_lens: ``(B,)`` int64 live lengths; positions ``>= seq_lens[b]`` get logit ``-inf``.
+        tile, num_warps: launch overrides for tuning (positions per program, warps).
 
     Returns:
         ``logits`` ``(B, Hkv, G, S)`` fp32, ``tile_max`` and ``tile_sum`` ``(B, Hkv, G, NT)`` fp32
@@ -115,7 +123,8 @@ def approx_logits(
     """
     B, Hkv, dh, S = K_t.shape
     G, r = q_hat.shape[2], q_hat.shape[3]
-    tile = _tile_for(S, G)
+    rp = max(16, triton.next_power_of_2(r))
+    tile = tile or _tile_for(S, G, rp)
     nt = triton.cdiv(S, tile)
     dev = K_t.device
     logits = torch.empty(B, Hkv, G, S, device=dev, dtype=torch.float32)
@@ -135,12 +144,12 @@ def approx_logits(
         Hkv,
         DH=dh,
         R=r,
-        RP=max(16, triton.next_power_of_2(r)),
+        RP=rp,
         G=G,
         GP=max(16, triton.next_power_of_2(G)),
         TILE=tile,
         F32DOT=F32DOT,
-        num_warps=8 if tile >= 1024 else 4,
+        num_warps=num_warps or (8 if tile >= 1024 else 4),
     )
     return logits, tmax, tsum
 

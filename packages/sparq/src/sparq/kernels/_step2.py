@@ -153,6 +153,10 @@ def sparse_attention(
     alpha: torch.Tensor | None = None,
     v_mean: torch.Tensor | None = None,
     num_splits: int | None = None,
+    *,
+    block: int | None = None,
+    num_warps: int | None = None,
+    num_stages: int | None = None,
 ) -> torch.Tensor:
     """Exact attention over selected positions with optional mean-value reallocation.
 
@@ -165,6 +169,7 @@ def sparse_attention(
         alpha: ``(B, Hq)`` fp32 captured mass; with ``v_mean`` ``(B, Hkv, dh)`` fp32 the output is
             ``alpha * y + (1 - alpha) * v_mean`` (paper step 3); ``None`` returns ``y``.
         num_splits: override of the number of splits over ``k`` (flash-decoding style).
+        block, num_warps, num_stages: launch overrides for tuning (rows per step, warps, stages).
 
     Returns:
         ``(B, Hq, 1, dh)`` in ``q.dtype``.
@@ -173,7 +178,7 @@ def sparse_attention(
     Hkv, S = K.shape[1], K.shape[2]
     G = Hq // Hkv
     k = idx.shape[-1]
-    bk = 64 if dh <= 128 else 32
+    bk = block or (64 if dh <= 128 else 32)
     ns = num_splits or _num_splits(B * Hkv, k, bk)
     chunk = triton.cdiv(triton.cdiv(k, ns), bk) * bk
     ns = triton.cdiv(k, chunk)
@@ -202,8 +207,8 @@ def sparse_attention(
         GP=max(16, triton.next_power_of_2(G)),
         BK=bk,
         F32DOT=F32DOT,
-        num_warps=4,
-        num_stages=2,
+        num_warps=num_warps or 4,
+        num_stages=num_stages or 2,
     )
     out = torch.empty(B, Hq, 1, dh, device=dev, dtype=q.dtype)
     realloc = alpha is not None and v_mean is not None
