@@ -246,4 +246,5 @@ def morphology_from_env(env) -> Morphology:
     base = getattr(env, "unwrapped", env)
     if isinstance(base, CentipedeEnv):
         return build_morphology(base.model)
-    return build_morphology(base.model, infer_obs_layout(env))
+    layout = infer_obs_layout(env)  # raises TypeError for non-MuJoCo envs
+    return build_morphology(base.model, layout)

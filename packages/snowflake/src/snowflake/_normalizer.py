@@ -44,11 +44,11 @@ class NodeObsNormalizer(nn.Module):
 
     def bind(self, morph: Morphology) -> None:
         """Attach the index maps of ``morph`` (not saved in ``state_dict``)."""
+        types = bind_types(self.type_vocab, morph)
         if morph.feat_dim > self.feat_dim:
             raise ValueError(
                 f"morphology has {morph.feat_dim} features per node, normaliser was built for {self.feat_dim}."
             )
-        types = bind_types(self.type_vocab, morph)
         idx = torch.as_tensor(morph.obs_index)
         mask = idx >= 0
         key_t = torch.zeros(morph.obs_dim, dtype=torch.long)

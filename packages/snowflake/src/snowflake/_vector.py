@@ -151,15 +151,16 @@ class ThreadedVectorEnv(VectorEnv):
 
     def get_state(self) -> dict[str, Any]:
         """Physics, RNG and time-limit state of every env (for exact resume)."""
-        phys, rngs, elapsed = [], [], []
+        phys, rngs, elapsed, xpos = [], [], [], []
         for env, b in zip(self.envs, self.base):
             s = np.empty(mujoco.mj_stateSize(b.model, _STATE))
             mujoco.mj_getState(b.model, b.data, s, _STATE)
             phys.append(s)
+            xpos.append(b.data.xpos.copy())
             rngs.append(b.np_random.bit_generator.state)
             tl = _time_limit(env)
             elapsed.append(tl._elapsed_steps if (tl is not None and not self.fast) else None)
-        return {"physics": phys, "rng": rngs, "elapsed": self._elapsed.copy(), "tl": elapsed}
+        return {"physics": phys, "rng": rngs, "elapsed": self._elapsed.copy(), "tl": elapsed, "xpos": xpos}
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`get_state` output (same env kind and count)."""
@@ -170,6 +171,9 @@ class ThreadedVectorEnv(VectorEnv):
         for i, (env, b) in enumerate(zip(self.envs, self.base)):
             mujoco.mj_setState(b.model, b.data, np.asarray(state["physics"][i]), _STATE)
             mujoco.mj_forward(b.model, b.data)
+            # After mj_step, xpos holds the kinematics of the last substep's start (it is what the
+            # reward's "x before" reads), not of the final qpos: restore it verbatim.
+            b.data.xpos[:] = state["xpos"][i]
             b.np_random.bit_generator.state = state["rng"][i]
             tl = _time_limit(env)
             if tl is not None and state["tl"][i] is not None:

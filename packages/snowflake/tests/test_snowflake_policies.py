@@ -1,0 +1,106 @@
+import gymnasium as gym
+import mujoco
+import numpy as np
+import pytest
+import torch
+
+import snowflake as sf
+
+
+def _morph(n):
+    return sf.build_morphology(mujoco.MjModel.from_xml_string(sf.centipede_xml(n)))
+
+
+def test_gnn_param_count_independent_of_n():
+    counts = {n: sum(p.numel() for p in sf.ActorCritic(_morph(n), "gnn").actor.parameters()) for n in (3, 6, 20, 100)}
+    assert len(set(counts.values())) == 1
+
+
+def test_one_gnn_runs_on_6_and_100():
+    torch.manual_seed(0)
+    agent = sf.ActorCritic(_morph(6), "gnn")
+    for n in (6, 100):
+        m = _morph(n)
+        agent.bind(m)
+        mean, log_std = agent.actor(torch.randn(3, m.obs_dim))
+        assert mean.shape == log_std.shape == (3, sf.num_actuators(n))
+        assert torch.isfinite(mean).all()
+
+
+def test_batched_equals_unbatched():
+    torch.manual_seed(0)
+    m = _morph(20)
+    agent = sf.ActorCritic(m, "gnn")
+    x = torch.randn(5, m.obs_dim)
+    with torch.no_grad():
+        batched, _ = agent.actor(x)
+        single = torch.cat([agent.actor(x[i : i + 1])[0] for i in range(5)])
+    # float32 GEMMs with different batch sizes may round differently; 1e-6 is ~10 ulp at |μ| ≲ 1.
+    assert float((batched - single).abs().max()) <= 1e-6
+
+
+def test_log_std_shared_per_actuator_type():
+    m = _morph(8)
+    agent = sf.ActorCritic(m, "gnn")
+    with torch.no_grad():
+        agent.actor.log_std.copy_(torch.arange(len(m.type_names), dtype=torch.float32))
+        _, log_std = agent.actor(torch.zeros(1, m.obs_dim))
+    np.testing.assert_array_equal(log_std[0].numpy(), m.act_type.astype(np.float32))
+
+
+def test_mlp_actor_pads_across_sizes():
+    agent = sf.ActorCritic(_morph(6), "mlp")
+    m = _morph(8)
+    agent.bind(m)
+    mean, _ = agent.actor(torch.randn(2, m.obs_dim))
+    assert mean.shape == (2, sf.num_actuators(8))
+
+
+def test_normaliser_is_per_type_and_transfers():
+    env = gym.make("Centipede-6-v0")
+    m6 = sf.morphology_from_env(env)
+    norm = sf.NodeObsNormalizer(m6.type_names, m6.feat_dim)
+    norm.bind(m6)
+    obs = []
+    o, _ = env.reset(seed=0)
+    env.action_space.seed(0)
+    for _ in range(40):
+        o, _, term, _, _ = env.step(env.action_space.sample())
+        obs.append(o)
+        if term:
+            o, _ = env.reset()
+    x = torch.as_tensor(np.stack(obs))
+    norm.update(x[:20])
+    norm.update(x[20:])
+    # Two merged batches equal one pass over all data (Chan et al. parallel variance).
+    ref = sf.NodeObsNormalizer(m6.type_names, m6.feat_dim)
+    ref.bind(m6)
+    ref.update(x)
+    # float64 statistics; the merge formula differs from one pass only by rounding (~1e-12 relative).
+    assert torch.allclose(norm.mean, ref.mean, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(norm.var, ref.var, rtol=1e-9, atol=1e-12)
+    # The root's qpos z slot is seen once per sample: its mean is the plain sample mean.
+    assert float(norm.mean[0, 0]) == pytest.approx(float(x[:, 0].double().mean()), rel=1e-9)
+    m20 = _morph(20)
+    norm.bind(m20)
+    y = norm.normalize(torch.randn(4, m20.obs_dim, dtype=torch.float64))
+    assert y.shape == (4, m20.obs_dim) and torch.isfinite(y).all()
+    env.close()
+
+
+def test_unknown_node_types_are_rejected():
+    ant = gym.make("Ant-v5")
+    agent = sf.ActorCritic(_morph(6), "gnn")
+    with pytest.raises(ValueError, match="unknown to this model"):
+        agent.bind(sf.morphology_from_env(ant))
+    ant.close()
+
+
+def test_freeze_presets():
+    assert sf.FreezeSpec.preset("snowflake").frozen == ("encoder", "message", "decoder")
+    assert sf.FreezeSpec.preset("nervenet").frozen == ()
+    assert sf.FreezeSpec.preset("mlp").actor == "mlp"
+    with pytest.raises(ValueError, match="unknown policy preset"):
+        sf.FreezeSpec.preset("amorpheus")
+    with pytest.raises(ValueError, match="unknown freeze groups"):
+        sf.FreezeSpec("gnn", ("gru",))

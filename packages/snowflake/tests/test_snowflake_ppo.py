@@ -1,0 +1,104 @@
+import csv
+
+import pytest
+import torch
+
+import snowflake as sf
+
+
+def test_gae_hand_computed():
+    # γ = 0.9, λ = 0.8 (γλ = 0.72); truncation at t = 1 (bootstraps from V(final) = 2.0),
+    # termination at t = 3 (its next value 7.0 must be ignored).
+    r = torch.ones(5, 1)
+    v = torch.tensor([[0.5], [0.4], [0.3], [0.2], [0.1]])
+    nv = torch.tensor([[0.4], [2.0], [0.2], [7.0], [0.6]])
+    term = torch.tensor([[0], [0], [0], [1], [0]], dtype=torch.bool)
+    trunc = torch.tensor([[0], [1], [0], [0], [0]], dtype=torch.bool)
+    adv, ret = sf.compute_gae(r, v, nv, term, trunc, 0.9, 0.8)
+    # By hand: δ4 = 1 + .9·.6 − .1 = 1.44; δ3 = 1 − .2 = .8; δ2 = 1 + .9·.2 − .3 = .88 → A2 = .88 + .72·.8;
+    # δ1 = 1 + .9·2 − .4 = 2.4; δ0 = 1 + .9·.4 − .5 = .86 → A0 = .86 + .72·2.4.
+    expected = torch.tensor([[2.588], [2.4], [1.456], [0.8], [1.44]])
+    # float32 arithmetic on O(1) values: 1e-6 absolute is a few ulp.
+    assert torch.allclose(adv, expected, rtol=0, atol=1e-6)
+    assert torch.allclose(ret, expected + v, rtol=0, atol=1e-6)
+
+
+def _snapshot(agent):
+    return {n: p.detach().clone() for n, p in agent.named_parameters()}
+
+
+@pytest.mark.parametrize("policy", ["snowflake", "nervenet"])
+def test_freezing_after_three_updates(tiny_cfg, policy):
+    tr = sf.Trainer(tiny_cfg(policy, updates=3))
+    init = _snapshot(tr.agent)
+    rows = tr.train(progress=False)
+    assert len(rows) == 3
+    frozen = set(sf.FreezeSpec.preset(policy).frozen)
+    for name, p in tr.agent.named_parameters():
+        group = tr.agent.param_group(name)
+        if group in frozen:
+            assert torch.equal(p, init[name]), name
+            assert not p.requires_grad
+        else:
+            assert not torch.equal(p, init[name]), name
+    in_opt = {id(p) for opt in (tr.opt_pi, tr.opt_v) for g in opt.param_groups for p in g["params"]}
+    for name, p in tr.agent.named_parameters():
+        assert (id(p) in in_opt) == (tr.agent.param_group(name) not in frozen)
+    assert rows[0]["clip_frac_first"] == 0.0  # ratio is exactly 1 on the first minibatch
+    for g in frozen:
+        assert rows[-1][f"update_norm/{g}"] == 0.0
+    tr.close()
+
+
+def test_checkpoint_roundtrip(tiny_cfg, tmp_path):
+    tr = sf.Trainer(tiny_cfg("snowflake", updates=1), tmp_path)
+    tr.train(progress=False)
+    tr.close()
+    ckpt = torch.load(tmp_path / "final.pt", weights_only=False)
+    tr2 = sf.Trainer(tiny_cfg("snowflake", updates=1))
+    tr2.load_state_dict(ckpt)
+    for (n, a), b in zip(tr.agent.state_dict().items(), tr2.agent.state_dict().values()):
+        assert torch.equal(a, b), n
+    assert tr2.opt_pi.state_dict()["state"].keys() == tr.opt_pi.state_dict()["state"].keys()
+    tr2.close()
+    bad = sf.Trainer(tiny_cfg("mlp", updates=1))
+    with pytest.raises(ValueError, match="policy='snowflake'"):
+        bad.load_state_dict(ckpt)
+    bad.close()
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_resume_equals_uninterrupted(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("snowflake", updates=4, checkpoint_every=2, num_threads=2)
+    full = sf.Trainer(cfg, tmp_path / "full")
+    full.train(progress=False)
+    full.close()
+    part = sf.Trainer(cfg, tmp_path / "part")
+    part.train(progress=False, max_updates=2)  # checkpoint at update 2
+    saved = (tmp_path / "part" / "ckpt_last.pt").read_bytes()
+    part.train(progress=False, max_updates=1)  # row 3 logged ...
+    part.close()
+    (tmp_path / "part" / "ckpt_last.pt").write_bytes(saved)  # ... then "killed" before its checkpoint
+    resumed = sf.Trainer.resume(tmp_path / "part")
+    assert resumed.update_idx == 2
+    resumed.train(progress=False)
+    resumed.close()
+    for (n, a), b in zip(full.agent.state_dict().items(), resumed.agent.state_dict().values()):
+        assert torch.equal(a, b), n
+    ra, rb = _rows(tmp_path / "full" / "metrics.csv"), _rows(tmp_path / "part" / "metrics.csv")
+    assert [r["update"] for r in rb] == ["1", "2", "3", "4"]
+    for x, y in zip(ra, rb):
+        assert x["ep_return_mean"] == y["ep_return_mean"] and x["approx_kl"] == y["approx_kl"]
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="divisible"):
+        sf.PPOConfig(num_envs=3)
+    cfg = sf.PPOConfig.preset("cleanrl", num_envs=2, total_steps=8192)
+    assert cfg.clip == 0.2 and cfg.rollout_steps == 4096 and cfg.minibatch_size == 128
+    with pytest.raises(ValueError, match="unknown config keys"):
+        sf.PPOConfig.preset("snowflake", batch=3)
