@@ -14,8 +14,9 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 PACKAGES = ["unit-scaling", "u-mup", "fp8-scaling", "sparq", "snowflake", "solvitaire"]
 
@@ -59,8 +60,19 @@ def main() -> int:
             # Only our own wheels are offered through --find-links; the sibling constraint
             # (e.g. unit-scaling>=0.1,<0.2) is not met by the unrelated project of the same name
             # on the index, so it can only resolve to the local wheel (checked below).
-            sh(["uv", "pip", "install", "--quiet", "--python", py, "--find-links", str(args.dist),
-                str(wheel_for(args.dist, name))])
+            sh(
+                [
+                    "uv",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--python",
+                    py,
+                    "--find-links",
+                    str(args.dist),
+                    str(wheel_for(args.dist, name)),
+                ]
+            )
             check = (
                 f"import {mod}, importlib.metadata as md; "
                 f"assert {mod}.__version__ == md.version('{name}'), {mod}.__version__; "
@@ -68,15 +80,24 @@ def main() -> int:
             )
             sh([py, "-c", check], cwd=workdir)
             if name == "u-mup":
-                sh([py, "-c", "import unit_scaling, importlib.metadata as md; "
-                    "v = md.version('unit-scaling'); assert v.startswith('0.1.'), v; "
-                    "import unit_scaling.functional"], cwd=workdir)
+                sh(
+                    [
+                        py,
+                        "-c",
+                        "import unit_scaling, importlib.metadata as md; "
+                        "v = md.version('unit-scaling'); assert v.startswith('0.1.'), v; "
+                        "import unit_scaling.functional",
+                    ],
+                    cwd=workdir,
+                )
             for script in meta["project"].get("scripts", {}):
                 sh([str(venv / "bin" / script), "--help"], cwd=workdir, stdout=subprocess.DEVNULL)
             code = quickstart(args.root / "packages" / name / "README.md")
             if code:
                 (workdir / "quickstart.py").write_text(code)
-                env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_"))}
+                env = {
+                    k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_"))
+                }
                 env["MPLBACKEND"] = "Agg"
                 sh([py, "quickstart.py"], cwd=workdir, env=env)
         except subprocess.CalledProcessError as exc:

@@ -5,7 +5,7 @@ import pytest
 
 from monobench import Measure
 from monobench._compare import compare_runs, render_comparison
-from monobench._report import case_id, derive, render_markdown
+from monobench._report import case_id, derive
 from monobench._runner import run_package, write_run
 from monobench._schema import BenchFileError, load_run
 from monobench._timing import Timing, summarize, time_callable
@@ -54,8 +54,14 @@ def test_summarize_statistics():
 
 
 def test_derive_ratio_and_roofline_arithmetic():
-    m = Measure(candidate=lambda: None, baseline=lambda: None, bytes=2e9, flops=4e12,
-                peak_bytes_per_s=4e9, peak_flops=1e13)
+    m = Measure(
+        candidate=lambda: None,
+        baseline=lambda: None,
+        bytes=2e9,
+        flops=4e12,
+        peak_bytes_per_s=4e9,
+        peak_flops=1e13,
+    )
     cand = Timing(0.5, 0.0, 0.5, 0.5, 3)
     base = Timing(2.0, 0.0, 2.0, 2.0, 3)
     d = derive(m, cand, base)
@@ -133,8 +139,21 @@ def test_cli_errors_are_one_line(workspace, tmp_path, capsys):
 
 def test_cli_run_writes_files_and_reports_failures(workspace, tmp_path, capsys):
     out = tmp_path / "res"
-    rc = main(["--root", str(workspace), "run", "--package", "demo-pkg", "--repeats", "2",
-               "--warmup", "0", "--out", str(out)])
+    rc = main(
+        [
+            "--root",
+            str(workspace),
+            "run",
+            "--package",
+            "demo-pkg",
+            "--repeats",
+            "2",
+            "--warmup",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 1  # the 'broken' case failed, but everything else was written
     files = sorted(p.suffix for p in out.iterdir())
     assert files == [".json", ".md"]

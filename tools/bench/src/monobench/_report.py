@@ -21,9 +21,10 @@ def case_id(name: str, params: dict[str, Any]) -> str:
 def derive(m: Measure, cand: Timing, base: Timing | None) -> dict[str, Any]:
     """Speed-up, achieved throughput and roofline fraction for one measured point.
 
-    ``speedup = baseline_median / candidate_median``; ``achieved_gb_s = bytes / candidate_median / 1e9``;
-    ``achieved_tflop_s = flops / candidate_median / 1e12``; the roofline fraction is the achieved rate
-    over the peak given in the :class:`Measure` (bandwidth or FLOP/s; the larger fraction when both).
+    ``speedup = baseline_median / candidate_median``;
+    ``achieved_gb_s = bytes / candidate_median / 1e9``;
+    ``achieved_tflop_s = flops / candidate_median / 1e12``; the roofline fraction is the achieved
+    rate over the peak given in the :class:`Measure` (bandwidth or FLOP/s; the larger if both).
     """
     base_s = base.median_s if base is not None else m.baseline_seconds
     if base_s is None:
@@ -92,7 +93,9 @@ def render_markdown(run: dict[str, Any]) -> str:
     if extras:
         lines += ["", "Extra measurements:", ""]
         for r in extras:
-            lines.append(f"- `{r['id']}`: " + ", ".join(f"{k}={_short(v)}" for k, v in r["extra"].items()))
+            lines.append(
+                f"- `{r['id']}`: " + ", ".join(f"{k}={_short(v)}" for k, v in r["extra"].items())
+            )
     return "\n".join(lines) + "\n"
 
 

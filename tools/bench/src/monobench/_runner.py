@@ -107,7 +107,9 @@ def run_package(
     pts = _points(cases, device, quick, only)
     if only is not None and not pts:
         names = sorted({c.name for c in cases})
-        raise BenchError(f"no case named {only!r} for {device}; cases: {', '.join(names) or 'none'}")
+        raise BenchError(
+            f"no case named {only!r} for {device}; cases: {', '.join(names) or 'none'}"
+        )
     if on_start:
         on_start(len(pts))
     results = []

@@ -64,7 +64,7 @@ class BenchFileError(ValueError):
 
 
 def validate_run(run: Any, source: str = "<run>") -> dict[str, Any]:
-    """Validate a decoded run against :data:`SCHEMA`; raise :class:`BenchFileError` naming the field."""
+    """Validate a decoded run against :data:`SCHEMA`; :class:`BenchFileError` names the field."""
     try:
         jsonschema.validate(run, SCHEMA)
     except jsonschema.ValidationError as exc:

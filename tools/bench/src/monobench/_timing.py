@@ -69,7 +69,9 @@ def time_callable(
     If ``min_time_s`` is set, repetitions continue until that much time has been spent.
     """
     if warmup < 0 or repeats < 1:
-        raise ValueError(f"need warmup >= 0 and repeats >= 1, got warmup={warmup} repeats={repeats}")
+        raise ValueError(
+            f"need warmup >= 0 and repeats >= 1, got warmup={warmup} repeats={repeats}"
+        )
     sync = _cuda_sync(device)
     for _ in range(warmup):
         fn()

@@ -1,8 +1,8 @@
 """``bench``: the workspace benchmark command line.
 
-    bench list [--package X]
-    bench run --package X [--package Y ...] [--device cpu|cuda] [--quick] [--case NAME] [--out DIR]
-    bench compare A.json B.json
+bench list [--package X]
+bench run --package X [--package Y ...] [--device cpu|cuda] [--quick] [--case NAME] [--out DIR]
+bench compare A.json B.json
 """
 
 from __future__ import annotations
@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 
 from monobench._compare import compare_runs, render_comparison
-from monobench._runner import BenchError, discover, find_root, known_packages, run_package, write_run
+from monobench._runner import (
+    BenchError,
+    discover,
+    find_root,
+    known_packages,
+    run_package,
+    write_run,
+)
 from monobench._schema import BenchFileError, load_run
 
 __all__ = ["main"]
@@ -20,7 +27,9 @@ __all__ = ["main"]
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench", description="Run and compare workspace benchmarks.")
-    p.add_argument("--root", type=Path, default=None, help="workspace root (default: search upward)")
+    p.add_argument(
+        "--root", type=Path, default=None, help="workspace root (default: search upward)"
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     ls = sub.add_parser("list", help="list packages and their benchmark cases")
     ls.add_argument("--package", action="append", default=None)
@@ -47,7 +56,9 @@ def _run(args: argparse.Namespace, root: Path) -> int:
     pkgs = known_packages(root) if args.package == ["all"] else args.package
     for name in pkgs:
         if name not in known_packages(root):
-            raise BenchError(f"unknown package {name!r}; choose one of: {', '.join(known_packages(root))}")
+            raise BenchError(
+                f"unknown package {name!r}; choose one of: {', '.join(known_packages(root))}"
+            )
     failed = 0
     for name in pkgs:
         run = _run_one(args, root, name)
@@ -67,8 +78,13 @@ def _run_one(args: argparse.Namespace, root: Path, name: str) -> dict:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     except ImportError:  # pragma: no cover - rich is a dependency
         return run_package(
-            root, name, device=args.device, quick=args.quick, only=args.case,
-            warmup=args.warmup, repeats=args.repeats,
+            root,
+            name,
+            device=args.device,
+            quick=args.quick,
+            only=args.case,
+            warmup=args.warmup,
+            repeats=args.repeats,
             progress=lambda rid: print(f"[{name}] {rid}", file=sys.stderr),
         )
     with Progress(
@@ -91,8 +107,15 @@ def _run_one(args: argparse.Namespace, root: Path, name: str) -> dict:
             bar.update(task, current=rid)
 
         run = run_package(
-            root, name, device=args.device, quick=args.quick, only=args.case,
-            warmup=args.warmup, repeats=args.repeats, progress=step, on_start=start,
+            root,
+            name,
+            device=args.device,
+            quick=args.quick,
+            only=args.case,
+            warmup=args.warmup,
+            repeats=args.repeats,
+            progress=step,
+            on_start=start,
         )
         bar.update(task, completed=len(run["results"]), current="done")
     return run
