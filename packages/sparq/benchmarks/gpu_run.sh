@@ -9,6 +9,11 @@ OUT=${OUT:-/tmp/sparq_out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 DEVICE=${DEVICE:-cuda}
+# the harness validates its JSON with jsonschema; install carried wheels when it is missing
+if ! python3 -c "import jsonschema" 2>/dev/null && [ -d .sparq_whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/sparq_site .sparq_whl/*.whl \
+    && export PYTHONPATH=/tmp/sparq_site:${PYTHONPATH:-}
+fi
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv 2>/dev/null | tee "$OUT/env.txt"
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$OUT/env.txt"
 if [ "${SMOKE:-0}" = "1" ]; then

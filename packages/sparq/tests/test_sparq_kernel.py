@@ -111,10 +111,16 @@ def test_approx_logits_matches_reference(B, Hq, Hkv, S, dh, r):
 
 
 @pytest.mark.parametrize(
-    ("B", "Hkv", "G", "S", "k", "window", "sinks"),
-    [(2, 2, 1, 77, 13, 3, 2), (3, 1, 4, 300, 40, 0, 0), (2, 2, 2, 50, 50, 5, 1)],
+    ("B", "Hkv", "G", "S", "k", "window", "sinks", "chunked"),
+    [
+        (2, 2, 1, 77, 13, 3, 2, False),
+        (3, 1, 4, 300, 40, 0, 0, False),
+        (2, 2, 2, 50, 50, 5, 1, False),
+        (2, 2, 1, 77, 13, 3, 2, True),  # the long-row (radix-16, key scratch) path
+        (1, 2, 3, 150, 20, 2, 1, True),
+    ],
 )
-def test_select_topk_matches_reference(B, Hkv, G, S, k, window, sinks):
+def test_select_topk_matches_reference(B, Hkv, G, S, k, window, sinks, chunked):
     g = torch.Generator().manual_seed(S)
     logits = torch.randn(B, Hkv, G, S, generator=g).to(DEVICE) * 3
     lens = _lens(B, S)
@@ -124,7 +130,9 @@ def test_select_topk_matches_reference(B, Hkv, G, S, k, window, sinks):
     t = logits.reshape(B, Hkv, G, -1, 1) if S % 32 else logits.reshape(B, Hkv, G, S // 32, 32)
     tmax = t.amax(-1)
     tsum = (t - tmax.nan_to_num(neginf=0)[..., None]).exp().sum(-1)
-    idx, alpha = select_topk(logits, tmax, tsum, lens, k, window, sinks)
+    idx, alpha = select_topk(
+        logits, tmax, tsum, lens, k, window, sinks, chunk=64, force_chunked=chunked
+    )
     _, ralpha, key = select_topk_reference(logits, lens, k, window, sinks)
     assert idx.shape == (B, Hkv, k)
     assert torch.all(idx[..., 1:] > idx[..., :-1]), "indices sorted and distinct"

@@ -7,11 +7,16 @@ global max ``M_h`` and normaliser ``Z_h`` of every query head, forms the selecti
 
 (for a single head the logit itself, which orders positions identically), forces the local window
 and the sink tokens to ``+inf`` and invalid positions to ``-inf``, and finds the exact k-th largest
-key with a 4-pass radix select (8 bits per pass, histograms over order-preserving integer keys).
-A final pass compacts the winners in increasing position order (ties at the threshold go to the
-lowest positions) and accumulates ``alpha_h = sum_{selected} exp(logit_h - M_h) / Z_h``.
+key ``T`` over order-preserving int32 images of the keys:
 
-No per-position data leave the program except the k selected indices.
+* rows of up to ``REG_MAX`` positions stay in registers and ``T`` is built bit by bit (32
+  compare-and-count rounds, no memory traffic);
+* longer rows use a radix-16 search: each of 8 passes over an int32 key scratch (L2-resident)
+  counts the keys above 16 candidate thresholds at once.
+
+A final pass compacts the winners in increasing position order (ties at ``T`` go to the lowest
+positions, as in the reference's stable sort) and accumulates
+``alpha_h = sum_{selected} exp(logit_h - M_h) / Z_h``.
 """
 
 from __future__ import annotations
@@ -22,153 +27,151 @@ import triton.language as tl
 
 __all__ = ["select_topk", "select_topk_reference"]
 
+REG_MAX = 16384
+_INT_MIN = -2147483648
+
 
 @triton.jit
-def _ordered_key(x):
-    """fp32 -> int64 in [0, 2^32) with the same order (-inf smallest, +inf largest)."""
+def _ordered(x):
+    """fp32 -> int32 with the same (signed) order: -inf < ... < -0 < +0 < ... < +inf."""
     i = x.to(tl.int32, bitcast=True)
-    i = tl.where(i < 0, i ^ 0x7FFFFFFF, i)
-    return i.to(tl.int64) + 2147483648
+    return tl.where(i < 0, i ^ 0x7FFFFFFF, i)
 
 
 @triton.jit
-def _chunk_key(
-    logit_row,
-    key_row,
-    cols,
-    heads,
-    M,
-    inv_z,
-    seq_len,
-    S,
-    window,
-    sinks,
-    G: tl.constexpr,
-    FROM_LOGITS: tl.constexpr,
-):
+def _global_stats(m_ptr, l_ptr, bh, NT, G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr):
+    heads = tl.arange(0, GP)
+    t = tl.arange(0, NTP)
+    soff = bh * G * NT + heads[:, None] * NT + t[None, :]
+    smask = (heads[:, None] < G) & (t[None, :] < NT)
+    tm = tl.load(m_ptr + soff, mask=smask, other=float("-inf"))
+    ts = tl.load(l_ptr + soff, mask=smask, other=0.0)
+    M = tl.max(tm, axis=1)
+    M = tl.where(float("-inf") == M, 0.0, M)
+    Z = tl.sum(ts * tl.exp(tm - M[:, None]), axis=1)
+    inv_z = tl.where(Z > 0, 1.0 / tl.maximum(Z, 1e-30), 0.0)
+    return M, inv_z
+
+
+@triton.jit
+def _head_scalar(vec, heads, h):
+    return tl.sum(tl.where(heads == h, vec, 0.0), axis=0)
+
+
+@triton.jit
+def _keys(logit_row, cols, heads, M, inv_z, seq_len, S, window, sinks, G: tl.constexpr):
+    """Ordered int32 selection keys of positions ``cols`` (INT_MIN beyond S)."""
     inb = cols < S
     if G == 1:
         key = tl.load(logit_row + cols, mask=inb, other=float("-inf"))
-    elif FROM_LOGITS:
-        hmask = heads < G
-        lg = tl.load(
-            logit_row + heads[:, None].to(tl.int64) * S + cols[None, :],
-            mask=hmask[:, None] & inb[None, :],
-            other=float("-inf"),
-        )
-        p = tl.exp(lg - M[:, None]) * inv_z[:, None]
-        key = tl.sum(tl.where(hmask[:, None], p, 0.0), axis=0)
     else:
-        key = tl.load(key_row + cols, mask=inb, other=float("-inf"))
+        key = tl.zeros(cols.shape, tl.float32)
+        for h in tl.static_range(G):
+            lg = tl.load(logit_row + h * S + cols, mask=inb, other=float("-inf"))
+            key += tl.exp(lg - _head_scalar(M, heads, h)) * _head_scalar(inv_z, heads, h)
     valid = cols < seq_len
     forced = valid & ((cols < sinks) | (cols >= seq_len - window))
     key = tl.where(forced, float("inf"), key)
     key = tl.where(valid, key, float("-inf"))
-    return key
+    return tl.where(inb, _ordered(key), -2147483648)
 
 
 @triton.jit
-def _select_kernel(
-    logit_ptr,  # (BH, G, S) fp32
-    m_ptr,  # (BH, G, NT)
-    l_ptr,  # (BH, G, NT)
-    lens_ptr,  # (B,) int64
-    keybuf_ptr,  # (BH, S) fp32 scratch (used when G > 1)
-    out_idx_ptr,  # (BH, K) int32
-    alpha_ptr,  # (BH, G) fp32
-    S,
-    NT,
-    HKV,
-    K,
-    window,
-    sinks,
+def _emit(
+    u, T, need, cols, carry_sel, carry_eq, out_row, logit_row, alpha, heads, M, inv_z, S,
     G: tl.constexpr,
-    GP: tl.constexpr,
-    NTP: tl.constexpr,
-    CH: tl.constexpr,
-):
+):  # fmt: skip
+    """Compact one block of winners (in position order) and add their mass to alpha."""
+    gt = u > T
+    eq = (u == T).to(tl.int32)
+    eq_rank = tl.cumsum(eq, axis=0) - eq + carry_eq
+    sel = gt | ((eq == 1) & (eq_rank < need))
+    sel_i = sel.to(tl.int32)
+    pos = tl.cumsum(sel_i, axis=0) - sel_i + carry_sel
+    tl.store(out_row + pos, cols, mask=sel)
+    for h in tl.static_range(G):
+        lg = tl.load(logit_row + h * S + cols, mask=sel, other=float("-inf"))
+        p = tl.exp(lg - _head_scalar(M, heads, h)) * _head_scalar(inv_z, heads, h)
+        alpha += tl.where(heads == h, tl.sum(tl.where(sel, p, 0.0), axis=0), 0.0)
+    return carry_sel + tl.sum(sel_i, axis=0), carry_eq + tl.sum(eq, axis=0), alpha
+
+
+@triton.jit
+def _select_reg_kernel(
+    logit_ptr, m_ptr, l_ptr, lens_ptr, out_idx_ptr, alpha_ptr, S, NT, HKV, K, window, sinks,
+    G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
-    b = bh // HKV
-    seq_len = tl.load(lens_ptr + b)
+    seq_len = tl.load(lens_ptr + bh // HKV)
     heads = tl.arange(0, GP)
-    hmask = heads < G
-
-    # ---- global softmax statistics per head from the tile statistics
-    t = tl.arange(0, NTP)
-    soff = bh * G * NT + heads[:, None] * NT + t[None, :]
-    smask = hmask[:, None] & (t[None, :] < NT)
-    tm = tl.load(m_ptr + soff, mask=smask, other=float("-inf"))
-    tsum = tl.load(l_ptr + soff, mask=smask, other=0.0)
-    M = tl.max(tm, axis=1)
-    M = tl.where(float("-inf") == M, 0.0, M)
-    Z = tl.sum(tsum * tl.exp(tm - M[:, None]), axis=1)
-    inv_z = tl.where(Z > 0, 1.0 / tl.maximum(Z, 1e-30), 0.0)
-
+    M, inv_z = _global_stats(m_ptr, l_ptr, bh, NT, G, GP, NTP)
     logit_row = logit_ptr + bh * G * S
-    key_row = keybuf_ptr + bh * S
-    offs = tl.arange(0, CH)
-
-    # ---- pass 0 (G > 1): materialise the group-summed key once (read back from L2 later)
-    if G > 1:
-        for start in range(0, S, CH):
-            cols = start + offs
-            key = _chunk_key(
-                logit_row, key_row, cols, heads, M, inv_z, seq_len, S, window, sinks, G, True
-            )
-            tl.store(key_row + cols, key, mask=cols < S)
-
-    # ---- radix select of the K-th largest ordered key, 8 bits per pass from the top
-    bins = tl.arange(0, 512)
+    cols = tl.arange(0, BLOCK)
+    u = _keys(logit_row, cols, heads, M, inv_z, seq_len, S, window, sinks, G)
+    # T = largest t with count(u >= t) >= K, built from the most significant bit down
     prefix = tl.zeros((), tl.int64)
-    need = K
-    for p in tl.static_range(4):
-        shift = 24 - 8 * p
-        hist = tl.zeros((512,), tl.int32)
+    for b in tl.static_range(31, -1, -1):
+        cand = prefix | (1 << b)
+        cnt = tl.sum((u >= (cand - 2147483648).to(tl.int32)).to(tl.int32), axis=0)
+        prefix = tl.where(cnt >= K, cand, prefix)
+    T = (prefix - 2147483648).to(tl.int32)
+    need = K - tl.sum((u > T).to(tl.int32), axis=0)
+    zero = tl.zeros((), tl.int32)
+    alpha = tl.zeros((GP,), tl.float32)
+    _, _, alpha = _emit(
+        u, T, need, cols, zero, zero, out_idx_ptr + bh * K, logit_row, alpha, heads, M, inv_z,
+        S, G,
+    )  # fmt: skip
+    tl.store(alpha_ptr + bh * G + heads, alpha, mask=heads < G)
+
+
+@triton.jit
+def _select_chunk_kernel(
+    logit_ptr, m_ptr, l_ptr, lens_ptr, key_ptr, out_idx_ptr, alpha_ptr, S, NT, HKV, K, window,
+    sinks, G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr, CH: tl.constexpr,
+):  # fmt: skip
+    bh = tl.program_id(0).to(tl.int64)
+    seq_len = tl.load(lens_ptr + bh // HKV)
+    heads = tl.arange(0, GP)
+    M, inv_z = _global_stats(m_ptr, l_ptr, bh, NT, G, GP, NTP)
+    logit_row = logit_ptr + bh * G * S
+    key_row = key_ptr + bh * S
+    offs = tl.arange(0, CH)
+    for start in range(0, S, CH):
+        cols = start + offs
+        u = _keys(logit_row, cols, heads, M, inv_z, seq_len, S, window, sinks, G)
+        tl.store(key_row + cols, u, mask=cols < S)
+    # radix-16 search: 4 bits of T per pass, 16 candidate thresholds counted at once
+    j = tl.arange(0, 16).to(tl.int64)
+    prefix = tl.zeros((), tl.int64)
+    for p in tl.static_range(8):
+        cand = prefix + (j << (28 - 4 * p))
+        cand_s = (cand - 2147483648).to(tl.int32)
+        cnt = tl.zeros((16,), tl.int32)
         for start in range(0, S, CH):
             cols = start + offs
-            key = _chunk_key(
-                logit_row, key_row, cols, heads, M, inv_z, seq_len, S, window, sinks, G, False
-            )
-            u = _ordered_key(key)
-            match = ((u >> (shift + 8)) == (prefix >> (shift + 8))) & (cols < S)
-            digit = ((u >> shift) & 255).to(tl.int32)
-            hist += tl.histogram(tl.where(match, digit, 256), 512)
-        hist = tl.where(bins < 256, hist, 0)
-        total = tl.sum(hist, axis=0)
-        cnt_ge = total - tl.cumsum(hist, axis=0) + hist  # matches with digit >= d
-        dstar = tl.max(tl.where((cnt_ge >= need) & (bins < 256), bins, -1), axis=0)
-        cnt_gt = tl.sum(tl.where(bins > dstar, hist, 0), axis=0)
-        need = need - cnt_gt
-        prefix = prefix | (dstar.to(tl.int64) << shift)
-
-    # ---- compaction in position order + alpha
-    sel_carry = tl.zeros((), tl.int32)
-    eq_carry = tl.zeros((), tl.int32)
+            u = tl.load(key_row + cols, mask=cols < S, other=-2147483648)
+            cnt += tl.sum((u[:, None] >= cand_s[None, :]).to(tl.int32), axis=0)
+        jstar = tl.max(tl.where(cnt >= K, j, 0), axis=0)
+        prefix = prefix + (jstar << (28 - 4 * p))
+    T = (prefix - 2147483648).to(tl.int32)
+    n_gt = tl.zeros((), tl.int32)
+    for start in range(0, S, CH):
+        cols = start + offs
+        u = tl.load(key_row + cols, mask=cols < S, other=-2147483648)
+        n_gt += tl.sum((u > T).to(tl.int32), axis=0)
+    need = K - n_gt
+    carry_sel = tl.zeros((), tl.int32)
+    carry_eq = tl.zeros((), tl.int32)
     alpha = tl.zeros((GP,), tl.float32)
     for start in range(0, S, CH):
         cols = start + offs
-        inb = cols < S
-        key = _chunk_key(
-            logit_row, key_row, cols, heads, M, inv_z, seq_len, S, window, sinks, G, False
-        )
-        u = _ordered_key(key)
-        gt = (u > prefix) & inb
-        eq = ((u == prefix) & inb).to(tl.int32)
-        eq_rank = tl.cumsum(eq, axis=0) - eq + eq_carry
-        sel = gt | ((eq == 1) & (eq_rank < need))
-        sel_i = sel.to(tl.int32)
-        pos = tl.cumsum(sel_i, axis=0) - sel_i + sel_carry
-        tl.store(out_idx_ptr + bh * K + pos, cols, mask=sel)
-        eq_carry += tl.sum(eq, axis=0)
-        sel_carry += tl.sum(sel_i, axis=0)
-        lg = tl.load(
-            logit_row + heads[:, None].to(tl.int64) * S + cols[None, :],
-            mask=hmask[:, None] & sel[None, :],
-            other=float("-inf"),
-        )
-        pr = tl.exp(lg - M[:, None]) * inv_z[:, None]
-        alpha += tl.sum(tl.where(sel[None, :] & hmask[:, None], pr, 0.0), axis=1)
-    tl.store(alpha_ptr + bh * G + heads, alpha, mask=hmask)
+        u = tl.load(key_row + cols, mask=cols < S, other=-2147483648)
+        carry_sel, carry_eq, alpha = _emit(
+            u, T, need, cols, carry_sel, carry_eq, out_idx_ptr + bh * K, logit_row, alpha,
+            heads, M, inv_z, S, G,
+        )  # fmt: skip
+    tl.store(alpha_ptr + bh * G + heads, alpha, mask=heads < G)
 
 
 def select_topk(
@@ -182,6 +185,7 @@ def select_topk(
     *,
     chunk: int | None = None,
     num_warps: int | None = None,
+    force_chunked: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k positions per (batch, KV head) by group-summed approximate softmax.
 
@@ -192,7 +196,7 @@ def select_topk(
         k: number of positions to select (``1 <= k <= S``); window and sinks count towards k.
         local_window: the last ``local_window`` valid positions are always selected.
         sink_tokens: the first ``sink_tokens`` positions are always selected.
-        chunk, num_warps: launch overrides for tuning (positions per loop step, warps).
+        chunk, num_warps: launch overrides for tuning; ``force_chunked`` uses the long-row path.
 
     Returns:
         ``idx`` ``(B, Hkv, k)`` int32 selected positions in increasing order (entries may point to
@@ -206,28 +210,23 @@ def select_topk(
     dev = logits.device
     idx = torch.empty(B, Hkv, k, device=dev, dtype=torch.int32)
     alpha = torch.empty(B, Hkv, G, device=dev, dtype=torch.float32)
-    keybuf = torch.empty(B, Hkv, S if G > 1 else 1, device=dev, dtype=torch.float32)
-    ch = min(chunk or (4096 if G == 1 else 2048), max(16, triton.next_power_of_2(S)))
-    _select_kernel[(B * Hkv,)](
-        logits,
-        tile_max,
-        tile_sum,
-        seq_lens,
-        keybuf,
-        idx,
-        alpha,
-        S,
-        nt,
-        Hkv,
-        k,
-        local_window,
-        sink_tokens,
-        G=G,
-        GP=max(2, triton.next_power_of_2(G)),
-        NTP=max(2, triton.next_power_of_2(nt)),
-        CH=ch,
-        num_warps=num_warps or 8,
-    )
+    common = {
+        "G": G,
+        "GP": max(2, triton.next_power_of_2(G)),
+        "NTP": max(2, triton.next_power_of_2(nt)),
+    }
+    block = max(16, triton.next_power_of_2(S))
+    if block <= REG_MAX and not force_chunked:
+        _select_reg_kernel[(B * Hkv,)](
+            logits, tile_max, tile_sum, seq_lens, idx, alpha, S, nt, Hkv, k, local_window,
+            sink_tokens, BLOCK=block, num_warps=num_warps or (16 if block >= 8192 else 8), **common,
+        )  # fmt: skip
+    else:
+        keys = torch.empty(B, Hkv, S, device=dev, dtype=torch.int32)
+        _select_chunk_kernel[(B * Hkv,)](
+            logits, tile_max, tile_sum, seq_lens, keys, idx, alpha, S, nt, Hkv, k, local_window,
+            sink_tokens, CH=min(chunk or 1024, block), num_warps=num_warps or 16, **common,
+        )  # fmt: skip
     return idx, alpha
 
 

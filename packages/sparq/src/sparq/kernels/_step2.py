@@ -207,8 +207,8 @@ def sparse_attention(
         GP=max(16, triton.next_power_of_2(G)),
         BK=bk,
         F32DOT=F32DOT,
-        num_warps=num_warps or 4,
-        num_stages=num_stages or 2,
+        num_warps=num_warps or (8 if G > 1 else 4),
+        num_stages=num_stages or 3,
     )
     out = torch.empty(B, Hq, 1, dh, device=dev, dtype=q.dtype)
     realloc = alpha is not None and v_mean is not None
