@@ -104,6 +104,7 @@ def scaled_dot_product_attention(
     *,
     window: int | None = None,
     mult: float = 1.0,
+    value_correlation: float = 0.0,
     constraint: ConstraintLike = "to_output_scale",
 ) -> Tensor:
     """Unit-scaled ``F.scaled_dot_product_attention`` (causal, masks, sliding window, GQA/MQA).
@@ -119,6 +120,11 @@ def scaled_dot_product_attention(
         enable_gqa: accepted for torch compatibility; GQA is automatic.
         window: sliding-window length w (causal: the last w keys; otherwise |i-j| < w).
         mult: α_attn-softmax, the logit multiplier.
+        value_correlation: ρ, the expected correlation between value (and output-gradient)
+            vectors at different positions. Near-uniform attention averages them, so
+            Var(output) = ρ + (1-ρ)·E[1/N]. 0 (default) is exact for independent inputs; inside
+            deep causal models the residual stream shares a component across positions and
+            ρ ≈ 0.1 keeps attention outputs near unit scale (the modules' default).
         constraint: ``to_output_scale`` (default) ties q/k/v gradient scales to the output scale;
             ``None`` makes the output and all three input gradients unit-scaled.
 
@@ -161,20 +167,25 @@ def scaled_dot_product_attention(
             mask = attn_mask.masked_fill(~mask, float("-inf"))  # type: ignore[operator]
         is_causal = False
 
+    rho = float(value_correlation)
+    if not 0.0 <= rho < 1.0:
+        raise ValueError(
+            f"scaled_dot_product_attention: value_correlation must be in [0, 1), got {rho}."
+        )
     keep = 1.0 - dropout_p
     spread = math.exp(min(m * m / d, 80.0)) / keep
     ratio = groups * s_q / s_k
     qk = m * m * dv / (d * d)
     fn = resolve_constraint(constraint)
     if isinstance(r1, Tensor):
-        out_var = (r1 * spread).clamp(max=1.0)
+        out_var = (r1 * spread).clamp(max=1.0) * (1.0 - rho) + rho
         alpha = out_var.rsqrt()
-        beta_v = (r1 * (spread * ratio)).clamp(max=ratio).rsqrt()
+        beta_v = ((r1 * spread).clamp(max=1.0) * (1.0 - rho) + rho).mul(ratio).rsqrt()
         qk_var = ((r1 - r2) * (spread * qk)).clamp_min(1e-12)
         beta_q, beta_k = qk_var.rsqrt(), (qk_var * ratio).rsqrt()
     else:
-        alpha = min(1.0, r1 * spread) ** -0.5
-        beta_v = min(ratio, r1 * spread * ratio) ** -0.5
+        alpha = (min(1.0, r1 * spread) * (1.0 - rho) + rho) ** -0.5
+        beta_v = ((min(1.0, r1 * spread) * (1.0 - rho) + rho) * ratio) ** -0.5
         qk_var = max((r1 - r2) * spread * qk, 1e-12)
         beta_q, beta_k = qk_var**-0.5, (qk_var * ratio) ** -0.5
     if fn is not None:

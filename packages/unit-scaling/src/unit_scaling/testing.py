@@ -5,7 +5,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["assert_scale", "assert_unit_scaled", "rms", "unit_backward"]
+from ._reference import SPTransformerDecoder, SPTransformerLayer
+
+__all__ = [
+    "SPTransformerDecoder",
+    "SPTransformerLayer",
+    "assert_scale",
+    "assert_unit_scaled",
+    "rms",
+    "unit_backward",
+]
 
 
 def unit_backward(y: Tensor, generator: torch.Generator | None = None) -> Tensor:
