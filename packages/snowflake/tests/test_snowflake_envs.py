@@ -41,7 +41,12 @@ def test_reward_is_sum_of_terms_and_cfrc_nonzero():
     env.action_space.seed(0)
     for _ in range(50):
         obs, r, term, trunc, info = env.step(env.action_space.sample())
-        total = info["reward_forward"] + info["reward_ctrl"] + info["reward_contact"] + info["reward_survive"]
+        total = (
+            info["reward_forward"]
+            + info["reward_ctrl"]
+            + info["reward_contact"]
+            + info["reward_survive"]
+        )
         assert r == pytest.approx(total, abs=1e-12)
         if term:
             obs, _ = env.reset()

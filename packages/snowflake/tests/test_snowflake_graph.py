@@ -27,7 +27,10 @@ def test_centipede_graph(n):
 
 
 def test_node_types_identical_across_sizes():
-    types = {n: sf.build_morphology(mujoco.MjModel.from_xml_string(sf.centipede_xml(n))).type_names for n in (3, 6, 20, 100)}
+    types = {
+        n: sf.build_morphology(mujoco.MjModel.from_xml_string(sf.centipede_xml(n))).type_names
+        for n in (3, 6, 20, 100)
+    }
     assert len(set(types.values())) == 1
     assert len(types[6]) == 5  # root, hip, ankle and the two body joints
 

@@ -12,7 +12,10 @@ def _morph(n):
 
 
 def test_gnn_param_count_independent_of_n():
-    counts = {n: sum(p.numel() for p in sf.ActorCritic(_morph(n), "gnn").actor.parameters()) for n in (3, 6, 20, 100)}
+    counts = {
+        n: sum(p.numel() for p in sf.ActorCritic(_morph(n), "gnn").actor.parameters())
+        for n in (3, 6, 20, 100)
+    }
     assert len(set(counts.values())) == 1
 
 

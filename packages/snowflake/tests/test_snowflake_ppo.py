@@ -82,7 +82,9 @@ def test_resume_equals_uninterrupted(tiny_cfg, tmp_path):
     saved = (tmp_path / "part" / "ckpt_last.pt").read_bytes()
     part.train(progress=False, max_updates=1)  # row 3 logged ...
     part.close()
-    (tmp_path / "part" / "ckpt_last.pt").write_bytes(saved)  # ... then "killed" before its checkpoint
+    (tmp_path / "part" / "ckpt_last.pt").write_bytes(
+        saved
+    )  # ... then "killed" before its checkpoint
     resumed = sf.Trainer.resume(tmp_path / "part")
     assert resumed.update_idx == 2
     resumed.train(progress=False)

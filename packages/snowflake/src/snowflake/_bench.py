@@ -10,8 +10,14 @@ from ._registry import make_env
 from ._vector import make_vector_env
 
 
-def bench_env(env: str, num_envs: int = 1, kind: str = "single", seconds: float = 5.0,
-              num_threads: int | None = None, seed: int = 0) -> dict[str, float]:
+def bench_env(
+    env: str,
+    num_envs: int = 1,
+    kind: str = "single",
+    seconds: float = 5.0,
+    num_threads: int | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
     """Measure env steps per second with uniform random actions.
 
     ``kind``: ``"single"`` (one env, one process, ``num_envs`` ignored), ``"thread"``

@@ -23,7 +23,11 @@ def load_policy(ckpt: str | Path | dict[str, Any], env: str | None = None) -> Ac
     Raises:
         ValueError: not a snowflake checkpoint, or the target env's node types are unknown.
     """
-    data = torch.load(ckpt, weights_only=False) if not isinstance(ckpt, dict) else ckpt
+    data = (
+        torch.load(ckpt, map_location="cpu", weights_only=False)
+        if not isinstance(ckpt, dict)
+        else ckpt
+    )
     if not isinstance(data, dict) or "agent" not in data or "config" not in data:
         raise ValueError(
             f"{ckpt!s} is not a snowflake checkpoint (expected keys 'agent' and 'config')."
@@ -95,7 +99,7 @@ def transfer(
     ckpt: str | Path, targets: list[str], episodes: int = 10, seed: int = 12345
 ) -> list[dict[str, Any]]:
     """Zero-shot evaluation of one checkpoint on several envs (e.g. Centipede-8, -12, -20)."""
-    data = torch.load(ckpt, weights_only=False)
+    data = torch.load(ckpt, map_location="cpu", weights_only=False)
     rows = []
     for t in targets:
         agent = load_policy(data, t)

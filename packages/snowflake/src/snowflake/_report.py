@@ -19,11 +19,16 @@ def read_run(run: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     cfg = json.loads(cfg_path.read_text())
     with open(m_path, newline="") as f:
         rows = list(csv.DictReader(f))
-    cols = {k: np.array([float(r[k]) if r[k] != "" else np.nan for r in rows]) for k in (rows[0] if rows else {})}
+    cols = {
+        k: np.array([float(r[k]) if r[k] != "" else np.nan for r in rows])
+        for k in (rows[0] if rows else {})
+    }
     return cfg, cols
 
 
-def plot_runs(runs: list[str | Path], out: str | Path, metric: str = "ep_return_mean") -> dict[str, dict]:
+def plot_runs(
+    runs: list[str | Path], out: str | Path, metric: str = "ep_return_mean"
+) -> dict[str, dict]:
     """Plot ``metric`` against env steps, one line per (env, policy) with a ±1 std band over seeds.
 
     Writes a PNG to ``out`` and returns ``{label: {"final_mean", "final_std", "seeds"}}``.
@@ -42,13 +47,23 @@ def plot_runs(runs: list[str | Path], out: str | Path, metric: str = "ep_return_
     summary = {}
     for label, seeds in sorted(groups.items()):
         grid = np.linspace(0, min(s["global_step"][-1] for s in seeds), 100)
-        ys = np.stack([np.interp(grid, s["global_step"], np.nan_to_num(s[metric], nan=np.nanmin(s[metric])))
-                       for s in seeds])
+        ys = np.stack(
+            [
+                np.interp(
+                    grid, s["global_step"], np.nan_to_num(s[metric], nan=np.nanmin(s[metric]))
+                )
+                for s in seeds
+            ]
+        )
         mean, std = ys.mean(0), ys.std(0)
         ax.plot(grid, mean, label=f"{label} (n={len(seeds)})")
         ax.fill_between(grid, mean - std, mean + std, alpha=0.25)
-        finals = np.array([np.nanmean(s[metric][-max(1, len(s[metric]) // 10):]) for s in seeds])
-        summary[label] = {"final_mean": float(finals.mean()), "final_std": float(finals.std()), "seeds": len(seeds)}
+        finals = np.array([np.nanmean(s[metric][-max(1, len(s[metric]) // 10) :]) for s in seeds])
+        summary[label] = {
+            "final_mean": float(finals.mean()),
+            "final_std": float(finals.std()),
+            "seeds": len(seeds),
+        }
     ax.set_xlabel("environment steps")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)

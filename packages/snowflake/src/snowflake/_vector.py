@@ -160,7 +160,13 @@ class ThreadedVectorEnv(VectorEnv):
             rngs.append(b.np_random.bit_generator.state)
             tl = _time_limit(env)
             elapsed.append(tl._elapsed_steps if (tl is not None and not self.fast) else None)
-        return {"physics": phys, "rng": rngs, "elapsed": self._elapsed.copy(), "tl": elapsed, "xpos": xpos}
+        return {
+            "physics": phys,
+            "rng": rngs,
+            "elapsed": self._elapsed.copy(),
+            "tl": elapsed,
+            "xpos": xpos,
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`get_state` output (same env kind and count)."""

@@ -18,7 +18,9 @@ def parse_steps(text: str) -> int:
     """``"10M"`` → 10_000_000, ``"300k"`` → 300_000, ``"4096"`` → 4096."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?)\s*", str(text))
     if not m:
-        raise argparse.ArgumentTypeError(f"cannot parse step count {text!r}; use e.g. 300k, 10M or 4096.")
+        raise argparse.ArgumentTypeError(
+            f"cannot parse step count {text!r}; use e.g. 300k, 10M or 4096."
+        )
     return int(float(m.group(1)) * _SUFFIX.get(m.group(2).lower(), 1))
 
 
@@ -39,13 +41,31 @@ def cmd_train(a: argparse.Namespace) -> int:
         print(f"resuming from {out / 'ckpt_last.pt'}")
         tr = Trainer.resume(out)
     else:
-        over = {k: v for k, v in {
-            "rollout_steps": a.rollout_steps, "minibatch_size": a.minibatch, "epochs": a.epochs,
-            "lr": a.lr, "clip": a.clip}.items() if v is not None}
+        over = {
+            k: v
+            for k, v in {
+                "rollout_steps": a.rollout_steps,
+                "minibatch_size": a.minibatch,
+                "epochs": a.epochs,
+                "lr": a.lr,
+                "clip": a.clip,
+            }.items()
+            if v is not None
+        }
         cfg = PPOConfig.preset(
-            a.preset, env=_env_name(a.env), policy=a.policy, total_steps=a.steps, num_envs=a.num_envs,
-            seed=a.seed, vector=a.vector, num_threads=a.threads, device=a.device,
-            checkpoint_every=a.checkpoint_every, tensorboard=a.tensorboard, **over)
+            a.preset,
+            env=_env_name(a.env),
+            policy=a.policy,
+            total_steps=a.steps,
+            num_envs=a.num_envs,
+            seed=a.seed,
+            vector=a.vector,
+            num_threads=a.threads,
+            device=a.device,
+            checkpoint_every=a.checkpoint_every,
+            tensorboard=a.tensorboard,
+            **over,
+        )
         tr = Trainer(cfg, out)
     tr.train(progress=not a.quiet)
     tr.close()
@@ -75,8 +95,10 @@ def cmd_transfer(a: argparse.Namespace) -> int:
 
     targets = [_env_name(t.strip()) for t in a.to.split(",") if t.strip()]
     rows = transfer(a.ckpt, targets, a.episodes, a.seed)
-    table = markdown_table(["env", "return", "std", "length"],
-                           [[r["env"], r["return_mean"], r["return_std"], r["length_mean"]] for r in rows])
+    table = markdown_table(
+        ["env", "return", "std", "length"],
+        [[r["env"], r["return_mean"], r["return_std"], r["length_mean"]] for r in rows],
+    )
     print(table)
     if a.out:
         Path(a.out).write_text(table + "\n")
@@ -147,8 +169,17 @@ def _run_jobs(cmds: list[list[str]], jobs: int) -> None:
 def cmd_repro(a: argparse.Namespace) -> int:
     from ._repro import repro
 
-    repro(a.suite, Path(a.out), steps=a.steps, seeds=a.seeds, jobs=a.jobs, envs=a.envs, to=a.to,
-          device=a.device, run_jobs=_run_jobs)
+    repro(
+        a.suite,
+        Path(a.out),
+        steps=a.steps,
+        seeds=a.seeds,
+        jobs=a.jobs,
+        envs=a.envs,
+        to=a.to,
+        device=a.device,
+        run_jobs=_run_jobs,
+    )
     return 0
 
 

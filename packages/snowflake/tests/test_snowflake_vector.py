@@ -1,0 +1,46 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import snowflake as sf
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threaded_equals_sync_with_autoreset(threads):
+    fast = sf.make_vector_env("Centipede-4", 3, "thread", threads)
+    ref = sf.make_vector_env("Centipede-4", 3, "sync")
+    a, _ = fast.reset(seed=11)
+    b, _ = ref.reset(seed=11)
+    np.testing.assert_array_equal(a, b)
+    rng = np.random.default_rng(0)
+    resets = 0
+    for _ in range(60):
+        act = rng.uniform(-1, 1, (3, sf.num_actuators(4)))
+        oa, ra, ta, ua, ia = fast.step(act)
+        ob, rb, tb, ub, ib = ref.step(act)
+        np.testing.assert_array_equal(oa, ob)
+        np.testing.assert_array_equal(ra, rb)
+        np.testing.assert_array_equal(ta, tb)
+        np.testing.assert_array_equal(ua, ub)
+        if (ta | ua).any():
+            resets += 1
+            for i in np.nonzero(ta | ua)[0]:
+                np.testing.assert_array_equal(ia["final_obs"][i], ib["final_obs"][i])
+    assert resets > 0  # random actions end Centipede episodes within 60 steps
+    fast.close()
+    ref.close()
+
+
+def test_generic_env_path_and_state():
+    v = sf.make_vector_env("Walker2d-v5", 2, "thread", 2)
+    obs, _ = v.reset(seed=0)
+    st = v.get_state()
+    rng = np.random.default_rng(1)
+    acts = [rng.uniform(-1, 1, (2, 6)) for _ in range(5)]
+    first = [v.step(a)[0] for a in acts]
+    v.set_state(st)
+    second = [v.step(a)[0] for a in acts]
+    for x, y in zip(first, second):
+        np.testing.assert_array_equal(x, y)
+    assert v.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    v.close()
