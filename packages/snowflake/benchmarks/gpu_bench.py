@@ -33,10 +33,8 @@ def correctness() -> dict:
     out = {}
     for n, (d, a) in {6: (139, 16), 20: (433, 58)}.items():
         e = gym.make(f"Centipede-{n}-v0")
-        assert e.observation_space.shape == (d,) and e.action_space.shape == (a,), (
-            n,
-            e.observation_space,
-        )
+        assert e.observation_space.shape == (d,), (n, e.observation_space)
+        assert e.action_space.shape == (a,), (n, e.action_space)
         e.reset(seed=0)
         for _ in range(50):
             e.step(np.zeros(a, np.float32))
@@ -59,7 +57,7 @@ def correctness() -> dict:
     v.close()
     assert max_diff == 0.0, f"threaded stepper differs from a single env by {max_diff}"
     out["threaded_equals_single"] = True
-    agent, _, morph = sf.build_agent("Centipede-6", "snowflake")
+    agent, _, _morph = sf.build_agent("Centipede-6", "snowflake")
     agent.bind(
         sf.build_morphology(__import__("mujoco").MjModel.from_xml_string(sf.centipede_xml(100)))
     )
@@ -368,13 +366,18 @@ def report_md(res: dict, train_s: float) -> str:
     pi = res["ppo_iteration"]
     lines += [
         "",
-        f"Full PPO iteration (snowflake, Centipede-20, {pi['num_envs']} envs, {pi['rollout_steps']} steps, "
-        f"10 epochs on {res['device']}): {pi['iteration_s']:.2f} s vs {pi['pure_stepping_s']:.2f} s pure stepping "
-        f"(+{pi['overhead_frac']:.0%}; rollout {pi['rollout_s']:.2f} s, update {pi['update_s']:.2f} s).",
+        f"Full PPO iteration (snowflake, Centipede-20, {pi['num_envs']} envs, "
+        f"{pi['rollout_steps']} steps, "
+        f"10 epochs on {res['device']}): {pi['iteration_s']:.2f} s vs "
+        f"{pi['pure_stepping_s']:.2f} s pure stepping "
+        f"(+{pi['overhead_frac']:.0%}; rollout {pi['rollout_s']:.2f} s, "
+        f"update {pi['update_s']:.2f} s).",
         "",
-        f"## Policy-divergence signature, Centipede-20 (REDUCED: {train_s:.0f} s of training per run, 2 seeds)",
+        f"## Policy-divergence signature, Centipede-20 (REDUCED: {train_s:.0f} s of training "
+        "per run, 2 seeds)",
         "",
-        "| policy | steps/run | mean approx-KL | mean clip frac | KL / MLP | clip / MLP | last return |",
+        "| policy | steps/run | mean approx-KL | mean clip frac | KL / MLP | clip / MLP "
+        "| last return |",
         "|---|---|---|---|---|---|---|",
     ]
     for pol, r in res["paper_effect"].items():

@@ -48,7 +48,8 @@ def test_train_writes_config_and_metrics(tmp_path):
     out = tmp_path / "run"
     _train(out)
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["policy"] == "mlp" and cfg["freeze"]["frozen"] == []
+    assert cfg["policy"] == "mlp"
+    assert cfg["freeze"]["frozen"] == []
     rows = (out / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 3  # header + 2 updates
     assert (out / "final.pt").exists()

@@ -40,7 +40,7 @@ def test_reward_is_sum_of_terms_and_cfrc_nonzero():
     obs, _ = env.reset(seed=0)
     env.action_space.seed(0)
     for _ in range(50):
-        obs, r, term, trunc, info = env.step(env.action_space.sample())
+        obs, r, term, _trunc, info = env.step(env.action_space.sample())
         total = (
             info["reward_forward"]
             + info["reward_ctrl"]

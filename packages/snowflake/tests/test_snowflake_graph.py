@@ -8,7 +8,8 @@ import snowflake as sf
 
 def _check(g, nu):
     assert g.num_nodes == 1 + nu
-    assert len(g.act_node) == nu and (g.act_node > 0).all()
+    assert len(g.act_node) == nu
+    assert (g.act_node > 0).all()
     assert len(set(g.act_node.tolist())) == nu  # one node per actuator
     used = set(g.obs_index[g.obs_index >= 0].tolist())
     assert used == set(range(g.obs_dim))  # every observation index belongs to >= 1 node
@@ -41,7 +42,8 @@ def test_parse_from_file_equals_string(tmp_path):
     path.write_text(xml)
     a = sf.build_morphology(mujoco.MjModel.from_xml_string(xml))
     b = sf.build_morphology(mujoco.MjModel.from_xml_path(str(path)))
-    assert a.node_names == b.node_names and a.type_names == b.type_names
+    assert a.node_names == b.node_names
+    assert a.type_names == b.type_names
     np.testing.assert_array_equal(a.edges, b.edges)
     np.testing.assert_array_equal(a.obs_index, b.obs_index)
 

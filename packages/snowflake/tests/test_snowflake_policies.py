@@ -79,7 +79,7 @@ def test_normaliser_is_per_type_and_transfers():
     ref = sf.NodeObsNormalizer(m6.type_names, m6.feat_dim)
     ref.bind(m6)
     ref.update(x)
-    # float64 statistics; the merge formula differs from one pass only by rounding (~1e-12 relative).
+    # float64 statistics; merging differs from one pass only by rounding (~1e-12 relative).
     assert torch.allclose(norm.mean, ref.mean, rtol=1e-9, atol=1e-12)
     assert torch.allclose(norm.var, ref.var, rtol=1e-9, atol=1e-12)
     # The root's qpos z slot is seen once per sample: its mean is the plain sample mean.
@@ -87,7 +87,8 @@ def test_normaliser_is_per_type_and_transfers():
     m20 = _morph(20)
     norm.bind(m20)
     y = norm.normalize(torch.randn(4, m20.obs_dim, dtype=torch.float64))
-    assert y.shape == (4, m20.obs_dim) and torch.isfinite(y).all()
+    assert y.shape == (4, m20.obs_dim)
+    assert torch.isfinite(y).all()
     env.close()
 
 

@@ -15,7 +15,8 @@ def test_gae_hand_computed():
     term = torch.tensor([[0], [0], [0], [1], [0]], dtype=torch.bool)
     trunc = torch.tensor([[0], [1], [0], [0], [0]], dtype=torch.bool)
     adv, ret = sf.compute_gae(r, v, nv, term, trunc, 0.9, 0.8)
-    # By hand: δ4 = 1 + .9·.6 − .1 = 1.44; δ3 = 1 − .2 = .8; δ2 = 1 + .9·.2 − .3 = .88 → A2 = .88 + .72·.8;
+    # By hand: δ4 = 1 + .9·.6 − .1 = 1.44; δ3 = 1 − .2 = .8;
+    # δ2 = 1 + .9·.2 − .3 = .88 → A2 = .88 + .72·.8;
     # δ1 = 1 + .9·2 − .4 = 2.4; δ0 = 1 + .9·.4 − .5 = .86 → A0 = .86 + .72·2.4.
     expected = torch.tensor([[2.588], [2.4], [1.456], [0.8], [1.44]])
     # float32 arithmetic on O(1) values: 1e-6 absolute is a few ulp.
@@ -94,13 +95,16 @@ def test_resume_equals_uninterrupted(tiny_cfg, tmp_path):
     ra, rb = _rows(tmp_path / "full" / "metrics.csv"), _rows(tmp_path / "part" / "metrics.csv")
     assert [r["update"] for r in rb] == ["1", "2", "3", "4"]
     for x, y in zip(ra, rb):
-        assert x["ep_return_mean"] == y["ep_return_mean"] and x["approx_kl"] == y["approx_kl"]
+        assert x["ep_return_mean"] == y["ep_return_mean"]
+        assert x["approx_kl"] == y["approx_kl"]
 
 
 def test_config_validation():
     with pytest.raises(ValueError, match="divisible"):
         sf.PPOConfig(num_envs=3)
     cfg = sf.PPOConfig.preset("cleanrl", num_envs=2, total_steps=8192)
-    assert cfg.clip == 0.2 and cfg.rollout_steps == 4096 and cfg.minibatch_size == 128
+    assert cfg.clip == 0.2
+    assert cfg.rollout_steps == 4096
+    assert cfg.minibatch_size == 128
     with pytest.raises(ValueError, match="unknown config keys"):
         sf.PPOConfig.preset("snowflake", batch=3)

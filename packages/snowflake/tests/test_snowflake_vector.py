@@ -33,7 +33,7 @@ def test_threaded_equals_sync_with_autoreset(threads):
 
 def test_generic_env_path_and_state():
     v = sf.make_vector_env("Walker2d-v5", 2, "thread", 2)
-    obs, _ = v.reset(seed=0)
+    _obs, _ = v.reset(seed=0)
     st = v.get_state()
     rng = np.random.default_rng(1)
     acts = [rng.uniform(-1, 1, (2, 6)) for _ in range(5)]

@@ -1,4 +1,5 @@
-"""GNN policies for MuJoCo locomotion (Centipede-n) with parameter freezing, PPO, and transfer across agent sizes.
+"""GNN policies for MuJoCo locomotion (Centipede-n) with parameter freezing, PPO, and transfer
+across agent sizes.
 
 Importing ``snowflake`` registers ``Centipede-{n}-v0`` (n = 3…100) with gymnasium.
 """

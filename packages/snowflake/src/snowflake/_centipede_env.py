@@ -1,4 +1,4 @@
-"""Centipede-n as a gymnasium MuJoCo environment (observation, reward, termination of NerveNet/Snowflake)."""
+"""Centipede-n as a gymnasium MuJoCo env (NerveNet/Snowflake observation, reward, termination)."""
 
 from __future__ import annotations
 
@@ -19,14 +19,16 @@ FRAME_SKIP = 5
 def centipede_obs(qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray) -> np.ndarray:
     """Flat observation ``qpos[2:] ‖ qvel ‖ clip(cfrc_ext, −1, 1)`` for a batch.
 
-    Shapes: ``qpos [B, nq]``, ``qvel [B, nv]``, ``cfrc_ext [B, nbody, 6]`` → ``[B, obs_dim]`` float64.
+    Shapes: ``qpos [B, nq]``, ``qvel [B, nv]``, ``cfrc_ext [B, nbody, 6]`` → ``[B, obs_dim]``
+    float64.
     """
     b = qpos.shape[0]
     return np.concatenate([qpos[:, 2:], qvel, np.clip(cfrc_ext, -1.0, 1.0).reshape(b, -1)], axis=1)
 
 
 def centipede_healthy(torso_xpos: np.ndarray, state_finite: np.ndarray) -> np.ndarray:
-    """Healthy mask ``[B]`` (bool) from torso centres ``[B, T, 3]`` (m) and a finiteness mask ``[B]``.
+    """Healthy mask ``[B]`` (bool) from torso centres ``[B, T, 3]`` (m) and a finiteness mask
+    ``[B]``.
 
     Unhealthy if any torso height leaves (0.35, 1.15) or two neighbouring torsos differ in y by
     ≥ 0.45 m, or the state is not finite.

@@ -1,4 +1,4 @@
-"""Procedural MJCF generator for Centipede-n (NerveNet's Centipede design, Wang et al. 2018, §4.1)."""
+"""Procedural MJCF for Centipede-n (NerveNet's Centipede design, Wang et al. 2018, §4.1)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def num_actuators(n: int) -> int:
 
 
 def obs_dim(n: int) -> int:
-    """Flat observation dimension: ``(nq − 2) + nv + 6·nbody`` with ``nq = 7 + nu``, ``nv = 6 + nu``,
+    """Flat observation dimension: ``(nq − 2) + nv + 6·nbody`` with ``nq = 7 + nu``, ``nv = 6 +
+    nu``,
     ``nbody = 1 + ceil(n/2) + 2n`` (e.g. 139 for n = 6, 433 for n = 20)."""
     nu = num_actuators(n)
     nbody = 1 + num_torsos(n) + 2 * n
@@ -51,7 +52,8 @@ def _leg(i: int, side: str, ind: str) -> str:
         f'{ind}  <geom name="leg_{side}_{i}_geom" type="capsule" size="{LIMB_RADIUS}" '
         f'fromto="0 0 0 0 {s * LEG_LENGTH:.3f} 0"/>\n'
         f'{ind}  <body name="foot_{side}_{i}" pos="0 {s * LEG_LENGTH:.3f} 0">\n'
-        f'{ind}    <joint name="ankle_{side}_{i}" type="hinge" axis="{ankle_axis}" range="30 100"/>\n'
+        f'{ind}    <joint name="ankle_{side}_{i}" type="hinge" axis="{ankle_axis}" '
+        f'range="30 100"/>\n'
         f'{ind}    <geom name="foot_{side}_{i}_geom" type="capsule" size="{LIMB_RADIUS}" '
         f'fromto="0 0 0 0 {s * FOOT_LENGTH:.3f} 0"/>\n'
         f"{ind}  </body>\n"
@@ -71,13 +73,15 @@ def centipede_xml(
 ) -> str:
     """Return the MJCF text of Centipede-``n`` (``n`` legs on ``ceil(n/2)`` torsos).
 
-    Design (NerveNet Centipede, reused by Snowflake, Blake et al. 2021, §5): a chain of torso spheres
+    Design (NerveNet Centipede, reused by Snowflake, Blake et al. 2021, §5): a chain of torso
+    spheres
     (radius 0.25 m, density 100) 0.5 m apart along +x; torso 0 carries the free root joint; every
     later torso hangs off its predecessor by two hinges ``body_i`` (z axis, ±20°) and
     ``bodyupdown_i`` (y axis, −10…30°). Each torso carries up to two legs (left, right; for odd
     ``n`` the last torso has only a left leg): a hip hinge (z axis, ±40°) with a capsule and an
     ankle hinge (x axis, 30…100°) with a capsule. Motors: ctrl range ±1, gear 150 (hip, ankle) and
-    100 (body joints). Joint defaults: armature 1, damping 1, limited; geom friction 1.5, density 25.
+    100 (body joints). Joint defaults: armature 1, damping 1, limited; geom friction 1.5, density
+    25.
 
     Args:
         n: number of legs, ``n >= 3``.
@@ -128,7 +132,8 @@ def centipede_xml(
         body_xml = (
             f'{ind}<body name="torso_{i}" pos="{pos}">\n'
             f"{camera}{joints}"
-            f'{ind}  <geom name="torso_{i}_geom" type="sphere" size="{TORSO_RADIUS}" density="100"/>\n'
+            f'{ind}  <geom name="torso_{i}_geom" type="sphere" size="{TORSO_RADIUS}" '
+            f'density="100"/>\n'
             f"{legs}{inner}{ind}</body>\n"
         )
     for i in range(nt):

@@ -1,4 +1,4 @@
-"""Short CPU demonstration: Centipede-6/-20, their graphs, one GNN on both, PPO with Snowflake freezing."""
+"""CPU demo: Centipede-6/-20, their graphs, one GNN on both, PPO with Snowflake freezing."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def run() -> dict:
         with torch.no_grad():
             mean, _ = agent.actor(torch.zeros(1, g.obs_dim))
         print(
-            f"one GNN actor ({n_params} parameters) on Centipede-{n}: action mean shape {tuple(mean.shape)}"
+            f"one GNN actor ({n_params} parameters) on Centipede-{n}: "
+            f"action mean shape {tuple(mean.shape)}"
         )
         ok &= mean.shape == (1, sf.num_actuators(n))
     cfg = sf.PPOConfig(
@@ -60,15 +61,19 @@ def run() -> dict:
             changed &= not same
     last = rows[-1]
     print(
-        f"PPO x{len(rows)} (snowflake): approx-KL {last['approx_kl']:.4f}, clip frac {last['clip_frac']:.3f}, "
-        f"update norm GRU {last['update_norm/update']:.4f}, decoder {last['update_norm/decoder']:.1f}"
+        f"PPO x{len(rows)} (snowflake): approx-KL {last['approx_kl']:.4f}, "
+        f"clip frac {last['clip_frac']:.3f}, "
+        f"update norm GRU {last['update_norm/update']:.4f}, "
+        f"decoder {last['update_norm/decoder']:.1f}"
     )
     print(
-        f"frozen encoder/message/decoder unchanged: {frozen_same}; GRU and log-std changed: {changed}"
+        f"frozen encoder/message/decoder unchanged: {frozen_same}; "
+        f"GRU and log-std changed: {changed}"
     )
     ok = bool(ok and frozen_same and changed)
     return {
-        "summary": f"Centipede-6/20 graphs + one GNN on both; {len(rows)} PPO updates, frozen groups "
+        "summary": f"Centipede-6/20 graphs + one GNN on both; {len(rows)} PPO updates, "
+        "frozen groups "
         f"unchanged={frozen_same}",
         "ok": ok,
     }

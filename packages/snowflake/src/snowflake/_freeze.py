@@ -1,4 +1,4 @@
-"""Parameter freezing by named groups (Snowflake, Blake et al. 2021, §4: freeze Z = {F_in, M, F_out})."""
+"""Parameter freezing by named groups (Snowflake, Blake et al. 2021: Z = {F_in, M, F_out})."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ class FreezeSpec:
     Attributes:
         actor: ``"gnn"`` or ``"mlp"``.
         frozen: group names (``encoder``, ``message``, ``decoder``, ``update``, ``embedding``,
-            ``log_std``, ``body``, ``critic``) frozen from initialisation: ``requires_grad=False`` and
+            ``log_std``, ``body``, ``critic``) frozen from initialisation: ``requires_grad=False``
+            and
             never handed to the optimiser.
     """
 
@@ -45,7 +46,8 @@ class FreezeSpec:
         return cls(actor, tuple(frozen))
 
     def apply(self, model: nn.Module) -> dict[str, list[str]]:
-        """Freeze the named groups of ``model`` (an :class:`ActorCritic`); return ``{group: [names]}``
+        """Freeze the named groups of ``model`` (an :class:`ActorCritic`); return ``{group:
+        [names]}``
         of the frozen parameters (for logging)."""
         out: dict[str, list[str]] = {}
         for name, p in model.named_parameters():

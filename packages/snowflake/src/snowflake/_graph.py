@@ -55,7 +55,7 @@ class Morphology:
         return self.node_type[self.act_node]
 
     def adjacency(self, normalised: bool = True) -> np.ndarray:
-        """Dense ``float32 [N, N]`` adjacency; normalised rows average over neighbours (mean aggregation)."""
+        """Dense ``float32 [N, N]`` adjacency; normalised rows average over neighbours."""
         a = np.zeros((self.num_nodes, self.num_nodes), np.float32)
         a[self.edges[:, 1], self.edges[:, 0]] = 1.0  # row v gathers from senders u
         if normalised:
@@ -138,7 +138,8 @@ def build_morphology(model: mujoco.MjModel, obs_layout: list[tuple] | None = Non
         names.append(mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) or f"joint{j}")
         k = body_joints[b].index(j)
         keys.append(
-            f"{_JTYPE[int(model.jnt_type[j])]}:h{min(int(heights[b]), 2)}:{_axis_key(model.jnt_axis[j])}:k{k}"
+            f"{_JTYPE[int(model.jnt_type[j])]}:h{min(int(heights[b]), 2)}:"
+            f"{_axis_key(model.jnt_axis[j])}:k{k}"
         )
     type_names = tuple(["root", *sorted(set(keys) - {"root"})])
     node_type = np.array([type_names.index(k) for k in keys], np.int64)

@@ -47,7 +47,8 @@ class NodeObsNormalizer(nn.Module):
         types = bind_types(self.type_vocab, morph)
         if morph.feat_dim > self.feat_dim:
             raise ValueError(
-                f"morphology has {morph.feat_dim} features per node, normaliser was built for {self.feat_dim}."
+                f"morphology has {morph.feat_dim} features per node, normaliser was built for "
+                f"{self.feat_dim}."
             )
         idx = torch.as_tensor(morph.obs_index)
         mask = idx >= 0
@@ -71,7 +72,7 @@ class NodeObsNormalizer(nn.Module):
 
     @torch.no_grad()
     def update(self, obs: torch.Tensor) -> None:
-        """Merge a batch ``[B, D]`` of raw observations into the running statistics (Chan et al.)."""
+        """Merge raw observations ``[B, D]`` into the running statistics (Chan et al.)."""
         x = obs.double()[:, self._idx] * self._mask  # [B, N, F']
         n_b = obs.shape[0] * (self._onehot @ self._mask)  # [T, F']
         s1 = torch.einsum("tv,bvf->tf", self._onehot, x)

@@ -1,4 +1,4 @@
-"""Actor-critic policies: an MLP baseline and a NerveNet-style GNN actor (Snowflake, Blake et al. 2021, §3)."""
+"""Actor-critics: an MLP baseline and a NerveNet-style GNN actor (Snowflake, Blake et al. 2021)."""
 
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ class GNNActor(nn.Module):
     nodes (shared decoder 64-64-1) and log σ_j = s_τ(j) (one entry per actuator type).
     Aggregation is a dense row-normalised adjacency ``[N, N]`` applied as a batched matmul.
 
-    Groups (for freezing): ``encoder`` (F_in), ``embedding`` (e_τ), ``message`` (M), ``update`` (GRUs),
+    Groups (for freezing): ``encoder`` (F_in), ``embedding`` (e_τ), ``message`` (M), ``update``
+    (GRUs),
     ``decoder`` (F_out), ``log_std``. Input: flat normalised obs ``[B, D]``; output ``[B, nu]``.
     """
 
@@ -101,7 +102,8 @@ class GNNActor(nn.Module):
         """Attach graph tensors of ``morph`` (buffers, not in ``state_dict``)."""
         if morph.feat_dim > self.feat_dim:
             raise ValueError(
-                f"morphology has {morph.feat_dim} features per node, model expects ≤ {self.feat_dim}."
+                f"morphology has {morph.feat_dim} features per node, model expects "
+                f"≤ {self.feat_dim}."
             )
         types = bind_types(self.type_vocab, morph)
         dev = self.embedding.device

@@ -11,7 +11,8 @@ from torch import nn
 
 @dataclass(frozen=True)
 class PPOConfig:
-    """Training configuration; defaults follow Snowflake's code (Blake et al. 2021, App. / `config.py`).
+    """Training configuration; defaults follow Snowflake's code (Blake et al. 2021, App. /
+    `config.py`).
 
     ``rollout_steps`` transitions are collected per update over all envs (2048), split into
     minibatches of 256 for 10 epochs; clip 0.1; Adam lr 3e-4 decayed linearly to 0; γ 0.99,
@@ -44,11 +45,13 @@ class PPOConfig:
     def __post_init__(self) -> None:
         if self.rollout_steps % self.num_envs:
             raise ValueError(
-                f"rollout_steps ({self.rollout_steps}) must be divisible by num_envs ({self.num_envs})."
+                f"rollout_steps ({self.rollout_steps}) must be divisible by num_envs "
+                f"({self.num_envs})."
             )
         if self.rollout_steps % self.minibatch_size:
             raise ValueError(
-                f"rollout_steps ({self.rollout_steps}) must be divisible by minibatch_size ({self.minibatch_size})."
+                f"rollout_steps ({self.rollout_steps}) must be divisible by minibatch_size "
+                f"({self.minibatch_size})."
             )
         if self.total_steps < self.rollout_steps:
             raise ValueError(
@@ -120,7 +123,8 @@ def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:
 def ppo_update(
     agent, opt_pi, opt_v, batch: dict[str, torch.Tensor], cfg: PPOConfig
 ) -> dict[str, float]:
-    """Run ``cfg.epochs`` epochs of clipped-surrogate PPO on one rollout ``batch`` (flattened ``[N, …]``).
+    """Run ``cfg.epochs`` epochs of clipped-surrogate PPO on one rollout ``batch`` (flattened ``[N,
+    …]``).
 
     Returns diagnostics: mean approx-KL ((r − 1) − log r), clip fraction, the clip fraction of the
     very first minibatch (0 by construction), entropy, losses, explained variance and the L2 norm of

@@ -39,7 +39,8 @@ def canonical_env_id(name: str) -> str:
         n = int(m.group(1))
         if not MIN_N <= n <= MAX_N:
             raise ValueError(
-                f"Centipede size must be in {MIN_N}…{MAX_N}, got {name!r}; for other sizes build the "
+                f"Centipede size must be in {MIN_N}…{MAX_N}, got {name!r}; "
+                "for other sizes build the "
                 "env directly: snowflake.CentipedeEnv(n=...)."
             )
         return f"Centipede-{n}-v0"

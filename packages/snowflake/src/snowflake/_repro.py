@@ -43,7 +43,7 @@ def _train_cmd(env: str, policy: str, seed: int, steps: int, out: Path, device: 
 
 
 def scaling_summary(root: Path, envs: list[str], seeds: int) -> tuple[str, dict]:
-    """Markdown + dict: final return, mean approx-KL and clip fraction per (env, policy), ratios to MLP."""
+    """Markdown + dict: return, mean approx-KL, clip fraction per (env, policy), ratios to MLP."""
     res: dict = {}
     for env in envs:
         for pol in POLICIES:
@@ -104,7 +104,7 @@ def repro(
     device: str,
     run_jobs: Callable[[list[list[str]], int], None],
 ) -> dict:
-    """Run the ``scaling`` or ``transfer`` grid into ``out`` and write ``report.md`` (+ PNG, JSON)."""
+    """Run the ``scaling`` or ``transfer`` grid into ``out``; write ``report.md``, PNG, JSON."""
     from ._eval import transfer
 
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""PPO training loop: rollouts on vector envs, logging (CSV/TensorBoard), checkpoints and exact resume."""
+"""PPO training loop: vector-env rollouts, CSV/TensorBoard logging, checkpoints, exact resume."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ class Trainer:
 
     Args:
         cfg: :class:`PPOConfig`.
-        out: run directory (``config.json``, ``metrics.csv``, ``ckpt_*.pt``, ``final.pt``) or ``None``.
+        out: run directory (``config.json``, ``metrics.csv``, ``ckpt_*.pt``, ``final.pt``) or
+        ``None``.
     """
 
     def __init__(self, cfg: PPOConfig, out: str | Path | None = None) -> None:
@@ -79,7 +80,7 @@ class Trainer:
     # ---------------------------------------------------------------- rollout
     @torch.no_grad()
     def collect(self) -> dict[str, torch.Tensor]:
-        """Collect ``rollout_steps`` transitions; returns flattened tensors incl. advantages/returns."""
+        """Collect ``rollout_steps`` transitions; flattened tensors incl. advantages/returns."""
         cfg, dev = self.cfg, self.device
         t_len = cfg.rollout_steps // cfg.num_envs
         d, a = self.morph.obs_dim, len(self.morph.act_node)
@@ -208,7 +209,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue identically: model (incl. normaliser), optimisers, RNGs, envs."""
+        """All state to continue identically: model (+ normaliser), optimisers, RNGs, envs."""
         env_state = self.envs.get_state() if isinstance(self.envs, ThreadedVectorEnv) else None
         return {
             "version": CKPT_VERSION,
@@ -230,11 +231,13 @@ class Trainer:
         }
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output; the policy and env must match this trainer's config."""
+        """Restore :meth:`state_dict` output; policy and env must match this trainer's config."""
         if ckpt.get("policy") != self.cfg.policy or ckpt["config"]["env"] != self.cfg.env:
             raise ValueError(
-                f"checkpoint was trained with policy={ckpt.get('policy')!r} on {ckpt['config']['env']!r}; "
-                f"this run uses policy={self.cfg.policy!r} on {self.cfg.env!r}. Resume with the same "
+                f"checkpoint was trained with policy={ckpt.get('policy')!r} on "
+                f"{ckpt['config']['env']!r}; "
+                f"this run uses policy={self.cfg.policy!r} on {self.cfg.env!r}. "
+                "Resume with the same "
                 "--policy/--env, or start a new --out directory."
             )
         self.agent.load_state_dict(ckpt["agent"])

@@ -132,7 +132,7 @@ def cmd_render(a: argparse.Namespace) -> int:
         frames.append(renderer.render())
         if term or trunc:
             break
-    imageio.mimsave(a.out, frames, fps=int(round(1 / base.dt)))
+    imageio.mimsave(a.out, frames, fps=round(1 / base.dt))
     print(f"wrote {len(frames)} frames to {a.out}")
     return 0
 
