@@ -1,0 +1,168 @@
+"""Float8Linear forward+backward vs bf16 nn.Linear and torchao (all compiled), plus auto_filter.
+
+Shapes are (M tokens, K in_features, N out_features); bf16 inputs and outputs; our recipe is the
+JIT power-of-two per-tensor recipe (Perez et al. 2023, FP8-AMAX). torchao is optional: its cases
+fail with an ImportError row when it is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+
+import torch
+from monobench import Measure, case
+from torch import nn
+
+from fp8_scaling import Float8Linear, JustInTimeScaling, convert_to_float8
+
+# every compiled model is a new guard set for the same wrapper code: allow them all, so no
+# variant silently falls back to eager after dynamo's default limit of 8 recompiles
+torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 256)
+if hasattr(torch._dynamo.config, "recompile_limit"):
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 256)
+_SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (16384, 8192, 8192), (16384, 8192, 28672)]
+if os.environ.get("FP8_BENCH_SHAPES"):  # e.g. "4096x4096x4096,8192x8192x8192"
+    _SHAPES = [
+        tuple(int(v) for v in s.split("x")) for s in os.environ["FP8_BENCH_SHAPES"].split(",")
+    ]
+_PARAMS = [{"m": m, "k": k, "n": n} for m, k, n in _SHAPES]
+_QUICK = [{"m": 64, "k": 64, "n": 128}]
+# survives the harness re-importing this file for each case (compiled models are reused)
+_CACHE: dict = sys.modules.setdefault(
+    "_fp8_bench_cache", types.ModuleType("_fp8_bench_cache")
+).__dict__.setdefault("cache", {})
+PEAK_BF16 = 9.9e14
+
+
+def _sqnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach().double(), b.detach().double()
+    return float(20 * torch.log10(b.norm() / (a - b).norm().clamp_min(1e-30)))
+
+
+def _inputs(m, k, n, device):
+    key = ("inputs", m, k, n, device)
+    if key not in _CACHE:
+        g = torch.Generator(device="cpu").manual_seed(0)
+        x = torch.randn(m, k, generator=g).to(device, torch.bfloat16)
+        w = (torch.randn(n, k, generator=g) / k**0.5).to(device, torch.bfloat16)
+        dy = torch.randn(m, n, generator=g).to(device, torch.bfloat16)
+        _CACHE[key] = (x, w, dy)
+    return _CACHE[key]
+
+
+def _layer(kind: str, m: int, k: int, n: int, device: str):
+    """A compiled one-layer model of the given kind and a step() doing forward + backward."""
+    key = (kind, m, k, n, device)
+    if key in _CACHE:
+        return _CACHE[key]
+    x0, w0, dy = _inputs(m, k, n, device)
+    lin = nn.Linear(k, n, bias=False, device=device, dtype=torch.bfloat16)
+    with torch.no_grad():
+        lin.weight.copy_(w0)
+    model: nn.Module = nn.Sequential(lin)
+    if kind == "ours":
+        model = nn.Sequential(Float8Linear.from_linear(lin, JustInTimeScaling()))
+    elif kind == "ours_auto":
+        model = convert_to_float8(model, JustInTimeScaling(), auto_filter=True)
+    elif kind.startswith("torchao"):
+        from torchao.float8 import Float8LinearConfig, convert_to_float8_training
+
+        cfg = Float8LinearConfig.from_recipe_name(kind.split("_", 1)[1])
+        model = convert_to_float8_training(model, config=cfg)
+    elif kind != "bf16":
+        raise ValueError(kind)
+    use_compile = device == "cuda"
+    cm = torch.compile(model) if use_compile else model
+    x = x0.clone().requires_grad_(True)
+
+    def step():
+        x.grad = None
+        model[0].weight.grad = None
+        y = cm(x)
+        y.backward(dy)
+        return y
+
+    _CACHE[key] = (step, x, model)
+    return _CACHE[key]
+
+
+def _reference(m, k, n, device):
+    key = ("ref", m, k, n, device)
+    if key not in _CACHE:
+        for k_ in [k_ for k_ in _CACHE if k_[0] == "ref"]:
+            del _CACHE[k_]  # keep one fp32 reference at a time
+        x_ref, w_ref, dy = _inputs(m, k, n, device)
+        xr = x_ref.float().requires_grad_(True)
+        wr = w_ref.float().requires_grad_(True)
+        yr = xr @ wr.t()
+        yr.backward(dy.float())
+        _CACHE[key] = (yr.detach(), xr.grad, wr.grad)
+    return _CACHE[key]
+
+
+def _check(kind: str, m, k, n, device):
+    def run():
+        step, x, model = _layer(kind, m, k, n, device)
+        y = step()
+        yr, dxr, dwr = _reference(m, k, n, device)
+        s = [_sqnr(y, yr), _sqnr(x.grad, dxr), _sqnr(model[0].weight.grad, dwr)]
+        # FP8 E4M3/E5M2 GEMMs: ~28 dB (output) and ~24 dB (grads) on random normal data; 20 dB
+        # leaves margin for data variation while still catching a wrong scale (which gives < 0 dB).
+        if kind != "bf16" and min(s) < 20:
+            raise AssertionError(f"{kind} at {(m, k, n)}: SQNR {s} dB below 20 dB")
+        return s
+
+    return run
+
+
+def _measure(cand: str, base: str, m, k, n, device) -> Measure:
+    c_step = _layer(cand, m, k, n, device)[0]
+    b_step = _layer(base, m, k, n, device)[0]
+    sq = {}
+
+    def check():
+        sq["candidate_sqnr_db"] = _check(cand, m, k, n, device)()
+        sq["baseline_sqnr_db"] = _check(base, m, k, n, device)()
+
+    return Measure(
+        candidate=c_step,
+        baseline=b_step,
+        candidate_label=cand,
+        baseline_label=base,
+        flops=3 * 2.0 * m * k * n,
+        peak_flops=2 * PEAK_BF16,
+        check=check,
+        extra=sq,
+    )
+
+
+@case("linear_fp8_vs_bf16", params=_PARAMS, quick_params=_QUICK)
+def bench_vs_bf16(m: int, k: int, n: int, device: str) -> Measure:
+    """Float8Linear (JIT pow2) fwd+bwd vs bf16 nn.Linear, both compiled."""
+    return _measure("ours", "bf16", m, k, n, device)
+
+
+@case("linear_fp8_vs_torchao_tensorwise", params=_PARAMS, quick_params=_QUICK, devices=("cuda",))
+def bench_vs_tao_tw(m: int, k: int, n: int, device: str) -> Measure:
+    """Float8Linear vs torchao convert_to_float8_training (tensorwise), both compiled."""
+    return _measure("ours", "torchao_tensorwise", m, k, n, device)
+
+
+@case("linear_fp8_vs_torchao_rowwise", params=_PARAMS, quick_params=_QUICK, devices=("cuda",))
+def bench_vs_tao_rw(m: int, k: int, n: int, device: str) -> Measure:
+    """Float8Linear vs torchao convert_to_float8_training (rowwise), both compiled."""
+    return _measure("ours", "torchao_rowwise", m, k, n, device)
+
+
+@case("torchao_tensorwise_vs_bf16", params=_PARAMS, quick_params=_QUICK, devices=("cuda",))
+def bench_tao_vs_bf16(m: int, k: int, n: int, device: str) -> Measure:
+    """Reference point: torchao tensorwise vs bf16 in the same run."""
+    return _measure("torchao_tensorwise", "bf16", m, k, n, device)
+
+
+@case("auto_filter_vs_bf16", params=_PARAMS, quick_params=_QUICK, devices=("cuda",))
+def bench_auto(m: int, k: int, n: int, device: str) -> Measure:
+    """convert_to_float8(auto_filter=True) vs bf16: must never be > 2 % slower."""
+    return _measure("ours_auto", "bf16", m, k, n, device)

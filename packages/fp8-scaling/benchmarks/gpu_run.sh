@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Reproduces the H200 run of fp8-scaling: correctness first, then timings, then convergence.
+# From the repository root, with $OUT an empty folder:
+#   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:) OUT=/tmp/out \
+#     bash packages/fp8-scaling/benchmarks/gpu_run.sh
+# FP8_STAGES (default "tests,bench,gpt") picks stages; FP8_GPT_STEPS scales the convergence run.
+# torchao (the side-by-side baseline) is installed from .whl/fp8/*.whl when present.
+set -uo pipefail
+: "${OUT:?set OUT to an empty output folder}"
+export PYTHONUNBUFFERED=1
+if ls .whl/fp8/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/fp8/*.whl && export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+STAGES=${FP8_STAGES:-tests,bench,gpt}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
+if [[ $STAGES == *tests* ]]; then
+  timeout ${FP8_TEST_TIMEOUT:-60} python3 -m pytest -q -x -m gpu \
+    packages/fp8-scaling/tests/test_fp8_scaling_gpu.py 2>&1 | tail -15 | tee "$OUT/gpu_tests.log"
+fi
+if [[ $STAGES == *tune* ]]; then
+  timeout 60 python3 packages/fp8-scaling/benchmarks/tune_cast.py --out "$OUT/tune_cast.json" 2>&1 | tail -10
+fi
+if [[ $STAGES == *cases* ]]; then  # the main cases one by one, results written after each
+  timeout ${FP8_BENCH_TIMEOUT:-170} python3 packages/fp8-scaling/benchmarks/run_cases.py "$OUT" \
+    ${FP8_CASES:-linear_fp8_vs_bf16,cast_transpose_jit,linear_fp8_vs_torchao_tensorwise,auto_filter_vs_bf16,linear_fp8_vs_torchao_rowwise,delayed_cast,torchao_tensorwise_vs_bf16,scaled_mm_vs_bf16_mm} 2>&1 | grep -v "^\s*$" | tail -40
+fi
+if [[ $STAGES == *bench* ]]; then
+  timeout ${FP8_BENCH_TIMEOUT:-170} python3 -m monobench run --package fp8-scaling --device cuda \
+    --out "$OUT" ${FP8_BENCH_ARGS:-} 2>&1 | grep -v "^\s*$" | tail -40
+fi
+if [[ $STAGES == *gpt* ]]; then
+  timeout ${FP8_GPT_TIMEOUT:-120} python3 -m fp8_scaling.train_demo --device cuda --layers 12 \
+    --d-model 768 --heads 12 --seq-len 256 --batch 16 --lr 6e-4 --steps "${FP8_GPT_STEPS:-300}" \
+    --val-every 50 --record-every 25 --recipes "${FP8_GPT_RECIPES:-bf16,jit,delayed,constant}" \
+    --inference --out "$OUT/gpt" 2>&1 | tail -8
+fi
+ls -la "$OUT"

@@ -1,0 +1,126 @@
+"""FP8 cast operators registered with ``torch.library`` (opaque to ``torch.compile``).
+
+Each operator has a pure-torch reference (used on CPU and by the tests) and, on CUDA, a Triton
+implementation from :mod:`fp8_scaling._kernels`. Fake implementations give shapes and dtypes to
+the compiler, so ``torch.compile(fullgraph=True)`` traces through them without graph breaks.
+
+Operators (all shapes for a 2-D contiguous input ``x`` of shape (M, N)):
+
+* ``fp8_scaling::amax(x) -> amax`` float32 0-d, NaN counted as inf.
+* ``fp8_scaling::cast_transpose(x, amax, fmt, margin, transpose) -> (q, qt, inv_scale)``:
+  JIT power-of-two cast; ``q`` (M, N) and ``qt`` (N, M) in ``fmt``'s dtype (``qt`` is (0, 0)
+  when ``transpose`` is False), ``inv_scale = 2**-bias`` float32 0-d.
+* ``fp8_scaling::delayed_cast(x, scale, fmt, transpose) -> (q, qt, amax)``: cast with a given
+  scale and return the amax of ``x`` measured in the same pass.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._formats import FORMATS, get_format
+from ._kernels import HAS_TRITON, launch_amax, launch_cast_transpose
+from ._scaling import amax as amax_ref
+from ._scaling import compute_bias, quantize
+
+__all__ = [
+    "amax_op",
+    "cast_transpose_op",
+    "cast_transpose_ref",
+    "delayed_cast_op",
+    "delayed_cast_ref",
+]
+
+_TRITON_FORMATS = ("e4m3", "e5m2")
+
+
+def _use_triton(x: torch.Tensor, fmt: str | None = None) -> bool:
+    return HAS_TRITON and x.is_cuda and (fmt is None or fmt in _TRITON_FORMATS)
+
+
+def cast_transpose_ref(
+    x: torch.Tensor, amax: torch.Tensor, fmt: str, margin: int, transpose: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pure-torch reference of ``cast_transpose`` (JIT power-of-two cast in both layouts)."""
+    f = get_format(fmt)
+    bias = compute_bias(amax.float(), f, margin)
+    scale = torch.exp2(bias)
+    q = quantize(x, scale, f)
+    qt = q.t().contiguous() if transpose else q.new_empty((0, 0))
+    return q, qt, torch.exp2(-bias)
+
+
+def delayed_cast_ref(
+    x: torch.Tensor, scale: torch.Tensor, fmt: str, transpose: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pure-torch reference of ``delayed_cast`` (cast with a given scale + amax of ``x``)."""
+    f = get_format(fmt)
+    q = quantize(x, scale.float(), f)
+    qt = q.t().contiguous() if transpose else q.new_empty((0, 0))
+    return q, qt, amax_ref(x)
+
+
+def _check(x: torch.Tensor, fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown FP8 format {fmt!r}; expected one of {sorted(FORMATS)}")
+    if x.dim() != 2:
+        raise ValueError(f"expected a 2-D tensor, got shape {tuple(x.shape)}")
+
+
+@torch.library.custom_op("fp8_scaling::amax", mutates_args=())
+def amax_op(x: torch.Tensor) -> torch.Tensor:
+    """Per-tensor absolute max (float32 0-d); NaN counts as inf."""
+    if _use_triton(x) and x.numel() > 0:
+        return launch_amax(x.contiguous())
+    return amax_ref(x)
+
+
+@amax_op.register_fake
+def _(x):
+    return x.new_empty((), dtype=torch.float32)
+
+
+@torch.library.custom_op("fp8_scaling::cast_transpose", mutates_args=())
+def cast_transpose_op(
+    x: torch.Tensor, amax: torch.Tensor, fmt: str, margin: int, transpose: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """JIT power-of-two FP8 cast of a 2-D tensor in both layouts (see module docstring)."""
+    _check(x, fmt)
+    if _use_triton(x, fmt) and x.numel() > 0:
+        f = FORMATS[fmt]
+        q, qt, inv, _ = launch_cast_transpose(
+            x.contiguous(), fmt, f.max, amax=amax, margin=margin, transpose=transpose
+        )
+        return q, qt, inv
+    return cast_transpose_ref(x, amax, fmt, margin, transpose)
+
+
+@cast_transpose_op.register_fake
+def _(x, amax, fmt, margin, transpose):
+    dt = FORMATS[fmt].dtype
+    m, n = x.shape
+    qt = x.new_empty((n, m) if transpose else (0, 0), dtype=dt)
+    return x.new_empty((m, n), dtype=dt), qt, x.new_empty((), dtype=torch.float32)
+
+
+@torch.library.custom_op("fp8_scaling::delayed_cast", mutates_args=())
+def delayed_cast_op(
+    x: torch.Tensor, scale: torch.Tensor, fmt: str, transpose: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One-pass FP8 cast with a given scale, returning the amax of ``x`` for the next step."""
+    _check(x, fmt)
+    if _use_triton(x, fmt) and x.numel() > 0:
+        f = FORMATS[fmt]
+        q, qt, _, am = launch_cast_transpose(
+            x.contiguous(), fmt, f.max, scale=scale, transpose=transpose
+        )
+        return q, qt, am
+    return delayed_cast_ref(x, scale, fmt, transpose)
+
+
+@delayed_cast_op.register_fake
+def _(x, scale, fmt, transpose):
+    dt = FORMATS[fmt].dtype
+    m, n = x.shape
+    qt = x.new_empty((n, m) if transpose else (0, 0), dtype=dt)
+    return x.new_empty((m, n), dtype=dt), qt, x.new_empty((), dtype=torch.float32)

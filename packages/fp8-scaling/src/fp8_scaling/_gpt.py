@@ -1,0 +1,189 @@
+"""A small GPT and an embedded byte-level corpus for convergence experiments (no downloads)."""
+
+from __future__ import annotations
+
+import math
+import os
+import sysconfig
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["GPT", "GPTConfig", "stdlib_corpus", "train_steps"]
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Sizes of :class:`GPT` (byte vocabulary of 256 by default)."""
+
+    n_layer: int = 2
+    d_model: int = 64
+    n_head: int = 4
+    seq_len: int = 64
+    vocab: int = 256
+    mlp_ratio: int = 4
+
+
+class _Block(nn.Module):
+    def __init__(self, c: GPTConfig) -> None:
+        super().__init__()
+        self.n_head = c.n_head
+        self.ln1 = nn.LayerNorm(c.d_model)
+        self.qkv = nn.Linear(c.d_model, 3 * c.d_model)
+        self.proj = nn.Linear(c.d_model, c.d_model)
+        self.ln2 = nn.LayerNorm(c.d_model)
+        self.fc1 = nn.Linear(c.d_model, c.mlp_ratio * c.d_model)
+        self.fc2 = nn.Linear(c.mlp_ratio * c.d_model, c.d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
+        q, k, v = (z.view(b, t, self.n_head, d // self.n_head).transpose(1, 2) for z in (q, k, v))
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.proj(a.transpose(1, 2).reshape(b, t, d))
+        return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+
+
+class GPT(nn.Module):
+    """Decoder-only transformer; ``forward(idx (B, T) int64) -> logits (B, T, vocab)``.
+
+    The token embedding and the output head (``lm_head``) stay in high precision when converted
+    with :func:`fp8_scaling.convert_to_float8` (its default ``skip``).
+    """
+
+    def __init__(self, c: GPTConfig) -> None:
+        super().__init__()
+        self.config = c
+        self.embed = nn.Embedding(c.vocab, c.d_model)
+        self.pos_embed = nn.Parameter(torch.zeros(c.seq_len, c.d_model))
+        self.blocks = nn.ModuleList(_Block(c) for _ in range(c.n_layer))
+        self.ln_f = nn.LayerNorm(c.d_model)
+        self.lm_head = nn.Linear(c.d_model, c.vocab, bias=False)
+        for name, p in self.named_parameters():
+            if p.dim() == 2:
+                std = (
+                    0.02 / math.sqrt(2 * c.n_layer)
+                    if name.endswith(("proj.weight", "fc2.weight"))
+                    else 0.02
+                )
+                nn.init.normal_(p, std=std)
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.embed(idx) + self.pos_embed[: idx.shape[1]]
+        for blk in self.blocks:
+            x = blk(x)
+        return self.lm_head(self.ln_f(x))
+
+
+def stdlib_corpus(n_bytes: int = 2_000_000) -> torch.Tensor:
+    """The first ``n_bytes`` of the Python standard library's ``.py`` sources, as uint8 (N,).
+
+    Deterministic for a given Python installation; no download. Files are read in sorted order.
+    """
+    root = sysconfig.get_paths()["stdlib"]
+    chunks, total = [], 0
+    for dirpath, dirnames, files in os.walk(root):
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in ("site-packages", "test", "tests", "idlelib")
+        )
+        for fn in sorted(files):
+            if fn.endswith(".py"):
+                try:
+                    with open(os.path.join(dirpath, fn), "rb") as f:
+                        data = f.read()
+                except OSError:
+                    continue
+                chunks.append(data)
+                total += len(data)
+                if total >= n_bytes:
+                    return torch.frombuffer(
+                        bytearray(b"".join(chunks)[:n_bytes]), dtype=torch.uint8
+                    )
+    if total == 0:
+        raise RuntimeError(f"no Python sources found under {root}")
+    return torch.frombuffer(bytearray(b"".join(chunks)), dtype=torch.uint8)
+
+
+def _batch(
+    data: torch.Tensor, b: int, t: int, gen: torch.Generator, device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    ix = torch.randint(0, data.numel() - t - 1, (b,), generator=gen)
+    x = torch.stack([data[i : i + t] for i in ix.tolist()]).long()
+    y = torch.stack([data[i + 1 : i + t + 1] for i in ix.tolist()]).long()
+    return x.to(device), y.to(device)
+
+
+def train_steps(
+    model: nn.Module,
+    data: torch.Tensor,
+    steps: int,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    autocast_dtype: torch.dtype | None = None,
+    callback=None,
+    val_data: torch.Tensor | None = None,
+    val_every: int = 0,
+    progress=None,
+) -> dict[str, list[float]]:
+    """Train ``model`` with AdamW (cosine decay) on random windows of ``data``; returns losses.
+
+    Returns ``{"train": [...], "val": [...], "val_steps": [...]}`` (nats per byte).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.95))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * s / max(steps, 1)))
+    )
+    t = model.config.seq_len if hasattr(model, "config") else 64
+    out: dict[str, list[float]] = {"train": [], "val": [], "val_steps": []}
+    for step in range(steps):
+        x, y = _batch(data, batch_size, t, gen, device)
+        with torch.autocast(
+            torch.device(device).type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+        ):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        out["train"].append(loss.item())
+        if callback is not None:
+            callback(step)
+        if val_data is not None and val_every and (step % val_every == 0 or step == steps - 1):
+            out["val"].append(evaluate(model, val_data, batch_size, device, autocast_dtype))
+            out["val_steps"].append(step)
+        if progress is not None:
+            progress(step, out["train"][-1])
+    return out
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data: torch.Tensor,
+    batch_size: int = 16,
+    device="cpu",
+    autocast_dtype: torch.dtype | None = None,
+    n_batches: int = 4,
+    seed: int = 1234,
+) -> float:
+    """Mean cross-entropy (nats/byte) over ``n_batches`` fixed random windows of ``data``."""
+    gen = torch.Generator().manual_seed(seed)
+    t = model.config.seq_len if hasattr(model, "config") else 64
+    tot = 0.0
+    for _ in range(n_batches):
+        x, y = _batch(data, batch_size, t, gen, device)
+        with torch.autocast(
+            torch.device(device).type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+        ):
+            logits = model(x)
+        tot += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1)).item()
+    return tot / n_batches

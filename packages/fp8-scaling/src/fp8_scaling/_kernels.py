@@ -1,0 +1,265 @@
+"""Triton kernels for the FP8 casts (GPU fast path; each has a pure-torch reference in _cast_ops).
+
+* ``amax``: grid-stride absolute-max reduction, one ``atomic_max`` per program.
+* ``cast_transpose``: reads a bf16/fp16/fp32 (M, N) tensor once and writes its FP8 cast in both
+  layouts, (M, N) and (N, M), so the backward GEMMs never re-cast or transpose. In "jit" mode it
+  derives the power-of-two bias from the amax in-kernel (exact exponent arithmetic, no host
+  sync); in "delayed" mode it uses a given scale and accumulates the tensor's amax for the next
+  step in the same pass (one read of the input).
+
+The float scaling follows Perez et al. 2023, Section 3. Run under ``TRITON_INTERPRET=1`` on CPU
+tensors for testing; ``OUT_FP32=True`` writes the saturated scaled values in float32 instead of
+FP8, because the interpreter's own FP8 rounding differs from the GPU's.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+try:  # triton is optional (CPU-only installs, macOS)
+    import triton
+    import triton.language as tl
+    import triton.testing
+
+    HAS_TRITON = True
+except Exception:  # pragma: no cover - depends on the platform
+    HAS_TRITON = False
+
+__all__ = ["HAS_TRITON", "launch_amax", "launch_cast_transpose"]
+
+_FP8_TL = {}
+
+
+@functools.cache
+def _fmax_consts(fmax: float) -> tuple[int, int]:
+    """Biased float32 exponent and raw mantissa bits of ``fmax``."""
+    bits = torch.tensor(fmax, dtype=torch.float32).view(torch.int32).item()
+    return (bits >> 23) & 0xFF, bits & 0x7FFFFF
+
+
+if HAS_TRITON:
+    _FP8_TL = {"e4m3": tl.float8e4nv, "e5m2": tl.float8e5}
+
+    @triton.jit
+    def _amax_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+        pid = tl.program_id(0)
+        nprog = tl.num_programs(0)
+        acc = tl.zeros([BLOCK], dtype=tl.float32)
+        for start in range(pid * BLOCK, n, nprog * BLOCK):
+            offs = start + tl.arange(0, BLOCK)
+            x = tl.load(x_ptr + offs, mask=offs < n, other=0.0).to(tl.float32)
+            a = tl.abs(x)
+            a = tl.where(a != a, float("inf"), a)  # NaN counts as inf
+            acc = tl.maximum(acc, a)
+        tl.atomic_max(out_ptr, tl.max(acc, 0))
+
+    @triton.jit
+    def _bias_from_amax(a, EF: tl.constexpr, MF: tl.constexpr, MARGIN: tl.constexpr):
+        bits = a.to(tl.int32, bitcast=True)
+        ea = (bits >> 23) & 0xFF
+        ma = bits & 0x7FFFFF
+        b = EF - ea - (ma > MF).to(tl.int32)
+        b = tl.where(ea == 0, 1000, b)  # zero and float32 subnormals: clipped to +31
+        b = tl.where((ea == 255) & (ma == 0), -1000, b)  # inf: clipped to -31
+        b = tl.minimum(tl.maximum(b - MARGIN, -31), 31)
+        return b, (ea == 255) & (ma != 0)
+
+    @triton.jit
+    def _cast_t_kernel(
+        x_ptr,
+        amax_ptr,
+        scale_ptr,
+        q_ptr,
+        qt_ptr,
+        inv_ptr,
+        amax_out_ptr,
+        M,
+        N,
+        FMAX: tl.constexpr,
+        EF: tl.constexpr,
+        MF: tl.constexpr,
+        MARGIN: tl.constexpr,
+        DELAYED: tl.constexpr,
+        WRITE_T: tl.constexpr,
+        OUT_FP32: tl.constexpr,
+        FP8: tl.constexpr,
+        BM: tl.constexpr,
+        BN: tl.constexpr,
+        GROUP: tl.constexpr,
+        TRANS_HP: tl.constexpr,
+    ):
+        pid = tl.program_id(0)
+        n_m = tl.cdiv(M, BM)
+        n_n = tl.cdiv(N, BN)
+        # grouped ordering: neighbouring programs share column panels of the transposed output
+        per_group = GROUP * n_n
+        g = pid // per_group
+        first_m = g * GROUP
+        gsize = tl.minimum(n_m - first_m, GROUP)
+        pid_m = first_m + (pid % per_group) % gsize
+        pid_n = (pid % per_group) // gsize
+        if DELAYED:
+            scale = tl.load(scale_ptr)
+        else:
+            a = tl.load(amax_ptr)
+            b, is_nan = _bias_from_amax(a, EF, MF, MARGIN)
+            scale = ((b + 127) << 23).to(tl.float32, bitcast=True)  # exact 2**b
+            scale = tl.where(is_nan, float("nan"), scale)
+            if pid == 0:
+                tl.store(inv_ptr, 1.0 / scale)
+        rm = pid_m * BM + tl.arange(0, BM)
+        rn = pid_n * BN + tl.arange(0, BN)
+        mask = (rm[:, None] < M) & (rn[None, :] < N)
+        x = tl.load(x_ptr + rm[:, None] * N + rn[None, :], mask=mask, other=0.0).to(tl.float32)
+        ax = tl.abs(x)
+        q = tl.minimum(tl.maximum(x * scale, -FMAX), FMAX)
+        q = tl.where(ax == float("inf"), float("nan"), q)
+        q = tl.where(x != x, float("nan"), q)
+        if DELAYED:
+            ax = tl.where(ax != ax, float("inf"), ax)
+            tl.atomic_max(amax_out_ptr, tl.max(tl.max(ax, 1), 0))
+        if OUT_FP32:
+            qo = q
+        else:
+            qo = q.to(FP8)
+        tl.store(q_ptr + rm[:, None] * N + rn[None, :], qo, mask=mask)
+        if WRITE_T:
+            if TRANS_HP and not OUT_FP32:
+                qto = tl.trans(q).to(FP8)  # transpose 32-bit values, then convert
+            else:
+                qto = tl.trans(qo)
+            tl.store(qt_ptr + rn[:, None] * M + rm[None, :], qto, mask=mask.T)
+
+
+if HAS_TRITON:
+    # GPU variants, picked per size by measurement: (elements per step, warps, programs per SM)
+    _AMAX_CFGS = [(4096, 8, 8), (8192, 8, 64), (16384, 16, 4), (2048, 4, 16), (8192, 8, 1 << 20)]
+    _CAST_CFGS = [
+        triton.Config({"BM": bm, "BN": bn, "GROUP": 8, "TRANS_HP": th}, num_warps=w)
+        for bm, bn, w, th in (
+            (64, 128, 8, False),
+            (64, 128, 8, True),
+            (128, 128, 8, False),
+            (32, 128, 4, True),
+        )
+    ]
+    try:
+        _cast_t_tuned = triton.autotune(
+            configs=_CAST_CFGS, key=["M", "N", "DELAYED", "WRITE_T"], warmup=5, rep=20
+        )(_cast_t_kernel)
+    except TypeError:  # pragma: no cover - triton without warmup/rep arguments
+        _cast_t_tuned = triton.autotune(configs=_CAST_CFGS, key=["M", "N", "DELAYED", "WRITE_T"])(
+            _cast_t_kernel
+        )
+    _AMAX_BEST: dict = {}
+
+
+@functools.cache
+def _sm_count(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
+def _amax_launch(x, out, n, cfg, sms):
+    block, warps, waves = cfg
+    grid = max(1, min(triton.cdiv(n, block), sms * waves))
+    _amax_kernel[(grid,)](x, out, n, BLOCK=block, num_warps=warps)
+
+
+def launch_amax(x: torch.Tensor) -> torch.Tensor:
+    """Absolute max of a contiguous tensor as a float32 0-d tensor (NaN counts as inf)."""
+    out = torch.zeros((), dtype=torch.float32, device=x.device)
+    n = x.numel()
+    if n == 0:
+        return out
+    flat = x.reshape(-1)
+    if not x.is_cuda:
+        _amax_launch(flat, out, n, (256, 1, 1), 4)
+        return out
+    sms = _sm_count(x.device.index or 0)
+    key = (n, x.dtype, x.device.index)
+    if key not in _AMAX_BEST:  # one-time measurement per size (like triton.autotune)
+        times = []
+        for cfg in _AMAX_CFGS:
+            tmp = torch.zeros((), dtype=torch.float32, device=x.device)
+            t = triton.testing.do_bench(
+                lambda cfg=cfg, tmp=tmp: _amax_launch(flat, tmp, n, cfg, sms),
+                warmup=5,
+                rep=20,
+                return_mode="median",
+            )
+            times.append(t)
+        _AMAX_BEST[key] = _AMAX_CFGS[times.index(min(times))]
+    _amax_launch(flat, out, n, _AMAX_BEST[key], sms)
+    return out
+
+
+def launch_cast_transpose(
+    x: torch.Tensor,
+    fmt_name: str,
+    fmax: float,
+    *,
+    amax: torch.Tensor | None = None,
+    scale: torch.Tensor | None = None,
+    margin: int = 0,
+    transpose: bool = True,
+    out_fp32: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cast a 2-D contiguous tensor to FP8 in both layouts in one pass.
+
+    Give ``amax`` (JIT: bias derived in-kernel) or ``scale`` (delayed/constant: the amax of ``x``
+    is accumulated in the same pass). Returns ``(q (M, N), qt (N, M) or empty, inv_scale 0-d,
+    amax_out 0-d)``; in JIT mode ``amax_out`` is ``amax`` itself.
+    """
+    if x.dim() != 2 or not x.is_contiguous():
+        raise ValueError(
+            f"cast_transpose needs a contiguous 2-D tensor, got shape {tuple(x.shape)}"
+        )
+    m, n = x.shape
+    dev = x.device
+    odt = (
+        torch.float32
+        if out_fp32
+        else getattr(torch, {"e4m3": "float8_e4m3fn", "e5m2": "float8_e5m2"}[fmt_name])
+    )
+    q = torch.empty((m, n), dtype=odt, device=dev)
+    qt = torch.empty((n, m) if transpose else (0, 0), dtype=odt, device=dev)
+    delayed = scale is not None
+    if delayed:
+        inv = (1.0 / scale.float()).reshape(())
+        amax_out = torch.zeros((), dtype=torch.float32, device=dev)
+        amax_in = amax_out
+        scale_in = scale.float().reshape(())
+    else:
+        if amax is None:
+            raise ValueError("give amax (JIT mode) or scale (delayed mode)")
+        inv = torch.empty((), dtype=torch.float32, device=dev)
+        amax_in = amax.float().reshape(())
+        amax_out = amax_in
+        scale_in = amax_in
+    ef, mf = _fmax_consts(fmax)
+    if m * n > 0:
+        args = (x, amax_in, scale_in, q, qt if transpose else q, inv, amax_out, m, n)
+        consts = dict(
+            FMAX=fmax,
+            EF=ef,
+            MF=mf,
+            MARGIN=int(margin),
+            DELAYED=delayed,
+            WRITE_T=transpose,
+            OUT_FP32=out_fp32,
+            FP8=_FP8_TL[fmt_name],
+        )
+        if x.is_cuda:
+            grid = lambda meta: (triton.cdiv(m, meta["BM"]) * triton.cdiv(n, meta["BN"]),)  # noqa: E731
+            _cast_t_tuned[grid](*args, **consts)
+        else:
+            grid = (triton.cdiv(m, 16) * triton.cdiv(n, 16),)
+            _cast_t_kernel[grid](
+                *args, **consts, BM=16, BN=16, GROUP=1, TRANS_HP=False, num_warps=1
+            )
+    elif not delayed:
+        inv.fill_(math.nan)
+    return q, qt, inv, amax_out

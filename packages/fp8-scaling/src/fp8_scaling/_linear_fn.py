@@ -1,0 +1,255 @@
+"""The FP8 linear autograd function: three GEMMs (output, grad-input, grad-weight) in FP8.
+
+Perez et al. 2023, Section 3: ``Y = 2**-(b_X + b_W) (X8 W8^T)``, ``dX = 2**-(b_G + b_W) (G8 W8)``
+and ``dW = 2**-(b_G + b_X) (G8^T X8)``; the FP8 operands of the forward are saved and reused in
+the backward (no re-cast). On Hopper GPUs the GEMMs are ``torch._scaled_mm`` (row-major A,
+column-major B, float32 0-d scales); elsewhere an exact emulation (dequantise, float32 matmul,
+round to the output dtype) computes the same function.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ._cast_ops import amax_op, cast_transpose_op, delayed_cast_op
+from ._formats import FP8Format
+from ._recipes import ConstantScaling, DelayedScaling, JustInTimeScaling
+from ._scaling import amax as amax_ref
+from ._scaling import compute_bias, compute_scale, quantize
+
+__all__ = ["float8_linear", "hardware_fp8_supported", "history_bias"]
+
+_HW_FORMATS = ("e4m3", "e5m2")
+
+
+_CAPS: dict[int, bool] = {}
+
+
+def _fp8_capable_eager(index: int) -> bool:
+    return tuple(torch.cuda.get_device_capability(index)) >= (8, 9)
+
+
+try:  # a constant for the compiler: no guard, no graph break
+    _fp8_capable = torch._dynamo.assume_constant_result(_fp8_capable_eager)
+except AttributeError:  # pragma: no cover - old torch
+    _fp8_capable = _fp8_capable_eager
+
+
+def warm_capabilities() -> None:
+    """Look up every visible GPU's FP8 support eagerly (so compiled code only reads a dict)."""
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            if i not in _CAPS:
+                _CAPS[i] = _fp8_capable_eager(i)
+
+
+def hardware_fp8_supported(device: torch.device) -> bool:
+    """True when ``device`` runs ``torch._scaled_mm`` natively (CUDA compute capability >= 8.9)."""
+    if device.type != "cuda" or not hasattr(torch, "_scaled_mm"):
+        return False
+    index = device.index if device.index is not None else 0
+    if index in _CAPS:
+        return _CAPS[index]
+    return bool(_fp8_capable(index))
+
+
+def _reduce_amax(a: torch.Tensor, group: Any) -> torch.Tensor:
+    if group is None:
+        return a
+    import torch.distributed as dist
+
+    try:
+        import torch.distributed._functional_collectives as funcol
+
+        return funcol.all_reduce(a, "max", group)
+    except Exception:  # pragma: no cover - very old torch
+        a = a.clone()
+        dist.all_reduce(a, op=dist.ReduceOp.MAX, group=group)
+        return a
+
+
+def history_bias(hist: torch.Tensor, recipe: DelayedScaling, fmt: FP8Format, margin: int):
+    """Bias for the next step from an amax history row ``hist`` (L,), newest first."""
+    filled = hist > 0
+    if recipe.algo == "max":
+        a = hist.max()
+    elif recipe.algo == "most_recent":
+        a = hist[0]
+    else:
+        w = recipe.ema_decay ** torch.arange(hist.numel(), device=hist.device, dtype=torch.float32)
+        w = w * filled
+        a = (w * hist).sum() / w.sum().clamp_min(1e-30)
+    b = compute_bias(a, fmt, margin)
+    return torch.where(filled.any(), b, torch.full_like(b, float(recipe.init_bias)))
+
+
+def _push(hist: torch.Tensor, a: torch.Tensor) -> None:
+    """Roll the history row ``hist`` (L,) and put ``a`` first; non-finite amaxes are skipped."""
+    new = torch.cat([a.reshape(1).to(hist.dtype), hist[:-1]])
+    hist.copy_(torch.where(torch.isfinite(a), new, hist))
+
+
+class _Q:
+    """An FP8 operand: data (R, C), optional transposed copy (C, R), dequant scale, amax."""
+
+    __slots__ = ("amax", "data", "data_t", "inv")
+
+    def __init__(self, data, data_t, inv, amax):
+        self.data, self.data_t, self.inv, self.amax = data, data_t, inv, amax
+
+    def t_contig(self) -> torch.Tensor:
+        return self.data_t if self.data_t is not None else self.data.t().contiguous()
+
+
+def _quant(t, fmt: FP8Format, margin: int, recipe, hist_row, fast: bool, need_t: bool) -> _Q:
+    """Quantize one role of one GEMM according to ``recipe`` (``hist_row`` for delayed)."""
+    fast = fast and recipe.pow2 and fmt.name in _HW_FORMATS and t.is_contiguous()
+    if isinstance(recipe, JustInTimeScaling):
+        a = amax_op(t) if fast else amax_ref(t)
+        a = _reduce_amax(a, recipe.amax_group)
+        if fast:
+            q, qt, inv = cast_transpose_op(t, a, fmt.name, margin, need_t)
+            return _Q(q, qt if need_t else None, inv, a)
+        if recipe.pow2:
+            scale = torch.exp2(compute_bias(a, fmt, margin))
+        else:
+            scale = compute_scale(a, fmt, margin)
+            scale = torch.where(torch.isnan(a), a, scale)
+        return _Q(quantize(t, scale, fmt), None, 1.0 / scale, a)
+    if isinstance(recipe, DelayedScaling):
+        b = history_bias(hist_row, recipe, fmt, margin)
+        scale = torch.exp2(b)
+    else:
+        cb = (
+            recipe.bias
+            if (fmt is recipe.formats.forward or recipe.grad_bias is None)
+            else recipe.grad_bias
+        )
+        scale = torch.full((), 2.0**cb, dtype=torch.float32, device=t.device)
+    if fast:
+        q, qt, a = delayed_cast_op(t, scale, fmt.name, need_t)
+        out = _Q(q, qt if need_t else None, 1.0 / scale, a)
+    else:
+        out = _Q(quantize(t, scale, fmt), None, 1.0 / scale, amax_ref(t))
+    if isinstance(recipe, DelayedScaling):
+        with torch.no_grad():
+            _push(hist_row, _reduce_amax(out.amax, recipe.amax_group))
+    return out
+
+
+def _mm(a8, b8, sa, sb, out_dtype, hw: bool, fast_accum: bool) -> torch.Tensor:
+    """``(sa * sb) * (a8 @ b8)`` rounded to ``out_dtype``; a8 (M, K) row-major, b8 (K, N)."""
+    if hw:
+        return torch._scaled_mm(
+            a8, b8, scale_a=sa, scale_b=sb, out_dtype=out_dtype, use_fast_accum=fast_accum
+        )
+    return (torch.matmul(a8.float(), b8.float()) * (sa * sb)).to(out_dtype)
+
+
+def _shapes_ok(*dims: int) -> bool:
+    return all(d % 16 == 0 and d > 0 for d in dims)
+
+
+class _Float8LinearFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, hist, recipe, fast):
+        m, k = x.shape
+        n = weight.shape[0]
+        fmt_f, fmt_b = recipe.formats.forward, recipe.formats.backward
+        hw = fast and hardware_fp8_supported(x.device) and _shapes_ok(m, k, n)
+        hw = hw and fmt_f.name in _HW_FORMATS and fmt_b.name in _HW_FORMATS
+        delayed = isinstance(recipe, DelayedScaling)
+        need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        fp8_dw = recipe.grad_weight == "fp8"
+        xq = _quant(
+            x, fmt_f, recipe.margin, recipe, hist[0] if delayed else None, hw, need_dw and fp8_dw
+        )
+        wq = _quant(weight, fmt_f, recipe.margin, recipe, hist[1] if delayed else None, hw, need_dx)
+        y = _mm(
+            xq.data,
+            wq.data.t(),
+            xq.inv,
+            wq.inv,
+            x.dtype,
+            hw,
+            recipe.fast_accum in ("forward", "all"),
+        )
+        ctx.recipe, ctx.hw, ctx.fast = recipe, hw, fast
+        ctx.shapes = (m, k, n)
+        ctx.x_dtype, ctx.w_dtype = x.dtype, weight.dtype
+        ctx.save_for_backward(
+            xq.data_t if (hw and fp8_dw) else xq.data,
+            xq.inv,
+            wq.data_t if hw else wq.data,
+            wq.inv,
+            x if not fp8_dw else None,
+            hist,
+        )
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x8, xinv, w8, winv, x_hp, hist = ctx.saved_tensors
+        recipe, hw = ctx.recipe, ctx.hw
+        delayed = isinstance(recipe, DelayedScaling)
+        fp8_dw = recipe.grad_weight == "fp8"
+        need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        g = g.contiguous()
+        fa = recipe.fast_accum == "all"
+        gq = _quant(
+            g,
+            recipe.formats.backward,
+            recipe.grad_margin,
+            recipe,
+            hist[2] if delayed else None,
+            hw,
+            need_dw and fp8_dw,
+        )
+        dx = dw = None
+        if need_dx:
+            # B = W (N, K) column-major: the saved transposed copy W8^T (K, N) viewed as .t()
+            wb = w8.t() if hw else w8
+            dx = _mm(gq.data, wb, gq.inv, winv, ctx.x_dtype, hw, fa)
+        if need_dw:
+            if fp8_dw:
+                xb = x8.t() if hw else x8  # X (M, K) column-major = X8^T (K, M) viewed as .t()
+                dw = _mm(
+                    gq.t_contig() if hw else gq.data.t(), xb, gq.inv, xinv, ctx.w_dtype, hw, fa
+                )
+            else:
+                dw = (g.t().to(x_hp.dtype) @ x_hp).to(ctx.w_dtype)
+        return dx, dw, None, None, None
+
+
+def float8_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    recipe: JustInTimeScaling | DelayedScaling | ConstantScaling | None = None,
+    history: torch.Tensor | None = None,
+    fast: bool = True,
+) -> torch.Tensor:
+    """Functional FP8 linear ``y = x W^T + b`` with FP8 forward and backward GEMMs.
+
+    Args:
+        x: (..., K) floating input; the output has ``x``'s dtype.
+        weight: (N, K) weight.
+        bias: optional (N,) bias, added in high precision.
+        recipe: scaling recipe (default :class:`JustInTimeScaling`).
+        history: (3, L) float32 amax history (rows: input, weight, grad) for
+            :class:`DelayedScaling`; updated in place.
+        fast: use ``torch._scaled_mm`` and the Triton casts when the device supports them
+            (otherwise the exact emulation runs).
+
+    Returns:
+        (..., N) tensor.
+    """
+    recipe = recipe if recipe is not None else JustInTimeScaling()
+    if isinstance(recipe, DelayedScaling) and (history is None or history.shape[0] != 3):
+        raise ValueError("DelayedScaling needs a (3, history_len) float32 amax history tensor")
+    lead = x.shape[:-1]
+    y = _Float8LinearFn.apply(x.reshape(-1, x.shape[-1]), weight, history, recipe, fast)
+    y = y.reshape(*lead, weight.shape[0])
+    return y + bias.to(y.dtype) if bias is not None else y

@@ -1,0 +1,81 @@
+"""Checks that need an FP8-capable CUDA GPU (Hopper): Triton bytes, _scaled_mm vs emulation."""
+
+import pytest
+import torch
+
+import fp8_scaling as fs
+from fp8_scaling._cast_ops import (
+    amax_op,
+    cast_transpose_op,
+    cast_transpose_ref,
+    delayed_cast_op,
+    delayed_cast_ref,
+)
+
+pytestmark = pytest.mark.gpu
+
+
+def _need_fp8():
+    if not torch.cuda.is_available() or not fs.hardware_fp8_supported(torch.device("cuda")):
+        pytest.skip("needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
+
+
+@pytest.mark.parametrize("fmt", ["e4m3", "e5m2"])
+@pytest.mark.parametrize("shape", [(1, 1), (37, 53), (128, 256), (1000, 3000)])
+def test_gpu_cast_kernels_bit_exact(fmt, shape):
+    _need_fp8()
+    x = (torch.randn(shape, device="cuda") * 7).to(torch.bfloat16)
+    a = amax_op(x)
+    assert torch.equal(a, x.float().abs().max())
+    got, want = cast_transpose_op(x, a, fmt, 0, True), cast_transpose_ref(x, a, fmt, 0, True)
+    for g, w in zip(got, want):
+        assert torch.equal(
+            g.view(torch.uint8) if g.dtype != torch.float32 else g,
+            w.view(torch.uint8) if w.dtype != torch.float32 else w,
+        )
+    s = torch.tensor(8.0, device="cuda")
+    got, want = delayed_cast_op(x, s, fmt, True), delayed_cast_ref(x, s, fmt, True)
+    for g, w in zip(got, want):
+        assert torch.equal(
+            g.view(torch.uint8) if g.dtype != torch.float32 else g,
+            w.view(torch.uint8) if w.dtype != torch.float32 else w,
+        )
+
+
+def test_gpu_scaled_mm_matches_emulation():
+    _need_fp8()
+    torch.manual_seed(0)
+    m, k, n = 256, 512, 384
+    x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    w = (torch.randn(n, k, device="cuda") / k**0.5).to(torch.bfloat16).requires_grad_(True)
+    dy = torch.randn(m, n, device="cuda", dtype=torch.bfloat16)
+    outs = []
+    for fast in (True, False):
+        x.grad = w.grad = None
+        y = fs.float8_linear(x, w, recipe=fs.JustInTimeScaling(fast_accum="none"), fast=fast)
+        y.backward(dy)
+        outs.append((y.float(), x.grad.float(), w.grad.float()))
+    for a, b in zip(*outs):
+        # same FP8 operands; only the fp32 accumulation order differs, then one bf16 rounding
+        rel = ((a - b).norm() / b.norm()).item()
+        assert rel < 1e-2, rel
+
+
+def test_gpu_compile_fullgraph_no_breaks():
+    _need_fp8()
+    lin = fs.Float8Linear(256, 512, device="cuda", dtype=torch.bfloat16)
+    x = torch.randn(128, 256, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    torch._dynamo.reset()
+    y = torch.compile(lin, fullgraph=True)(x)  # fullgraph=True raises on any graph break
+    y.sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_gpu_odd_shapes_fall_back():
+    _need_fp8()
+    lin = fs.Float8Linear(100, 30, device="cuda", dtype=torch.bfloat16)
+    x = torch.randn(7, 100, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    y = lin(x)
+    y.sum().backward()
+    ref = torch.nn.functional.linear(x.float(), lin.weight.float(), lin.bias.float())
+    assert ((y.float() - ref).norm() / ref.norm()).item() < 0.1
