@@ -151,6 +151,8 @@ def fidelity_and_q_stats(
                     "coverage_top_dh_over_8": float(cov.mean()), "r": r8})  # fmt: skip
         for c in compressions:
             kn = budget("sparq", t0 + 1, dh, c)
+            if "r" not in kn:  # no compression: SparQ with r = dh, k = S (exact)
+                kn = {"r": dh, "k": T, "local_window": 0}
             y, st = sparq_attention_prefill(
                 qd, k, v, r=kn["r"], k=kn["k"], local_window=kn["local_window"], return_stats=True
             )

@@ -22,13 +22,14 @@ RECALL_MODEL = ModelConfig(
 
 
 def _copy_batch(
-    task: RecallTask, batch: int, g: torch.Generator
+    task: RecallTask, batch: int, g: torch.Generator, max_fill: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Repeated random segment (dense induction signal): BOS seg filler SEP seg, loss on 2nd seg."""
     L = 2 * task.n_pairs
     seg = torch.randint(task.n_keys + task.n_values, (batch, L), generator=g)
     f0 = task.n_keys + task.n_values
-    n_fill = int(torch.randint(0, task.seq_len - 2 * L - 2 + 1, (1,), generator=g))
+    hi = min(max_fill, task.seq_len - 2 * L - 2)
+    n_fill = int(torch.randint(0, hi + 1, (1,), generator=g))
     fill = torch.randint(task.n_filler, (batch, n_fill), generator=g) + f0
     bos = torch.full((batch, 1), f0 + task.n_filler)
     sep = torch.full((batch, 1), f0 + task.n_filler + 1)
@@ -47,7 +48,8 @@ def recall_accuracy(model: TinyLlama, ids: torch.Tensor, mask: torch.Tensor, att
 
 
 def train_recall(
-    steps: int = 2000, batch: int = 24, seed: int = 0, log: Callable[[str], None] = print,
+    steps: int = 2000, batch: int = 32, seed: int = 0, lr: float = 3e-3,
+    log: Callable[[str], None] = print,
     time_limit_s: float | None = None,
 ) -> tuple[TinyLlama, dict]:  # fmt: skip
     """Train the recall model: MQAR batches mixed with copy batches (faster induction heads)."""
@@ -58,14 +60,16 @@ def train_recall(
     full = task.prompt_len - 2 - 2 * task.n_pairs
 
     def batches(step: int):
+        # curriculum: mostly short filler early (cheap steps, fast induction), full length later
+        short = max(8, int(full * min(1.0, step / (0.6 * steps))))
         if step % 3 == 0:
-            return _copy_batch(task, batch, g)
-        n = int(torch.randint(0, full + 1, (1,), generator=g)) if step % 3 == 1 else full
+            return _copy_batch(task, batch, g, max_fill=short)
+        n = int(torch.randint(0, short + 1, (1,), generator=g)) if step % 3 == 1 else short
         return task.sample(batch, g, n_fill=n)
 
     ev = task.sample(256, torch.Generator().manual_seed(12345))
     hist = train_lm(
-        model, batches, steps=steps, lr=3e-3, warmup=100,
+        model, batches, steps=steps, lr=lr, warmup=100,
         evaluate=lambda m: recall_accuracy(m, *ev),
         eval_every=50, stop_at=0.995, log=log, time_limit_s=time_limit_s,
     )  # fmt: skip
