@@ -113,6 +113,12 @@ def bench_e2e(batch, prefill, steps, layers, hidden, ffn, device):
         extra["tokens_equal_sparq_exact_vs_sdpa"] = bool(
             torch.equal(toks["sparq_exact"], toks["sdpa"])
         )
+        extra["tokens_equal_sparq_exact_vs_sdpa_fraction"] = float(
+            (toks["sparq_exact"] == toks["sdpa"]).float().mean()
+        )
+        extra["tokens_equal_triton_dense_vs_sdpa_fraction"] = float(
+            (toks["triton_dense"] == toks["sdpa"]).float().mean()
+        )
         extra["tokens_equal_sparq_1_8_vs_sdpa_fraction"] = float(
             (toks["sparq"] == toks["sdpa"]).float().mean()
         )

@@ -12,7 +12,10 @@ key ``T`` over order-preserving int32 images of the keys:
 * rows of up to ``REG_MAX`` positions stay in registers and ``T`` is built bit by bit (32
   compare-and-count rounds, no memory traffic);
 * longer rows use a radix-16 search: each of 8 passes over an int32 key scratch (L2-resident)
-  counts the keys above 16 candidate thresholds at once.
+  counts the keys above 16 candidate thresholds at once, accumulating elementwise so that a pass
+  has a single block reduction.
+
+On the GPU the warps and chunk sizes are autotuned once per ``(S, k)``.
 
 A final pass compacts the winners in increasing position order (ties at ``T`` go to the lowest
 positions, as in the reference's stable sort) and accumulates
@@ -24,6 +27,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
+from ._common import F32DOT
 
 __all__ = ["select_topk", "select_topk_reference"]
 
@@ -129,6 +134,7 @@ def _select_reg_kernel(
 def _select_chunk_kernel(
     logit_ptr, m_ptr, l_ptr, lens_ptr, key_ptr, out_idx_ptr, alpha_ptr, S, NT, HKV, K, window,
     sinks, G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr, CH: tl.constexpr,
+    CH2: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     seq_len = tl.load(lens_ptr + bh // HKV)
@@ -147,31 +153,77 @@ def _select_chunk_kernel(
     for p in tl.static_range(8):
         cand = prefix + (j << (28 - 4 * p))
         cand_s = (cand - 2147483648).to(tl.int32)
-        cnt = tl.zeros((16,), tl.int32)
+        # counts accumulate elementwise; one block reduction per pass (no per-chunk barriers)
+        acc = tl.zeros((CH, 16), tl.int32)
         for start in range(0, S, CH):
             cols = start + offs
             u = tl.load(key_row + cols, mask=cols < S, other=-2147483648)
-            cnt += tl.sum((u[:, None] >= cand_s[None, :]).to(tl.int32), axis=0)
+            acc += (u[:, None] >= cand_s[None, :]).to(tl.int32)
+        cnt = tl.sum(acc, axis=0)
         jstar = tl.max(tl.where(cnt >= K, j, 0), axis=0)
         prefix = prefix + (jstar << (28 - 4 * p))
     T = (prefix - 2147483648).to(tl.int32)
-    n_gt = tl.zeros((), tl.int32)
+    acc1 = tl.zeros((CH,), tl.int32)
     for start in range(0, S, CH):
         cols = start + offs
         u = tl.load(key_row + cols, mask=cols < S, other=-2147483648)
-        n_gt += tl.sum((u > T).to(tl.int32), axis=0)
-    need = K - n_gt
+        acc1 += (u > T).to(tl.int32)
+    need = K - tl.sum(acc1, axis=0)
+    offs2 = tl.arange(0, CH2)
     carry_sel = tl.zeros((), tl.int32)
     carry_eq = tl.zeros((), tl.int32)
     alpha = tl.zeros((GP,), tl.float32)
-    for start in range(0, S, CH):
-        cols = start + offs
+    for start in range(0, S, CH2):
+        cols = start + offs2
         u = tl.load(key_row + cols, mask=cols < S, other=-2147483648)
         carry_sel, carry_eq, alpha = _emit(
             u, T, need, cols, carry_sel, carry_eq, out_idx_ptr + bh * K, logit_row, alpha,
             heads, M, inv_z, S, G,
         )  # fmt: skip
     tl.store(alpha_ptr + bh * G + heads, alpha, mask=heads < G)
+
+
+if F32DOT:  # interpreter: fixed launch parameters
+    _reg_launch = _select_reg_kernel
+    _chunk_launch = _select_chunk_kernel
+else:  # GPU: pick warps / chunk sizes once per (S, K) (before any CUDA-graph capture)
+    _reg_launch = triton.autotune(
+        configs=[triton.Config({}, num_warps=w) for w in (4, 8, 16)], key=["S", "K"]
+    )(_select_reg_kernel)
+    _chunk_launch = triton.autotune(
+        configs=[
+            triton.Config({"CH": 1024, "CH2": 4096}, num_warps=16),
+            triton.Config({"CH": 512, "CH2": 2048}, num_warps=8),
+        ],
+        key=["S", "K"],
+    )(_select_chunk_kernel)
+
+
+_PATH_CACHE: dict[tuple, bool] = {}
+
+
+def _register_path_is_faster(logits, tile_max, tile_sum, seq_lens, k) -> bool:
+    """Time both selection paths once per shape (eagerly, never inside a CUDA-graph capture)."""
+    B, Hkv, G, S = logits.shape
+    key = (B * Hkv, G, S, k, logits.device.index)
+    if key not in _PATH_CACHE:
+        if torch.cuda.is_current_stream_capturing():
+            return False  # no timing during capture: take the path that suits long rows
+        times = []
+        for chunked in (False, True):
+            run = lambda c=chunked: select_topk(  # noqa: E731
+                logits, tile_max, tile_sum, seq_lens, k, force_chunked=c, _timed=True
+            )
+            run()  # compile + autotune
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(3):
+                run()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        _PATH_CACHE[key] = times[0] <= times[1]
+    return _PATH_CACHE[key]
 
 
 def select_topk(
@@ -186,6 +238,7 @@ def select_topk(
     chunk: int | None = None,
     num_warps: int | None = None,
     force_chunked: bool = False,
+    _timed: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k positions per (batch, KV head) by group-summed approximate softmax.
 
@@ -197,6 +250,8 @@ def select_topk(
         local_window: the last ``local_window`` valid positions are always selected.
         sink_tokens: the first ``sink_tokens`` positions are always selected.
         chunk, num_warps: launch overrides for tuning; ``force_chunked`` uses the long-row path.
+            Otherwise, on the GPU, the faster path for rows of <= ``REG_MAX`` positions is timed
+            once per shape on the first (eager) call.
 
     Returns:
         ``idx`` ``(B, Hkv, k)`` int32 selected positions in increasing order (entries may point to
@@ -216,17 +271,28 @@ def select_topk(
         "NTP": max(2, triton.next_power_of_2(nt)),
     }
     block = max(16, triton.next_power_of_2(S))
-    if block <= REG_MAX and not force_chunked:
-        _select_reg_kernel[(B * Hkv,)](
-            logits, tile_max, tile_sum, seq_lens, idx, alpha, S, nt, Hkv, k, local_window,
-            sink_tokens, BLOCK=block, num_warps=num_warps or (16 if block >= 8192 else 8), **common,
-        )  # fmt: skip
+    tuned = not F32DOT and chunk is None and num_warps is None
+    use_reg = block <= REG_MAX and not force_chunked
+    if use_reg and tuned and not _timed:
+        use_reg = _register_path_is_faster(logits, tile_max, tile_sum, seq_lens, k)
+    if use_reg:
+        args = (logits, tile_max, tile_sum, seq_lens, idx, alpha, S, nt, Hkv, k, local_window,
+                sink_tokens)  # fmt: skip
+        if tuned:
+            _reg_launch[(B * Hkv,)](*args, BLOCK=block, **common)
+        else:
+            _select_reg_kernel[(B * Hkv,)](*args, BLOCK=block, num_warps=num_warps or 8, **common)
     else:
         keys = torch.empty(B, Hkv, S, device=dev, dtype=torch.int32)
-        _select_chunk_kernel[(B * Hkv,)](
-            logits, tile_max, tile_sum, seq_lens, keys, idx, alpha, S, nt, Hkv, k, local_window,
-            sink_tokens, CH=min(chunk or 1024, block), num_warps=num_warps or 16, **common,
-        )  # fmt: skip
+        args = (logits, tile_max, tile_sum, seq_lens, keys, idx, alpha, S, nt, Hkv, k,
+                local_window, sink_tokens)  # fmt: skip
+        if tuned:
+            _chunk_launch[(B * Hkv,)](*args, **common)
+        else:
+            ch = min(chunk or 1024, block)
+            _select_chunk_kernel[(B * Hkv,)](
+                *args, CH=ch, CH2=min(4 * ch, block), num_warps=num_warps or 8, **common
+            )
     return idx, alpha
 
 
