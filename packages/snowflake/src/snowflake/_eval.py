@@ -58,9 +58,11 @@ def evaluate(
     seed: int = 12345,
     deterministic: bool = True,
     num_threads: int | None = None,
+    max_steps: int | None = None,
 ) -> dict[str, float]:
     """Run ``episodes`` episodes in parallel (one per env) with mean actions if ``deterministic``.
 
+    ``max_steps`` caps every episode (default: the env's own 1000-step limit).
     Returns ``{"return_mean", "return_std", "length_mean", "episodes"}`` (returns are undiscounted).
     """
     probe = make_env(env, disable_env_checker=True)
@@ -86,6 +88,8 @@ def evaluate(
         rets += rew * alive
         lens += alive
         alive &= ~(term | trunc)
+        if max_steps is not None and lens.max() >= max_steps:
+            break
     venv.close()
     return {
         "return_mean": float(rets.mean()),

@@ -154,7 +154,7 @@ class ActorCritic(nn.Module):
     :meth:`normalize` on raw observations first.
     """
 
-    def __init__(self, morph: Morphology, actor: str = "gnn") -> None:
+    def __init__(self, morph: Morphology, actor: str = "gnn", init_log_std: float = 0.0) -> None:
         super().__init__()
         if actor not in ("gnn", "mlp"):
             raise ValueError(f"actor must be 'gnn' or 'mlp', got {actor!r}.")
@@ -165,6 +165,8 @@ class ActorCritic(nn.Module):
         else:
             self.actor = MLPActor(morph.obs_dim, len(morph.act_node))
         self.critic = mlp([morph.obs_dim, HIDDEN, HIDDEN, 1], out_gain=1.0)
+        with torch.no_grad():
+            self.actor.log_std.fill_(init_log_std)
         self.bind(morph)
 
     def bind(self, morph: Morphology) -> None:

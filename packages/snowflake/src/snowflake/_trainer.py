@@ -24,14 +24,16 @@ from ._vector import ThreadedVectorEnv, make_vector_env
 CKPT_VERSION = 1
 
 
-def build_agent(env_name: str, policy: str, seed: int = 0) -> tuple[ActorCritic, FreezeSpec, Any]:
+def build_agent(
+    env_name: str, policy: str, seed: int = 0, init_log_std: float = 0.0
+) -> tuple[ActorCritic, FreezeSpec, Any]:
     """Build the :class:`ActorCritic` for ``env_name`` with the ``policy`` preset (seeded init)."""
     spec = FreezeSpec.preset(policy)
     probe = make_env(env_name, disable_env_checker=True)
     morph = morphology_from_env(probe)
     probe.close()
     torch.manual_seed(seed)
-    agent = ActorCritic(morph, actor=spec.actor)
+    agent = ActorCritic(morph, actor=spec.actor, init_log_std=init_log_std)
     return agent, spec, morph
 
 
@@ -48,7 +50,9 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(out) if out is not None else None
         self.device = torch.device(cfg.device)
-        self.agent, self.freeze, self.morph = build_agent(cfg.env, cfg.policy, cfg.seed)
+        self.agent, self.freeze, self.morph = build_agent(
+            cfg.env, cfg.policy, cfg.seed, cfg.init_log_std
+        )
         self.agent.to(self.device)
         self.agent.bind(self.morph)
         self.frozen = self.freeze.apply(self.agent)
