@@ -200,6 +200,7 @@ else:  # GPU: pick warps / chunk sizes once per (S, K) (before any CUDA-graph ca
 
 
 _PATH_CACHE: dict[tuple, bool] = {}
+_TUNED: set[tuple] = set()
 
 
 def _register_path_is_faster(logits, tile_max, tile_sum, seq_lens, k) -> bool:
@@ -272,6 +273,9 @@ def select_topk(
     }
     block = max(16, triton.next_power_of_2(S))
     tuned = not F32DOT and chunk is None and num_warps is None
+    tkey = (B * Hkv, G, S, k, block <= REG_MAX and not force_chunked)
+    if tuned and tkey not in _TUNED and torch.cuda.is_current_stream_capturing():
+        tuned = False  # never benchmark inside a capture: fixed launch parameters instead
     use_reg = block <= REG_MAX and not force_chunked
     if use_reg and tuned and not _timed:
         use_reg = _register_path_is_faster(logits, tile_max, tile_sum, seq_lens, k)
@@ -293,6 +297,8 @@ def select_topk(
             _select_chunk_kernel[(B * Hkv,)](
                 *args, CH=ch, CH2=min(4 * ch, block), num_warps=num_warps or 8, **common
             )
+    if tuned:
+        _TUNED.add(tkey)
     return idx, alpha
 
 
