@@ -6,6 +6,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._abc import ABC, abc_rule, residual_contributions, residual_taus
 from ._config import UMupConfig
+from ._coord import CoordCheckResult, coord_check
+from ._fp8 import FP8Sim
 from ._optim import SGD, Adam, AdamW, param_groups
 from ._roles import ParamRole, RoleInfo, register_role, role_of, roles
 
@@ -19,11 +21,14 @@ __all__ = [
     "SGD",
     "Adam",
     "AdamW",
+    "CoordCheckResult",
+    "FP8Sim",
     "ParamRole",
     "RoleInfo",
     "UMupConfig",
     "__version__",
     "abc_rule",
+    "coord_check",
     "param_groups",
     "register_role",
     "residual_contributions",

@@ -1,0 +1,97 @@
+"""CPU experiments committed with the package (reference §3.4, §3.5, §3.1).
+
+    python packages/u-mup/experiments/run_cpu.py coord   # coord check, widths 64 vs 512
+    python packages/u-mup/experiments/run_cpu.py fp8     # simulated FP8 vs fp32, u-μP and SP
+    python packages/u-mup/experiments/run_cpu.py lr STORE.jsonl [STORE2.jsonl ...]
+        # summarise an LR-transfer sweep made with `umup sweep lr` into JSON + PNG
+
+Outputs go next to this file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from u_mup._coord import coord_check
+from u_mup._plot import plot_sweep
+from u_mup._store import SweepStore
+from u_mup._sweep import lr_transfer_summary
+from u_mup._train import RunSpec, train_run
+from u_mup.models import build_decoder
+
+HERE = Path(__file__).resolve().parent
+
+
+def coord() -> None:
+    out = {}
+    for p, lr in (("umup", 0.5), ("sp", 2**-6)):
+        t = time.time()
+        r = coord_check(lambda w, p=p: build_decoder(p, w, 2), [64, 512], (1, 5, 20), lr)
+        r.plot(HERE / f"coord_check_{p}.png", f"{p}, η={lr:g}, widths 64 vs 512")
+        out[p] = {
+            "lr": lr,
+            "passed_band_1.3": r.passed,
+            "max_ratio_by_step": r.max_ratio_by_step(),
+            "ratios": {f"step {s} {layer}": v for (s, layer), v in r.ratios.items()},
+            "seconds": time.time() - t,
+        }
+        print(p, out[p]["passed_band_1.3"], out[p]["max_ratio_by_step"], flush=True)
+    (HERE / "coord_check_cpu.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
+def fp8() -> None:
+    out = {}
+    base = RunSpec(width=64, n_layers=2, steps=150, batch_size=16, seq_len=32, seed=0)
+    for p, lr in (("umup", 0.5), ("sp", 2**-6)):
+        res = {}
+        for fp in (False, True):
+            r = train_run(RunSpec(**{**base.__dict__, "parametrization": p, "lr": lr, "fp8": fp}))
+            res["fp8" if fp else "fp32"] = r
+            print(p, fp, r["loss"], r.get("flush_to_zero"), flush=True)
+        l32, l8 = res["fp32"]["loss"], res["fp8"]["loss"]
+        out[p] = {
+            "lr": lr,
+            "loss_fp32": l32,
+            "loss_fp8": l8,
+            "rel_gap": None if l8 is None else l8 / l32 - 1,
+            "flush_to_zero_fp8": res["fp8"].get("flush_to_zero"),
+            "curves": {k: v["curve"] for k, v in res.items()},
+        }
+    out["spec"] = base.__dict__
+    (HERE / "fp8_cpu.json").write_text(json.dumps(out, indent=1) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for p in ("umup", "sp"):
+        for k, ls in (("fp32", "-"), ("fp8", "--")):
+            c = out[p]["curves"][k]
+            ax.plot([i * 3 for i in range(len(c))], c, ls, label=f"{p} {k}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_title("simulated FP8 (E4M3 fwd / E5M2 bwd, scale 1), width 64")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(HERE / "fp8_cpu.png", dpi=110)
+
+
+def lr(paths: list[str]) -> None:
+    recs = [r for p in paths for r in SweepStore(p).records]
+    summary = lr_transfer_summary(recs)
+    spec = {k: v for k, v in recs[0]["spec"].items() if k not in ("lr", "seed", "width")}
+    res = {"spec": spec, "summary": summary, "runs": len(recs), "records": recs}
+    (HERE / "lr_transfer_cpu.json").write_text(json.dumps(res, indent=1) + "\n")
+    plot_sweep(recs, HERE / "lr_transfer_cpu.png", "LR transfer on CPU (2 layers, 2 seeds)")
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    {"coord": lambda: coord(), "fp8": lambda: fp8(), "lr": lambda: lr(sys.argv[2:])}[sys.argv[1]]()

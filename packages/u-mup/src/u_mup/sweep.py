@@ -1,0 +1,18 @@
+"""Sweep toolkit used by the ``umup`` CLI: run specs, training, resumable store, plots."""
+
+from ._plot import plot_sweep
+from ._store import SweepStore
+from ._sweep import best_lr, lr_transfer_summary, sweep_independent, sweep_lr
+from ._train import RunSpec, build_model, train_run
+
+__all__ = [
+    "RunSpec",
+    "SweepStore",
+    "best_lr",
+    "build_model",
+    "lr_transfer_summary",
+    "plot_sweep",
+    "sweep_independent",
+    "sweep_lr",
+    "train_run",
+]
