@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SparQ kernels on one H200: correctness first (GPU tests; each benchmark case also checks its
 # output against the fp32 reference before timing), then the harness cases (K1-K4, end-to-end
-# decode) in one process, each written as soon as it finishes. Results go into $OUT.
+# decode) in one process, each written as soon as it finishes. Results go flat into $OUT
+# (env.txt, gpu_tests.txt, <case>_sparq_<date>_<gpu>.{json,md}); expected wall time 3-5 min.
 # Run from the repository root:
 #   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:) bash packages/sparq/benchmarks/gpu_run.sh
 # SMOKE=1 runs tiny shapes (on CPU also set TRITON_INTERPRET=1 DEVICE=cpu); TESTS=0 skips pytest;
@@ -33,7 +34,10 @@ out, device, smoke = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
 root = find_root()
 for case in ("sparq_decode", "sparq_e2e_decode"):
     run = run_package(root, "sparq", device=device, quick=smoke, only=case, warmup=3, repeats=20)
-    jp, mp = write_run(run, out / case)
+    jp, mp = write_run(run, out / f".{case}")
+    for f in (jp, mp):  # flat in $OUT, one JSON + one markdown per case
+        f.rename(out / f"{case}_{f.name}")
+    (out / f".{case}").rmdir()
     for r in run["results"]:
         print(f"{r['id'][:58]:58s} {r['status']:5s} speedup={r.get('speedup') or 0:.2f}x "
               f"roof={r.get('roofline_fraction') or 0:.2f} "
