@@ -15,6 +15,7 @@ FP8, because the interpreter's own FP8 rounding differs from the GPU's.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 
 import torch
@@ -146,14 +147,12 @@ if HAS_TRITON:
             (32, 128, 4, True),
         )
     ]
-    try:
-        _cast_t_tuned = triton.autotune(
-            configs=_CAST_CFGS, key=["M", "N", "DELAYED", "WRITE_T"], warmup=5, rep=20
-        )(_cast_t_kernel)
-    except TypeError:  # pragma: no cover - triton without warmup/rep arguments
-        _cast_t_tuned = triton.autotune(configs=_CAST_CFGS, key=["M", "N", "DELAYED", "WRITE_T"])(
-            _cast_t_kernel
-        )
+    _tune_kw: dict = {}
+    if "do_bench" in inspect.signature(triton.autotune).parameters:  # short tuning runs
+        _tune_kw["do_bench"] = functools.partial(triton.testing.do_bench, warmup=5, rep=20)
+    _cast_t_tuned = triton.autotune(
+        configs=_CAST_CFGS, key=["M", "N", "DELAYED", "WRITE_T"], **_tune_kw
+    )(_cast_t_kernel)
     _AMAX_BEST: dict = {}
 
 
