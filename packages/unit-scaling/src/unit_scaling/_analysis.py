@@ -117,6 +117,7 @@ def scale_report(
     acts: list[tuple[str, Tensor]] = []
     grads: dict[int, tuple[str, Tensor]] = {}
     seen: set[int] = set()
+    keep: list[Tensor] = []  # hold the outputs so that their ids are not reused during forward
 
     def make_hook(name: str) -> Callable[..., None]:
         def hook(_m: nn.Module, _inp: Any, out: Any) -> None:
@@ -124,6 +125,7 @@ def scale_report(
                 if not t.is_floating_point() or id(t) in seen:
                     continue
                 seen.add(id(t))
+                keep.append(t)
                 label = name if i == 0 else f"{name}[{i}]"
                 idx = len(acts)
                 acts.append((label, t.detach()))
