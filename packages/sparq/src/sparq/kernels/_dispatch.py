@@ -26,6 +26,10 @@ _DENSE_BW = 3.6e12
 _SPARQ_BW = 2.8e12
 _DENSE_FIXED_S = 10e-6
 _SPARQ_FIXED_S = 45e-6
+# The selection is latency-bound: one program walks each (batch, KV head) row, ~1.2 ns per
+# position (H200 estimate), so few long rows (B = 1, S = 128k) cost more than the bytes saved.
+_SELECT_S_PER_POS = 1.2e-9
+_NUM_SMS = 132
 
 
 def dense_decode_is_faster(B: int, Hq: int, Hkv: int, S: int, dh: int, r: int, k: int) -> bool:
@@ -33,14 +37,20 @@ def dense_decode_is_faster(B: int, Hq: int, Hkv: int, S: int, dh: int, r: int, k
 
     A bandwidth model (paper section 3 transfer counts, plus the fp32 scratch the selection reads)
     with fixed per-call costs: SparQ moves ``S*r + 2*k*dh`` cache elements per KV head plus
-    ``8*G*S`` scratch bytes, dense moves ``2*S*dh`` elements. All sizes are Python ints.
+    ``8*G*S`` scratch bytes, dense moves ``2*S*dh`` elements; the top-k selection adds a
+    latency term proportional to S per wave of (batch, KV head) rows. With the H200 constants the
+    SparQ kernels are chosen for the K1/K2 shapes of the benchmarks and dense attention for short
+    sequences (B=1, S=4k) and for a single long sequence (B=1, Hkv=8, S=128k), where the
+    selection is slower than reading the whole cache. All sizes are Python ints.
     """
     G = max(1, Hq // max(1, Hkv))
     esize = 2
     dense_bytes = B * Hkv * 2 * S * dh * esize
     sparq_bytes = B * Hkv * ((S * r + 2 * min(k, S) * dh) * esize + 8 * G * S)
     t_dense = dense_bytes / _DENSE_BW + _DENSE_FIXED_S
-    t_sparq = sparq_bytes / _SPARQ_BW + _SPARQ_FIXED_S
+    waves = -(-(B * Hkv) // _NUM_SMS)
+    t_select = waves * S * _SELECT_S_PER_POS
+    t_sparq = sparq_bytes / _SPARQ_BW + _SPARQ_FIXED_S + t_select
     return t_dense <= t_sparq
 
 
