@@ -8,7 +8,7 @@ Submodules: :mod:`unit_scaling.functional` (``U``), :mod:`unit_scaling.nn`,
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import constraints, functional, scale, testing
+from . import analysis, constraints, formats, functional, nn, scale, testing, transforms
 from ._constraints import Constraint
 from ._scale import scale_bwd, scale_fwd
 
@@ -20,10 +20,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = [
     "Constraint",
     "__version__",
+    "analysis",
     "constraints",
+    "formats",
     "functional",
+    "nn",
     "scale",
     "scale_bwd",
     "scale_fwd",
     "testing",
+    "transforms",
 ]
