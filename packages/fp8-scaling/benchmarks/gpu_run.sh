@@ -3,7 +3,8 @@
 # From the repository root, with $OUT an empty folder:
 #   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:) OUT=/tmp/out \
 #     bash packages/fp8-scaling/benchmarks/gpu_run.sh
-# FP8_STAGES (default "tests,bench,gpt") picks stages; FP8_GPT_STEPS scales the convergence run.
+# FP8_STAGES (default "tests,tune,cases,gpt") picks stages ("bench" = the whole harness run in one
+# go); FP8_GPT_STEPS scales the convergence run (2000 in the specification; 300 by default).
 # torchao (the side-by-side baseline) is installed from .whl/fp8/*.whl when present.
 set -uo pipefail
 : "${OUT:?set OUT to an empty output folder}"
@@ -12,7 +13,7 @@ if ls .whl/fp8/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/fp8/*.whl && export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
 fi
-STAGES=${FP8_STAGES:-tests,bench,gpt}
+STAGES=${FP8_STAGES:-tests,tune,cases,gpt}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
 if [[ $STAGES == *tests* ]]; then

@@ -64,7 +64,8 @@ def test_state_dict_round_trip_and_bit_identical_resume():
     first = copy.deepcopy(base)
     _train(first, 5, seed=1)
     sd = first.state_dict()
-    assert "0.fp8_amax_history" in sd and sd["0.fp8_amax_history"].shape == (3, 4)
+    assert "0.fp8_amax_history" in sd
+    assert sd["0.fp8_amax_history"].shape == (3, 4)
     resumed = copy.deepcopy(base)
     resumed.load_state_dict(sd)
     assert torch.equal(resumed[0].fp8_amax_history, first[0].fp8_amax_history)
@@ -109,7 +110,8 @@ def test_recipe_validation():
     with pytest.raises(TypeError, match="margin"):
         fs.JustInTimeScaling(margin=1.5)
     r1, r2 = fs.DelayedScaling(), fs.DelayedScaling()
-    assert r1 == r2 and hash(r1) == hash(r2)
+    assert r1 == r2
+    assert hash(r1) == hash(r2)
     with pytest.raises(AttributeError):
         r1.margin = 2  # frozen
     assert fs.Formats("e5m2", "e5m2").forward is fs.E5M2

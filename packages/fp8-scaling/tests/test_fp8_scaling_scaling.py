@@ -27,8 +27,10 @@ def test_bias_edge_cases():
     assert b[0] == 31  # amax 0: clip of +inf
     assert b[1] == -31  # inf: clip of -inf
     assert math.isnan(b[2])  # NaN propagates (the scale becomes NaN: never silently finite)
-    assert b[3] == 31 and b[4] == 31  # float32 subnormal / tiny: clipped, never an inf scale
-    assert b[5] == 0 and b[6] == -1
+    assert b[3] == 31
+    assert b[4] == 31
+    assert b[5] == 0
+    assert b[6] == -1
     assert b[7] == -31  # clip
     assert fs.compute_bias(1.0, f, margin=3) == fs.compute_bias(1.0, f) - 3
     assert fs.compute_bias(torch.tensor(448.0), f).dtype == torch.float32
@@ -42,7 +44,8 @@ def test_bias_exact_at_power_of_two_boundaries():
 
 def test_fp32_scale_edge_cases():
     s = fs.compute_scale(torch.tensor([0.0, 2.0, float("inf"), 1e-45]), fs.E4M3)
-    assert s[0] == 1.0 and s[1] == 224.0
+    assert s[0] == 1.0
+    assert s[1] == 224.0
     assert torch.isfinite(s).all()
     assert fs.compute_scale(2.0, fs.E4M3, margin=1) == 112.0
 
@@ -50,8 +53,10 @@ def test_fp32_scale_edge_cases():
 def test_quantize_saturates_and_flags_inf():
     x = torch.tensor([1000.0, -1000.0, float("inf"), float("nan"), 1.0])
     q = fs.quantize(x, torch.tensor(1.0), fs.E4M3).float()
-    assert q[0] == 448 and q[1] == -448
-    assert torch.isnan(q[2]) and torch.isnan(q[3])
+    assert q[0] == 448
+    assert q[1] == -448
+    assert torch.isnan(q[2])
+    assert torch.isnan(q[3])
     assert q[4] == 1.0
 
 

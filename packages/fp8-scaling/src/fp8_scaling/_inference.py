@@ -187,6 +187,7 @@ def calibrate(model: nn.Module, batches: Iterable) -> dict[str, float]:
     """
     seen: dict[str, torch.Tensor] = {}
     hooks = []
+    modes = {}
     for name, mod in model.named_modules():
         if isinstance(mod, Float8InferenceLinear):
 
@@ -195,12 +196,17 @@ def calibrate(model: nn.Module, batches: Iterable) -> dict[str, float]:
                 seen[name] = torch.maximum(seen.get(name, a), a)
 
             hooks.append(mod.register_forward_pre_hook(hook))
+            modes[name] = mod.activations
+            mod.activations = "jit"  # calibrate on the JIT path (static biases are unset yet)
     try:
         for b in batches:
             model(*b) if isinstance(b, tuple) else model(b)
     finally:
         for h in hooks:
             h.remove()
+        for name, mod in model.named_modules():
+            if name in modes and isinstance(mod, Float8InferenceLinear):
+                mod.activations = modes[name]
     out = {}
     for name, mod in model.named_modules():
         if isinstance(mod, Float8InferenceLinear) and name in seen:

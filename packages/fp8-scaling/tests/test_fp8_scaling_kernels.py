@@ -1,0 +1,92 @@
+"""Triton kernels vs their pure-torch references, under TRITON_INTERPRET=1 on odd shapes.
+
+The interpreter's own fp32 -> fp8 rounding differs from the GPU's on values whose rounding
+carries into the next binade, so the cast kernel is checked through ``out_fp32=True`` (it writes
+the scaled, saturated float32 values) and torch casts those; the FP8 bytes are checked on the GPU
+(test_fp8_scaling_gpu.py).
+"""
+
+import pytest
+import torch
+
+import fp8_scaling as fs
+from fp8_scaling._cast_ops import (
+    amax_op,
+    cast_transpose_op,
+    cast_transpose_ref,
+    delayed_cast_op,
+    delayed_cast_ref,
+)
+
+SHAPES = [(1, 1), (3, 17), (37, 53), (16, 48)]
+
+
+def _x(shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(shape, generator=g) * 5).to(torch.bfloat16)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_amax_kernel(triton_interpret, shape):
+    from fp8_scaling._kernels import launch_amax
+
+    x = _x(shape)
+    assert torch.equal(launch_amax(x), fs.amax(x))
+    x.view(-1)[-1] = float("nan")
+    assert launch_amax(x) == float("inf")  # NaN counts as inf, as in the reference
+
+
+@pytest.mark.parametrize("fmt", ["e4m3", "e5m2"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_cast_transpose_kernel_jit(triton_interpret, fmt, shape):
+    from fp8_scaling._kernels import launch_cast_transpose
+
+    x = _x(shape, 1)
+    a = fs.amax(x)
+    f = fs.get_format(fmt)
+    q, qt, inv, _ = launch_cast_transpose(x, fmt, f.max, amax=a, margin=1, out_fp32=True)
+    rq, rqt, rinv = cast_transpose_ref(x, a, fmt, 1, True)
+    assert torch.equal(inv, rinv)
+    assert torch.equal(q.to(f.dtype).view(torch.uint8), rq.view(torch.uint8))
+    assert torch.equal(qt.to(f.dtype).view(torch.uint8), rqt.view(torch.uint8))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_delayed_kernel_accumulates_amax(triton_interpret, shape):
+    from fp8_scaling._kernels import launch_cast_transpose
+
+    x = _x(shape, 2)
+    x.view(-1)[0] = 1e4  # saturates with scale 8: the delayed bias is stale
+    s = torch.tensor(8.0)
+    q, qt, inv, am = launch_cast_transpose(x, "e4m3", 448.0, scale=s, out_fp32=True)
+    rq, rqt, ram = delayed_cast_ref(x, s, "e4m3", True)
+    assert torch.equal(am, ram)
+    assert inv == 1 / 8
+    assert torch.equal(q.to(torch.float8_e4m3fn).view(torch.uint8), rq.view(torch.uint8))
+    assert torch.equal(qt.t().to(torch.float8_e4m3fn).view(torch.uint8), rq.view(torch.uint8))
+
+
+def test_custom_ops_compile_without_graph_breaks():
+    x = _x((8, 32))
+
+    def f(x):
+        a = amax_op(x)
+        q, qt, inv = cast_transpose_op(x, a, "e4m3", 0, True)
+        q2, _, a2 = delayed_cast_op(x, 1.0 / inv, "e5m2", False)
+        return q.float().sum() + qt.float().sum() + q2.float().sum() + a2
+
+    torch._dynamo.reset()
+    got = torch.compile(f, fullgraph=True, backend="aot_eager")(x)  # raises on graph breaks
+    assert torch.equal(got, f(x))
+    with pytest.raises(ValueError, match="2-D"):
+        cast_transpose_op(x.reshape(-1), fs.amax(x), "e4m3", 0, True)
+
+
+def test_custom_op_fake_impls():
+    x = _x((5, 7))
+    for op, args in [
+        (torch.ops.fp8_scaling.amax.default, (x,)),
+        (torch.ops.fp8_scaling.cast_transpose.default, (x, fs.amax(x), "e4m3", 0, True)),
+        (torch.ops.fp8_scaling.delayed_cast.default, (x, torch.tensor(2.0), "e5m2", True)),
+    ]:
+        torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor"))
