@@ -22,8 +22,10 @@ def test_convert_and_revert():
     ref = net(x)
     w = net.body[0].weight
     fs.convert_to_float8(net, fs.JustInTimeScaling())
-    assert isinstance(net.body[0], fs.Float8Linear) and isinstance(net.body[2], fs.Float8Linear)
-    assert type(net.embed) is nn.Linear and type(net.lm_head) is nn.Linear  # skipped by name
+    assert isinstance(net.body[0], fs.Float8Linear)
+    assert isinstance(net.body[2], fs.Float8Linear)
+    assert type(net.embed) is nn.Linear
+    assert type(net.lm_head) is nn.Linear
     assert type(net.odd) is nn.Linear  # auto_filter: shape FP8 cannot run
     assert net.body[0].weight is w  # parameters shared
     assert net.body[0].name == "body.0"
@@ -31,7 +33,8 @@ def test_convert_and_revert():
     # two FP8 layers in a row: ~25 dB each, so a 10 % relative error bound is loose but safe
     assert ((y - ref).norm() / ref.norm()).item() < 0.1
     fs.revert_to_linear(net)
-    assert type(net.body[0]) is nn.Linear and net.body[0].weight is w
+    assert type(net.body[0]) is nn.Linear
+    assert net.body[0].weight is w
     assert torch.equal(net(x), ref)
 
 

@@ -28,7 +28,8 @@ def test_demo_runs():
     from fp8_scaling._demo import run
 
     out = run()
-    assert out["ok"] and "loss gap" in out["summary"]
+    assert out["ok"]
+    assert "loss gap" in out["summary"]
 
 
 @pytest.mark.slow
