@@ -127,6 +127,7 @@ def ppo_overhead(cores: int, device: str, smoke: bool) -> dict:
         "overhead_frac": it / pure - 1.0,
         "num_envs": n_env,
         "rollout_steps": cfg.rollout_steps,
+        "epochs": cfg.epochs,
     }
 
 
@@ -153,6 +154,7 @@ def worker(a: argparse.Namespace) -> None:
     tr = sf.Trainer(cfg, out)
     tr._write_config()
     t_end = time.time() + a.seconds
+    tr.wall0 = time.perf_counter()
     while tr.update_idx < tr.num_updates and time.time() < t_end:
         tr._log(tr.step())
     tr.save(out / "final.pt")
@@ -386,7 +388,7 @@ def report_md(res: dict, train_s: float) -> str:
         "",
         f"Full PPO iteration (snowflake, Centipede-20, {pi['num_envs']} envs, "
         f"{pi['rollout_steps']} steps, "
-        f"10 epochs on {res['device']}): {pi['iteration_s']:.2f} s vs "
+        f"{pi['epochs']} epochs on {res['device']}): {pi['iteration_s']:.2f} s vs "
         f"{pi['pure_stepping_s']:.2f} s pure stepping "
         f"(+{pi['overhead_frac']:.0%}; rollout {pi['rollout_s']:.2f} s, "
         f"update {pi['update_s']:.2f} s).",

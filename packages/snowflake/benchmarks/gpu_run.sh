@@ -5,7 +5,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 # Smoke test on a CPU box (tiny sizes): SNOWFLAKE_SMOKE=1 OUT=/tmp/sfout bash packages/snowflake/benchmarks/gpu_run.sh
 set -euo pipefail
 export PYTHONPATH="packages/snowflake/src:${PYTHONPATH:-}"
-export PYTHONUNBUFFERED=1 MUJOCO_GL=egl
+export PYTHONUNBUFFERED=1
 OUT="${OUT:-/tmp/snowflake_gpu_out}"
 mkdir -p "$OUT"
 ARGS=()

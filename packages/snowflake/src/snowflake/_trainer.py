@@ -108,18 +108,24 @@ class Trainer:
             rew_b[t] = torch.as_tensor(rew, device=dev)
             term_b[t] = torch.as_tensor(term, device=dev)
             trunc_b[t] = torch.as_tensor(trunc, device=dev)
-            succ = np.array(self.next_obs, copy=True)
             done = term | trunc
-            if done.any():
-                for i in np.nonzero(done)[0]:
-                    succ[i] = info["final_obs"][i]
-            nval_b[t] = self.agent.value(self.agent.normalize(torch.as_tensor(succ, device=dev)))
+            if done.any():  # V of the true successor for finished envs (final observation)
+                idx = np.nonzero(done)[0]
+                fin = torch.as_tensor(np.stack([info["final_obs"][i] for i in idx]), device=dev)
+                nval_b[t, torch.as_tensor(idx, device=dev)] = self.agent.value(
+                    self.agent.normalize(fin)
+                )
             self.ep_ret += rew
             self.ep_len += 1
             self.global_step += cfg.num_envs
             for i in np.nonzero(done)[0]:
                 self.episodes.append((float(self.ep_ret[i]), int(self.ep_len[i]), self.global_step))
                 self.ep_ret[i], self.ep_len[i] = 0.0, 0
+        # Elsewhere the successor is the next stored observation: reuse its value.
+        last = self.agent.value(self.agent.normalize(torch.as_tensor(self.next_obs, device=dev)))
+        succ_val = torch.cat([val_b[1:], last[None]])
+        ended = (term_b + trunc_b) > 0
+        nval_b = torch.where(ended, nval_b, succ_val)
         adv, ret = compute_gae(rew_b, val_b, nval_b, term_b, trunc_b, cfg.gamma, cfg.lam)
         flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
         return {
