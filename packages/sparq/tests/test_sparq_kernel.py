@@ -29,6 +29,7 @@ from sparq.kernels import (  # noqa: E402
     prepare_query,
     select_topk,
     select_topk_reference,
+    select_topk_torch,
     sparq_attention_triton,
     sparse_attention,
     sparse_attention_reference,
@@ -118,6 +119,8 @@ def test_approx_logits_matches_reference(B, Hq, Hkv, S, dh, r):
         (2, 2, 2, 50, 50, 5, 1, False),
         (2, 2, 1, 77, 13, 3, 2, True),  # the long-row (radix-16, key scratch) path
         (1, 2, 3, 150, 20, 2, 1, True),
+        (2, 2, 1, 77, 13, 3, 2, "torch"),  # the torch.topk selection
+        (3, 1, 4, 300, 40, 0, 0, "torch"),
     ],
 )
 def test_select_topk_matches_reference(B, Hkv, G, S, k, window, sinks, chunked):
@@ -130,9 +133,12 @@ def test_select_topk_matches_reference(B, Hkv, G, S, k, window, sinks, chunked):
     t = logits.reshape(B, Hkv, G, -1, 1) if S % 32 else logits.reshape(B, Hkv, G, S // 32, 32)
     tmax = t.amax(-1)
     tsum = (t - tmax.nan_to_num(neginf=0)[..., None]).exp().sum(-1)
-    idx, alpha = select_topk(
-        logits, tmax, tsum, lens, k, window, sinks, chunk=64, force_chunked=chunked
-    )
+    if chunked == "torch":
+        idx, alpha = select_topk_torch(logits, tmax, tsum, lens, k, window, sinks)
+    else:
+        idx, alpha = select_topk(
+            logits, tmax, tsum, lens, k, window, sinks, chunk=64, force_chunked=chunked
+        )
     _, ralpha, key = select_topk_reference(logits, lens, k, window, sinks)
     assert idx.shape == (B, Hkv, k)
     assert torch.all(idx[..., 1:] > idx[..., :-1]), "indices sorted and distinct"

@@ -13,7 +13,7 @@ from ._dispatch import (
     sparq_attention_triton,
     supports,
 )
-from ._select import select_topk, select_topk_reference
+from ._select import select_topk, select_topk_reference, select_topk_torch
 from ._step1 import approx_logits, approx_logits_reference
 from ._step2 import sparse_attention, sparse_attention_reference
 
@@ -25,6 +25,7 @@ __all__ = [
     "prepare_query",
     "select_topk",
     "select_topk_reference",
+    "select_topk_torch",
     "sparq_attention_triton",
     "sparse_attention",
     "sparse_attention_reference",

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ._select import select_topk
+from ._select import select_topk, select_topk_torch
 from ._step1 import approx_logits
 from ._step2 import sparse_attention
 
@@ -130,6 +130,7 @@ def sparq_attention_triton(
     scale: float | None = None,
     reallocation: bool = False,
     dense_fallback: bool = True,
+    selection: str = "auto",
 ) -> torch.Tensor:
     """SparQ decode attention on CUDA (paper Alg. 1 with GQA), CUDA-graph capturable.
 
@@ -145,6 +146,10 @@ def sparq_attention_triton(
         scale: exact-softmax scale (default ``dh ** -0.5``).
         reallocation: blend with ``v_mean`` by the captured mass alpha (paper step 3).
         dense_fallback: use dense attention when :func:`dense_decode_is_faster` says so.
+        selection: ``"triton"`` (the single-program radix selection), ``"torch"``
+            (``torch.topk``) or ``"auto"``: on the GPU both are timed once per shape on the first
+            eager call and the faster is kept (inside a CUDA-graph capture an untimed shape uses
+            the Triton selection).
 
     Returns:
         ``(B, Hq, 1, dh)`` in ``q.dtype``.
@@ -169,7 +174,12 @@ def sparq_attention_triton(
         seq_lens = seq_lens.to(torch.int64)
     i1, q_hat = prepare_query(q, Hkv, r, scale)
     logits, tmax, tsum = approx_logits(K_t, i1, q_hat, seq_lens)
-    idx, alpha = select_topk(logits, tmax, tsum, seq_lens, k, local_window, sink_tokens)
+    if selection not in ("auto", "triton", "torch"):
+        raise ValueError(f"selection must be 'auto', 'triton' or 'torch', got {selection!r}")
+    if selection == "auto":
+        selection = _pick_selection(logits, tmax, tsum, seq_lens, k, local_window, sink_tokens)
+    select = select_topk_torch if selection == "torch" else select_topk
+    idx, alpha = select(logits, tmax, tsum, seq_lens, k, local_window, sink_tokens)
     realloc = reallocation and v_mean is not None
     return sparse_attention(
         q,
@@ -181,3 +191,30 @@ def sparq_attention_triton(
         alpha=alpha.reshape(B, Hq) if realloc else None,
         v_mean=v_mean.float() if realloc else None,
     )
+
+
+_SELECTION: dict[tuple, str] = {}
+
+
+def _pick_selection(logits, tmax, tsum, seq_lens, k, window, sinks) -> str:
+    """The faster selection for this shape, timed once with CUDA events (Triton on the CPU)."""
+    if not logits.is_cuda:
+        return "triton"
+    key = (*logits.shape, k)
+    if key in _SELECTION:
+        return _SELECTION[key]
+    if torch.cuda.is_current_stream_capturing():
+        return "triton"
+    times = {}
+    for name, fn in (("triton", select_topk), ("torch", select_topk_torch)):
+        for _ in range(2):  # warm-up (and the Triton path's own launch tuning)
+            fn(logits, tmax, tsum, seq_lens, k, window, sinks)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(5):
+            fn(logits, tmax, tsum, seq_lens, k, window, sinks)
+        end.record()
+        end.synchronize()
+        times[name] = start.elapsed_time(end)
+    _SELECTION[key] = min(times, key=times.get)
+    return _SELECTION[key]

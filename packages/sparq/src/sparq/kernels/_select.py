@@ -325,3 +325,43 @@ def select_topk_reference(
     idx = key.topk(k, dim=-1).indices.sort(dim=-1).values
     alpha = p.gather(-1, idx[:, :, None, :].expand(B, Hkv, G, k)).sum(-1)
     return idx, alpha, key
+
+
+def select_topk_torch(
+    logits: torch.Tensor,
+    tile_max: torch.Tensor,
+    tile_sum: torch.Tensor,
+    seq_lens: torch.Tensor,
+    k: int,
+    local_window: int = 0,
+    sink_tokens: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same contract as :func:`select_topk`, built on ``torch.topk`` (no host sync, capturable).
+
+    The selection key is the group-summed approximate softmax (for one head per group the logit
+    itself, which orders positions identically); the global max and normaliser per head come from
+    step 1's tile statistics. On long rows with few (batch, KV head) rows per SM, the library's
+    radix select can beat the single-program Triton selection; :func:`sparq_attention_triton`
+    times both once per shape and keeps the faster.
+
+    Returns:
+        ``idx`` ``(B, Hkv, k)`` int32 in increasing position order and ``alpha`` ``(B, Hkv, G)``.
+    """
+    B, Hkv, G, S = logits.shape
+    if not 1 <= k <= S:
+        raise ValueError(f"k must be in [1, S={S}], got {k}")
+    M = tile_max.amax(-1, keepdim=True)  # (B, Hkv, G, 1)
+    M = torch.where(torch.isinf(M), torch.zeros_like(M), M)
+    Z = (tile_sum * torch.exp(tile_max - M)).sum(-1, keepdim=True)
+    inv_z = torch.where(Z > 0, 1.0 / Z.clamp_min(1e-30), torch.zeros_like(Z))
+    key = logits[:, :, 0] if G == 1 else (torch.exp(logits - M) * inv_z).sum(2)  # (B, Hkv, S)
+    pos = torch.arange(S, device=logits.device)
+    lens = seq_lens[:, None]
+    valid = pos[None, :] < lens
+    forced = valid & ((pos[None, :] < sink_tokens) | (pos[None, :] >= lens - local_window))
+    key = key.masked_fill(forced[:, None, :], float("inf"))
+    key = key.masked_fill(~valid[:, None, :], float("-inf"))
+    idx = key.topk(k, dim=-1, sorted=False).indices.sort(dim=-1).values  # (B, Hkv, k) int64
+    lg = logits.gather(-1, idx[:, :, None, :].expand(B, Hkv, G, k))
+    alpha = (torch.exp(lg - M) * inv_z).sum(-1)
+    return idx.to(torch.int32), alpha
