@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+try:
+    import jsonschema
+except ImportError:  # pragma: no cover - minimal images (e.g. a bare GPU box) may lack it
+    jsonschema = None
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "BenchFileError", "load_run", "validate_run"]
 
@@ -65,6 +68,11 @@ class BenchFileError(ValueError):
 
 def validate_run(run: Any, source: str = "<run>") -> dict[str, Any]:
     """Validate a decoded run against :data:`SCHEMA`; :class:`BenchFileError` names the field."""
+    if jsonschema is None:
+        missing = [k for k in SCHEMA["required"] if not isinstance(run, dict) or k not in run]
+        if missing or run.get("schema") != SCHEMA_VERSION:
+            raise BenchFileError(f"{source}: not a {SCHEMA_VERSION} results file ({missing})")
+        return run
     try:
         jsonschema.validate(run, SCHEMA)
     except jsonschema.ValidationError as exc:
