@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -51,41 +52,46 @@ def fully_shard_fn():
     return fully_shard
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", choices=["single", "ddp", "fsdp2"], required=True)
-    ap.add_argument("--backend", choices=["gloo", "nccl"], default="gloo")
-    ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--ckpt", type=Path, default=None)
-    args = ap.parse_args()
-
-    distributed = args.mode != "single"
-    if distributed:
-        dist.init_process_group(args.backend)
-        rank, world = dist.get_rank(), dist.get_world_size()
-    else:
-        rank, world = 0, 1
-    if args.backend == "nccl":
+def setup_device(backend: str) -> torch.device:
+    if backend == "nccl":
         local = int(os.environ.get("LOCAL_RANK", 0))
         torch.cuda.set_device(local)
-        device = torch.device("cuda", local)
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    else:
-        device = torch.device("cpu")
-    torch.use_deterministic_algorithms(True, warn_only=True)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
 
+
+def make_model(device: torch.device) -> torch.nn.Module:
     model = build_decoder("umup", width=WIDTH, n_layers=LAYERS, seed=0, vocab_size=VOCAB)
-    model = model.to(device)
-    if args.mode == "fsdp2":
+    return model.to(device)
+
+
+def eval_batch() -> torch.Tensor:
+    return batches(1, seed=999)[0]
+
+
+@torch.no_grad()
+def eval_loss(model: torch.nn.Module, device: torch.device) -> float:
+    b = eval_batch().to(device)
+    return float(model.loss(b[:, :-1], b[:, 1:]))
+
+
+def train(
+    mode: str, backend: str, steps: int, dtype: str = "fp32", ckpt: Path | None = None
+) -> dict:
+    """Train one model in ``mode`` and return the record (see the module docstring)."""
+    distributed = mode != "single"
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    device = setup_device(backend)
+    model = make_model(device)
+    if mode == "fsdp2":
         from torch.distributed.device_mesh import init_device_mesh
 
         fully_shard = fully_shard_fn()
         mesh = init_device_mesh(device.type, (world,))
-        for blk in model.layers:
-            fully_shard(blk, mesh=mesh)
+        # One FSDP unit for the whole model: the decoder runs its blocks through its own methods,
+        # so per-block units would not see a forward pre-hook to all-gather their parameters.
         fully_shard(model, mesh=mesh)
     roles_before = {n: i.to_dict() for n, i in u_mup.roles(model).items()}
     opt = u_mup.AdamW(model, lr=2e-2, weight_decay=1e-4)
@@ -94,48 +100,83 @@ def main() -> None:
         for g in opt.param_groups
         for name in g["names"]
     }
-    train = model
-    if args.mode == "ddp":
+    wrapped = model
+    if mode == "ddp":
         from torch.nn.parallel import DistributedDataParallel
 
-        train = DistributedDataParallel(model)
+        wrapped = DistributedDataParallel(model)
 
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
     per_rank = GLOBAL_BATCH // world
     losses = []
-    for batch in batches(args.steps):
+    for batch in batches(steps):
         local = batch[rank * per_rank : (rank + 1) * per_rank].to(device)
         x, y = local[:, :-1], local[:, 1:]
         with amp:
-            logits = train(x)  # through the DDP wrapper, so its gradient hooks are armed
+            logits = wrapped(x)  # through the DDP wrapper, so its gradient hooks are armed
             loss = model.loss(x, y, logits=logits)  # value == F.cross_entropy; u-μP backward
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        val = loss.detach().clone()
+        val = loss.detach().float().clone()
         if distributed:
             dist.all_reduce(val)
             val /= world
         losses.append(float(val))
 
     record = {
-        "mode": args.mode,
+        "mode": mode,
         "world_size": world,
-        "backend": args.backend,
-        "dtype": args.dtype,
+        "backend": backend,
+        "dtype": dtype,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "losses": losses,
+        "eval_loss": eval_loss(model, device),
         "hparams": hparams,
         "roles": roles_before,
         "roles_after": {n: i.to_dict() for n, i in u_mup.roles(model).items()},
     }
-    if args.mode == "fsdp2" and args.ckpt is not None:
+    if mode == "fsdp2" and ckpt is not None:
         import torch.distributed.checkpoint as dcp
         from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
-        dcp.save(get_model_state_dict(model), checkpoint_id=str(args.ckpt))
-    if rank == 0:
-        args.out.write_text(json.dumps(record, indent=1))
+        dcp.save(get_model_state_dict(model), checkpoint_id=str(ckpt))
+    return record
+
+
+def load_checkpoint_single(ckpt: Path, device: str = "cpu") -> torch.nn.Module:
+    """Load a distributed checkpoint written by ``train("fsdp2", ...)`` in one process."""
+    import torch.distributed.checkpoint as dcp
+
+    model = make_model(torch.device(device))
+    state = model.state_dict()
+    with warnings.catch_warnings():
+        # dcp warns that it loads in a single process when no process group exists: intended.
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        dcp.load(state, checkpoint_id=str(ckpt), no_dist=True)
+    model.load_state_dict(state)
+    return model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--modes", default="ddp,fsdp2", help="comma-separated: single, ddp, fsdp2")
+    ap.add_argument("--backend", choices=["gloo", "nccl"], default="gloo")
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--out", type=Path, required=True, help="folder for <mode>.json")
+    ap.add_argument("--ckpt", type=Path, default=None)
+    args = ap.parse_args()
+    modes = args.modes.split(",")
+    distributed = any(m != "single" for m in modes)
+    if distributed:
+        dist.init_process_group(args.backend)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for mode in modes:
+        record = train(mode, args.backend, args.steps, args.dtype, args.ckpt)
+        if not distributed or dist.get_rank() == 0:
+            (args.out / f"{mode}_{args.dtype}.json").write_text(json.dumps(record, indent=1))
     if distributed:
         dist.barrier()
         dist.destroy_process_group()
