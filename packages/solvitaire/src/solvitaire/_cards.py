@@ -5,7 +5,7 @@ The colour of a card is ``suit % 2`` (0 black, 1 red), as in the reference progr
 
 from __future__ import annotations
 
-__all__ = ["SUITS", "card", "rank", "suit", "colour", "card_str", "parse_card"]
+__all__ = ["SUITS", "card", "card_str", "colour", "parse_card", "rank", "suit"]
 
 SUITS = "CHSD"
 _RANKS = {1: "A", 11: "J", 12: "Q", 13: "K"}

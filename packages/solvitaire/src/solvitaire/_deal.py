@@ -9,7 +9,7 @@ from pathlib import Path
 from ._cards import card, card_str, parse_card, rank, suit
 from ._rules import Rules, load_rules
 
-__all__ = ["Deal", "deal", "MT19937"]
+__all__ = ["MT19937", "Deal", "deal"]
 
 
 class MT19937:
@@ -132,7 +132,9 @@ class Deal:
                     raise ValueError(f"deal field '{where}': {e}") from None
                 if not up:
                     if i != down:
-                        raise ValueError(f"deal field '{where}': face-down card above a face-up one")
+                        raise ValueError(
+                            f"deal field '{where}': face-down card above a face-up one"
+                        )
                     down += 1
                 out.append(c)
             return out, down
@@ -175,8 +177,9 @@ class Deal:
             if base is None:
                 tops = [rank(c) for c in founds if c]
                 base = tops[0] if tops else 1
-        out = cls(tab, down, founds, cells, stock, waste, reserve, hole_c[0] if hole_c else 0,
-                  int(base))
+        out = cls(
+            tab, down, founds, cells, stock, waste, reserve, hole_c[0] if hole_c else 0, int(base)
+        )
         out.validate(rules)
         return out
 
@@ -218,7 +221,9 @@ class Deal:
         hole_game = rules["hole"]["present"]
         if not hole_game and total != rules.n_cards:
             missing = [
-                card_str(card(r, s)) for r in range(1, mr + 1) for s in range(4)
+                card_str(card(r, s))
+                for r in range(1, mr + 1)
+                for s in range(4)
                 if cnt[card(r, s)] < rules.decks
             ]
             raise ValueError(f"deal: missing cards {missing[:6]} (have {total} of {rules.n_cards})")
@@ -298,8 +303,11 @@ def deal(rules: Rules | str, seed: int) -> Deal:
             tab[t % n].append(deck.pop())
             t += 1
     if r["tableau piles"].get("kings to bottom"):
-        tab = [[c for c in p if rank(c) == rules.max_rank] + [c for c in p if rank(c) != rules.max_rank]
-               for p in tab]
+        tab = [
+            [c for c in p if rank(c) == rules.max_rank]
+            + [c for c in p if rank(c) != rules.max_rank]
+            for p in tab
+        ]
     top_only = r["tableau piles"]["face up cards"] == "top"
     down = [max(len(p) - 1, 0) if top_only else 0 for p in tab]
     return Deal(tab, down, founds, cells, stock, [], reserve, hole, base, sequences, accordion)

@@ -23,7 +23,7 @@ from ._cards import card_str, colour, rank, suit
 from ._deal import Deal
 from ._rules import Rules
 
-__all__ = ["Move", "GameState", "move_str", "brute_force"]
+__all__ = ["GameState", "Move", "brute_force", "move_str"]
 
 
 class Move(NamedTuple):
@@ -38,7 +38,9 @@ _NAMES = {"t": "pile", "c": "cell", "r": "reserve", "f": "foundation", "h": "hol
 
 
 def move_str(m: Move, card_text: str = "") -> str:
-    """Readable notation, e.g. ``"3C: pile 2 -> pile 5"``, ``"AH: waste(+2 steps) -> foundation"``."""
+    """Readable notation, e.g. ``"3C: pile 2 -> pile 5"``, ``"AH: waste(+2 steps) -> foundation"``
+
+    Piles and cells are numbered from 1 in the text (0-based in :class:`Move`)."""
     what = f"{card_text}" + (f" (+{m.n - 1} above)" if m.n > 1 else "")
     if m.src == "s":
         return "deal stock" + (" to hole" if m.dst == "h" else " to every pile")
@@ -50,8 +52,9 @@ def move_str(m: Move, card_text: str = "") -> str:
     return f"{what}: {src} -> {dst}".strip()
 
 
-def _builds(policy: str, lower: int, upper: int, mr: int) -> bool:
-    if rank(lower) != rank(upper) - 1:
+def _builds(policy: str, lower: int, upper: int, mr: int, base: int) -> bool:
+    # ranks count from the foundation base (building wraps round the corner when base != A)
+    if (rank(lower) - base) % mr != (rank(upper) - base) % mr - 1:
         return False
     if policy == "any-suit":
         return True
@@ -102,8 +105,14 @@ class GameState:
 
     def key(self) -> tuple:
         return (
-            tuple(map(tuple, self.tab)), tuple(self.down), tuple(self.found), tuple(self.cells),
-            tuple(self.stock), tuple(self.waste), tuple(map(tuple, self.reserve)), self.hole,
+            tuple(map(tuple, self.tab)),
+            tuple(self.down),
+            tuple(self.found),
+            tuple(self.cells),
+            tuple(self.stock),
+            tuple(self.waste),
+            tuple(map(tuple, self.reserve)),
+            self.hole,
             self.passes,
         )
 
@@ -134,17 +143,19 @@ class GameState:
 
     def _space_ok(self, c: int) -> bool:
         pol = self.rules.data["tableau piles"]["spaces policy"]
-        if pol == "no-build":
+        if pol == "no-build" or self.rules.data["tableau piles"]["build policy"] == "no-build":
             return False
         if pol == "kings":
-            return rank(c) == self.mr
+            return (rank(c) - self.base) % self.mr == self.mr - 1
         return True
 
     def _can_place(self, c: int, j: int) -> bool:
         p = self.tab[j]
         if not p:
             return self._space_ok(c)
-        return _builds(self.rules.data["tableau piles"]["build policy"], c, p[-1], self.mr)
+        return _builds(
+            self.rules.data["tableau piles"]["build policy"], c, p[-1], self.mr, self.base
+        )
 
     def _group_sizes(self, i: int) -> list[int]:
         t = self.rules.data["tableau piles"]
@@ -154,7 +165,7 @@ class GameState:
         pol = t["move built group policy"]
         pol = t["build policy"] if pol == "same-as-build" else pol
         run = 1
-        while run < len(p) - d and _builds(pol, p[-run], p[-run - 1], self.mr):
+        while run < len(p) - d and _builds(pol, p[-run], p[-run - 1], self.mr, self.base):
             run += 1
         mode = t["move built group"]
         if mode == "no":
@@ -223,10 +234,16 @@ class GameState:
                 for j in range(T):
                     if j != i and self._can_place(p[-n], j):
                         mv.append(Move("t", i, n, "t", j))
-            if has_f and r["foundations"]["only complete pile moves"] and len(p) - self.down[i] >= self.mr:
-                run = p[-self.mr:]
-                if all(rank(run[-1 - x]) == x + 1 and suit(run[-1 - x]) == suit(run[-1])
-                       for x in range(self.mr)):
+            if (
+                has_f
+                and r["foundations"]["only complete pile moves"]
+                and len(p) - self.down[i] >= self.mr
+            ):
+                run = p[-self.mr :]
+                if all(
+                    rank(run[-1 - x]) == x + 1 and suit(run[-1 - x]) == suit(run[-1])
+                    for x in range(self.mr)
+                ):
                     mv.append(Move("t", i, self.mr, "f", 0))
         for ci, c in enumerate(self.cells):
             if not c:
@@ -298,8 +315,8 @@ class GameState:
             return
         elif m.src == "t":
             p = self.tab[m.si]
-            cards = p[-m.n:]
-            del p[-m.n:]
+            cards = p[-m.n :]
+            del p[-m.n :]
         elif m.src == "c":
             cards = [self.cells[m.si]]
             self.cells[m.si] = 0
@@ -315,7 +332,9 @@ class GameState:
         elif m.dst == "h":
             self.hole = cards[0]
         elif m.n > 1:  # complete suit to a foundation
-            f = next(f for f in range(len(self.found)) if self.found[f] == 0 and f % 4 == suit(cards[0]))
+            f = next(
+                f for f in range(len(self.found)) if self.found[f] == 0 and f % 4 == suit(cards[0])
+            )
             self.found[f] = self.mr
         else:
             self.found[self._found_target(cards[0])] += 1
@@ -324,7 +343,7 @@ class GameState:
     def _normalise(self) -> None:
         pol = self.rules.data["tableau piles"]["spaces policy"]
         if pol.startswith("auto"):
-            for j, p in enumerate(self.tab):
+            for p in self.tab:
                 if p:
                     continue
                 res = [q for q in self.reserve if q]
@@ -341,7 +360,9 @@ class GameState:
     def won(self) -> bool:
         if self.rules.data["foundations"]["present"]:
             return all(n == self.mr for n in self.found)
-        return not (any(self.tab) or any(self.cells) or self.stock or self.waste or any(self.reserve))
+        return not (
+            any(self.tab) or any(self.cells) or self.stock or self.waste or any(self.reserve)
+        )
 
     def card_of(self, m: Move) -> int:
         """The (bottom) card a move carries."""
@@ -367,8 +388,12 @@ class GameState:
         """A small text picture of the position (face-down cards as ``##``)."""
         lines = []
         if self.found:
-            lines.append("foundations: " + " ".join(
-                card_str(self._found_top(f)) if n else "--" for f, n in enumerate(self.found)))
+            lines.append(
+                "foundations: "
+                + " ".join(
+                    card_str(self._found_top(f)) if n else "--" for f, n in enumerate(self.found)
+                )
+            )
         if self.hole:
             lines.append(f"hole: {card_str(self.hole)}")
         if self.cells:
@@ -376,8 +401,10 @@ class GameState:
         if self.reserve:
             lines.append("reserve: " + " | ".join(" ".join(map(card_str, p)) for p in self.reserve))
         if self.stock or self.waste:
-            lines.append(f"stock: {len(self.stock)} cards, waste: "
-                         + " ".join(card_str(c) for c in self.waste[-3:]))
+            lines.append(
+                f"stock: {len(self.stock)} cards, waste: "
+                + " ".join(card_str(c) for c in self.waste[-3:])
+            )
         for j, p in enumerate(self.tab):
             cs = ["##" if i < self.down[j] else card_str(c) for i, c in enumerate(p)]
             lines.append(f"pile {j + 1}: " + " ".join(cs))

@@ -12,7 +12,7 @@ from typing import Any
 
 import jsonschema
 
-__all__ = ["RULES_SCHEMA", "Rules", "load_rules", "game_names"]
+__all__ = ["RULES_SCHEMA", "Rules", "game_names", "load_rules"]
 
 _BUILD = ["any-suit", "red-black", "same-suit", "no-build"]
 _RANK_NAMES = ["A", "J", "Q", "K"] + [str(i) for i in range(1, 14)]
@@ -104,7 +104,10 @@ RULES_SCHEMA: dict[str, Any] = {
             "accordion": _obj(
                 {
                     "size": {"type": "integer", "minimum": 0, "maximum": 104},
-                    "moves": {"type": "array", "items": {"type": "string", "pattern": "^[LR][0-9]+$"}},
+                    "moves": {
+                        "type": "array",
+                        "items": {"type": "string", "pattern": "^[LR][0-9]+$"},
+                    },
                     "build policies": {
                         "type": "array",
                         "items": {"enum": ["same-suit", "same-rank", "red-black", "any-suit"]},
@@ -145,9 +148,7 @@ def _read_preset(name: str) -> dict[str, Any]:
 
 def game_names() -> list[str]:
     """Names of every shipped preset (sorted), e.g. ``["accordion", ..., "klondike", ...]``."""
-    return sorted(
-        p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".json")
-    )
+    return sorted(p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".json"))
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +169,7 @@ def _check(raw: Any, source: str) -> None:
     if not isinstance(raw, dict):
         raise ValueError(
             f"rules from {source}: expected a JSON object, got {type(raw).__name__}; "
-            "write the rules as {\"tableau piles\": {...}, ...}"
+            'write the rules as {"tableau piles": {...}, ...}'
         )
     errors = sorted(_VALIDATOR.iter_errors(raw), key=lambda e: list(e.absolute_path))
     if errors:
@@ -294,8 +295,14 @@ def _aliases() -> dict[str, str]:
         out[g] = g
         out[g.replace("-", "")] = g
         out[g.replace("-", "_")] = g
-    out.update({"freecell": "free-cell", "klondike-draw-1": "klondike-deal-1",
-                "klondike-draw-3": "klondike", "seahaven": "seahaven-towers"})
+    out.update(
+        {
+            "freecell": "free-cell",
+            "klondike-draw-1": "klondike-deal-1",
+            "klondike-draw-3": "klondike",
+            "seahaven": "seahaven-towers",
+        }
+    )
     return out
 
 
@@ -321,7 +328,9 @@ def load_rules(name_or_path: str | Path | dict | Rules) -> Rules:
         try:
             raw = json.loads(p.read_text())
         except json.JSONDecodeError as e:
-            raise ValueError(f"rules file {s!r} is not valid JSON: {e.msg} (line {e.lineno})") from None
+            raise ValueError(
+                f"rules file {s!r} is not valid JSON: {e.msg} (line {e.lineno})"
+            ) from None
         return rules_from_dict(raw, name=p.stem, source=s)
     key = _aliases().get(s.lower().strip())
     if key is None:

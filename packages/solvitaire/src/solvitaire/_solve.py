@@ -1,0 +1,298 @@
+"""``solve``: compile rules and a deal for the numba core, run the search, verify the answer."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _core as cm
+from . import _core as cs
+from ._deal import Deal
+from ._deal import deal as make_deal
+from ._engine import GameState, Move
+from ._rules import Rules, load_rules
+
+__all__ = ["Result", "Status", "compile_rules", "solve"]
+
+_BUILD = {"any-suit": 0, "red-black": 1, "same-suit": 2, "no-build": 3}
+# "partial-if-card-above-buildable" is searched as "yes": restricting partial-group moves to
+# those uncovering a foundation-playable card loses solutions (found by the oracle cross-check).
+_GMODE = {
+    "no": 0,
+    "yes": 1,
+    "whole-pile": 2,
+    "maximal-group": 3,
+    "partial-if-card-above-buildable": 1,
+}
+_SPACES = {
+    "any": 0,
+    "no-build": 1,
+    "kings": 2,
+    "auto-reserve-then-any": 3,
+    "auto-reserve-then-waste": 4,
+    "auto-waste-then-stock": 5,
+}
+_DTYPE = {"waste": 0, "tableau piles": 1, "hole": 2}
+
+
+class Status(str, enum.Enum):
+    """Outcome of a search."""
+
+    SOLVED = "solved"
+    UNSOLVABLE = "unsolvable"
+    TIMEOUT = "timed-out"
+    MEMORY_LIMIT = "memory-limit"
+
+
+@dataclass
+class Result:
+    """``status``; ``moves`` (list of :class:`Move`, empty unless SOLVED); ``stats`` (dict:
+    ``states`` nodes searched, ``unique_states``, ``dominance_moves``, ``backtracks``,
+    ``max_depth``, ``seconds`` wall time, ``states_per_s``); ``notation``: readable moves."""
+
+    status: Status
+    moves: list[Move] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+    notation: list[str] = field(default_factory=list)
+
+    @property
+    def solved(self) -> bool:
+        return self.status == Status.SOLVED
+
+
+def _unsupported(rules: Rules) -> None:
+    r = rules.data
+    if r["accordion"]["size"]:
+        raise NotImplementedError("rule feature 'accordion' is not supported by the solver yet")
+    if r["sequences"]["count"]:
+        raise NotImplementedError(
+            "rule feature 'sequences' (Gaps) is not supported by the solver yet"
+        )
+
+
+def compile_rules(rules: Rules, d: Deal) -> tuple[np.ndarray, np.ndarray]:
+    """(cfg int64[NCFG], initial state int16[SSIZE]) for the compiled core."""
+    _unsupported(rules)
+    r = rules.data
+    tp, st = r["tableau piles"], r["stock"]
+    nt = tp["count"]
+    nr = len(d.reserve)
+    nc = r["cells"]["count"]
+    nf = len(d.foundations)
+    mr = rules.max_rank
+    gp = tp["move built group policy"]
+    gp = tp["build policy"] if gp == "same-as-build" else gp
+    dtype = _DTYPE[st["deal type"]]
+    extra_t = (len(d.stock) // max(nt, 1) + 1) if dtype == 1 else 0
+    cap = max(
+        max((len(p) for p in d.tableau), default=0) + mr * rules.decks + extra_t,
+        len(d.stock) + len(d.waste),
+        sum(len(p) for p in d.reserve),
+        1,
+    )
+    cap = min(cap, rules.n_cards + 1)
+    np_ = nt + nr + 2
+    cfg = np.zeros(cm.NCFG, np.int64)
+    f = r["foundations"]
+    two = rules.decks == 2
+    down = f.get("direction", "up") == "down"
+    vals = {
+        cm.T: nt,
+        cm.R: nr,
+        cm.C: nc,
+        cm.NF: nf,
+        cm.MR: mr,
+        cm.BUILD: _BUILD[tp["build policy"]],
+        cm.GPOL: _BUILD[gp],
+        cm.GMODE: _GMODE[tp["move built group"]],
+        cm.SPACES: _SPACES[tp["spaces policy"]],
+        cm.FPRES: int(f["present"]),
+        cm.FREM: int(f["removable"]),
+        cm.FCOMP: int(f["only complete pile moves"]),
+        cm.HPRES: int(r["hole"]["present"]),
+        cm.HLOOP: int(r["hole"]["build loops"]),
+        cm.DTYPE: dtype,
+        cm.DCOUNT: st["deal count"],
+        cm.REDEALS: rules.redeals,
+        cm.RSTACK: int(r["reserve"]["stacked"]),
+        cm.BASE: d.base,
+        cm.DOM: int(f["present"] and not two and not f["only complete pile moves"] and not down),
+        cm.CAP: cap,
+        cm.NCARDS: rules.n_cards,
+        cm.NP: np_,
+        cm.SYM: int(dtype != 1),
+        cm.FDOWN: int(down),
+        cm.SSIZE: st["size"],
+    }
+    for k, v in vals.items():
+        cfg[k] = v
+    cfg[cm.OFF_F] = 2
+    cfg[cm.OFF_C] = 2 + nf
+    cfg[cm.OFF_L] = 2 + nf + nc
+    cfg[cm.OFF_D] = 2 + nf + nc + np_
+    cfg[cm.OFF_DATA] = 2 + nf + nc + np_ + nt
+    size = int(cfg[cm.OFF_DATA] + np_ * cap)
+    S = np.zeros(size, np.int16)
+    gs = GameState(d, rules)  # normalised start (auto-fills, turned-up cards)
+    S[1] = gs.hole
+    for i, n in enumerate(gs.found):
+        S[cfg[cm.OFF_F] + i] = n
+    for i, c in enumerate(gs.cells):
+        S[cfg[cm.OFF_C] + i] = c
+    piles = gs.tab + gs.reserve + [gs.stock, gs.waste]
+    for p, cards in enumerate(piles):
+        S[cfg[cm.OFF_L] + p] = len(cards)
+        base = cfg[cm.OFF_DATA] + p * cap
+        S[base : base + len(cards)] = cards
+    for j in range(nt):
+        S[cfg[cm.OFF_D] + j] = gs.down[j]
+    return cfg, S
+
+
+def _to_move(row: np.ndarray, rules: Rules) -> Move:
+    kind, a, b, n, steps = (int(x) for x in row[:5])
+    if kind == cm.K_W:
+        dst, di = (("f", 0), ("t", b), ("c", b))[n]
+        return Move("w", steps, 1, dst, di)
+    if kind == cm.K_DEAL:
+        return Move("s", 0, 1, "h" if rules["stock"]["deal type"] == "hole" else "-", 0)
+    table = {
+        cm.K_T2F: ("t", a, 1, "f", 0),
+        cm.K_T2T: ("t", a, n, "t", b),
+        cm.K_T2C: ("t", a, 1, "c", b),
+        cm.K_C2T: ("c", a, 1, "t", b),
+        cm.K_C2F: ("c", a, 1, "f", 0),
+        cm.K_R2T: ("r", a, 1, "t", b),
+        cm.K_R2F: ("r", a, 1, "f", 0),
+        cm.K_F2T: ("f", a, 1, "t", b),
+        cm.K_T2H: ("t", a, 1, "h", 0),
+        cm.K_C2H: ("c", a, 1, "h", 0),
+        cm.K_R2H: ("r", a, 1, "h", 0),
+        cm.K_SPIDER: ("t", a, n, "f", 0),
+        cm.K_R2C: ("r", a, 1, "c", b),
+    }
+    return Move(*table[kind])
+
+
+def verify_moves(d: Deal, rules: Rules, moves: list[Move]) -> list[str]:
+    """Replay ``moves`` with the independent engine; return their notation. Raises ``ValueError``
+    if a move is illegal or the final position is not won."""
+    gs = GameState(d, rules)
+    out = []
+    for i, m in enumerate(moves):
+        text = gs.describe(m)
+        try:
+            gs.apply(m)
+        except ValueError as e:
+            raise ValueError(f"solution move {i + 1} is illegal: {e}") from None
+        out.append(text)
+    if not gs.won():
+        raise ValueError(f"solution of {len(moves)} moves does not win the game")
+    return out
+
+
+def solve(
+    deal: Deal | int,
+    rules: Rules | str,
+    *,
+    timeout: float | None = None,
+    max_states: int | None = None,
+    memory_limit: int = 1024 * 2**20,
+    max_depth: int = 2_000_000,
+) -> Result:
+    """Decide a deal: depth-first search with a transposition table (compiled with numba).
+
+    ``deal`` is a :class:`Deal` or a seed (dealt with :func:`solvitaire.deal`); ``timeout`` in
+    seconds; ``max_states`` bounds nodes searched (reported as TIMEOUT when hit);
+    ``memory_limit`` in bytes bounds the transposition table (16 bytes per state).
+    Every SOLVED result is replayed by the independent engine before it is returned.
+    Section 2 of the Solvitaire paper (Blake & Gent, arXiv:1906.12314) describes the search.
+    """
+    rules = load_rules(rules)
+    if isinstance(deal, (int, np.integer)) and not isinstance(deal, bool):
+        deal = make_deal(rules, int(deal))
+    if not isinstance(deal, Deal):
+        raise TypeError(f"deal must be a Deal or an int seed, got {type(deal).__name__}")
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
+    if memory_limit < 2**16:
+        raise ValueError(f"memory_limit must be at least 65536 bytes, got {memory_limit}")
+    cfg, S0 = compile_rules(rules, deal)
+    t0 = time.perf_counter()
+    slots = 1 << int(np.log2(max(memory_limit // 40, 1024)))  # table gets <= half the budget
+    tab1 = np.zeros(slots, np.uint64)
+    tab2 = np.zeros(slots, np.uint64)
+    depth_cap = 1024
+    states = np.zeros((depth_cap, S0.shape[0]), np.int16)
+    states[0] = S0
+    mv = np.zeros((4 * cm.MAX_MOVES_NODE, 6), np.int32)
+    fs = np.zeros(depth_cap, np.int64)
+    fe = np.zeros(depth_cap, np.int64)
+    fn = np.zeros(depth_cap, np.int64)
+    path = np.zeros(depth_cap, np.int64)
+    ctl = np.zeros(8, np.int64)
+    mem_used = tab1.nbytes * 2
+    status = cs.RUNNING
+    if cm.won(S0, cfg):
+        status = cs.SOLVED
+    else:
+        cs.expand(states, 0, cfg, mv, fs, fe, fn, tab1, tab2, ctl)
+    timed_out = False
+    budget = 20_000
+    while status == cs.RUNNING:
+        status = cs.search_chunk(
+            states, cfg, mv, fs, fe, fn, path, tab1, tab2, ctl, budget, max_states or 0
+        )
+        if status == cs.BUFFER:
+            grow_rows = states.shape[0] - 1 <= ctl[cs.D_DEPTH] + 1
+            extra = (states.nbytes + 32 * fs.shape[0]) if grow_rows else mv.nbytes
+            if mem_used + states.nbytes + mv.nbytes + extra > memory_limit or (
+                grow_rows and states.shape[0] >= max_depth
+            ):
+                status = cs.MEMORY
+                break
+            if grow_rows:
+                states = np.concatenate([states, np.zeros_like(states)])
+                fs, fe, fn, path = (
+                    np.concatenate([x, np.zeros_like(x)]) for x in (fs, fe, fn, path)
+                )
+            else:
+                mv = np.concatenate([mv, np.zeros_like(mv)])
+            status = cs.RUNNING
+            continue
+        if status != cs.RUNNING:
+            break
+        if max_states and ctl[cs.D_NODES] >= max_states:
+            timed_out = True
+            break
+        if timeout is not None and time.perf_counter() - t0 > timeout:
+            timed_out = True
+            break
+        budget = min(budget * 2, 200_000)
+    secs = time.perf_counter() - t0
+    stats = {
+        "states": int(ctl[cs.D_NODES]),
+        "unique_states": int(ctl[cs.D_UNIQUE]),
+        "dominance_moves": int(ctl[cs.D_DOM]),
+        "backtracks": int(ctl[cs.D_BACK]),
+        "max_depth": int(ctl[cs.D_MAXD]),
+        "seconds": secs,
+        "states_per_s": ctl[cs.D_NODES] / secs if secs > 0 else 0.0,
+    }
+    if timed_out:
+        return Result(Status.TIMEOUT, stats=stats)
+    if status == cs.MEMORY:
+        return Result(Status.MEMORY_LIMIT, stats=stats)
+    if status == cs.UNSOLVABLE:
+        return Result(Status.UNSOLVABLE, stats=stats)
+    depth = int(ctl[cs.D_DEPTH])
+    moves = [_to_move(mv[path[i]], rules) for i in range(1, depth + 1)]
+    try:
+        notation = verify_moves(deal, rules, moves)
+    except ValueError as e:  # a solver bug: never report an unverified solution
+        raise RuntimeError(f"internal error: the solver's solution failed verification: {e}") from e
+    stats["solution_length"] = len(moves)
+    return Result(Status.SOLVED, moves, stats, notation)

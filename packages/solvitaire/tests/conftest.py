@@ -1,0 +1,111 @@
+"""Shared fixtures and small-deck rule variants for the solvitaire tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "solvitaire"
+
+#: Reduced-deck variants (max rank 3-4, few piles) used for exhaustive oracle cross-checks.
+SMALL_VARIANTS = {
+    "klondike-small": {
+        "tableau piles": {
+            "count": 3,
+            "build policy": "red-black",
+            "spaces policy": "kings",
+            "move built group": "partial-if-card-above-buildable",
+            "diagonal deal": True,
+            "face up cards": "top",
+        },
+        "foundations": {"removable": True},
+        "stock": {"size": 6, "deal count": 2, "redeal": True},
+        "max rank": 3,
+    },
+    "klondike-small-draw1-vegas": {
+        "tableau piles": {
+            "count": 3,
+            "build policy": "red-black",
+            "spaces policy": "kings",
+            "move built group": "yes",
+            "diagonal deal": True,
+            "face up cards": "top",
+        },
+        "stock": {"size": 5, "deal count": 1, "redeal": True, "redeals": 1},
+        "max rank": 3,
+    },
+    "freecell-small": {
+        "tableau piles": {"count": 4, "build policy": "red-black"},
+        "cells": {"count": 1},
+        "max rank": 3,
+    },
+    "bakers-game-small": {
+        "tableau piles": {"count": 4, "build policy": "same-suit"},
+        "cells": {"count": 1},
+        "max rank": 3,
+    },
+    "canfield-small": {
+        "tableau piles": {
+            "count": 3,
+            "build policy": "red-black",
+            "move built group": "partial-if-card-above-buildable",
+            "spaces policy": "auto-reserve-then-any",
+        },
+        "foundations": {"initial cards": "one", "base card": "random"},
+        "stock": {"size": 4, "deal count": 2, "redeal": True},
+        "reserve": {"size": 3, "stacked": True},
+        "max rank": 3,
+    },
+    "black-hole-small": {
+        "tableau piles": {"count": 5, "build policy": "no-build"},
+        "foundations": {"present": False},
+        "hole": {"present": True},
+        "max rank": 4,
+    },
+    "golf-small": {
+        "tableau piles": {"count": 3, "build policy": "no-build"},
+        "foundations": {"present": False},
+        "stock": {"size": 5, "deal type": "hole"},
+        "hole": {"present": True, "base card": "random", "build loops": False},
+        "max rank": 4,
+    },
+    "spiderette-small": {
+        "tableau piles": {
+            "count": 3,
+            "build policy": "any-suit",
+            "move built group": "yes",
+            "move built group policy": "same-suit",
+            "diagonal deal": True,
+            "face up cards": "top",
+        },
+        "foundations": {"only complete pile moves": True},
+        "stock": {"size": 3, "deal type": "tableau piles"},
+        "max rank": 3,
+    },
+    "flower-garden-small": {
+        "tableau piles": {"count": 3, "build policy": "any-suit"},
+        "foundations": {"removable": True},
+        "reserve": {"size": 3},
+        "max rank": 3,
+    },
+    "spanish-small-any-space": {
+        "tableau piles": {
+            "count": 4,
+            "build policy": "any-suit",
+            "move built group": "yes",
+            "spaces policy": "any",
+        },
+        "foundations": {"removable": True},
+        "max rank": 3,
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(
+            f"reference data not found at {SHARED} (needs shared/solvitaire beside the repo)"
+        )
+    return SHARED
