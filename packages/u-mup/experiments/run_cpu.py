@@ -29,18 +29,19 @@ HERE = Path(__file__).resolve().parent
 
 def coord() -> None:
     out = {}
-    for p, lr in (("umup", 0.5), ("sp", 2**-6)):
+    for p, lr in (("umup", 0.25), ("umup", 0.5), ("sp", 2**-6)):
         t = time.time()
         r = coord_check(lambda w, p=p: build_decoder(p, w, 2), [64, 512], (1, 5, 20), lr)
-        r.plot(HERE / f"coord_check_{p}.png", f"{p}, η={lr:g}, widths 64 vs 512")
-        out[p] = {
+        key = f"{p}_lr{lr:g}"
+        r.plot(HERE / f"coord_check_{key}.png", f"{p}, η={lr:g}, widths 64 vs 512")
+        out[key] = {
             "lr": lr,
             "passed_band_1.3": r.passed,
             "max_ratio_by_step": r.max_ratio_by_step(),
             "ratios": {f"step {s} {layer}": v for (s, layer), v in r.ratios.items()},
             "seconds": time.time() - t,
         }
-        print(p, out[p]["passed_band_1.3"], out[p]["max_ratio_by_step"], flush=True)
+        print(key, out[key]["passed_band_1.3"], out[key]["max_ratio_by_step"], flush=True)
     (HERE / "coord_check_cpu.json").write_text(json.dumps(out, indent=1) + "\n")
 
 
@@ -83,7 +84,13 @@ def fp8() -> None:
 
 
 def lr(paths: list[str]) -> None:
-    recs = [r for p in paths for r in SweepStore(p).records]
+    from u_mup._train import RunSpec
+
+    seen: dict[str, dict] = {}
+    for p in paths:
+        for r in SweepStore(p).records:
+            seen.setdefault(RunSpec.from_dict(r["spec"]).key(), r)  # one record per run
+    recs = list(seen.values())
     summary = lr_transfer_summary(recs)
     spec = {k: v for k, v in recs[0]["spec"].items() if k not in ("lr", "seed", "width")}
     res = {"spec": spec, "summary": summary, "runs": len(recs), "records": recs}

@@ -60,6 +60,7 @@ def test_meta_init_then_reset_matches_eager_init(tiny):
         assert torch.equal(a, b), n
 
 
+@pytest.mark.slow
 def test_compiled_forward_matches_eager(tiny):
     m = tiny("umup")
     idx = torch.randint(0, 64, (2, 8))

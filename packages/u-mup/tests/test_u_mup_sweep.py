@@ -46,14 +46,22 @@ def test_summary_counts_grid_steps():
     assert s["umup"]["loss_monotone_in_width"]
 
 
-def test_cli_help_and_tiny_sweep_and_plot(tmp_path, capsys):
+def test_cli_help(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["--help"])
     assert e.value.code == 0
     assert "sweep" in capsys.readouterr().out
-    out = tmp_path / "r.jsonl"
+
+
+def _corpus(tmp_path):
     f = tmp_path / "corpus.txt"
     f.write_bytes(b"the quick brown fox jumps over the lazy dog. " * 200)
+    return f
+
+
+def test_cli_tiny_sweep_resume_and_plot(tmp_path):
+    out = tmp_path / "r.jsonl"
+    f = _corpus(tmp_path)
     args = [
         "sweep",
         "lr",
@@ -77,6 +85,15 @@ def test_cli_help_and_tiny_sweep_and_plot(tmp_path, capsys):
     assert len(SweepStore(out)) == 4
     assert cli.main(args) == 0  # resumed: nothing re-run
     assert len(SweepStore(out)) == 4
+    png = tmp_path / "r.png"
+    assert cli.main(["plot", str(out), "--out", str(png)]) == 0
+    assert png.stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_cli_independent_search(tmp_path, capsys):
+    out = tmp_path / "r.jsonl"
+    f = _corpus(tmp_path)
     ind = [
         "sweep",
         "independent",
@@ -101,7 +118,7 @@ def test_cli_help_and_tiny_sweep_and_plot(tmp_path, capsys):
     txt = capsys.readouterr().out
     assert '"best_alphas"' in txt
     png = tmp_path / "r.png"
-    assert cli.main(["plot", str(out), "--out", str(png)]) == 0
+    assert cli.main(["plot", str(out), "--out", str(png)]) == 0  # adds the loss-vs-α panels
     assert png.stat().st_size > 1000
     recs = [json.loads(x) for x in out.read_text().splitlines()]
     assert any(r["spec"]["alphas"] for r in recs)

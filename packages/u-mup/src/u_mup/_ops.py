@@ -142,3 +142,56 @@ def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     n = _tokens(logits, v)
     logits = scale_fb(logits, 1.0, n * v / math.sqrt(max(1, v - 1)))
     return F.cross_entropy(logits.reshape(-1, v).float(), targets.reshape(-1))
+
+
+# Use unit_scaling's ops where they implement exactly these rules (checked equal in
+# tests/test_u_mup_ops.py). SwiGLU and attention keep the closed-form scales above: export_to_sp
+# folds those constants, and unit_scaling's attention rule (mask-aware E[1/N]) differs slightly.
+try:  # pragma: no branch
+    import unit_scaling.functional as _U
+except ImportError:  # pragma: no cover - unit-scaling is a declared dependency
+    _U = None
+
+_shim_linear, _shim_readout, _shim_embedding = linear, linear_readout, embedding
+_shim_rms_norm, _shim_split, _shim_add, _shim_ce = (
+    rms_norm,
+    residual_split,
+    residual_add,
+    cross_entropy,
+)
+BACKEND = "shim"
+if _U is not None and all(
+    hasattr(_U, n)
+    for n in (
+        "linear",
+        "linear_readout",
+        "embedding",
+        "rms_norm",
+        "residual_split",
+        "residual_add",
+        "cross_entropy",
+    )
+):
+    BACKEND = "unit_scaling"
+
+    def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
+        return _U.linear(x, w, b)
+
+    def linear_readout(x: Tensor, w: Tensor) -> Tensor:
+        return _U.linear_readout(x, w)
+
+    def embedding(idx: Tensor, w: Tensor) -> Tensor:
+        return _U.embedding(idx, w)
+
+    def rms_norm(x: Tensor, w: Tensor | None, eps: float) -> Tensor:
+        return _U.rms_norm(x, (x.shape[-1],), w, eps)
+
+    def residual_split(x: Tensor, tau: float) -> tuple[Tensor, Tensor]:
+        return _U.residual_split(x, tau)
+
+    def residual_add(branch: Tensor, skip: Tensor, tau: float) -> Tensor:
+        return _U.residual_add(branch, skip, tau)
+
+    def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+        v = logits.shape[-1]
+        return _U.cross_entropy(logits.reshape(-1, v).float(), targets.reshape(-1))
