@@ -60,3 +60,12 @@ def test_assert_unit_scaled_lists_offenders():
     sp = SPTransformerDecoder(VOCAB, 64, 2, 1)
     with pytest.raises(AssertionError, match=r"(?s)offending tensors:.*weight_grad"):
         assert_unit_scaled(sp, _tokens(), loss_fn=loss_sp)
+
+
+@pytest.mark.gpu
+def test_decoder_unit_scaled_cuda_bf16():
+    ids = _tokens().cuda()
+    model = unn.TransformerDecoder(VOCAB, 512, LAYERS, 8).cuda()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        report = assert_unit_scaled(model, ids, 0.5, 2.0, 0.95, loss_fn=loss_u)
+    assert len(report) > 100

@@ -1,0 +1,150 @@
+"""Training-step benchmark: unit-scaled 4-layer decoder vs the identical plain-torch decoder.
+
+One step = zero_grad + forward (bf16 autocast on CUDA) + next-token cross-entropy + backward +
+AdamW step. "compiled": each decoder layer is ``torch.compile``d (dynamic=False); the four layers
+of a model share one compiled graph; embedding, head and loss run eager in both models. The
+unit-scaled layers all use the first layer's residual τ so that they share that graph too (τ
+values are scalar constants and do not change the kernels). Set ``UNIT_SCALING_BENCH_SMOKE=1``
+for tiny CUDA sizes (script testing).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from monobench import Measure, case
+from torch import nn
+
+import unit_scaling.functional as U
+import unit_scaling.nn as unn
+from unit_scaling.testing import SPTransformerLayer
+
+VOCAB, LAYERS, HEAD = 256, 4, 64
+SMOKE = os.environ.get("UNIT_SCALING_BENCH_SMOKE") == "1"
+
+
+class _Decoder(nn.Module):
+    def __init__(self, width: int, unit: bool, compiled: bool) -> None:
+        super().__init__()
+        heads = max(width // HEAD, 1)
+        self.unit = unit
+        if unit:
+            tau = unn.residual_taus(LAYERS)[0]
+            self.embedding = unn.Embedding(VOCAB, width)
+            self.layers = nn.ModuleList(
+                unn.TransformerLayer(width, heads, attn_tau=tau, mlp_tau=tau) for _ in range(LAYERS)
+            )
+            self.norm, self.head = unn.RMSNorm(width), unn.LinearReadout(width, VOCAB)
+        else:
+            self.embedding = nn.Embedding(VOCAB, width)
+            self.layers = nn.ModuleList(SPTransformerLayer(width, heads) for _ in range(LAYERS))
+            self.norm, self.head = nn.RMSNorm(width), nn.Linear(width, VOCAB, bias=False)
+        self._layer = torch.compile(_apply, dynamic=False) if compiled else _apply
+        self._loss = self._head_loss  # eager for both models: keeps compile time in budget
+
+    def _head_loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.norm(x)).flatten(0, 1).float()
+        ce = U.cross_entropy if self.unit else F.cross_entropy
+        return ce(logits, labels.flatten())
+
+    def forward(self, ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        x = self.embedding(ids)
+        for layer in self.layers:
+            x = self._layer(layer, x)
+        return self._loss(x, labels)
+
+
+def _apply(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return layer(x)
+
+
+def _setup(width: int, batch: int, seq: int, device: str, unit: bool, compiled: bool):  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    model = _Decoder(width, unit, compiled).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda")
+    ids = torch.randint(0, VOCAB, (batch, seq + 1), device=device)
+    inp, labels = ids[:, :-1].contiguous(), ids[:, 1:].contiguous()
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+
+    def step() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(device, dtype=dtype, enabled=device == "cuda"):
+            loss = model(inp, labels)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return model, step
+
+
+def _flops(width: int, batch: int, seq: int) -> float:
+    tokens = batch * seq
+    layer_params = 16 * width * width  # qkv 3d², out d², SwiGLU 3·4d²
+    attn = 4 * batch * seq * seq * width / 2  # causal QKᵀ and PV, half the square
+    return 3 * (2 * tokens * (LAYERS * layer_params + width * VOCAB) + LAYERS * attn)
+
+
+def _measure(width: int, batch: int, seq: int, device: str, compiled: bool) -> Measure:
+    _, ours = _setup(width, batch, seq, device, True, compiled)
+    _, plain = _setup(width, batch, seq, device, False, compiled)
+
+    def check() -> None:
+        # correctness before timing: both models train (finite loss) and the unit-scaled loss at
+        # init is ln(V) ± 10 % (uniform prediction), as the plain model's is
+        for name, fn in (("unit_scaling", ours), ("torch", plain)):
+            loss = float(fn())
+            if not abs(loss - float(torch.log(torch.tensor(VOCAB)))) < 0.1 * 5.55:
+                raise AssertionError(f"{name}: first-step loss {loss:.3f} is not ≈ ln(V)")
+
+    return Measure(
+        candidate=ours,
+        baseline=plain,
+        candidate_label="unit_scaling",
+        baseline_label="torch",
+        flops=_flops(width, batch, seq),
+        peak_flops=989e12 if device == "cuda" else None,
+        warmup=3,
+        repeats=15 if device == "cuda" else 5,
+        check=check,
+        extra={"tokens": batch * seq, "layers": LAYERS, "vocab": VOCAB, "compiled": compiled},
+    )
+
+
+_CUDA_ALL = [
+    {"width": 512, "batch": 16, "seq": 1024},
+    {"width": 1024, "batch": 16, "seq": 1024},
+    {"width": 2048, "batch": 8, "seq": 1024},
+]
+_WIDTHS = os.environ.get("UNIT_SCALING_BENCH_WIDTHS")  # e.g. "512,2048" to shorten a run
+_CUDA = (
+    [{"width": 128, "batch": 2, "seq": 64}]
+    if SMOKE
+    else [p for p in _CUDA_ALL if not _WIDTHS or str(p["width"]) in _WIDTHS.split(",")]
+)
+_CPU = [{"width": 64, "batch": 4, "seq": 64}]
+
+
+@case("decoder_train_step_compiled", params=_CUDA, quick_params=_CUDA[:1], devices=("cuda",))
+def bench_compiled_cuda(width: int, batch: int, seq: int, device: str) -> Measure:
+    """4-layer decoder training step (bf16 autocast, AdamW), compiled layers: US vs plain torch."""
+    return _measure(width, batch, seq, device, compiled=True)
+
+
+@case("decoder_train_step_eager", params=_CUDA, quick_params=_CUDA[:1], devices=("cuda",))
+def bench_eager_cuda(width: int, batch: int, seq: int, device: str) -> Measure:
+    """4-layer decoder training step, eager: unit-scaled vs plain torch (overhead reported)."""
+    return _measure(width, batch, seq, device, compiled=False)
+
+
+@case("decoder_train_step_eager_cpu", params=_CPU, devices=("cpu",))
+def bench_eager_cpu(width: int, batch: int, seq: int, device: str) -> Measure:
+    """4-layer decoder training step on CPU, eager (fp32): unit-scaled vs plain torch."""
+    return _measure(width, batch, seq, device, compiled=False)
+
+
+@case("decoder_train_step_compiled_cpu", params=_CPU, devices=("cpu",))
+def bench_compiled_cpu(width: int, batch: int, seq: int, device: str) -> Measure:
+    """4-layer decoder training step on CPU, compiled layers (fp32)."""
+    return _measure(width, batch, seq, device, compiled=True)
