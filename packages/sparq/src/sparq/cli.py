@@ -22,11 +22,14 @@ def _parser() -> argparse.ArgumentParser:
         e.add_argument("--methods", nargs="+", default=None, help="subset of methods")
         e.add_argument("--compressions", nargs="+", type=float, default=[2, 4, 8, 16])
         e.add_argument("--samples", type=int, default=256, help="recall sequences / LM windows")
+        e.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     tr = evs.add_parser("train", help="re-train an evaluation model on CPU")
     tr.add_argument("kind", choices=["recall", "lm"])
     tr.add_argument("--out", required=True, help="checkpoint path to write")
     tr.add_argument("--steps", type=int, default=None)
     tr.add_argument("--minutes", type=float, default=None, help="stop after this wall time")
+    tr.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    tr.add_argument("--lr", type=float, default=None)
 
     co = sub.add_parser("cost", help="bytes moved per decode step, dense vs SparQ")
     co.add_argument("--B", type=int, default=1)
@@ -76,9 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "train":
         limit = args.minutes * 60 if args.minutes else None
         if args.kind == "recall":
-            model, meta = sev.train_recall(steps=args.steps or 2500, time_limit_s=limit)
+            model, meta = sev.train_recall(
+                steps=args.steps or 2000,
+                time_limit_s=limit,
+                device=args.device,
+                lr=args.lr or 3e-3,
+            )
         else:
-            model, meta = sev.train_byte_lm(steps=args.steps or 1500, time_limit_s=limit)
+            model, meta = sev.train_byte_lm(
+                steps=args.steps or 1500, time_limit_s=limit, device=args.device
+            )
         sev.save_checkpoint(args.out, model, meta)
         print(f"saved {args.out}")
         return 0
@@ -87,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         print(f"unknown methods {bad}; choose from {list(METHODS)}", file=sys.stderr)
         return 2
-    kw = {"methods": methods, "compressions": args.compressions, "progress": _progress()}
+    kw = {"methods": methods, "compressions": args.compressions, "progress": _progress(),
+          "device": args.device}  # fmt: skip
     if args.what == "recall":
         res = sev.run_recall_eval(
             args.out, checkpoint=args.checkpoint, n_samples=args.samples, **kw

@@ -1,10 +1,12 @@
 """Baselines at the same transfer budget as SparQ, in one multi-query harness.
 
-Methods (``METHODS``): ``dense``, ``sparq``, ``oracle_topk`` (exact top-k, scoring for free),
-``h2o`` (heavy hitters + recent, eviction), ``streaming_llm`` (sinks + window), ``quest`` (page
-min/max bounds), ``loki`` (low-rank PCA keys). :func:`budget` turns a compression ratio ``c`` and
-the live length ``S`` into each method's knobs so that all move about ``2·S·dh / c`` elements per
-KV head and step (:mod:`sparq.cost`); the achieved fraction is reported as ``transfer``.
+Methods (``METHODS``): ``dense``, ``sparq`` (API defaults: reallocation off for GQA),
+``sparq_realloc`` (mean-value reallocation forced on), ``oracle_topk`` (exact top-k, scoring for
+free), ``h2o`` (heavy hitters + recent, eviction), ``streaming_llm`` (sinks + window), ``quest``
+(page min/max bounds), ``loki`` (low-rank PCA keys). :func:`budget` turns a compression ratio
+``c`` and the live length ``S`` into each method's knobs so that all move about ``2·S·dh / c``
+elements per KV head and step (:mod:`sparq.cost`); the achieved fraction is reported as
+``transfer``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ __all__ = [
     "streaming_attention",
 ]
 
-METHODS = ("dense", "sparq", "oracle_topk", "h2o", "streaming_llm", "quest", "loki")
+METHODS = (
+    "dense", "sparq", "sparq_realloc", "oracle_topk", "h2o", "streaming_llm", "quest", "loki",
+)  # fmt: skip
 
 
 def budget(method: str, S: int, dh: int, compression: float) -> dict:
@@ -55,7 +59,7 @@ def budget(method: str, S: int, dh: int, compression: float) -> dict:
     dense = 2 * S * dh
     if method == "dense" or compression == 1:
         return {"transfer": 1.0}
-    if method in ("sparq", "loki"):
+    if method in ("sparq", "sparq_realloc", "loki"):
         r, k = rk_for_compression(S, dh, compression)
         k = min(k, S)
         win = max(1, k // 4)
@@ -108,7 +112,9 @@ def multi_query_attention(
     valid = causal_valid(B, T, S, q.device, attention_mask)
     if method == "dense" or compression == 1:
         return dense_attention(q, K, V, valid, sc), b
-    if method == "sparq":
+    if method in ("sparq", "sparq_realloc"):
+        if method == "sparq_realloc":
+            reallocation = True
         y = sparq_attention_prefill(
             q, K, V, r=b["r"], k=b["k"], local_window=b["local_window"], scale=sc,
             attention_mask=attention_mask, reallocation=reallocation,

@@ -63,12 +63,14 @@ def evaluate_recall(
     gen = torch.Generator().manual_seed(seed)
     data = [task.sample(min(batch, n_samples - i), gen) for i in range(0, n_samples, batch)]
     t0 = task.prompt_len
+    dev = next(model.parameters()).device
     rows = []
     for method, c in _runs(methods, compressions):
         attn = make_attention(method, c, t0)
         hit = tot = 0
         with torch.no_grad():
             for ids, mask in data:
+                ids, mask = ids.to(dev), mask.to(dev)
                 pred = model(ids[:, :-1], attn=attn).argmax(-1)
                 m = mask[:, 1:]
                 hit += int((pred[m] == ids[:, 1:][m]).sum())
@@ -99,7 +101,7 @@ def evaluate_lm(
         n = 0
         with torch.no_grad():
             for i in range(0, windows.shape[0], 32):
-                w = windows[i : i + 32]
+                w = windows[i : i + 32].to(next(model.parameters()).device)
                 lo = model(w[:, :-1], attn=attn)[:, t0:]
                 tgt = w[:, t0 + 1 :]
                 nll += float(torch.nn.functional.cross_entropy(
@@ -135,7 +137,7 @@ def fidelity_and_q_stats(
         return dense_causal_attention(q, k, v, layer)
 
     with torch.no_grad():
-        model(ids, attn=grab)
+        model(ids.to(next(model.parameters()).device), attn=grab)
     fid, qst = [], []
     dh = model.config.head_dim
     for layer, (q, k, v) in sorted(captured.items()):

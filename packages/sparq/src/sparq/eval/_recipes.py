@@ -41,6 +41,8 @@ def _copy_batch(
 
 def recall_accuracy(model: TinyLlama, ids: torch.Tensor, mask: torch.Tensor, attn=None) -> float:
     """Fraction of answers predicted correctly (argmax at the query positions)."""
+    dev = next(model.parameters()).device
+    ids, mask = ids.to(dev), mask.to(dev)
     with torch.no_grad():
         pred = model(ids[:, :-1], attn=attn).argmax(-1)
     m = mask[:, 1:]
@@ -48,20 +50,25 @@ def recall_accuracy(model: TinyLlama, ids: torch.Tensor, mask: torch.Tensor, att
 
 
 def train_recall(
-    steps: int = 2000, batch: int = 32, seed: int = 0, lr: float = 3e-3,
+    steps: int = 2000, batch: int = 32, seed: int = 0, lr: float = 3e-3, device: str = "cpu",
     log: Callable[[str], None] = print,
     time_limit_s: float | None = None,
+    init: TinyLlama | None = None,
+    curriculum: bool = True,
 ) -> tuple[TinyLlama, dict]:  # fmt: skip
-    """Train the recall model: MQAR batches mixed with copy batches (faster induction heads)."""
+    """Train the recall model: MQAR batches mixed with copy batches (faster induction heads).
+
+    ``init`` continues from an existing model; ``curriculum=False`` uses full-length filler.
+    """
     torch.manual_seed(seed)
     task = RECALL_TASK
-    model = TinyLlama(RECALL_MODEL)
+    model = (init if init is not None else TinyLlama(RECALL_MODEL)).to(device)
     g = torch.Generator().manual_seed(seed + 1)
     full = task.prompt_len - 2 - 2 * task.n_pairs
 
     def batches(step: int):
         # curriculum: mostly short filler early (cheap steps, fast induction), full length later
-        short = max(8, int(full * min(1.0, step / (0.6 * steps))))
+        short = max(8, int(full * min(1.0, step / (0.6 * steps)))) if curriculum else full
         if step % 3 == 0:
             return _copy_batch(task, batch, g, max_fill=short)
         n = int(torch.randint(0, short + 1, (1,), generator=g)) if step % 3 == 1 else short
@@ -77,7 +84,7 @@ def train_recall(
 
 
 def train_byte_lm(
-    steps: int = 1500, batch: int = 16, seq_len: int = 256, seed: int = 0,
+    steps: int = 1500, batch: int = 16, seq_len: int = 256, seed: int = 0, device: str = "cpu",
     log: Callable[[str], None] = print, time_limit_s: float | None = None,
 ) -> tuple[TinyLlama, dict]:  # fmt: skip
     """Train a byte-level LM on the stdlib sources (first 90 % train, last 10 % held out)."""
@@ -87,7 +94,7 @@ def train_byte_lm(
     train, held = data[:split], data[split:]
     cfg = ModelConfig(vocab=256, d_model=96, n_layers=4, n_heads=4, n_kv_heads=2, head_dim=32,
                       d_ff=256, max_len=seq_len)  # fmt: skip
-    model = TinyLlama(cfg)
+    model = TinyLlama(cfg).to(device)
     g = torch.Generator().manual_seed(seed + 1)
 
     def batches(step: int):
@@ -96,7 +103,7 @@ def train_byte_lm(
         return ids, torch.ones_like(ids, dtype=torch.bool)
 
     ev_starts = torch.arange(0, 64) * ((len(held) - seq_len - 1) // 64)
-    ev = torch.stack([held[s : s + seq_len] for s in ev_starts.tolist()])
+    ev = torch.stack([held[s : s + seq_len] for s in ev_starts.tolist()]).to(device)
 
     def evaluate(m: TinyLlama) -> float:
         with torch.no_grad():

@@ -74,7 +74,7 @@ def plot_rows(rows: list[dict], metric: str, path: str | Path, title: str) -> No
 def _meta(extra: dict) -> dict:
     return {
         "date": time.strftime("%Y-%m-%d"),
-        "device": "cpu",
+        "device": extra.pop("device", "cpu"),
         "torch": torch.__version__,
         "python": platform.python_version(),
         **extra,
@@ -89,9 +89,11 @@ def run_recall_eval(
     compressions: Sequence[float] = DEFAULT_COMPRESSIONS,
     n_samples: int = 256,
     progress: Callable[[str], None] | None = None,
+    device: str = "cpu",
 ) -> dict:
     """Recall accuracy table + SparQ fidelity + q statistics; writes JSON/PNG when ``out_dir``."""
     model, meta = load_model("recall", checkpoint)
+    model.to(device)
     task = RecallTask(**meta["task"])
     rows = evaluate_recall(
         model, task, methods=methods, compressions=compressions, n_samples=n_samples,
@@ -101,7 +103,8 @@ def run_recall_eval(
     fid, qst = fidelity_and_q_stats(
         model, ids[:, :-1], t0=task.prompt_len, compressions=compressions
     )
-    result = {"meta": _meta({"task": task.to_dict(), "model": model.config.to_dict()}),
+    result = {"meta": _meta({"task": task.to_dict(), "model": model.config.to_dict(),
+                             "device": str(device), "samples": n_samples}),
               "rows": rows, "fidelity": fid, "q_stats": qst}  # fmt: skip
     if out_dir is not None:
         out = Path(out_dir)
@@ -120,9 +123,11 @@ def run_lm_eval(
     n_windows: int = 64,
     decode_len: int = 64,
     progress: Callable[[str], None] | None = None,
+    device: str = "cpu",
 ) -> dict:
     """Bits per byte on held-out stdlib windows (last ``decode_len`` positions run the method)."""
     model, meta = load_model("byte_lm", checkpoint)
+    model.to(device)
     L = meta["seq_len"]
     data = torch.frombuffer(bytearray(stdlib_bytes(meta["corpus_bytes"])), dtype=torch.uint8).long()
     held = data[int(meta["split"] * len(data)) :]
@@ -134,6 +139,7 @@ def run_lm_eval(
     )
     fid, qst = fidelity_and_q_stats(model, windows[:16, :-1], t0=t0, compressions=compressions)
     result = {"meta": _meta({"model": model.config.to_dict(), "windows": n_windows,
+                             "device": str(device),
                              "decode_positions": decode_len}),
               "rows": rows, "fidelity": fid, "q_stats": qst}  # fmt: skip
     if out_dir is not None:

@@ -19,7 +19,9 @@ Batch = tuple[torch.Tensor, torch.Tensor]  # ids (B, T) int64, loss mask (B, T) 
 
 def save_checkpoint(path: str | Path, model: TinyLlama, meta: dict) -> None:
     """Save fp16 weights + config + metadata (small enough to commit)."""
-    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    state = {
+        k: (v.half() if v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()
+    }
     torch.save({"config": model.config.to_dict(), "state": state, "meta": meta}, str(path))
 
 
@@ -67,6 +69,8 @@ def train_lm(
             grp["lr"] = lr * f
         model.train()
         ids, mask = batches(step)
+        dev = next(model.parameters()).device
+        ids, mask = ids.to(dev), mask.to(dev)
         loss = _loss(model, ids, mask)
         opt.zero_grad(set_to_none=True)
         loss.backward()
