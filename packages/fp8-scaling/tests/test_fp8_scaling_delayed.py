@@ -85,6 +85,7 @@ def test_state_dict_round_trip_and_bit_identical_resume():
     assert tail == full[5:]  # bit-identical (plain SGD has no optimizer state to restore)
 
 
+@pytest.mark.slow  # ~10 s of tracing on one core
 def test_delayed_under_compile_fullgraph():
     torch.manual_seed(0)
     f8 = fs.Float8Linear(32, 16, recipe=fs.DelayedScaling(history_len=2))

@@ -9,10 +9,10 @@ from fp8_scaling._gpt import GPT, GPTConfig, stdlib_corpus, train_steps
 
 def test_recorder_table_and_plots_from_20_steps(tmp_path):
     torch.manual_seed(0)
-    model = fs.convert_to_float8(GPT(GPTConfig(n_layer=1, d_model=32, n_head=2, seq_len=16)))
+    model = fs.convert_to_float8(GPT(GPTConfig(n_layer=1, d_model=16, n_head=2, seq_len=8)))
     rec = fs.ScaleRecorder(model, every=5)
-    data = stdlib_corpus(50_000)
-    train_steps(model, data, 20, batch_size=4, callback=lambda s: rec.step())
+    data = stdlib_corpus(20_000)
+    train_steps(model, data, 20, batch_size=2, callback=lambda s: rec.step())
     df = rec.to_dataframe()
     # 4 FP8 layers x 3 roles x 4 recorded steps (0, 5, 10, 15)
     assert len(df) == 4 * 3 * 4
