@@ -38,9 +38,9 @@ def from_hf_config(
         raise ValueError("attention_bias/mlp_bias=True is not supported; set them to False")
     if getattr(config, "hidden_act", "silu") != "silu":
         raise ValueError(f"hidden_act must be 'silu', got {config.hidden_act!r}")
-    rope = getattr(config, "rope_parameters", None) or {}
-    if rope.get("rope_type", "default") != "default" or getattr(config, "rope_scaling", None):
-        raise ValueError("only default RoPE is supported (no rope scaling)")
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    if rope.get("rope_type", rope.get("type", "default")) != "default":
+        raise ValueError(f"only default RoPE is supported, got rope settings {rope}")
     theta = rope.get("rope_theta", getattr(config, "rope_theta", 10000.0))
     d = config.hidden_size
     head_dim = getattr(config, "head_dim", None) or d // config.num_attention_heads
