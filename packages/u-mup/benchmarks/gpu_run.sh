@@ -1,7 +1,10 @@
 # u-mup GPU run (one H200), wall budget <= 300 s:
-#   1. LR-transfer experiment (widths 128..1024, 4 layers, u-μP and SP, 9-point LR grids,
-#      eager bf16, 14 concurrent worker processes, ~150 s budget),
-#   2. compiled training-step benchmark u-μP vs SP via monobench (~120 s; timeout-guarded).
+#   1. LR-transfer experiment (widths 128..1024, 4 layers, u-μP and SP, 9-point LR grids, 1 seed,
+#      1000 steps of 16x256 tokens (UMUP_GPU_STEPS), eager bf16, 14 concurrent worker processes;
+#      no new run starts after 140 s (UMUP_GPU_BUDGET), unfinished points are listed as missing),
+#   2. compiled training-step benchmark u-μP vs SP via monobench (widths 512..4096, 4 layers,
+#      batch 8x1024, bf16; timeout 110 s -- UMUP_BENCH_WIDTHS=512,2048 to shorten).
+# Outputs in $OUT: lr_transfer_gpu.json/.png, umup_gpu_log.txt, monobench JSON/MD.
 # Run from the repository root:
 #   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:) bash packages/u-mup/benchmarks/gpu_run.sh
 # Smoke test on a CPU box: UMUP_SMOKE=1 OUT=/tmp/umup_gpu bash packages/u-mup/benchmarks/gpu_run.sh
@@ -28,13 +31,13 @@ try:
 except ImportError:
     print("transformers missing: export check skipped")
 PY
-timeout "${UMUP_EXP_TIMEOUT:-175}" python3 packages/u-mup/experiments/gpu_lr_transfer.py \
+timeout "${UMUP_EXP_TIMEOUT:-172}" python3 packages/u-mup/experiments/gpu_lr_transfer.py \
     --out "$OUT" "${SMOKE[@]}" 2>&1 | tail -n 40 | tee "$OUT/umup_gpu_log.txt"
 if [[ ${#SMOKE[@]} -gt 0 ]]; then
   UMUP_BENCH_WIDTHS=64 timeout 300 python3 -m monobench run --package u-mup --device cpu --quick \
       --out "$OUT" 2>&1 | tail -n 15
 else
-  timeout "${UMUP_BENCH_TIMEOUT:-120}" python3 -m monobench run --package u-mup --device "$DEV" \
+  timeout "${UMUP_BENCH_TIMEOUT:-110}" python3 -m monobench run --package u-mup --device "$DEV" \
       --out "$OUT" 2>&1 | tail -n 15
 fi
 echo "== u-mup summary =="

@@ -58,7 +58,7 @@ def main() -> None:
     ap.add_argument("--widths", default="128,256,512,1024")
     ap.add_argument("--n-layers", type=int, default=4)
     ap.add_argument("--workers", type=int, default=int(os.environ.get("UMUP_GPU_WORKERS", 14)))
-    ap.add_argument("--budget-s", type=float, default=float(os.environ.get("UMUP_GPU_BUDGET", 150)))
+    ap.add_argument("--budget-s", type=float, default=float(os.environ.get("UMUP_GPU_BUDGET", 140)))
     a = ap.parse_args()
     from dataclasses import asdict
 
@@ -83,11 +83,21 @@ def main() -> None:
             n_layers=1, steps=3, batch_size=2, seq_len=16, head_dim=16, dtype="fp32", device="cpu"
         )
         a.workers = 2
+
+    # centre-out LR order, all widths and both parametrizations per LR: if the budget runs out,
+    # only the grid's extreme LRs are missing (the argmins are near the centre)
+    def centre_out(g):
+        g = list(g)
+        mid = len(g) // 2
+        return sorted(g, key=lambda e: (abs(g.index(e) - mid), e))
+
+    order = {p: centre_out(g) for p, g in grids.items()}
     specs = [
-        RunSpec(parametrization=p, width=w, lr=2.0**e, **base)
+        RunSpec(parametrization=p, width=w, lr=2.0 ** order[p][i], **base)
+        for i in range(max(len(v) for v in order.values()))
         for w in sorted(widths, reverse=True)
-        for p, g in grids.items()
-        for e in g
+        for p in grids
+        if i < len(order[p])
     ]
     out = Path(a.out)
     tmp = out / "_runs"
