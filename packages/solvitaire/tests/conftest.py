@@ -109,3 +109,8 @@ def shared_dir() -> Path:
             f"reference data not found at {SHARED} (needs shared/solvitaire beside the repo)"
         )
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def small_variants() -> dict:
+    return SMALL_VARIANTS

@@ -1,0 +1,61 @@
+"""Every decided outcome of the reference program (outcomes/*.tsv) must be reproduced."""
+
+import csv
+
+import pytest
+
+from solvitaire import Status, deal, load_rules, solve, verify_moves
+
+FAST_GAMES = [
+    "klondike",
+    "klondike-deal-1",
+    "free-cell",
+    "bakers-game",
+    "black-hole",
+    "golf",
+    "canfield",
+]
+
+
+def _rows(shared_dir, game):
+    with open(shared_dir / "outcomes" / f"{game}.tsv") as f:
+        return [r for r in csv.DictReader(f, delimiter="\t") if r["outcome"] != "timed-out"]
+
+
+def _check(game, row, timeout):
+    rules = load_rules(game)
+    seed = int(row["seed"])
+    res = solve(seed, rules, timeout=timeout)
+    # a disagreement fails; so does our own timeout (the outcome was not reproduced)
+    assert res.status.value == row["outcome"], (game, seed, res.status, row["outcome"])
+    if res.status == Status.SOLVED:
+        verify_moves(deal(rules, seed), rules, res.moves)
+
+
+def test_reference_outcomes_quick(shared_dir):
+    n = 0
+    for game in FAST_GAMES:
+        for row in _rows(shared_dir, game):
+            if int(row["ms"]) <= 5:  # the cheapest decided deals of each game
+                _check(game, row, timeout=60)
+                n += 1
+    assert n >= 20
+
+
+ALL_GAMES = sorted(
+    p.stem
+    for p in __import__("pathlib")
+    .Path(__file__)
+    .resolve()
+    .parents[3]
+    .parent.joinpath("shared", "solvitaire", "outcomes")
+    .glob("*.tsv")
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("game", ALL_GAMES or ["klondike"])
+def test_reference_outcomes_all(shared_dir, game):
+    rows = _rows(shared_dir, game)
+    for row in rows:
+        _check(game, row, timeout=60)

@@ -1,0 +1,113 @@
+"""Solver answers: brute-force oracle on reduced decks, metamorphic relations, replay."""
+
+import pytest
+
+from solvitaire import Status, brute_force, deal, solve, verify_moves
+from solvitaire._rules import rules_from_dict
+
+N_DEFAULT = 25  # deals per variant in the default suite (the slow suite runs 300 per variant)
+
+
+def _cross_check(variant: dict, name: str, seeds) -> tuple[int, int]:
+    rules = rules_from_dict(variant, name=name)
+    wins = decided = 0
+    for s in seeds:
+        d = deal(rules, s)
+        oracle = brute_force(d, rules, max_states=300_000)
+        if oracle is None:
+            continue
+        ours = solve(d, rules, memory_limit=2**22)
+        assert ours.status in (Status.SOLVED, Status.UNSOLVABLE), (name, s, ours.status)
+        assert ours.solved == oracle, (name, s)
+        if ours.solved:
+            verify_moves(d, rules, ours.moves)
+        wins += oracle
+        decided += 1
+    return wins, decided
+
+
+def test_oracle_cross_check_default(small_variants):
+    total = 0
+    for name, variant in small_variants.items():
+        if name == "flower-garden-small":  # oracle too slow for the default suite
+            continue
+        _, decided = _cross_check(variant, name, range(N_DEFAULT))
+        total += decided
+    assert total >= 8 * N_DEFAULT * 0.9
+
+
+@pytest.mark.slow
+def test_oracle_cross_check_thousands(small_variants):
+    total = 0
+    for name, variant in small_variants.items():
+        n = 60 if name == "flower-garden-small" else 300
+        _, decided = _cross_check(variant, name, range(1000, 1000 + n))
+        total += decided
+    assert total >= 2000
+
+
+def _relabel(d, perm):
+    from dataclasses import replace
+
+    def c(x):
+        return (x >> 2) * 4 + perm[x & 3] if x else 0
+
+    return replace(
+        d,
+        tableau=[[c(x) for x in p] for p in d.tableau],
+        foundations=[0] * len(d.foundations) if not any(d.foundations) else d.foundations,
+        cells=[c(x) for x in d.cells],
+        stock=[c(x) for x in d.stock],
+        waste=[c(x) for x in d.waste],
+        reserve=[[c(x) for x in p] for p in d.reserve],
+        hole=c(d.hole),
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["freecell-small", "bakers-game-small", "klondike-small", "black-hole-small"]
+)
+def test_metamorphic_suit_relabel_and_pile_permutation(small_variants, name):
+    rules = rules_from_dict(small_variants[name], name=name)
+    perm = [2, 3, 0, 1]  # C<->S, H<->D: keeps colours, so every build policy is unchanged
+    for s in range(30):
+        d = deal(rules, s)
+        base = solve(d, rules, memory_limit=2**22).status
+        relab = solve(_relabel(d, perm), rules, memory_limit=2**22).status
+        order = list(range(len(d.tableau)))[::-1]
+        from dataclasses import replace
+
+        permuted = replace(
+            d, tableau=[d.tableau[i] for i in order], down=[d.down[i] for i in order]
+        )
+        perm_status = solve(permuted, rules, memory_limit=2**22).status
+        assert base == relab == perm_status, (name, s)
+
+
+@pytest.mark.parametrize("game", ["klondike", "free-cell", "golf", "black-hole", "canfield"])
+def test_full_games_solutions_replay(game):
+    solved = 0
+    for s in range(1, 4):
+        r = solve(s, game, timeout=20)
+        if r.solved:
+            verify_moves(deal(game, s), game, r.moves)
+            assert len(r.notation) == len(r.moves)
+            solved += 1
+    assert solved >= 1
+
+
+def test_unsupported_features_raise():
+    with pytest.raises(NotImplementedError, match="accordion"):
+        solve(1, "accordion")
+    with pytest.raises(NotImplementedError, match="sequences"):
+        solve(1, "gaps-one-deal")
+
+
+def test_limits_and_bad_arguments():
+    r = solve(6, "klondike", max_states=500)
+    assert r.status == Status.TIMEOUT
+    assert r.stats["states"] >= 500
+    with pytest.raises(ValueError, match="timeout"):
+        solve(1, "klondike", timeout=0)
+    with pytest.raises(TypeError, match="deal must be"):
+        solve("x", "klondike")
