@@ -321,7 +321,7 @@ def main() -> None:
     # ---- reduced paper effect + transfer, all in parallel processes, wall-clock capped
     policies, seeds = ("mlp", "nervenet", "snowflake"), 2
     runs = Path("/tmp/snowflake_gpu_runs")
-    budget = 12.0 if a.smoke else max(30.0, 185.0 - (time.time() - t0))
+    budget = 12.0 if a.smoke else max(30.0, 170.0 - (time.time() - t0))
     train_s = budget * 0.7
     threads = 1 if a.smoke else 2
     procs = [
@@ -336,7 +336,7 @@ def main() -> None:
     ]
     log(f"launched {len(procs)} training processes for {train_s:.0f} s each")
     (out / "snowflake_gpu.json").write_text(json.dumps(res, indent=2))  # partial results first
-    hard_end = t0 + (40.0 if a.smoke else 215.0) + (600.0 if a.smoke else 0.0)
+    hard_end = t0 + (40.0 if a.smoke else 200.0) + (600.0 if a.smoke else 0.0)
     codes = []
     for pr in procs:
         try:

@@ -12,4 +12,4 @@ ARGS=()
 if [[ "${SNOWFLAKE_SMOKE:-0}" == "1" || "${1:-}" == "--smoke" ]]; then ARGS+=(--smoke); fi
 rm -rf /tmp/snowflake_gpu_runs
 python3 -c "import mujoco, gymnasium, torch; print('mujoco', mujoco.__version__, 'gymnasium', gymnasium.__version__, 'torch', torch.__version__)"
-timeout "${SNOWFLAKE_TIMEOUT:-235}" python3 packages/snowflake/benchmarks/gpu_bench.py --out "$OUT" "${ARGS[@]}" 2>&1 | tee "$OUT/snowflake_gpu_log.txt"
+timeout "${SNOWFLAKE_TIMEOUT:-220}" python3 packages/snowflake/benchmarks/gpu_bench.py --out "$OUT" "${ARGS[@]}" 2>&1 | tee "$OUT/snowflake_gpu_log.txt"
