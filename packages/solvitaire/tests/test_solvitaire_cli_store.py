@@ -39,12 +39,14 @@ def test_cli_commands(capsys, tmp_path):
 def test_cli_bad_input_one_line(capsys, tmp_path):
     assert main(["solve", "--game", "no-such-game"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("solvitaire: error: unknown game") and "\n" not in err
+    assert err.startswith("solvitaire: error: unknown game")
+    assert "\n" not in err
     bad = tmp_path / "r.json"
     bad.write_text('{"tableau piles": {"count": "seven"}}')
     assert main(["describe", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "tableau piles.count" in err and "\n" not in err
+    assert "tableau piles.count" in err
+    assert "\n" not in err
 
 
 def test_winnability_store_resume(tmp_path):
