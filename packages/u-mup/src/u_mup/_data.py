@@ -82,8 +82,10 @@ def stdlib_corpus(max_bytes: int = 4_000_000, seed: int = 0) -> ByteCorpus:
             continue
         (val if zlib.crc32(rel.encode()) % 10 == 0 else train).append(b)
         total += len(b)
-        if total >= max_bytes:
+        if total >= max_bytes and train and val:  # both splits non-empty, whatever the cap
             break
+    if not train or not val:
+        raise ValueError(f"found too few standard-library sources under {root} for a split")
 
     def cat(bs: list[bytes]) -> Tensor:
         return torch.frombuffer(bytearray(b"".join(bs)), dtype=torch.uint8).clone()
