@@ -5,7 +5,7 @@ import pytest
 from solvitaire import Status, brute_force, deal, solve, verify_moves
 from solvitaire._rules import rules_from_dict
 
-N_DEFAULT = 12  # deals per variant in the default suite (the slow suite runs 300 per variant)
+N_DEFAULT = 6  # deals per variant in the default suite (the slow suite runs 300 per variant)
 
 
 def _cross_check(variant: dict, name: str, seeds) -> tuple[int, int]:
@@ -29,11 +29,11 @@ def _cross_check(variant: dict, name: str, seeds) -> tuple[int, int]:
 def test_oracle_cross_check_default(small_variants):
     total = 0
     for name, variant in small_variants.items():
-        if name == "flower-garden-small":  # oracle too slow for the default suite
+        if name in ("flower-garden-small", "klondike-small"):  # oracle too slow for default
             continue
         _, decided = _cross_check(variant, name, range(N_DEFAULT))
         total += decided
-    assert total >= 8 * N_DEFAULT * 0.9  # a few oracle runs may exceed their state budget
+    assert total >= 7 * N_DEFAULT * 0.9  # a few oracle runs may exceed their state budget
 
 
 @pytest.mark.slow
