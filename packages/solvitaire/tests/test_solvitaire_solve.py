@@ -29,7 +29,8 @@ def _cross_check(variant: dict, name: str, seeds) -> tuple[int, int]:
 def test_oracle_cross_check_default(small_variants):
     total = 0
     for name, variant in small_variants.items():
-        if name in ("flower-garden-small", "klondike-small"):  # oracle too slow for default
+        # their brute-force oracles take seconds to minutes per deal: slow suite only
+        if name in ("flower-garden-small", "spanish-small-any-space"):
             continue
         _, decided = _cross_check(variant, name, range(N_DEFAULT))
         total += decided
