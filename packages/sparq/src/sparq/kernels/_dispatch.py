@@ -7,6 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ._common import fastest
 from ._select import select_topk, select_topk_torch
 from ._step1 import approx_logits
 from ._step2 import sparse_attention
@@ -200,21 +201,15 @@ def _pick_selection(logits, tmax, tsum, seq_lens, k, window, sinks) -> str:
     """The faster selection for this shape, timed once with CUDA events (Triton on the CPU)."""
     if not logits.is_cuda:
         return "triton"
-    key = (*logits.shape, k)
+    key = (*logits.shape, k, logits.device.index)
     if key in _SELECTION:
         return _SELECTION[key]
     if torch.cuda.is_current_stream_capturing():
         return "triton"
-    times = {}
-    for name, fn in (("triton", select_topk), ("torch", select_topk_torch)):
-        for _ in range(2):  # warm-up (and the Triton path's own launch tuning)
-            fn(logits, tmax, tsum, seq_lens, k, window, sinks)
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(5):
-            fn(logits, tmax, tsum, seq_lens, k, window, sinks)
-        end.record()
-        end.synchronize()
-        times[name] = start.elapsed_time(end)
-    _SELECTION[key] = min(times, key=times.get)
+    args = (logits, tmax, tsum, seq_lens, k, window, sinks)
+    _SELECTION[key] = fastest(
+        {"triton": lambda: select_topk(*args), "torch": lambda: select_topk_torch(*args)},
+        warmup=2,  # also covers the Triton path's own launch tuning
+        reps=5,
+    )
     return _SELECTION[key]

@@ -28,7 +28,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import F32DOT
+from ._common import F32DOT, fastest
 
 __all__ = ["select_topk", "select_topk_reference"]
 
@@ -210,20 +210,13 @@ def _register_path_is_faster(logits, tile_max, tile_sum, seq_lens, k) -> bool:
     if key not in _PATH_CACHE:
         if torch.cuda.is_current_stream_capturing():
             return False  # no timing during capture: take the path that suits long rows
-        times = []
-        for chunked in (False, True):
-            run = lambda c=chunked: select_topk(  # noqa: E731
-                logits, tile_max, tile_sum, seq_lens, k, force_chunked=c, _timed=True
+
+        def run(chunked: bool):
+            return lambda: select_topk(
+                logits, tile_max, tile_sum, seq_lens, k, force_chunked=chunked, _timed=True
             )
-            run()  # compile + autotune
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(3):
-                run()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        _PATH_CACHE[key] = times[0] <= times[1]
+
+        _PATH_CACHE[key] = fastest({"register": run(False), "chunked": run(True)}) == "register"
     return _PATH_CACHE[key]
 
 
