@@ -14,6 +14,7 @@ The data is embedded: the bytes of this Python installation's standard-library s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import math
@@ -98,39 +99,19 @@ def run(args: argparse.Namespace) -> dict:
             rec = None
         t0 = time.perf_counter()
         cb = (lambda s, rec=rec: rec.step()) if rec is not None else None
-        if Progress is not None:
-            with Progress(transient=True) as bar:
+        bar = Progress(transient=True) if Progress is not None else contextlib.nullcontext()
+        with bar:
+            progress = None
+            if Progress is not None:
                 task = bar.add_task(f"{name}", total=args.steps)
-                res = train_steps(
-                    model,
-                    train,
-                    args.steps,
-                    args.batch,
-                    args.lr,
-                    args.seed,
-                    dev,
-                    amp,
-                    cb,
-                    val,
-                    args.val_every,
-                    lambda s, l, task=task, name=name: bar.update(
-                        task, advance=1, description=f"{name} loss {l:.3f}"
-                    ),
-                )
-        else:
+
+                def progress(s, l, task=task, name=name, bar=bar):
+                    bar.update(task, advance=1, description=f"{name} loss {l:.3f}")
+
             res = train_steps(
-                model,
-                train,
-                args.steps,
-                args.batch,
-                args.lr,
-                args.seed,
-                dev,
-                amp,
-                cb,
-                val,
-                args.val_every,
-            )
+                model, train, args.steps, args.batch, args.lr, args.seed, dev, amp, cb, val,
+                args.val_every, progress,
+            )  # fmt: skip
         dt = time.perf_counter() - t0
         tail = max(1, len(res["train"]) // 4)
         entry = {
