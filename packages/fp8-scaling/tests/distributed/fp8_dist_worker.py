@@ -30,7 +30,7 @@ VOCAB, SEQ, GLOBAL_BATCH, D = 257, 8, 16, 64
 
 
 class Net(nn.Module):
-    """Embedding → two FP8 linears (GELU) → mean over the sequence → 1-output head."""
+    """Embedding → two FP8 linears (GELU) → mean over the sequence → 1-output head (B, 1)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -42,7 +42,8 @@ class Net(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         h = self.embed(idx)  # (B, T, D)
         h = h + self.fc2(torch.nn.functional.gelu(self.fc1(h)))
-        return self.out(h.mean(1)).squeeze(-1)  # (B,)
+        # (B, 1); squeezed by the caller: an FSDP2 root must not return a view of its output
+        return self.out(h.mean(1))
 
 
 def data(steps: int, seed: int = 7) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -103,7 +104,7 @@ def train(mode: str, backend: str, steps: int) -> dict:
         for idx, y in data(steps):
             idx = idx[rank * per : (rank + 1) * per].to(device)
             y = y[rank * per : (rank + 1) * per].to(device)
-            loss = torch.nn.functional.mse_loss(model(idx), y)
+            loss = torch.nn.functional.mse_loss(model(idx)[:, 0], y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
