@@ -92,14 +92,20 @@ def sparq_loop_reference(q, K, V, r, k, window, sinks, v_mean, lens, scale, real
 
 
 @pytest.mark.parametrize(
-    ("B", "Hq", "Hkv", "S", "dh", "r"), [(2, 3, 3, 77, 64, 5), (3, 6, 2, 131, 64, 64)]
+    ("B", "Hq", "Hkv", "S", "dh", "r", "fma"),
+    [
+        (2, 3, 3, 77, 64, 5, False),
+        (3, 6, 2, 131, 64, 64, False),
+        (2, 3, 3, 77, 64, 5, True),  # fp32 multiply-add variant (no tensor-core padding)
+        (3, 6, 2, 131, 64, 11, True),
+    ],
 )
-def test_approx_logits_matches_reference(B, Hq, Hkv, S, dh, r):
+def test_approx_logits_matches_reference(B, Hq, Hkv, S, dh, r, fma):
     q, K, _ = _inputs(B, Hq, Hkv, S, dh)
     lens = _lens(B, S)
     K_t = K.transpose(-1, -2).contiguous()
     i1, q_hat = prepare_query(q, Hkv, r, dh**-0.5)
-    logits, tmax, tsum = approx_logits(K_t, i1, q_hat, lens)
+    logits, tmax, tsum = approx_logits(K_t, i1, q_hat, lens, fma=fma)
     ref = approx_logits_reference(K_t, i1, q_hat, lens)
     assert torch.equal(torch.isinf(logits), torch.isinf(ref))
     fin = torch.isfinite(ref)

@@ -17,9 +17,11 @@ from sparq.kernels import (
     approx_logits,
     prepare_query,
     select_topk,
+    select_topk_sampled,
     sparq_attention_triton,
     sparse_attention_reference,
 )
+from sparq.kernels._select_sample import sampled_supported
 
 pytestmark = pytest.mark.gpu
 
@@ -71,7 +73,7 @@ def test_grid_accuracy(cfg):
     # recompute the selection with the kernels' own pieces, then check it against fp64 keys
     i1, q_hat = prepare_query(q, Hkv, r, scale)
     logits, tmax, tsum = approx_logits(K_t, i1, q_hat, lens)
-    idx, alpha = select_topk(logits, tmax, tsum, lens, k, window, sinks)
+    selectors = [select_topk] + ([select_topk_sampled] if sampled_supported(S, k) else [])
     G = Hq // Hkv
     rows = K_t.double().gather(2, i1[..., None].expand(B, Hkv, r, S))
     lg = torch.einsum("bhgr,bhrs->bhgs", q_hat.double(), rows)
@@ -79,16 +81,18 @@ def test_grid_accuracy(cfg):
     valid = pos[None, :] < lens[:, None]
     lg = lg.masked_fill(~valid[:, None, None, :], -math.inf)
     key = torch.softmax(lg, -1).sum(2)
-    chosen = torch.zeros_like(key, dtype=torch.bool).scatter_(-1, idx.long(), True)
     forced = valid & ((pos < sinks) | (pos >= lens[:, None] - window))
-    assert chosen[forced[:, None, :].expand_as(chosen)].all(), "window/sinks not selected"
     free = ~forced[:, None, :]
-    kmin = key.masked_fill(~(chosen & free), math.inf).amin(-1)
-    kmax_out = key.masked_fill(chosen | ~free | ~valid[:, None, :], -math.inf).amax(-1)
-    # fp32 logits vs fp64 keys: allow 1e-5 relative slack for near-ties
-    assert torch.all(kmin >= kmax_out * (1 - 1e-5) - 1e-12)
-    ralpha = torch.softmax(lg, -1).gather(-1, idx.long()[:, :, None, :].expand(B, Hkv, G, k))
-    assert torch.allclose(alpha.double(), ralpha.sum(-1), atol=1e-4)
+    for select in selectors:
+        idx, alpha = select(logits, tmax, tsum, lens, k, window, sinks)
+        chosen = torch.zeros_like(key, dtype=torch.bool).scatter_(-1, idx.long(), True)
+        assert chosen[forced[:, None, :].expand_as(chosen)].all(), "window/sinks not selected"
+        kmin = key.masked_fill(~(chosen & free), math.inf).amin(-1)
+        kmax_out = key.masked_fill(chosen | ~free | ~valid[:, None, :], -math.inf).amax(-1)
+        # fp32 logits vs fp64 keys: allow 1e-5 relative slack for near-ties
+        assert torch.all(kmin >= kmax_out * (1 - 1e-5) - 1e-12), select.__name__
+        ralpha = torch.softmax(lg, -1).gather(-1, idx.long()[:, :, None, :].expand(B, Hkv, G, k))
+        assert torch.allclose(alpha.double(), ralpha.sum(-1), atol=1e-4), select.__name__
     a = alpha.reshape(B, Hq) if realloc else None
     v = vm if realloc else None
     y32 = sparse_attention_reference(q, K, V, idx, lens, scale, a, v).float()

@@ -14,6 +14,7 @@ from ._dispatch import (
     supports,
 )
 from ._select import select_topk, select_topk_reference, select_topk_torch
+from ._select_sample import select_topk_sampled
 from ._step1 import approx_logits, approx_logits_reference
 from ._step2 import sparse_attention, sparse_attention_reference
 
@@ -25,6 +26,7 @@ __all__ = [
     "prepare_query",
     "select_topk",
     "select_topk_reference",
+    "select_topk_sampled",
     "select_topk_torch",
     "sparq_attention_triton",
     "sparse_attention",

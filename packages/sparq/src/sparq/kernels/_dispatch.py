@@ -9,8 +9,10 @@ import torch.nn.functional as F
 
 from ._common import fastest
 from ._select import select_topk, select_topk_torch
+from ._select_sample import sampled_supported, select_topk_sampled
 from ._step1 import approx_logits
 from ._step2 import sparse_attention
+from ._tuned import shape_key, tuned_entry
 
 __all__ = [
     "dense_decode",
@@ -43,7 +45,14 @@ def dense_decode_is_faster(B: int, Hq: int, Hkv: int, S: int, dh: int, r: int, k
     SparQ kernels are chosen for the K1/K2 shapes of the benchmarks and dense attention for short
     sequences (B=1, S=4k) and for a single long sequence (B=1, Hkv=8, S=128k), where the
     selection is slower than reading the whole cache. All sizes are Python ints.
+
+    When the committed tuning table (``tuned.json``, written by ``benchmarks/tune_sparq.py`` on
+    the GPU) holds this exact shape for the current CUDA device, its measured verdict (dense
+    time <= 1.05 x best SparQ time) replaces the model.
     """
+    entry = tuned_entry(shape_key(B, Hq, Hkv, S, dh, r, k))
+    if entry is not None and "dense_faster" in entry:
+        return bool(entry["dense_faster"])
     G = max(1, Hq // max(1, Hkv))
     esize = 2
     dense_bytes = B * Hkv * 2 * S * dh * esize
@@ -147,10 +156,12 @@ def sparq_attention_triton(
         scale: exact-softmax scale (default ``dh ** -0.5``).
         reallocation: blend with ``v_mean`` by the captured mass alpha (paper step 3).
         dense_fallback: use dense attention when :func:`dense_decode_is_faster` says so.
-        selection: ``"triton"`` (the single-program radix selection), ``"torch"``
-            (``torch.topk``) or ``"auto"``: on the GPU both are timed once per shape on the first
-            eager call and the faster is kept (inside a CUDA-graph capture an untimed shape uses
-            the Triton selection).
+        selection: ``"triton"`` (the single-program radix selection), ``"sampled"`` (sampled
+            threshold + parallel candidate filter, :func:`select_topk_sampled`), ``"torch"``
+            (``torch.topk``) or ``"auto"``: the tuning table's choice for this shape when it
+            has one, else on the GPU all applicable variants are timed once per shape on the
+            first eager call and the fastest is kept (inside a CUDA-graph capture an untimed
+            shape uses the sampled selection when it applies, else the Triton one).
 
     Returns:
         ``(B, Hq, 1, dh)`` in ``q.dtype``.
@@ -173,14 +184,20 @@ def sparq_attention_triton(
         seq_lens = torch.full((B,), S, device=q.device, dtype=torch.int64)
     elif seq_lens.dtype != torch.int64:
         seq_lens = seq_lens.to(torch.int64)
+    if selection not in _SELECTORS and selection != "auto":
+        raise ValueError(
+            f"selection must be 'auto', 'triton', 'sampled' or 'torch', got {selection!r}"
+        )
+    entry = tuned_entry(shape_key(B, Hq, Hkv, S, dh, r, k)) or {}
     i1, q_hat = prepare_query(q, Hkv, r, scale)
-    logits, tmax, tsum = approx_logits(K_t, i1, q_hat, seq_lens)
-    if selection not in ("auto", "triton", "torch"):
-        raise ValueError(f"selection must be 'auto', 'triton' or 'torch', got {selection!r}")
+    logits, tmax, tsum = approx_logits(K_t, i1, q_hat, seq_lens, **entry.get("step1", {}))
     if selection == "auto":
-        selection = _pick_selection(logits, tmax, tsum, seq_lens, k, local_window, sink_tokens)
-    select = select_topk_torch if selection == "torch" else select_topk
-    idx, alpha = select(logits, tmax, tsum, seq_lens, k, local_window, sink_tokens)
+        selection = entry.get("selection") or _pick_selection(
+            logits, tmax, tsum, seq_lens, k, local_window, sink_tokens
+        )
+    if selection == "sampled" and not sampled_supported(S, k):
+        selection = "triton"
+    idx, alpha = _SELECTORS[selection](logits, tmax, tsum, seq_lens, k, local_window, sink_tokens)
     realloc = reallocation and v_mean is not None
     return sparse_attention(
         q,
@@ -191,24 +208,29 @@ def sparq_attention_triton(
         scale,
         alpha=alpha.reshape(B, Hq) if realloc else None,
         v_mean=v_mean.float() if realloc else None,
+        **entry.get("step2", {}),
     )
 
 
+_SELECTORS = {"triton": select_topk, "sampled": select_topk_sampled, "torch": select_topk_torch}
 _SELECTION: dict[tuple, str] = {}
 
 
 def _pick_selection(logits, tmax, tsum, seq_lens, k, window, sinks) -> str:
     """The faster selection for this shape, timed once with CUDA events (Triton on the CPU)."""
+    S = logits.shape[-1]
+    default = "sampled" if sampled_supported(S, k) else "triton"
     if not logits.is_cuda:
-        return "triton"
+        return default
     key = (*logits.shape, k, logits.device.index)
     if key in _SELECTION:
         return _SELECTION[key]
     if torch.cuda.is_current_stream_capturing():
-        return "triton"
+        return default
     args = (logits, tmax, tsum, seq_lens, k, window, sinks)
+    names = ["triton", "torch"] + (["sampled"] if default == "sampled" else [])
     _SELECTION[key] = fastest(
-        {"triton": lambda: select_topk(*args), "torch": lambda: select_topk_torch(*args)},
+        {n: (lambda f=_SELECTORS[n]: f(*args)) for n in names},
         warmup=2,  # also covers the Triton path's own launch tuning
         reps=5,
     )

@@ -92,6 +92,39 @@ def _approx_logits_kernel(
     tl.store(l_ptr + stat_off, l, mask=hmask)
 
 
+@triton.jit
+def _approx_logits_fma_kernel(
+    kt_ptr, idx_ptr, qhat_ptr, lens_ptr, logit_ptr, m_ptr, l_ptr, S, NT, HKV,
+    DH: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, G: tl.constexpr, TILE: tl.constexpr,
+):  # fmt: skip
+    """Same outputs as ``_approx_logits_kernel`` with fp32 multiply-adds per head (no tensor-core
+    product, so no padding of the G heads to 16 rows: for small groups it does G/16 of the work
+    and exponentials)."""
+    bh = tl.program_id(0).to(tl.int64)
+    tile = tl.program_id(1)
+    seq_len = tl.load(lens_ptr + bh // HKV)
+    rows = tl.arange(0, RP)
+    cols = tile * TILE + tl.arange(0, TILE)
+    rmask = rows < R
+    comp = tl.load(idx_ptr + bh * R + rows, mask=rmask, other=0).to(tl.int64)
+    kt = tl.load(
+        kt_ptr + bh * DH * S + comp[:, None] * S + cols[None, :],
+        mask=rmask[:, None] & (cols[None, :] < S),
+        other=0.0,
+    ).to(tl.float32)
+    valid = cols < seq_len
+    for h in tl.static_range(G):
+        qh = tl.load(qhat_ptr + (bh * G + h) * R + rows, mask=rmask, other=0.0)
+        logits = tl.sum(qh[:, None] * kt, axis=0)
+        logits = tl.where(valid, logits, float("-inf"))
+        m = tl.max(logits, axis=0)
+        m_safe = tl.where(m == float("-inf"), 0.0, m)
+        l = tl.sum(tl.exp(logits - m_safe), axis=0)
+        tl.store(logit_ptr + (bh * G + h) * S + cols, logits, mask=cols < S)
+        tl.store(m_ptr + (bh * G + h) * NT + tile, m)
+        tl.store(l_ptr + (bh * G + h) * NT + tile, l)
+
+
 def _tile_for(S: int, G: int, rp: int = 16) -> int:
     # (16, TILE) fp32 accumulator and (RP, TILE) gathered keys per program at 4 warps; 512
     # positions per program measured fastest on the H200 (K1/K2 shapes), smaller as r grows.
@@ -106,6 +139,7 @@ def approx_logits(
     *,
     tile: int | None = None,
     num_warps: int | None = None,
+    fma: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Approximate SparQ logits over all positions, tiled, with per-tile softmax statistics.
 
@@ -116,6 +150,8 @@ def approx_logits(
             temperature-corrected scale ``1/tau``.
         seq_lens: ``(B,)`` int64 live lengths; positions ``>= seq_lens[b]`` get logit ``-inf``.
         tile, num_warps: launch overrides for tuning (positions per program, warps).
+        fma: compute with fp32 multiply-adds per head instead of a tensor-core product (default:
+            for groups of up to 4 heads, where the product would pad the heads to 16 rows).
 
     Returns:
         ``logits`` ``(B, Hkv, G, S)`` fp32, ``tile_max`` and ``tile_sum`` ``(B, Hkv, G, NT)`` fp32
@@ -131,6 +167,13 @@ def approx_logits(
     tmax = torch.empty(B, Hkv, G, nt, device=dev, dtype=torch.float32)
     tsum = torch.empty(B, Hkv, G, nt, device=dev, dtype=torch.float32)
     idx32 = comp_idx.to(torch.int32).contiguous()
+    if fma if fma is not None else G <= 4:
+        _approx_logits_fma_kernel[(B * Hkv, nt)](
+            K_t, idx32, q_hat.contiguous(), seq_lens, logits, tmax, tsum, S, nt, Hkv,
+            DH=dh, R=r, RP=max(2, triton.next_power_of_2(r)), G=G, TILE=tile,
+            num_warps=num_warps or 4,
+        )  # fmt: skip
+        return logits, tmax, tsum
     _approx_logits_kernel[(B * Hkv, nt)](
         K_t,
         idx32,

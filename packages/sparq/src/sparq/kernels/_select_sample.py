@@ -1,0 +1,279 @@
+"""Exact top-k selection through a sampled threshold and a parallel candidate filter.
+
+Same contract and result as :func:`sparq.kernels.select_topk` (paper Alg. 1, step 2 index choice),
+built from three short kernels so that the one full pass over the approximate logits runs on many
+programs per (batch, KV head) row instead of one:
+
+1. ``_threshold_kernel`` (one program per row): merges the tile statistics into the global
+   max ``M_h`` and normaliser ``1/Z_h`` per query head, reads a sample of ``SAMP`` keys (runs of 8
+   evenly spaced positions) and finds, by a bitwise search on the order-preserving int32 images,
+   the sample key of rank ``RANK ~ 1.75 * k * SAMP / S``. Its value ``T0`` is expected to leave
+   ~1.75 k candidates, so the true k-th key is very likely ``>= T0``.
+2. ``_candidate_kernel`` (grid rows x chunks of ``CH`` positions): one read of the logits; keys
+   ``>= T0`` are compacted, in position order, into a fixed slot range of ``CAP`` entries per
+   chunk (key, position and the per-head softmax mass), and the chunk count is stored.
+3. ``_final_kernel`` (one program per row): if the candidates hold at least k keys and no chunk
+   overflowed, every key ``>=`` the true threshold is a candidate, so an in-register bitwise search
+   over the ``NCH * CAP`` slots gives the exact k-th key; winners are emitted in position order
+   (ties at the threshold go to the lowest positions, as in the reference's stable sort) and
+   ``alpha`` is summed from the stored masses. Otherwise (a bad sample) the program runs the exact
+   radix-16 search over the whole row instead, so the answer never depends on the sample.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from ._select import _global_stats, _keys
+
+__all__ = ["sample_plan", "select_topk_sampled"]
+
+MARGIN = 1.75  # expected candidates per selected position
+MAX_SLOTS = 16384  # largest candidate block the final kernel keeps in registers
+
+
+@triton.jit
+def _rank_threshold(u, RANK):
+    """Largest int32 ``t`` with ``count(u >= t) >= RANK`` (bitwise search from the top bit)."""
+    prefix = tl.zeros((), tl.int64)
+    for b in tl.static_range(31, -1, -1):
+        cand = prefix | (1 << b)
+        cnt = tl.sum((u >= (cand - 2147483648).to(tl.int32)).to(tl.int32), axis=0)
+        prefix = tl.where(cnt >= RANK, cand, prefix)
+    return (prefix - 2147483648).to(tl.int32)
+
+
+@triton.jit
+def _threshold_kernel(
+    logit_ptr, m_ptr, l_ptr, lens_ptr, stat_ptr, thr_ptr, S, NT, HKV, window, sinks, RANK,
+    G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr, SAMP: tl.constexpr, RUN: tl.constexpr,
+):  # fmt: skip
+    bh = tl.program_id(0).to(tl.int64)
+    seq_len = tl.load(lens_ptr + bh // HKV)
+    heads = tl.arange(0, GP)
+    M, inv_z = _global_stats(m_ptr, l_ptr, bh, NT, G, GP, NTP)
+    tl.store(stat_ptr + bh * 2 * GP + heads, M)
+    tl.store(stat_ptr + bh * 2 * GP + GP + heads, inv_z)
+    n = tl.arange(0, SAMP)
+    nrun: tl.constexpr = SAMP // RUN
+    cols = (((n // RUN).to(tl.int64) * S) // nrun + (n % RUN)).to(tl.int32)
+    u = _keys(logit_ptr + bh * G * S, cols, heads, M, inv_z, seq_len, S, window, sinks, G)
+    tl.store(thr_ptr + bh, _rank_threshold(u, RANK))
+
+
+@triton.jit
+def _candidate_kernel(
+    logit_ptr, lens_ptr, stat_ptr, thr_ptr, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, S, HKV, NCH,
+    window, sinks, G: tl.constexpr, GP: tl.constexpr, CH: tl.constexpr, CAP: tl.constexpr,
+):  # fmt: skip
+    bh = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1)
+    seq_len = tl.load(lens_ptr + bh // HKV)
+    heads = tl.arange(0, GP)
+    M = tl.load(stat_ptr + bh * 2 * GP + heads)
+    inv_z = tl.load(stat_ptr + bh * 2 * GP + GP + heads)
+    t0 = tl.load(thr_ptr + bh)
+    logit_row = logit_ptr + bh * G * S
+    cols = c * CH + tl.arange(0, CH)
+    u = _keys(logit_row, cols, heads, M, inv_z, seq_len, S, window, sinks, G)
+    cand = u >= t0
+    ci = cand.to(tl.int32)
+    rank = tl.cumsum(ci, axis=0) - ci
+    tl.store(cnt_ptr + bh * NCH + c, tl.sum(ci, axis=0))
+    keep = cand & (rank < CAP)
+    slot = (bh * NCH + c) * CAP + rank
+    tl.store(ckey_ptr + slot, u, mask=keep)
+    tl.store(cpos_ptr + slot, cols, mask=keep)
+    nslot = NCH * CAP
+    for h in tl.static_range(G):
+        lg = tl.load(logit_row + h * S + cols, mask=keep, other=float("-inf"))
+        m_h = tl.sum(tl.where(heads == h, M, 0.0), axis=0)
+        iz_h = tl.sum(tl.where(heads == h, inv_z, 0.0), axis=0)
+        p = tl.exp(lg - m_h) * iz_h
+        tl.store(cp_ptr + (bh * G + h) * nslot + c * CAP + rank, p, mask=keep)
+
+
+@triton.jit
+def _exact_row_fallback(
+    logit_row, out_row, alpha_ptr, bh, heads, M, inv_z, seq_len, S, K, window, sinks,
+    G: tl.constexpr, GP: tl.constexpr, CHF: tl.constexpr,
+):  # fmt: skip
+    """Exact radix-16 selection over the whole row (keys recomputed per pass; rarely used)."""
+    offs = tl.arange(0, CHF)
+    j = tl.arange(0, 16).to(tl.int64)
+    prefix = tl.zeros((), tl.int64)
+    for p in tl.static_range(8):
+        cand_s = (prefix + (j << (28 - 4 * p)) - 2147483648).to(tl.int32)
+        acc = tl.zeros((CHF, 16), tl.int32)
+        for start in range(0, S, CHF):
+            u = _keys(logit_row, start + offs, heads, M, inv_z, seq_len, S, window, sinks, G)
+            acc += (u[:, None] >= cand_s[None, :]).to(tl.int32)
+        cnt = tl.sum(acc, axis=0)
+        prefix = prefix + (tl.max(tl.where(cnt >= K, j, 0), axis=0) << (28 - 4 * p))
+    T = (prefix - 2147483648).to(tl.int32)
+    acc1 = tl.zeros((CHF,), tl.int32)
+    for start in range(0, S, CHF):
+        u = _keys(logit_row, start + offs, heads, M, inv_z, seq_len, S, window, sinks, G)
+        acc1 += (u > T).to(tl.int32)
+    need = K - tl.sum(acc1, axis=0)
+    carry_sel = tl.zeros((), tl.int32)
+    carry_eq = tl.zeros((), tl.int32)
+    alpha = tl.zeros((GP,), tl.float32)
+    for start in range(0, S, CHF):
+        cols = start + offs
+        u = _keys(logit_row, cols, heads, M, inv_z, seq_len, S, window, sinks, G)
+        eq = (u == T).to(tl.int32)
+        eq_rank = tl.cumsum(eq, axis=0) - eq + carry_eq
+        sel = (u > T) | ((eq == 1) & (eq_rank < need))
+        sel_i = sel.to(tl.int32)
+        pos = tl.cumsum(sel_i, axis=0) - sel_i + carry_sel
+        tl.store(out_row + pos, cols, mask=sel)
+        for h in tl.static_range(G):
+            lg = tl.load(logit_row + h * S + cols, mask=sel, other=float("-inf"))
+            m_h = tl.sum(tl.where(heads == h, M, 0.0), axis=0)
+            iz_h = tl.sum(tl.where(heads == h, inv_z, 0.0), axis=0)
+            mass = tl.sum(tl.where(sel, tl.exp(lg - m_h) * iz_h, 0.0), axis=0)
+            alpha += tl.where(heads == h, mass, 0.0)
+        carry_sel += tl.sum(sel_i, axis=0)
+        carry_eq += tl.sum(eq, axis=0)
+    tl.store(alpha_ptr + bh * G + heads, alpha, mask=heads < G)
+
+
+@triton.jit
+def _final_kernel(
+    logit_ptr, lens_ptr, stat_ptr, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, out_idx_ptr, alpha_ptr,
+    S, HKV, NCH, K, window, sinks, G: tl.constexpr, GP: tl.constexpr, NCHP: tl.constexpr,
+    CAP: tl.constexpr, CHF: tl.constexpr,
+):  # fmt: skip
+    bh = tl.program_id(0).to(tl.int64)
+    heads = tl.arange(0, GP)
+    ch = tl.arange(0, NCHP)
+    cnt = tl.load(cnt_ptr + bh * NCH + ch, mask=ch < NCH, other=0)
+    ok = (tl.sum(cnt, axis=0) >= K) & (tl.max(cnt, axis=0) <= CAP)
+    out_row = out_idx_ptr + bh * K
+    if ok:
+        slots = tl.arange(0, NCHP * CAP)
+        c = slots // CAP
+        live = (c < NCH) & ((slots % CAP) < tl.load(cnt_ptr + bh * NCH + c, mask=c < NCH))
+        base = bh * NCH * CAP
+        u = tl.load(ckey_ptr + base + slots, mask=live, other=-2147483648)
+        T = _rank_threshold(u, K)
+        need = K - tl.sum((u > T).to(tl.int32), axis=0)
+        eq = (u == T).to(tl.int32)
+        eq_rank = tl.cumsum(eq, axis=0) - eq
+        sel = (u > T) | ((eq == 1) & (eq_rank < need))
+        sel_i = sel.to(tl.int32)
+        dest = tl.cumsum(sel_i, axis=0) - sel_i
+        pos = tl.load(cpos_ptr + base + slots, mask=sel, other=0)
+        tl.store(out_row + dest, pos, mask=sel)
+        alpha = tl.zeros((GP,), tl.float32)
+        for h in tl.static_range(G):
+            p = tl.load(cp_ptr + (bh * G + h) * NCH * CAP + slots, mask=sel, other=0.0)
+            alpha += tl.where(heads == h, tl.sum(p, axis=0), 0.0)
+        tl.store(alpha_ptr + bh * G + heads, alpha, mask=heads < G)
+    else:
+        seq_len = tl.load(lens_ptr + bh // HKV)
+        M = tl.load(stat_ptr + bh * 2 * GP + heads)
+        inv_z = tl.load(stat_ptr + bh * 2 * GP + GP + heads)
+        _exact_row_fallback(
+            logit_ptr + bh * G * S, out_row, alpha_ptr, bh, heads, M, inv_z, seq_len, S, K,
+            window, sinks, G, GP, CHF,
+        )  # fmt: skip
+
+
+def sample_plan(S: int, k: int, chunk: int | None = None, samples: int | None = None) -> dict:
+    """Launch plan of :func:`select_topk_sampled` for a row of ``S`` positions and ``k`` winners.
+
+    Returns a dict with ``SAMP`` (sample size, power of two, ``<= S/4``), ``RANK`` (sample rank of
+    the threshold), ``CH``/``NCH`` (chunk length and count), ``CAP`` (slots per chunk, about twice
+    the expected ``MARGIN * k * CH / S`` candidates) and ``slots = next_pow2(NCH) * CAP``. Without
+    ``chunk`` the chunk length (512-4096) giving the fewest slots is taken (1024 on ties). The
+    plan is usable when ``slots <= MAX_SLOTS`` (see :func:`sampled_supported`).
+    """
+    samp = samples or min(2048, max(16, 1 << max(4, (max(1, S // 4)).bit_length() - 1)))
+    samp = min(samp, max(16, triton.next_power_of_2(S) // 4))
+    rank = max(1, min(samp, math.ceil(MARGIN * k * samp / S)))
+
+    def plan(ch: int) -> dict:
+        ch = min(ch, max(16, triton.next_power_of_2(S)))
+        nch = triton.cdiv(S, ch)
+        cap = min(ch, max(16, triton.next_power_of_2(math.ceil(2 * MARGIN * k * ch / S))))
+        slots = max(2, triton.next_power_of_2(nch)) * cap
+        return {"CH": ch, "NCH": nch, "CAP": cap, "slots": slots}
+
+    if chunk:
+        best = plan(chunk)
+    else:
+        best = min((plan(c) for c in (1024, 512, 2048, 4096)), key=lambda p: p["slots"])
+    return {"SAMP": samp, "RUN": min(8, samp), "RANK": rank, **best}
+
+
+def sampled_supported(S: int, k: int, chunk: int | None = None) -> bool:
+    """Whether the sampled selection applies (rows of >= 64 positions, candidate block fits)."""
+    return S >= 64 and sample_plan(S, k, chunk)["slots"] <= MAX_SLOTS
+
+
+def select_topk_sampled(
+    logits: torch.Tensor,
+    tile_max: torch.Tensor,
+    tile_sum: torch.Tensor,
+    seq_lens: torch.Tensor,
+    k: int,
+    local_window: int = 0,
+    sink_tokens: int = 0,
+    *,
+    chunk: int | None = None,
+    samples: int | None = None,
+    num_warps: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k positions by the group-summed approximate softmax (sampled-threshold variant).
+
+    Same arguments and result as :func:`sparq.kernels.select_topk`: ``logits`` ``(B, Hkv, G, S)``
+    fp32, ``tile_max``/``tile_sum`` ``(B, Hkv, G, NT)``, ``seq_lens`` ``(B,)`` int64; returns
+    ``idx`` ``(B, Hkv, k)`` int32 in increasing position order and ``alpha`` ``(B, Hkv, G)`` fp32.
+    ``chunk``/``samples``/``num_warps`` override the launch plan (tuning). No host
+    synchronisation: CUDA-graph capturable. Scratch: ``B*Hkv*(NCH*CAP*(2+G) + NCH + 2G + 1)``
+    words (about ``3.5*k*(2+G)`` per row).
+    """
+    B, Hkv, G, S = logits.shape
+    if not 1 <= k <= S:
+        raise ValueError(f"k must be in [1, S={S}], got {k}")
+    plan = sample_plan(S, k, chunk, samples)
+    if plan["slots"] > MAX_SLOTS or S < 64:
+        raise ValueError(
+            f"the sampled selection needs S >= 64 and <= {MAX_SLOTS} candidate slots; got S={S}, "
+            f"k={k} ({plan['slots']} slots): use select_topk for this shape"
+        )
+    rows = B * Hkv
+    nt = tile_max.shape[-1]
+    dev = logits.device
+    GP = max(2, triton.next_power_of_2(G))
+    NTP = max(2, triton.next_power_of_2(nt))
+    nch, cap = plan["NCH"], plan["CAP"]
+    stat = torch.empty(rows, 2, GP, device=dev, dtype=torch.float32)
+    thr = torch.empty(rows, device=dev, dtype=torch.int32)
+    cnt = torch.empty(rows, nch, device=dev, dtype=torch.int32)
+    ckey = torch.empty(rows, nch * cap, device=dev, dtype=torch.int32)
+    cpos = torch.empty_like(ckey)
+    cp = torch.empty(rows, G, nch * cap, device=dev, dtype=torch.float32)
+    idx = torch.empty(B, Hkv, k, device=dev, dtype=torch.int32)
+    alpha = torch.empty(B, Hkv, G, device=dev, dtype=torch.float32)
+    _threshold_kernel[(rows,)](
+        logits, tile_max, tile_sum, seq_lens, stat, thr, S, nt, Hkv, local_window, sink_tokens,
+        plan["RANK"], G=G, GP=GP, NTP=NTP, SAMP=plan["SAMP"], RUN=plan["RUN"], num_warps=4,
+    )  # fmt: skip
+    _candidate_kernel[(rows, nch)](
+        logits, seq_lens, stat, thr, cnt, ckey, cpos, cp, S, Hkv, nch, local_window, sink_tokens,
+        G=G, GP=GP, CH=plan["CH"], CAP=cap, num_warps=4,
+    )  # fmt: skip
+    _final_kernel[(rows,)](
+        logits, seq_lens, stat, cnt, ckey, cpos, cp, idx, alpha, S, Hkv, nch, k, local_window,
+        sink_tokens, G=G, GP=GP, NCHP=max(2, triton.next_power_of_2(nch)), CAP=cap,
+        CHF=min(512, max(16, triton.next_power_of_2(S))),
+        num_warps=num_warps or (8 if plan["slots"] >= 4096 else 4),
+    )  # fmt: skip
+    return idx, alpha
