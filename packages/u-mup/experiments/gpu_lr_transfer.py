@@ -1,160 +1,153 @@
-"""LR transfer on one GPU: many small runs at once (reference §3.1, H200 reproduction).
+"""LR transfer on one GPU (reference §3.1, the u-μP paper's headline experiment).
 
-Runs ``parametrization × width × LR`` eager bf16 trainings in ``--workers`` processes sharing the
-GPU (small models are launch-bound, so concurrency fills the GPU), each worker appending to its
-own JSONL, then writes ``lr_transfer_gpu.json`` and ``lr_transfer_gpu.png`` to ``--out``.
-Workers stop starting new runs after ``--budget-s``; unfinished grid points are listed.
+For each width (ascending) and parametrization, the whole 9-point log2 LR grid × seeds is trained
+as ONE stacked model (:func:`u_mup._batched.train_batched`: each row is exactly the run
+``train_run`` would make, checked against it first with ``--check``). JSON + PNG are rewritten
+after every (width, parametrization) group, so a kill leaves partial results; a group whose
+estimated time does not fit the remaining budget is skipped and listed under ``"missing"``.
 
-    python packages/u-mup/experiments/gpu_lr_transfer.py --out OUT [--smoke]
+    python packages/u-mup/experiments/gpu_lr_transfer.py --out OUT [--smoke] [--budget-s 480]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
+import math
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 
-def _worker(rank: int, queue, out_dir: str, deadline: float) -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    from u_mup._data import stdlib_corpus
-    from u_mup._store import SweepStore
+def check_equivalence(device: str) -> float:
+    """Max abs difference of the loss curves of stacked rows vs separate ``train_run``s (fp32)."""
+    from u_mup._batched import Variant, train_batched
     from u_mup._train import RunSpec, train_run
 
-    src = stdlib_corpus()
-    store = SweepStore(Path(out_dir) / f"worker{rank}.jsonl")
-    while time.time() < deadline:
-        try:
-            d = queue.get_nowait()
-        except Exception:
-            return
-        spec = RunSpec.from_dict(d)
-        t = time.time()
-        rec = train_run(spec, source=src)
-        store.append(rec)
-        print(
-            f"[w{rank}] {spec.parametrization} width={spec.width} lr=2^{_log2(spec.lr):+d} "
-            f"loss={rec['loss']} ({time.time() - t:.0f} s)",
-            flush=True,
-        )
+    worst = 0.0
+    for p, lrs in (("umup", (0.5, 1.0)), ("sp", (2.0**-7, 2.0**-5))):
+        spec = RunSpec(p, width=64, n_layers=2, steps=5, batch_size=4, seq_len=32, device=device)
+        vs = [Variant(lr, seed) for lr, seed in zip(lrs, (0, 1))]
+        for v, r in zip(vs, train_batched(spec, vs)):
+            ref = train_run(replace(spec, lr=v.lr, seed=v.seed))
+            worst = max(worst, *(abs(a - b) for a, b in zip(r["curve"], ref["curve"])))
+    return worst
 
 
-def _log2(x: float) -> int:
-    import math
+def _summaries(recs: list[dict]) -> dict:
+    from u_mup._sweep import lr_transfer_summary
 
-    return round(math.log2(x))
+    val = [{**r, "loss": r["val_loss"]} for r in recs]
+    return {"train_loss": lr_transfer_summary(recs), "val_loss": lr_transfer_summary(val)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--smoke", action="store_true", help="tiny CPU run to test the plumbing")
-    ap.add_argument("--steps", type=int, default=int(os.environ.get("UMUP_GPU_STEPS", 1000)))
-    ap.add_argument("--widths", default="128,256,512,1024")
+    ap.add_argument("--steps", type=int, default=int(os.environ.get("UMUP_GPU_STEPS", 1500)))
+    ap.add_argument("--widths", default=os.environ.get("UMUP_GPU_WIDTHS", "128,256,512,1024"))
+    ap.add_argument("--seeds", default=os.environ.get("UMUP_GPU_SEEDS", "0,1"))
     ap.add_argument("--n-layers", type=int, default=4)
-    ap.add_argument("--workers", type=int, default=int(os.environ.get("UMUP_GPU_WORKERS", 14)))
-    ap.add_argument("--budget-s", type=float, default=float(os.environ.get("UMUP_GPU_BUDGET", 140)))
+    ap.add_argument("--budget-s", type=float, default=float(os.environ.get("UMUP_GPU_BUDGET", 470)))
     a = ap.parse_args()
-    from dataclasses import asdict
-
-    from u_mup._train import RunSpec
-
-    widths = [int(w) for w in a.widths.split(",")]
-    grids = {"umup": range(-4, 5), "sp": range(-13, -4)}
-    base = {
-        "n_layers": a.n_layers,
-        "steps": a.steps,
-        "batch_size": 16,
-        "seq_len": 256,
-        "head_dim": 64,
-        "dtype": "bf16",
-        "device": "cuda",
-        "warmup": 0.1,
-    }
-    if a.smoke:
-        widths = [32, 64]
-        grids = {"umup": range(-1, 1), "sp": range(-7, -5)}
-        base.update(
-            n_layers=1, steps=3, batch_size=2, seq_len=16, head_dim=16, dtype="fp32", device="cpu"
-        )
-        a.workers = 2
-
-    # centre-out LR order, all widths and both parametrizations per LR: if the budget runs out,
-    # only the grid's extreme LRs are missing (the argmins are near the centre)
-    def centre_out(g):
-        g = list(g)
-        mid = len(g) // 2
-        return sorted(g, key=lambda e: (abs(g.index(e) - mid), e))
-
-    order = {p: centre_out(g) for p, g in grids.items()}
-    specs = [
-        RunSpec(parametrization=p, width=w, lr=2.0 ** order[p][i], **base)
-        for i in range(max(len(v) for v in order.values()))
-        for w in sorted(widths, reverse=True)
-        for p in grids
-        if i < len(order[p])
-    ]
-    out = Path(a.out)
-    tmp = out / "_runs"
-    tmp.mkdir(parents=True, exist_ok=True)
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    for s in specs:
-        q.put(asdict(s))
-    t0 = time.time()
-    deadline = t0 + a.budget_s
-    procs = [ctx.Process(target=_worker, args=(r, q, str(tmp), deadline)) for r in range(a.workers)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
-    from u_mup._plot import plot_sweep
-    from u_mup._store import SweepStore
-    from u_mup._sweep import lr_transfer_summary
-
-    recs = [r for f in sorted(tmp.glob("worker*.jsonl")) for r in SweepStore(f).records]
-    done = {(r["spec"]["parametrization"], r["spec"]["width"], r["spec"]["lr"]) for r in recs}
-    missing = [
-        (s.parametrization, s.width, s.lr)
-        for s in specs
-        if (s.parametrization, s.width, s.lr) not in done
-    ]
     import torch
 
-    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    summary = lr_transfer_summary(recs) if recs else {}
-    res = {
-        "device": dev,
-        "date": time.strftime("%Y-%m-%d"),
-        "wall_s": time.time() - t0,
-        "spec": base,
-        "widths": widths,
-        "grids_log2": {k: list(v) for k, v in grids.items()},
-        "summary": summary,
-        "missing": missing,
-        "records": recs,
-    }
-    (out / "lr_transfer_gpu.json").write_text(json.dumps(res, indent=1) + "\n")
-    if recs:
-        plot_sweep(
-            recs,
-            out / "lr_transfer_gpu.png",
-            f"LR transfer, {a.n_layers} layers, {a.steps} steps ({dev})",
-        )
-    for f in tmp.glob("*"):
-        f.unlink()
-    tmp.rmdir()
-    print(f"\nLR transfer: {len(recs)}/{len(specs)} runs in {time.time() - t0:.0f} s on {dev}")
-    for p, s in summary.items():
-        print(
-            f"  {p:>4}: best lr by width {s['best_lr']}  shift {s['argmin_shift_steps']:+d} "
-            f"steps  monotone-in-width {s['loss_monotone_in_width']}"
-        )
+    from u_mup._batched import Variant, train_batched
+    from u_mup._plot import plot_sweep
+    from u_mup._train import RunSpec
+
+    t0 = time.time()
+    widths = [int(w) for w in a.widths.split(",")]
+    seeds = [int(s) for s in a.seeds.split(",")]
+    grids = {"umup": list(range(-4, 5)), "sp": list(range(-14, -5))}
+    base = dict(n_layers=a.n_layers, steps=a.steps, batch_size=16, seq_len=128, head_dim=64)
+    base.update(dtype="bf16", device="cuda", warmup=0.1)
+    if a.smoke:
+        widths, seeds = [32, 64], [0, 1]
+        grids = {"umup": [-1, 0, 1], "sp": [-7, -6, -5]}
+        base.update(n_layers=1, steps=4, batch_size=2, seq_len=16, head_dim=16, dtype="fp32")
+        base.update(device="cpu")
+    dev = base["device"]
+    name = torch.cuda.get_device_name(0) if dev == "cuda" else "cpu"
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    diff = check_equivalence(dev)
+    print(f"stacked vs separate runs (fp32, 5 steps): max |Δloss| = {diff:.2e}", flush=True)
+    if not diff < 1e-3:  # fp32 reorderings only; 1e-3 nats would be a real difference
+        raise SystemExit(f"stacked trainer disagrees with train_run by {diff}; not timing")
+    recs: list[dict] = []
+    groups: list[dict] = []
+    missing: list[dict] = []
+    rate = None  # seconds per (row · step · width²), measured on the previous group
+
+    def write() -> None:
+        res = {
+            "device": name,
+            "date": time.strftime("%Y-%m-%d"),
+            "wall_s": round(time.time() - t0, 1),
+            "method": "each (width, parametrization) grid x seeds trained as one stacked model",
+            "equivalence_max_abs_loss_diff": diff,
+            "spec": base,
+            "widths": widths,
+            "seeds": seeds,
+            "grids_log2": grids,
+            "groups": groups,
+            "summary": _summaries(recs) if recs else {},
+            "missing": missing,
+            "records": recs,
+        }
+        (out / "lr_transfer_gpu.json").write_text(json.dumps(res, indent=1) + "\n")
+        if recs:
+            plot_sweep(
+                recs,
+                out / "lr_transfer_gpu.png",
+                f"LR transfer, {base['n_layers']} layers, {base['steps']} steps, "
+                f"{len(seeds)} seeds ({name})",
+            )
+
+    # smallest and largest width first (they define the argmin shift), then the middle ones
+    order = [widths[0], *widths[:0:-1]] if len(widths) > 1 else widths
+    for w in order:
+        for p, grid in grids.items():
+            spec = RunSpec(parametrization=p, width=w, **base)
+            variants = [Variant(2.0**e, s) for e in grid for s in seeds]
+            cost = len(variants) * a.steps * max(w, 256) ** 2
+            left = a.budget_s - (time.time() - t0)
+            if rate is not None and rate * cost > left:
+                missing.append({"parametrization": p, "width": w, "why": "budget"})
+                print(f"skip {p} width {w}: needs ~{rate * cost:.0f} s, {left:.0f} s left")
+                continue
+            tg = time.time()
+
+            def tick(step: int, steps: int, tg: float = tg, p: str = p, w: int = w) -> None:
+                if step % 500 == 499:
+                    print(f"  {p} width {w}: step {step + 1}/{steps} ({time.time() - tg:.0f} s)")
+
+            rs = train_batched(spec, variants, on_step=tick)
+            dt = time.time() - tg
+            rate = dt / cost
+            recs.extend(rs)
+            ok = [r for r in rs if r["loss"] is not None]
+            best = min(ok, key=lambda r: r["loss"]) if ok else None
+            groups.append({"parametrization": p, "width": w, "rows": len(rs), "seconds": dt})
+            print(
+                f"{p:>4} width {w:>4}: {len(rs)} runs in {dt:.0f} s; best single run "
+                f"lr=2^{round(math.log2(best['spec']['lr'])) if best else '?'} "
+                f"loss={best['loss'] if best else float('nan'):.3f}",
+                flush=True,
+            )
+            write()
+    write()
+    summ = _summaries(recs) if recs else {}
+    print(f"\nLR transfer on {name}: {len(recs)} runs in {time.time() - t0:.0f} s")
+    for kind, s in summ.items():
+        for p, v in s.items():
+            print(
+                f"  [{kind}] {p:>4}: best lr {v['best_lr']} shift {v['argmin_shift_steps']:+d} "
+                f"monotone {v['loss_monotone_in_width']}"
+            )
 
 
 if __name__ == "__main__":
