@@ -1,0 +1,162 @@
+"""Are u-μP's default α's near-optimal? The paper's independent search on one GPU (reference §3.2).
+
+At one width: sweep η with every α = 1; at the best η sweep each α alone over a log2 grid; then
+train the combination of the per-α argmins. Each stage is one stacked model
+(:func:`u_mup._batched.train_batched`). Reports each α's gap ``loss(α=1)/min_α loss − 1`` and the
+combined improvement ``1 − loss(combined)/loss(defaults)``, as seed means of the final training
+loss (and of the validation loss).
+
+    python packages/u-mup/experiments/gpu_alpha_defaults.py --out OUT [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ALPHAS = (
+    "alpha_ffn_act",
+    "alpha_attn_softmax",
+    "alpha_res",
+    "alpha_res_attn_ratio",
+    "alpha_loss_softmax",
+)
+
+
+def _mean(recs: list[dict], key: str, by) -> dict:
+    acc: dict = defaultdict(list)
+    for r in recs:
+        acc[by(r)].append(math.inf if r[key] is None else r[key])
+    return {k: sum(v) / len(v) for k, v in acc.items()}
+
+
+def _plot(res: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("η", res.get("eta", {}).get("loss_by_lr", {}), None)]
+    for n in ALPHAS:
+        if n in res.get("alpha_curves", {}):
+            panels.append((n, res["alpha_curves"][n], res["alpha_curves_val"][n]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False)
+    for ax, (n, c, cv) in zip(axes[0], panels):
+        xs = sorted(c, key=float)
+        ax.plot([math.log2(float(x)) for x in xs], [c[x] for x in xs], "o-", label="train")
+        if cv:
+            ax.plot([math.log2(float(x)) for x in xs], [cv[x] for x in xs], "s--", label="val")
+        ax.axvline(0.0 if n != "η" else math.log2(res["eta"]["best_lr"]), color="grey", lw=0.8)
+        fin = [v for v in c.values() if math.isfinite(v)]
+        if fin:
+            ax.set_ylim(min(fin) - 0.02, min(fin) + 0.3)
+        ax.set_xlabel(f"log2 {n}")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("seed-mean loss (nats/byte)")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(f"u-μP independent search, {title} ({res['device']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--smoke", action="store_true", help="tiny CPU run to test the plumbing")
+    ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=int(os.environ.get("UMUP_B_STEPS", 1500)))
+    ap.add_argument("--seeds", default=os.environ.get("UMUP_B_SEEDS", "0,1,2"))
+    a = ap.parse_args()
+    import torch
+
+    from u_mup._batched import Variant, train_batched
+    from u_mup._train import RunSpec
+
+    t0 = time.time()
+    seeds = [int(s) for s in a.seeds.split(",")]
+    lr_exp = list(range(-4, 5))
+    alpha_exp = [-3, -2, -1, 1, 2, 3]  # α = 2^e; α = 1 is the shared default row
+    spec = RunSpec("umup", width=a.width, n_layers=4, steps=a.steps, batch_size=16, seq_len=128)
+    spec = RunSpec(**{**spec.__dict__, "head_dim": 64, "dtype": "bf16", "device": "cuda"})
+    if a.smoke:
+        seeds, lr_exp, alpha_exp = [0, 1], [-1, 0, 1], [-1, 1]
+        spec = RunSpec("umup", width=32, n_layers=1, steps=4, batch_size=2, seq_len=16)
+    dev = spec.device
+    name = torch.cuda.get_device_name(0) if dev == "cuda" else "cpu"
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    recs: list[dict] = []
+    res: dict = {"device": name, "date": time.strftime("%Y-%m-%d"), "spec": spec.__dict__}
+    res.update(seeds=seeds, lr_grid_log2=lr_exp, alpha_grid_log2=[*alpha_exp, 0])
+
+    def write() -> None:
+        res["wall_s"] = round(time.time() - t0, 1)
+        res["records"] = recs
+        (out / "alpha_defaults_gpu.json").write_text(json.dumps(res, indent=1) + "\n")
+        if recs:
+            _plot(res, out / "alpha_defaults_gpu.png", f"width {spec.width}, {spec.steps} steps")
+
+    # 1. η with default α's
+    rs = train_batched(spec, [Variant(2.0**e, s) for e in lr_exp for s in seeds])
+    recs += rs
+    by_lr = _mean(rs, "loss", lambda r: r["spec"]["lr"])
+    lr = min(by_lr, key=by_lr.get)
+    res["eta"] = {"best_lr": lr, "loss_by_lr": {str(k): v for k, v in by_lr.items()}}
+    print(f"best η = 2^{round(math.log2(lr))} (loss {by_lr[lr]:.4f}) [{time.time() - t0:.0f} s]")
+    write()
+
+    # 2. each α alone at the best η (one stacked run, defaults included)
+    variants = [Variant(lr, s) for s in seeds]
+    variants += [Variant(lr, s, {n: 2.0**e}) for n in ALPHAS for e in alpha_exp for s in seeds]
+    rs = train_batched(spec, variants)
+    recs += rs
+
+    def alpha_value(r: dict, n: str) -> float | None:
+        al = r["spec"]["alphas"]
+        return al.get(n, 1.0) if set(al) <= {n} else None
+
+    curves, curves_val = {}, {}
+    for n in ALPHAS:
+        sub = [r for r in rs if alpha_value(r, n) is not None]
+        curves[n] = _mean(sub, "loss", lambda r, n=n: alpha_value(r, n))
+        curves_val[n] = _mean(sub, "val_loss", lambda r, n=n: alpha_value(r, n))
+    default = _mean([r for r in rs if not r["spec"]["alphas"]], "loss", lambda r: 0)[0]
+    best = {n: min(c, key=c.get) for n, c in curves.items()}
+    gap = {n: c[1.0] / min(c.values()) - 1 for n, c in curves.items()}
+    gap_val = {n: c[1.0] / min(c.values()) - 1 for n, c in curves_val.items()}
+    res.update(default_loss=default, best_alphas=best, default_gap=gap, default_gap_val=gap_val)
+    res["alpha_curves"] = {n: {str(k): v for k, v in c.items()} for n, c in curves.items()}
+    res["alpha_curves_val"] = {n: {str(k): v for k, v in c.items()} for n, c in curves_val.items()}
+    for n in ALPHAS:
+        print(f"  {n:>22}: best {best[n]:g}, gap of α=1 {100 * gap[n]:+.2f} %")
+    write()
+
+    # 3. the combination of the per-α argmins, next to the defaults again (same run)
+    combo = {n: v for n, v in best.items() if v != 1.0}
+    dflt_val = _mean([r for r in rs if not r["spec"]["alphas"]], "val_loss", lambda r: 0)[0]
+    comb, comb_val = default, dflt_val  # every α's argmin is 1: the combination is the default
+    if combo:
+        rs = train_batched(spec, [Variant(lr, s, combo) for s in seeds])
+        for r in rs:
+            r["stage"] = "combined"
+        recs += rs
+        comb = _mean(rs, "loss", lambda r: 0)[0]
+        comb_val = _mean(rs, "val_loss", lambda r: 0)[0]
+    res.update(combined_alphas=combo, combined_loss=comb, improvement=1 - comb / default)
+    res["improvement_val"] = 1 - comb_val / dflt_val
+    write()
+    print(
+        f"combined {combo}: loss {comb:.4f} vs defaults {default:.4f} -> improvement "
+        f"{100 * res['improvement']:+.2f} % (val {100 * (res['improvement_val'] or 0):+.2f} %) "
+        f"[{time.time() - t0:.0f} s on {name}]"
+    )
+
+
+if __name__ == "__main__":
+    main()
