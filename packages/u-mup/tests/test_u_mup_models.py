@@ -66,3 +66,24 @@ def test_bad_config_and_input(tiny):
         DecoderConfig(parametrization="ntk")
     with pytest.raises(TypeError, match="integer"):
         tiny()(torch.zeros(2, 3))
+
+
+def test_blocks_are_called_modules_so_hooks_fire(tiny):
+    """Each block's forward() runs (hooks fire: FSDP2 can shard per block); names are stable."""
+    m = tiny("umup", width=32, n_layers=3)
+    keys = set(m.state_dict())
+    assert {"layers.0.wq", "layers.2.w_down", "embed.weight", "norm"} <= keys
+    seen = []
+    for i, blk in enumerate(m.layers):
+        blk.register_forward_pre_hook(lambda mod, args, i=i: seen.append((i, args[0].shape)))
+    idx = torch.randint(0, 64, (2, 8))
+    m(idx)
+    assert seen == [(i, (2, 8, 32)) for i in range(3)]
+    # a block's forward is the whole layer: running the blocks by hand reproduces hidden_states
+    states = m.hidden_states(idx)
+    x = states[0]
+    from u_mup.models._decoder import _Ctx
+
+    for i, blk in enumerate(m.layers):
+        x = blk(x, _Ctx(m.umup_config, None, tuple(m.taus[2 * i : 2 * i + 2]), True))
+        torch.testing.assert_close(x, states[i + 1], rtol=0, atol=0)

@@ -117,6 +117,68 @@ class _Block(nn.Module):
             register_role(self, n, ParamRole.NORM, fan_in=1, fan_out=d, **kw)
         for n in ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down"):
             register_role(self, n, ParamRole.HIDDEN, **kw)
+        self.cfg = cfg
+
+    def forward(self, x: Tensor, ctx: _Ctx) -> Tensor:
+        """One (attention, MLP) layer: ``x: [B, S, width] -> [B, S, width]``.
+
+        ``ctx`` carries the decoder-wide settings (u-μP config, the two τ's of this layer, FP8
+        simulation). A real ``forward`` so that module hooks fire -- e.g. FSDP2's per-block
+        ``fully_shard(block)`` all-gathers its parameters here.
+        """
+        if ctx.umup:
+            ta, tm = ctx.taus
+            r, s = ops.residual_split(x, ta)
+            x = ops.residual_add(self._attn(self._norm(r, self.attn_norm), ctx), s, ta)
+            r, s = ops.residual_split(x, tm)
+            return ops.residual_add(self._mlp(self._norm(r, self.mlp_norm), ctx), s, tm)
+        x = x + self._attn(self._norm(x, self.attn_norm), ctx)
+        return x + self._mlp(self._norm(x, self.mlp_norm), ctx)
+
+    def _attn(self, h: Tensor, ctx: _Ctx) -> Tensor:
+        c = self.cfg
+        b, s, _ = h.shape
+        q = _lin(h, self.wq, ctx).view(b, s, c.n_heads, c.head_dim).transpose(1, 2)
+        k = _lin(h, self.wk, ctx).view(b, s, c.n_kv_heads, c.head_dim).transpose(1, 2)
+        v = _lin(h, self.wv, ctx).view(b, s, c.n_kv_heads, c.head_dim).transpose(1, 2)
+        q, k = _rope(q, c.rope_theta), _rope(k, c.rope_theta)
+        if ctx.umup:
+            o = ops.sdpa(q, k, v, ctx.config.alpha_attn_softmax)
+        else:
+            o = ops.sdpa(q, k, v, math.sqrt(c.head_dim), scaled=False)  # logits q·kᵀ/√d
+        return _lin(o.transpose(1, 2).reshape(b, s, -1), self.wo, ctx)
+
+    def _mlp(self, h: Tensor, ctx: _Ctx) -> Tensor:
+        up, gate = _lin(h, self.w_up, ctx), _lin(h, self.w_gate, ctx)
+        if ctx.umup:
+            a = ops.silu_glu(up, gate, ctx.config.alpha_ffn_act)
+        else:
+            a = up * F.silu(gate)
+        return _lin(a, self.w_down, ctx)
+
+    def _norm(self, x: Tensor, w: Tensor) -> Tensor:
+        return _rms(x, w, self.cfg)
+
+
+class _Ctx:
+    """Decoder-wide settings a block needs in its forward (not module state)."""
+
+    __slots__ = ("config", "fp8", "taus", "umup")
+
+    def __init__(self, config: UMupConfig, fp8: FP8Sim | None, taus: tuple, umup: bool) -> None:
+        self.config, self.fp8, self.taus, self.umup = config, fp8, taus, umup
+
+
+def _lin(x: Tensor, w: Tensor, ctx: _Ctx) -> Tensor:
+    if ctx.fp8 is not None:
+        x, w = ctx.fp8(x), ctx.fp8(w)
+    return ops.linear(x, w) if ctx.umup else F.linear(x, w)
+
+
+def _rms(x: Tensor, w: Tensor, cfg: DecoderConfig) -> Tensor:
+    if cfg.parametrization == "umup":
+        return ops.rms_norm(x, w, cfg.norm_eps)
+    return F.rms_norm(x, (x.shape[-1],), w, cfg.norm_eps)
 
 
 class _Table(nn.Module):
@@ -210,38 +272,8 @@ class Decoder(nn.Module):
         self.taus = residual_taus(self.cfg.n_layers, self.umup_config)
 
     # ------------------------------------------------------------------ forward
-    def _lin(self, x: Tensor, w: Tensor) -> Tensor:
-        if self.fp8 is not None:
-            x, w = self.fp8(x), self.fp8(w)
-        if self.cfg.parametrization == "umup":
-            return ops.linear(x, w)
-        return F.linear(x, w)
-
-    def _attn(self, blk: _Block, h: Tensor) -> Tensor:
-        c = self.cfg
-        b, s, _ = h.shape
-        q = self._lin(h, blk.wq).view(b, s, c.n_heads, c.head_dim).transpose(1, 2)
-        k = self._lin(h, blk.wk).view(b, s, c.n_kv_heads, c.head_dim).transpose(1, 2)
-        v = self._lin(h, blk.wv).view(b, s, c.n_kv_heads, c.head_dim).transpose(1, 2)
-        q, k = _rope(q, c.rope_theta), _rope(k, c.rope_theta)
-        if c.parametrization == "umup":
-            o = ops.sdpa(q, k, v, self.umup_config.alpha_attn_softmax)
-        else:
-            o = ops.sdpa(q, k, v, math.sqrt(c.head_dim), scaled=False)  # logits q·kᵀ/√d
-        return self._lin(o.transpose(1, 2).reshape(b, s, -1), blk.wo)
-
-    def _mlp(self, blk: _Block, h: Tensor) -> Tensor:
-        up, gate = self._lin(h, blk.w_up), self._lin(h, blk.w_gate)
-        if self.cfg.parametrization == "umup":
-            a = ops.silu_glu(up, gate, self.umup_config.alpha_ffn_act)
-        else:
-            a = up * F.silu(gate)
-        return self._lin(a, blk.w_down)
-
     def _norm(self, x: Tensor, w: Tensor) -> Tensor:
-        if self.cfg.parametrization == "umup":
-            return ops.rms_norm(x, w, self.cfg.norm_eps)
-        return F.rms_norm(x, (x.shape[-1],), w, self.cfg.norm_eps)
+        return _rms(x, w, self.cfg)
 
     def hidden_states(self, idx: Tensor) -> list[Tensor]:
         """Residual stream after the embedding and after every block: ``n_layers + 1`` tensors
@@ -258,15 +290,8 @@ class Decoder(nn.Module):
         x = ops.embedding(idx, w_e) if umup else F.embedding(idx, w_e)
         states = [x]
         for i, blk in enumerate(self.layers):
-            if umup:
-                ta, tm = self.taus[2 * i], self.taus[2 * i + 1]
-                r, s = ops.residual_split(x, ta)
-                x = ops.residual_add(self._attn(blk, self._norm(r, blk.attn_norm)), s, ta)
-                r, s = ops.residual_split(x, tm)
-                x = ops.residual_add(self._mlp(blk, self._norm(r, blk.mlp_norm)), s, tm)
-            else:
-                x = x + self._attn(blk, self._norm(x, blk.attn_norm))
-                x = x + self._mlp(blk, self._norm(x, blk.mlp_norm))
+            ctx = _Ctx(self.umup_config, self.fp8, tuple(self.taus[2 * i : 2 * i + 2]), umup)
+            x = blk(x, ctx)
             states.append(x)
         return x, states
 
