@@ -112,7 +112,11 @@ def bench_sparq_decode(name, B, Hq, Hkv, S, r, k, realloc, device, dh=128, windo
         q, K, V, _, _, _ = s
         return lambda: dense_decode(q, K, V, None, dh**-0.5)
 
+    from sparq.kernels._tuned import shape_key, tuned_entry
+
+    entry = tuned_entry(shape_key(B, Hq, Hkv, S, dh, r, min(k, S))) or {}
     extra = {
+        "tuned": {x: entry[x] for x in ("selection_variant", "step1", "step2") if x in entry},
         "shape": name, "dh": dh, "window": window, "sinks": sinks, "n_input_sets": n_sets,
         "dense_fallback": fallback, "sparq_model_bytes": sparq_bytes, "dense_bytes": dense_bytes,
         "compression": sparq_bytes / dense_bytes,
@@ -136,14 +140,18 @@ def bench_sparq_decode(name, B, Hq, Hkv, S, r, k, realloc, device, dh=128, windo
         if device == "cuda":
             extra["sparq_eager_s"] = _event_time(_rotating([sparq_fn(x) for x in sets]))
             if not fallback:
-                from sparq.kernels import approx_logits, prepare_query, select_topk
+                from sparq.kernels import approx_logits, prepare_query
+                from sparq.kernels._dispatch import _SELECTORS
 
                 q, K, V, K_t, vm, lens = s
                 i1, qh = prepare_query(q, Hkv, r, dh**-0.5)
-                lg, tm, ts = approx_logits(K_t, i1, qh, lens)
-                extra["t_step1_s"] = _event_time(lambda: approx_logits(K_t, i1, qh, lens), 10)
+                kw1 = entry.get("step1", {})
+                lg, tm, ts = approx_logits(K_t, i1, qh, lens, **kw1)
+                extra["t_step1_s"] = _event_time(lambda: approx_logits(K_t, i1, qh, lens, **kw1))
+                sel = _SELECTORS[entry.get("selection", "triton")]
+                kws = entry.get("selection_kw", {})
                 extra["t_select_s"] = _event_time(
-                    lambda: select_topk(lg, tm, ts, lens, k, window, sinks), 10
+                    lambda: sel(lg, tm, ts, lens, k, window, sinks, **kws)
                 )
                 extra["scratch_bytes"] = (lg.numel() + tm.numel() * 2 + B * Hkv * (S + k)) * 4
                 extra["scratch_fraction_of_cache"] = extra["scratch_bytes"] / cache_bytes

@@ -38,13 +38,17 @@ def _attn_fns(r, k, window, sinks, dh):
             )
         return sparse_attention(q, K, V, cache[key], lens, dh**-0.5)
 
-    def sparq(q, K, V, K_t, vm, lens):
+    def sparq(q, K, V, K_t, vm, lens, fallback=True):
         return sparq_attention_triton(
             q, K, V, r=r, k=k, local_window=window, sink_tokens=sinks, v_mean=vm, K_t=K_t,
-            seq_lens=lens, reallocation=False, dense_fallback=False,
+            seq_lens=lens, reallocation=False, dense_fallback=fallback,
         )  # fmt: skip
 
-    return {"sdpa": sdpa, "triton_dense": triton_dense, "sparq": sparq}
+    def sparq_forced(q, K, V, K_t, vm, lens):
+        return sparq(q, K, V, K_t, vm, lens, fallback=False)
+
+    return {"sdpa": sdpa, "triton_dense": triton_dense, "sparq": sparq,
+            "sparq_forced": sparq_forced}  # fmt: skip
 
 
 @case("sparq_e2e_decode", params=FULL, quick_params=QUICK, devices=("cpu", "cuda"))
@@ -62,7 +66,7 @@ def bench_e2e(batch, prefill, steps, layers, hidden, ffn, device):
     dh = model.dh
     r, k = dh // 8, max(1, prefill // 16)  # compression 1/8 by the gpt-fast rule
     fns = _attn_fns(r, k, 64 if prefill > 256 else 4, 4, dh)
-    exact = _attn_fns(dh, max_len, 0, 0, dh)["sparq"]
+    exact = _attn_fns(dh, max_len, 0, 0, dh)["sparq_forced"]
     lens0 = model.lens.clone()
     vms0 = [v.clone() for v in model.v_mean]
     tok0 = torch.randint(0, shape.vocab, (batch,), device=device)
@@ -133,6 +137,17 @@ def bench_e2e(batch, prefill, steps, layers, hidden, ffn, device):
                 torch.cuda.synchronize()
                 extra[f"t_{name}_s"] = time.perf_counter() - t0
             extra["dense_choice"] = min(("sdpa", "triton_dense"), key=lambda n: extra[f"t_{n}_s"])
+            runs["sparq_forced"]()
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            runs["sparq_forced"]()
+            torch.cuda.synchronize()
+            extra["t_sparq_no_fallback_s"] = time.perf_counter() - t0
+            from sparq.kernels import dense_decode_is_faster
+
+            extra["dense_fallback_taken"] = dense_decode_is_faster(
+                batch, shape.heads, shape.kv_heads, max_len, dh, r, k
+            )
 
     def baseline():
         return runs[extra.get("dense_choice", "sdpa")]()
@@ -140,7 +155,7 @@ def bench_e2e(batch, prefill, steps, layers, hidden, ffn, device):
     return Measure(
         candidate=runs["sparq"],
         baseline=baseline,
-        candidate_label="sparq_triton_graph",
+        candidate_label="sparq_triton_graph (automatic dense fallback)",
         baseline_label="dense (faster of sdpa, triton split-KV)",
         warmup=1,
         repeats=3 if device == "cuda" else 1,

@@ -1,33 +1,65 @@
 #!/usr/bin/env bash
-# SparQ kernels on one H200: correctness first (GPU tests; each benchmark case also checks its
-# output against the fp32 reference before timing), then the harness cases (K1-K4, end-to-end
-# decode) in one process, each written as soon as it finishes. Results go flat into $OUT
-# (env.txt, gpu_tests.txt, <case>_sparq_<date>_<gpu>.{json,md}); expected wall time 3-5 min.
+# SparQ kernels on one GPU, in three timed phases that all write into $OUT (6 files at most):
+#   1. GPU tests of the kernels (shape grid incl. S >= 64k, ragged, CUDA graphs)   -> log
+#   2. tune_sparq.py: every variant of every stage checked against the references, then timed
+#      (CUDA graphs, 100 replays, rotating inputs), best per shape + dense verdict -> sparq_tuned.json
+#   3. the harness cases with that table (SPARQ_TUNED_JSON): K1-K4 decode, end-to-end decode
+#      -> sparq_decode_*.{json,md}, sparq_e2e_decode_*.{json,md}
+# Whole run <= 540 s wall (each phase has its own cap; a cut phase keeps what it wrote).
 # Run from the repository root:
 #   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:) bash packages/sparq/benchmarks/gpu_run.sh
-# SMOKE=1 runs tiny shapes (on CPU also set TRITON_INTERPRET=1 DEVICE=cpu); TESTS=0 skips pytest;
-# TUNE=1 adds per-stage timings of launch variants (tune.json).
+# CPU smoke test (tiny shapes, Triton interpreter):
+#   SMOKE=1 DEVICE=cpu TRITON_INTERPRET=1 OUT=/tmp/x PYTHONPATH=... bash packages/sparq/benchmarks/gpu_run.sh
+# Afterwards copy $OUT/sparq_tuned.json to packages/sparq/src/sparq/kernels/tuned.json (the
+# committed table the dispatch reads on the same GPU model) and the rest to benchmarks/results/.
 set -u
+set -o pipefail
 OUT=${OUT:-/tmp/sparq_out}
 mkdir -p "$OUT"
+LOG="$OUT/sparq_gpu_run_log.txt"
 export PYTHONUNBUFFERED=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
 DEVICE=${DEVICE:-cuda}
+SMOKE=${SMOKE:-0}
+START=$(date +%s)
+left() { echo $(( ${BUDGET:-540} - ($(date +%s) - START) )); }
+HERE=packages/sparq/benchmarks
 # the harness validates its JSON with jsonschema; install carried wheels when it is missing
 if ! python3 -c "import jsonschema" 2>/dev/null && [ -d .sparq_whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/sparq_site .sparq_whl/*.whl \
     && export PYTHONPATH=/tmp/sparq_site:${PYTHONPATH:-}
 fi
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv 2>/dev/null | tee "$OUT/env.txt"
-python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$OUT/env.txt"
-if [ "${TESTS:-1}" = "1" ] && [ "${SMOKE:-0}" != "1" ]; then
-  timeout ${T_TEST:-80} python3 -m pytest -q -x -p no:cacheprovider \
-    packages/sparq/tests/test_sparq_kernel.py packages/sparq/tests/test_sparq_kernel_gpu.py \
-    2>&1 | tail -25 | tee "$OUT/gpu_tests.txt"
+{
+  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv 2>/dev/null
+  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
+} 2>&1 | tee "$LOG"
+
+# 1. tests (kernel tests run on CUDA when TRITON_INTERPRET is unset)
+if [ "${TESTS:-1}" = "1" ] && [ "$SMOKE" != "1" ]; then
+  echo "== phase 1: GPU tests ($(left) s left)" | tee -a "$LOG"
+  timeout ${T_TEST:-70} python3 -m pytest -q -x -p no:cacheprovider \
+    packages/sparq/tests/test_sparq_kernel.py packages/sparq/tests/test_sparq_kernel_sample.py \
+    packages/sparq/tests/test_sparq_kernel_gpu.py 2>&1 | tail -25 | tee -a "$LOG"
 fi
-timeout ${T_BENCH:-240} python3 - "$OUT" "$DEVICE" "${SMOKE:-0}" <<'PY'
+
+# 2. tuning (stops starting new variants at its budget, then writes what it has)
+echo "== phase 2: tuning ($(left) s left)" | tee -a "$LOG"
+TB=${T_TUNE:-190}
+SM=""; [ "$SMOKE" = "1" ] && SM="--smoke"
+timeout $((TB + 30)) python3 $HERE/tune_sparq.py "$OUT" $SM --budget "$TB" 2>&1 | tee -a "$LOG"
+if [ -f "$OUT/sparq_tuned.json" ]; then export SPARQ_TUNED_JSON="$OUT/sparq_tuned.json"; fi
+
+# 3. harness cases with the tuned table, each written as soon as it finishes
+echo "== phase 3: benchmarks ($(left) s left)" | tee -a "$LOG"
+TBENCH=$(( $(left) - 10 ))
+[ "$TBENCH" -lt 30 ] && TBENCH=30
+timeout $TBENCH python3 - "$OUT" "$DEVICE" "$SMOKE" 2>&1 <<'PY' | tee -a "$LOG"
 import sys
 from pathlib import Path
 
+import torch
+
+torch.set_num_threads(8)
 from monobench._runner import find_root, run_package, write_run
 
 out, device, smoke = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
@@ -45,6 +77,5 @@ for case in ("sparq_decode", "sparq_e2e_decode"):
               f"base={r.get('baseline', {}).get('median_s', 0) * 1e3:.3f}ms {r.get('error') or ''}",
               flush=True)
 PY
-if [ "${TUNE:-0}" = "1" ]; then
-  timeout ${T_TUNE:-60} python3 packages/sparq/benchmarks/tune_sparq.py "$OUT/tune.json" 2>&1 | tail -8
-fi
+echo "== done in $(( $(date +%s) - START )) s; files in $OUT:" | tee -a "$LOG"
+ls "$OUT" | tee -a "$LOG"

@@ -1,33 +1,89 @@
-"""Per-stage timings and launch-parameter variants of the SparQ kernels (CUDA), written as JSON.
+"""Per-shape tuning of the SparQ kernels: correctness of every variant first, then timings.
 
-Usage: ``python tune_sparq.py OUT.json [--smoke]``. Each stage is timed with CUDA events over
-rotating input sets (working set well above L2); the bandwidth column counts the bytes a stage must
-move (step 1: K_t rows read + logits written; select: logits read; step 2: K/V rows read).
+Usage: ``python tune_sparq.py OUT_DIR [--smoke] [--budget SECONDS]``.
+
+For each decode shape (K1-K4 of the acceptance list and the end-to-end layer shape) and each
+stage (step 1 approximate logits, top-k selection, step 2 sparse attention) every launch variant
+is first checked against the pure-torch references (step 1: logits within 1e-4 of the logit
+scale; selection: exactly k sorted positions whose fp32 keys dominate every unselected key and
+that keep every window/sink position, alpha within 1e-5; step 2: at most twice the error of a
+bf16 torch computation against fp32), then timed as CUDA-graph replays over rotating input sets
+(working set well above the 60 MB L2, 100 replays, CUDA events). The fastest correct variant of
+each stage forms the shape's entry; the whole pipeline is then checked against
+``sparq_attention_reference`` and timed against dense decode attention (SDPA) to record whether
+dense is faster. Results go to ``OUT_DIR/sparq_tuned.json``: ``device``, ``date``, ``shapes``
+(the table read by ``sparq.kernels``; copy the file to ``src/sparq/kernels/tuned.json`` or point
+``SPARQ_TUNED_JSON`` at it) and ``detail`` (every variant's check and time). The file is
+rewritten after every shape, and a time budget stops starting new variants, so a cut run keeps
+what it measured. ``--smoke`` runs tiny shapes (on CPU under ``TRITON_INTERPRET=1``).
 """
 
 from __future__ import annotations
 
-import functools
+import datetime as _dt
 import json
 import math
+import os
 import sys
+import time
+from pathlib import Path
 
 import torch
 
-from sparq.kernels import approx_logits, prepare_query, select_topk, sparse_attention
-from sparq.kernels._step2 import _num_splits
-
 SHAPES = {
-    "K1": dict(B=64, Hq=32, Hkv=32, S=16384, r=16, k=1024),
-    "K2": dict(B=32, Hq=32, Hkv=8, S=32768, r=16, k=2048),
-    "K3": dict(B=1, Hq=32, Hkv=8, S=131072, r=16, k=8192),
+    "K1": dict(B=64, Hq=32, Hkv=32, S=16384, r=16, k=1024, realloc=True),
+    "K2": dict(B=32, Hq=32, Hkv=8, S=32768, r=16, k=2048, realloc=False),
+    "E2E": dict(B=16, Hq=32, Hkv=8, S=32832, r=16, k=2048, realloc=False),
+    "K4": dict(B=1, Hq=32, Hkv=32, S=4096, r=16, k=512, realloc=True),
+    "K3": dict(B=1, Hq=32, Hkv=8, S=131072, r=16, k=8192, realloc=False),
 }
-SMOKE = {"tiny": dict(B=2, Hq=4, Hkv=2, S=300, r=8, k=40)}
+# k must exceed WINDOW + SINKS: with more forced positions than k the reference breaks the ties
+# among them arbitrarily (torch.topk), so its alpha would not be comparable.
+SMOKE = {
+    "tiny_gqa": dict(B=2, Hq=4, Hkv=2, S=300, r=8, k=80, realloc=False),
+    "tiny_mha": dict(B=2, Hq=2, Hkv=2, S=260, r=8, k=72, realloc=True),
+}
+DH, WINDOW, SINKS = 128, 64, 4
+STEP1 = [
+    {"tile": 512, "num_warps": 4, "fma": False},
+    {"tile": 512, "num_warps": 4, "fma": True},
+    {"tile": 256, "num_warps": 4, "fma": True},
+    {"tile": 256, "num_warps": 2, "fma": True},
+    {"tile": 1024, "num_warps": 8, "fma": True},
+    {"tile": 1024, "num_warps": 4, "fma": False},
+]
+SELECT = {
+    "sampled": {},
+    "sampled_w4": {"num_warps": 4},
+    "sampled_w16": {"num_warps": 16},
+    "sampled_ch512": {"chunk": 512},
+    "sampled_ch2048": {"chunk": 2048},
+    "triton": {},
+    "torch": {},
+}
+STEP2 = [
+    {"block": 64, "num_warps": 4, "num_stages": 3},
+    {"block": 32, "num_warps": 4, "num_stages": 3},
+    {"block": 64, "num_warps": 8, "num_stages": 3},
+    {"block": 128, "num_warps": 8, "num_stages": 2},
+    {"block": 64, "num_warps": 4, "num_stages": 2},
+]
 
 
-def _time(fn, reps):
+def _sync(dev):
+    if dev == "cuda":
+        torch.cuda.synchronize()
+
+
+def _time(fn, reps, dev):
+    """Seconds per call of ``fn`` (CUDA events on the GPU, perf_counter on the CPU)."""
     fn()
-    torch.cuda.synchronize()
+    _sync(dev)
+    if dev != "cuda":
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return (time.perf_counter() - t0) / reps
     a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     a.record()
     for _ in range(reps):
@@ -37,89 +93,332 @@ def _time(fn, reps):
     return a.elapsed_time(b) / 1e3 / reps
 
 
-def _rot(fns):
-    st = {"i": 0}
+def _graphed(fns, dev):
+    """One callable replaying ``fns`` in turn (each captured in a CUDA graph on the GPU)."""
+    if dev == "cuda":
+        gs = []
+        for fn in fns:
+            fn()  # compile and autotune outside the capture
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                fn()
+            torch.cuda.current_stream().wait_stream(s)
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                fn()
+            gs.append(g.replay)
+        fns = gs
+    state = {"i": 0}
 
     def call():
-        fns[st["i"] % len(fns)]()
-        st["i"] += 1
+        fns[state["i"] % len(fns)]()
+        state["i"] += 1
 
     return call
 
 
-def _tune_shape(sh: dict, reps: int) -> dict:
-    """Time every stage variant for one shape; returns ``{stage: {variant: {s, GB_s}}}``."""
-    dev = "cuda"
-    B, Hq, Hkv, S, r, k, dh = sh["B"], sh["Hq"], sh["Hkv"], sh["S"], sh["r"], sh["k"], 128
-    G = Hq // Hkv
-    n = max(1, min(8, math.ceil(1e9 / (B * Hkv * S * r * 2))))
+def _make_sets(sh, dev, dt):
+    B, Hq, Hkv, S, r, k = (sh[x] for x in ("B", "Hq", "Hkv", "S", "r", "k"))
+    cache = 3 * B * Hkv * S * DH * 2
+    sparq_bytes = B * Hkv * (S * r + 2 * k * DH) * 2
+    n = 1 if dev != "cuda" else max(1, min(8, math.ceil(0.5e9 / sparq_bytes), int(40e9 // cache)))
     sets = []
     for i in range(n):
         g = torch.Generator(device=dev).manual_seed(i)
-        q = torch.randn(B, Hq, 1, dh, device=dev, generator=g).to(torch.bfloat16)
-        K = torch.randn(B, Hkv, S, dh, device=dev, generator=g).to(torch.bfloat16)
-        V = torch.randn_like(K)
-        K_t = K.transpose(-1, -2).contiguous()
+        q = torch.randn(B, Hq, 1, DH, device=dev, generator=g)
+        q = (q * (1 + 4 * (torch.rand(q.shape, device=dev, generator=g) > 0.9))).to(dt)
+        K = torch.randn(B, Hkv, S, DH, device=dev, generator=g, dtype=dt)
+        V = torch.randn(B, Hkv, S, DH, device=dev, generator=g, dtype=dt)
         lens = torch.full((B,), S, device=dev, dtype=torch.int64)
-        i1, qh = prepare_query(q, Hkv, r, dh**-0.5)
-        lg, tm, ts = approx_logits(K_t, i1, qh, lens)
-        idx, _ = select_topk(lg, tm, ts, lens, k, 64, 4)
-        sets.append((q, K, V, K_t, lens, i1, qh, lg, tm, ts, idx))
-    r_ = {"input_sets": n, "step1": {}, "select": {}, "step2": {}}
+        if B > 1:  # ragged batch: the second half of the rows ends early
+            lens[B // 2 :] = S - S // 7
+        valid = (torch.arange(S, device=dev)[None, :] < lens[:, None]).to(dt)
+        vm = (V * valid[:, None, :, None]).float().sum(2) / lens.float()[:, None, None]
+        sets.append({"q": q, "K": K, "V": V, "K_t": K.transpose(-1, -2).contiguous(),
+                     "lens": lens, "vm": vm})  # fmt: skip
+    return sets
 
-    def stage(group, label, nbytes, fn, **kw):
-        try:
-            t = _time(_rot([functools.partial(fn, s, **kw) for s in sets]), reps)
-            r_[group][label] = {"s": t, "GB_s": nbytes / t / 1e9}
-        except Exception as e:  # a variant that fails to compile is recorded, not fatal
-            r_[group][label] = {"error": repr(e)[:200]}
 
-    def s1(s, **kw):
-        return approx_logits(s[3], s[5], s[6], s[4], **kw)
+def _check_selection(idx, alpha, logits, lens, k, nb, slack=0.0):
+    """Selection equality up to ties against the reference keys on the first ``nb`` rows.
 
-    def sel(s, **kw):
-        return select_topk(s[7], s[8], s[9], s[4], k, 64, 4, **kw)
+    ``slack``: relative tolerance for near-ties when the variant recomputes the logits itself.
+    """
+    from sparq.kernels import select_topk_reference
 
-    def s2(s, **kw):
-        return sparse_attention(s[0], s[1], s[2], s[10], s[4], dh**-0.5, **kw)
+    _, ralpha, key = select_topk_reference(logits[:nb], lens[:nb], k, WINDOW, SINKS)
+    idx, alpha = idx[:nb].long(), alpha[:nb]
+    if not bool(torch.all(idx[..., 1:] > idx[..., :-1])):
+        return "indices not sorted/distinct"
+    chosen = torch.zeros_like(key, dtype=torch.bool).scatter_(-1, idx, True)
+    kmin = key.masked_fill(~chosen, math.inf).amin(-1)
+    kmax_out = key.masked_fill(chosen, -math.inf).amax(-1)
+    if not bool(torch.all(kmin >= kmax_out - slack * kmax_out.abs())):
+        return "a selected key is below an unselected one"
+    n_forced = (key == math.inf).sum(-1).clamp(max=k)
+    if not bool(torch.all(chosen.logical_and(key == math.inf).sum(-1) == n_forced)):
+        return "window/sink positions missing"
+    if not torch.allclose(alpha, ralpha, atol=1e-5):
+        return f"alpha differs by {(alpha - ralpha).abs().max().item():.2e}"
+    return None
 
-    def ttopk(s):
-        return s[7].sum(2).topk(k, dim=-1, sorted=False)
 
-    b1 = B * Hkv * S * (r * 2 + G * 4)
-    for tile, nw in [(1024, 8), (2048, 8), (512, 4), (1024, 4)]:
-        stage("step1", f"tile{tile}_w{nw}", b1, s1, tile=tile, num_warps=nw)
-    b2 = B * Hkv * S * G * 4
-    for ch, nw in [(2048, 8), (4096, 8), (4096, 16), (1024, 4)]:
-        stage("select", f"ch{ch}_w{nw}", b2, sel, chunk=ch, num_warps=nw)
-    stage("select", "torch_topk_of_summed_logits", b2, ttopk)
-    b3 = B * Hkv * k * dh * 2 * 2
-    for bk, nw, st in [(64, 4, 2), (64, 8, 3), (32, 4, 3), (128, 8, 2), (64, 4, 3)]:
-        base = _num_splits(B * Hkv, k, bk)
+def tune_shape(name, sh, dev, reps, deadline, detail):
+    """Tune one shape; returns its table entry (``None`` if not even one variant passed)."""
+    from sparq._reference import sparq_attention_reference
+    from sparq.kernels import (
+        approx_logits,
+        approx_logits_reference,
+        dense_decode,
+        prepare_query,
+        select_topk,
+        select_topk_sampled,
+        select_topk_torch,
+        sparq_attention_triton,
+        sparse_attention,
+        sparse_attention_reference,
+    )
+    from sparq.kernels._fused_mha import fused_mha_supported, select_fused_mha
+    from sparq.kernels._select_sample import sampled_supported
+    from sparq.kernels._step2 import _num_splits
+
+    B, Hq, Hkv, S, r, k = (sh[x] for x in ("B", "Hq", "Hkv", "S", "r", "k"))
+    G, scale, nb = Hq // Hkv, DH**-0.5, min(B, 2)
+    dt = torch.bfloat16 if dev == "cuda" else torch.float16
+    sets = _make_sets(sh, dev, dt)
+    for s in sets:
+        s["i1"], s["qh"] = prepare_query(s["q"], Hkv, r, scale)
+    d = detail.setdefault(name, {"shape": sh, "n_input_sets": len(sets)})
+    s0 = sets[0]
+
+    def run_variants(stage, variants, check, nbytes):
+        """Check then time each variant; returns the fastest correct variant's key."""
+        res = d.setdefault(stage, {})
+        for vname, fn_of_set in variants.items():
+            if time.monotonic() > deadline:
+                res[vname] = {"skipped": "time budget"}
+                continue
+            try:
+                err = check(fn_of_set(s0))
+                if err:
+                    res[vname] = {"error": err}
+                    continue
+                calls = [lambda s=s, f=fn_of_set: f(s) for s in sets]
+                t = _time(_graphed(calls, dev), reps, dev)
+                res[vname] = {"s": t, "GB_s": nbytes / t / 1e9}
+            except Exception as e:  # a variant that fails to compile or run is recorded
+                res[vname] = {"error": repr(e)[:300]}
+        ok = {v: x["s"] for v, x in res.items() if "s" in x}
+        return min(ok, key=ok.get) if ok else None
+
+    # step 1: approximate logits
+    ref_lg = approx_logits_reference(s0["K_t"][:nb], s0["i1"][:nb], s0["qh"][:nb], s0["lens"][:nb])
+    fin = torch.isfinite(ref_lg)
+    tol = 1e-4 * ref_lg[fin].abs().max().item()
+
+    def check1(out):
+        lg = out[0][:nb]
+        if not torch.equal(torch.isinf(lg), torch.isinf(ref_lg)):
+            return "-inf pattern differs"
+        e = (lg[fin] - ref_lg[fin]).abs().max().item()
+        return None if e <= tol else f"logit error {e:.2e} > {tol:.2e}"
+
+    v1 = {f"tile{c['tile']}_w{c['num_warps']}_{'fma' if c['fma'] else 'dot'}": c for c in STEP1}
+    step1_fns = {
+        n: (lambda s, c=c: approx_logits(s["K_t"], s["i1"], s["qh"], s["lens"], **c))
+        for n, c in v1.items()
+    }
+    best1 = run_variants(
+        "step1",
+        step1_fns,
+        check1,
+        B * Hkv * S * (r * 2 + G * 4),
+    )
+    if best1 is None:
+        return None
+    for s in sets:
+        s["lg"], s["tm"], s["ts"] = step1_fns[best1](s)
+
+    # selection
+    fns = {"triton": select_topk, "torch": select_topk_torch}
+    sel = {}
+    for vname, kw in SELECT.items():
+        if vname.startswith("sampled"):
+            if not sampled_supported(S, k, kw.get("chunk")):
+                continue
+            sel[vname] = lambda s, kw=kw: select_topk_sampled(
+                s["lg"], s["tm"], s["ts"], s["lens"], k, WINDOW, SINKS, **kw
+            )
+        else:
+            sel[vname] = lambda s, f=fns[vname]: f(
+                s["lg"], s["tm"], s["ts"], s["lens"], k, WINDOW, SINKS
+            )
+    best_sel = run_variants(
+        "select",
+        sel,
+        lambda out: _check_selection(out[0], out[1], s0["lg"], s0["lens"], k, nb),
+        B * Hkv * S * G * 4,
+    )
+    if best_sel is None:
+        return None
+    for s in sets:
+        s["idx"], s["alpha"] = sel[best_sel](s)
+    fused_kw = None
+    if fused_mha_supported(G, S, k):
+        # step 1 fused with the candidate filter (one head per KV head): vs best step 1 + select
+        fz = {f"fused_tile{t}_w{w}": {"tile": t, "num_warps": w}
+              for t, w in ((512, 4), (256, 4), (1024, 8), (512, 8))}  # fmt: skip
+        fused_fns = {
+            n: (lambda s, c=c: select_fused_mha(
+                s["K_t"], s["i1"], s["qh"], s["lens"], k, WINDOW, SINKS, **c))
+            for n, c in fz.items()
+        }  # fmt: skip
+        best_f = run_variants(
+            "fused",
+            fused_fns,
+            # fp32 logits recomputed in another summation order: 1e-5 relative near-tie slack
+            lambda out: _check_selection(out[0], out[1], s0["lg"], s0["lens"], k, nb, 1e-5),
+            B * Hkv * S * r * 2,
+        )
+        t_two = d["step1"][best1]["s"] + d["select"][best_sel]["s"]
+        if best_f is not None and d["fused"][best_f]["s"] < t_two:
+            fused_kw = fz[best_f]
+
+    # step 2: sparse attention (+ reallocation)
+    realloc = sh["realloc"]
+
+    def s2_args(s):
+        a = s["alpha"].reshape(B, Hq) if realloc else None
+        return s["q"], s["K"], s["V"], s["idx"], s["lens"], scale, a, s["vm"] if realloc else None
+
+    a0 = s2_args(s0)
+    a0n = [x[:nb] if torch.is_tensor(x) else x for x in a0]
+    y32 = sparse_attention_reference(*a0n).float()
+    ylo = sparse_attention_reference(*a0n, compute_dtype=dt).float()
+    bound = 2 * (ylo - y32).abs().max().item() + 2**-8 * y32.abs().max().item()
+
+    def check2(y):
+        e = (y[:nb].float() - y32).abs().max().item()
+        return None if e <= bound and math.isfinite(e) else f"error {e:.2e} > {bound:.2e}"
+
+    v2 = {}
+    for c in STEP2:
+        base = _num_splits(B * Hkv, k, c["block"])
         for nsp in sorted({base, 2 * base, max(1, base // 2)}):
-            stage("step2", f"bk{bk}_w{nw}_st{st}_sp{nsp}", b3, s2, num_splits=nsp, block=bk,
-                  num_warps=nw, num_stages=st)  # fmt: skip
-    return r_
+            v2[f"bk{c['block']}_w{c['num_warps']}_st{c['num_stages']}_sp{nsp}"] = {
+                **c, "num_splits": nsp}  # fmt: skip
+    best2 = run_variants(
+        "step2",
+        {n: (lambda s, c=c: sparse_attention(*s2_args(s), **c)) for n, c in v2.items()},
+        check2,
+        B * Hkv * k * DH * 2 * 2,
+    )
+    if best2 is None:
+        return None
+    entry = {
+        "selection": "sampled" if best_sel.startswith("sampled") else best_sel,
+        "selection_variant": best_sel,
+        "step1": v1[best1],
+        "step2": v2[best2],
+    }
+    sel_kw = SELECT[best_sel]
+    if sel_kw:
+        entry["selection_kw"] = sel_kw
+    if fused_kw is not None:
+        entry.update(selection="fused", selection_variant="fused", selection_kw=fused_kw)
+    return entry, sets, (sparq_attention_reference, sparq_attention_triton, dense_decode)
 
 
-def main(out_path: str, smoke: bool) -> None:
-    dev = "cuda"
-    shapes = SMOKE if smoke else SHAPES
-    reps = 3 if smoke else 30
-    res = {}
-    if not smoke:
-        x = torch.empty(int(2e9), dtype=torch.uint8, device=dev)
-        y = torch.empty_like(x)
-        t = _time(lambda: y.copy_(x), 20)
-        res["copy_bandwidth_B_per_s"] = 2 * x.numel() / t
-        del x, y
-    for name, sh in shapes.items():
-        res[name] = _tune_shape(sh, reps)
-        torch.cuda.empty_cache()
-        print(name, json.dumps(res[name])[:1500], flush=True)
-        with open(out_path, "w") as f:  # after every shape, so a timeout keeps what was measured
-            json.dump(res, f, indent=1)
+def pipeline(name, sh, dev, reps, entry, sets, fns, detail):
+    """Check the tuned pipeline against the package reference, time it against dense SDPA."""
+    sparq_attention_reference, sparq_attention_triton, dense_decode = fns
+    B, r, k = sh["B"], sh["r"], sh["k"]
+    nb = min(B, 2)
+    kw = {"r": r, "k": k, "local_window": WINDOW, "sink_tokens": SINKS,
+          "reallocation": sh["realloc"]}  # fmt: skip
+
+    def sparq(s):
+        return sparq_attention_triton(s["q"], s["K"], s["V"], K_t=s["K_t"], v_mean=s["vm"],
+                                      seq_lens=s["lens"], dense_fallback=False, **kw)  # fmt: skip
+
+    def dense(s):
+        return dense_decode(s["q"], s["K"], s["V"], s["lens"], DH**-0.5)
+
+    s0 = sets[0]
+    y = sparq(s0)[:nb].float()
+    ref = sparq_attention_reference(
+        s0["q"][:nb], s0["K"][:nb], s0["V"][:nb], K_t=s0["K_t"][:nb], v_mean=s0["vm"][:nb],
+        seq_lens=s0["lens"][:nb], **kw,
+    ).float()  # fmt: skip
+    err = (y - ref).abs().max().item() / max(1e-6, ref.abs().max().item())
+    p = detail[name]["pipeline"] = {"rel_err_vs_fp32_reference": err}
+    if not (math.isfinite(err) and err <= 3e-2):
+        p["error"] = "pipeline output differs from the reference"
+        entry["dense_faster"] = True
+        return
+    t_s = _time(_graphed([lambda s=s: sparq(s) for s in sets], dev), reps, dev)
+    t_d = _time(_graphed([lambda s=s: dense(s) for s in sets], dev), reps, dev)
+    p.update({"t_sparq_s": t_s, "t_dense_s": t_d, "speedup": t_d / t_s})
+    entry.update({"t_sparq_s": t_s, "t_dense_s": t_d, "dense_faster": t_d <= t_s})
+
+
+def main(argv):
+    out = Path(argv[1])
+    smoke = "--smoke" in argv
+    budget = float(argv[argv.index("--budget") + 1]) if "--budget" in argv else 200.0
+    t_start = time.monotonic()
+    deadline = t_start + budget
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "sparq_tuned.json"
+    os.environ["SPARQ_TUNED_JSON"] = str(path)  # the pipeline check reads the table being built
+    from sparq.kernels import _tuned
+    from sparq.kernels._tuned import shape_key
+
+    dev = "cuda" if torch.cuda.is_available() and not smoke else "cpu"
+    if smoke and torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1":
+        dev = "cuda"
+    name_dev = torch.cuda.get_device_name() if dev == "cuda" else "cpu"
+    table = {"device": name_dev, "date": _dt.date.today().isoformat(),
+             "torch": torch.__version__, "shapes": {}, "detail": {}}  # fmt: skip
+    try:
+        import triton
+
+        table["triton"] = triton.__version__
+    except ImportError:
+        pass
+    reps = 2 if dev == "cpu" else 100
+    for name, sh in (SMOKE if smoke else SHAPES).items():
+        if time.monotonic() > deadline:
+            table["detail"][name] = {"skipped": "time budget"}
+            break
+        t0 = time.monotonic()
+        key = shape_key(sh["B"], sh["Hq"], sh["Hkv"], sh["S"], DH, sh["r"], min(sh["k"], sh["S"]))
+        try:
+            got = tune_shape(name, sh, dev, reps, deadline, table["detail"])
+            if got is None:
+                table["detail"].setdefault(name, {})["error"] = "no correct variant"
+            else:
+                entry, sets, fns = got
+                table["shapes"][key] = entry
+                path.write_text(json.dumps(table, indent=1))
+                _tuned.reload()
+                pipeline(name, sh, dev, reps, entry, sets, fns, table["detail"])
+                del sets
+        except Exception as e:  # keep going: the other shapes still get tuned
+            table["detail"].setdefault(name, {})["error"] = repr(e)[:300]
+        table["detail"].setdefault(name, {})["tune_seconds"] = time.monotonic() - t0
+        path.write_text(json.dumps(table, indent=1))
+        _tuned.reload()
+        e = table["shapes"].get(key, {})
+        print(f"{name:4s} {key}: sel={e.get('selection_variant')} step1={e.get('step1')} "
+              f"step2={e.get('step2')} sparq={e.get('t_sparq_s', 0) * 1e3:.3f}ms "
+              f"dense={e.get('t_dense_s', 0) * 1e3:.3f}ms dense_faster={e.get('dense_faster')} "
+              f"({time.monotonic() - t0:.0f}s)", flush=True)  # fmt: skip
+        if dev == "cuda":
+            torch.cuda.empty_cache()
+    print(f"tuning done in {time.monotonic() - t_start:.0f}s -> {path}", flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], "--smoke" in sys.argv)
+    main(sys.argv)

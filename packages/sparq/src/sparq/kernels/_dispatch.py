@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from ._common import fastest
+from ._fused_mha import fused_mha_supported, select_fused_mha
 from ._select import select_topk, select_topk_torch
-from ._select_sample import sampled_supported, select_topk_sampled
+from ._select_sample import sample_plan, sampled_supported, select_topk_sampled
 from ._step1 import approx_logits
 from ._step2 import sparse_attention
 from ._tuned import shape_key, tuned_entry
@@ -23,14 +24,19 @@ __all__ = [
 ]
 
 # Calibration of the fallback rule (H200, bf16; see benchmarks/README.md). Effective bandwidths
-# are what the kernels reach on long inputs; the fixed costs are the launch chains (dense: one
-# SDPA call, SparQ: query preparation plus four kernels).
-_DENSE_BW = 3.6e12
+# are what the kernels reach on long inputs (dense SDPA reads at ~4.6 TB/s on the K1 shape); the
+# fixed costs are the launch chains (dense: one SDPA call, SparQ: query preparation plus five or
+# six kernels).
+_DENSE_BW = 4.4e12
 _SPARQ_BW = 2.8e12
 _DENSE_FIXED_S = 10e-6
 _SPARQ_FIXED_S = 45e-6
-# The selection is latency-bound: one program walks each (batch, KV head) row, ~1.2 ns per
-# position (H200 estimate), so few long rows (B = 1, S = 128k) cost more than the bytes saved.
+# Latency terms of the selection. Sampled selection: its final kernel (one program per
+# (batch, KV head) row, ~4 resident per SM) searches the candidate slots in registers, ~5 us plus
+# ~2 ns per slot per wave of rows. Single-program radix selection (rows too long for the sampled
+# candidate block): ~1.2 ns per position per wave of one row per SM.
+_FINAL_S = 5e-6
+_FINAL_S_PER_SLOT = 2e-9
 _SELECT_S_PER_POS = 1.2e-9
 _NUM_SMS = 132
 
@@ -40,26 +46,31 @@ def dense_decode_is_faster(B: int, Hq: int, Hkv: int, S: int, dh: int, r: int, k
 
     A bandwidth model (paper section 3 transfer counts, plus the fp32 scratch the selection reads)
     with fixed per-call costs: SparQ moves ``S*r + 2*k*dh`` cache elements per KV head plus
-    ``8*G*S`` scratch bytes, dense moves ``2*S*dh`` elements; the top-k selection adds a
-    latency term proportional to S per wave of (batch, KV head) rows. With the H200 constants the
-    SparQ kernels are chosen for the K1/K2 shapes of the benchmarks and dense attention for short
-    sequences (B=1, S=4k) and for a single long sequence (B=1, Hkv=8, S=128k), where the
-    selection is slower than reading the whole cache. All sizes are Python ints.
+    ``8*G*S`` scratch bytes, dense moves ``2*S*dh`` elements; the top-k selection adds a latency
+    term per wave of (batch, KV head) rows (see the constants above). With the H200 constants the
+    SparQ kernels are chosen for the K1/K2 and end-to-end shapes of the benchmarks and dense
+    attention for short sequences (B=1, S=4k) and for a single long sequence (B=1, Hkv=8,
+    S=128k), where the selection is slower than reading the whole cache. All sizes are Python
+    ints.
 
     When the committed tuning table (``tuned.json``, written by ``benchmarks/tune_sparq.py`` on
-    the GPU) holds this exact shape for the current CUDA device, its measured verdict (dense
-    time <= 1.05 x best SparQ time) replaces the model.
+    the GPU) holds this exact shape for the current CUDA device, its measured verdict (dense time
+    <= best SparQ time) replaces the model.
     """
     entry = tuned_entry(shape_key(B, Hq, Hkv, S, dh, r, k))
     if entry is not None and "dense_faster" in entry:
         return bool(entry["dense_faster"])
     G = max(1, Hq // max(1, Hkv))
     esize = 2
-    dense_bytes = B * Hkv * 2 * S * dh * esize
-    sparq_bytes = B * Hkv * ((S * r + 2 * min(k, S) * dh) * esize + 8 * G * S)
+    rows = B * Hkv
+    dense_bytes = rows * 2 * S * dh * esize
+    sparq_bytes = rows * ((S * r + 2 * min(k, S) * dh) * esize + 8 * G * S)
     t_dense = dense_bytes / _DENSE_BW + _DENSE_FIXED_S
-    waves = -(-(B * Hkv) // _NUM_SMS)
-    t_select = waves * S * _SELECT_S_PER_POS
+    if sampled_supported(S, min(k, S)):
+        slots = sample_plan(S, min(k, S))["slots"]
+        t_select = -(-rows // (4 * _NUM_SMS)) * (_FINAL_S + slots * _FINAL_S_PER_SLOT)
+    else:
+        t_select = -(-rows // _NUM_SMS) * S * _SELECT_S_PER_POS
     t_sparq = sparq_bytes / _SPARQ_BW + _SPARQ_FIXED_S + t_select
     return t_dense <= t_sparq
 
@@ -158,7 +169,9 @@ def sparq_attention_triton(
         dense_fallback: use dense attention when :func:`dense_decode_is_faster` says so.
         selection: ``"triton"`` (the single-program radix selection), ``"sampled"`` (sampled
             threshold + parallel candidate filter, :func:`select_topk_sampled`), ``"torch"``
-            (``torch.topk``) or ``"auto"``: the tuning table's choice for this shape when it
+            (``torch.topk``), ``"fused"`` (one head per KV head only: step 1 fused with the
+            candidate filter, :func:`select_fused_mha`; other shapes fall back to ``"auto"``)
+            or ``"auto"``: the tuning table's choice for this shape when it
             has one, else on the GPU all applicable variants are timed once per shape on the
             first eager call and the fastest is kept (inside a CUDA-graph capture an untimed
             shape uses the sampled selection when it applies, else the Triton one).
@@ -184,20 +197,29 @@ def sparq_attention_triton(
         seq_lens = torch.full((B,), S, device=q.device, dtype=torch.int64)
     elif seq_lens.dtype != torch.int64:
         seq_lens = seq_lens.to(torch.int64)
-    if selection not in _SELECTORS and selection != "auto":
+    if selection not in _SELECTORS and selection not in ("auto", "fused"):
         raise ValueError(
-            f"selection must be 'auto', 'triton', 'sampled' or 'torch', got {selection!r}"
+            "selection must be 'auto', 'triton', 'sampled', 'fused' or 'torch', "
+            f"got {selection!r}"
         )
     entry = tuned_entry(shape_key(B, Hq, Hkv, S, dh, r, k)) or {}
     i1, q_hat = prepare_query(q, Hkv, r, scale)
-    logits, tmax, tsum = approx_logits(K_t, i1, q_hat, seq_lens, **entry.get("step1", {}))
     if selection == "auto":
-        selection = entry.get("selection") or _pick_selection(
-            logits, tmax, tsum, seq_lens, k, local_window, sink_tokens
+        selection = entry.get("selection", "auto")
+    sel_kw = entry.get("selection_kw", {}) if selection == entry.get("selection") else {}
+    if selection == "fused" and fused_mha_supported(Hq // Hkv, S, k, sel_kw.get("tile")):
+        idx, alpha = select_fused_mha(K_t, i1, q_hat, seq_lens, k, local_window, sink_tokens,
+                                      **sel_kw)  # fmt: skip
+    else:
+        logits, tmax, tsum = approx_logits(K_t, i1, q_hat, seq_lens, **entry.get("step1", {}))
+        if selection in ("auto", "fused"):
+            sel_kw = {}
+            selection = _pick_selection(logits, tmax, tsum, seq_lens, k, local_window, sink_tokens)
+        if selection == "sampled" and not sampled_supported(S, k, sel_kw.get("chunk")):
+            selection, sel_kw = "triton", {}
+        idx, alpha = _SELECTORS[selection](
+            logits, tmax, tsum, seq_lens, k, local_window, sink_tokens, **sel_kw
         )
-    if selection == "sampled" and not sampled_supported(S, k):
-        selection = "triton"
-    idx, alpha = _SELECTORS[selection](logits, tmax, tsum, seq_lens, k, local_window, sink_tokens)
     realloc = reallocation and v_mean is not None
     return sparse_attention(
         q,

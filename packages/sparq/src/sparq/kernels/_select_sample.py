@@ -59,8 +59,7 @@ def _threshold_kernel(
     tl.store(stat_ptr + bh * 2 * GP + heads, M)
     tl.store(stat_ptr + bh * 2 * GP + GP + heads, inv_z)
     n = tl.arange(0, SAMP)
-    nrun: tl.constexpr = SAMP // RUN
-    cols = (((n // RUN).to(tl.int64) * S) // nrun + (n % RUN)).to(tl.int32)
+    cols = (((n // RUN).to(tl.int64) * S) // (SAMP // RUN) + (n % RUN)).to(tl.int32)
     u = _keys(logit_ptr + bh * G * S, cols, heads, M, inv_z, seq_len, S, window, sinks, G)
     tl.store(thr_ptr + bh, _rank_threshold(u, RANK))
 
@@ -147,7 +146,7 @@ def _exact_row_fallback(
 def _final_kernel(
     logit_ptr, lens_ptr, stat_ptr, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, out_idx_ptr, alpha_ptr,
     S, HKV, NCH, K, window, sinks, G: tl.constexpr, GP: tl.constexpr, NCHP: tl.constexpr,
-    CAP: tl.constexpr, CHF: tl.constexpr,
+    CAP: tl.constexpr, SLOTS: tl.constexpr, CHF: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     heads = tl.arange(0, GP)
@@ -156,7 +155,7 @@ def _final_kernel(
     ok = (tl.sum(cnt, axis=0) >= K) & (tl.max(cnt, axis=0) <= CAP)
     out_row = out_idx_ptr + bh * K
     if ok:
-        slots = tl.arange(0, NCHP * CAP)
+        slots = tl.arange(0, SLOTS)
         c = slots // CAP
         live = (c < NCH) & ((slots % CAP) < tl.load(cnt_ptr + bh * NCH + c, mask=c < NCH))
         base = bh * NCH * CAP
@@ -190,7 +189,8 @@ def sample_plan(S: int, k: int, chunk: int | None = None, samples: int | None = 
 
     Returns a dict with ``SAMP`` (sample size, power of two, ``<= S/4``), ``RANK`` (sample rank of
     the threshold), ``CH``/``NCH`` (chunk length and count), ``CAP`` (slots per chunk, about twice
-    the expected ``MARGIN * k * CH / S`` candidates) and ``slots = next_pow2(NCH) * CAP``. Without
+    the expected ``MARGIN * k * CH / S`` candidates, widened to fill the register block) and
+    ``slots = next_pow2(NCH * CAP)``, the final kernel's register block. Without
     ``chunk`` the chunk length (512-4096) giving the fewest slots is taken (1024 on ties). The
     plan is usable when ``slots <= MAX_SLOTS`` (see :func:`sampled_supported`).
     """
@@ -201,9 +201,10 @@ def sample_plan(S: int, k: int, chunk: int | None = None, samples: int | None = 
     def plan(ch: int) -> dict:
         ch = min(ch, max(16, triton.next_power_of_2(S)))
         nch = triton.cdiv(S, ch)
-        cap = min(ch, max(16, triton.next_power_of_2(math.ceil(2 * MARGIN * k * ch / S))))
-        slots = max(2, triton.next_power_of_2(nch)) * cap
-        return {"CH": ch, "NCH": nch, "CAP": cap, "slots": slots}
+        cap0 = min(ch, max(16, math.ceil(2 * MARGIN * k * ch / S)))
+        slots = max(32, triton.next_power_of_2(nch * cap0))
+        # the register block is a power of two anyway: give its spare room to the chunks
+        return {"CH": ch, "NCH": nch, "CAP": min(ch, slots // nch), "slots": slots}
 
     if chunk:
         best = plan(chunk)
@@ -273,6 +274,7 @@ def select_topk_sampled(
     _final_kernel[(rows,)](
         logits, seq_lens, stat, cnt, ckey, cpos, cp, idx, alpha, S, Hkv, nch, k, local_window,
         sink_tokens, G=G, GP=GP, NCHP=max(2, triton.next_power_of_2(nch)), CAP=cap,
+        SLOTS=plan["slots"],
         CHF=min(512, max(16, triton.next_power_of_2(S))),
         num_warps=num_warps or (8 if plan["slots"] >= 4096 else 4),
     )  # fmt: skip
