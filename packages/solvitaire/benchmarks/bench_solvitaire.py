@@ -1,17 +1,26 @@
-"""Throughput against the reference program's recorded times (outcomes/*.tsv, seeds 1-40).
+"""Throughput against the reference program's recorded times, and `--jobs 2` scaling.
 
-The baseline is the reference's summed wall time over the deals it decided; the candidate solves
-the same deals with a 3 s limit. `extra` records deals/s, states/s and agreement counts.
+`solve_reference_seeds`: the reference's `outcomes/<game>.tsv` (seeds 1-40, one core, 3 s limit)
+give its wall time per deal. A first pass solves every seed with the same 3 s limit (this is
+also the correctness check: an answer that differs from a decided reference answer fails the
+case) and counts timeouts on both sides; the timed pass then re-solves exactly the deals that
+both programs decide, and the baseline is the reference's summed time over those deals, so
+speed-up = reference time / our time on the same deals (our time includes dealing and the
+replay verification of every solution).
+
+`winnability_jobs`: the same winnability run with `jobs=2` (candidate) and `jobs=1` (baseline),
+both measured here; the speed-up is the parallel scaling.
 """
 
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 from monobench import Measure, case
 
-from solvitaire import load_rules, solve
+from solvitaire import deal, load_rules, solve, winnability
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "solvitaire" / "outcomes"
 GAMES = [
@@ -24,53 +33,111 @@ GAMES = [
     "bakers-game",
     "golf",
 ]
+LIMIT_S = 3.0  # the reference's per-deal limit in outcomes/*.tsv
 
 
 def _rows(game: str, n: int) -> list[dict]:
     with open(SHARED / f"{game}.tsv") as f:
-        rows = [r for r in csv.DictReader(f, delimiter="\t") if r["outcome"] != "timed-out"]
-    return rows[:n]
+        return list(csv.DictReader(f, delimiter="\t"))[:n]
 
 
 @case(
     "solve_reference_seeds",
     params=[{"game": g, "n": 40} for g in GAMES],
-    quick_params=[{"game": g, "n": 5} for g in ("klondike", "free-cell", "golf")],
+    quick_params=[{"game": g, "n": 8} for g in ("klondike", "free-cell", "golf")],
     devices=("cpu",),
 )
 def bench_solve(game: str, n: int, device: str) -> Measure:
     rules = load_rules(game)
     rows = _rows(game, n)
-    solve(int(rows[0]["seed"]), rules, max_states=10)  # compile outside the timing
-    stats: dict = {"agree": 0, "disagree": 0, "our_timeouts": 0, "states": 0, "deals": len(rows)}
+    deals = {int(r["seed"]): deal(rules, int(r["seed"])) for r in rows}
+    solve(deals[int(rows[0]["seed"])], rules, max_states=10)  # compile outside the timing
+    stats: dict = {"deals": len(rows), "limit_s": LIMIT_S}
+    both: list[int] = []
+    ref_ms = 0
+    agree = disagree = ours_to = ref_to = 0
+    probe_states = 0
+    probe_cpu = 0.0
+    for r in rows:
+        seed = int(r["seed"])
+        c0 = time.process_time()
+        res = solve(deals[seed], rules, timeout=LIMIT_S)
+        probe_cpu += time.process_time() - c0
+        probe_states += res.stats["states"]
+        ours = res.status.value
+        ref_to += r["outcome"] == "timed-out"
+        ours_to += ours == "timed-out"
+        if ours == "timed-out" or r["outcome"] == "timed-out":
+            continue
+        if ours == r["outcome"]:
+            agree += 1
+        else:
+            disagree += 1
+        both.append(seed)
+        ref_ms += int(r["ms"])
+    stats.update(
+        both_decided=len(both),
+        agree=agree,
+        disagree=disagree,
+        our_timeouts=ours_to,
+        ref_timeouts=ref_to,
+        probe_states_per_cpu_s=round(probe_states / max(probe_cpu, 1e-9)),
+    )
 
     def run() -> None:
-        stats.update(agree=0, disagree=0, our_timeouts=0, states=0)
-        for r in rows:
-            res = solve(int(r["seed"]), rules, timeout=3.0)
-            stats["states"] += res.stats["states"]
-            if res.status.value == "timed-out":
-                stats["our_timeouts"] += 1
-            elif res.status.value == r["outcome"]:
-                stats["agree"] += 1
-            else:
-                stats["disagree"] += 1
+        states = 0
+        c0 = time.process_time()
+        for seed in both:
+            states += solve(deals[seed], rules, timeout=10 * LIMIT_S).stats["states"]
+        cpu = time.process_time() - c0
+        stats.update(
+            states=states,
+            cpu_s=round(cpu, 3),
+            states_per_cpu_s=round(states / max(cpu, 1e-9)),
+            ref_s=ref_ms / 1000,
+            ratio_vs_ref_cpu=round(ref_ms / 1000 / max(cpu, 1e-9), 3),
+        )
 
     def check() -> None:
-        run()
-        if stats["disagree"]:
-            raise AssertionError(
-                f"{game}: {stats['disagree']} outcomes disagree with the reference"
-            )
+        if disagree:
+            raise AssertionError(f"{game}: {disagree} outcomes disagree with the reference")
+        if not both:
+            raise AssertionError(f"{game}: no deal decided by both programs")
 
-    ref_s = sum(int(r["ms"]) for r in rows) / 1000 or 1e-3
     return Measure(
         candidate=run,
-        baseline_seconds=ref_s,
+        baseline_seconds=max(ref_ms, 1) / 1000,
         candidate_label="solvitaire (numba)",
         baseline_label="reference C++ (recorded)",
         warmup=0,
         repeats=1,
         extra=stats,
         check=check,
+    )
+
+
+@case(
+    "winnability_jobs",
+    params=[{"game": "klondike", "deals": 60, "jobs": 2}],
+    quick_params=[{"game": "klondike", "deals": 16, "jobs": 2}],
+    devices=("cpu",),
+)
+def bench_jobs(game: str, deals: int, jobs: int, device: str) -> Measure:
+    rules = load_rules(game)
+    solve(1, rules, max_states=10)  # compiled before the worker processes fork
+    kw = {"timeout": 1.0, "progress": False}
+    out: dict = {"deals": deals, "jobs": jobs, "timeout_s": kw["timeout"]}
+
+    def par() -> None:
+        est = winnability(rules, deals, jobs=jobs, **kw)
+        out.update(solved=est.solved, unsolvable=est.unsolvable, timeouts=est.timeouts)
+
+    return Measure(
+        candidate=par,
+        baseline=lambda: winnability(rules, deals, jobs=1, **kw),
+        candidate_label=f"winnability jobs={jobs}",
+        baseline_label="winnability jobs=1",
+        warmup=0,
+        repeats=1,
+        extra=out,
     )

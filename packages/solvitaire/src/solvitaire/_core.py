@@ -6,7 +6,7 @@ is invalidated whenever any of it changes.
 A state is one ``int16`` vector. Layout (offsets stored in ``cfg``):
 ``[passes, hole top, foundation counts (NF), cells (C), pile lengths (NP), face-down counts (T),
 pile data (NP x CAP)]``; piles are the T tableau piles, the R reserve piles, the stock and the
-waste, bottom card first. A move is six ``int32``: ``kind, a, b, n, steps, redeals``.
+waste, bottom card first. A move is seven ``int32``: ``kind, a, b, n, steps, redeals, flags``.
 """
 
 from __future__ import annotations
@@ -211,7 +211,37 @@ def _add(mv, k, kind, a, b, n, steps, red):
     mv[k, 3] = n
     mv[k, 4] = steps
     mv[k, 5] = red
+    mv[k, 6] = 0
     return k + 1
+
+
+@njit(cache=True)
+def _safe(S, cfg, f, pos, c):
+    """True when card ``c`` (rank position ``pos`` on foundation ``f``) may go up safely:
+    the paper's dominance (Blake & Gent, section 5.4.1) for the game's build policy."""
+    b = cfg[BUILD]
+    of = cfg[OFF_F]
+    if b == 0:
+        for g in range(cfg[NF]):  # noqa: SIM110 - explicit loops compile best in numba
+            if g != f and S[of + g] < pos - 2:
+                return False
+        return True
+    if b == 1:
+        a1 = True
+        a2 = True
+        for g in range(cfg[NF]):
+            if g == f:
+                continue
+            cnt = S[of + g]
+            if (g & 1) != (c & 1):
+                if cnt < pos - 2:
+                    a1 = False
+                if cnt < pos - 1:
+                    a2 = False
+            elif cnt < pos - 3:
+                a1 = False
+        return a1 or (a2 and cfg[FREM] == 0)
+    return True
 
 
 @njit(cache=True)
@@ -233,35 +263,19 @@ def dominance(S, cfg, mv, k):
         f = found_target(S, cfg, c)
         if f < 0:
             continue
-        pos = S[cfg[OFF_F] + f] + 1
-        ok = True
-        b = cfg[BUILD]
-        if b == 0:
-            for g in range(cfg[NF]):
-                if g != f and S[cfg[OFF_F] + g] < pos - 2:
-                    ok = False
-        elif b == 1:
-            a1 = True
-            a2 = True
-            for g in range(cfg[NF]):
-                if g == f:
-                    continue
-                cnt = S[cfg[OFF_F] + g]
-                if (g & 1) != (c & 1):
-                    if cnt < pos - 2:
-                        a1 = False
-                    if cnt < pos - 1:
-                        a2 = False
-                elif cnt < pos - 3:
-                    a1 = False
-            ok = a1 or (a2 and cfg[FREM] == 0)
-        if not ok:
+        if not _safe(S, cfg, f, S[cfg[OFF_F] + f] + 1, c):
             continue
         if s < nt:
-            return _add(mv, k, K_T2F, s, 0, 1, 0, 0)
-        if s < nt + cfg[C]:
-            return _add(mv, k, K_C2F, s - nt, 0, 1, 0, 0)
-        return _add(mv, k, K_R2F, s - nt - cfg[C], 0, 1, 0, 0)
+            k = _add(mv, k, K_T2F, s, f, 1, 0, 0)
+            if S[cfg[OFF_D] + s] > 0 and _len(S, cfg, s) - 1 == S[cfg[OFF_D] + s]:
+                mv[k - 1, 6] = 3
+                return k
+        elif s < nt + cfg[C]:
+            k = _add(mv, k, K_C2F, s - nt, f, 1, 0, 0)
+        else:
+            k = _add(mv, k, K_R2F, s - nt - cfg[C], f, 1, 0, 0)
+        mv[k - 1, 6] = 1
+        return k
     return k
 
 
@@ -289,11 +303,142 @@ def _place_targets(S, cfg, c, skip, mv, k, kind, a, n, steps, red, first_empty):
 
 
 @njit(cache=True)
-def gen_moves(S, cfg, mv, k):
-    """Append every (pruned) legal move of state S at mv[k:], most promising first."""
+def dst_code(mv, i):
+    """Where move ``i`` puts its card(s): tableau j -> j, cell c -> 1000 + c, foundation f ->
+    2000 + f, anything else -1 (used to prune moving the same card twice in a row)."""
+    kind = mv[i, 0]
+    b = mv[i, 2]
+    if kind == K_T2T or kind == K_C2T or kind == K_R2T or kind == K_F2T:  # noqa: SIM109
+        return b
+    if kind == K_T2C or kind == K_R2C:  # noqa: SIM109
+        return 1000 + b
+    if kind == K_T2F or kind == K_C2F or kind == K_R2F:  # noqa: SIM109
+        return 2000 + b
+    if kind == K_W:
+        n = mv[i, 3]
+        if n == 0:
+            return 2000 + b
+        if n == 1:
+            return b
+        return 1000 + b
+    return -1
+
+
+@njit(cache=True)
+def _stock_moves(S, cfg, mv, k, mode, fe, free_cell):
+    """Compound "k+" stock moves (Bjarnason et al.): every card reachable by dealing ``deal
+    count`` cards at a time (and redealing), played to a foundation (mode 0), the tableau
+    (mode 1) or a cell (mode 2) in one move."""
+    nt = cfg[T]
+    stock = nt + cfg[R]
+    nw = _len(S, cfg, stock + 1)
+    tot = nw + _len(S, cfg, stock)
+    if tot == 0:
+        return k
+    kk = cfg[DCOUNT]
+    m = nw
+    steps = 0
+    red = 0
+    seen0 = np.uint64(0)
+    seen1 = np.uint64(0)
+    while True:
+        if m > 0:
+            c = _waste_card(S, cfg, m)
+            if mode == 0:
+                f = found_target(S, cfg, c)
+                if f >= 0:
+                    k = _add(mv, k, K_W, m, f, 0, steps, red)
+            elif mode == 1:
+                for j in range(nt):
+                    if _len(S, cfg, j) == 0:
+                        if cfg[SYM] == 1 and j != fe:
+                            continue
+                        if space_ok(cfg, c):
+                            k = _add(mv, k, K_W, m, j, 1, steps, red)
+                    elif _builds(cfg[BUILD], c, _top(S, cfg, j), cfg[BASE], cfg[MR]):
+                        k = _add(mv, k, K_W, m, j, 1, steps, red)
+            elif free_cell >= 0:
+                k = _add(mv, k, K_W, m, free_cell, 2, steps, red)
+        if cfg[REDEALS] < 0:
+            bit = np.uint64(1) << np.uint64(m & 63)
+            if m < 64:
+                if seen0 & bit:
+                    break
+                seen0 |= bit
+            else:
+                if seen1 & bit:
+                    break
+                seen1 |= bit
+        if m < tot:
+            m = min(m + kk, tot)
+        elif cfg[REDEALS] < 0 or S[0] + red < cfg[REDEALS]:
+            m = 0
+            red += 1
+        else:
+            break
+        steps += 1
+    return k
+
+
+@njit(cache=True)
+def _tableau_moves(S, cfg, mv, k, fe, singles):
+    """Tableau-to-tableau moves: single cards (``singles``) or built groups of 2+ cards; under
+    "partial-if-card-above-buildable" (GMODE 4) every size is a group, and a part of a built
+    group may go onto a card only when the card it uncovers can go to a foundation (the
+    reference's rule; Blake & Gent section 5.4.2)."""
+    nt = cfg[T]
+    gm = cfg[GMODE]
+    od = cfg[OFF_D]
+    for i in range(nt):
+        n = _len(S, cfg, i)
+        if n == 0:
+            continue
+        run = run_length(S, cfg, i) if gm != 0 else 1
+        glo = 1
+        ghi = run
+        if gm == 4:
+            if singles:
+                continue
+        elif singles:
+            ghi = 1
+        else:
+            glo = 2
+        for g in range(glo, ghi + 1):
+            if gm == 2 and g > 1 and not (g == n and S[od + i] == 0):
+                continue
+            if gm == 3 and g > 1 and g != run:
+                continue
+            c = _at(S, cfg, i, n - g)
+            whole = g == n and S[od + i] == 0
+            for j in range(nt):
+                if j == i:
+                    continue
+                if _len(S, cfg, j) == 0:
+                    if cfg[SYM] == 1 and (whole or j != fe):
+                        continue
+                    if space_ok(cfg, c):
+                        k = _add(mv, k, K_T2T, i, j, g, 0, 0)
+                elif _builds(cfg[BUILD], c, _top(S, cfg, j), cfg[BASE], cfg[MR]):
+                    if gm == 4 and g < run and found_target(S, cfg, _at(S, cfg, i, n - g - 1)) < 0:
+                        continue
+                    k = _add(mv, k, K_T2T, i, j, g, 0, 0)
+    return k
+
+
+@njit(cache=True)
+def gen_moves(S, cfg, mv, k, pdst, pflags):
+    """Append every (pruned) legal move of state S at mv[k:], most promising first.
+
+    ``pdst``/``pflags``: destination code and flags of the move that led here (-1/0 at the
+    root). As in the reference, the card just moved is not moved on to a cell or foundation
+    at once (unless the move was automatic), a card just put on a foundation is not taken back
+    unless that move turned a card face up, and a foundation card is never taken back when the
+    dominance would put it straight back. The order follows the reference (section 2.6)."""
     nt = cfg[T]
     nc = cfg[C]
     oc = cfg[OFF_C]
+    of = cfg[OFF_F]
+    od = cfg[OFF_D]
     fe = _first_empty(S, cfg)
     free_cell = -1
     for i in range(nc):
@@ -301,12 +446,15 @@ def gen_moves(S, cfg, mv, k):
             free_cell = i
             break
     stock = nt + cfg[R]
+    waste_stock = cfg[DTYPE] == 0 and cfg[SSIZE] > 0
+    redeal = cfg[REDEALS] != 0
+    pdom = (pflags & 1) != 0
     # spider: complete suits home
     if cfg[FPRES] and cfg[FCOMP]:
         mr = cfg[MR]
         for i in range(nt):
             n = _len(S, cfg, i)
-            if n - S[cfg[OFF_D] + i] < mr:
+            if n - S[od + i] < mr:
                 continue
             top = _at(S, cfg, i, n - 1)
             ok = (top >> 2) == 1
@@ -318,106 +466,48 @@ def gen_moves(S, cfg, mv, k):
             if ok:
                 k = _add(mv, k, K_SPIDER, i, 0, mr, 0, 0)
     # to foundations / hole
-    for i in range(nt):
-        c = _top(S, cfg, i)
-        if c == 0:
-            continue
-        if found_target(S, cfg, c) >= 0:
-            k = _add(mv, k, K_T2F, i, 0, 1, 0, 0)
-        if hole_ok(S, cfg, c):
-            k = _add(mv, k, K_T2H, i, 0, 1, 0, 0)
-    for i in range(nc):
-        c = S[oc + i]
-        if c == 0:
-            continue
-        if found_target(S, cfg, c) >= 0:
-            k = _add(mv, k, K_C2F, i, 0, 1, 0, 0)
-        if hole_ok(S, cfg, c):
-            k = _add(mv, k, K_C2H, i, 0, 1, 0, 0)
     for r in range(cfg[R]):
         c = _top(S, cfg, nt + r)
         if c == 0:
             continue
-        if found_target(S, cfg, c) >= 0:
-            k = _add(mv, k, K_R2F, r, 0, 1, 0, 0)
+        f = found_target(S, cfg, c)
+        if f >= 0:
+            k = _add(mv, k, K_R2F, r, f, 1, 0, 0)
         if hole_ok(S, cfg, c):
             k = _add(mv, k, K_R2H, r, 0, 1, 0, 0)
+    for i in range(nc):
+        c = S[oc + i]
+        if c == 0 or (pdst == 1000 + i and not pdom):
+            continue
+        f = found_target(S, cfg, c)
+        if f >= 0:
+            k = _add(mv, k, K_C2F, i, f, 1, 0, 0)
+        if hole_ok(S, cfg, c):
+            k = _add(mv, k, K_C2H, i, 0, 1, 0, 0)
+    for i in range(nt):
+        c = _top(S, cfg, i)
+        if c == 0 or (pdst == i and not pdom):
+            continue
+        f = found_target(S, cfg, c)
+        if f >= 0:
+            k = _add(mv, k, K_T2F, i, f, 1, 0, 0)
+            if S[od + i] > 0 and _len(S, cfg, i) - 1 == S[od + i]:
+                mv[k - 1, 6] = 2  # turns a card face up
+        if hole_ok(S, cfg, c):
+            k = _add(mv, k, K_T2H, i, 0, 1, 0, 0)
+    if waste_stock and redeal:
+        k = _stock_moves(S, cfg, mv, k, 0, fe, free_cell)
     # cells to tableau
     for i in range(nc):
         c = S[oc + i]
-        if c != 0:
+        if c != 0 and pdst != 1000 + i:
             k = _place_targets(S, cfg, c, -1, mv, k, K_C2T, i, 1, 0, 0, fe)
-    # tableau to tableau (single cards then groups)
-    gm = cfg[GMODE]
-    for i in range(nt):
-        n = _len(S, cfg, i)
-        if n == 0:
-            continue
-        run = run_length(S, cfg, i) if gm != 0 else 1
-        for g in range(1, run + 1):
-            if g > 1:
-                if gm == 2 and not (g == n and S[cfg[OFF_D] + i] == 0):
-                    continue
-                if gm == 3 and g != run:
-                    continue
-            if gm == 4 and g < run and found_target(S, cfg, _at(S, cfg, i, n - g - 1)) < 0:
-                continue
-            c = _at(S, cfg, i, n - g)
-            whole = g == n and S[cfg[OFF_D] + i] == 0
-            for j in range(nt):
-                if j == i:
-                    continue
-                if _len(S, cfg, j) == 0:
-                    if cfg[SYM] == 1 and (whole or j != fe):
-                        continue
-                    if space_ok(cfg, c):
-                        k = _add(mv, k, K_T2T, i, j, g, 0, 0)
-                elif _builds(cfg[BUILD], c, _top(S, cfg, j), cfg[BASE], cfg[MR]):
-                    k = _add(mv, k, K_T2T, i, j, g, 0, 0)
-    # stock / waste (k+ compound moves)
-    if cfg[DTYPE] == 0 and cfg[SSIZE] > 0:
-        nw = _len(S, cfg, stock + 1)
-        tot = nw + _len(S, cfg, stock)
-        if tot > 0:
-            kk = cfg[DCOUNT]
-            m = nw
-            steps = 0
-            red = 0
-            seen0 = np.uint64(0)
-            seen1 = np.uint64(0)
-            while True:
-                if m > 0:
-                    c = _waste_card(S, cfg, m)
-                    if found_target(S, cfg, c) >= 0:
-                        k = _add(mv, k, K_W, m, 0, 0, steps, red)
-                    for j in range(nt):
-                        if _len(S, cfg, j) == 0:
-                            if cfg[SYM] == 1 and j != fe:
-                                continue
-                            if space_ok(cfg, c):
-                                k = _add(mv, k, K_W, m, j, 1, steps, red)
-                        elif _builds(cfg[BUILD], c, _top(S, cfg, j), cfg[BASE], cfg[MR]):
-                            k = _add(mv, k, K_W, m, j, 1, steps, red)
-                    if free_cell >= 0:
-                        k = _add(mv, k, K_W, m, free_cell, 2, steps, red)
-                if cfg[REDEALS] < 0:
-                    bit = np.uint64(1) << np.uint64(m & 63)
-                    if m < 64:
-                        if seen0 & bit:
-                            break
-                        seen0 |= bit
-                    else:
-                        if seen1 & bit:
-                            break
-                        seen1 |= bit
-                if m < tot:
-                    m = min(m + kk, tot)
-                elif cfg[REDEALS] < 0 or S[0] + red < cfg[REDEALS]:
-                    m = 0
-                    red += 1
-                else:
-                    break
-                steps += 1
+    # tableau to tableau: single cards, then built groups
+    k = _tableau_moves(S, cfg, mv, k, fe, True)
+    if cfg[GMODE] != 0:
+        k = _tableau_moves(S, cfg, mv, k, fe, False)
+    if waste_stock and redeal:
+        k = _stock_moves(S, cfg, mv, k, 1, fe, free_cell)
     # reserve to tableau
     for r in range(cfg[R]):
         c = _top(S, cfg, nt + r)
@@ -426,16 +516,26 @@ def gen_moves(S, cfg, mv, k):
     # worrying back
     if cfg[FPRES] and cfg[FREM]:
         for f in range(cfg[NF]):
-            if S[cfg[OFF_F] + f] > 0:
-                k = _place_targets(S, cfg, found_top(S, cfg, f), -1, mv, k, K_F2T, f, 1, 0, 0, fe)
+            cnt = S[of + f]
+            if cnt == 0 or (pdst == 2000 + f and (pflags & 2) == 0):
+                continue
+            c = found_top(S, cfg, f)
+            if cfg[DOM] and _safe(S, cfg, f, cnt, c):
+                continue
+            k = _place_targets(S, cfg, c, -1, mv, k, K_F2T, f, 1, 0, 0, fe)
+    if waste_stock and not redeal:
+        k = _stock_moves(S, cfg, mv, k, 1, fe, free_cell)
+        k = _stock_moves(S, cfg, mv, k, 0, fe, free_cell)
     # into cells
     if free_cell >= 0:
-        for i in range(nt):
-            if _len(S, cfg, i) > 0:
-                k = _add(mv, k, K_T2C, i, free_cell, 1, 0, 0)
+        if waste_stock:
+            k = _stock_moves(S, cfg, mv, k, 2, fe, free_cell)
         for r in range(cfg[R]):
             if _len(S, cfg, nt + r) > 0:
                 k = _add(mv, k, K_R2C, r, free_cell, 1, 0, 0)
+        for i in range(nt):
+            if _len(S, cfg, i) > 0 and pdst != i:
+                k = _add(mv, k, K_T2C, i, free_cell, 1, 0, 0)
     # deal the stock to every pile / to the hole
     if cfg[DTYPE] != 0 and _len(S, cfg, stock) > 0:
         k = _add(mv, k, K_DEAL, 0, 0, 1, 0, 0)
@@ -522,17 +622,26 @@ def apply_move(S, cfg, mv, i):
 # ---------------------------------------------------------------------------- search
 # Compiled depth-first search with a 128-bit open-addressing transposition table.
 #
-# The state key is permutation-invariant over tableau piles (a sum of per-pile mixed hashes),
-# over cells and over unstacked reserve piles, so symmetric positions share one table entry.
-# Two independent 64-bit hashes are stored per entry (no full-key check; the chance of a false
-# "seen" in a run of 10^8 states is about 10^16 / 2^128, i.e. negligible).
+# The state key is permutation-invariant over tableau piles (a sum of per-pile hashes), over
+# cells and over unstacked reserve piles, so symmetric positions share one table entry. Each
+# pile is hashed Zobrist-style (XOR of random words per (position, card)) in two independent
+# 64-bit lanes; both lanes are stored per entry (no full-key check; the chance of a false
+# "seen" among 10^8 states is about 10^16 / 2^128, i.e. negligible).
+# The table starts small and doubles (the caller rehashes) while it fits the memory budget.
 # The search is resumable: :func:`search_chunk` runs at most ``budget`` nodes and returns, so the
 # caller can enforce wall-clock timeouts between chunks.
-#
 
-RUNNING, SOLVED, UNSOLVABLE, MEMORY, BUFFER = 0, 1, 2, 3, 4
+RUNNING, SOLVED, UNSOLVABLE, MEMORY, BUFFER, GROW = 0, 1, 2, 3, 4, 5
 # ctl indices
-D_DEPTH, D_STATUS, D_NODES, D_UNIQUE, D_DOM, D_MAXD, D_BACK, D_FILL = range(8)
+D_DEPTH, D_STATUS, D_NODES, D_UNIQUE, D_DOM, D_MAXD, D_BACK, D_FILL, D_CANGROW = range(9)
+NCTL = 10
+ZPOS, ZCARD = 128, 64  # Zobrist table: positions within a pile x card codes
+
+
+def zobrist_table(seed: int = 20261129) -> np.ndarray:
+    """Random 64-bit words, shape (2 lanes, ZPOS positions, ZCARD card codes)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 2**63, size=(2, ZPOS, ZCARD), dtype=np.int64).astype(np.uint64) * 2 + 1
 
 
 @njit(cache=True, inline="always")
@@ -542,85 +651,127 @@ def _mix(x):
     return x ^ (x >> np.uint64(31))
 
 
-@njit(cache=True)
-def _seq_hash(S, cfg, p, salt, extra):
+@njit(cache=True, inline="always")
+def _pile_hash(S, cfg, Z, p, tag):
+    """Two 64-bit hashes of pile ``p`` (its cards bottom first), salted by ``tag``."""
     base = cfg[OFF_DATA] + p * cfg[CAP]
     n = S[cfg[OFF_L] + p]
-    h = _mix(np.uint64(salt) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(extra + 1))
+    a = np.uint64(tag) * np.uint64(0x9E3779B97F4A7C15)
+    b = np.uint64(tag) * np.uint64(0xC2B2AE3D27D4EB4F)
     for i in range(n):
-        h = _mix(h ^ np.uint64(S[base + i] + 1) * np.uint64(0x100000001B3))
-    return _mix(h + np.uint64(n))
+        c = S[base + i]
+        a ^= Z[0, i, c]
+        b ^= Z[1, i, c]
+    return _mix(a + np.uint64(n)), _mix(b ^ np.uint64(n))
 
 
 @njit(cache=True)
-def state_hash(S, cfg, salt):
-    """64-bit key of state S under seed ``salt`` (different salts give independent hashes)."""
+def state_hash2(S, cfg, Z):
+    """Two independent 64-bit keys of state S (pile-permutation invariant where allowed)."""
     nt = cfg[T]
-    h = _mix(np.uint64(salt) + np.uint64(S[0]) * np.uint64(131) + np.uint64(S[1]))
+    h1 = _mix(np.uint64(S[0]) * np.uint64(131) + np.uint64(S[1]) + np.uint64(1))
+    h2 = _mix(np.uint64(S[0]) * np.uint64(257) + np.uint64(S[1]) + np.uint64(977))
     of = cfg[OFF_F]
     for f in range(of, cfg[OFF_C]):
-        h = _mix(h ^ np.uint64(S[f] + 7 * (f - of + 1)))
-    acc = np.uint64(0)
+        h1 = h1 * np.uint64(31) + np.uint64(S[f])
+        h2 = h2 * np.uint64(37) + np.uint64(S[f])
+    od = cfg[OFF_D]
+    s1 = np.uint64(0)
+    s2 = np.uint64(0)
     for j in range(nt):
-        ph = _seq_hash(S, cfg, j, salt + 11, S[cfg[OFF_D] + j])
+        a, b = _pile_hash(S, cfg, Z, j, 11 + 64 * S[od + j])
         if cfg[SYM] == 1:
-            acc += _mix(ph)
+            s1 += a
+            s2 += b
         else:
-            acc = _mix(acc ^ ph) + np.uint64(j + 1)
-    h = _mix(h ^ acc)
-    acc = np.uint64(0)
+            s1 = _mix(s1 ^ a) + np.uint64(j + 1)
+            s2 = _mix(s2 ^ b) + np.uint64(j + 1)
+    h1 = _mix(h1 ^ s1)
+    h2 = _mix(h2 ^ s2)
     oc = cfg[OFF_C]
+    s1 = np.uint64(0)
+    s2 = np.uint64(0)
     for i in range(cfg[C]):
-        acc += _mix(np.uint64(S[oc + i] + 1) + np.uint64(salt) * np.uint64(977))
-    h = _mix(h ^ acc)
-    acc = np.uint64(0)
+        c = S[oc + i]
+        s1 += Z[0, ZPOS - 1, c]
+        s2 += Z[1, ZPOS - 1, c]
+    h1 = _mix(h1 ^ s1)
+    h2 = _mix(h2 ^ s2)
+    s1 = np.uint64(0)
+    s2 = np.uint64(0)
     for r in range(nt, nt + cfg[R]):
-        ph = _seq_hash(S, cfg, r, salt + 23, 0)
+        a, b = _pile_hash(S, cfg, Z, r, 23)
         if cfg[RSTACK] == 1:
-            acc = _mix(acc ^ ph)
+            s1 = _mix(s1 ^ a)
+            s2 = _mix(s2 ^ b)
         else:
-            acc += _mix(ph)
-    h = _mix(h ^ acc)
+            s1 += a
+            s2 += b
+    h1 = _mix(h1 ^ s1)
+    h2 = _mix(h2 ^ s2)
     st = nt + cfg[R]
-    h = _mix(h ^ _seq_hash(S, cfg, st, salt + 37, 0))
-    h = _mix(h ^ _seq_hash(S, cfg, st + 1, salt + 41, 0))
-    return h
+    a, b = _pile_hash(S, cfg, Z, st, 37)
+    h1 = _mix(h1 ^ a)
+    h2 = _mix(h2 ^ b)
+    a, b = _pile_hash(S, cfg, Z, st + 1, 41)
+    h1 = _mix(h1 ^ a)
+    h2 = _mix(h2 ^ b)
+    return h1, h2
 
 
 @njit(cache=True)
-def tt_insert(tab1, tab2, h1, h2, ctl):
+def tt_insert(tab, h1, h2, ctl):
     """Insert (h1, h2); return True when it was new. Sets MEMORY status when the table is full."""
-    mask = np.uint64(tab1.shape[0] - 1)
+    mask = np.uint64(tab.shape[0] - 1)
     if h1 == 0:
         h1 = np.uint64(1)
     i = h1 & mask
     while True:
-        v = tab1[i]
+        v = tab[i, 0]
         if v == 0:
-            if ctl[D_FILL] * 10 >= tab1.shape[0] * 9:
+            if ctl[D_FILL] * 10 >= tab.shape[0] * 9:
                 ctl[D_STATUS] = MEMORY
                 return False
-            tab1[i] = h1
-            tab2[i] = h2
+            tab[i, 0] = h1
+            tab[i, 1] = h2
             ctl[D_FILL] += 1
             return True
-        if v == h1 and tab2[i] == h2:
+        if v == h1 and tab[i, 1] == h2:
             return False
         i = (i + np.uint64(1)) & mask
 
 
 @njit(cache=True)
-def expand(states, d, cfg, mv, fs, fe, fn, tab1, tab2, ctl):
+def tt_rehash(old, new):
+    """Move every entry of ``old`` into the (empty, larger) table ``new``."""
+    mask = np.uint64(new.shape[0] - 1)
+    for x in range(old.shape[0]):
+        h1 = old[x, 0]
+        if h1 == 0:
+            continue
+        i = h1 & mask
+        while new[i, 0] != 0:
+            i = (i + np.uint64(1)) & mask
+        new[i, 0] = h1
+        new[i, 1] = old[x, 1]
+
+
+@njit(cache=True)
+def expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
     """Open node ``d`` (its state is ``states[d]``). Returns False if it is a transposition."""
     S = states[d]
     start = fe[d - 1] if d > 0 else 0
     k = dominance(S, cfg, mv, start)
     if k == start:
-        new = tt_insert(tab1, tab2, state_hash(S, cfg, 1), state_hash(S, cfg, 2), ctl)
-        if not new:
+        h1, h2 = state_hash2(S, cfg, Z)
+        if not tt_insert(tab, h1, h2, ctl):
             return False
         ctl[D_UNIQUE] += 1
-        k = gen_moves(S, cfg, mv, start)
+        if d > 0:
+            pm = path[d]
+            k = gen_moves(S, cfg, mv, start, dst_code(mv, pm), mv[pm, 6])
+        else:
+            k = gen_moves(S, cfg, mv, start, -1, 0)
     else:
         ctl[D_DOM] += 1
     fs[d] = start
@@ -630,12 +781,15 @@ def expand(states, d, cfg, mv, fs, fe, fn, tab1, tab2, ctl):
 
 
 @njit(cache=True)
-def search_chunk(states, cfg, mv, fs, fe, fn, path, tab1, tab2, ctl, budget, max_states):
-    """Run the DFS for at most ``budget`` nodes; returns the status (RUNNING when unfinished)."""
+def search_chunk(states, cfg, mv, fs, fe, fn, path, tab, Z, ctl, budget, max_states):
+    """Run the DFS for at most ``budget`` nodes; returns the status (RUNNING when unfinished,
+    BUFFER when the stacks must grow, GROW when the table should double)."""
     maxd = states.shape[0] - 1
     while budget > 0:
         if ctl[D_STATUS] != RUNNING:
             return ctl[D_STATUS]
+        if ctl[D_CANGROW] != 0 and ctl[D_FILL] * 2 >= tab.shape[0]:
+            return GROW
         d = ctl[D_DEPTH]
         if fn[d] < fe[d]:
             if d + 1 >= maxd or fe[d] + MAX_MOVES_NODE > mv.shape[0]:
@@ -653,7 +807,7 @@ def search_chunk(states, cfg, mv, fs, fe, fn, path, tab1, tab2, ctl, budget, max
                 return SOLVED
             if max_states > 0 and ctl[D_NODES] >= max_states:
                 return RUNNING
-            if expand(states, d + 1, cfg, mv, fs, fe, fn, tab1, tab2, ctl):
+            if expand(states, d + 1, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
                 ctl[D_DEPTH] = d + 1
                 if d + 1 > ctl[D_MAXD]:
                     ctl[D_MAXD] = d + 1

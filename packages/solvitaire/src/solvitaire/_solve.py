@@ -18,15 +18,16 @@ from ._rules import Rules, load_rules
 __all__ = ["Result", "Status", "compile_rules", "solve"]
 
 _BUILD = {"any-suit": 0, "red-black": 1, "same-suit": 2, "no-build": 3}
-# "partial-if-card-above-buildable" is searched as "yes": restricting partial-group moves to
-# those uncovering a foundation-playable card loses solutions (found by the oracle cross-check).
+# "partial-if-card-above-buildable": a part of a built group goes onto a card only when the
+# card it uncovers can go to a foundation (the reference's rule, a proven dominance in Klondike).
 _GMODE = {
     "no": 0,
     "yes": 1,
     "whole-pile": 2,
     "maximal-group": 3,
-    "partial-if-card-above-buildable": 1,
+    "partial-if-card-above-buildable": 4,
 }
+_Z = cm.zobrist_table()
 _SPACES = {
     "any": 0,
     "no-build": 1,
@@ -222,33 +223,41 @@ def solve(
         raise ValueError(f"memory_limit must be at least 65536 bytes, got {memory_limit}")
     cfg, S0 = compile_rules(rules, deal)
     t0 = time.perf_counter()
-    slots = 1 << int(np.log2(max(memory_limit // 40, 1024)))  # table gets <= half the budget
-    tab1 = np.zeros(slots, np.uint64)
-    tab2 = np.zeros(slots, np.uint64)
+    max_slots = 1 << int(np.log2(max(memory_limit // 32, 1024)))  # table gets <= half the budget
+    slots = min(max_slots, 1 << 15)
+    tab = np.zeros((slots, 2), np.uint64)
     depth_cap = 1024
     states = np.zeros((depth_cap, S0.shape[0]), np.int16)
     states[0] = S0
-    mv = np.zeros((4 * cm.MAX_MOVES_NODE, 6), np.int32)
+    mv = np.zeros((4 * cm.MAX_MOVES_NODE, 7), np.int32)
     fs = np.zeros(depth_cap, np.int64)
     fe = np.zeros(depth_cap, np.int64)
     fn = np.zeros(depth_cap, np.int64)
     path = np.zeros(depth_cap, np.int64)
-    ctl = np.zeros(8, np.int64)
-    mem_used = tab1.nbytes * 2
+    ctl = np.zeros(cs.NCTL, np.int64)
+    ctl[cs.D_CANGROW] = int(slots < max_slots)
     status = cs.RUNNING
     if cm.won(S0, cfg):
         status = cs.SOLVED
     else:
-        cs.expand(states, 0, cfg, mv, fs, fe, fn, tab1, tab2, ctl)
+        cs.expand(states, 0, cfg, mv, fs, fe, fn, path, tab, _Z, ctl)
     timed_out = False
     budget = 20_000
     while status == cs.RUNNING:
         status = cs.search_chunk(
-            states, cfg, mv, fs, fe, fn, path, tab1, tab2, ctl, budget, max_states or 0
+            states, cfg, mv, fs, fe, fn, path, tab, _Z, ctl, budget, max_states or 0
         )
+        if status == cs.GROW:
+            bigger = np.zeros((tab.shape[0] * 2, 2), np.uint64)
+            cs.tt_rehash(tab, bigger)
+            tab = bigger
+            ctl[cs.D_CANGROW] = int(tab.shape[0] < max_slots)
+            status = cs.RUNNING
+            continue
         if status == cs.BUFFER:
             grow_rows = states.shape[0] - 1 <= ctl[cs.D_DEPTH] + 1
             extra = (states.nbytes + 32 * fs.shape[0]) if grow_rows else mv.nbytes
+            mem_used = max_slots * 16
             if mem_used + states.nbytes + mv.nbytes + extra > memory_limit or (
                 grow_rows and states.shape[0] >= max_depth
             ):
