@@ -117,11 +117,13 @@ _CUDA_ALL = [
     {"width": 1024, "batch": 16, "seq": 1024},
     {"width": 2048, "batch": 8, "seq": 1024},
 ]
+_CUDA_WIDE = [{"width": 4096, "batch": 4, "seq": 1024}]  # only when named in the variable below
 _WIDTHS = os.environ.get("UNIT_SCALING_BENCH_WIDTHS")  # e.g. "512,2048" to shorten a run
 _CUDA = (
     [{"width": 128, "batch": 2, "seq": 64}]
     if SMOKE
     else [p for p in _CUDA_ALL if not _WIDTHS or str(p["width"]) in _WIDTHS.split(",")]
+    + [p for p in _CUDA_WIDE if _WIDTHS and str(p["width"]) in _WIDTHS.split(",")]
 )
 _CPU = [{"width": 64, "batch": 4, "seq": 64}]
 

@@ -8,16 +8,18 @@ import torch
 import unit_scaling.functional as U
 import unit_scaling.nn as unn
 from unit_scaling.analysis import assert_unit_scaled, scale_report
-from unit_scaling.testing import SPTransformerDecoder
+from unit_scaling.testing import SPTransformerDecoder, stdlib_bytes
 
 VOCAB, LAYERS, SEQ, BATCH = 256, 4, 64, 8
 
 
 def _tokens():
-    # token batches through the real embedding path: iid uniform token ids. (Natural text adds a
-    # unigram component to the loss gradient that sums coherently over tokens, so weight
-    # gradients at init grow with tokens x |unigram - uniform|: signal, not mis-scaling; the
-    # README documents it.)
+    # natural text: bytes of Python standard-library sources (a peaked, repetitive
+    # distribution; the decoder's pair-coherence weight-gradient rule handles it)
+    return stdlib_bytes(BATCH, SEQ)
+
+
+def _random_tokens():
     g = torch.Generator().manual_seed(0)
     return torch.randint(0, VOCAB, (BATCH, SEQ), generator=g)
 
@@ -30,8 +32,8 @@ def loss_sp(logits, ids):
     return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten())
 
 
-def _check(width):
-    ids = _tokens()
+def _check(width, ids=None):
+    ids = _tokens() if ids is None else ids
     model = unn.TransformerDecoder(VOCAB, width, LAYERS, max(width // 64, 1))
     report = assert_unit_scaled(model, ids, 0.5, 2.0, 0.95, loss_fn=loss_u)
     wide = report.outside(1 / 8, 8)
@@ -54,6 +56,34 @@ def test_decoder_unit_scaled(width):
 @pytest.mark.parametrize("width", [256, 512, 1024])
 def test_decoder_unit_scaled_wide(width):
     _check(width)
+
+
+def test_decoder_unit_scaled_random_tokens():
+    _check(64, _random_tokens())
+
+
+def test_without_pair_rule_natural_text_weight_grads_are_large():
+    # the cause the pair-coherence rule removes: on natural text the plain B^-1/2 rule leaves
+    # weight gradients several times above unit (κ^1/2 ≈ 4.6 for this batch)
+    torch.manual_seed(0)
+    model = unn.TransformerDecoder(VOCAB, 64, LAYERS, 1, pair_grad_scale=False)
+    report = scale_report(model, _tokens(), loss_u)
+    grads = sorted(r.rms for r in report if r.kind == "weight_grad")
+    assert grads[len(grads) // 2] > 2.0
+
+
+def test_pair_coherence_matches_bincount():
+    g = torch.Generator().manual_seed(1)
+    a = torch.randint(0, 5, (6, 11), generator=g)
+    b = torch.randint(0, 5, (6, 11), generator=g)
+    b[0, :4] = -100
+    keep = b != -100
+    n = torch.bincount((a * 5 + b)[keep]).double()
+    expected = float((n * n).sum() / keep.sum())
+    # exact integer counts in fp32: equal to rounding of the final division
+    assert abs(float(unn.pair_coherence(a, b)) - expected) < 1e-5 * expected
+    distinct = torch.arange(40).view(4, 10)
+    assert float(unn.pair_coherence(distinct, distinct)) == 1.0
 
 
 def test_assert_unit_scaled_lists_offenders():

@@ -3,6 +3,8 @@
 import pathlib
 import re
 
+import pytest
+
 import unit_scaling
 from unit_scaling import _demo
 
@@ -19,6 +21,7 @@ def test_readme_quickstart_executes(capsys):
     assert namespace["report"].fraction_within(0.5, 2.0) >= 0.95
 
 
+@pytest.mark.slow  # two widths x two models on natural text: > 5 s
 def test_demo_runs():
     result = _demo.run()
     assert result["ok"] is True

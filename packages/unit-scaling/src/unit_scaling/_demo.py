@@ -11,6 +11,7 @@ from . import functional as U
 from ._analysis import scale_report
 from ._reference import SPTransformerDecoder
 from ._transformer import TransformerDecoder
+from .testing import stdlib_bytes
 
 WIDTHS = (64, 128)
 VOCAB, LAYERS, BATCH, SEQ = 256, 4, 4, 64
@@ -24,9 +25,9 @@ def run() -> dict:
     """Compare the fraction of tensors with RMS in [1/2, 2] and outside [1/8, 8] at init."""
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    ids = torch.randint(0, VOCAB, (BATCH, SEQ))
-    print(f"4-layer decoder, vocab {VOCAB}, batch {BATCH}x{SEQ}: RMS of every activation, "
-          "activation grad, weight and weight grad after one step")  # fmt: skip
+    ids = stdlib_bytes(BATCH, SEQ)  # natural text: bytes of Python stdlib sources
+    print(f"4-layer decoder, bytes of stdlib sources, batch {BATCH}x{SEQ}: RMS of every "
+          "activation, activation grad, weight and weight grad after one step")  # fmt: skip
     print(f"{'width':>6} {'model':>14} {'tensors':>8} {'in [1/2,2]':>11} {'out [1/8,8]':>12}")
     ok = True
     parts = []

@@ -34,20 +34,32 @@ class _ScaleConst(torch.autograd.Function):
 
 
 class _ScaleTensor(torch.autograd.Function):
-    """As :class:`_ScaleConst`, but the scales are 0-d tensors (kept in fp32)."""
+    """As :class:`_ScaleConst`, but either scale may be a 0-d tensor (applied in fp32).
+
+    A Python-float scale of exactly 1 is skipped, so e.g. a backward-only tensor scale adds no
+    forward kernel.
+    """
 
     @staticmethod
-    def forward(x: Tensor, fwd: Tensor, bwd: Tensor) -> Tensor:  # type: ignore[override]
-        return (x * fwd).to(x.dtype)
+    def forward(x: Tensor, fwd: Tensor | float, bwd: Tensor | float) -> Tensor:  # type: ignore[override]
+        return _mul(x, fwd)
 
     @staticmethod
     def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
-        ctx.save_for_backward(inputs[2])
+        bwd = inputs[2]
+        ctx.bwd_const = None if isinstance(bwd, Tensor) else bwd
+        ctx.save_for_backward(bwd if isinstance(bwd, Tensor) else None)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[no-untyped-def,override]
         (bwd,) = ctx.saved_tensors
-        return (grad * bwd).to(grad.dtype), None, None
+        return _mul(grad, ctx.bwd_const if bwd is None else bwd), None, None
+
+
+def _mul(x: Tensor, s: Tensor | float) -> Tensor:
+    if isinstance(s, Tensor):
+        return (x * s).to(x.dtype)
+    return x * s if s != 1.0 else x.view_as(x)
 
 
 def _check_scale(s: object, name: str) -> None:
@@ -69,10 +81,13 @@ def _check_scale(s: object, name: str) -> None:
         )
 
 
-def _as_fp32(s: Scale, like: Tensor) -> Tensor:
+def _as_fp32(s: Scale, like: Tensor) -> Tensor | float:
+    # A Python number stays a Python number: building a device tensor from it with
+    # ``torch.tensor(v, device="cuda")`` is a blocking host-to-device copy (a stream
+    # synchronisation every call), which stalls the launch queue of a training step.
     if isinstance(s, Tensor):
         return s.to(device=like.device, dtype=torch.float32)
-    return torch.tensor(float(s), device=like.device, dtype=torch.float32)
+    return float(s)
 
 
 def scale(x: Tensor, fwd: Scale = 1.0, bwd: Scale = 1.0) -> Tensor:

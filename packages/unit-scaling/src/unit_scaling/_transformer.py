@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from . import functional as U
+from ._coherence import pair_coherence
 from ._depth import DepthModuleList
 from ._modules import Embedding, LayerNorm, Linear, LinearReadout, RMSNorm
 
@@ -43,6 +44,12 @@ def residual_taus(
         a = a_attn if i % 2 == 0 else a_mlp
         taus.append(a / math.sqrt(L / 2 + n_attn * a_attn**2 + n_mlp * a_mlp**2))
     return taus
+
+
+def _call(module: nn.Module, s: Tensor, *args: object) -> Tensor:
+    """Run ``module`` with every parameter's gradient scaled by ``s`` (forward unchanged)."""
+    params = {n: U.scale_bwd(p, s) for n, p in module.named_parameters()}
+    return torch.func.functional_call(module, params, args)
 
 
 def apply_rope(x: Tensor, base: float = 10000.0) -> Tensor:
@@ -214,11 +221,24 @@ class TransformerDecoder(nn.Module):
         residual_mult, residual_attn_ratio: u-μP α_res and α_res-attn-ratio (→ τ's, see
             :func:`residual_taus`).
         attn_mult, act_mult, loss_mult: u-μP α_attn-softmax, α_ffn-act, α_loss-softmax.
+        pair_grad_scale: scale all weight gradients by κ^-1/2, κ = Σ_p n_p²/B over the
+            batch's repeated (input, target) token pairs (default True; see below).
         Remaining keywords (rope, window, dropout_p, fused_qkv, norm) configure the layers.
 
-    ``forward(input_ids (B, S) int64, attn_mask=None) -> logits (B, S, V)``;
+    ``forward(input_ids (B, S) int64, attn_mask=None, *, labels=None) -> logits (B, S, V)``;
     ``loss(input_ids, labels=None, attn_mask=None)``: next-token cross-entropy (labels default
     to the inputs shifted left; -100 is ignored).
+
+    Weight-gradient rule on natural text: every op scales its weight gradient by B^-1/2 for B
+    independent tokens (Unit Scaling §5, Table A.2). At initialisation each token's gradient is
+    set by its target and its activations mostly by its input token, so tokens that repeat an
+    (input, target) pair add coherently; the effective token count is B/κ (see
+    :func:`unit_scaling.nn.pair_coherence`). The decoder, the one place that sees the token ids,
+    multiplies every parameter's gradient by κ^-1/2 (a backward-only scale on the weights, so
+    activations and activation gradients are untouched). Random tokens give κ ≈ 1; bytes of
+    Python source κ ≈ 20, where weight gradients would otherwise start 3–8× above unit. The
+    pairs are (input_ids[:, :-1], input_ids[:, 1:]) unless ``labels`` (same shape as
+    ``input_ids``) is given.
     """
 
     def __init__(
@@ -236,9 +256,11 @@ class TransformerDecoder(nn.Module):
         act_mult: float = 1.0,
         loss_mult: float = 1.0,
         norm: str = "rms",
+        pair_grad_scale: bool = True,
         **layer_kwargs: object,
     ) -> None:
         super().__init__()
+        self.pair_grad_scale = pair_grad_scale
         taus = residual_taus(n_layers, residual_mult, residual_attn_ratio)
         self.embedding = Embedding(vocab_size, hidden_size)
         self.layers = DepthModuleList(
@@ -253,16 +275,28 @@ class TransformerDecoder(nn.Module):
         self.head = LinearReadout(hidden_size, vocab_size)
         self.loss_mult = loss_mult
 
-    def forward(self, input_ids: Tensor, attn_mask: Tensor | None = None) -> Tensor:
-        x = self.embedding(input_ids)
+    def forward(
+        self, input_ids: Tensor, attn_mask: Tensor | None = None, *, labels: Tensor | None = None
+    ) -> Tensor:
+        if not self.pair_grad_scale:
+            x = self.embedding(input_ids)
+            for layer in self.layers:
+                x = layer(x, attn_mask)
+            return self.head(self.final_norm(x))
+        if labels is not None and labels.shape == input_ids.shape:
+            kappa = pair_coherence(input_ids, labels)
+        else:
+            kappa = pair_coherence(input_ids[..., :-1], input_ids[..., 1:])
+        s = kappa.rsqrt()
+        x = _call(self.embedding, s, input_ids)
         for layer in self.layers:
-            x = layer(x, attn_mask)
-        return self.head(self.final_norm(x))
+            x = _call(layer, s, x, attn_mask)
+        return _call(self.head, s, _call(self.final_norm, s, x))
 
     def loss(
         self, input_ids: Tensor, labels: Tensor | None = None, attn_mask: Tensor | None = None
     ) -> Tensor:
-        logits = self(input_ids, attn_mask)
+        logits = self(input_ids, attn_mask, labels=labels)
         if labels is None:
             logits, labels = logits[:, :-1], input_ids[:, 1:]
         return U.cross_entropy(logits.flatten(0, -2), labels.flatten(), mult=self.loss_mult)

@@ -1,6 +1,7 @@
 """Unit-scaled modules (``import unit_scaling.nn as unn``): drop-in ``torch.nn`` layers, transformer
 blocks, depth containers and parameter metadata helpers."""
 
+from ._coherence import pair_coherence
 from ._depth import DepthModuleList, DepthSequential, parameter_depths, parameter_roles
 from ._modules import (
     GELU,
@@ -45,6 +46,7 @@ __all__ = [
     "TransformerDecoder",
     "TransformerLayer",
     "apply_rope",
+    "pair_coherence",
     "parameter_depths",
     "parameter_roles",
     "residual_taus",
