@@ -12,6 +12,8 @@ from fp8_scaling._cast_ops import (
     delayed_cast_op,
     delayed_cast_ref,
 )
+from fp8_scaling._formats import get_format
+from fp8_scaling._torch_cast import cast_pow2_torch
 
 HBM = 4.3e12  # measured device-to-device copy bandwidth of the H200 (B/s)
 
@@ -54,6 +56,40 @@ def bench_cast(n: int, device: str) -> Measure:
         baseline=lambda: base(x),
         candidate_label="triton amax+cast+T",
         baseline_label="torch.compile",
+        bytes=4.0 * n * n,
+        peak_bytes_per_s=HBM,
+        check=check,
+        repeats=50,
+    )
+
+
+@case("cast_transpose_inductor", params=[{"n": 8192}], quick_params=[{"n": 256}])
+def bench_cast_inductor(n: int, device: str) -> Measure:
+    """The compiled path's cast (plain torch ops fused by inductor) vs the Triton custom ops."""
+    x = _x(n, device)
+    fmt = get_format("e4m3")
+
+    def fn(x):
+        return cast_pow2_torch(x, fmt, 0, True)
+
+    cand = torch.compile(fn) if x.is_cuda else fn
+    triton_ops = lambda: cast_transpose_op(x, amax_op(x), "e4m3", 0, True)  # noqa: E731
+
+    def check():
+        q, qt, inv, _ = cand(x)
+        rq, rqt, rinv = cast_transpose_ref(x, amax_op(x), "e4m3", 0, True)
+        if not (
+            torch.equal(q.view(torch.uint8), rq.view(torch.uint8))
+            and torch.equal(qt.view(torch.uint8), rqt.view(torch.uint8))
+            and torch.equal(inv, rinv)
+        ):
+            raise AssertionError("compiled cast_pow2_torch differs from its reference")
+
+    return Measure(
+        candidate=lambda: cand(x),
+        baseline=triton_ops,
+        candidate_label="inductor amax+cast+T",
+        baseline_label="triton ops",
         bytes=4.0 * n * n,
         peak_bytes_per_s=HBM,
         check=check,

@@ -62,8 +62,13 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
     with torch.no_grad():
         lin.weight.copy_(w0)
     model: nn.Module = nn.Sequential(lin)
-    if kind == "ours":
-        model = nn.Sequential(Float8Linear.from_linear(lin, JustInTimeScaling()))
+    use_compile = device == "cuda" and not kind.endswith("_eager")
+    base_kind = kind.removesuffix("_eager")
+    if base_kind in ("ours", "ours_triton", "ours_inductor"):
+        backend = {"ours": "auto", "ours_triton": "triton", "ours_inductor": "inductor"}[base_kind]
+        model = nn.Sequential(
+            Float8Linear.from_linear(lin, JustInTimeScaling(), cast_backend=backend)
+        )
     elif kind == "ours_auto":
         model = convert_to_float8(model, JustInTimeScaling(), auto_filter=True)
     elif kind.startswith("torchao"):
@@ -71,9 +76,8 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
 
         cfg = Float8LinearConfig.from_recipe_name(kind.split("_", 1)[1])
         model = convert_to_float8_training(model, config=cfg)
-    elif kind != "bf16":
+    elif base_kind != "bf16":
         raise ValueError(kind)
-    use_compile = device == "cuda"
     cm = torch.compile(model) if use_compile else model
     x = x0.clone().requires_grad_(True)
 
@@ -118,9 +122,11 @@ def _check(kind: str, m, k, n, device):
 
 
 def _measure(cand: str, base: str, m, k, n, device) -> Measure:
-    c_step = _layer(cand, m, k, n, device)[0]
+    c_step, _, c_model = _layer(cand, m, k, n, device)
     b_step = _layer(base, m, k, n, device)[0]
     sq = {}
+    if isinstance(c_model[0], Float8Linear):  # which path auto_filter takes at this shape
+        sq["candidate_uses_fp8"] = bool(c_model[0].use_fp8_for(_inputs(m, k, n, device)[0]))
 
     def check():
         sq["candidate_sqnr_db"] = _check(cand, m, k, n, device)()
@@ -166,3 +172,30 @@ def bench_tao_vs_bf16(m: int, k: int, n: int, device: str) -> Measure:
 def bench_auto(m: int, k: int, n: int, device: str) -> Measure:
     """convert_to_float8(auto_filter=True) vs bf16: must never be > 2 % slower."""
     return _measure("ours_auto", "bf16", m, k, n, device)
+
+
+@case("linear_fp8_triton_ops_vs_bf16", params=_PARAMS, quick_params=_QUICK, devices=("cuda",))
+def bench_triton_ops(m: int, k: int, n: int, device: str) -> Measure:
+    """Variant: casts as Triton custom ops inside the compiled graph (opaque to inductor)."""
+    return _measure("ours_triton", "bf16", m, k, n, device)
+
+
+@case("linear_fp8_eager_vs_bf16", params=_PARAMS, quick_params=_QUICK, devices=("cuda",))
+def bench_eager(m: int, k: int, n: int, device: str) -> Measure:
+    """Variant: Float8Linear in eager mode (direct Triton launches) vs compiled bf16."""
+    return _measure("ours_eager", "bf16", m, k, n, device)
+
+
+_SMALL = [{"m": 256, "k": 256, "n": 256}]
+
+
+@case("host_overhead_eager", params=_SMALL, quick_params=_SMALL, devices=("cuda",))
+def bench_host_eager(m: int, k: int, n: int, device: str) -> Measure:
+    """Per-call host time: at 256^3 the GPU work is a few µs, so the time is the host's."""
+    return _measure("ours_eager", "bf16_eager", m, k, n, device)
+
+
+@case("host_overhead_compiled", params=_SMALL, quick_params=_SMALL, devices=("cuda",))
+def bench_host_compiled(m: int, k: int, n: int, device: str) -> Measure:
+    """Per-call host time of the compiled layers (inductor-fused casts vs bf16)."""
+    return _measure("ours", "bf16", m, k, n, device)

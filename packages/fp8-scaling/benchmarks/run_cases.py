@@ -1,9 +1,11 @@
 """Run the fp8-scaling benchmark cases one at a time through the harness, writing after each.
 
-``python packages/fp8-scaling/benchmarks/run_cases.py OUT_DIR case1,case2,...`` (from the repo
-root). A time limit that stops the process loses only the case in flight.
+``python packages/fp8-scaling/benchmarks/run_cases.py OUT_DIR case1,case2,... [DEVICE]`` (from the
+repo root) writes ``OUT_DIR/fp8_cases.json`` and ``.md`` after every case, so a time limit that
+stops the process loses only the case in flight.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,7 +17,15 @@ root = find_root()
 merged = None
 for name in names:
     try:
-        run = run_package(root, "fp8-scaling", device=device, only=name, warmup=3, repeats=20)
+        run = run_package(
+            root,
+            "fp8-scaling",
+            device=device,
+            only=name,
+            quick=os.environ.get("FP8_QUICK") == "1",  # tiny sizes (CPU smoke test)
+            warmup=3,
+            repeats=20,
+        )
     except Exception as exc:  # e.g. a case not offered on this device
         print(f"{name}: skipped ({exc})", flush=True)
         continue
@@ -23,7 +33,8 @@ for name in names:
         merged = run
     else:
         merged["results"] += run["results"]
-    write_run(merged, out)
+    for path in write_run(merged, out):
+        path.replace(out / f"fp8_cases{path.suffix}")
     for r in run["results"]:
         sp = r.get("speedup")
         print(

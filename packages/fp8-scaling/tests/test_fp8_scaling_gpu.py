@@ -61,14 +61,23 @@ def test_gpu_scaled_mm_matches_emulation():
         assert rel < 1e-2, rel
 
 
-def test_gpu_compile_fullgraph_no_breaks():
+@pytest.mark.parametrize("backend", ["auto", "triton"])
+def test_gpu_compile_fullgraph_no_breaks(backend):
     _need_fp8()
-    lin = fs.Float8Linear(256, 512, device="cuda", dtype=torch.bfloat16)
+    torch.manual_seed(0)
+    lin = fs.Float8Linear(256, 512, device="cuda", dtype=torch.bfloat16, cast_backend=backend)
     x = torch.randn(128, 256, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    y_eager = lin(x)
+    y_eager.sum().backward()
+    g_eager = x.grad.clone()
+    x.grad = None
     torch._dynamo.reset()
     y = torch.compile(lin, fullgraph=True)(x)  # fullgraph=True raises on any graph break
     y.sum().backward()
     assert torch.isfinite(x.grad).all()
+    # same FP8 operands (the casts are bit-exact in every backend) and the same cuBLAS GEMMs
+    assert torch.equal(y, y_eager)
+    assert torch.equal(x.grad, g_eager)
 
 
 def test_gpu_odd_shapes_fall_back():

@@ -50,3 +50,35 @@ def test_train_demo_help(capsys):
         main(["--help"])
     assert e.value.code == 0
     assert "--recipes" in capsys.readouterr().out
+
+
+def _part(folder, name, val, inference=False):
+    import json
+
+    steps = 10
+    run = {"train": [2.0] * steps, "val": val, "val_steps": [0, 5, 8, 9],
+           "final_train_loss": 2.0, "final_val_loss": val[-1], "finite": True,
+           "steps_done": steps, "seconds": 1.0}  # fmt: skip
+    if inference:
+        run.update(inference_val_loss=1.01, val_loss_same_batches=1.0)
+    folder.mkdir()
+    cfg = {"steps": steps, "layers": 1, "d_model": 16}
+    (folder / "losses.json").write_text(json.dumps({"config": cfg, "runs": {name: run}}))
+
+
+def test_train_demo_merge_val_window(tmp_path):
+    import json
+
+    from fp8_scaling.train_demo import main
+
+    _part(tmp_path / "a", "bf16", [3.0, 2.0, 1.0, 1.0], inference=True)
+    _part(tmp_path / "b", "jit", [3.0, 9.0, 1.02, 1.02])
+    out = tmp_path / "m"
+    assert main(["--merge", f"{tmp_path / 'a'},{tmp_path / 'b'},{tmp_path / 'gone'}",
+                 "--val-window", "3", "--out", str(out)]) == 0  # fmt: skip
+    d = json.loads((out / "losses.json").read_text())
+    # window of 3 steps out of 10: the validations at steps 8 and 9 only
+    assert d["runs"]["jit"]["val_window_mean"] == pytest.approx(1.02)
+    assert d["runs"]["jit"]["rel_val_gap_vs_hp"] == pytest.approx(0.02)
+    assert d["runs"]["bf16"]["inference_rel_gap"] == pytest.approx(0.01)
+    assert (out / "loss_curves.png").stat().st_size > 0

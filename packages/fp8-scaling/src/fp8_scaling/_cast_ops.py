@@ -24,9 +24,12 @@ from ._scaling import amax as amax_ref
 from ._scaling import compute_bias, quantize
 
 __all__ = [
+    "amax_impl",
     "amax_op",
+    "cast_transpose_impl",
     "cast_transpose_op",
     "cast_transpose_ref",
+    "delayed_cast_impl",
     "delayed_cast_op",
     "delayed_cast_ref",
 ]
@@ -67,12 +70,17 @@ def _check(x: torch.Tensor, fmt: str) -> None:
         raise ValueError(f"expected a 2-D tensor, got shape {tuple(x.shape)}")
 
 
-@torch.library.custom_op("fp8_scaling::amax", mutates_args=())
-def amax_op(x: torch.Tensor) -> torch.Tensor:
-    """Per-tensor absolute max (float32 0-d); NaN counts as inf."""
+def amax_impl(x: torch.Tensor) -> torch.Tensor:
+    """Body of ``fp8_scaling::amax``; eager callers use it directly (no dispatcher overhead)."""
     if _use_triton(x) and x.numel() > 0:
         return launch_amax(x.contiguous())
     return amax_ref(x)
+
+
+@torch.library.custom_op("fp8_scaling::amax", mutates_args=())
+def amax_op(x: torch.Tensor) -> torch.Tensor:
+    """Per-tensor absolute max (float32 0-d); NaN counts as inf."""
+    return amax_impl(x)
 
 
 @amax_op.register_fake
@@ -80,11 +88,10 @@ def _(x):
     return x.new_empty((), dtype=torch.float32)
 
 
-@torch.library.custom_op("fp8_scaling::cast_transpose", mutates_args=())
-def cast_transpose_op(
+def cast_transpose_impl(
     x: torch.Tensor, amax: torch.Tensor, fmt: str, margin: int, transpose: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """JIT power-of-two FP8 cast of a 2-D tensor in both layouts (see module docstring)."""
+    """Body of ``fp8_scaling::cast_transpose`` (eager callers use it directly)."""
     _check(x, fmt)
     if _use_triton(x, fmt) and x.numel() > 0:
         f = FORMATS[fmt]
@@ -95,6 +102,14 @@ def cast_transpose_op(
     return cast_transpose_ref(x, amax, fmt, margin, transpose)
 
 
+@torch.library.custom_op("fp8_scaling::cast_transpose", mutates_args=())
+def cast_transpose_op(
+    x: torch.Tensor, amax: torch.Tensor, fmt: str, margin: int, transpose: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """JIT power-of-two FP8 cast of a 2-D tensor in both layouts (see module docstring)."""
+    return cast_transpose_impl(x, amax, fmt, margin, transpose)
+
+
 @cast_transpose_op.register_fake
 def _(x, amax, fmt, margin, transpose):
     dt = FORMATS[fmt].dtype
@@ -103,11 +118,10 @@ def _(x, amax, fmt, margin, transpose):
     return x.new_empty((m, n), dtype=dt), qt, x.new_empty((), dtype=torch.float32)
 
 
-@torch.library.custom_op("fp8_scaling::delayed_cast", mutates_args=())
-def delayed_cast_op(
+def delayed_cast_impl(
     x: torch.Tensor, scale: torch.Tensor, fmt: str, transpose: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One-pass FP8 cast with a given scale, returning the amax of ``x`` for the next step."""
+    """Body of ``fp8_scaling::delayed_cast`` (eager callers use it directly)."""
     _check(x, fmt)
     if _use_triton(x, fmt) and x.numel() > 0:
         f = FORMATS[fmt]
@@ -116,6 +130,14 @@ def delayed_cast_op(
         )
         return q, qt, am
     return delayed_cast_ref(x, scale, fmt, transpose)
+
+
+@torch.library.custom_op("fp8_scaling::delayed_cast", mutates_args=())
+def delayed_cast_op(
+    x: torch.Tensor, scale: torch.Tensor, fmt: str, transpose: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One-pass FP8 cast with a given scale, returning the amax of ``x`` for the next step."""
+    return delayed_cast_impl(x, scale, fmt, transpose)
 
 
 @delayed_cast_op.register_fake

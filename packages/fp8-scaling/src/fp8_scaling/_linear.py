@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._linear_fn import float8_linear, hardware_fp8_supported, warm_capabilities
+from ._linear_fn import CAST_BACKENDS, float8_linear, hardware_fp8_supported, warm_capabilities
 from ._recipes import ConstantScaling, DelayedScaling, JustInTimeScaling
 from ._roofline import predict_speedup
 
@@ -41,6 +41,9 @@ class Float8Linear(nn.Linear):
         name: layer name used in error messages and telemetry.
         check_finite: raise ``ValueError`` naming the layer when an input holds inf/NaN (costs a
             host sync per call). By default non-finite values propagate as NaN instead.
+        cast_backend: how the GPU fast path casts: ``"auto"`` (default: plain torch ops that
+            ``torch.compile`` fuses when compiling, fused Triton kernels in eager mode),
+            ``"inductor"`` or ``"triton"`` (see :func:`fp8_scaling.float8_linear`).
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class Float8Linear(nn.Linear):
         auto_filter: bool = False,
         name: str = "",
         check_finite: bool = False,
+        cast_backend: str = "auto",
     ) -> None:
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         recipe = recipe if recipe is not None else JustInTimeScaling()
@@ -68,6 +72,9 @@ class Float8Linear(nn.Linear):
         self.auto_filter = auto_filter
         self.name = name
         self.check_finite = check_finite
+        if cast_backend not in CAST_BACKENDS:
+            raise ValueError(f"cast_backend must be one of {CAST_BACKENDS}, got {cast_backend!r}")
+        self.cast_backend = cast_backend
         if isinstance(recipe, DelayedScaling):
             hist = torch.zeros(3, recipe.history_len, dtype=torch.float32, device=device)
             self.register_buffer("fp8_amax_history", hist)
@@ -126,7 +133,9 @@ class Float8Linear(nn.Linear):
             x = x.to(torch.get_autocast_dtype(dev))
         if not self.use_fp8_for(x):
             return F.linear(x, self.weight, self.bias)
-        return float8_linear(x, self.weight, self.bias, self.recipe, self.fp8_amax_history)
+        return float8_linear(
+            x, self.weight, self.bias, self.recipe, self.fp8_amax_history, self.cast_backend
+        )
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, recipe={type(self.recipe).__name__}"

@@ -13,11 +13,19 @@ from typing import Any
 
 import torch
 
-from ._cast_ops import amax_op, cast_transpose_op, delayed_cast_op
+from ._cast_ops import (
+    amax_impl,
+    amax_op,
+    cast_transpose_impl,
+    cast_transpose_op,
+    delayed_cast_impl,
+    delayed_cast_op,
+)
 from ._formats import FP8Format
 from ._recipes import ConstantScaling, DelayedScaling, JustInTimeScaling
 from ._scaling import amax as amax_ref
 from ._scaling import compute_bias, compute_scale, quantize
+from ._torch_cast import cast_pow2_torch, cast_scaled_torch, pow2_scales_torch
 
 __all__ = ["float8_linear", "hardware_fp8_supported", "history_bias"]
 
@@ -103,14 +111,54 @@ class _Q:
         return self.data_t if self.data_t is not None else self.data.t().contiguous()
 
 
-def _quant(t, fmt: FP8Format, margin: int, recipe, hist_row, fast: bool, need_t: bool) -> _Q:
-    """Quantize one role of one GEMM according to ``recipe`` (``hist_row`` for delayed)."""
-    fast = fast and recipe.pow2 and fmt.name in _HW_FORMATS and t.is_contiguous()
+CAST_BACKENDS = ("auto", "inductor", "triton")
+
+
+def _compiling() -> bool:
+    try:
+        return torch.compiler.is_compiling()
+    except AttributeError:  # pragma: no cover - torch < 2.3
+        return False
+
+
+def _quant(t, fmt: FP8Format, margin: int, recipe, hist_row, fast, need_t: bool) -> _Q:
+    """Quantize one role of one GEMM according to ``recipe`` (``hist_row`` for delayed).
+
+    ``fast`` is False (exact reference ops) or a cast backend: ``"auto"`` traces plain torch ops
+    when compiling (inductor fuses them) and launches the Triton kernels directly in eager mode;
+    ``"inductor"`` always uses the plain torch ops; ``"triton"`` always uses the Triton kernels
+    (as ``torch.library`` custom ops when compiling).
+    """
+    backend = "reference"
+    if fast and recipe.pow2 and fmt.name in _HW_FORMATS:
+        compiling = _compiling()
+        backend = fast if isinstance(fast, str) else "auto"
+        if backend == "auto":
+            backend = "inductor" if compiling else "triton_eager"
+        elif backend == "triton":
+            backend = "triton_op" if compiling else "triton_eager"
+        if backend != "inductor" and not t.is_contiguous():
+            backend = "inductor"
     if isinstance(recipe, JustInTimeScaling):
-        a = amax_op(t) if fast else amax_ref(t)
+        if backend == "inductor" and recipe.amax_group is None:
+            q, qt, inv, a = cast_pow2_torch(t, fmt, margin, need_t)
+            return _Q(q, qt, inv, a)
+        if backend == "inductor":
+            a = amax_ref(t)
+        elif backend == "triton_op":
+            a = amax_op(t)
+        elif backend == "triton_eager":
+            a = amax_impl(t)
+        else:
+            a = amax_ref(t)
         a = _reduce_amax(a, recipe.amax_group)
-        if fast:
-            q, qt, inv = cast_transpose_op(t, a, fmt.name, margin, need_t)
+        if backend == "inductor":
+            scale, inv = pow2_scales_torch(a, fmt, margin)
+            q, qt = cast_scaled_torch(t, scale, fmt, need_t)[:2]
+            return _Q(q, qt, inv, a)
+        if backend in ("triton_op", "triton_eager"):
+            ct = cast_transpose_op if backend == "triton_op" else cast_transpose_impl
+            q, qt, inv = ct(t, a, fmt.name, margin, need_t)
             return _Q(q, qt if need_t else None, inv, a)
         if recipe.pow2:
             scale = torch.exp2(compute_bias(a, fmt, margin))
@@ -128,8 +176,12 @@ def _quant(t, fmt: FP8Format, margin: int, recipe, hist_row, fast: bool, need_t:
             else recipe.grad_bias
         )
         scale = torch.full((), 2.0**cb, dtype=torch.float32, device=t.device)
-    if fast:
-        q, qt, a = delayed_cast_op(t, scale, fmt.name, need_t)
+    if backend == "inductor":
+        q, qt, a = cast_scaled_torch(t, scale, fmt, need_t)
+        out = _Q(q, qt, 1.0 / scale, a)
+    elif backend in ("triton_op", "triton_eager"):
+        dc = delayed_cast_op if backend == "triton_op" else delayed_cast_impl
+        q, qt, a = dc(t, scale, fmt.name, need_t)
         out = _Q(q, qt if need_t else None, 1.0 / scale, a)
     else:
         out = _Q(quantize(t, scale, fmt), None, 1.0 / scale, amax_ref(t))
@@ -158,15 +210,16 @@ class _Float8LinearFn(torch.autograd.Function):
         m, k = x.shape
         n = weight.shape[0]
         fmt_f, fmt_b = recipe.formats.forward, recipe.formats.backward
-        hw = fast and hardware_fp8_supported(x.device) and _shapes_ok(m, k, n)
+        hw = bool(fast) and hardware_fp8_supported(x.device) and _shapes_ok(m, k, n)
         hw = hw and fmt_f.name in _HW_FORMATS and fmt_b.name in _HW_FORMATS
+        qf = fast if hw else False
         delayed = isinstance(recipe, DelayedScaling)
         need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         fp8_dw = recipe.grad_weight == "fp8"
         xq = _quant(
-            x, fmt_f, recipe.margin, recipe, hist[0] if delayed else None, hw, need_dw and fp8_dw
+            x, fmt_f, recipe.margin, recipe, hist[0] if delayed else None, qf, need_dw and fp8_dw
         )
-        wq = _quant(weight, fmt_f, recipe.margin, recipe, hist[1] if delayed else None, hw, need_dx)
+        wq = _quant(weight, fmt_f, recipe.margin, recipe, hist[1] if delayed else None, qf, need_dx)
         y = _mm(
             xq.data,
             wq.data.t(),
@@ -176,13 +229,13 @@ class _Float8LinearFn(torch.autograd.Function):
             hw,
             recipe.fast_accum in ("forward", "all"),
         )
-        ctx.recipe, ctx.hw, ctx.fast = recipe, hw, fast
+        ctx.recipe, ctx.hw, ctx.fast = recipe, hw, qf
         ctx.shapes = (m, k, n)
         ctx.x_dtype, ctx.w_dtype = x.dtype, weight.dtype
         ctx.save_for_backward(
-            xq.data_t if (hw and fp8_dw) else xq.data,
+            (xq.t_contig() if need_dw else None) if (hw and fp8_dw) else xq.data,
             xq.inv,
-            wq.data_t if hw else wq.data,
+            (wq.t_contig() if need_dx else None) if hw else wq.data,
             wq.inv,
             x if not fp8_dw else None,
             hist,
@@ -204,7 +257,7 @@ class _Float8LinearFn(torch.autograd.Function):
             recipe.grad_margin,
             recipe,
             hist[2] if delayed else None,
-            hw,
+            ctx.fast,
             need_dw and fp8_dw,
         )
         dx = dw = None
@@ -229,7 +282,7 @@ def float8_linear(
     bias: torch.Tensor | None = None,
     recipe: JustInTimeScaling | DelayedScaling | ConstantScaling | None = None,
     history: torch.Tensor | None = None,
-    fast: bool = True,
+    fast: bool | str = True,
 ) -> torch.Tensor:
     """Functional FP8 linear ``y = x W^T + b`` with FP8 forward and backward GEMMs.
 
@@ -240,13 +293,18 @@ def float8_linear(
         recipe: scaling recipe (default :class:`JustInTimeScaling`).
         history: (3, L) float32 amax history (rows: input, weight, grad) for
             :class:`DelayedScaling`; updated in place.
-        fast: use ``torch._scaled_mm`` and the Triton casts when the device supports them
-            (otherwise the exact emulation runs).
+        fast: use ``torch._scaled_mm`` and fast casts when the device supports them
+            (otherwise the exact emulation runs). ``True`` or ``"auto"``: casts traced as plain
+            torch ops under ``torch.compile`` (inductor fuses them) and fused Triton kernels in
+            eager mode; ``"inductor"``: plain torch ops always; ``"triton"``: Triton kernels
+            always (``torch.library`` custom ops when compiling). ``False``: emulation.
 
     Returns:
         (..., N) tensor.
     """
     recipe = recipe if recipe is not None else JustInTimeScaling()
+    if isinstance(fast, str) and fast not in CAST_BACKENDS:
+        raise ValueError(f"fast must be a bool or one of {CAST_BACKENDS}, got {fast!r}")
     if isinstance(recipe, DelayedScaling) and (history is None or history.shape[0] != 3):
         raise ValueError("DelayedScaling needs a (3, history_len) float32 amax history tensor")
     lead = x.shape[:-1]

@@ -62,6 +62,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--val-every", type=int, default=50)
     p.add_argument("--inference", action="store_true", help="also evaluate the quantize-once model")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=0.0,
+        help="stop training (and report the steps done) after this many seconds; 0: no limit",
+    )
+    p.add_argument(
+        "--val-window",
+        type=int,
+        default=500,
+        help="the compared validation loss is the mean over the last this many steps",
+    )
+    p.add_argument(
+        "--merge",
+        default="",
+        help="comma list of output folders of earlier runs (e.g. one recipe per process) to "
+        "merge into --out (gaps, loss curves); no training",
+    )
     p.add_argument("--out", default="fp8_train_demo")
     return p
 
@@ -84,12 +102,12 @@ def run(args: argparse.Namespace) -> dict:
     if bad:
         raise SystemExit(f"unknown recipe(s) {bad}; choose from hp, bf16, {', '.join(RECIPES)}")
     summary: dict = {"config": vars(args), "runs": {}}
-    curves = {}
     recorder = None
     try:
         from rich.progress import Progress
     except ImportError:  # pragma: no cover
         Progress = None
+    deadline = time.monotonic() + args.max_seconds if args.max_seconds > 0 else None
     for name in names:
         model = copy.deepcopy(base)
         if name in RECIPES:
@@ -110,14 +128,15 @@ def run(args: argparse.Namespace) -> dict:
 
             res = train_steps(
                 model, train, args.steps, args.batch, args.lr, args.seed, dev, amp, cb, val,
-                args.val_every, progress,
+                args.val_every, progress, deadline,
             )  # fmt: skip
         dt = time.perf_counter() - t0
         tail = max(1, len(res["train"]) // 4)
         entry = {
             "final_train_loss": sum(res["train"][-tail:]) / tail,
             "final_val_loss": res["val"][-1] if res["val"] else float("nan"),
-            "finite": all(math.isfinite(v) for v in res["train"]),
+            "finite": all(math.isfinite(v) for v in res["train"] + res["val"]),
+            "steps_done": len(res["train"]),
             "seconds": dt,
             **res,
         }
@@ -139,34 +158,78 @@ def run(args: argparse.Namespace) -> dict:
             )
             entry["fp8_weight_bytes_over_bf16"] = wq / max(1, wb - model.lm_head.weight.numel() * 2)
         summary["runs"][name] = entry
-        curves[name] = res["train"]
         print(
             f"{name:>9}: final train loss {entry['final_train_loss']:.4f}  "
             f"val {entry['final_val_loss']:.4f}  "
             f"({dt:.1f} s)"
         )
+    if recorder is not None and recorder.to_records():
+        plot_bias_distribution(recorder, os.path.join(args.out, "bias_distribution.png"))
+        plot_bias_heatmap(recorder, os.path.join(args.out, "bias_heatmap.png"), role="gradient")
+    _finish(summary, args)
+    return summary
+
+
+def _val_window_mean(entry: dict, steps: int, window: int) -> float:
+    start = steps - min(window, steps)
+    vals = [v for s, v in zip(entry.get("val_steps", []), entry.get("val", [])) if s >= start]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+def _finish(summary: dict, args: argparse.Namespace) -> None:
+    """Gaps to the high-precision run, the loss-curve plot and ``losses.json`` in ``args.out``."""
+    steps, window = summary["config"]["steps"], args.val_window
+    for e in summary["runs"].values():
+        e["val_window_mean"] = _val_window_mean(e, steps, window)
+        e["val_window_steps"] = min(window, steps)
     hp = next((summary["runs"][n] for n in ("hp", "bf16") if n in summary["runs"]), None)
     if hp is not None:
         for e in summary["runs"].values():
             e["rel_gap_vs_hp"] = (e["final_train_loss"] - hp["final_train_loss"]) / hp[
                 "final_train_loss"
             ]
+            e["rel_val_gap_vs_hp"] = (e["val_window_mean"] - hp["val_window_mean"]) / hp[
+                "val_window_mean"
+            ]
+    if "inference_val_loss" in (hp or {}):
+        hp["inference_rel_gap"] = (hp["inference_val_loss"] - hp["val_loss_same_batches"]) / hp[
+            "val_loss_same_batches"
+        ]
+    curves = {n: e["train"] for n, e in summary["runs"].items()}
+    cfg = summary["config"]
     plot_loss_curves(
         curves,
         os.path.join(args.out, "loss_curves.png"),
-        title=f"GPT {args.layers}L d={args.d_model}: high precision vs FP8",
+        title=f"GPT {cfg['layers']}L d={cfg['d_model']}: high precision vs FP8",
     )
-    if recorder is not None and recorder.to_records():
-        plot_bias_distribution(recorder, os.path.join(args.out, "bias_distribution.png"))
-        plot_bias_heatmap(recorder, os.path.join(args.out, "bias_heatmap.png"), role="gradient")
     with open(os.path.join(args.out, "losses.json"), "w") as f:
         json.dump(summary, f, indent=1)
+
+
+def merge(args: argparse.Namespace) -> dict:
+    """Merge the ``losses.json`` of the folders in ``args.merge`` into one in ``args.out``."""
+    os.makedirs(args.out, exist_ok=True)
+    summary: dict = {"config": None, "runs": {}}
+    for folder in [f for f in args.merge.split(",") if f]:
+        path = os.path.join(folder, "losses.json")
+        if not os.path.exists(path):
+            print(f"merge: {path} missing (run cut short?), skipped")
+            continue
+        with open(path) as f:
+            part = json.load(f)
+        summary["config"] = summary["config"] or part["config"]
+        summary["runs"].update(part["runs"])
+    if summary["config"] is None:
+        raise SystemExit(f"merge: no losses.json in {args.merge}")
+    summary["config"]["recipes"] = ",".join(summary["runs"])
+    _finish(summary, args)
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    run(_parser().parse_args(argv))
+    args = _parser().parse_args(argv)
+    merge(args) if args.merge else run(args)
     return 0
 
 
