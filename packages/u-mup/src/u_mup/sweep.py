@@ -1,5 +1,6 @@
 """Sweep toolkit used by the ``umup`` CLI: run specs, training, resumable store, plots."""
 
+from ._batched import Variant, train_batched
 from ._plot import plot_sweep
 from ._store import SweepStore
 from ._sweep import best_lr, lr_transfer_summary, sweep_independent, sweep_lr
@@ -8,11 +9,13 @@ from ._train import RunSpec, build_model, train_run
 __all__ = [
     "RunSpec",
     "SweepStore",
+    "Variant",
     "best_lr",
     "build_model",
     "lr_transfer_summary",
     "plot_sweep",
     "sweep_independent",
     "sweep_lr",
+    "train_batched",
     "train_run",
 ]
