@@ -199,8 +199,7 @@ def sparq_attention_triton(
         seq_lens = seq_lens.to(torch.int64)
     if selection not in _SELECTORS and selection not in ("auto", "fused"):
         raise ValueError(
-            "selection must be 'auto', 'triton', 'sampled', 'fused' or 'torch', "
-            f"got {selection!r}"
+            f"selection must be 'auto', 'triton', 'sampled', 'fused' or 'torch', got {selection!r}"
         )
     entry = tuned_entry(shape_key(B, Hq, Hkv, S, dh, r, k)) or {}
     i1, q_hat = prepare_query(q, Hkv, r, scale)

@@ -25,7 +25,7 @@ import triton
 import triton.language as tl
 
 from ._select import _global_stats, _ordered
-from ._select_sample import MARGIN, MAX_SLOTS, _rank_threshold
+from ._select_sample import MARGIN, MAX_SLOTS, _final_warps, _rank_threshold
 
 __all__ = ["fused_mha_plan", "fused_mha_supported", "select_fused_mha"]
 
@@ -92,6 +92,53 @@ def _fused_step1_kernel(
 
 
 @triton.jit
+def _fused_exact_fallback(
+    kt_ptr, idx_ptr, qhat_ptr, lens_ptr, out_row, alpha_ptr, bh, M, inv_z, S, HKV, K, window,
+    sinks, DH: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, CHF: tl.constexpr,
+):  # fmt: skip
+    """Exact radix-16 selection of one row, logits recomputed from ``K_t`` on every pass."""
+    seq_len = tl.load(lens_ptr + bh // HKV)
+    rows = tl.arange(0, RP)
+    rmask = rows < R
+    comp = tl.load(idx_ptr + bh * R + rows, mask=rmask, other=0).to(tl.int64)
+    qh = tl.load(qhat_ptr + bh * R + rows, mask=rmask, other=0.0)
+    kt_row = kt_ptr + bh * DH * S
+    offs = tl.arange(0, CHF)
+    j = tl.arange(0, 16).to(tl.int64)
+    prefix = tl.zeros((), tl.int64)
+    for p in tl.static_range(8):
+        cand_s = (prefix + (j << (28 - 4 * p)) - 2147483648).to(tl.int32)
+        acc = tl.zeros((CHF, 16), tl.int32)
+        for start in range(0, S, CHF):
+            uu, _ = _kt_keys(kt_row, comp, qh, rmask, start + offs, seq_len, S, window, sinks)
+            acc += (uu[:, None] >= cand_s[None, :]).to(tl.int32)
+        cn = tl.sum(acc, axis=0)
+        prefix = prefix + (tl.max(tl.where(cn >= K, j, 0), axis=0) << (28 - 4 * p))
+    T = (prefix - 2147483648).to(tl.int32)
+    acc1 = tl.zeros((CHF,), tl.int32)
+    for start in range(0, S, CHF):
+        uu, _ = _kt_keys(kt_row, comp, qh, rmask, start + offs, seq_len, S, window, sinks)
+        acc1 += (uu > T).to(tl.int32)
+    need = K - tl.sum(acc1, axis=0)
+    carry_sel = tl.zeros((), tl.int32)
+    carry_eq = tl.zeros((), tl.int32)
+    alpha = tl.zeros((), tl.float32)
+    for start in range(0, S, CHF):
+        cols = start + offs
+        uu, lg = _kt_keys(kt_row, comp, qh, rmask, cols, seq_len, S, window, sinks)
+        eq = (uu == T).to(tl.int32)
+        eq_rank = tl.cumsum(eq, axis=0) - eq + carry_eq
+        sel = (uu > T) | ((eq == 1) & (eq_rank < need))
+        sel_i = sel.to(tl.int32)
+        pos = tl.cumsum(sel_i, axis=0) - sel_i + carry_sel
+        tl.store(out_row + pos, cols, mask=sel)
+        alpha += tl.sum(tl.where(sel, tl.exp(lg - M) * inv_z, 0.0), axis=0)
+        carry_sel += tl.sum(sel_i, axis=0)
+        carry_eq += tl.sum(eq, axis=0)
+    tl.store(alpha_ptr + bh, alpha)
+
+
+@triton.jit
 def _fused_final_kernel(
     kt_ptr, idx_ptr, qhat_ptr, lens_ptr, m_ptr, l_ptr, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr,
     out_idx_ptr, alpha_ptr, S, NT, HKV, K, window, sinks, DH: tl.constexpr, R: tl.constexpr,
@@ -124,45 +171,10 @@ def _fused_final_kernel(
         lg = tl.load(cp_ptr + base + slots, mask=sel, other=float("-inf"))
         tl.store(alpha_ptr + bh, tl.sum(tl.exp(lg - M) * inv_z, axis=0))
     else:  # exact radix-16 search over the whole row, logits recomputed from K_t per pass
-        seq_len = tl.load(lens_ptr + bh // HKV)
-        rows = tl.arange(0, RP)
-        rmask = rows < R
-        comp = tl.load(idx_ptr + bh * R + rows, mask=rmask, other=0).to(tl.int64)
-        qh = tl.load(qhat_ptr + bh * R + rows, mask=rmask, other=0.0)
-        kt_row = kt_ptr + bh * DH * S
-        offs = tl.arange(0, CHF)
-        j = tl.arange(0, 16).to(tl.int64)
-        prefix = tl.zeros((), tl.int64)
-        for p in tl.static_range(8):
-            cand_s = (prefix + (j << (28 - 4 * p)) - 2147483648).to(tl.int32)
-            acc = tl.zeros((CHF, 16), tl.int32)
-            for start in range(0, S, CHF):
-                uu, _ = _kt_keys(kt_row, comp, qh, rmask, start + offs, seq_len, S, window, sinks)
-                acc += (uu[:, None] >= cand_s[None, :]).to(tl.int32)
-            cn = tl.sum(acc, axis=0)
-            prefix = prefix + (tl.max(tl.where(cn >= K, j, 0), axis=0) << (28 - 4 * p))
-        T = (prefix - 2147483648).to(tl.int32)
-        acc1 = tl.zeros((CHF,), tl.int32)
-        for start in range(0, S, CHF):
-            uu, _ = _kt_keys(kt_row, comp, qh, rmask, start + offs, seq_len, S, window, sinks)
-            acc1 += (uu > T).to(tl.int32)
-        need = K - tl.sum(acc1, axis=0)
-        carry_sel = tl.zeros((), tl.int32)
-        carry_eq = tl.zeros((), tl.int32)
-        alpha = tl.zeros((), tl.float32)
-        for start in range(0, S, CHF):
-            cols = start + offs
-            uu, lg = _kt_keys(kt_row, comp, qh, rmask, cols, seq_len, S, window, sinks)
-            eq = (uu == T).to(tl.int32)
-            eq_rank = tl.cumsum(eq, axis=0) - eq + carry_eq
-            sel = (uu > T) | ((eq == 1) & (eq_rank < need))
-            sel_i = sel.to(tl.int32)
-            pos = tl.cumsum(sel_i, axis=0) - sel_i + carry_sel
-            tl.store(out_row + pos, cols, mask=sel)
-            alpha += tl.sum(tl.where(sel, tl.exp(lg - M) * inv_z, 0.0), axis=0)
-            carry_sel += tl.sum(sel_i, axis=0)
-            carry_eq += tl.sum(eq, axis=0)
-        tl.store(alpha_ptr + bh, alpha)
+        _fused_exact_fallback(
+            kt_ptr, idx_ptr, qhat_ptr, lens_ptr, out_row, alpha_ptr, bh, M, inv_z, S, HKV, K,
+            window, sinks, DH, R, RP, CHF,
+        )  # fmt: skip
 
 
 def fused_mha_plan(S: int, k: int, tile: int | None = None, samples: int | None = None) -> dict:
@@ -252,6 +264,6 @@ def select_fused_mha(
         K_t, idx32, qh, seq_lens, tmax, tsum, cnt, ckey, cpos, cp, idx, alpha, S, nt, H, k,
         local_window, sink_tokens, DH=dh, R=r, RP=rp, NTP=max(2, triton.next_power_of_2(nt)),
         CAP=cap, SLOTS=plan["slots"], CHF=min(256, max(16, triton.next_power_of_2(S))),
-        num_warps=8 if plan["slots"] >= 4096 else 4,
+        num_warps=_final_warps(plan["slots"]),
     )  # fmt: skip
     return idx, alpha

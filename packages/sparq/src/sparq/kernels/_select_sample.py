@@ -184,6 +184,11 @@ def _final_kernel(
         )  # fmt: skip
 
 
+def _final_warps(slots: int) -> int:
+    # ~16-32 slots per thread keeps the final kernel spill-free (ptxas, sm_90: <= 128 registers)
+    return 16 if slots >= 16384 else 8 if slots >= 4096 else 4
+
+
 def sample_plan(S: int, k: int, chunk: int | None = None, samples: int | None = None) -> dict:
     """Launch plan of :func:`select_topk_sampled` for a row of ``S`` positions and ``k`` winners.
 
@@ -276,6 +281,6 @@ def select_topk_sampled(
         sink_tokens, G=G, GP=GP, NCHP=max(2, triton.next_power_of_2(nch)), CAP=cap,
         SLOTS=plan["slots"],
         CHF=min(512, max(16, triton.next_power_of_2(S))),
-        num_warps=num_warps or (8 if plan["slots"] >= 4096 else 4),
+        num_warps=num_warps or _final_warps(plan["slots"]),
     )  # fmt: skip
     return idx, alpha
