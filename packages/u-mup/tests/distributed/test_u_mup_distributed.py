@@ -58,6 +58,9 @@ def _check(out: Path, single: dict, dtype: str, rtol: float) -> dict:
         assert len(b) == STEPS
         assert torch.isfinite(b).all()
         torch.testing.assert_close(b, a, rtol=rtol, atol=0.0)
+    assert ddp["fsdp_units"] == 0
+    # one FSDP unit per block plus the root
+    assert fsdp["fsdp_units"] == _worker_module().LAYERS + 1
     # the loss really falls, so matching curves are not trivially flat
     assert single["losses"][-1] < 0.9 * single["losses"][0]
     return fsdp

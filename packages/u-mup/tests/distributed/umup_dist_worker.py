@@ -90,9 +90,13 @@ def train(
 
         fully_shard = fully_shard_fn()
         mesh = init_device_mesh(device.type, (world,))
-        # One FSDP unit for the whole model: the decoder runs its blocks through its own methods,
-        # so per-block units would not see a forward pre-hook to all-gather their parameters.
+        # The usual FSDP2 layout: one unit per transformer block, then the root (embedding,
+        # final norm, head), so only one block's parameters are gathered at a time.
+        for block in model.layers:
+            fully_shard(block, mesh=mesh)
         fully_shard(model, mesh=mesh)
+    # fully_shard swaps each unit's class for an ``FSDP<Class>`` subclass
+    fsdp_units = sum(type(m).__name__.startswith("FSDP") for m in model.modules())
     roles_before = {n: i.to_dict() for n, i in u_mup.roles(model).items()}
     opt = u_mup.AdamW(model, lr=2e-2, weight_decay=1e-4)
     hparams = {
@@ -129,6 +133,7 @@ def train(
         "world_size": world,
         "backend": backend,
         "dtype": dtype,
+        "fsdp_units": fsdp_units,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "losses": losses,
         "eval_loss": eval_loss(model, device),
