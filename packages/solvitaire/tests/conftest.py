@@ -35,6 +35,19 @@ SMALL_VARIANTS = {
         "stock": {"size": 5, "deal count": 1, "redeal": True, "redeals": 1},
         "max rank": 3,
     },
+    "klondike-small-draw1": {
+        "tableau piles": {
+            "count": 3,
+            "build policy": "red-black",
+            "spaces policy": "kings",
+            "move built group": "partial-if-card-above-buildable",
+            "diagonal deal": True,
+            "face up cards": "top",
+        },
+        "foundations": {"removable": True},
+        "stock": {"size": 6, "deal count": 1, "redeal": True},
+        "max rank": 3,
+    },
     "freecell-small": {
         "tableau piles": {"count": 4, "build policy": "red-black"},
         "cells": {"count": 1},

@@ -17,7 +17,7 @@ from numba import njit
 # cfg indices
 T, R, C, NF, MR, BUILD, GPOL, GMODE, SPACES, FPRES, FREM, FCOMP, HPRES, HLOOP = range(14)
 DTYPE, DCOUNT, REDEALS, RSTACK, BASE, DOM, CAP, NCARDS, OFF_F, OFF_C, OFF_L, OFF_D = range(14, 26)
-OFF_DATA, SSIZE, NP, SYM, FDOWN = range(26, 31)
+OFF_DATA, SSIZE, NP, SYM, FDOWN, SUITSYM = range(26, 32)
 NCFG = 32
 
 # move kinds
@@ -276,6 +276,23 @@ def dominance(S, cfg, mv, k):
             k = _add(mv, k, K_R2F, s - nt - cfg[C], f, 1, 0, 0)
         mv[k - 1, 6] = 1
         return k
+    # draw 1 with unlimited redeals: every stock card is always reachable, so the stock acts
+    # like a reserve and its cards may go up by the same rule (Blake & Gent, section 5.4.3)
+    if cfg[DTYPE] == 0 and cfg[SSIZE] > 0 and cfg[DCOUNT] == 1 and cfg[REDEALS] < 0:
+        stock = nt + cfg[R]
+        nw = _len(S, cfg, stock + 1)
+        tot = nw + _len(S, cfg, stock)
+        for m in range(1, tot + 1):
+            c = _waste_card(S, cfg, m)
+            f = found_target(S, cfg, c)
+            if f < 0 or not _safe(S, cfg, f, S[cfg[OFF_F] + f] + 1, c):
+                continue
+            if m >= nw:
+                k = _add(mv, k, K_W, m, f, 0, m - nw, 0)
+            else:
+                k = _add(mv, k, K_W, m, f, 0, tot - nw + 1 + m, 1)
+            mv[k - 1, 6] = 1
+            return k
     return k
 
 
@@ -588,7 +605,8 @@ def apply_move(S, cfg, mv, i):
             for _x in range(nw - m):
                 _push(S, cfg, stock, _pop(S, cfg, stock + 1))
         _pop(S, cfg, stock + 1)
-        S[0] += mv[i, 5]
+        if cfg[REDEALS] > 0:  # only a limited number of passes needs counting
+            S[0] += mv[i, 5]
         if n == 0:
             S[of + found_target(S, cfg, c)] += 1
         elif n == 1:
@@ -658,19 +676,44 @@ def _pile_hash(S, cfg, Z, p, tag):
     n = S[cfg[OFF_L] + p]
     a = np.uint64(tag) * np.uint64(0x9E3779B97F4A7C15)
     b = np.uint64(tag) * np.uint64(0xC2B2AE3D27D4EB4F)
+    cm = -4 if cfg[SUITSYM] else -1
     for i in range(n):
-        c = S[base + i]
+        c = S[base + i] & cm
         a ^= Z[0, i, c]
         b ^= Z[1, i, c]
     return _mix(a + np.uint64(n)), _mix(b ^ np.uint64(n))
 
 
 @njit(cache=True)
+def _cycle_hash(S, cfg, Z):
+    """Hash of the stock cycle X = waste (bottom first) + stock (top first) as one sequence:
+    with unlimited redeals and a waste size that is a multiple of the draw count, where the
+    waste ends is irrelevant (the same cards are reachable), as in the reference."""
+    st = cfg[T] + cfg[R]
+    nw = S[cfg[OFF_L] + st + 1]
+    ns = S[cfg[OFF_L] + st]
+    a = np.uint64(0x5851F42D4C957F2D)
+    b = np.uint64(0x14057B7EF767814F)
+    bw = cfg[OFF_DATA] + (st + 1) * cfg[CAP]
+    bs = cfg[OFF_DATA] + st * cfg[CAP]
+    for i in range(nw):
+        c = S[bw + i]
+        a ^= Z[0, i, c]
+        b ^= Z[1, i, c]
+    for i in range(ns):
+        c = S[bs + ns - 1 - i]
+        a ^= Z[0, nw + i, c]
+        b ^= Z[1, nw + i, c]
+    return _mix(a + np.uint64(nw + ns)), _mix(b ^ np.uint64(nw + ns))
+
+
+@njit(cache=True)
 def state_hash2(S, cfg, Z):
     """Two independent 64-bit keys of state S (pile-permutation invariant where allowed)."""
     nt = cfg[T]
-    h1 = _mix(np.uint64(S[0]) * np.uint64(131) + np.uint64(S[1]) + np.uint64(1))
-    h2 = _mix(np.uint64(S[0]) * np.uint64(257) + np.uint64(S[1]) + np.uint64(977))
+    hole = S[1] & (-4 if cfg[SUITSYM] else -1)
+    h1 = _mix(np.uint64(S[0]) * np.uint64(131) + np.uint64(hole) + np.uint64(1))
+    h2 = _mix(np.uint64(S[0]) * np.uint64(257) + np.uint64(hole) + np.uint64(977))
     of = cfg[OFF_F]
     for f in range(of, cfg[OFF_C]):
         h1 = h1 * np.uint64(31) + np.uint64(S[f])
@@ -691,8 +734,9 @@ def state_hash2(S, cfg, Z):
     oc = cfg[OFF_C]
     s1 = np.uint64(0)
     s2 = np.uint64(0)
+    cmask = -4 if cfg[SUITSYM] else -1
     for i in range(cfg[C]):
-        c = S[oc + i]
+        c = S[oc + i] & cmask
         s1 += Z[0, ZPOS - 1, c]
         s2 += Z[1, ZPOS - 1, c]
     h1 = _mix(h1 ^ s1)
@@ -710,6 +754,11 @@ def state_hash2(S, cfg, Z):
     h1 = _mix(h1 ^ s1)
     h2 = _mix(h2 ^ s2)
     st = nt + cfg[R]
+    if cfg[REDEALS] < 0 and cfg[DTYPE] == 0 and S[cfg[OFF_L] + st + 1] % cfg[DCOUNT] == 0:
+        a, b = _cycle_hash(S, cfg, Z)
+        h1 = _mix(h1 ^ a)
+        h2 = _mix(h2 ^ b)
+        return h1, h2
     a, b = _pile_hash(S, cfg, Z, st, 37)
     h1 = _mix(h1 ^ a)
     h2 = _mix(h2 ^ b)

@@ -313,9 +313,57 @@ class GameState:
             r = (self.base + n - 2) % self.mr + 1
         return r * 4 + f % 4
 
+    def is_legal(self, m: Move) -> bool:
+        """Whether ``m`` is legal here (the same rules as :meth:`legal_moves`, checked directly)."""
+        r = self.rules.data
+        T = len(self.tab)
+        if m.src in ("w", "s"):
+            return m in self.legal_moves(like=m)
+        if m.src == "t":
+            if not 0 <= m.si < T:
+                return False
+            p = self.tab[m.si]
+            if not 1 <= m.n <= len(p) - self.down[m.si]:
+                return False
+            if m.dst == "f" and m.n > 1:
+                return m in self.legal_moves(like=m)  # a complete suit (Spider)
+            if m.n > 1 and (m.dst != "t" or m.n not in self._group_sizes(m.si)):
+                return False
+            c = p[-m.n]
+        elif m.src == "c":
+            if not 0 <= m.si < len(self.cells) or not self.cells[m.si] or m.dst == "c":
+                return False
+            c = self.cells[m.si]
+        elif m.src == "r":
+            if not 0 <= m.si < len(self.reserve) or not self.reserve[m.si]:
+                return False
+            c = self.reserve[m.si][-1]
+        elif m.src == "f":
+            f = r["foundations"]
+            if not (f["present"] and f["removable"]) or not 0 <= m.si < len(self.found):
+                return False
+            if not self.found[m.si] or m.dst != "t":
+                return False
+            c = self._found_top(m.si)
+        else:
+            return False
+        if m.n != 1 and m.src != "t":
+            return False
+        if m.dst == "t":
+            if not 0 <= m.di < T or (m.src == "t" and m.di == m.si):
+                return False
+            return self._can_place(c, m.di)
+        if m.dst == "c":
+            return 0 <= m.di < len(self.cells) and not self.cells[m.di] and m.src in "tr"
+        if m.dst == "f":
+            return self._found_target(c) >= 0
+        if m.dst == "h":
+            return self._hole_ok(c)
+        return False
+
     def apply(self, m: Move, check: bool = True) -> None:
         """Apply a move in place; raises ``ValueError`` when it is not legal here."""
-        if check and m not in self.legal_moves(like=m):
+        if check and not self.is_legal(m):
             raise ValueError(f"illegal move {m} ({move_str(m)})")
         if m.src == "w":
             for _ in range(m.si):

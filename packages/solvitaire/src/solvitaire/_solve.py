@@ -126,6 +126,10 @@ def compile_rules(rules: Rules, d: Deal) -> tuple[np.ndarray, np.ndarray]:
         cm.NP: np_,
         cm.SYM: int(dtype != 1),
         cm.FDOWN: int(down),
+        # hole games without foundations or building: suits never matter (exact symmetry)
+        cm.SUITSYM: int(
+            r["hole"]["present"] and not f["present"] and tp["build policy"] == "no-build"
+        ),
         cm.SSIZE: st["size"],
     }
     for k, v in vals.items():
