@@ -64,11 +64,11 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
     model: nn.Module = nn.Sequential(lin)
     use_compile = device == "cuda" and not kind.endswith("_eager")
     base_kind = kind.removesuffix("_eager")
-    if base_kind in ("ours", "ours_triton", "ours_inductor"):
-        backend = {"ours": "auto", "ours_triton": "triton", "ours_inductor": "inductor"}[base_kind]
-        model = nn.Sequential(
-            Float8Linear.from_linear(lin, JustInTimeScaling(), cast_backend=backend)
-        )
+    if base_kind in ("ours", "ours_triton", "ours_inductor", "ours_fastacc"):
+        backend = "triton" if base_kind == "ours_triton" else "auto"
+        backend = "inductor" if base_kind == "ours_inductor" else backend
+        recipe = JustInTimeScaling(fast_accum="all" if base_kind == "ours_fastacc" else "forward")
+        model = nn.Sequential(Float8Linear.from_linear(lin, recipe, cast_backend=backend))
     elif kind == "ours_auto":
         model = convert_to_float8(model, JustInTimeScaling(), auto_filter=True)
     elif kind.startswith("torchao"):
@@ -184,6 +184,12 @@ def bench_triton_ops(m: int, k: int, n: int, device: str) -> Measure:
 def bench_eager(m: int, k: int, n: int, device: str) -> Measure:
     """Variant: Float8Linear in eager mode (direct Triton launches) vs compiled bf16."""
     return _measure("ours_eager", "bf16", m, k, n, device)
+
+
+@case("linear_fp8_fast_accum_all_vs_bf16", params=_PARAMS, quick_params=_QUICK, devices=("cuda",))
+def bench_fastacc(m: int, k: int, n: int, device: str) -> Measure:
+    """Variant: Hopper fast accumulation in the two gradient GEMMs too (fast_accum="all")."""
+    return _measure("ours_fastacc", "bf16", m, k, n, device)
 
 
 _SMALL = [{"m": 256, "k": 256, "n": 256}]
