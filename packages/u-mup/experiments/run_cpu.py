@@ -2,6 +2,7 @@
 
     python packages/u-mup/experiments/run_cpu.py coord   # coord check, widths 64 vs 512
     python packages/u-mup/experiments/run_cpu.py fp8     # simulated FP8 vs fp32, u-μP and SP
+    python packages/u-mup/experiments/run_cpu.py fp8-plot  # redraw fp8_cpu.png from its JSON
     python packages/u-mup/experiments/run_cpu.py lr STORE.jsonl [STORE2.jsonl ...]
         # summarise an LR-transfer sweep made with `umup sweep lr` into JSON + PNG
 
@@ -69,20 +70,31 @@ def fp8() -> None:
         }
     out["spec"] = base.__dict__
     (HERE / "fp8_cpu.json").write_text(json.dumps(out, indent=1) + "\n")
+    plot_fp8()
+
+
+def plot_fp8() -> None:
+    """Draw ``fp8_cpu.png`` from ``fp8_cpu.json``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    out = json.loads((HERE / "fp8_cpu.json").read_text())
+    spec = out["spec"]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for p in ("umup", "sp"):
         for k, ls in (("fp32", "-"), ("fp8", "--")):
             c = out[p]["curves"][k]
-            every = max(1, base.steps // 50)
+            every = max(1, spec["steps"] // 50)
             ax.plot([i * every for i in range(len(c))], c, ls, label=f"{p} {k}")
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.set_title(f"simulated FP8 (E4M3 fwd / E5M2 bwd, scale 1), width {base.width}")
+    ax.set_ylabel("training loss (nats/byte)")
+    ax.set_title(
+        f"simulated FP8, static scale 1: width {spec['width']}, "
+        f"{spec['batch_size']}x{spec['seq_len']} tokens",
+        fontsize=9,
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(HERE / "fp8_cpu.png", dpi=110)
@@ -106,4 +118,5 @@ def lr(paths: list[str]) -> None:
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    {"coord": lambda: coord(), "fp8": lambda: fp8(), "lr": lambda: lr(sys.argv[2:])}[sys.argv[1]]()
+    cmds = {"coord": coord, "fp8": fp8, "fp8-plot": plot_fp8, "lr": lambda: lr(sys.argv[2:])}
+    cmds[sys.argv[1]]()
