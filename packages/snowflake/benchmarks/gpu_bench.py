@@ -1,15 +1,21 @@
-"""GPU-machine benchmark for snowflake (16 cores + one GPU), driven by gpu_run.sh.
+"""Benchmark + experiments for the 16-core machine: gpu_run.sh (phase a), gpu_run_b.sh (phase b).
 
-Part 1: env throughput (single process, threaded batched stepper, gymnasium AsyncVectorEnv) and
-the overhead of a full PPO iteration over pure stepping. Part 2 (reduced): the paper's
-policy-divergence signature on Centipede-20 (mean approx-KL / clip fraction per update for mlp,
-nervenet, snowflake; several runs in parallel processes, wall-clock capped) and a reduced
-Centipede-6 → 8/10/12/20 zero-shot transfer. Writes JSON, markdown and PNGs to --out.
+Phase a: correctness checks, env throughput (one process, ``ThreadedVectorEnv``, gymnasium
+``AsyncVectorEnv``), the cost of a full PPO iteration over pure stepping (mlp and snowflake), then
+the paper's policy-divergence signature on Centipede-20 (mlp / nervenet / snowflake × 3 seeds, mean
+approx-KL and clip fraction per update) trained in parallel processes until the wall budget ends.
+Phase b: train mlp / nervenet / snowflake on Centipede-6 (2 seeds each) until the budget, then
+evaluate each deterministically on Centipede-6/8/10/12/20 (zero-shot transfer).
+
+Every worker is pinned to its own cores; partial summaries are rewritten every 15 s, so a kill still
+leaves results. At most 5 files per phase, flat in ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
 import json
 import os
 import subprocess
@@ -19,291 +25,477 @@ from pathlib import Path
 
 import numpy as np
 
+POLICIES = ("mlp", "nervenet", "snowflake")
+TARGETS = ("Centipede-6", "Centipede-8", "Centipede-10", "Centipede-12", "Centipede-20")
+
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- phase a pieces
 def correctness() -> dict:
     import gymnasium as gym
+    import mujoco
     import torch
 
     import snowflake as sf
 
-    out = {}
     for n, (d, a) in {6: (139, 16), 20: (433, 58)}.items():
         e = gym.make(f"Centipede-{n}-v0")
-        assert e.observation_space.shape == (d,), (n, e.observation_space)
-        assert e.action_space.shape == (a,), (n, e.action_space)
+        assert e.observation_space.shape == (d,), n
+        assert e.action_space.shape == (a,), n
         e.reset(seed=0)
         for _ in range(50):
             e.step(np.zeros(a, np.float32))
         assert np.abs(e.unwrapped.data.cfrc_ext).sum() > 0, "cfrc_ext is zero"
         e.close()
-    # threaded stepper == one env stepped alone (same seed, same actions)
-    v = sf.make_vector_env("Centipede-20", 4, "thread", 4)
+    v = sf.make_vector_env("Centipede-20", 4, "thread", 4)  # threaded stepper == one env alone
     s = gym.make("Centipede-20-v0", disable_env_checker=True)
     ov, _ = v.reset(seed=7)
     os_, _ = s.reset(seed=7)
     rng = np.random.default_rng(0)
-    max_diff = float(np.abs(ov[0] - os_).max())
+    diff = float(np.abs(ov[0] - os_).max())
     for _ in range(20):
         act = rng.uniform(-1, 1, (4, 58))
         ov, rv, tv, *_ = v.step(act)
         os_, rs, ts, *_ = s.step(act[0])
         if tv[0] or ts:
             break
-        max_diff = max(max_diff, float(np.abs(ov[0] - os_).max()), abs(float(rv[0] - rs)))
+        diff = max(diff, float(np.abs(ov[0] - os_).max()), abs(float(rv[0] - rs)))
     v.close()
-    assert max_diff == 0.0, f"threaded stepper differs from a single env by {max_diff}"
-    out["threaded_equals_single"] = True
-    agent, _, _morph = sf.build_agent("Centipede-6", "snowflake")
-    agent.bind(
-        sf.build_morphology(__import__("mujoco").MjModel.from_xml_string(sf.centipede_xml(100)))
-    )
+    assert diff == 0.0, f"threaded stepper differs from a single env by {diff}"
+    agent, _, _ = sf.build_agent("Centipede-6", "snowflake")
+    agent.bind(sf.build_morphology(mujoco.MjModel.from_xml_string(sf.centipede_xml(100))))
     with torch.no_grad():
-        m, _ = agent.actor(torch.zeros(2, sf.obs_dim(100)))
-    assert m.shape == (2, 298)
-    out["gnn_c6_runs_on_c100"] = True
-    return out
+        assert agent.actor(torch.zeros(2, sf.obs_dim(100)))[0].shape == (2, 298)
+    return {"threaded_equals_single": True, "gnn_c6_runs_on_c100": True}
 
 
-def throughput(sec: float, cores: int) -> dict:
+def throughput(sec: float, cores: int, smoke: bool) -> dict:
     from snowflake._bench import bench_env
 
-    res = {}
     plan = [
-        ("single_c20", "Centipede-20", "single", 1, None),
-        ("single_c6", "Centipede-6", "single", 1, None),
-        ("single_ant", "Ant-v5", "single", 1, None),
-        (f"thread{cores}_c20_x{cores}", "Centipede-20", "thread", cores, cores),
-        (f"thread{cores}_c20_x{4 * cores}", "Centipede-20", "thread", 4 * cores, cores),
-        (f"thread{cores}_c6_x{4 * cores}", "Centipede-6", "thread", 4 * cores, cores),
-        (f"thread{cores}_ant_x{4 * cores}", "Ant-v5", "thread", 4 * cores, cores),
-        (f"async{cores}_c20", "Centipede-20", "async", cores, None),
-        (f"async{cores}_ant", "Ant-v5", "async", cores, None),
-        (f"async{cores}_c6", "Centipede-6", "async", cores, None),
+        ("single_c20", "Centipede-20", "single", 1),
+        ("single_c6", "Centipede-6", "single", 1),
+        ("single_ant", "Ant-v5", "single", 1),
+        (f"thread{cores}_c20_x{cores}", "Centipede-20", "thread", cores),
+        (f"thread{cores}_c20_x{4 * cores}", "Centipede-20", "thread", 4 * cores),
+        (f"thread{cores}_c6_x{4 * cores}", "Centipede-6", "thread", 4 * cores),
+        (f"thread{cores}_c6_x{8 * cores}", "Centipede-6", "thread", 8 * cores),
+        (f"thread{cores}_ant_x{4 * cores}", "Ant-v5", "thread", 4 * cores),
+        (f"async{cores}_c20", "Centipede-20", "async", cores),
+        (f"async{cores}_c6", "Centipede-6", "async", cores),
+        (f"async{cores}_ant", "Ant-v5", "async", cores),
     ]
-    for key, env, kind, n, threads in plan:
-        r = bench_env(env, n, kind, sec, threads)
+    if smoke:
+        plan = [p for p in plan if "x8" not in p[0] and "ant_x" not in p[0]]
+    res = {}
+    for key, env, kind, n in plan:
+        try:
+            r = bench_env(env, n, kind, sec, cores if kind == "thread" else None)
+        except Exception as e:  # one failing backend must not sink the rest
+            res[key] = {"env": env, "kind": kind, "num_envs": n, "error": repr(e)}
+            log(f"throughput {key}: FAILED {e!r}")
+            continue
         res[key] = {"env": env, "kind": kind, "num_envs": n, **r}
         log(f"throughput {key}: {r['steps_per_s']:.0f} steps/s")
     return res
 
 
-def ppo_overhead(cores: int, device: str, smoke: bool) -> dict:
+def ppo_iteration(policy: str, cores: int, smoke: bool) -> dict:
+    """Time full PPO iterations (rollout + GAE + 10 epochs) against pure threaded stepping."""
     import torch
 
     import snowflake as sf
     from snowflake._bench import bench_env
 
-    n_env = cores
+    torch.set_num_threads(cores)
+    n_env = 2 if smoke else 16
     cfg = sf.PPOConfig(
         env="Centipede-20",
-        policy="snowflake",
+        policy=policy,
         num_envs=n_env,
-        num_threads=cores,
-        rollout_steps=2048 if not smoke else 64,
-        minibatch_size=256 if not smoke else 32,
-        epochs=10 if not smoke else 1,
+        num_threads=min(cores, n_env),
+        rollout_steps=64 if smoke else 2048,
+        minibatch_size=32 if smoke else 256,
+        epochs=1 if smoke else 10,
         total_steps=100 * 2048,
-        device=device,
     )
     tr = sf.Trainer(cfg)
-    tr.step()  # warm-up (CUDA init, first allocations)
-    rows = [tr.step() for _ in range(2 if not smoke else 1)]
+    tr.step()  # warm-up
+    rows = [tr.step() for _ in range(1 if smoke else 2)]
     tr.close()
-    env_only = bench_env("Centipede-20", n_env, "thread", 3.0 if not smoke else 0.5, cores)[
-        "steps_per_s"
-    ]
-    it = float(np.mean([r["rollout_s"] + r["update_s"] for r in rows]))
-    pure = cfg.rollout_steps / env_only
-    torch.cuda.empty_cache() if device == "cuda" else None
+    sps = bench_env("Centipede-20", n_env, "thread", 0.5 if smoke else 3.0, min(cores, n_env))
+    pure = cfg.rollout_steps / sps["steps_per_s"]
+    roll = float(np.mean([r["rollout_s"] for r in rows]))
+    upd = float(np.mean([r["update_s"] for r in rows]))
     return {
-        "iteration_s": it,
-        "rollout_s": float(np.mean([r["rollout_s"] for r in rows])),
-        "update_s": float(np.mean([r["update_s"] for r in rows])),
+        "policy": policy,
+        "iteration_s": roll + upd,
+        "rollout_s": roll,
+        "update_s": upd,
         "pure_stepping_s": pure,
-        "overhead_frac": it / pure - 1.0,
+        "overhead_frac": (roll + upd) / pure - 1.0,
+        "rollout_overhead_frac": roll / pure - 1.0,
         "num_envs": n_env,
         "rollout_steps": cfg.rollout_steps,
         "epochs": cfg.epochs,
+        "torch_threads": cores,
     }
 
 
+# ----------------------------------------------------------------------------- workers
 def worker(a: argparse.Namespace) -> None:
-    """One training process: train until the deadline, then optionally run zero-shot transfer."""
+    """One training process on its own cores: train until the deadline, optionally transfer."""
     import torch
 
     import snowflake as sf
 
-    torch.set_num_threads(1)
-    kw = {} if not a.smoke else {"rollout_steps": 64, "minibatch_size": 32, "epochs": 2}
+    cores = [int(c) for c in a.cores.split(",")]
+    if hasattr(os, "sched_setaffinity"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, cores)
+    torch.set_num_threads(len(cores))
+    kw = {"rollout_steps": 64, "minibatch_size": 32, "epochs": 2} if a.smoke else {}
     cfg = sf.PPOConfig(
         env=a.env,
         policy=a.policy,
         seed=a.seed,
         num_envs=a.num_envs,
-        num_threads=a.threads,
+        num_threads=len(cores),
         total_steps=a.steps,
-        device=a.device,
         checkpoint_every=10**9,
         **kw,
     )
     out = Path(a.run_dir)
     tr = sf.Trainer(cfg, out)
     tr._write_config()
-    t_end = time.time() + a.seconds
     tr.wall0 = time.perf_counter()
-    while tr.update_idx < tr.num_updates and time.time() < t_end:
+    last = 0.0
+    while tr.update_idx < tr.num_updates and (
+        time.time() + 1.2 * last < a.train_deadline or (a.smoke and tr.update_idx == 0)
+    ):
+        t = time.perf_counter()
         tr._log(tr.step())
+        last = time.perf_counter() - t
     tr.save(out / "final.pt")
     tr.close()
-    res = {"steps": tr.global_step, "updates": tr.update_idx}
-    if a.transfer:
-        agent = sf.load_policy(out / "final.pt")
-        agent.to("cpu")
-        res["transfer"] = {}
-        for t in a.transfer.split(","):
-            r = sf.evaluate(
-                sf.load_policy(out / "final.pt", t),
-                t,
-                a.episodes,
-                seed=123,
-                num_threads=a.threads,
-                max_steps=a.max_eval_steps,
-            )
-            res["transfer"][t] = r["return_mean"]
-    (out / "result.json").write_text(json.dumps(res))
+    res: dict = {"steps": tr.global_step, "updates": tr.update_idx, "transfer": {}}
+    write_json(out / "result.json", res)
+    for t in [x for x in a.transfer.split(",") if x]:
+        if time.time() > a.eval_deadline:
+            break
+        r = sf.evaluate(
+            sf.load_policy(out / "final.pt", t),
+            t,
+            a.episodes,
+            seed=123,
+            num_threads=len(cores),
+            max_steps=a.max_eval_steps,
+        )
+        res["transfer"][t] = r
+        write_json(out / "result.json", res)
 
 
-def launch(
-    args, env, policy, seed, seconds, run_dir, threads, num_envs, transfer=""
-) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--worker",
-        "--env",
-        env,
-        "--policy",
-        policy,
-        "--seed",
-        str(seed),
-        "--seconds",
-        str(seconds),
-        "--run-dir",
-        str(run_dir),
-        "--threads",
-        str(threads),
-        "--num-envs",
-        str(num_envs),
-        "--steps",
-        str(args.steps),
-        "--device",
-        args.device,
-        "--episodes",
-        str(args.episodes),
-        "--transfer",
-        transfer,
-    ] + (["--smoke"] if args.smoke else [])
-    return subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+def launch(a, env, policy, seed, cores, run_dir, train_deadline, eval_deadline, transfer=""):
+    cmd = [sys.executable, __file__, "--worker", "--env", env, "--policy", policy]
+    cmd += ["--seed", str(seed), "--cores", ",".join(map(str, cores)), "--run-dir", str(run_dir)]
+    cmd += ["--train-deadline", str(train_deadline), "--eval-deadline", str(eval_deadline)]
+    cmd += ["--steps", str(a.steps), "--num-envs", str(a.num_envs), "--transfer", transfer]
+    cmd += ["--episodes", str(a.episodes), "--max-eval-steps", str(a.max_eval_steps)]
+    cmd += ["--smoke"] if a.smoke else []
+    env_vars = {**os.environ, "OMP_NUM_THREADS": str(len(cores)), "MKL_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, env=env_vars, stdout=subprocess.DEVNULL)
 
 
-def summarise_runs(root: Path, policies, seeds, env) -> dict:
-    from snowflake._report import read_run
-
-    out = {}
-    for pol in policies:
-        kls, fracs, rets, steps = [], [], [], []
-        for s in range(seeds):
-            _, c = read_run(root / f"{env}_{pol}_s{s}")
-            kls.append(float(np.mean(c["approx_kl"])))
-            fracs.append(float(np.mean(c["clip_frac"])))
-            rets.append(float(np.nanmean(c["ep_return_mean"][-3:])))
-            steps.append(int(c["global_step"][-1]))
-        out[pol] = {
-            "approx_kl": float(np.mean(kls)),
-            "clip_frac": float(np.mean(fracs)),
-            "approx_kl_seeds": kls,
-            "clip_frac_seeds": fracs,
-            "return_last": float(np.mean(rets)),
-            "steps_per_run": steps,
-        }
-    for pol in policies:
-        out[pol]["kl_over_mlp"] = out[pol]["approx_kl"] / max(out["mlp"]["approx_kl"], 1e-12)
-        out[pol]["clip_over_mlp"] = out[pol]["clip_frac"] / max(out["mlp"]["clip_frac"], 1e-12)
+def assign_cores(avail: list[int], want: list[int]) -> list[list[int]]:
+    """Give run i ``want[i]`` cores, round-robin over ``avail`` (wraps on small machines)."""
+    out, k = [], 0
+    for w in want:
+        out.append([avail[(k + j) % len(avail)] for j in range(w)])
+        k += w
     return out
 
 
-def plot(root: Path, policies, seeds, env, path: Path) -> None:
+def run_grid(a, runs: list[tuple], root: Path, t_end: float, eval_s: float, poll) -> list:
+    """Launch ``runs`` = [(env, policy, seed, ncores, transfer)], poll, kill stragglers at t_end."""
+    avail = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    # At least 60 s of training even if earlier stages ran long (the shell timeout is 530 s).
+    t_end = min(max(t_end, time.time() + 60.0 + eval_s), a.t0 + 515.0)
+    cores = assign_cores(avail, [r[3] for r in runs])
+    procs = [
+        launch(a, env, pol, s, c, root / f"{env}_{pol}_s{s}", t_end - eval_s, t_end - 10, tgt)
+        for (env, pol, s, _, tgt), c in zip(runs, cores)
+    ]
+    until = time.strftime("%H:%M:%S", time.localtime(t_end - eval_s))
+    log(f"launched {len(procs)} runs; training until {until}")
+    while any(p.poll() is None for p in procs) and time.time() < t_end:
+        time.sleep(1.0 if a.smoke else 15.0)
+        poll()
+    codes = []
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            codes.append("killed")
+        else:
+            codes.append(p.returncode)
+    return codes
+
+
+def collect_csv(root: Path, out_csv: Path) -> dict[str, dict[str, np.ndarray]]:
+    from snowflake._report import read_run
+
+    runs, header, rows = {}, None, []
+    for d in sorted(root.glob("*_s*")):
+        try:
+            _, c = read_run(d)
+        except (ValueError, IndexError, KeyError):
+            continue
+        if not c:
+            continue
+        runs[d.name] = c
+        keys = list(c)
+        header = header or ["run", *keys]
+        for i in range(len(c[keys[0]])):
+            rows.append([d.name] + [c[k][i] if k in c else "" for k in header[1:]])
+    if header:
+        with open(out_csv, "w", newline="") as f:
+            csv.writer(f).writerows([header, *rows])
+    return runs
+
+
+def divergence_summary(runs: dict, env: str) -> dict:
+    out: dict = {}
+    for pol in POLICIES:
+        sel = {k: c for k, c in runs.items() if k.startswith(f"{env}_{pol}_s")}
+        if not sel:
+            continue
+        kl = [float(np.mean(c["approx_kl"])) for c in sel.values()]
+        cf = [float(np.mean(c["clip_frac"])) for c in sel.values()]
+        out[pol] = {
+            "approx_kl": float(np.mean(kl)),
+            "clip_frac": float(np.mean(cf)),
+            "approx_kl_seeds": kl,
+            "clip_frac_seeds": cf,
+            "updates_per_run": [len(c["approx_kl"]) for c in sel.values()],
+            "steps_per_run": [int(c["global_step"][-1]) for c in sel.values()],
+            "return_last": float(
+                np.nanmean([np.nanmean(c["ep_return_mean"][-3:]) for c in sel.values()])
+            ),
+        }
+    if "mlp" in out:
+        for r in out.values():
+            r["kl_over_mlp"] = r["approx_kl"] / max(out["mlp"]["approx_kl"], 1e-12)
+            r["clip_over_mlp"] = r["clip_frac"] / max(out["mlp"]["clip_frac"], 1e-12)
+    return out
+
+
+def plot_curves(runs: dict, metrics: list[str], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from snowflake._report import read_run
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for pol in policies:
-        for s in range(seeds):
-            _, c = read_run(root / f"{env}_{pol}_s{s}")
-            kw = {
-                "color": {"mlp": "C0", "nervenet": "C3", "snowflake": "C2"}[pol],
-                "alpha": 0.8,
-                "label": pol if s == 0 else None,
-            }
-            axes[0].plot(c["global_step"], c["approx_kl"], **kw)
-            axes[1].plot(c["global_step"], c["clip_frac"], **kw)
-            axes[2].plot(c["global_step"], c["ep_return_mean"], **kw)
-    for ax, t in zip(axes, ["approx-KL per update", "clip fraction per update", "episode return"]):
-        ax.set_title(f"{env}: {t}", fontsize=9)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.3 * len(metrics), 3.6))
+    colors = {"mlp": "C0", "nervenet": "C3", "snowflake": "C2"}
+    for name, c in sorted(runs.items()):
+        pol = name.split("_")[1]
+        for ax, m in zip(axes, metrics):
+            lab = pol if name.endswith("_s0") else None
+            ax.plot(c["global_step"], c[m], color=colors.get(pol, "k"), alpha=0.8, label=lab)
+    for ax, m in zip(axes, metrics):
+        ax.set_title(f"{title}: {m}", fontsize=9)
         ax.set_xlabel("env steps")
         ax.grid(alpha=0.3)
-    axes[0].legend()
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- reports
+def md_a(res: dict) -> str:
+    th = res.get("throughput", {})
+    base = {v["env"]: v.get("steps_per_s") for k, v in th.items() if k.startswith("single")}
+    lines = [
+        f"# snowflake phase a on {res['cores']} cores, {res['date']} ({res['cpu']})",
+        "",
+        "| case | env | backend | envs | steps/s | × one process |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k, v in th.items():
+        sps, b = v.get("steps_per_s"), base.get(v["env"])
+        lines.append(
+            f"| {k} | {v['env']} | {v['kind']} | {v['num_envs']} | "
+            + (f"{sps:.0f} | {sps / b:.1f} |" if sps and b else f"{v.get('error', '-')} | - |")
+        )
+    lines += [
+        "",
+        "| PPO iteration | rollout s | update s | iteration s | pure stepping s | overhead |",
+    ]
+    lines += ["|---|---|---|---|---|---|"]
+    for r in res.get("ppo_iteration", {}).values():
+        lines.append(
+            f"| {r['policy']} (C-20, {r['num_envs']} envs, {r['rollout_steps']} steps, "
+            f"{r['epochs']} epochs) | {r['rollout_s']:.2f} | {r['update_s']:.2f} | "
+            f"{r['iteration_s']:.2f} | {r['pure_stepping_s']:.2f} | +{r['overhead_frac']:.0%} |"
+        )
+    lines += [
+        "",
+        "| policy (C-20) | updates/run | steps/run | approx-KL | clip frac | KL/mlp | clip/mlp "
+        "| last return |",
+    ]
+    lines += ["|---|---|---|---|---|---|---|---|"]
+    for pol, r in res.get("paper_effect", {}).items():
+        lines.append(
+            f"| {pol} | {r['updates_per_run']} | {min(r['steps_per_run'])} | "
+            f"{r['approx_kl']:.4g} | "
+            f"{r['clip_frac']:.4g} | {r.get('kl_over_mlp', float('nan')):.2f} | "
+            f"{r.get('clip_over_mlp', float('nan')):.2f} | {r['return_last']:.1f} |"
+        )
+    lines += ["", f"Wall time {res.get('wall_s', float('nan')):.0f} s."]
+    return "\n".join(lines)
+
+
+def md_b(res: dict) -> str:
+    lines = [
+        f"# snowflake phase b (transfer from Centipede-6) on {res['cores']} cores, {res['date']}",
+        "",
+        "| run | train steps | " + " | ".join(TARGETS) + " |",
+        "|---|---|" + "---|" * len(TARGETS),
+    ]
+    for name, r in sorted(res.get("transfer", {}).items()):
+        cells = [
+            f"{r['transfer'][t]['return_mean']:.1f} ({r['transfer'][t]['length_mean']:.0f})"
+            if t in r["transfer"]
+            else "-"
+            for t in TARGETS
+        ]
+        lines.append(f"| {name} | {r['steps']} | " + " | ".join(cells) + " |")
+    lines += ["", "Mean return (mean episode length), deterministic actions."]
+    lines += ["", f"Wall time {res.get('wall_s', float('nan')):.0f} s."]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- phases
+def phase_a(a, res: dict, out: Path, t0: float) -> None:
+    cores = res["cores"]
+    res["checks"] = correctness()
+    write_json(out / "snowflake_a.json", res)
+    res["throughput"] = throughput(0.3 if a.smoke else 3.0, cores, a.smoke)
+    write_json(out / "snowflake_a.json", res)
+    res["ppo_iteration"] = {}
+    for pol in ("mlp", "snowflake"):
+        r = ppo_iteration(pol, cores, a.smoke)
+        res["ppo_iteration"][pol] = r
+        log(
+            f"PPO iteration {pol}: {r['iteration_s']:.2f} s vs {r['pure_stepping_s']:.2f} s "
+            f"stepping (+{r['overhead_frac']:.0%}; update {r['update_s']:.2f} s)"
+        )
+        write_json(out / "snowflake_a.json", res)
+    root = Path(a.runs)
+    seeds = range(1 if a.smoke else 3)
+    grid = [("Centipede-20", p, s, 1 if p == "mlp" else 2, "") for p in POLICIES for s in seeds]
+
+    def poll() -> None:
+        runs = collect_csv(root, out / "snowflake_a_metrics.csv")
+        res["paper_effect"] = divergence_summary(runs, "Centipede-20")
+        res["wall_s"] = time.time() - t0
+        write_json(out / "snowflake_a.json", res)
+
+    res["worker_exit_codes"] = run_grid(a, grid, root, t0 + a.budget, 0.0, poll)
+    poll()
+    runs = collect_csv(root, out / "snowflake_a_metrics.csv")
+    if runs:
+        plot_curves(
+            runs,
+            ["approx_kl", "clip_frac", "ep_return_mean"],
+            out / "snowflake_a_c20.png",
+            "Centipede-20",
+        )
+
+
+def phase_b(a, res: dict, out: Path, t0: float) -> None:
+    root = Path(a.runs)
+    tg = ",".join(TARGETS)
+    seeds = range(1 if a.smoke else 2)
+    grid = [("Centipede-6", p, s, 2 if p == "mlp" else 3, tg) for p in POLICIES for s in seeds]
+
+    def poll() -> None:
+        runs = collect_csv(root, out / "snowflake_b_metrics.csv")
+        res["transfer"] = {
+            d.parent.name: json.loads(d.read_text()) for d in sorted(root.glob("*/result.json"))
+        }
+        res["final_returns"] = {
+            k: float(np.nanmean(c["ep_return_mean"][-3:])) for k, c in runs.items()
+        }
+        res["wall_s"] = time.time() - t0
+        write_json(out / "snowflake_b.json", res)
+
+    eval_s = 25.0 if a.smoke else 90.0
+    res["worker_exit_codes"] = run_grid(a, grid, root, t0 + a.budget, eval_s, poll)
+    poll()
+    runs = collect_csv(root, out / "snowflake_b_metrics.csv")
+    if runs:
+        plot_curves(
+            runs,
+            ["ep_return_mean", "ep_len_mean", "approx_kl"],
+            out / "snowflake_b_c6.png",
+            "Centipede-6",
+        )
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
+    p.add_argument("--phase", choices=("a", "b"), default="a")
     p.add_argument("--out", default=os.environ.get("OUT", "/tmp/snowflake_gpu"))
+    p.add_argument("--runs", default="/tmp/snowflake_runs")
+    p.add_argument("--budget", type=float, default=500.0, help="wall seconds for the whole phase")
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--worker", action="store_true")
     p.add_argument("--env", default="Centipede-20")
     p.add_argument("--policy", default="snowflake")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--seconds", type=float, default=100.0)
+    p.add_argument("--cores", default="0")
     p.add_argument("--run-dir", default="")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--num-envs", type=int, default=8)
+    p.add_argument("--train-deadline", type=float, default=0.0)
+    p.add_argument("--eval-deadline", type=float, default=0.0)
+    p.add_argument("--num-envs", type=int, default=16)
     p.add_argument("--steps", type=int, default=300_000)
-    p.add_argument("--device", default="")
-    p.add_argument("--episodes", type=int, default=3)
+    p.add_argument("--episodes", type=int, default=5)
     p.add_argument("--transfer", default="")
-    p.add_argument("--max-eval-steps", type=int, default=500)
+    p.add_argument("--max-eval-steps", type=int, default=1000)
     a = p.parse_args()
-    import torch
-
-    a.device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if a.smoke:
+        a.num_envs, a.episodes, a.max_eval_steps = 2, 2, 30
     if a.worker:
         worker(a)
         return
-    t0 = time.time()
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    cores = len(os.sched_getaffinity(0))
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    import platform
+
     import gymnasium
     import mujoco
+    import torch
 
+    t0 = a.t0 = time.time()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
     res = {
+        "phase": a.phase,
         "date": time.strftime("%Y-%m-%d"),
-        "cores": cores,
-        "gpu": gpu,
-        "device": a.device,
+        "cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "cpu": platform.processor() or platform.machine(),
         "smoke": a.smoke,
+        "budget_s": a.budget,
         "versions": {
             "mujoco": mujoco.__version__,
             "gymnasium": gymnasium.__version__,
@@ -311,118 +503,22 @@ def main() -> None:
             "python": sys.version.split()[0],
         },
     }
-    log(f"correctness checks ({cores} cores, gpu={gpu})")
-    res["checks"] = correctness()
-    sec = 0.5 if a.smoke else 4.0
-    res["throughput"] = throughput(sec, cores)
-    log("PPO iteration overhead")
-    res["ppo_iteration"] = ppo_overhead(cores, a.device, a.smoke)
-    log(f"PPO overhead: {res['ppo_iteration']['overhead_frac']:.0%} over pure stepping")
-    # ---- reduced paper effect + transfer, all in parallel processes, wall-clock capped
-    policies, seeds = ("mlp", "nervenet", "snowflake"), 2
-    runs = Path("/tmp/snowflake_gpu_runs")
-    budget = 12.0 if a.smoke else max(30.0, 170.0 - (time.time() - t0))
-    train_s = budget * 0.7
-    threads = 1 if a.smoke else 2
-    procs = [
-        launch(a, "Centipede-20", pol, s, train_s, runs / f"Centipede-20_{pol}_s{s}", threads, 8)
-        for pol in policies
-        for s in range(seeds)
-    ]
-    targets = "Centipede-6,Centipede-8,Centipede-10,Centipede-12,Centipede-20"
-    procs += [
-        launch(a, "Centipede-6", pol, 0, train_s, runs / f"Centipede-6_{pol}_s0", 1, 8, targets)
-        for pol in policies
-    ]
-    log(f"launched {len(procs)} training processes for {train_s:.0f} s each")
-    (out / "snowflake_gpu.json").write_text(json.dumps(res, indent=2))  # partial results first
-    hard_end = t0 + (40.0 if a.smoke else 200.0) + (600.0 if a.smoke else 0.0)
-    codes = []
-    for pr in procs:
-        try:
-            codes.append(pr.wait(timeout=max(1.0, hard_end - time.time())))
-        except subprocess.TimeoutExpired:
-            pr.kill()  # a straggler (e.g. a long transfer evaluation) must not sink the report
-            codes.append("killed")
-    res["worker_exit_codes"] = codes
     try:
-        res["paper_effect"] = summarise_runs(runs, policies, seeds, "Centipede-20")
-        plot(runs, policies, seeds, "Centipede-20", out / "snowflake_gpu_c20_kl.png")
-    except Exception as e:  # report what we have
-        res["paper_effect_error"] = repr(e)
-    res["transfer"] = {}
-    for pol in policies:
-        f = runs / f"Centipede-6_{pol}_s0" / "result.json"
-        if f.exists():
-            res["transfer"][pol] = json.loads(f.read_text())
+        with open("/proc/cpuinfo") as f:
+            res["cpu"] = next(ln.split(":", 1)[1].strip() for ln in f if "model name" in ln)
+    except (OSError, StopIteration):
+        pass
+    log(f"phase {a.phase}: {res['cores']} cores, {res['cpu']}, budget {a.budget:.0f} s")
+    if a.phase == "a":
+        phase_a(a, res, out, t0)
+        text = md_a(res)
+    else:
+        phase_b(a, res, out, t0)
+        text = md_b(res)
     res["wall_s"] = time.time() - t0
-    (out / "snowflake_gpu.json").write_text(json.dumps(res, indent=2))
-    md = report_md(res, train_s)
-    (out / "snowflake_gpu.md").write_text(md)
-    print(md)
-
-
-def report_md(res: dict, train_s: float) -> str:
-    th = res["throughput"]
-    single = th["single_c20"]["steps_per_s"]
-    lines = [
-        f"# snowflake on {res['gpu']} ({res['cores']} cores), {res['date']}",
-        "",
-        "## Env throughput (steps/s, random actions, RK4)",
-        "",
-        "| case | env | backend | envs | steps/s | × single |",
-        "|---|---|---|---|---|---|",
-    ]
-    base = {
-        "Centipede-20": single,
-        "Centipede-6": th["single_c6"]["steps_per_s"],
-        "Ant-v5": th["single_ant"]["steps_per_s"],
-    }
-    for k, v in th.items():
-        lines.append(
-            f"| {k} | {v['env']} | {v['kind']} | {v['num_envs']} | {v['steps_per_s']:.0f} | "
-            f"{v['steps_per_s'] / base[v['env']]:.1f} |"
-        )
-    pi = res["ppo_iteration"]
-    lines += [
-        "",
-        f"Full PPO iteration (snowflake, Centipede-20, {pi['num_envs']} envs, "
-        f"{pi['rollout_steps']} steps, "
-        f"{pi['epochs']} epochs on {res['device']}): {pi['iteration_s']:.2f} s vs "
-        f"{pi['pure_stepping_s']:.2f} s pure stepping "
-        f"(+{pi['overhead_frac']:.0%}; rollout {pi['rollout_s']:.2f} s, "
-        f"update {pi['update_s']:.2f} s).",
-        "",
-        f"## Policy-divergence signature, Centipede-20 (REDUCED: {train_s:.0f} s of training "
-        "per run, 2 seeds)",
-        "",
-        "| policy | steps/run | mean approx-KL | mean clip frac | KL / MLP | clip / MLP "
-        "| last return |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for pol, r in res.get("paper_effect", {}).items():
-        lines.append(
-            f"| {pol} | {min(r['steps_per_run'])} | {r['approx_kl']:.4g} | {r['clip_frac']:.4g} | "
-            f"{r['kl_over_mlp']:.2f} | {r['clip_over_mlp']:.2f} | {r['return_last']:.1f} |"
-        )
-    tr = res["transfer"]
-    targets = list(next(iter(tr.values()))["transfer"]) if tr else []
-    lines += [
-        "",
-        f"## Zero-shot transfer from Centipede-6 (REDUCED: {train_s:.0f} s of training, 1 seed, "
-        "deterministic, 3 episodes)",
-        "",
-        "| policy | train steps | " + " | ".join(targets) + " |",
-        "|---|---|" + "---|" * len(targets),
-    ]
-    for pol, r in tr.items():
-        lines.append(
-            f"| {pol} | {r['steps']} | "
-            + " | ".join(f"{r['transfer'][t]:.1f}" for t in targets)
-            + " |"
-        )
-    lines += ["", f"Total wall time {res['wall_s']:.0f} s."]
-    return "\n".join(lines)
+    write_json(out / f"snowflake_{a.phase}.json", res)
+    (out / f"snowflake_{a.phase}.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -99,7 +99,12 @@ class GNNActor(nn.Module):
         self.log_std = nn.Parameter(torch.zeros(t))
 
     def bind(self, morph: Morphology) -> None:
-        """Attach graph tensors of ``morph`` (buffers, not in ``state_dict``)."""
+        """Attach graph tensors of ``morph`` (buffers, not in ``state_dict``).
+
+        Nodes are stored sorted by type and node-major (``[N, B, H]``), so each per-type encoder
+        and GRU works on a contiguous slice and aggregation is a single ``[N, N] @ [N, B·H]``
+        matmul; no gathers inside the propagation loop.
+        """
         if morph.feat_dim > self.feat_dim:
             raise ValueError(
                 f"morphology has {morph.feat_dim} features per node, model expects "
@@ -107,44 +112,50 @@ class GNNActor(nn.Module):
             )
         types = bind_types(self.type_vocab, morph)
         dev = self.embedding.device
-        groups = [(t, torch.nonzero(types == t).flatten()) for t in range(len(self.type_vocab))]
-        self._groups = [(t, idx.to(dev)) for t, idx in groups if idx.numel()]
-        perm = torch.cat([idx for _, idx in groups])
-        self.register_buffer("_inv", torch.argsort(perm).to(dev), persistent=False)
-        self.register_buffer("_types", types.to(dev), persistent=False)
+        perm = torch.argsort(types, stable=True)  # type-sorted node order
+        inv = torch.argsort(perm)
+        counts = torch.bincount(types, minlength=len(self.type_vocab))
+        self._slices = [(t, int(c)) for t, c in enumerate(counts.tolist()) if c]
+        adj = torch.as_tensor(morph.adjacency(True))[perm][:, perm]
+        idx = torch.as_tensor(morph.obs_index)[perm]
+        self.register_buffer("_types", types[perm].to(dev), persistent=False)
+        self.register_buffer("_adj", adj.contiguous().to(dev), persistent=False)
+        act = inv[torch.as_tensor(morph.act_node)]
+        self.register_buffer("_act", act.to(dev), persistent=False)
+        self.register_buffer("_act_type", types[torch.as_tensor(morph.act_node)].to(dev), False)
         self.register_buffer(
-            "_adj", torch.as_tensor(morph.adjacency(True)).to(dev), persistent=False
-        )
-        self.register_buffer("_act", torch.as_tensor(morph.act_node).to(dev), persistent=False)
-        idx = torch.as_tensor(morph.obs_index)
-        self.register_buffer(
-            "_idx", torch.where(idx < 0, morph.obs_dim, idx).to(dev), persistent=False
+            "_idx", torch.where(idx < 0, morph.obs_dim, idx).T.contiguous().to(dev), False
         )
         self._obs_dim = morph.obs_dim
 
     def _per_type(self, fn, *xs: torch.Tensor) -> torch.Tensor:
-        outs = [fn(t, *(x[:, idx] for x in xs)) for t, idx in self._groups]
-        return torch.cat(outs, dim=1)[:, self._inv]
+        """Apply ``fn(type, *slices)`` to the contiguous node slice ``[n_t, B, ·]`` of each type."""
+        outs, start = [], 0
+        for t, c in self._slices:
+            outs.append(fn(t, *(x[start : start + c] for x in xs)))
+            start += c
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b = obs.shape[0]
-        x = torch.cat([obs, obs.new_zeros(b, 1)], dim=1)[:, self._idx]  # [B, N, F']
+        b, hid = obs.shape[0], self.hidden
+        padded = torch.cat([obs, obs.new_zeros(b, 1)], dim=1).T  # [D+1, B]
+        x = padded[self._idx].permute(1, 2, 0)  # [F', B] per node → [N, B, F']
         if x.shape[-1] < self.feat_dim:
             x = nn.functional.pad(x, (0, self.feat_dim - x.shape[-1]))
         enc = self._per_type(lambda t, xt: torch.tanh(self.encoder[t](xt)), x)
-        h = torch.cat([self.embedding[self._types].expand(b, -1, -1), enc], dim=-1)
+        n = enc.shape[0]
+        h = torch.cat([self.embedding[self._types][:, None].expand(n, b, -1), enc], dim=-1)
+
+        def gru(t: int, a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+            c = a.shape[0]
+            return self.update[t](a.reshape(c * b, hid), s.reshape(c * b, hid)).view(c, b, hid)
+
         for _ in range(self.steps):
-            agg = torch.matmul(self._adj, self.message(h))  # mean over neighbours, [B, N, H]
-
-            def gru(t, a, s):
-                n_t = a.shape[1]
-                return self.update[t](a.reshape(-1, self.hidden), s.reshape(-1, self.hidden)).view(
-                    b, n_t, -1
-                )
-
+            msg = self.message(h).reshape(n, b * hid)
+            agg = torch.mm(self._adj, msg).view(n, b, hid)  # mean over neighbours
             h = self._per_type(gru, agg, h)
-        mean = self.decoder(h[:, self._act]).squeeze(-1)
-        return mean, self.log_std[self._types[self._act]].expand_as(mean)
+        mean = self.decoder(h[self._act]).squeeze(-1).T  # [nu, B] → [B, nu]
+        return mean, self.log_std[self._act_type].expand_as(mean)
 
 
 class ActorCritic(nn.Module):
@@ -180,7 +191,7 @@ class ActorCritic(nn.Module):
 
     def dist(self, obs: torch.Tensor) -> torch.distributions.Normal:
         mean, log_std = self.actor(obs)
-        return torch.distributions.Normal(mean, log_std.exp())
+        return torch.distributions.Normal(mean, log_std.exp(), validate_args=False)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(obs).squeeze(-1)

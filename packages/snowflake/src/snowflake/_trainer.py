@@ -82,51 +82,69 @@ class Trainer:
         self._tb = None
 
     # ---------------------------------------------------------------- rollout
-    @torch.no_grad()
     def collect(self) -> dict[str, torch.Tensor]:
-        """Collect ``rollout_steps`` transitions; flattened tensors incl. advantages/returns."""
+        """Collect ``rollout_steps`` transitions; flattened tensors incl. advantages/returns.
+
+        One batched policy + critic call per vector step under ``torch.inference_mode``; rewards
+        and done flags stay in numpy until the rollout ends (no per-step host↔tensor churn).
+        On CPU the rollout runs torch with one intra-op thread: the small per-step batches gain
+        little from more, and idle OpenMP workers spinning next to the physics threads slowed
+        stepping by an order of magnitude when they shared cores.
+        """
+        if self.device.type != "cpu":
+            return self._collect()
+        prev = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._collect()
+        finally:
+            torch.set_num_threads(prev)
+
+    def _collect(self) -> dict[str, torch.Tensor]:
         cfg, dev = self.cfg, self.device
-        t_len = cfg.rollout_steps // cfg.num_envs
+        t_len, k = cfg.rollout_steps // cfg.num_envs, cfg.num_envs
         d, a = self.morph.obs_dim, len(self.morph.act_node)
-        obs_b = torch.zeros(t_len, cfg.num_envs, d, device=dev)
-        act_b = torch.zeros(t_len, cfg.num_envs, a, device=dev)
-        logp_b, rew_b, val_b, nval_b, term_b, trunc_b = (
-            torch.zeros(t_len, cfg.num_envs, device=dev) for _ in range(6)
-        )
+        obs_b = torch.zeros(t_len, k, d, device=dev)
+        act_b = torch.zeros(t_len, k, a, device=dev)
+        logp_b, val_b, nval_b = (torch.zeros(t_len, k, device=dev) for _ in range(3))
+        rew_b = np.zeros((t_len, k))
+        term_b, trunc_b = np.zeros((t_len, k), bool), np.zeros((t_len, k), bool)
         low, high = self.envs.single_action_space.low, self.envs.single_action_space.high
-        for t in range(t_len):
-            raw = torch.as_tensor(self.next_obs, device=dev)
-            self.agent.normalizer.update(raw)
-            obs = self.agent.normalize(raw)
-            dist = self.agent.dist(obs)
-            action = dist.sample()
-            obs_b[t], act_b[t] = obs, action
-            logp_b[t] = dist.log_prob(action).sum(-1)
-            val_b[t] = self.agent.value(obs)
-            env_act = np.clip(action.cpu().numpy().astype(np.float64), low, high)
-            self.next_obs, rew, term, trunc, info = self.envs.step(env_act)
-            rew_b[t] = torch.as_tensor(rew, device=dev)
-            term_b[t] = torch.as_tensor(term, device=dev)
-            trunc_b[t] = torch.as_tensor(trunc, device=dev)
-            done = term | trunc
-            if done.any():  # V of the true successor for finished envs (final observation)
-                idx = np.nonzero(done)[0]
-                fin = torch.as_tensor(np.stack([info["final_obs"][i] for i in idx]), device=dev)
-                nval_b[t, torch.as_tensor(idx, device=dev)] = self.agent.value(
-                    self.agent.normalize(fin)
-                )
-            self.ep_ret += rew
-            self.ep_len += 1
-            self.global_step += cfg.num_envs
-            for i in np.nonzero(done)[0]:
-                self.episodes.append((float(self.ep_ret[i]), int(self.ep_len[i]), self.global_step))
-                self.ep_ret[i], self.ep_len[i] = 0.0, 0
-        # Elsewhere the successor is the next stored observation: reuse its value.
-        last = self.agent.value(self.agent.normalize(torch.as_tensor(self.next_obs, device=dev)))
+        agent = self.agent
+        with torch.inference_mode():
+            for t in range(t_len):
+                raw = torch.as_tensor(self.next_obs, device=dev)
+                agent.normalizer.update(raw)
+                obs = agent.normalize(raw)
+                dist = agent.dist(obs)
+                action = dist.sample()
+                obs_b[t], act_b[t] = obs, action
+                logp_b[t] = dist.log_prob(action).sum(-1)
+                val_b[t] = agent.value(obs)
+                env_act = np.clip(action.cpu().numpy().astype(np.float64), low, high)
+                self.next_obs, rew, term, trunc, info = self.envs.step(env_act)
+                rew_b[t], term_b[t], trunc_b[t] = rew, term, trunc
+                done = term | trunc
+                if done.any():  # V of the true successor for finished envs (final observation)
+                    idx = np.nonzero(done)[0]
+                    fin = torch.as_tensor(np.stack([info["final_obs"][i] for i in idx]), device=dev)
+                    nval_b[t, torch.as_tensor(idx, device=dev)] = agent.value(agent.normalize(fin))
+                self.ep_ret += rew
+                self.ep_len += 1
+                self.global_step += k
+                for i in np.nonzero(done)[0]:
+                    self.episodes.append(
+                        (float(self.ep_ret[i]), int(self.ep_len[i]), self.global_step)
+                    )
+                    self.ep_ret[i], self.ep_len[i] = 0.0, 0
+            # Elsewhere the successor is the next stored observation: reuse its value.
+            last = agent.value(agent.normalize(torch.as_tensor(self.next_obs, device=dev)))
+        rew_t = torch.as_tensor(rew_b, dtype=torch.float32, device=dev)
+        term_t = torch.as_tensor(term_b, dtype=torch.float32, device=dev)
+        trunc_t = torch.as_tensor(trunc_b, dtype=torch.float32, device=dev)
         succ_val = torch.cat([val_b[1:], last[None]])
-        ended = (term_b + trunc_b) > 0
-        nval_b = torch.where(ended, nval_b, succ_val)
-        adv, ret = compute_gae(rew_b, val_b, nval_b, term_b, trunc_b, cfg.gamma, cfg.lam)
+        nval_b = torch.where((term_t + trunc_t) > 0, nval_b, succ_val)
+        adv, ret = compute_gae(rew_t, val_b, nval_b, term_t, trunc_t, cfg.gamma, cfg.lam)
         flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
         return {
             "obs": flat(obs_b),

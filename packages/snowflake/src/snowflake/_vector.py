@@ -119,24 +119,39 @@ class ThreadedVectorEnv(VectorEnv):
         trunc = np.array([o[3] for o in out], bool) & ~term
         return obs, rew, term, trunc, {}
 
+    def _fast_buffers(self) -> dict[str, np.ndarray]:
+        if getattr(self, "_buf", None) is None:
+            b0 = self.base[0]
+            m, k = b0.model, self.num_envs
+            self._buf = {
+                "qpos": np.empty((k, m.nq)),
+                "qvel": np.empty((k, m.nv)),
+                "cfrc": np.empty((k, m.nbody, 6)),
+                "torso": np.empty((k, len(b0.torso_ids), 3)),
+                "x_before": np.empty(k),
+            }
+        return self._buf
+
     def _step_fast(self, actions: np.ndarray):
         b0 = self.base[0]
-        model, last = b0.model, b0.torso_ids[-1]
+        model, ids, last = b0.model, b0.torso_ids, b0.torso_ids[-1]
+        buf = self._fast_buffers()
+        qpos, qvel, cfrc, torso, x_before = (
+            buf[k] for k in ("qpos", "qvel", "cfrc", "torso", "x_before")
+        )
         datas = [b.data for b in self.base]
-        x_before = np.array([d.xpos[last, 0] for d in datas])
 
         def work(a: int, b: int) -> None:
+            # mj_step releases the GIL; the short copies after it overlap other threads' physics.
             for i in range(a, b):
                 d = datas[i]
+                x_before[i] = d.xpos[last, 0]
                 d.ctrl[:] = actions[i]
                 mujoco.mj_step(model, d, nstep=b0.frame_skip)
                 mujoco.mj_rnePostConstraint(model, d)
+                qpos[i], qvel[i], cfrc[i], torso[i] = d.qpos, d.qvel, d.cfrc_ext, d.xpos[ids]
 
         self._map(work)
-        qpos = np.stack([d.qpos for d in datas])
-        qvel = np.stack([d.qvel for d in datas])
-        cfrc = np.stack([d.cfrc_ext for d in datas])
-        torso = np.stack([d.xpos[b0.torso_ids] for d in datas])
         obs = centipede_obs(qpos, qvel, cfrc)
         terms = centipede_reward_terms(
             x_before, torso[:, -1, 0], actions, obs[:, -6 * model.nbody :], b0.n, b0.dt
