@@ -64,15 +64,27 @@ def _swap(m: nn.Module, readout: bool) -> nn.Module | None:
 _STATELESS_OK = (nn.ReLU, nn.Identity, nn.Flatten, nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
-def unit_scale(module: nn.Module, *, readout: str | None = None, reinit: bool = True) -> nn.Module:
-    """Replace supported torch layers of ``module`` (in place) with unit-scaled ones.
+def unit_scale(
+    module: nn.Module, *, readout: str | None = None, reinit: bool = True, trace: bool = True
+) -> nn.Module:
+    """Replace supported torch layers of ``module`` (in place) with unit-scaled ones, then
+    rewrite inline functional calls and residual adds with torch.fx.
 
     Swapped: ``Linear``, ``Embedding``, ``LayerNorm``, ``RMSNorm``, ``GELU``, ``SiLU``,
     ``Softmax``, ``Dropout``, ``CrossEntropyLoss`` (no class weights), ``Conv1d``/``Conv2d``
     (zero padding). Each replacement is logged at INFO on logger ``unit_scaling.transforms``;
     every other layer that holds parameters (or is not a known stateless container) is logged
-    at WARNING as not converted. Operations written inline in ``forward`` (``x + y``, ``@``,
-    ``F.softmax``) are not changed: use :mod:`unit_scaling.functional` for those.
+    at WARNING as not converted.
+
+    With ``trace=True`` (default) the module is then traced with ``torch.fx``: inline calls of
+    ``F.linear``, ``F.gelu``, ``F.silu``, ``F.softmax``/``Tensor.softmax``, ``torch.matmul``/``@``,
+    ``F.scaled_dot_product_attention`` (without ``scale=``), ``F.layer_norm``, ``F.rms_norm``,
+    ``F.embedding``, ``F.dropout``, ``F.cross_entropy``, ``F.mse_loss``, ``F.conv1d``/``F.conv2d``
+    become their :mod:`unit_scaling.functional` versions, and residual adds ``x + f(x)`` become
+    τ-weighted ``residual_split``/``residual_add`` pairs (τ from :func:`residual_taus` over the
+    adds found; Unit Scaling §5.2). Replacements are logged at INFO, other scale-changing calls
+    at WARNING. If tracing fails (data-dependent control flow, ...), that is logged at WARNING and
+    the module-swapped model is returned.
 
     Args:
         module: any model.
@@ -80,8 +92,12 @@ def unit_scale(module: nn.Module, *, readout: str | None = None, reinit: bool = 
         reinit: initialise replaced parameters the unit-scaled way (weights N(0, 1)); if False,
             copy the existing values.
 
+        trace: also rewrite inline calls with torch.fx (see above).
+
     Returns:
-        ``module`` itself (a bare supported layer is returned as its replacement).
+        A :class:`torch.fx.GraphModule` (sharing parameters and submodules with ``module``) when
+        tracing rewrote at least one inline call; otherwise ``module`` itself (a bare supported
+        layer is returned as its replacement).
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"unit_scale expects an nn.Module, got {type(module).__name__}.")
@@ -119,6 +135,12 @@ def unit_scale(module: nn.Module, *, readout: str | None = None, reinit: bool = 
         logger.info(
             "unit_scale: replaced %s %s -> %s", name, type(child).__name__, type(new).__name__
         )
+    if trace:
+        from ._fx import fx_rewrite
+
+        gm = fx_rewrite(module, reinit=reinit)
+        if gm is not None and gm.meta["unit_scale_replaced"]:
+            return gm
     return module
 
 
