@@ -237,7 +237,12 @@ def test_exact_when_r_is_dh_and_k_covers_everything():
     assert (y.float() - dense).abs().max() <= 2**-7 * dense.abs().max()
 
 
-def test_dense_fallback_rule_and_path():
+def test_dense_fallback_rule_and_path(monkeypatch):
+    from sparq.kernels import _tuned
+
+    # the bandwidth model itself (a committed table of measured verdicts would override it)
+    monkeypatch.setattr(_tuned, "tuned_entry", lambda key: None)
+    monkeypatch.setattr("sparq.kernels._dispatch.tuned_entry", lambda key: None)
     assert dense_decode_is_faster(1, 32, 32, 4096, 128, 16, 512)  # K4: tiny call, fallback
     assert not dense_decode_is_faster(64, 32, 32, 16384, 128, 16, 1024)  # K1
     assert not dense_decode_is_faster(32, 32, 8, 32768, 128, 16, 2048)  # K2
@@ -247,6 +252,28 @@ def test_dense_fallback_rule_and_path():
     q, K, V = _inputs(1, 4, 2, 9, 64)
     y = sparq_attention_triton(q, K, V, r=4, k=3, K_t=K.transpose(-1, -2).contiguous())
     assert torch.allclose(y.float(), dense_decode(q, K, V, None, 64**-0.5).float())
+
+
+def test_tuning_table_overrides_model(tmp_path, monkeypatch):
+    import json
+
+    from sparq.kernels import _tuned
+
+    key = _tuned.shape_key(64, 32, 32, 16384, 128, 16, 1024)
+    assert key == "B=64,Hq=32,Hkv=32,S=16384,dh=128,r=16,k=1024"
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"device": "cpu", "shapes": {key: {"dense_faster": True}}}))
+    monkeypatch.setenv("SPARQ_TUNED_JSON", str(path))
+    _tuned.reload()
+    try:
+        # the table applies only on a CUDA device with the recorded name
+        assert _tuned.tuned_entry(key) is None or torch.cuda.is_available()
+        monkeypatch.setattr(_tuned, "_table", lambda: {key: {"dense_faster": True}})
+        assert _tuned.tuned_entry(key) == {"dense_faster": True}
+        assert dense_decode_is_faster(64, 32, 32, 16384, 128, 16, 1024)
+    finally:
+        monkeypatch.undo()
+        _tuned.reload()
 
 
 def test_supports_and_bad_input():
