@@ -5,6 +5,7 @@
     python packages/u-mup/experiments/run_cpu.py fp8-plot  # redraw fp8_cpu.png from its JSON
     python packages/u-mup/experiments/run_cpu.py lr STORE.jsonl [STORE2.jsonl ...]
         # summarise an LR-transfer sweep made with `umup sweep lr` into JSON + PNG
+    python packages/u-mup/experiments/run_cpu.py lr-batched  # full-grid LR transfer, 4 widths
 
 Outputs go next to this file.
 """
@@ -116,7 +117,30 @@ def lr(paths: list[str]) -> None:
     print(json.dumps(summary, indent=1))
 
 
+def lr_batched() -> None:
+    """LR transfer on CPU with full grids: widths 32, 64, 128, 256; 2 layers; 200 AdamW steps of
+    16x32 stdlib bytes; seeds 0, 1; each (width, parametrization) grid one stacked model."""
+    from u_mup._batched import Variant, train_batched
+
+    grids = {"umup": range(-3, 6), "sp": range(-10, -1)}
+    recs = []
+    for p, grid in grids.items():
+        for w in (32, 64, 128, 256):
+            t = time.time()
+            spec = RunSpec(p, width=w, n_layers=2, steps=200, batch_size=16, seq_len=32)
+            recs += train_batched(spec, [Variant(2.0**e, s) for e in grid for s in (0, 1)])
+            print(f"{p} width {w}: {time.time() - t:.0f} s", flush=True)
+    summary = lr_transfer_summary(recs)
+    spec = {k: v for k, v in recs[0]["spec"].items() if k not in ("lr", "seed", "width")}
+    res = {"spec": spec, "summary": summary, "runs": len(recs), "records": recs}
+    res["grids_log2"] = {p: list(g) for p, g in grids.items()}
+    (HERE / "lr_transfer_cpu.json").write_text(json.dumps(res, indent=1) + "\n")
+    plot_sweep(recs, HERE / "lr_transfer_cpu.png", "LR transfer on CPU (2 layers, 2 seeds)")
+    print(json.dumps(summary, indent=1))
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    cmds = {"coord": coord, "fp8": fp8, "fp8-plot": plot_fp8, "lr": lambda: lr(sys.argv[2:])}
+    cmds = {"coord": coord, "fp8": fp8, "fp8-plot": plot_fp8, "lr-batched": lr_batched}
+    cmds["lr"] = lambda: lr(sys.argv[2:])
     cmds[sys.argv[1]]()
