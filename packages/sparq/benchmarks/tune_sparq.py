@@ -180,6 +180,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
         approx_logits_reference,
         dense_decode,
         prepare_query,
+        prepare_query_fused,
         select_topk,
         select_topk_sampled,
         select_topk_torch,
@@ -219,6 +220,19 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
                 res[vname] = {"error": repr(e)[:300]}
         ok = {v: x["s"] for v, x in res.items() if "s" in x}
         return min(ok, key=ok.get) if ok else None
+
+    # query preparation: ~10 small torch kernels or one Triton kernel (same components)
+    def check0(out):
+        if not torch.equal(out[0].to(torch.int32), s0["i1"].to(torch.int32)):
+            return "components differ"
+        e = (out[1] - s0["qh"]).abs().max().item()
+        return None if e <= 1e-6 * s0["qh"].abs().max().item() else f"q_hat error {e:.2e}"
+
+    prep_fns = {
+        "torch": lambda s: prepare_query(s["q"], Hkv, r, scale),
+        "fused": lambda s: prepare_query_fused(s["q"], Hkv, r, scale),
+    }
+    best0 = run_variants("prep", prep_fns, check0, B * Hq * DH * 2)
 
     # step 1: approximate logits
     ref_lg = approx_logits_reference(s0["K_t"][:nb], s0["i1"][:nb], s0["qh"][:nb], s0["lens"][:nb])
@@ -328,6 +342,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
     if best2 is None:
         return None
     entry = {
+        "prep": best0 or "torch",
         "selection": "sampled" if best_sel.startswith("sampled") else best_sel,
         "selection_variant": best_sel,
         "step1": v1[best1],
@@ -424,7 +439,8 @@ def main(argv):
         path.write_text(json.dumps(table, indent=1))
         _tuned.reload()
         e = table["shapes"].get(key, {})
-        print(f"{name:4s} {key}: sel={e.get('selection_variant')} step1={e.get('step1')} "
+        print(f"{name:4s} {key}: prep={e.get('prep')} sel={e.get('selection_variant')} "
+              f"step1={e.get('step1')} "
               f"step2={e.get('step2')} sparq={e.get('t_sparq_s', 0) * 1e3:.3f}ms "
               f"dense={e.get('t_dense_s', 0) * 1e3:.3f}ms dense_faster={e.get('dense_faster')} "
               f"({time.monotonic() - t0:.0f}s)", flush=True)  # fmt: skip

@@ -64,6 +64,12 @@ def test_selection_and_fused_kernels_compile_for_sm90():
         kt = {"kt_ptr": "*bf16", "idx_ptr": "*i32", "qhat_ptr": "*fp32"}
         assert _compile(s1._approx_logits_fma_kernel, {**types, **kt},
                         dict(DH=128, R=16, RP=16, G=G, TILE=512))  # fmt: skip
+    from sparq.kernels import _prep
+
+    prep_types = {"q_ptr": "*bf16", "i1_ptr": "*i32", "qhat_ptr": "*fp32", "scale": "fp32"}
+    for G, dh in ((1, 128), (4, 128), (8, 256)):
+        consts = dict(G=G, GP=max(2, G), DH=dh, DHP=dh, JB=32)
+        assert _compile(_prep._prep_kernel, prep_types, consts)
     kt = {"kt_ptr": "*bf16", "idx_ptr": "*i32", "qhat_ptr": "*fp32"}
     i32 = _ptrs("*i32", "thr_ptr", "cnt_ptr", "ckey_ptr", "cpos_ptr", "out_idx_ptr")
     types = {**_ptrs("*fp32", "m_ptr", "l_ptr", "cp_ptr", "alpha_ptr"), **kt, **lens, **i32}

@@ -13,6 +13,8 @@ from ._dispatch import (
     sparq_attention_triton,
     supports,
 )
+from ._fused_mha import select_fused_mha
+from ._prep import prepare_query_fused
 from ._select import select_topk, select_topk_reference, select_topk_torch
 from ._select_sample import select_topk_sampled
 from ._step1 import approx_logits, approx_logits_reference
@@ -24,6 +26,8 @@ __all__ = [
     "dense_decode",
     "dense_decode_is_faster",
     "prepare_query",
+    "prepare_query_fused",
+    "select_fused_mha",
     "select_topk",
     "select_topk_reference",
     "select_topk_sampled",

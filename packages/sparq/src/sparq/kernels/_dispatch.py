@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from ._common import fastest
 from ._fused_mha import fused_mha_supported, select_fused_mha
+from ._prep import prepare_query_fused
 from ._select import select_topk, select_topk_torch
 from ._select_sample import sample_plan, sampled_supported, select_topk_sampled
 from ._step1 import approx_logits
@@ -202,7 +203,8 @@ def sparq_attention_triton(
             f"selection must be 'auto', 'triton', 'sampled', 'fused' or 'torch', got {selection!r}"
         )
     entry = tuned_entry(shape_key(B, Hq, Hkv, S, dh, r, k)) or {}
-    i1, q_hat = prepare_query(q, Hkv, r, scale)
+    prep = prepare_query_fused if entry.get("prep") == "fused" else prepare_query
+    i1, q_hat = prep(q, Hkv, r, scale)
     if selection == "auto":
         selection = entry.get("selection", "auto")
     sel_kw = entry.get("selection_kw", {}) if selection == entry.get("selection") else {}
