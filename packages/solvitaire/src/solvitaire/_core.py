@@ -62,7 +62,10 @@ def _pop(S, cfg, p):
 
 @njit(cache=True, inline="always")
 def _builds(pol, lower, upper, base, mr):
-    if ((lower >> 2) - base) % mr != ((upper >> 2) - base) % mr - 1:
+    if base == 1:  # no wrap round the corner: plain rank test
+        if (upper >> 2) - (lower >> 2) != 1:
+            return False
+    elif ((lower >> 2) - base) % mr != ((upper >> 2) - base) % mr - 1:
         return False
     if pol == 0:
         return True
@@ -88,6 +91,9 @@ def found_next(S, cfg, f):
 def found_target(S, cfg, c):
     if cfg[FPRES] == 0 or cfg[FCOMP] == 1:
         return -1
+    if cfg[NF] == 4 and cfg[BASE] == 1 and cfg[FDOWN] == 0:  # one deck, aces up: fast path
+        f = c & 3
+        return f if S[cfg[OFF_F] + f] + 1 == (c >> 2) else -1
     for f in range(cfg[NF]):
         if (f & 3) == (c & 3) and found_next(S, cfg, f) == (c >> 2):
             return f
