@@ -37,14 +37,14 @@ fi
 # 1. tests (kernel tests run on CUDA when TRITON_INTERPRET is unset)
 if [ "${TESTS:-1}" = "1" ] && [ "$SMOKE" != "1" ]; then
   echo "== phase 1: GPU tests ($(left) s left)" | tee -a "$LOG"
-  timeout ${T_TEST:-70} python3 -m pytest -q -x -p no:cacheprovider \
+  timeout ${T_TEST:-90} python3 -m pytest -q -x -p no:cacheprovider \
     packages/sparq/tests/test_sparq_kernel.py packages/sparq/tests/test_sparq_kernel_sample.py \
     packages/sparq/tests/test_sparq_kernel_gpu.py 2>&1 | tail -25 | tee -a "$LOG"
 fi
 
 # 2. tuning (stops starting new variants at its budget, then writes what it has)
 echo "== phase 2: tuning ($(left) s left)" | tee -a "$LOG"
-TB=${T_TUNE:-190}
+TB=${T_TUNE:-180}
 SM=""; [ "$SMOKE" = "1" ] && SM="--smoke"
 timeout $((TB + 30)) python3 $HERE/tune_sparq.py "$OUT" $SM --budget "$TB" 2>&1 | tee -a "$LOG"
 if [ -f "$OUT/sparq_tuned.json" ]; then export SPARQ_TUNED_JSON="$OUT/sparq_tuned.json"; fi
