@@ -5,9 +5,10 @@
 #     bash packages/unit-scaling/benchmarks/gpu_run.sh
 # Smoke test on a CPU-only machine: SMOKE=1 OUT=/tmp/out bash packages/unit-scaling/benchmarks/gpu_run.sh
 # Writes (flat in $OUT): unit_scaling_gpu_run.log, unit_scaling_gpu_tests.txt,
-#   unit-scaling_<date>_<device>.json/.md (all benchmark cases that finished, merged).
+#   unit-scaling_<date>_<device>.json/.md (all benchmark cases that finished, merged),
+#   unit_scaling_kernels.json (inductor kernel counts of one layer, unit-scaled vs plain).
 # Order: GPU tests, then the compiled training step at widths 512, 1024, 2048 (the <= 3 % goal),
-# the eager step at the same widths, then compiled width 4096; each benchmark run is one process
+# kernel counts at width 512, the eager step at the same widths, then compiled width 4096; each benchmark run is one process
 # with a timeout, and no new run starts once fewer than 25 s of the budget are left.
 set -uo pipefail
 : "${OUT:?set OUT to an empty output folder}"
@@ -26,13 +27,13 @@ left() { echo $(( BUDGET - ($(date +%s) - START) )); }
 echo "== unit-scaling GPU run, budget ${BUDGET} s, $(date -u +%FT%TZ) =="
 if [ "${SMOKE:-0}" = "1" ]; then
   DEVICE=cpu
-  RUNS=("eager_cpu 64")
+  RUNS=("eager_cpu 64" "kernels 64")
   export UNIT_SCALING_BENCH_SMOKE=1
   EXTRA=(--repeats 2 --warmup 1)
 else
   DEVICE=cuda
-  RUNS=("compiled 512" "compiled 1024" "compiled 2048" "eager 512" "eager 1024" "eager 2048"
-        "compiled 4096")
+  RUNS=("compiled 512" "compiled 1024" "compiled 2048" "kernels 512" "eager 512" "eager 1024"
+        "eager 2048" "compiled 4096")
   EXTRA=()
 fi
 
@@ -53,6 +54,11 @@ for spec in "${RUNS[@]}"; do
   fi
   i=$((i + 1))
   echo "-- $mode width $width (timeout $((remaining - 5)) s)"
+  if [ "$mode" = kernels ]; then  # inductor kernel counts of one layer, fwd+bwd, bf16
+    timeout -k 5 $((remaining - 5)) "$PY" "$HERE/kernel_count.py" --device "$DEVICE" \
+      --width "$width" --out "$OUT/unit_scaling_kernels.json" 2>&1 | grep -E "^(unit|torch)" || true
+    continue
+  fi
   UNIT_SCALING_BENCH_WIDTHS=$width timeout -k 5 $((remaining - 5)) "$PY" -m monobench run \
     --package unit-scaling --device "$DEVICE" --case "decoder_train_step_$mode" \
     ${EXTRA[@]+"${EXTRA[@]}"} --out "$TMP/run$i" 2>&1 | grep -E "^\| decoder|wrote|rror" || true
