@@ -62,3 +62,13 @@ def test_bad_deals_one_line_errors():
         Deal.from_dict(wrong, r)
     with pytest.raises(ValueError, match="seed"):
         deal(r, -1)
+
+
+def test_mt19937_matches_the_cpp_standard_check_value():
+    from solvitaire._deal import MT19937
+
+    # C++ [rand.predef]: the 10000th output of a default-seeded (5489) std::mt19937
+    m = MT19937(5489)
+    for _ in range(9999):
+        m.next32()
+    assert m.next32() == 4123659995

@@ -412,7 +412,8 @@ def _tableau_moves(S, cfg, mv, k, fe, singles):
     nt = cfg[T]
     gm = cfg[GMODE]
     od = cfg[OFF_D]
-    for i in range(nt):
+    for ii in range(nt):
+        i = nt - 1 - ii
         n = _len(S, cfg, i)
         if n == 0:
             continue
@@ -433,7 +434,8 @@ def _tableau_moves(S, cfg, mv, k, fe, singles):
                 continue
             c = _at(S, cfg, i, n - g)
             whole = g == n and S[od + i] == 0
-            for j in range(nt):
+            for jj in range(nt):
+                j = nt - 1 - jj
                 if j == i:
                     continue
                 if _len(S, cfg, j) == 0:

@@ -13,33 +13,27 @@ __all__ = ["MT19937", "Deal", "deal"]
 
 
 class MT19937:
-    """The standard 32-bit Mersenne Twister (``init_genrand`` seeding), as ``std::mt19937``."""
+    """The standard 32-bit Mersenne Twister (``init_genrand`` seeding), as ``std::mt19937``.
+
+    The words come from numpy's ``RandomState`` (the same generator and the same seeding for
+    a 32-bit seed), drawn in blocks; ``tests`` check them against a plain implementation."""
+
+    _BLOCK = 256
 
     def __init__(self, seed: int) -> None:
-        mt = [0] * 624
-        mt[0] = seed & 0xFFFFFFFF
-        for i in range(1, 624):
-            mt[i] = (1812433253 * (mt[i - 1] ^ (mt[i - 1] >> 30)) + i) & 0xFFFFFFFF
-        self.mt = mt
-        self.i = 624
+        import numpy as np
 
-    def _twist(self) -> None:
-        mt = self.mt
-        for i in range(624):
-            y = (mt[i] & 0x80000000) | (mt[(i + 1) % 624] & 0x7FFFFFFF)
-            mt[i] = mt[(i + 397) % 624] ^ (y >> 1) ^ (0x9908B0DF if y & 1 else 0)
+        self._rs = np.random.RandomState(seed & 0xFFFFFFFF)
+        self._buf: list[int] = []
         self.i = 0
 
     def next32(self) -> int:
-        if self.i >= 624:
-            self._twist()
-        y = self.mt[self.i]
+        if self.i >= len(self._buf):
+            self._buf = self._rs.randint(0, 2**32, size=self._BLOCK, dtype="uint32").tolist()
+            self.i = 0
+        y = self._buf[self.i]
         self.i += 1
-        y ^= y >> 11
-        y ^= (y << 7) & 0x9D2C5680
-        y ^= (y << 15) & 0xEFC60000
-        y ^= y >> 18
-        return y & 0xFFFFFFFF
+        return y
 
     def uniform(self, hi: int) -> int:
         """Uniform integer in [0, hi], drawn like Boost's ``uniform_int_distribution``."""

@@ -182,9 +182,10 @@ def _to_move(row: np.ndarray, rules: Rules) -> Move:
     return Move(*table[kind])
 
 
-def verify_moves(d: Deal, rules: Rules, moves: list[Move]) -> list[str]:
+def verify_moves(d: Deal, rules: Rules | str, moves: list[Move]) -> list[str]:
     """Replay ``moves`` with the independent engine; return their notation. Raises ``ValueError``
-    if a move is illegal or the final position is not won."""
+    if a move is illegal or the final position is not won. ``rules``: a Rules or a game name."""
+    rules = load_rules(rules)
     gs = GameState(d, rules)
     out = []
     for i, m in enumerate(moves):
