@@ -204,8 +204,57 @@ def worker(a: argparse.Namespace) -> None:
         write_json(out / "result.json", res)
 
 
+def diag_worker(a: argparse.Namespace) -> None:
+    """The package's 30k-step learning-signal check (Centipede-6, 2 envs, fixed seed) with the last
+    decoder layer re-initialised at gain ``--diag-gain`` (0 keeps the default init)."""
+    import torch
+
+    import snowflake as sf
+
+    cores = [int(c) for c in a.cores.split(",")]
+    if hasattr(os, "sched_setaffinity"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, cores)
+    torch.set_num_threads(1)
+    cfg = sf.PPOConfig(
+        env="Centipede-6",
+        policy=a.policy,
+        num_envs=2,
+        total_steps=2048 if a.smoke else 30720,
+        rollout_steps=1024,
+        minibatch_size=256,
+        epochs=5,
+        lr=1e-3,
+        clip=0.2,
+        num_threads=1,
+        seed=0,
+    )
+    tr = sf.Trainer(cfg)
+    if a.diag_gain > 0 and hasattr(tr.agent.actor, "decoder"):
+        with torch.no_grad():  # the decoder is frozen for snowflake: not in the optimiser
+            torch.nn.init.orthogonal_(tr.agent.actor.decoder[-1].weight, a.diag_gain)
+    while tr.update_idx < tr.num_updates and time.time() < a.train_deadline:
+        tr.step()
+    tr.close()
+    eps = tr.episodes
+    res = {
+        "policy": a.policy,
+        "decoder_gain": a.diag_gain or "default",
+        "steps": tr.global_step,
+        "episodes": len(eps),
+        "first10_len": round(float(np.mean([e[1] for e in eps[:10]])), 2) if eps else None,
+        "last10_len": round(float(np.mean([e[1] for e in eps[-10:]])), 2) if eps else None,
+        "last10_return": round(float(np.mean([e[0] for e in eps[-10:]])), 2) if eps else None,
+    }
+    Path(a.run_dir).mkdir(parents=True, exist_ok=True)
+    write_json(Path(a.run_dir) / "diag.json", res)
+
+
 def launch(a, env, policy, seed, cores, run_dir, train_deadline, eval_deadline, transfer=""):
     cmd = [sys.executable, __file__, "--worker", "--env", env, "--policy", policy]
+    if env == "diag":  # policy = "<preset>:<decoder gain>"
+        policy, gain = policy.split(":")
+        cmd = [sys.executable, __file__, "--worker", "--policy", policy, "--diag-gain", gain]
     cmd += ["--seed", str(seed), "--cores", ",".join(map(str, cores)), "--run-dir", str(run_dir)]
     cmd += ["--train-deadline", str(train_deadline), "--eval-deadline", str(eval_deadline)]
     cmd += ["--steps", str(a.steps), "--num-envs", str(a.num_envs), "--transfer", transfer]
@@ -253,7 +302,7 @@ def collect_csv(root: Path, out_csv: Path) -> dict[str, dict[str, np.ndarray]]:
     from snowflake._report import read_run
 
     runs, header, rows = {}, None, []
-    for d in sorted(root.glob("*_s*")):
+    for d in sorted(root.glob("Centipede*_s*")):
         try:
             _, c = read_run(d)
         except (ValueError, IndexError, KeyError):
@@ -272,7 +321,11 @@ def collect_csv(root: Path, out_csv: Path) -> dict[str, dict[str, np.ndarray]]:
 
 
 def divergence_summary(runs: dict, env: str) -> dict:
+    """Mean approx-KL / clip fraction per policy over all updates and over the first ``k`` updates
+    (``k`` = fewest updates of any run, so GNN and MLP runs are compared at equal progress)."""
     out: dict = {}
+    sel_all = [c for k, c in runs.items() if k.startswith(f"{env}_")]
+    k_common = min((len(c["approx_kl"]) for c in sel_all), default=0)
     for pol in POLICIES:
         sel = {k: c for k, c in runs.items() if k.startswith(f"{env}_{pol}_s")}
         if not sel:
@@ -285,16 +338,30 @@ def divergence_summary(runs: dict, env: str) -> dict:
             "approx_kl_seeds": kl,
             "clip_frac_seeds": cf,
             "updates_per_run": [len(c["approx_kl"]) for c in sel.values()],
-            "steps_per_run": [int(c["global_step"][-1]) for c in sel.values()],
-            "return_last": float(
-                np.nanmean([np.nanmean(c["ep_return_mean"][-3:]) for c in sel.values()])
+            "k_common": k_common,
+            "approx_kl_first_k": float(
+                np.mean([np.mean(c["approx_kl"][:k_common]) for c in sel.values()])
             ),
+            "clip_frac_first_k": float(
+                np.mean([np.mean(c["clip_frac"][:k_common]) for c in sel.values()])
+            ),
+            "steps_per_run": [int(c["global_step"][-1]) for c in sel.values()],
+            "return_last": _last_return(sel.values()),
         }
     if "mlp" in out:
         for r in out.values():
             r["kl_over_mlp"] = r["approx_kl"] / max(out["mlp"]["approx_kl"], 1e-12)
             r["clip_over_mlp"] = r["clip_frac"] / max(out["mlp"]["clip_frac"], 1e-12)
+            m = out["mlp"]
+            r["kl_over_mlp_first_k"] = r["approx_kl_first_k"] / max(m["approx_kl_first_k"], 1e-12)
+            r["clip_over_mlp_first_k"] = r["clip_frac_first_k"] / max(m["clip_frac_first_k"], 1e-12)
     return out
+
+
+def _last_return(cols) -> float:
+    vals = [c["ep_return_mean"][-3:] for c in cols]
+    vals = [v[np.isfinite(v)] for v in vals]
+    return float(np.mean([v.mean() for v in vals if v.size])) if any(v.size for v in vals) else 0.0
 
 
 def plot_curves(runs: dict, metrics: list[str], path: Path, title: str) -> None:
@@ -360,6 +427,17 @@ def md_a(res: dict) -> str:
             f"{r['clip_frac']:.4g} | {r.get('kl_over_mlp', float('nan')):.2f} | "
             f"{r.get('clip_over_mlp', float('nan')):.2f} | {r['return_last']:.1f} |"
         )
+    pe = res.get("paper_effect", {})
+    if pe:
+        k = next(iter(pe.values()))["k_common"]
+        lines += ["", f"Over the first {k} updates of every run (equal progress):", ""]
+        for pol, r in pe.items():
+            lines.append(
+                f"- {pol}: approx-KL {r['approx_kl_first_k']:.4g} "
+                f"({r.get('kl_over_mlp_first_k', float('nan')):.2f}× mlp), clip frac "
+                f"{r['clip_frac_first_k']:.4g} "
+                f"({r.get('clip_over_mlp_first_k', float('nan')):.2f}× mlp)"
+            )
     lines += ["", f"Wall time {res.get('wall_s', float('nan')):.0f} s."]
     return "\n".join(lines)
 
@@ -380,6 +458,13 @@ def md_b(res: dict) -> str:
         ]
         lines.append(f"| {name} | {r['steps']} | " + " | ".join(cells) + " |")
     lines += ["", "Mean return (mean episode length), deterministic actions."]
+    for r in res.get("learning_diag", []):
+        lines.append(
+            f"- learning check {r['policy']} (decoder gain {r['decoder_gain']}, "
+            f"{r['steps']} steps): "
+            f"episode length first 10 {r['first10_len']} → last 10 {r['last10_len']}, "
+            f"last-10 return {r['last10_return']}"
+        )
     lines += ["", f"Wall time {res.get('wall_s', float('nan')):.0f} s."]
     return "\n".join(lines)
 
@@ -426,13 +511,15 @@ def phase_b(a, res: dict, out: Path, t0: float) -> None:
     root = Path(a.runs)
     tg = ",".join(TARGETS)
     seeds = range(1 if a.smoke else 2)
-    grid = [("Centipede-6", p, s, 2 if p == "mlp" else 3, tg) for p in POLICIES for s in seeds]
+    grid = [("Centipede-6", p, s, 1 if p == "mlp" else 3, tg) for p in POLICIES for s in seeds]
+    grid += [("diag", f"snowflake:{g}", 0, 1, "") for g in (0, 0.1)]  # 2 spare cores
 
     def poll() -> None:
         runs = collect_csv(root, out / "snowflake_b_metrics.csv")
         res["transfer"] = {
             d.parent.name: json.loads(d.read_text()) for d in sorted(root.glob("*/result.json"))
         }
+        res["learning_diag"] = [json.loads(d.read_text()) for d in sorted(root.glob("*/diag.json"))]
         res["final_returns"] = {
             k: float(np.nanmean(c["ep_return_mean"][-3:])) for k, c in runs.items()
         }
@@ -472,11 +559,12 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=5)
     p.add_argument("--transfer", default="")
     p.add_argument("--max-eval-steps", type=int, default=1000)
+    p.add_argument("--diag-gain", type=float, default=-1.0)
     a = p.parse_args()
     if a.smoke:
         a.num_envs, a.episodes, a.max_eval_steps = 2, 2, 30
     if a.worker:
-        worker(a)
+        diag_worker(a) if a.diag_gain >= 0 else worker(a)
         return
     import platform
 
