@@ -14,7 +14,7 @@ from ._transformer import TransformerDecoder
 from .testing import stdlib_bytes
 
 WIDTHS = (64, 128)
-VOCAB, LAYERS, BATCH, SEQ = 256, 4, 4, 64
+VOCAB, LAYERS, BATCH, SEQ = 256, 4, 8, 64
 
 
 def _next_token(loss):  # type: ignore[no-untyped-def]
