@@ -240,3 +240,21 @@ def test_conv2d():
     y = U.conv2d(x, w, b, padding=1, constraint=None)
     unit_backward(y)
     check_unit(y, x.grad, w.grad, b.grad)
+
+
+def test_loss_scales_create_no_host_tensors(monkeypatch):
+    # torch.tensor(v, device="cuda") is a blocking host-to-device copy: a Python-number scale
+    # must stay a Python number (one synchronisation per training step otherwise)
+    made = []
+    real = torch.tensor
+
+    def spy(*args, **kwargs):
+        made.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "tensor", spy)
+    logits = torch.randn(8, 16, requires_grad=True)
+    target = torch.randint(0, 16, (8,))
+    U.cross_entropy(logits, target, mult=2.0).backward()
+    assert made == []
+    assert logits.grad is not None
