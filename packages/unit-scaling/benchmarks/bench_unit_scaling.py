@@ -94,7 +94,7 @@ def _measure(width: int, batch: int, seq: int, device: str, compiled: bool) -> M
         # correctness before timing: both models train (finite loss) and the unit-scaled loss at
         # init is ln(V) ± 10 % (uniform prediction), as the plain model's is
         for name, fn in (("unit_scaling", ours), ("torch", plain)):
-            loss = float(fn())
+            loss = float(fn().detach())
             if not abs(loss - float(torch.log(torch.tensor(VOCAB)))) < 0.1 * 5.55:
                 raise AssertionError(f"{name}: first-step loss {loss:.3f} is not ≈ ln(V)")
 
