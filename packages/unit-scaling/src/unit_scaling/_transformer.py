@@ -278,7 +278,7 @@ class TransformerDecoder(nn.Module):
     def forward(
         self, input_ids: Tensor, attn_mask: Tensor | None = None, *, labels: Tensor | None = None
     ) -> Tensor:
-        if not self.pair_grad_scale:
+        if not self.pair_grad_scale or not torch.is_grad_enabled():  # e.g. inference
             x = self.embedding(input_ids)
             for layer in self.layers:
                 x = layer(x, attn_mask)
