@@ -130,7 +130,7 @@ def ppo_iteration(policy: str, cores: int, smoke: bool) -> dict:
     )
     tr = sf.Trainer(cfg)
     tr.step()  # warm-up
-    rows = [tr.step() for _ in range(1 if smoke else 2)]
+    rows = [tr.step() for _ in range(2 if policy == "mlp" and not smoke else 1)]
     tr.close()
     sps = bench_env("Centipede-20", n_env, "thread", 0.5 if smoke else 3.0, min(cores, n_env))
     pure = cfg.rollout_steps / sps["steps_per_s"]

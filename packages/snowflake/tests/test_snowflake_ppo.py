@@ -108,3 +108,21 @@ def test_config_validation():
     assert cfg.minibatch_size == 128
     with pytest.raises(ValueError, match="unknown config keys"):
         sf.PPOConfig.preset("snowflake", batch=3)
+
+
+def test_rollout_uses_one_torch_thread_and_restores(tiny_cfg):
+    tr = sf.Trainer(tiny_cfg("mlp", updates=1))
+    seen = []
+    dist = tr.agent.dist
+
+    def spy(obs):
+        seen.append(torch.get_num_threads())
+        return dist(obs)
+
+    tr.agent.dist = spy
+    torch.set_num_threads(2)
+    tr.collect()
+    tr.close()
+    assert seen
+    assert set(seen) == {1}  # inference during the rollout: one intra-op thread
+    assert torch.get_num_threads() == 2  # the caller's setting is restored for the update
