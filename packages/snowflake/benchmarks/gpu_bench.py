@@ -512,7 +512,7 @@ def phase_b(a, res: dict, out: Path, t0: float) -> None:
     tg = ",".join(TARGETS)
     seeds = range(1 if a.smoke else 2)
     grid = [("Centipede-6", p, s, 1 if p == "mlp" else 3, tg) for p in POLICIES for s in seeds]
-    grid += [("diag", f"snowflake:{g}", 0, 1, "") for g in (0, 0.1)]  # 2 spare cores
+    grid += [("diag", f"snowflake:{g}", 0, 1, "") for g in (0, 1.0)]  # default 0.1 vs old 1.0
 
     def poll() -> None:
         runs = collect_csv(root, out / "snowflake_b_metrics.csv")
