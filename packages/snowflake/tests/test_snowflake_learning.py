@@ -9,11 +9,15 @@ import snowflake as sf
     "policy",
     [
         "mlp",
-        # Measured here: mean episode length 10.9 → 16.7 (1.5×) in 30k steps; the frozen random
-        # decoder starts with large action means, so 30k steps are not yet enough for 2×.
+        # Measured here with the decoder output at gain 0.1: episode length 27.2 → 48.7 (1.8×),
+        # last-10 return +31.9 (seed 1: 1.9×, +30.4). At gain 1 it was 10.9 → 16.8, +1.8: the
+        # frozen decoder kept random action offsets. The return condition holds; the frozen-MLP
+        # policy just learns more slowly than the MLP in 30k steps, so 2× is not reached yet.
         pytest.param(
             "snowflake",
-            marks=pytest.mark.xfail(reason="1.5× (not 2×) longer episodes at 30k", strict=False),
+            marks=pytest.mark.xfail(
+                reason="frozen-decoder policy: 1.8× (not 2×) longer episodes at 30k", strict=False
+            ),
         ),
     ],
 )
