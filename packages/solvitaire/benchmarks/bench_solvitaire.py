@@ -66,8 +66,9 @@ def bench_solve(game: str, n: int, device: str) -> Measure:
         probe_states += res.stats["states"]
         ours = res.status.value
         ref_to += r["outcome"] == "timed-out"
-        ours_to += ours == "timed-out"
-        if ours == "timed-out" or r["outcome"] == "timed-out":
+        decided = ours in ("solved", "unsolvable")
+        ours_to += not decided  # timed out (or hit the memory limit)
+        if not decided or r["outcome"] == "timed-out":
             continue
         if ours == r["outcome"]:
             agree += 1
@@ -102,7 +103,10 @@ def bench_solve(game: str, n: int, device: str) -> Measure:
         if disagree:
             raise AssertionError(f"{game}: {disagree} outcomes disagree with the reference")
         if not both:
-            raise AssertionError(f"{game}: no deal decided by both programs")
+            raise AssertionError(
+                f"{game}: no deal decided by both programs (our timeouts {ours_to}/{len(rows)}, "
+                f"the reference's {ref_to}/{len(rows)} at {LIMIT_S:g} s)"
+            )
 
     return Measure(
         candidate=run,

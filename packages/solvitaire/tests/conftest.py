@@ -53,6 +53,12 @@ SMALL_VARIANTS = {
         "cells": {"count": 1},
         "max rank": 3,
     },
+    "two-cell-small": {
+        "tableau piles": {"count": 4, "build policy": "red-black"},
+        "foundations": {"removable": True},
+        "cells": {"count": 1},
+        "max rank": 3,
+    },
     "bakers-game-small": {
         "tableau piles": {"count": 4, "build policy": "same-suit"},
         "cells": {"count": 1},

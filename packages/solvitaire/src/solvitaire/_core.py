@@ -547,7 +547,10 @@ def gen_moves(S, cfg, mv, k, pdst, pflags):
             c = found_top(S, cfg, f)
             if cfg[DOM] and _safe(S, cfg, f, cnt, c):
                 continue
+            k0 = k
             k = _place_targets(S, cfg, c, -1, mv, k, K_F2T, f, 1, 0, 0, fe)
+            for x in range(k0, k):
+                mv[x, 6] = 4  # from a foundation: it may go on to a cell next
     if waste_stock and not redeal:
         k = _stock_moves(S, cfg, mv, k, 1, fe, free_cell)
         k = _stock_moves(S, cfg, mv, k, 0, fe, free_cell)
@@ -559,7 +562,9 @@ def gen_moves(S, cfg, mv, k, pdst, pflags):
             if _len(S, cfg, nt + r) > 0:
                 k = _add(mv, k, K_R2C, r, free_cell, 1, 0, 0)
         for i in range(nt):
-            if _len(S, cfg, i) > 0 and pdst != i:
+            # (a card just moved here goes on to a cell only when it came off a foundation:
+            # there is no direct foundation-to-cell move)
+            if _len(S, cfg, i) > 0 and (pdst != i or (pflags & 4) != 0):
                 k = _add(mv, k, K_T2C, i, free_cell, 1, 0, 0)
     # deal the stock to every pile / to the hole
     if cfg[DTYPE] != 0 and _len(S, cfg, stock) > 0:

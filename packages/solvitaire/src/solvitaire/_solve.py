@@ -253,16 +253,20 @@ def solve(
             states, cfg, mv, fs, fe, fn, path, tab, _Z, ctl, budget, max_states or 0
         )
         if status == cs.GROW:
-            bigger = np.zeros((tab.shape[0] * 2, 2), np.uint64)
-            cs.tt_rehash(tab, bigger)
-            tab = bigger
-            ctl[cs.D_CANGROW] = int(tab.shape[0] < max_slots)
+            stacks = states.nbytes + mv.nbytes + 32 * fs.shape[0]
+            if 3 * tab.nbytes + stacks > memory_limit:  # old + doubled table must fit
+                ctl[cs.D_CANGROW] = 0  # fill this table (to 90 %) instead
+            else:
+                bigger = np.zeros((tab.shape[0] * 2, 2), np.uint64)
+                cs.tt_rehash(tab, bigger)
+                tab = bigger
+                ctl[cs.D_CANGROW] = int(tab.shape[0] < max_slots)
             status = cs.RUNNING
             continue
         if status == cs.BUFFER:
             grow_rows = states.shape[0] - 1 <= ctl[cs.D_DEPTH] + 1
             extra = (states.nbytes + 32 * fs.shape[0]) if grow_rows else mv.nbytes
-            mem_used = max_slots * 16
+            mem_used = tab.nbytes
             if mem_used + states.nbytes + mv.nbytes + extra > memory_limit or (
                 grow_rows and states.shape[0] >= max_depth
             ):
