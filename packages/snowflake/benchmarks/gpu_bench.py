@@ -265,7 +265,16 @@ def launch(a, env, policy, seed, cores, run_dir, train_deadline, eval_deadline, 
 
 
 def assign_cores(avail: list[int], want: list[int]) -> list[list[int]]:
-    """Give run i ``want[i]`` cores, round-robin over ``avail`` (wraps on small machines)."""
+    """Give run i up to ``want[i]`` cores of ``avail``, disjoint whenever there are at least as many
+    cores as runs. If the runs ask for more cores than there are, the largest requests shrink first
+    (never below 1): multi-threaded torch workers that share cores with other processes ran their
+    PPO updates 10-100x slower on the 10-core phase b of 2026-11-29. Only with more runs than cores
+    do runs share cores (round-robin)."""
+    if not avail or any(w < 1 for w in want):
+        raise ValueError(f"need at least one core and want >= 1 per run; got {avail=}, {want=}")
+    want = list(want)
+    while sum(want) > len(avail) and max(want) > 1:
+        want[want.index(max(want))] -= 1
     out, k = [], 0
     for w in want:
         out.append([avail[(k + j) % len(avail)] for j in range(w)])
