@@ -72,6 +72,13 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--steps", type=int, default=int(os.environ.get("UMUP_B_STEPS", 1500)))
     ap.add_argument("--seeds", default=os.environ.get("UMUP_B_SEEDS", "0,1,2"))
+    lr_env = os.environ.get("UMUP_B_LR")
+    ap.add_argument(
+        "--lr",
+        type=float,
+        default=float(lr_env) if lr_env else None,
+        help="η to use; skips the η stage (e.g. 0.5, the optimum measured at width 256)",
+    )
     a = ap.parse_args()
     import torch
 
@@ -102,40 +109,52 @@ def main() -> None:
         if recs:
             _plot(res, out / "alpha_defaults_gpu.png", f"width {spec.width}, {spec.steps} steps")
 
-    # 1. η with default α's
-    rs = train_batched(spec, [Variant(2.0**e, s) for e in lr_exp for s in seeds])
-    recs += rs
-    by_lr = _mean(rs, "loss", lambda r: r["spec"]["lr"])
-    lr = min(by_lr, key=by_lr.get)
-    res["eta"] = {"best_lr": lr, "loss_by_lr": {str(k): v for k, v in by_lr.items()}}
-    print(f"best η = 2^{round(math.log2(lr))} (loss {by_lr[lr]:.4f}) [{time.time() - t0:.0f} s]")
+    # 1. η with default α's (skipped when --lr / UMUP_B_LR gives the optimum already measured)
+    if a.lr is not None:
+        lr = a.lr
+        res["eta"] = {"best_lr": lr, "given": True, "loss_by_lr": {}}
+        print(f"η = 2^{math.log2(lr):g} given; η stage skipped")
+    else:
+        rs = train_batched(spec, [Variant(2.0**e, s) for e in lr_exp for s in seeds])
+        recs += rs
+        by_lr = _mean(rs, "loss", lambda r: r["spec"]["lr"])
+        lr = min(by_lr, key=by_lr.get)
+        res["eta"] = {"best_lr": lr, "loss_by_lr": {str(k): v for k, v in by_lr.items()}}
+        dt = time.time() - t0
+        print(f"best η = 2^{round(math.log2(lr))} (loss {by_lr[lr]:.4f}) [{dt:.0f} s]")
     write()
 
-    # 2. each α alone at the best η (one stacked run, defaults included)
-    variants = [Variant(lr, s) for s in seeds]
-    variants += [Variant(lr, s, {n: 2.0**e}) for n in ALPHAS for e in alpha_exp for s in seeds]
-    rs = train_batched(spec, variants)
-    recs += rs
-
+    # 2. each α alone at the best η: one stacked run per α (the α = 1 default rows go with the
+    # first), results rewritten after each, so a run cut short keeps the finished α's.
     def alpha_value(r: dict, n: str) -> float | None:
         al = r["spec"]["alphas"]
         return al.get(n, 1.0) if set(al) <= {n} else None
 
+    rs = []
     curves, curves_val = {}, {}
-    for n in ALPHAS:
-        sub = [r for r in rs if alpha_value(r, n) is not None]
-        curves[n] = _mean(sub, "loss", lambda r, n=n: alpha_value(r, n))
-        curves_val[n] = _mean(sub, "val_loss", lambda r, n=n: alpha_value(r, n))
-    default = _mean([r for r in rs if not r["spec"]["alphas"]], "loss", lambda r: 0)[0]
-    best = {n: min(c, key=c.get) for n, c in curves.items()}
-    gap = {n: c[1.0] / min(c.values()) - 1 for n, c in curves.items()}
-    gap_val = {n: c[1.0] / min(c.values()) - 1 for n, c in curves_val.items()}
-    res.update(default_loss=default, best_alphas=best, default_gap=gap, default_gap_val=gap_val)
-    res["alpha_curves"] = {n: {str(k): v for k, v in c.items()} for n, c in curves.items()}
-    res["alpha_curves_val"] = {n: {str(k): v for k, v in c.items()} for n, c in curves_val.items()}
-    for n in ALPHAS:
-        print(f"  {n:>22}: best {best[n]:g}, gap of α=1 {100 * gap[n]:+.2f} %")
-    write()
+    for i, name_a in enumerate(ALPHAS):
+        variants = [Variant(lr, s) for s in seeds] if i == 0 else []
+        variants += [Variant(lr, s, {name_a: 2.0**e}) for e in alpha_exp for s in seeds]
+        part = train_batched(spec, variants)
+        rs += part
+        recs += part
+        stage = [r for r in rs if alpha_value(r, name_a) is not None]
+        curves[name_a] = _mean(stage, "loss", lambda r, n=name_a: alpha_value(r, n))
+        curves_val[name_a] = _mean(stage, "val_loss", lambda r, n=name_a: alpha_value(r, n))
+        best = {n: min(c, key=c.get) for n, c in curves.items()}
+        gap = {n: c[1.0] / min(c.values()) - 1 for n, c in curves.items()}
+        gap_val = {n: c[1.0] / min(c.values()) - 1 for n, c in curves_val.items()}
+        default = _mean([r for r in rs if not r["spec"]["alphas"]], "loss", lambda r: 0)[0]
+        res.update(default_loss=default, best_alphas=best, default_gap=gap, default_gap_val=gap_val)
+        res["alpha_curves"] = {n: {str(k): v for k, v in c.items()} for n, c in curves.items()}
+        res["alpha_curves_val"] = {
+            n: {str(k): v for k, v in c.items()} for n, c in curves_val.items()
+        }
+        print(
+            f"  {name_a:>22}: best {best[name_a]:g}, gap of α=1 {100 * gap[name_a]:+.2f} % "
+            f"[{time.time() - t0:.0f} s]"
+        )
+        write()
 
     # 3. the combination of the per-α argmins, next to the defaults again (same run)
     combo = {n: v for n, v in best.items() if v != 1.0}
