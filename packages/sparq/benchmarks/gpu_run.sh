@@ -46,6 +46,7 @@ fi
 echo "== phase 2: tuning ($(left) s left)" | tee -a "$LOG"
 TB=${T_TUNE:-180}
 SM=""; [ "$SMOKE" = "1" ] && SM="--smoke"
+[ -n "${TUNE_ONLY:-}" ] && SM="$SM --only $TUNE_ONLY"  # e.g. TUNE_ONLY=K2,E2E,K3
 timeout $((TB + 30)) python3 $HERE/tune_sparq.py "$OUT" $SM --budget "$TB" 2>&1 | tee -a "$LOG"
 if [ -f "$OUT/sparq_tuned.json" ]; then export SPARQ_TUNED_JSON="$OUT/sparq_tuned.json"; fi
 

@@ -1,6 +1,6 @@
 """Per-shape tuning of the SparQ kernels: correctness of every variant first, then timings.
 
-Usage: ``python tune_sparq.py OUT_DIR [--smoke] [--budget SECONDS]``.
+Usage: ``python tune_sparq.py OUT_DIR [--smoke] [--budget SECONDS] [--only K2,K3]``.
 
 For each decode shape (K1-K4 of the acceptance list and the end-to-end layer shape) and each
 stage (step 1 approximate logits, top-k selection, step 2 sparse attention) every launch variant
@@ -15,7 +15,10 @@ dense is faster. Results go to ``OUT_DIR/sparq_tuned.json``: ``device``, ``date`
 (the table read by ``sparq.kernels``; copy the file to ``src/sparq/kernels/tuned.json`` or point
 ``SPARQ_TUNED_JSON`` at it) and ``detail`` (every variant's check and time). The file is
 rewritten after every shape, and a time budget stops starting new variants, so a cut run keeps
-what it measured. ``--smoke`` runs tiny shapes (on CPU under ``TRITON_INTERPRET=1``).
+what it measured: a shape cut inside its tuning still gets an entry from the stages measured
+before the cut (the dispatch defaults fill in the rest; ``detail[shape]["budget_cut"]`` names the
+first skipped stage), checked against the reference and timed against dense like any other.
+``--smoke`` runs tiny shapes (on CPU under ``TRITON_INTERPRET=1``).
 """
 
 from __future__ import annotations
@@ -200,6 +203,13 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
         s["i1"], s["qh"] = prepare_query(s["q"], Hkv, r, scale)
     d = detail.setdefault(name, {"shape": sh, "n_input_sets": len(sets)})
     s0 = sets[0]
+    cut: list[str] = []  # stages the time budget skipped entirely
+
+    def partial(entry):
+        """Entry from the stages measured before the budget ran out (the dispatch defaults
+        fill in the rest); the pipeline check and the dense verdict still run on it."""
+        d["budget_cut"] = cut[0]
+        return entry, sets, (sparq_attention_reference, sparq_attention_triton, dense_decode)
 
     def run_variants(stage, variants, check, nbytes):
         """Check then time each variant; returns the fastest correct variant's key."""
@@ -219,6 +229,8 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
             except Exception as e:  # a variant that fails to compile or run is recorded
                 res[vname] = {"error": repr(e)[:300]}
         ok = {v: x["s"] for v, x in res.items() if "s" in x}
+        if not ok and res and all("skipped" in x for x in res.values()):
+            cut.append(stage)  # the budget ran out before this stage: not a failed stage
         return min(ok, key=ok.get) if ok else None
 
     # query preparation: ~10 small torch kernels or one Triton kernel (same components)
@@ -259,7 +271,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
         B * Hkv * S * (r * 2 + G * 4),
     )
     if best1 is None:
-        return None
+        return partial({"prep": best0 or "torch"}) if cut else None
     for s in sets:
         s["lg"], s["tm"], s["ts"] = step1_fns[best1](s)
 
@@ -286,7 +298,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
         B * Hkv * S * G * 4,
     )
     if best_sel is None:
-        return None
+        return partial({"prep": best0 or "torch", "step1": v1[best1]}) if cut else None
     for s in sets:
         s["idx"], s["alpha"] = sel[best_sel](s)
     fused_kw = None
@@ -339,20 +351,23 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
         check2,
         B * Hkv * k * DH * 2 * 2,
     )
-    if best2 is None:
+    if best2 is None and not cut:
         return None
     entry = {
         "prep": best0 or "torch",
         "selection": "sampled" if best_sel.startswith("sampled") else best_sel,
         "selection_variant": best_sel,
         "step1": v1[best1],
-        "step2": v2[best2],
     }
+    if best2 is not None:
+        entry["step2"] = v2[best2]
     sel_kw = SELECT[best_sel]
     if sel_kw:
         entry["selection_kw"] = sel_kw
     if fused_kw is not None:
         entry.update(selection="fused", selection_variant="fused", selection_kw=fused_kw)
+    if cut:
+        return partial(entry)
     return entry, sets, (sparq_attention_reference, sparq_attention_triton, dense_decode)
 
 
@@ -416,7 +431,11 @@ def main(argv):
         pass
     reps = 2 if dev == "cpu" else 100
     path.write_text(json.dumps(table, indent=1))  # a valid (empty) table even if cut early
-    for name, sh in (SMOKE if smoke else SHAPES).items():
+    shapes = SMOKE if smoke else SHAPES
+    if "--only" in argv:  # e.g. --only K2,K3 to finish the shapes a cut run left out
+        names = argv[argv.index("--only") + 1].split(",")
+        shapes = {n: shapes[n] for n in names if n in shapes}
+    for name, sh in shapes.items():
         if time.monotonic() > deadline:
             table["detail"][name] = {"skipped": "time budget"}
             break
