@@ -86,6 +86,46 @@ def test_pair_coherence_matches_bincount():
     assert float(unn.pair_coherence(distinct, distinct)) == 1.0
 
 
+def _grads(model, ids, **kw):
+    model.zero_grad(set_to_none=True)
+    model.loss(ids, **kw).backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+def test_decoder_precomputed_kappa_matches_inline():
+    # κ computed once outside the step (tensor or Python float) gives the same gradients as the
+    # decoder computing it inline; κ = 1 gives the plain B^-1/2 rule (pair_grad_scale=False)
+    torch.manual_seed(0)
+    model = unn.TransformerDecoder(VOCAB, 32, 2, 1)
+    ids = _tokens()[:4]
+    kappa = unn.pair_coherence(ids[:, :-1], ids[:, 1:])
+    assert float(kappa) > 2.0  # natural text: the check below is not trivially κ ≈ 1
+    inline, pre = _grads(model, ids), _grads(model, ids, kappa=kappa)
+    pre_f = _grads(model, ids, kappa=float(kappa))
+    one = _grads(model, ids, kappa=1.0)
+    model.pair_grad_scale = False
+    plain = _grads(model, ids)
+    for n in inline:
+        # same ops in the same order, fp32: identical up to the fp32 rounding of κ^-1/2
+        torch.testing.assert_close(pre[n], inline[n], rtol=1e-6, atol=0.0)
+        torch.testing.assert_close(pre_f[n], inline[n], rtol=1e-6, atol=0.0)
+        torch.testing.assert_close(one[n], plain[n], rtol=1e-6, atol=0.0)
+    # and κ really changes the weight gradients, by κ^-1/2
+    w = "head.weight"
+    ratio = float(inline[w].norm() / plain[w].norm())
+    assert abs(ratio - float(kappa) ** -0.5) < 1e-4
+
+
+@pytest.mark.parametrize(
+    ("kappa", "err"),
+    [(0.5, ValueError), (float("nan"), ValueError), ("2", TypeError), (torch.ones(2), TypeError)],
+)
+def test_decoder_bad_kappa(kappa, err):
+    model = unn.TransformerDecoder(VOCAB, 16, 1, 1)
+    with pytest.raises(err, match="kappa"):
+        model.loss(_random_tokens()[:2], kappa=kappa)
+
+
 def test_assert_unit_scaled_lists_offenders():
     sp = SPTransformerDecoder(VOCAB, 64, 2, 1)
     with pytest.raises(AssertionError, match=r"(?s)offending tensors:.*weight_grad"):

@@ -46,10 +46,29 @@ def residual_taus(
     return taus
 
 
-def _call(module: nn.Module, s: Tensor, *args: object) -> Tensor:
+def _call(module: nn.Module, s: Tensor | float, *args: object) -> Tensor:
     """Run ``module`` with every parameter's gradient scaled by ``s`` (forward unchanged)."""
     params = {n: U.scale_bwd(p, s) for n, p in module.named_parameters()}
     return torch.func.functional_call(module, params, args)
+
+
+def _kappa_scale(kappa: Tensor | float) -> Tensor | float:
+    """κ^-1/2 from a precomputed κ (Python float stays a float: no device tensor, no sync)."""
+    if isinstance(kappa, Tensor):
+        if kappa.numel() != 1 or kappa.is_complex() or not kappa.is_floating_point():
+            raise TypeError(
+                f"kappa: expected a one-element float tensor or a Python float >= 1, got a "
+                f"{kappa.dtype} tensor of shape {tuple(kappa.shape)}; pass pair_coherence(...)."
+            )
+        return kappa.reshape(()).to(torch.float32).rsqrt()
+    if isinstance(kappa, bool) or not isinstance(kappa, (int, float)):
+        raise TypeError(f"kappa: expected a Python float or a 0-d tensor, got {type(kappa)!r}.")
+    if not math.isfinite(kappa) or kappa < 1.0:
+        raise ValueError(
+            f"kappa: expected a finite value >= 1 (κ = Σ_p n_p²/B), got {kappa}; compute it "
+            "with pair_coherence(inputs, targets)."
+        )
+    return float(kappa) ** -0.5
 
 
 def apply_rope(x: Tensor, base: float = 10000.0) -> Tensor:
@@ -225,9 +244,12 @@ class TransformerDecoder(nn.Module):
             batch's repeated (input, target) token pairs (default True; see below).
         Remaining keywords (rope, window, dropout_p, fused_qkv, norm) configure the layers.
 
-    ``forward(input_ids (B, S) int64, attn_mask=None, *, labels=None) -> logits (B, S, V)``;
-    ``loss(input_ids, labels=None, attn_mask=None)``: next-token cross-entropy (labels default
-    to the inputs shifted left; -100 is ignored).
+    ``forward(input_ids (B, S) int64, attn_mask=None, *, labels=None, kappa=None) -> logits
+    (B, S, V)``; ``loss(input_ids, labels=None, attn_mask=None, *, kappa=None)``: next-token
+    cross-entropy (labels default to the inputs shifted left; -100 is ignored). ``kappa``: a
+    precomputed κ (0-d tensor or Python float >= 1, e.g. ``pair_coherence`` run once per batch
+    in the data pipeline); when given, the decoder uses it instead of computing κ itself, which
+    keeps the sort out of a compiled step and lets gradient-accumulation steps share one κ.
 
     Weight-gradient rule on natural text: every op scales its weight gradient by B^-1/2 for B
     independent tokens (Unit Scaling §5, Table A.2). At initialisation each token's gradient is
@@ -276,27 +298,38 @@ class TransformerDecoder(nn.Module):
         self.loss_mult = loss_mult
 
     def forward(
-        self, input_ids: Tensor, attn_mask: Tensor | None = None, *, labels: Tensor | None = None
+        self,
+        input_ids: Tensor,
+        attn_mask: Tensor | None = None,
+        *,
+        labels: Tensor | None = None,
+        kappa: Tensor | float | None = None,
     ) -> Tensor:
         if not self.pair_grad_scale or not torch.is_grad_enabled():  # e.g. inference
             x = self.embedding(input_ids)
             for layer in self.layers:
                 x = layer(x, attn_mask)
             return self.head(self.final_norm(x))
-        if labels is not None and labels.shape == input_ids.shape:
-            kappa = pair_coherence(input_ids, labels)
+        if kappa is not None:
+            s = _kappa_scale(kappa)
+        elif labels is not None and labels.shape == input_ids.shape:
+            s = pair_coherence(input_ids, labels).rsqrt()
         else:
-            kappa = pair_coherence(input_ids[..., :-1], input_ids[..., 1:])
-        s = kappa.rsqrt()
+            s = pair_coherence(input_ids[..., :-1], input_ids[..., 1:]).rsqrt()
         x = _call(self.embedding, s, input_ids)
         for layer in self.layers:
             x = _call(layer, s, x, attn_mask)
         return _call(self.head, s, _call(self.final_norm, s, x))
 
     def loss(
-        self, input_ids: Tensor, labels: Tensor | None = None, attn_mask: Tensor | None = None
+        self,
+        input_ids: Tensor,
+        labels: Tensor | None = None,
+        attn_mask: Tensor | None = None,
+        *,
+        kappa: Tensor | float | None = None,
     ) -> Tensor:
-        logits = self(input_ids, attn_mask, labels=labels)
+        logits = self(input_ids, attn_mask, labels=labels, kappa=kappa)
         if labels is None:
             logits, labels = logits[:, :-1], input_ids[:, 1:]
         return U.cross_entropy(logits.flatten(0, -2), labels.flatten(), mult=self.loss_mult)
