@@ -132,7 +132,7 @@ def stage_casts() -> None:
             torch.equal(u.float(), v.float())
             or torch.equal(u.view(torch.uint8), v.view(torch.uint8))
             for u, v in zip(got, want)
-        ]  # noqa: E501
+        ]
         s = torch.tensor(2.0**14, device=DEV)
         gd = delayed_cast_impl(x, s, fmt, True)
         wd = delayed_cast_ref(x, s, fmt, True)
@@ -141,7 +141,7 @@ def stage_casts() -> None:
             if u.dtype != torch.float32
             else torch.equal(u, v)
             for u, v in zip(gd, wd)
-        ]  # noqa: E501
+        ]
         r = {"jit_equal(q,qt,inv)": same, "inv": float(got[2]), "delayed_equal(q,qt,amax)": same_d}
         r["finite"] = all(fin(t.float()) for t in (*got, *gd))
         res[name] = r
@@ -192,9 +192,8 @@ def stage_linear() -> None:
                 "dtypes": [str(t.dtype) for t in outs[0]],
             }
             res[key] = r
-            say(
-                f"  linear {key}: finite(y,dx,dw,db)={r['finite']} sqnr={[round(v, 1) for v in r['sqnr_db_vs_emulation']]}"
-            )  # noqa: E501
+            db = [round(v, 1) for v in r["sqnr_db_vs_emulation"]]
+            say(f"  linear {key}: finite(y,dx,dw,db)={r['finite']} sqnr={db}")
     REPORT["stages"]["linear"] = res
 
 
