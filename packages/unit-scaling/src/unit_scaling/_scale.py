@@ -19,13 +19,12 @@ Scale = float | int | Tensor
 class _ScaleConst(torch.autograd.Function):
     """``y = fwd * x`` in forward, ``grad_x = bwd * grad_y`` in backward (Python-float scales)."""
 
+    # ctx-in-forward style on purpose: a separate ``setup_context`` makes every ``apply`` bind
+    # the forward's signature with ``inspect`` (~0.1 ms of host time per eager call)
     @staticmethod
-    def forward(x: Tensor, fwd: float, bwd: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, fwd: float, bwd: float) -> Tensor:  # type: ignore[no-untyped-def,override]
+        ctx.bwd = bwd
         return x * fwd if fwd != 1.0 else x.view_as(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
-        ctx.bwd = inputs[2]
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[no-untyped-def,override]
@@ -41,14 +40,10 @@ class _ScaleTensor(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(x: Tensor, fwd: Tensor | float, bwd: Tensor | float) -> Tensor:  # type: ignore[override]
-        return _mul(x, fwd)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
-        bwd = inputs[2]
+    def forward(ctx, x: Tensor, fwd: Tensor | float, bwd: Tensor | float) -> Tensor:  # type: ignore[no-untyped-def,override]
         ctx.bwd_const = None if isinstance(bwd, Tensor) else bwd
         ctx.save_for_backward(bwd if isinstance(bwd, Tensor) else None)
+        return _mul(x, fwd)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[no-untyped-def,override]
