@@ -165,14 +165,12 @@ class FPFormat:
         return _TORCH_DTYPES.get((self.exponent_bits, self.mantissa_bits, self.encoding))
 
 
+# ctx-in-forward style (no separate setup_context): torch then skips an ``inspect`` signature
+# binding on every eager ``apply``
 class _QuantFwd(torch.autograd.Function):
     @staticmethod
-    def forward(x: Tensor, fmt: FPFormat) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, fmt: FPFormat) -> Tensor:  # type: ignore[no-untyped-def,override]
         return fmt.quantise(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
-        pass
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[no-untyped-def,override]
@@ -181,12 +179,9 @@ class _QuantFwd(torch.autograd.Function):
 
 class _QuantBwd(torch.autograd.Function):
     @staticmethod
-    def forward(x: Tensor, fmt: FPFormat) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, fmt: FPFormat) -> Tensor:  # type: ignore[no-untyped-def,override]
+        ctx.fmt = fmt
         return x.view_as(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
-        ctx.fmt = inputs[1]
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[no-untyped-def,override]
