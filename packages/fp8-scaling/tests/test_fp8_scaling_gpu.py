@@ -20,11 +20,12 @@ def _need_fp8():
         pytest.skip("needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])  # float32: master weights
 @pytest.mark.parametrize("fmt", ["e4m3", "e5m2"])
-@pytest.mark.parametrize("shape", [(1, 1), (37, 53), (128, 256), (1000, 3000)])
-def test_gpu_cast_kernels_bit_exact(fmt, shape):
+@pytest.mark.parametrize("shape", [(1, 1), (37, 53), (128, 256), (1000, 3000), (3072, 768)])
+def test_gpu_cast_kernels_bit_exact(fmt, shape, dtype):
     _need_fp8()
-    x = (torch.randn(shape, device="cuda") * 7).to(torch.bfloat16)
+    x = (torch.randn(shape, device="cuda") * 7).to(dtype)
     a = amax_op(x)
     assert torch.equal(a, x.float().abs().max())
     got, want = cast_transpose_op(x, a, fmt, 0, True), cast_transpose_ref(x, a, fmt, 0, True)

@@ -86,7 +86,11 @@ def test_hw_path_linear_matches_emulation_fp32_master_bf16_autocast(gpu_path, na
         assert sqnr(got.float(), want.float()) > 45
 
 
-@pytest.mark.parametrize("name", list(RECIPES))
+# JIT in the default suite; the other recipes (same code path, ~3 s each) in the slow one
+@pytest.mark.parametrize(
+    "name", ["jit", pytest.param("delayed", marks=pytest.mark.slow),
+             pytest.param("constant", marks=pytest.mark.slow)],
+)  # fmt: skip
 def test_hw_path_gpt_three_steps_finite_and_matches_emulation(gpu_path, name):
     data = stdlib_corpus(60_000)
     cfg = GPTConfig(n_layer=1, d_model=32, n_head=2, seq_len=16)

@@ -90,3 +90,17 @@ def test_custom_op_fake_impls():
         (torch.ops.fp8_scaling.delayed_cast.default, (x, torch.tensor(2.0), "e5m2", True)),
     ]:
         torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("delayed", [False, True])
+def test_cast_transpose_copy_is_exact_transpose(triton_interpret, dtype, delayed):
+    # float32 inputs (float32 master weights) take the transposed copy from the row-major cast:
+    # the in-kernel transposed write gave a wrong copy for them on the H200 (GPT training NaN)
+    from fp8_scaling._kernels import launch_cast_transpose
+
+    x = (torch.randn(37, 53) * 3).to(dtype)
+    kw = {"scale": torch.tensor(4.0)} if delayed else {"amax": fs.amax(x)}
+    q, qt, _inv, _ = launch_cast_transpose(x, "e4m3", 448.0, **kw)
+    assert q.dtype == qt.dtype == torch.float8_e4m3fn
+    assert torch.equal(qt.view(torch.uint8), q.t().contiguous().view(torch.uint8))

@@ -225,6 +225,11 @@ def launch_cast_transpose(
     )
     q = torch.empty((m, n), dtype=odt, device=dev)
     qt = torch.empty((n, m) if transpose else (0, 0), dtype=odt, device=dev)
+    # The in-kernel transposed write is verified bit-exact on the H200 for 2-byte inputs only;
+    # for float32 inputs (float32 master weights) it produced a wrong transposed copy there
+    # (the row-major copy was exact), which made the grad-input GEMM garbage and GPT training
+    # NaN. For those inputs the transposed copy is taken from the exact row-major cast.
+    kernel_t = transpose and x.element_size() == 2
     delayed = scale is not None
     if delayed:
         inv = (1.0 / scale.float()).reshape(())
@@ -240,14 +245,14 @@ def launch_cast_transpose(
         scale_in = amax_in
     ef, mf = _fmax_consts(fmax)
     if m * n > 0:
-        args = (x, amax_in, scale_in, q, qt if transpose else q, inv, amax_out, m, n)
+        args = (x, amax_in, scale_in, q, qt if kernel_t else q, inv, amax_out, m, n)
         consts = dict(
             FMAX=fmax,
             EF=ef,
             MF=mf,
             MARGIN=int(margin),
             DELAYED=delayed,
-            WRITE_T=transpose,
+            WRITE_T=kernel_t,
             OUT_FP32=out_fp32,
             FP8=_FP8_TL[fmt_name],
         )
@@ -259,6 +264,8 @@ def launch_cast_transpose(
             _cast_t_kernel[grid](
                 *args, **consts, BM=16, BN=16, GROUP=1, TRANS_HP=False, num_warps=1
             )
+        if transpose and not kernel_t:
+            qt.copy_(q.t())
     elif not delayed:
         inv.fill_(math.nan)
     return q, qt, inv, amax_out
