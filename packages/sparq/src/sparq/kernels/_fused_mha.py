@@ -25,7 +25,7 @@ import triton
 import triton.language as tl
 
 from ._select import _global_stats, _ordered
-from ._select_sample import MARGIN, MAX_SLOTS, _final_warps, _rank_threshold
+from ._select_sample import MARGIN, MAX_SLOTS, _final_warps, _pick_candidates, _rank_threshold
 
 __all__ = ["fused_mha_plan", "fused_mha_supported", "select_fused_mha"]
 
@@ -155,18 +155,8 @@ def _fused_final_kernel(
     ok = (tl.sum(cnt, axis=0) >= K) & (tl.max(cnt, axis=0) <= CAP)
     out_row = out_idx_ptr + bh * K
     if ok:
-        slots = tl.arange(0, SLOTS)
-        c = slots // CAP
-        live = (c < NT) & ((slots % CAP) < tl.load(cnt_ptr + bh * NT + c, mask=c < NT))
+        slots, sel, dest = _pick_candidates(cnt_ptr, ckey_ptr, bh, NT, K, CAP, SLOTS)
         base = bh * NT * CAP
-        u = tl.load(ckey_ptr + base + slots, mask=live, other=-2147483648)
-        T = _rank_threshold(u, K)
-        need = K - tl.sum((u > T).to(tl.int32), axis=0)
-        eq = (u == T).to(tl.int32)
-        eq_rank = tl.cumsum(eq, axis=0) - eq
-        sel = (u > T) | ((eq == 1) & (eq_rank < need))
-        sel_i = sel.to(tl.int32)
-        dest = tl.cumsum(sel_i, axis=0) - sel_i
         tl.store(out_row + dest, tl.load(cpos_ptr + base + slots, mask=sel, other=0), mask=sel)
         lg = tl.load(cp_ptr + base + slots, mask=sel, other=float("-inf"))
         tl.store(alpha_ptr + bh, tl.sum(tl.exp(lg - M) * inv_z, axis=0))

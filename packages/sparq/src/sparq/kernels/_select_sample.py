@@ -48,6 +48,28 @@ def _rank_threshold(u, RANK):
 
 
 @triton.jit
+def _pick_candidates(cnt_ptr, ckey_ptr, bh, NC, K, CAP: tl.constexpr, SLOTS: tl.constexpr):
+    """The ``K`` largest keys of row ``bh``'s candidate block (``NC`` chunks of ``CAP`` slots,
+    chunk ``c`` holding ``cnt[c]`` live keys in position order).
+
+    Returns ``(slots, sel, dest)``: the slot offsets ``0..SLOTS`` within the row's block, the mask
+    of the chosen slots (ties at the threshold go to the earliest slots, i.e. lowest positions)
+    and each chosen slot's output index (0..K-1, in slot order).
+    """
+    slots = tl.arange(0, SLOTS)
+    c = slots // CAP
+    live = (c < NC) & ((slots % CAP) < tl.load(cnt_ptr + bh * NC + c, mask=c < NC))
+    u = tl.load(ckey_ptr + bh * NC * CAP + slots, mask=live, other=-2147483648)
+    T = _rank_threshold(u, K)
+    need = K - tl.sum((u > T).to(tl.int32), axis=0)
+    eq = (u == T).to(tl.int32)
+    eq_rank = tl.cumsum(eq, axis=0) - eq
+    sel = (u > T) | ((eq == 1) & (eq_rank < need))
+    sel_i = sel.to(tl.int32)
+    return slots, sel, tl.cumsum(sel_i, axis=0) - sel_i
+
+
+@triton.jit
 def _threshold_kernel(
     logit_ptr, m_ptr, l_ptr, lens_ptr, stat_ptr, thr_ptr, S, NT, HKV, window, sinks, RANK,
     G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr, SAMP: tl.constexpr, RUN: tl.constexpr,
@@ -155,19 +177,8 @@ def _final_kernel(
     ok = (tl.sum(cnt, axis=0) >= K) & (tl.max(cnt, axis=0) <= CAP)
     out_row = out_idx_ptr + bh * K
     if ok:
-        slots = tl.arange(0, SLOTS)
-        c = slots // CAP
-        live = (c < NCH) & ((slots % CAP) < tl.load(cnt_ptr + bh * NCH + c, mask=c < NCH))
-        base = bh * NCH * CAP
-        u = tl.load(ckey_ptr + base + slots, mask=live, other=-2147483648)
-        T = _rank_threshold(u, K)
-        need = K - tl.sum((u > T).to(tl.int32), axis=0)
-        eq = (u == T).to(tl.int32)
-        eq_rank = tl.cumsum(eq, axis=0) - eq
-        sel = (u > T) | ((eq == 1) & (eq_rank < need))
-        sel_i = sel.to(tl.int32)
-        dest = tl.cumsum(sel_i, axis=0) - sel_i
-        pos = tl.load(cpos_ptr + base + slots, mask=sel, other=0)
+        slots, sel, dest = _pick_candidates(cnt_ptr, ckey_ptr, bh, NCH, K, CAP, SLOTS)
+        pos = tl.load(cpos_ptr + bh * NCH * CAP + slots, mask=sel, other=0)
         tl.store(out_row + dest, pos, mask=sel)
         alpha = tl.zeros((GP,), tl.float32)
         for h in tl.static_range(G):
