@@ -9,6 +9,7 @@ calls the op of :mod:`unit_scaling.functional` in ``forward``. Each parameter's 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from torch import Tensor, nn
@@ -222,41 +223,34 @@ def _check_padding_mode(mode: str) -> None:
         )
 
 
-class Conv1d(nn.Conv1d, _Roles):
+class _UnitConv(_Roles):
+    """Shared body of the unit-scaled convolutions; ``_conv`` is the functional op to call."""
+
+    param_roles: ClassVar[dict[str, str]] = {"weight": "weight", "bias": "bias"}
+    _conv: ClassVar[Callable[..., Tensor]]
+
+    def __init__(self, *args: Any, constraint: ConstraintLike = "to_output_scale", **kw: Any):
+        super().__init__(*args, **kw)
+        _check_padding_mode(self.padding_mode)
+        self.constraint = constraint
+
+    def reset_parameters(self) -> None:
+        _conv_init(self)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._conv(
+            input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+            constraint=self.constraint,
+        )  # fmt: skip
+
+
+class Conv1d(_UnitConv, nn.Conv1d):
     """Unit-scaled :class:`torch.nn.Conv1d` (weight N(0, 1), bias 0; ``padding_mode='zeros'``)."""
 
-    param_roles: ClassVar[dict[str, str]] = {"weight": "weight", "bias": "bias"}
-
-    def __init__(self, *args: Any, constraint: ConstraintLike = "to_output_scale", **kw: Any):
-        super().__init__(*args, **kw)
-        _check_padding_mode(self.padding_mode)
-        self.constraint = constraint
-
-    def reset_parameters(self) -> None:
-        _conv_init(self)
-
-    def forward(self, input: Tensor) -> Tensor:
-        return U.conv1d(
-            input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-            constraint=self.constraint,
-        )  # fmt: skip
+    _conv = staticmethod(U.conv1d)
 
 
-class Conv2d(nn.Conv2d, _Roles):
+class Conv2d(_UnitConv, nn.Conv2d):
     """Unit-scaled :class:`torch.nn.Conv2d` (weight N(0, 1), bias 0; ``padding_mode='zeros'``)."""
 
-    param_roles: ClassVar[dict[str, str]] = {"weight": "weight", "bias": "bias"}
-
-    def __init__(self, *args: Any, constraint: ConstraintLike = "to_output_scale", **kw: Any):
-        super().__init__(*args, **kw)
-        _check_padding_mode(self.padding_mode)
-        self.constraint = constraint
-
-    def reset_parameters(self) -> None:
-        _conv_init(self)
-
-    def forward(self, input: Tensor) -> Tensor:
-        return U.conv2d(
-            input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-            constraint=self.constraint,
-        )  # fmt: skip
+    _conv = staticmethod(U.conv2d)
