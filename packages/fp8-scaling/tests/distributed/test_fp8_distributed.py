@@ -40,7 +40,20 @@ def _run(tmp_path: Path, backend: str) -> tuple[dict, dict]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return single, json.loads((tmp_path / "fsdp2.json").read_text())
+    fsdp = json.loads((tmp_path / "fsdp2.json").read_text())
+    _keep({"single": single, "fsdp2": fsdp}, backend)
+    return single, fsdp
+
+
+def _keep(records: dict[str, dict], backend: str) -> None:
+    """Also write the run records to ``$DIST_RESULTS_DIR/<package>-<backend>/`` when that is set
+    (``tools/distributed_check.sh`` sets it to keep them as results)."""
+    root = os.environ.get("DIST_RESULTS_DIR")
+    if root:
+        out = Path(root) / f"fp8-scaling-{backend}"
+        out.mkdir(parents=True, exist_ok=True)
+        for name, rec in records.items():
+            (out / f"{name}.json").write_text(json.dumps(rec, indent=1))
 
 
 def _check(single: dict, fsdp: dict) -> None:

@@ -45,9 +45,21 @@ def _launch(out: Path, backend: str, dtype: str, ckpt: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
+def _keep(records: dict[str, dict], backend: str) -> None:
+    """Also write the run records to ``$DIST_RESULTS_DIR/<package>-<backend>/`` when that is set
+    (``tools/distributed_check.sh`` sets it to keep them as results)."""
+    root = os.environ.get("DIST_RESULTS_DIR")
+    if root:
+        out = Path(root) / f"u-mup-{backend}"
+        out.mkdir(parents=True, exist_ok=True)
+        for name, rec in records.items():
+            (out / f"{name}.json").write_text(json.dumps(rec, indent=1))
+
+
 def _check(out: Path, single: dict, dtype: str, rtol: float) -> dict:
     ddp = json.loads((out / f"ddp_{dtype}.json").read_text())
     fsdp = json.loads((out / f"fsdp2_{dtype}.json").read_text())
+    _keep({f"single_{dtype}": single, f"ddp_{dtype}": ddp, f"fsdp2_{dtype}": fsdp}, ddp["backend"])
     for rec in (ddp, fsdp):
         assert rec["world_size"] == 2
         # identical per-parameter learning rates and weight decays, by parameter name
