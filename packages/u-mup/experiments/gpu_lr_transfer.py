@@ -49,6 +49,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=int(os.environ.get("UMUP_GPU_STEPS", 1500)))
     ap.add_argument("--widths", default=os.environ.get("UMUP_GPU_WIDTHS", "128,256,512,1024"))
     ap.add_argument("--seeds", default=os.environ.get("UMUP_GPU_SEEDS", "0,1"))
+    ap.add_argument(
+        "--parametrizations",
+        default=os.environ.get("UMUP_GPU_PARAMS", "umup,sp"),
+        help="comma-separated subset of umup,sp (to split one experiment over several runs)",
+    )
     ap.add_argument("--n-layers", type=int, default=4)
     ap.add_argument("--budget-s", type=float, default=float(os.environ.get("UMUP_GPU_BUDGET", 470)))
     a = ap.parse_args()
@@ -62,6 +67,9 @@ def main() -> None:
     widths = [int(w) for w in a.widths.split(",")]
     seeds = [int(s) for s in a.seeds.split(",")]
     grids = {"umup": list(range(-4, 5)), "sp": list(range(-14, -5))}
+    wanted = [p.strip() for p in a.parametrizations.split(",") if p.strip()]
+    if not wanted or set(wanted) - set(grids):
+        raise SystemExit(f"--parametrizations {a.parametrizations!r}: expected a subset of umup,sp")
     base = dict(n_layers=a.n_layers, steps=a.steps, batch_size=16, seq_len=128, head_dim=64)
     base.update(dtype="bf16", device="cuda", warmup=0.1)
     if a.smoke:
@@ -69,6 +77,7 @@ def main() -> None:
         grids = {"umup": [-1, 0, 1], "sp": [-7, -6, -5]}
         base.update(n_layers=1, steps=4, batch_size=2, seq_len=16, head_dim=16, dtype="fp32")
         base.update(device="cpu")
+    grids = {p: g for p, g in grids.items() if p in wanted}
     dev = base["device"]
     name = torch.cuda.get_device_name(0) if dev == "cuda" else "cpu"
     out = Path(a.out)
