@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sysconfig
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GPT", "GPTConfig", "stdlib_corpus", "train_steps"]
+__all__ = ["GPT", "GPTConfig", "graph_forward_backward", "stdlib_corpus", "train_steps"]
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,67 @@ def _batch(
     return x.to(device), y.to(device)
 
 
+class _Forward(nn.Module):
+    """Holds ``model`` so that graph capture replaces this wrapper's ``forward``, not the model's.
+
+    The model itself stays an ordinary eager module (used on telemetry steps, where hooks must
+    run, and by anything else holding a reference to it).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.model(idx)
+
+
+def _graph_capable(device: torch.device) -> bool:
+    return device.type == "cuda" and hasattr(torch.cuda, "make_graphed_callables")
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    # no autocast weight cache: CUDA-graph capture does not support it (and the FP8 layers cast
+    # their weights themselves); the eager and the graphed steps then run the same kernels
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None, cache_enabled=False)
+
+
+def graph_forward_backward(
+    model: nn.Module,
+    sample: torch.Tensor,
+    autocast_dtype: torch.dtype | None = None,
+    recorder=None,
+    warmup: int = 3,
+) -> nn.Module:
+    """Capture ``model``'s forward and backward for inputs shaped like ``sample`` in CUDA graphs.
+
+    Returns a module with ``model``'s parameters whose calls replay the captured kernels (no
+    Python or kernel-launch overhead per layer: the FP8 layers' amax, cast and GEMM launches
+    cost nothing on the host). ``model`` itself is not modified and stays callable eagerly.
+    Uses ``torch.cuda.make_graphed_callables``: the warm-up iterations it runs before capturing
+    (Triton autotuning, cuBLAS setup) would push amaxes into the delayed recipe's histories, so
+    every buffer is restored afterwards; ``recorder`` (a :class:`ScaleRecorder`) is paused
+    during warm-up and capture. Call the result under the same autocast as here, with
+    ``cache_enabled=False``.
+
+    Args:
+        model: module mapping ``sample`` (e.g. (B, T) int64 token ids) to one tensor.
+        sample: a real input batch on the model's CUDA device (its shape and dtype are fixed).
+        autocast_dtype: autocast dtype used for capture and replay (None: no autocast).
+        recorder: optional recorder to pause while capturing.
+        warmup: warm-up iterations before capture.
+    """
+    state = [(b, b.detach().clone()) for b in model.buffers()]
+    wrapper = _Forward(model)
+    pause = recorder.paused() if recorder is not None else contextlib.nullcontext()
+    with pause, _autocast(sample.device, autocast_dtype):
+        graphed = torch.cuda.make_graphed_callables(wrapper, (sample,), num_warmup_iters=warmup)
+    with torch.no_grad():
+        for b, saved in state:
+            b.copy_(saved)
+    return graphed
+
+
 def train_steps(
     model: nn.Module,
     data: torch.Tensor,
@@ -136,14 +198,21 @@ def train_steps(
     val_every: int = 0,
     progress=None,
     deadline: float | None = None,
+    cuda_graph: bool = False,
+    recorder=None,
 ) -> dict[str, list[float]]:
     """Train ``model`` with AdamW (cosine decay) on random windows of ``data``; returns losses.
 
     ``deadline`` (a ``time.monotonic()`` value) stops the loop early (after a validation).
-    Returns ``{"train": [...], "val": [...], "val_steps": [...]}`` (nats per byte).
+    ``cuda_graph`` (CUDA only) replays the forward and backward from CUDA graphs captured once
+    (:func:`graph_forward_backward`); the loss, gradient clipping and the optimizer step stay
+    eager. ``recorder`` (a :class:`ScaleRecorder`) is stepped once per step; the steps it
+    records run eagerly so its hooks see the tensors (validation is not recorded). Returns
+    ``{"train": [...], "val": [...], "val_steps": [...], "cuda_graph": bool}`` (nats per byte).
     """
     gen = torch.Generator().manual_seed(seed)
-    on_cuda = torch.device(device).type == "cuda"
+    device = torch.device(device)
+    on_cuda = device.type == "cuda"
     opt = torch.optim.AdamW(  # fused on CUDA: one kernel per step instead of several per tensor
         model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.95), fused=on_cuda or None
     )
@@ -151,15 +220,18 @@ def train_steps(
         opt, lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * s / max(steps, 1)))
     )
     t = model.config.seq_len if hasattr(model, "config") else 64
-    out: dict[str, list[float]] = {"train": [], "val": [], "val_steps": []}
+    out: dict = {"train": [], "val": [], "val_steps": [], "cuda_graph": False}
     pending: list[torch.Tensor] = []  # losses still on the device (read in batches: no sync)
     last = float("nan")
+    graphed = None
     for step in range(steps):
         x, y = _batch(data, batch_size, t, gen, device)
-        with torch.autocast(
-            torch.device(device).type, dtype=autocast_dtype, enabled=autocast_dtype is not None
-        ):
-            logits = model(x)
+        if cuda_graph and graphed is None and _graph_capable(device) and steps > 0:
+            graphed = graph_forward_backward(model, x, autocast_dtype, recorder)
+            out["cuda_graph"] = True
+        eager = graphed is None or (recorder is not None and recorder.active)
+        with _autocast(device, autocast_dtype):
+            logits = model(x) if eager else graphed(x)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -167,6 +239,8 @@ def train_steps(
         opt.step()
         sched.step()
         pending.append(loss.detach())
+        if recorder is not None:
+            recorder.step()
         if callback is not None:
             callback(step)
         late = deadline is not None and time.monotonic() > deadline
@@ -177,7 +251,10 @@ def train_steps(
             pending.clear()
             last = out["train"][-1]
         if do_val:
-            out["val"].append(evaluate(model, val_data, batch_size, device, autocast_dtype))
+            fwd = graphed if graphed is not None else model
+            with recorder.paused() if recorder is not None else contextlib.nullcontext():
+                v = evaluate(fwd, val_data, batch_size, device, autocast_dtype, seq_len=t)
+            out["val"].append(v)
             out["val_steps"].append(step)
         if progress is not None:
             progress(step, last)
@@ -195,16 +272,19 @@ def evaluate(
     autocast_dtype: torch.dtype | None = None,
     n_batches: int = 4,
     seed: int = 1234,
+    seq_len: int | None = None,
 ) -> float:
-    """Mean cross-entropy (nats/byte) over ``n_batches`` fixed random windows of ``data``."""
+    """Mean cross-entropy (nats/byte) over ``n_batches`` fixed random windows of ``data``.
+
+    ``model`` may be the graphed forward of :func:`graph_forward_backward` (then ``seq_len``
+    and ``batch_size`` must be the captured ones).
+    """
     gen = torch.Generator().manual_seed(seed)
-    t = model.config.seq_len if hasattr(model, "config") else 64
+    t = seq_len or (model.config.seq_len if hasattr(model, "config") else 64)
     tot = 0.0
     for _ in range(n_batches):
         x, y = _batch(data, batch_size, t, gen, device)
-        with torch.autocast(
-            torch.device(device).type, dtype=autocast_dtype, enabled=autocast_dtype is not None
-        ):
+        with _autocast(torch.device(device), autocast_dtype):
             logits = model(x)
         tot += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1)).item()
     return tot / n_batches

@@ -8,6 +8,7 @@ the device until read (one host sync per read).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 from typing import Any
@@ -80,6 +81,7 @@ class ScaleRecorder:
             raise ValueError(f"unknown roles {sorted(bad)}; expected a subset of {ROLES}")
         self.every, self.roles = every, tuple(roles)
         self._step = 0
+        self._paused = False
         self._rows: list[tuple[str, str, int, torch.Tensor]] = []
         self._handles: list[Any] = []
         mods = [(n, m) for n, m in model.named_modules() if isinstance(m, Float8Linear)]
@@ -96,7 +98,16 @@ class ScaleRecorder:
     @property
     def active(self) -> bool:
         """Whether the current step is recorded."""
-        return self._step % self.every == 0
+        return not self._paused and self._step % self.every == 0
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Context manager: record nothing inside (e.g. warm-up runs or CUDA-graph capture)."""
+        old, self._paused = self._paused, True
+        try:
+            yield self
+        finally:
+            self._paused = old
 
     def _fwd_hook(self, name: str):
         def hook(mod, args):

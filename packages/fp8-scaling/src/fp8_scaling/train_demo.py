@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--inference", action="store_true", help="also evaluate the quantize-once model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--no-cuda-graph",
+        action="store_true",
+        help="on CUDA, run every step eagerly instead of replaying the forward and backward "
+        "from CUDA graphs (telemetry steps always run eagerly)",
+    )
+    p.add_argument(
         "--max-seconds",
         type=float,
         default=0.0,
@@ -116,7 +122,6 @@ def run(args: argparse.Namespace) -> dict:
         else:
             rec = None
         t0 = time.perf_counter()
-        cb = (lambda s, rec=rec: rec.step()) if rec is not None else None
         bar = Progress(transient=True) if Progress is not None else contextlib.nullcontext()
         with bar:
             progress = None
@@ -127,8 +132,9 @@ def run(args: argparse.Namespace) -> dict:
                     bar.update(task, advance=1, description=f"{name} loss {l:.3f}")
 
             res = train_steps(
-                model, train, args.steps, args.batch, args.lr, args.seed, dev, amp, cb, val,
-                args.val_every, progress, deadline,
+                model, train, args.steps, args.batch, args.lr, args.seed, dev, amp, None, val,
+                args.val_every, progress, deadline, cuda_graph=not args.no_cuda_graph,
+                recorder=rec,
             )  # fmt: skip
         dt = time.perf_counter() - t0
         tail = max(1, len(res["train"]) // 4)

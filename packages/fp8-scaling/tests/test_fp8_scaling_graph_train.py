@@ -1,0 +1,101 @@
+"""The CUDA-graph training loop's bookkeeping, on the CPU.
+
+``torch.cuda.make_graphed_callables`` is replaced by a stand-in with the same observable
+behaviour except the replay: it runs the warm-up iterations the real one runs (forward plus
+``autograd.grad``, which push amaxes into the delayed recipe's histories and fire the recorder's
+hooks), refuses an autocast weight cache as the real one does, and returns a module that runs
+the model. A graphed run must then be bit-identical to an eager run: same losses, same amax
+histories, same telemetry rows, with the telemetry steps taken eagerly.
+"""
+
+import copy
+
+import pytest
+import torch
+
+import fp8_scaling as fs
+from fp8_scaling import _gpt
+from fp8_scaling._gpt import GPT, GPTConfig, stdlib_corpus, train_steps
+
+
+class _FakeGraphed(torch.nn.Module):
+    def __init__(self, wrapper, log):
+        super().__init__()
+        self.wrapper, self.log = wrapper, log
+
+    def forward(self, idx):
+        self.log.append("replay")
+        return self.wrapper(idx)
+
+
+def _fake_make_graphed_callables(log):
+    def make(module, sample_args, num_warmup_iters=3, **kw):
+        assert not module._forward_pre_hooks
+        assert not module._forward_hooks
+        if torch.is_autocast_enabled("cpu"):
+            assert not torch.is_autocast_cache_enabled(), "capture needs cache_enabled=False"
+        params = [p for p in module.parameters() if p.requires_grad]
+        for _ in range(num_warmup_iters):
+            out = module(*sample_args)
+            torch.autograd.grad(out, params, torch.ones_like(out), allow_unused=True)
+        log.append("captured")
+        return _FakeGraphed(module, log)
+
+    return make
+
+
+@pytest.mark.parametrize("recipe", [fs.DelayedScaling(history_len=4), fs.JustInTimeScaling()])
+def test_graphed_loop_matches_eager_loop(monkeypatch, recipe):
+    torch.manual_seed(0)
+    data = stdlib_corpus(20_000)
+    base = GPT(GPTConfig(n_layer=1, d_model=32, n_head=2, seq_len=16))
+    runs = []
+    log: list[str] = []
+    for graph in (False, True):
+        model = fs.convert_to_float8(copy.deepcopy(base), recipe, auto_filter=False)
+        rec = fs.ScaleRecorder(model, every=3)
+        if graph:
+            monkeypatch.setattr(_gpt, "_graph_capable", lambda device: True)
+            monkeypatch.setattr(
+                torch.cuda, "make_graphed_callables", _fake_make_graphed_callables(log)
+            )
+        res = train_steps(model, data, 6, batch_size=2, lr=1e-3, autocast_dtype=torch.bfloat16,
+                          val_data=data[-2000:], val_every=5, cuda_graph=graph,
+                          recorder=rec)  # fmt: skip
+        hist = [m.fp8_amax_history for m in model.modules() if isinstance(m, fs.Float8Linear)]
+        runs.append((res, rec.to_records(), hist))
+    (eager, rec_e, hist_e), (graphed, rec_g, hist_g) = runs
+    assert not eager["cuda_graph"]
+    assert graphed["cuda_graph"]
+    assert graphed["train"] == eager["train"]  # bit-identical (same ops in the same order)
+    assert graphed["val"] == eager["val"]
+    assert rec_g == rec_e  # nothing recorded during warm-up; steps 0 and 3 recorded
+    assert sorted({r["step"] for r in rec_g}) == [0, 3]
+    if isinstance(recipe, fs.DelayedScaling):
+        for a, b in zip(hist_e, hist_g):
+            assert torch.equal(a, b)  # warm-up pushes were undone
+    # captured once; 4 of 6 training steps replayed (0 and 3 are telemetry steps, eager), plus
+    # the 4 validation batches at steps 0 and 5
+    assert log.count("captured") == 1
+    assert log.count("replay") == 4 + 2 * 4
+
+
+def test_graphed_loop_ignored_on_cpu():
+    torch.manual_seed(0)
+    data = stdlib_corpus(20_000)
+    model = GPT(GPTConfig(n_layer=1, d_model=16, n_head=2, seq_len=16))
+    res = train_steps(model, data, 2, batch_size=2, cuda_graph=True)
+    assert not res["cuda_graph"]
+    assert len(res["train"]) == 2
+
+
+def test_recorder_paused_records_nothing():
+    model = torch.nn.Sequential(torch.nn.Linear(16, 16))
+    rec = fs.ScaleRecorder(model, every=1)
+    with rec.paused():
+        assert not rec.active
+        model(torch.randn(4, 16)).sum().backward()
+    assert rec.active
+    assert rec.to_records() == []
+    model(torch.randn(4, 16)).sum().backward()
+    assert {r["role"] for r in rec.to_records()} == {"weight", "activation", "gradient"}
