@@ -1,6 +1,9 @@
 """Per-shape tuning of the SparQ kernels: correctness of every variant first, then timings.
 
-Usage: ``python tune_sparq.py OUT_DIR [--smoke] [--budget SECONDS] [--only K2,K3]``.
+Usage: ``python tune_sparq.py OUT_DIR [--smoke] [--fast] [--budget SECONDS] [--only K3,K2]
+[--base TABLE.json]``. ``--fast`` times a short list of launch variants per stage (``FAST``);
+``--base`` starts from an earlier table (same GPU model) so shapes not tuned now keep their
+entries; ``--only`` tunes the named shapes in the given order.
 
 For each decode shape (K1-K4 of the acceptance list and the end-to-end layer shape) and each
 stage (step 1 approximate logits, top-k selection, step 2 sparse attention) every launch variant
@@ -56,6 +59,9 @@ STEP1 = [
     {"tile": 1024, "num_warps": 4, "fma": False},
 ]
 SELECT = {
+    "hist": {},
+    "hist_ch2048": {"chunk": 2048},
+    "hist_ch512": {"chunk": 512},
     "sampled": {},
     "sampled_w4": {"num_warps": 4},
     "sampled_w16": {"num_warps": 16},
@@ -71,6 +77,14 @@ STEP2 = [
     {"block": 128, "num_warps": 8, "num_stages": 2},
     {"block": 64, "num_warps": 4, "num_stages": 2},
 ]
+
+
+# --fast (the short GPU window): fewer launch variants per stage, chosen from earlier H200 runs
+FAST = {
+    "step1": [0, 1],
+    "select": ("hist", "hist_ch2048", "sampled", "sampled_ch2048", "torch"),
+    "step2": [0, 4],
+}
 
 
 def _sync(dev):
@@ -143,10 +157,11 @@ def _make_sets(sh, dev, dt):
     return sets
 
 
-def _check_selection(idx, alpha, logits, lens, k, nb, slack=0.0):
+def _check_selection(idx, alpha, logits, lens, k, nb, slack=0.0, alpha_check=True):
     """Selection equality up to ties against the reference keys on the first ``nb`` rows.
 
-    ``slack``: relative tolerance for near-ties when the variant recomputes the logits itself.
+    ``slack``: relative tolerance for near-ties when the variant recomputes the logits itself;
+    ``alpha_check=False`` for variants that skip alpha (shapes without reallocation).
     """
     from sparq.kernels import select_topk_reference
 
@@ -162,7 +177,7 @@ def _check_selection(idx, alpha, logits, lens, k, nb, slack=0.0):
     n_forced = (key == math.inf).sum(-1).clamp(max=k)
     if not bool(torch.all(chosen.logical_and(key == math.inf).sum(-1) == n_forced)):
         return "window/sink positions missing"
-    if not torch.allclose(alpha, ralpha, atol=1e-5):
+    if alpha_check and not torch.allclose(alpha, ralpha, atol=1e-5):
         return f"alpha differs by {(alpha - ralpha).abs().max().item():.2e}"
     return None
 
@@ -175,7 +190,7 @@ def _few(variants, smoke, n=2):
     return dict(items) if isinstance(variants, dict) else [v for _, v in items]
 
 
-def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
+def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
     """Tune one shape; returns its table entry (``None`` if not even one variant passed)."""
     from sparq._reference import sparq_attention_reference
     from sparq.kernels import (
@@ -185,6 +200,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
         prepare_query,
         prepare_query_fused,
         select_topk,
+        select_topk_hist,
         select_topk_sampled,
         select_topk_torch,
         sparq_attention_triton,
@@ -192,6 +208,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
         sparse_attention_reference,
     )
     from sparq.kernels._fused_mha import fused_mha_supported, select_fused_mha
+    from sparq.kernels._select_hist import hist_supported
     from sparq.kernels._select_sample import sampled_supported
     from sparq.kernels._step2 import _num_splits
 
@@ -258,8 +275,9 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
         e = (lg[fin] - ref_lg[fin]).abs().max().item()
         return None if e <= tol else f"logit error {e:.2e} > {tol:.2e}"
 
+    step1_list = [STEP1[i] for i in FAST["step1"]] if fast else STEP1
     v1 = {f"tile{c['tile']}_w{c['num_warps']}_{'fma' if c['fma'] else 'dot'}": c
-          for c in _few(STEP1, smoke)}  # fmt: skip
+          for c in _few(step1_list, smoke)}  # fmt: skip
     step1_fns = {
         n: (lambda s, c=c: approx_logits(s["K_t"], s["i1"], s["qh"], s["lens"], **c))
         for n, c in v1.items()
@@ -278,10 +296,20 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
     # selection
     fns = {"triton": select_topk, "torch": select_topk_torch}
     sel = {}
+    realloc = sh["realloc"]
     for vname, kw in SELECT.items():
-        if smoke and vname not in ("sampled", "triton", "torch"):
+        if smoke and vname not in ("sampled", "hist", "triton", "torch"):
             continue
-        if vname.startswith("sampled"):
+        if fast and vname not in FAST["select"]:
+            continue
+        if vname.startswith("hist"):
+            if not hist_supported(S, k):
+                continue
+            # alpha only where the shape blends with the mean value (as the dispatch does)
+            sel[vname] = lambda s, kw=kw: select_topk_hist(
+                s["lg"], s["tm"], s["ts"], s["lens"], k, WINDOW, SINKS, need_alpha=realloc, **kw
+            )
+        elif vname.startswith("sampled"):
             if not sampled_supported(S, k, kw.get("chunk")):
                 continue
             sel[vname] = lambda s, kw=kw: select_topk_sampled(
@@ -294,7 +322,9 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
     best_sel = run_variants(
         "select",
         sel,
-        lambda out: _check_selection(out[0], out[1], s0["lg"], s0["lens"], k, nb),
+        lambda out: _check_selection(
+            out[0], out[1], s0["lg"], s0["lens"], k, nb, alpha_check=realloc
+        ),
         B * Hkv * S * G * 4,
     )
     if best_sel is None:
@@ -323,7 +353,6 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
             fused_kw = fz[best_f]
 
     # step 2: sparse attention (+ reallocation)
-    realloc = sh["realloc"]
 
     def s2_args(s):
         a = s["alpha"].reshape(B, Hq) if realloc else None
@@ -340,7 +369,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
         return None if e <= bound and math.isfinite(e) else f"error {e:.2e} > {bound:.2e}"
 
     v2 = {}
-    for c in _few(STEP2, smoke, 1):
+    for c in _few([STEP2[i] for i in FAST["step2"]] if fast else STEP2, smoke, 1):
         base = _num_splits(B * Hkv, k, c["block"])
         for nsp in _few(sorted({base, 2 * base, max(1, base // 2)}), smoke, 1):
             v2[f"bk{c['block']}_w{c['num_warps']}_st{c['num_stages']}_sp{nsp}"] = {
@@ -355,7 +384,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False):
         return None
     entry = {
         "prep": best0 or "torch",
-        "selection": "sampled" if best_sel.startswith("sampled") else best_sel,
+        "selection": best_sel.split("_")[0],
         "selection_variant": best_sel,
         "step1": v1[best1],
     }
@@ -408,6 +437,7 @@ def pipeline(name, sh, dev, reps, entry, sets, fns, detail):
 def main(argv):
     out = Path(argv[1])
     smoke = "--smoke" in argv
+    fast = "--fast" in argv
     budget = float(argv[argv.index("--budget") + 1]) if "--budget" in argv else 200.0
     t_start = time.monotonic()
     deadline = t_start + budget
@@ -430,7 +460,15 @@ def main(argv):
     except ImportError:
         pass
     reps = 2 if dev == "cpu" else 100
-    path.write_text(json.dumps(table, indent=1))  # a valid (empty) table even if cut early
+    if "--base" in argv:  # keep the entries of an earlier table (same GPU model) not re-tuned
+        try:
+            base = json.loads(Path(argv[argv.index("--base") + 1]).read_text())
+        except (OSError, ValueError):
+            base = {}
+        if base.get("device") == name_dev:
+            table["shapes"].update(base.get("shapes", {}))
+            table["base"] = {"source": base.get("source"), "date": base.get("date")}
+    path.write_text(json.dumps(table, indent=1))  # a valid table even if cut early
     shapes = SMOKE if smoke else SHAPES
     if "--only" in argv:  # e.g. --only K2,K3 to finish the shapes a cut run left out
         names = argv[argv.index("--only") + 1].split(",")
@@ -442,7 +480,7 @@ def main(argv):
         t0 = time.monotonic()
         key = shape_key(sh["B"], sh["Hq"], sh["Hkv"], sh["S"], DH, sh["r"], min(sh["k"], sh["S"]))
         try:
-            got = tune_shape(name, sh, dev, reps, deadline, table["detail"], smoke)
+            got = tune_shape(name, sh, dev, reps, deadline, table["detail"], smoke, fast)
             if got is None:
                 table["detail"].setdefault(name, {})["error"] = "no correct variant"
             else:

@@ -11,6 +11,7 @@ from ._common import fastest
 from ._fused_mha import fused_mha_supported, select_fused_mha
 from ._prep import prepare_query_fused
 from ._select import select_topk, select_topk_torch
+from ._select_hist import hist_supported, select_topk_hist
 from ._select_sample import sample_plan, sampled_supported, select_topk_sampled
 from ._step1 import approx_logits
 from ._step2 import sparse_attention
@@ -40,6 +41,9 @@ _FINAL_S = 5e-6
 _FINAL_S_PER_SLOT = 2e-9
 _SELECT_S_PER_POS = 1.2e-9
 _NUM_SMS = 132
+# Histogram selection (every pass over a row split across many programs): five short kernels,
+# ~3 us each when graphed, plus the scratch traffic already in the byte count.
+_HIST_S = 15e-6
 
 
 def dense_decode_is_faster(B: int, Hq: int, Hkv: int, S: int, dh: int, r: int, k: int) -> bool:
@@ -48,11 +52,10 @@ def dense_decode_is_faster(B: int, Hq: int, Hkv: int, S: int, dh: int, r: int, k
     A bandwidth model (paper section 3 transfer counts, plus the fp32 scratch the selection reads)
     with fixed per-call costs: SparQ moves ``S*r + 2*k*dh`` cache elements per KV head plus
     ``8*G*S`` scratch bytes, dense moves ``2*S*dh`` elements; the top-k selection adds a latency
-    term per wave of (batch, KV head) rows (see the constants above). With the H200 constants the
-    SparQ kernels are chosen for the K1/K2 and end-to-end shapes of the benchmarks and dense
-    attention for short sequences (B=1, S=4k) and for a single long sequence (B=1, Hkv=8,
-    S=128k), where the selection is slower than reading the whole cache. All sizes are Python
-    ints.
+    term (see the constants above; the histogram selection, which splits every pass over a row
+    across many programs, has a fixed cost independent of the number of rows). With the H200
+    constants the SparQ kernels are chosen for the K1/K2/K3 and end-to-end shapes of the
+    benchmarks and dense attention for short sequences (B=1, S=4k). All sizes are Python ints.
 
     When the committed tuning table (``tuned.json``, written by ``benchmarks/tune_sparq.py`` on
     the GPU) holds this exact shape for the current CUDA device, its measured verdict (dense time
@@ -67,7 +70,9 @@ def dense_decode_is_faster(B: int, Hq: int, Hkv: int, S: int, dh: int, r: int, k
     dense_bytes = rows * 2 * S * dh * esize
     sparq_bytes = rows * ((S * r + 2 * min(k, S) * dh) * esize + 8 * G * S)
     t_dense = dense_bytes / _DENSE_BW + _DENSE_FIXED_S
-    if sampled_supported(S, min(k, S)):
+    if hist_supported(S, min(k, S)):
+        t_select = _HIST_S
+    elif sampled_supported(S, min(k, S)):
         slots = sample_plan(S, min(k, S))["slots"]
         t_select = -(-rows // (4 * _NUM_SMS)) * (_FINAL_S + slots * _FINAL_S_PER_SLOT)
     else:
@@ -169,13 +174,16 @@ def sparq_attention_triton(
         reallocation: blend with ``v_mean`` by the captured mass alpha (paper step 3).
         dense_fallback: use dense attention when :func:`dense_decode_is_faster` says so.
         selection: ``"triton"`` (the single-program radix selection), ``"sampled"`` (sampled
-            threshold + parallel candidate filter, :func:`select_topk_sampled`), ``"torch"``
+            threshold + parallel candidate filter, :func:`select_topk_sampled`), ``"hist"``
+            (sampled threshold + bucket histogram, every pass over a row on many programs,
+            :func:`select_topk_hist`; suits few long rows), ``"torch"``
             (``torch.topk``), ``"fused"`` (one head per KV head only: step 1 fused with the
             candidate filter, :func:`select_fused_mha`; other shapes fall back to ``"auto"``)
             or ``"auto"``: the tuning table's choice for this shape when it
             has one, else on the GPU all applicable variants are timed once per shape on the
             first eager call and the fastest is kept (inside a CUDA-graph capture an untimed
-            shape uses the sampled selection when it applies, else the Triton one).
+            shape uses the histogram selection for fewer than ``4 * 132`` rows, else the
+            sampled one when it applies, else the Triton one).
 
     Returns:
         ``(B, Hq, 1, dh)`` in ``q.dtype``.
@@ -200,7 +208,8 @@ def sparq_attention_triton(
         seq_lens = seq_lens.to(torch.int64)
     if selection not in _SELECTORS and selection not in ("auto", "fused"):
         raise ValueError(
-            f"selection must be 'auto', 'triton', 'sampled', 'fused' or 'torch', got {selection!r}"
+            "selection must be 'auto', 'triton', 'sampled', 'hist', 'fused' or 'torch', got "
+            f"{selection!r}"
         )
     entry = tuned_entry(shape_key(B, Hq, Hkv, S, dh, r, k)) or {}
     prep = prepare_query_fused if entry.get("prep") == "fused" else prepare_query
@@ -218,6 +227,11 @@ def sparq_attention_triton(
             selection = _pick_selection(logits, tmax, tsum, seq_lens, k, local_window, sink_tokens)
         if selection == "sampled" and not sampled_supported(S, k, sel_kw.get("chunk")):
             selection, sel_kw = "triton", {}
+        if selection == "hist":
+            if not hist_supported(S, k):
+                selection, sel_kw = "triton", {}
+            else:
+                sel_kw = {**sel_kw, "need_alpha": bool(reallocation and v_mean is not None)}
         idx, alpha = _SELECTORS[selection](
             logits, tmax, tsum, seq_lens, k, local_window, sink_tokens, **sel_kw
         )
@@ -235,14 +249,22 @@ def sparq_attention_triton(
     )
 
 
-_SELECTORS = {"triton": select_topk, "sampled": select_topk_sampled, "torch": select_topk_torch}
+_SELECTORS = {
+    "triton": select_topk,
+    "sampled": select_topk_sampled,
+    "hist": select_topk_hist,
+    "torch": select_topk_torch,
+}
 _SELECTION: dict[tuple, str] = {}
 
 
 def _pick_selection(logits, tmax, tsum, seq_lens, k, window, sinks) -> str:
     """The faster selection for this shape, timed once with CUDA events (Triton on the CPU)."""
     S = logits.shape[-1]
+    rows = logits.shape[0] * logits.shape[1]
     default = "sampled" if sampled_supported(S, k) else "triton"
+    if hist_supported(S, k) and (rows < 4 * _NUM_SMS or default == "triton"):
+        default = "hist"
     if not logits.is_cuda:
         return default
     key = (*logits.shape, k, logits.device.index)
@@ -251,7 +273,8 @@ def _pick_selection(logits, tmax, tsum, seq_lens, k, window, sinks) -> str:
     if torch.cuda.is_current_stream_capturing():
         return default
     args = (logits, tmax, tsum, seq_lens, k, window, sinks)
-    names = ["triton", "torch"] + (["sampled"] if default == "sampled" else [])
+    names = ["triton", "torch"] + ["sampled"] * sampled_supported(S, k)
+    names += ["hist"] * hist_supported(S, k)
     _SELECTION[key] = fastest(
         {n: (lambda f=_SELECTORS[n]: f(*args)) for n in names},
         warmup=2,  # also covers the Triton path's own launch tuning

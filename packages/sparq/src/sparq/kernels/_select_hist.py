@@ -1,0 +1,333 @@
+"""Exact top-k selection spread over many programs per row: sampled threshold + bucket histogram.
+
+Same contract and result as :func:`sparq.kernels.select_topk` (paper Alg. 1, step 2 index
+choice), built for few (batch, KV head) rows with long sequences (``B * Hkv`` far below the number
+of multiprocessors, e.g. B=1, Hkv=8, S=128k), where any kernel with one program per row leaves
+most of the GPU idle. Only two tiny kernels work per row; the passes over the row run on
+``rows x chunks`` programs:
+
+1. ``_hthr_kernel`` (one program per row): global softmax statistics per query head, and from a
+   sample of the keys two thresholds: ``T0`` (sample rank ``~1.75*k*SAMP/S``, expected to leave
+   ~1.75 k candidates) and ``Tq`` (rank ``RANK/3.5`` among the unforced keys). The bucket shift
+   ``SH`` maps ``[T0, Tq]`` linearly (on the order-preserving int32 images of the keys) onto the
+   lower half of ``NB`` buckets: ``bucket(u) = min((u - T0) >> SH, NB - 1)``. Zeroes the row's
+   histogram.
+2. ``_hcand_kernel`` (rows x chunks): one read of the approximate logits; keys ``>= T0`` are
+   compacted, in position order, into ``CAP`` slots per chunk, counted into the row's bucket
+   histogram (atomics), and appended to a short position list per bucket (``BCAP`` entries).
+3. ``_hresolve_kernel`` (one program per row): the bucket ``b*`` holding the k-th key from the
+   histogram, then the exact k-th key ``T`` among the <= ``BCAP`` keys of that bucket (recomputed
+   from the logits) and ``P_lim``, the position of the last tied key still taken (ties go to the
+   lowest positions, as the reference's stable sort). A position is selected iff
+   ``key > T or (key == T and pos <= P_lim)``.
+4. ``_hcount_kernel`` (rows x chunks): the number of winners (and their softmax mass per head) in
+   each chunk's slots.
+5. ``_hemit_kernel`` (rows x chunks): each chunk writes its winners at the prefix sum of the
+   earlier chunks' counts, so the indices come out in increasing position order. When the sample
+   misjudged (fewer than k candidates, a full chunk, an overfull bucket) the chunk-0 program
+   selects the row exactly by a radix-16 search over the whole row instead, so the answer never
+   depends on the sample.
+
+No host synchronisation: CUDA-graph capturable. Scratch per row: ``NB*(1+BCAP)`` words for the
+histogram and bucket lists plus ``NCH*CAP*(2+G)`` words of candidate slots.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from ._select import _global_stats, _keys
+from ._select_sample import MARGIN, _exact_row_fallback, _rank_threshold
+
+__all__ = ["hist_plan", "hist_supported", "select_topk_hist"]
+
+BCAP = 16  # keys kept per bucket list (the bucket of the k-th key must fit)
+MAX_NB = 16384  # largest histogram (one register block in the resolve kernel)
+
+
+@triton.jit
+def _bucket(u, t0, sh, NB: tl.constexpr):
+    """Bucket of ordered keys ``u >= t0`` (int32): ``min((u - t0) >> sh, NB - 1)``."""
+    d = (u.to(tl.int64) - t0.to(tl.int64)) >> sh
+    return tl.minimum(d, NB - 1).to(tl.int32)
+
+
+@triton.jit
+def _hthr_kernel(
+    logit_ptr, m_ptr, l_ptr, lens_ptr, stat_ptr, thr_ptr, hist_ptr, S, NT, HKV, window, sinks,
+    RANK, RANKQ, G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr, SAMP: tl.constexpr,
+    RUN: tl.constexpr, NB: tl.constexpr,
+):  # fmt: skip
+    bh = tl.program_id(0).to(tl.int64)
+    seq_len = tl.load(lens_ptr + bh // HKV)
+    heads = tl.arange(0, GP)
+    M, inv_z = _global_stats(m_ptr, l_ptr, bh, NT, G, GP, NTP)
+    tl.store(stat_ptr + bh * 2 * GP + heads, M)
+    tl.store(stat_ptr + bh * 2 * GP + GP + heads, inv_z)
+    n = tl.arange(0, SAMP)
+    cols = (((n // RUN).to(tl.int64) * S) // (SAMP // RUN) + (n % RUN)).to(tl.int32)
+    u = _keys(logit_ptr + bh * G * S, cols, heads, M, inv_z, seq_len, S, window, sinks, G)
+    t0 = _rank_threshold(u, RANK)
+    # Tq among the unforced keys (forced positions are +inf, ordered image 0x7F800000)
+    tq = _rank_threshold(tl.where(u == 2139095040, -2147483648, u), RANKQ)
+    diff = tl.maximum(tq.to(tl.int64) - t0.to(tl.int64), 0)
+    sh = tl.zeros((), tl.int32)
+    for s in tl.static_range(33):  # smallest shift putting [T0, Tq] below bucket NB/2
+        sh += ((diff >> s) >= NB // 2).to(tl.int32)
+    tl.store(thr_ptr + bh * 2, t0)
+    tl.store(thr_ptr + bh * 2 + 1, sh)
+    tl.store(hist_ptr + bh * NB + tl.arange(0, NB), tl.zeros((NB,), tl.int32))
+
+
+@triton.jit
+def _hcand_kernel(
+    logit_ptr, lens_ptr, stat_ptr, thr_ptr, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, hist_ptr,
+    blist_ptr, S, HKV, NCH, window, sinks, G: tl.constexpr, GP: tl.constexpr, CH: tl.constexpr,
+    CAP: tl.constexpr, NB: tl.constexpr, BCAP: tl.constexpr, ALPHA: tl.constexpr,
+):  # fmt: skip
+    bh = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1)
+    seq_len = tl.load(lens_ptr + bh // HKV)
+    heads = tl.arange(0, GP)
+    M = tl.load(stat_ptr + bh * 2 * GP + heads)
+    inv_z = tl.load(stat_ptr + bh * 2 * GP + GP + heads)
+    t0 = tl.load(thr_ptr + bh * 2)
+    sh = tl.load(thr_ptr + bh * 2 + 1).to(tl.int64)
+    logit_row = logit_ptr + bh * G * S
+    cols = c * CH + tl.arange(0, CH)
+    u = _keys(logit_row, cols, heads, M, inv_z, seq_len, S, window, sinks, G)
+    cand = u >= t0
+    ci = cand.to(tl.int32)
+    rank = tl.cumsum(ci, axis=0) - ci
+    tl.store(cnt_ptr + bh * NCH + c, tl.sum(ci, axis=0))
+    keep = cand & (rank < CAP)
+    slot = (bh * NCH + c) * CAP + rank
+    tl.store(ckey_ptr + slot, u, mask=keep)
+    tl.store(cpos_ptr + slot, cols, mask=keep)
+    if ALPHA:
+        nslot = NCH * CAP
+        for h in tl.static_range(G):
+            lg = tl.load(logit_row + h * S + cols, mask=keep, other=float("-inf"))
+            m_h = tl.sum(tl.where(heads == h, M, 0.0), axis=0)
+            iz_h = tl.sum(tl.where(heads == h, inv_z, 0.0), axis=0)
+            p = tl.exp(lg - m_h) * iz_h
+            tl.store(cp_ptr + (bh * G + h) * nslot + c * CAP + rank, p, mask=keep)
+    # histogram: the (wide, clamped) top bucket by one reduced atomic, the others per key
+    bkt = _bucket(u, t0, sh, NB)
+    low = cand & (bkt < NB - 1)
+    j = tl.atomic_add(hist_ptr + bh * NB + bkt, tl.full(bkt.shape, 1, tl.int32), mask=low)
+    tl.store(blist_ptr + (bh * NB + bkt) * BCAP + j, cols, mask=low & (j < BCAP))
+    ntop = tl.sum((cand & (bkt >= NB - 1)).to(tl.int32), axis=0)
+    tl.atomic_add(hist_ptr + bh * NB + NB - 1, ntop)
+
+
+@triton.jit
+def _hresolve_kernel(
+    logit_ptr, lens_ptr, stat_ptr, cnt_ptr, hist_ptr, blist_ptr, res_ptr, S, HKV, NCH, K, window,
+    sinks, G: tl.constexpr, GP: tl.constexpr, NCHP: tl.constexpr, CAP: tl.constexpr,
+    NB: tl.constexpr, BCAP: tl.constexpr,
+):  # fmt: skip
+    bh = tl.program_id(0).to(tl.int64)
+    seq_len = tl.load(lens_ptr + bh // HKV)
+    heads = tl.arange(0, GP)
+    ch = tl.arange(0, NCHP)
+    cnt = tl.load(cnt_ptr + bh * NCH + ch, mask=ch < NCH, other=0)
+    b = tl.arange(0, NB)
+    h = tl.load(hist_ptr + bh * NB + b)
+    total = tl.sum(h, axis=0)
+    incl = total - (tl.cumsum(h, axis=0) - h)  # keys in buckets >= b
+    bstar = tl.max(tl.where(incl >= K, b, -1), axis=0)
+    m = tl.sum(tl.where(b == bstar, h, 0), axis=0)
+    above = tl.sum(tl.where(b > bstar, h, 0), axis=0)
+    need_b = K - above
+    ok = (bstar >= 0) & (bstar < NB - 1) & (m <= BCAP) & (tl.max(cnt, axis=0) <= CAP)
+    # the k-th key is the need_b-th largest of bucket b*'s (at most BCAP) keys
+    jj = tl.arange(0, BCAP)
+    lmask = jj < tl.where(ok, m, 0)
+    lpos = tl.load(blist_ptr + (bh * NB + tl.maximum(bstar, 0)) * BCAP + jj, mask=lmask, other=0)
+    M = tl.load(stat_ptr + bh * 2 * GP + heads)
+    inv_z = tl.load(stat_ptr + bh * 2 * GP + GP + heads)
+    lkey = _keys(logit_ptr + bh * G * S, lpos, heads, M, inv_z, seq_len, S, window, sinks, G)
+    lkey = tl.where(lmask, lkey, -2147483648)
+    T = _rank_threshold(lkey, tl.maximum(need_b, 1))
+    need_eq = need_b - tl.sum((lkey > T).to(tl.int32), axis=0)
+    eq = lmask & (lkey == T)
+    # tied keys go to the lowest positions: rank each tie among the ties by position
+    before = eq[None, :] & (lpos[None, :] < lpos[:, None])
+    tie_rank = tl.sum(before.to(tl.int32), axis=1)
+    plim = tl.max(tl.where(eq & (tie_rank < need_eq), lpos, -1), axis=0)
+    tl.store(res_ptr + bh * 3, T)
+    tl.store(res_ptr + bh * 3 + 1, plim)
+    tl.store(res_ptr + bh * 3 + 2, ok.to(tl.int32))
+
+
+@triton.jit
+def _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, res_ptr, bh, c, NCH, CAP: tl.constexpr):
+    """Slot offsets of chunk ``c`` of row ``bh`` and the mask of its winners."""
+    T = tl.load(res_ptr + bh * 3)
+    plim = tl.load(res_ptr + bh * 3 + 1)
+    j = tl.arange(0, CAP)
+    live = j < tl.load(cnt_ptr + bh * NCH + c)
+    slot = (bh * NCH + c) * CAP + j
+    u = tl.load(ckey_ptr + slot, mask=live, other=-2147483648)
+    pos = tl.load(cpos_ptr + slot, mask=live, other=0)
+    sel = live & ((u > T) | ((u == T) & (pos <= plim)))
+    return j, pos, sel
+
+
+@triton.jit
+def _hcount_kernel(
+    cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, res_ptr, wcnt_ptr, palpha_ptr, NCH,
+    G: tl.constexpr, GP: tl.constexpr, CAP: tl.constexpr, ALPHA: tl.constexpr,
+):  # fmt: skip
+    bh = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1)
+    if tl.load(res_ptr + bh * 3 + 2) != 0:
+        j, _, sel = _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, res_ptr, bh, c, NCH, CAP)
+        tl.store(wcnt_ptr + bh * NCH + c, tl.sum(sel.to(tl.int32), axis=0))
+        if ALPHA:
+            heads = tl.arange(0, GP)
+            pa = tl.zeros((GP,), tl.float32)
+            for h in tl.static_range(G):
+                p = tl.load(cp_ptr + (bh * G + h) * NCH * CAP + c * CAP + j, mask=sel, other=0.0)
+                pa += tl.where(heads == h, tl.sum(p, axis=0), 0.0)
+            tl.store(palpha_ptr + (bh * NCH + c) * GP + heads, pa)
+
+
+@triton.jit
+def _hemit_kernel(
+    logit_ptr, lens_ptr, stat_ptr, cnt_ptr, ckey_ptr, cpos_ptr, res_ptr, wcnt_ptr, palpha_ptr,
+    out_idx_ptr, alpha_ptr, S, HKV, NCH, K, window, sinks, G: tl.constexpr, GP: tl.constexpr,
+    NCHP: tl.constexpr, CAP: tl.constexpr, CHF: tl.constexpr, ALPHA: tl.constexpr,
+):  # fmt: skip
+    bh = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1)
+    heads = tl.arange(0, GP)
+    out_row = out_idx_ptr + bh * K
+    if tl.load(res_ptr + bh * 3 + 2) != 0:
+        ch = tl.arange(0, NCHP)
+        w = tl.load(wcnt_ptr + bh * NCH + ch, mask=ch < c, other=0)
+        base = tl.sum(w, axis=0)
+        _, pos, sel = _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, res_ptr, bh, c, NCH, CAP)
+        si = sel.to(tl.int32)
+        tl.store(out_row + base + tl.cumsum(si, axis=0) - si, pos, mask=sel)
+        if ALPHA:  # noqa: SIM102 (a constexpr and a runtime condition stay separate)
+            if c == 0:
+                pa = tl.load(palpha_ptr + (bh * NCH + ch[:, None]) * GP + heads[None, :],
+                             mask=(ch < NCH)[:, None], other=0.0)  # fmt: skip
+                tl.store(alpha_ptr + bh * G + heads, tl.sum(pa, axis=0), mask=heads < G)
+    elif c == 0:
+        seq_len = tl.load(lens_ptr + bh // HKV)
+        M = tl.load(stat_ptr + bh * 2 * GP + heads)
+        inv_z = tl.load(stat_ptr + bh * 2 * GP + GP + heads)
+        _exact_row_fallback(
+            logit_ptr + bh * G * S, out_row, alpha_ptr, bh, heads, M, inv_z, seq_len, S, K,
+            window, sinks, G, GP, CHF,
+        )  # fmt: skip
+
+
+def hist_plan(S: int, k: int, chunk: int | None = None, samples: int | None = None) -> dict:
+    """Launch plan of :func:`select_topk_hist` for a row of ``S`` positions and ``k`` winners.
+
+    Returns ``SAMP``/``RUN`` (sample size and run length), ``RANK``/``RANKQ`` (sample ranks of
+    ``T0`` and ``Tq``), ``CH``/``NCH`` (chunk length, default 1024, and count), ``CAP`` (slots
+    per chunk: a power of two >= 2.5x the expected ``MARGIN*k*CH/S`` candidates) and ``NB``
+    (buckets: ``next_pow2(k)``, 64 to 16384, so that the k-th key's bucket holds ~2 keys).
+    """
+    samp = samples or min(2048, max(16, 1 << max(4, (max(1, S // 4)).bit_length() - 1)))
+    samp = min(samp, max(16, triton.next_power_of_2(S) // 4))
+    rank = max(1, min(samp, math.ceil(MARGIN * k * samp / S)))
+    ch = min(chunk or 1024, max(16, triton.next_power_of_2(S)))
+    nch = triton.cdiv(S, ch)
+    cap = min(ch, triton.next_power_of_2(max(16, math.ceil(2.5 * MARGIN * k * ch / S))))
+    nb = min(MAX_NB, max(64, triton.next_power_of_2(k)))
+    return {"SAMP": samp, "RUN": min(8, samp), "RANK": rank, "RANKQ": max(1, (2 * rank) // 7),
+            "CH": ch, "NCH": nch, "CAP": cap, "NB": nb}  # fmt: skip
+
+
+def hist_supported(S: int, k: int) -> bool:
+    """Whether :func:`select_topk_hist` applies (rows of at least 64 positions, ``k <= S``)."""
+    return S >= 64 and 1 <= k <= S
+
+
+def select_topk_hist(
+    logits: torch.Tensor,
+    tile_max: torch.Tensor,
+    tile_sum: torch.Tensor,
+    seq_lens: torch.Tensor,
+    k: int,
+    local_window: int = 0,
+    sink_tokens: int = 0,
+    *,
+    chunk: int | None = None,
+    samples: int | None = None,
+    num_warps: int | None = None,
+    need_alpha: bool = True,
+    _probe: dict | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k positions by the group-summed approximate softmax, many programs per row.
+
+    Same arguments and result as :func:`sparq.kernels.select_topk`: ``logits`` ``(B, Hkv, G, S)``
+    fp32, ``tile_max``/``tile_sum`` ``(B, Hkv, G, NT)`` from step 1, ``seq_lens`` ``(B,)`` int64;
+    returns ``idx`` ``(B, Hkv, k)`` int32 in increasing position order and ``alpha``
+    ``(B, Hkv, G)`` fp32. ``chunk``/``samples``/``num_warps`` override the launch plan (tuning);
+    ``need_alpha=False`` skips the softmax mass (``alpha`` is then left uninitialised unless the
+    exact fallback ran). Five kernels, no host synchronisation (CUDA-graph capturable).
+    ``_probe`` (tests): a dict that receives ``ok`` ``(B*Hkv,)``, whether each row was resolved
+    through the buckets (``False``: the exact full-row fallback ran).
+    """
+    B, Hkv, G, S = logits.shape
+    if not 1 <= k <= S:
+        raise ValueError(f"k must be in [1, S={S}], got {k}")
+    if S < 64:
+        raise ValueError(f"the histogram selection needs S >= 64, got S={S}: use select_topk")
+    p = hist_plan(S, k, chunk, samples)
+    rows, nt, dev = B * Hkv, tile_max.shape[-1], logits.device
+    GP = max(2, triton.next_power_of_2(G))
+    nch, cap, nb = p["NCH"], p["CAP"], p["NB"]
+    nchp = max(2, triton.next_power_of_2(nch))
+    i32 = torch.int32
+    stat = torch.empty(rows, 2, GP, device=dev, dtype=torch.float32)
+    thr = torch.empty(rows, 2, device=dev, dtype=i32)
+    hist = torch.empty(rows, nb, device=dev, dtype=i32)
+    blist = torch.empty(rows, nb, BCAP, device=dev, dtype=i32)
+    cnt = torch.empty(rows, nch, device=dev, dtype=i32)
+    ckey = torch.empty(rows, nch * cap, device=dev, dtype=i32)
+    cpos = torch.empty_like(ckey)
+    cp = torch.empty(rows, G, nch * cap, device=dev, dtype=torch.float32) if need_alpha else stat
+    res = torch.empty(rows, 3, device=dev, dtype=i32)
+    wcnt = torch.empty(rows, nch, device=dev, dtype=i32)
+    palpha = torch.empty(rows, nch, GP, device=dev, dtype=torch.float32) if need_alpha else stat
+    idx = torch.empty(B, Hkv, k, device=dev, dtype=i32)
+    alpha = torch.empty(B, Hkv, G, device=dev, dtype=torch.float32)
+    nw = num_warps or 4
+    _hthr_kernel[(rows,)](
+        logits, tile_max, tile_sum, seq_lens, stat, thr, hist, S, nt, Hkv, local_window,
+        sink_tokens, p["RANK"], p["RANKQ"], G=G, GP=GP, NTP=max(2, triton.next_power_of_2(nt)),
+        SAMP=p["SAMP"], RUN=p["RUN"], NB=nb, num_warps=4,
+    )  # fmt: skip
+    _hcand_kernel[(rows, nch)](
+        logits, seq_lens, stat, thr, cnt, ckey, cpos, cp, hist, blist, S, Hkv, nch, local_window,
+        sink_tokens, G=G, GP=GP, CH=p["CH"], CAP=cap, NB=nb, BCAP=BCAP, ALPHA=need_alpha,
+        num_warps=nw,
+    )  # fmt: skip
+    _hresolve_kernel[(rows,)](
+        logits, seq_lens, stat, cnt, hist, blist, res, S, Hkv, nch, k, local_window, sink_tokens,
+        G=G, GP=GP, NCHP=nchp, CAP=cap, NB=nb, BCAP=BCAP, num_warps=4 if nb <= 4096 else 8,
+    )  # fmt: skip
+    _hcount_kernel[(rows, nch)](
+        cnt, ckey, cpos, cp, res, wcnt, palpha, nch, G=G, GP=GP, CAP=cap, ALPHA=need_alpha,
+        num_warps=4,
+    )  # fmt: skip
+    _hemit_kernel[(rows, nch)](
+        logits, seq_lens, stat, cnt, ckey, cpos, res, wcnt, palpha, idx, alpha, S, Hkv, nch, k,
+        local_window, sink_tokens, G=G, GP=GP, NCHP=nchp, CAP=cap,
+        CHF=min(512, max(16, triton.next_power_of_2(S))), ALPHA=need_alpha, num_warps=4,
+    )  # fmt: skip
+    if _probe is not None:
+        _probe["ok"] = res[:, 2] != 0
+    return idx, alpha

@@ -1,0 +1,127 @@
+"""The many-programs-per-row histogram selection vs the pure-torch reference.
+
+Runs on CPU under ``TRITON_INTERPRET=1`` or on CUDA. Selections are compared through the
+reference's keys (ties cannot fail a test): exactly k positions, sorted, every selected key >=
+every unselected key, all forced positions kept, ties taken at the lowest positions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+
+triton = pytest.importorskip("triton")
+
+INTERP = os.environ.get("TRITON_INTERPRET", "0") == "1"
+DEVICE = "cpu" if INTERP else ("cuda" if torch.cuda.is_available() else None)
+pytestmark = pytest.mark.skipif(
+    DEVICE is None, reason="needs CUDA or TRITON_INTERPRET=1 set before Python starts"
+)
+
+from sparq.kernels import select_topk_hist, select_topk_reference  # noqa: E402
+from sparq.kernels._select_hist import hist_plan, hist_supported  # noqa: E402
+
+
+def _case(B, Hkv, G, S, seed=0, ragged=True):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(B, Hkv, G, S, generator=g) * 3
+    lens = torch.full((B,), S, dtype=torch.int64)
+    if ragged and B > 1:
+        lens[1:] = torch.randint(S // 2, S + 1, (B - 1,), generator=g)
+    pos = torch.arange(S)
+    logits = logits.masked_fill((pos[None, :] >= lens[:, None])[:, None, None, :], -math.inf)
+    return logits, lens
+
+
+def _stats(logits, tile=32):
+    B, Hkv, G, S = logits.shape
+    pad = (-S) % tile
+    t = torch.nn.functional.pad(logits, (0, pad), value=-math.inf).reshape(B, Hkv, G, -1, tile)
+    tmax = t.amax(-1)
+    tsum = (t - tmax.nan_to_num(neginf=0)[..., None]).exp().sum(-1)
+    return tmax, tsum
+
+
+def _check(logits, lens, k, window, sinks, check_alpha=True, bucketed=True, **kw):
+    """Check one call; ``bucketed``: whether every row must resolve through the buckets (True)
+    or through the exact full-row fallback (False)."""
+    tmax, tsum = _stats(logits)
+    dev = [x.to(DEVICE) for x in (logits, tmax, tsum, lens)]
+    probe = {}
+    idx, alpha = select_topk_hist(*dev, k, window, sinks, _probe=probe, **kw)
+    assert bool(torch.all(probe["ok"] == bucketed)), probe["ok"]
+    idx, alpha = idx.cpu(), alpha.cpu()
+    _, ralpha, key = select_topk_reference(logits, lens, k, window, sinks)
+    assert idx.shape == (*logits.shape[:2], k)
+    assert torch.all(idx[..., 1:] > idx[..., :-1]), "indices sorted and distinct"
+    chosen = torch.zeros_like(key, dtype=torch.bool).scatter_(-1, idx.long(), True)
+    kmin = key.masked_fill(~chosen, math.inf).amin(-1)
+    kmax_out = key.masked_fill(chosen, -math.inf).amax(-1)
+    assert torch.all(kmin >= kmax_out), "a selected key is below an unselected one"
+    # ties at the threshold go to the lowest positions (the reference's stable order)
+    tied_out = (~chosen) & (key == kmin[..., None])
+    first_out = torch.where(tied_out, torch.arange(key.shape[-1]), key.shape[-1]).amin(-1)
+    last_in = torch.where(chosen & (key == kmin[..., None]), torch.arange(key.shape[-1]), -1)
+    assert torch.all(last_in.amax(-1) < first_out), "a tie was taken at a higher position"
+    n_forced = (key == math.inf).sum(-1)
+    assert torch.all(chosen.logical_and(key == math.inf).sum(-1) == n_forced.clamp(max=k))
+    if check_alpha and kw.get("need_alpha", True):
+        # alpha sums fp32 probabilities in another order than torch: 1e-5 absolute.
+        assert torch.allclose(alpha, ralpha, atol=1e-5)
+    return idx
+
+
+@pytest.mark.parametrize(
+    ("B", "Hkv", "G", "S", "k", "window", "sinks", "chunk"),
+    [
+        (2, 2, 1, 300, 19, 3, 2, 64),  # MHA, ragged, several chunks, odd S
+        (2, 1, 4, 257, 33, 5, 1, 32),  # GQA group of 4, many chunks
+        (1, 2, 3, 130, 40, 0, 0, None),  # odd group, default plan (one chunk)
+    ],
+)
+def test_hist_selection_matches_reference(B, Hkv, G, S, k, window, sinks, chunk):
+    logits, lens = _case(B, Hkv, G, S, seed=S + k)
+    _check(logits, lens, k, window, sinks, chunk=chunk)
+
+
+def test_hist_selection_without_alpha_selects_the_same():
+    logits, lens = _case(1, 1, 2, 200, seed=3)
+    a = _check(logits, lens, 25, 2, 1, chunk=32, need_alpha=False)
+    b = _check(logits, lens, 25, 2, 1, chunk=32)
+    assert torch.equal(a, b)
+
+
+def test_ties_and_bad_samples_stay_exact():
+    # quantised logits: many exact ties at the threshold, resolved inside the bucket lists
+    logits, lens = _case(2, 1, 1, 240, seed=5, ragged=False)
+    logits = (logits * 4).round() / 4
+    idx = _check(logits, lens, 30, 0, 0, chunk=64)
+    kth = logits[:, 0, 0].gather(-1, idx[:, 0].long()).amin(-1)  # the threshold key per row
+    assert int((logits[:, 0, 0] == kth[:, None]).sum()) > 2, "the case must hold ties"
+    # the 48 largest logits in one chunk: that chunk overflows -> exact full-row fallback
+    logits, lens = _case(2, 1, 1, 512, seed=7, ragged=False)
+    logits[..., 64:112] += 50
+    assert hist_plan(512, 32, chunk=64)["CAP"] < 48
+    _check(logits, lens, 32, 2, 1, bucketed=False, chunk=64)
+    # a constant row: one bucket holds everything (more than the list keeps) -> fallback
+    _check(torch.zeros(1, 1, 1, 200), torch.tensor([200]), 24, 0, 0, bucketed=False, chunk=32)
+    # more forced positions than k: the k-th key is +inf (clamped top bucket) -> fallback; the
+    # reference breaks those ties arbitrarily (torch.topk), so its alpha is not comparable
+    logits, lens = _case(1, 1, 2, 100, seed=9)
+    _check(logits, lens, 10, 12, 2, check_alpha=False, bucketed=False, chunk=32)
+
+
+def test_plan_and_bad_input():
+    p = hist_plan(131072, 8192)  # K3 row: 128 chunks of 1024, 8192 buckets
+    assert (p["NCH"], p["NB"]) == (128, 8192)
+    assert p["CAP"] >= 2.5 * 1.75 * 8192 * 1024 / 131072
+    assert p["RANKQ"] < p["RANK"]
+    assert hist_supported(131072, 8192)
+    assert not hist_supported(32, 4)
+    logits, lens = _case(1, 1, 1, 32)
+    tmax, tsum = _stats(logits)
+    with pytest.raises(ValueError, match="S >= 64"):
+        select_topk_hist(logits.to(DEVICE), tmax.to(DEVICE), tsum.to(DEVICE), lens.to(DEVICE), 4)
