@@ -49,12 +49,16 @@ if HAS_TRITON:
         pid = tl.program_id(0)
         nprog = tl.num_programs(0)
         acc = tl.zeros([BLOCK], dtype=tl.float32)
-        for start in range(pid * BLOCK, n, nprog * BLOCK):
-            offs = start + tl.arange(0, BLOCK)
-            x = tl.load(x_ptr + offs, mask=offs < n, other=0.0).to(tl.float32)
-            a = tl.abs(x)
-            a = tl.where(a != a, float("inf"), a)  # NaN counts as inf
-            acc = tl.maximum(acc, a)
+        n_full = n // BLOCK
+        # full blocks without a mask (vector loads), grid-stride over the programs
+        for blk in range(pid, n_full, nprog):
+            offs = tl.multiple_of(blk * BLOCK, BLOCK) + tl.arange(0, BLOCK)
+            a = tl.abs(tl.load(x_ptr + offs).to(tl.float32))
+            acc = tl.maximum(acc, tl.where(a != a, float("inf"), a))  # NaN counts as inf
+        if pid == nprog - 1:  # the partial last block
+            offs = n_full * BLOCK + tl.arange(0, BLOCK)
+            a = tl.abs(tl.load(x_ptr + offs, mask=offs < n, other=0.0).to(tl.float32))
+            acc = tl.maximum(acc, tl.where(a != a, float("inf"), a))
         tl.atomic_max(out_ptr, tl.max(acc, 0))
 
     @triton.jit
@@ -91,8 +95,11 @@ if HAS_TRITON:
         BN: tl.constexpr,
         GROUP: tl.constexpr,
         TRANS_HP: tl.constexpr,
+        REVERSE: tl.constexpr,
     ):
         pid = tl.program_id(0)
+        if REVERSE:  # last tiles first: they are still in L2 after the amax pass read them
+            pid = tl.num_programs(0) - 1 - pid
         n_m = tl.cdiv(M, BM)
         n_n = tl.cdiv(N, BN)
         # grouped ordering: neighbouring programs share column panels of the transposed output
@@ -110,7 +117,7 @@ if HAS_TRITON:
             scale = ((b + 127) << 23).to(tl.float32, bitcast=True)  # exact 2**b
             scale = tl.where(is_nan, float("nan"), scale)
             if pid == 0:
-                tl.store(inv_ptr, 1.0 / scale)
+                tl.store(inv_ptr, 1.0 / scale)  # exact: a power of two
         rm = pid_m * BM + tl.arange(0, BM)
         rn = pid_n * BN + tl.arange(0, BN)
         mask = (rm[:, None] < M) & (rn[None, :] < N)
@@ -144,6 +151,8 @@ if HAS_TRITON:
             (64, 128, 8, False),
             (64, 128, 8, True),
             (128, 128, 8, False),
+            (128, 128, 8, True),
+            (128, 64, 4, False),
             (32, 128, 4, True),
         )
     ]
@@ -205,12 +214,15 @@ def launch_cast_transpose(
     margin: int = 0,
     transpose: bool = True,
     out_fp32: bool = False,
+    _interp_tiles: tuple[int, int, int] = (16, 16, 1),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cast a 2-D contiguous tensor to FP8 in both layouts in one pass.
 
     Give ``amax`` (JIT: bias derived in-kernel) or ``scale`` (delayed/constant: the amax of ``x``
     is accumulated in the same pass). Returns ``(q (M, N), qt (N, M) or empty, inv_scale 0-d,
-    amax_out 0-d)``; in JIT mode ``amax_out`` is ``amax`` itself.
+    amax_out 0-d)``; in JIT mode ``amax_out`` is ``amax`` itself. ``_interp_tiles`` (tile rows,
+    tile columns, group) is the tiling used for CPU tensors under ``TRITON_INTERPRET=1`` (tests);
+    on the GPU the tiling is autotuned.
     """
     if x.dim() != 2 or not x.is_contiguous():
         raise ValueError(
@@ -255,14 +267,16 @@ def launch_cast_transpose(
             WRITE_T=kernel_t,
             OUT_FP32=out_fp32,
             FP8=_FP8_TL[fmt_name],
+            REVERSE=not delayed,  # JIT: the amax pass just read x; start where it ended
         )
         if x.is_cuda:
             grid = lambda meta: (triton.cdiv(m, meta["BM"]) * triton.cdiv(n, meta["BN"]),)  # noqa: E731
             _cast_t_tuned[grid](*args, **consts)
         else:
-            grid = (triton.cdiv(m, 16) * triton.cdiv(n, 16),)
+            bm, bn, group = _interp_tiles
+            grid = (triton.cdiv(m, bm) * triton.cdiv(n, bn),)
             _cast_t_kernel[grid](
-                *args, **consts, BM=16, BN=16, GROUP=1, TRANS_HP=False, num_warps=1
+                *args, **consts, BM=bm, BN=bn, GROUP=group, TRANS_HP=False, num_warps=1
             )
         if transpose and not kernel_t:
             qt.copy_(q.t())
