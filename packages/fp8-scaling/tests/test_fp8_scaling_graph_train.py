@@ -10,6 +10,7 @@ histories, same telemetry rows, with the telemetry steps taken eagerly.
 
 import copy
 
+import pytest
 import torch
 
 import fp8_scaling as fs
@@ -97,3 +98,28 @@ def test_recorder_paused_records_nothing():
     assert rec.to_records() == []
     model(torch.randn(4, 16)).sum().backward()
     assert {r["role"] for r in rec.to_records()} == {"weight", "activation", "gradient"}
+
+
+def test_failed_capture_falls_back_to_eager(monkeypatch):
+    torch.manual_seed(0)
+    data = stdlib_corpus(20_000)
+    model = fs.convert_to_float8(
+        GPT(GPTConfig(n_layer=1, d_model=16, n_head=2, seq_len=16)),
+        fs.DelayedScaling(history_len=2),
+        auto_filter=False,
+    )
+
+    def broken(module, sample_args, num_warmup_iters=3, **kw):
+        module(*sample_args)  # a warm-up forward pushes amaxes, then the capture fails
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(_gpt, "_graph_capable", lambda device: True)
+    monkeypatch.setattr(torch.cuda, "make_graphed_callables", broken)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    with pytest.warns(UserWarning, match="training eagerly"):
+        res = train_steps(model, data, 1, batch_size=2, cuda_graph=True)
+    assert not res["cuda_graph"]
+    assert "not permitted" in res["cuda_graph_error"]
+    assert len(res["train"]) == 1
+    hist = model.blocks[0].fc1.fp8_amax_history
+    assert (hist[:, 1:] == 0).all()  # only the real step's amaxes, the warm-up's were undone

@@ -7,6 +7,7 @@ import math
 import os
 import sysconfig
 import time
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -176,12 +177,13 @@ def graph_forward_backward(
     state = [(b, b.detach().clone()) for b in model.buffers()]
     wrapper = _Forward(model)
     pause = recorder.paused() if recorder is not None else contextlib.nullcontext()
-    with pause, _autocast(sample.device, autocast_dtype):
-        graphed = torch.cuda.make_graphed_callables(wrapper, (sample,), num_warmup_iters=warmup)
-    with torch.no_grad():
-        for b, saved in state:
-            b.copy_(saved)
-    return graphed
+    try:
+        with pause, _autocast(sample.device, autocast_dtype):
+            return torch.cuda.make_graphed_callables(wrapper, (sample,), num_warmup_iters=warmup)
+    finally:
+        with torch.no_grad():
+            for b, saved in state:
+                b.copy_(saved)
 
 
 def train_steps(
@@ -226,9 +228,15 @@ def train_steps(
     graphed = None
     for step in range(steps):
         x, y = _batch(data, batch_size, t, gen, device)
-        if cuda_graph and graphed is None and _graph_capable(device) and steps > 0:
-            graphed = graph_forward_backward(model, x, autocast_dtype, recorder)
-            out["cuda_graph"] = True
+        if cuda_graph and graphed is None and _graph_capable(device):
+            try:
+                graphed = graph_forward_backward(model, x, autocast_dtype, recorder)
+                out["cuda_graph"] = True
+            except Exception as e:  # keep training eagerly rather than lose the run
+                warnings.warn(f"CUDA-graph capture failed, training eagerly: {e!r}", stacklevel=2)
+                out["cuda_graph_error"] = repr(e)
+                torch.cuda.synchronize()
+            cuda_graph = False  # one attempt
         eager = graphed is None or (recorder is not None and recorder.active)
         with _autocast(device, autocast_dtype):
             logits = model(x) if eager else graphed(x)
