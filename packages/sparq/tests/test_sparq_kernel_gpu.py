@@ -17,10 +17,12 @@ from sparq.kernels import (
     approx_logits,
     prepare_query,
     select_topk,
+    select_topk_hist,
     select_topk_sampled,
     sparq_attention_triton,
     sparse_attention_reference,
 )
+from sparq.kernels._select_hist import hist_supported
 from sparq.kernels._select_sample import sampled_supported
 
 pytestmark = pytest.mark.gpu
@@ -32,6 +34,7 @@ GRID = [
     (4, 4, 2, 1_000, 64, 8, 100, 16, 2, True, torch.float16),
     (2, 8, 1, 5_003, 256, 33, 500, 32, 4, True, torch.bfloat16),
     (5, 6, 3, 777, 64, 64, 777, 0, 0, False, torch.bfloat16),
+    (1, 32, 8, 131_072, 128, 16, 8192, 64, 4, False, torch.bfloat16),  # K3: few long rows
 ]
 
 
@@ -74,6 +77,7 @@ def test_grid_accuracy(cfg):
     i1, q_hat = prepare_query(q, Hkv, r, scale)
     logits, tmax, tsum = approx_logits(K_t, i1, q_hat, lens)
     selectors = [select_topk] + ([select_topk_sampled] if sampled_supported(S, k) else [])
+    selectors += [select_topk_hist] if hist_supported(S, k) else []
     G = Hq // Hkv
     rows = K_t.double().gather(2, i1[..., None].expand(B, Hkv, r, S))
     lg = torch.einsum("bhgr,bhrs->bhgs", q_hat.double(), rows)
