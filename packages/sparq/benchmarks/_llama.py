@@ -71,9 +71,7 @@ class TinyLlama:
             vm.copy_(V[:, :, :length].float().mean(2))
         self.lens.fill_(length)
 
-    def _rope(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        ang = pos.float()[:, None, None, None] * self.inv_freq  # (B,1,1,dh/2)
-        cos, sin = ang.cos(), ang.sin()
+    def _rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         x1, x2 = x.float()[..., 0::2], x.float()[..., 1::2]
         out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
         return out.to(x.dtype)
@@ -84,12 +82,14 @@ class TinyLlama:
         pos = self.lens  # position of the new token (uniform across the batch here)
         x = self.embed[self.tok][:, None, :]  # (B,1,h)
         new_lens = self.lens + 1
+        ang = pos.float()[:, None, None, None] * self.inv_freq  # (B,1,1,dh/2), once per step
+        cos, sin = ang.cos(), ang.sin()
         for L, K, V, K_t, vm in zip(self.layers, self.K, self.V, self.K_t, self.v_mean):
             hn = F.rms_norm(x, (s.hidden,))
             qkv = hn @ L["qkv"].T
             q, k, v = qkv.split([s.hidden, s.kv_heads * dh, s.kv_heads * dh], dim=-1)
-            q = self._rope(q.view(B, 1, s.heads, dh).transpose(1, 2), pos)
-            k = self._rope(k.view(B, 1, s.kv_heads, dh).transpose(1, 2), pos)
+            q = self._rope(q.view(B, 1, s.heads, dh).transpose(1, 2), cos, sin)
+            k = self._rope(k.view(B, 1, s.kv_heads, dh).transpose(1, 2), cos, sin)
             v = v.view(B, 1, s.kv_heads, dh).transpose(1, 2)
             idx = pos[:1]
             K.index_copy_(2, idx, k)

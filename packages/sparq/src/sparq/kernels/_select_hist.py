@@ -41,7 +41,7 @@ import triton
 import triton.language as tl
 
 from ._select import _global_stats, _keys
-from ._select_sample import MARGIN, _exact_row_fallback, _rank_threshold
+from ._select_sample import MARGIN, _exact_row_fallback
 
 __all__ = ["hist_plan", "hist_supported", "select_topk_hist"]
 
@@ -168,7 +168,7 @@ def _hresolve_kernel(
     inv_z = tl.load(stat_ptr + bh * 2 * GP + GP + heads)
     lkey = _keys(logit_ptr + bh * G * S, lpos, heads, M, inv_z, seq_len, S, window, sinks, G)
     lkey = tl.where(lmask, lkey, -2147483648)
-    T = _rank_threshold(lkey, tl.maximum(need_b, 1))
+    T = _rank_threshold16(lkey, tl.maximum(need_b, 1))
     need_eq = need_b - tl.sum((lkey > T).to(tl.int32), axis=0)
     eq = lmask & (lkey == T)
     # tied keys go to the lowest positions: rank each tie among the ties by position
@@ -332,7 +332,7 @@ def select_topk_hist(
     )  # fmt: skip
     _hresolve_kernel[(rows,)](
         logits, seq_lens, stat, cnt, hist, blist, res, S, Hkv, nch, k, local_window, sink_tokens,
-        G=G, GP=GP, NCHP=nchp, CAP=cap, NB=nb, BCAP=BCAP, num_warps=4 if nb <= 4096 else 8,
+        G=G, GP=GP, NCHP=nchp, CAP=cap, NB=nb, BCAP=BCAP, num_warps=4 if nb <= 2048 else 8,
     )  # fmt: skip
     _hcount_kernel[(rows, nch)](
         cnt, ckey, cpos, cp, res, wcnt, palpha, nch, G=G, GP=GP, CAP=cap, ALPHA=need_alpha,
