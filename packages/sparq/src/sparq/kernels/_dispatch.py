@@ -203,7 +203,7 @@ def sparq_attention_triton(
     if dense_fallback and dense_decode_is_faster(B, Hq, Hkv, S, dh, r, k):
         return dense_decode(q, K, V, seq_lens, scale)
     if seq_lens is None:
-        seq_lens = torch.full((B,), S, device=q.device, dtype=torch.int64)
+        seq_lens = _full_lens(B, S, q.device)
     elif seq_lens.dtype != torch.int64:
         seq_lens = seq_lens.to(torch.int64)
     if selection not in _SELECTORS and selection not in ("auto", "fused"):
@@ -247,6 +247,21 @@ def sparq_attention_triton(
         v_mean=v_mean.float() if realloc else None,
         **entry.get("step2", {}),
     )
+
+
+_FULL_LENS: dict[tuple, torch.Tensor] = {}
+
+
+def _full_lens(B: int, S: int, device: torch.device) -> torch.Tensor:
+    """``(B,)`` int64 tensor of ``S`` (all positions valid), cached per shape and device so a
+    graphed call does not replay a fill kernel; never created inside a CUDA-graph capture."""
+    key = (B, S, str(device))
+    lens = _FULL_LENS.get(key)
+    if lens is None:
+        lens = torch.full((B,), S, device=device, dtype=torch.int64)
+        if not (lens.is_cuda and torch.cuda.is_current_stream_capturing()):
+            _FULL_LENS[key] = lens
+    return lens
 
 
 _SELECTORS = {
