@@ -212,6 +212,12 @@ def sparq_attention_triton(
             f"{selection!r}"
         )
     entry = tuned_entry(shape_key(B, Hq, Hkv, S, dh, r, k)) or {}
+    if k == S:
+        # every position is selected whatever the scores: exact attention over all of them, and
+        # alpha = 1 makes the reallocation blend the identity
+        idx = _cached(("all", B, Hkv, S, str(q.device)), lambda: torch.arange(
+            S, device=q.device, dtype=torch.int32).expand(B, Hkv, S).contiguous())  # fmt: skip
+        return sparse_attention(q, K, V, idx, seq_lens, scale, **entry.get("step2", {}))
     prep = prepare_query_fused if entry.get("prep") == "fused" else prepare_query
     i1, q_hat = prep(q, Hkv, r, scale)
     if selection == "auto":
@@ -249,19 +255,26 @@ def sparq_attention_triton(
     )
 
 
-_FULL_LENS: dict[tuple, torch.Tensor] = {}
+_CONST: dict[tuple, torch.Tensor] = {}
+
+
+def _cached(key: tuple, make) -> torch.Tensor:
+    """A constant tensor built by ``make()``, cached by ``key`` so that a graphed call does not
+    replay the kernels that fill it; never cached when built inside a CUDA-graph capture."""
+    t = _CONST.get(key)
+    if t is None:
+        t = make()
+        if not (t.is_cuda and torch.cuda.is_current_stream_capturing()):
+            _CONST[key] = t
+    return t
 
 
 def _full_lens(B: int, S: int, device: torch.device) -> torch.Tensor:
-    """``(B,)`` int64 tensor of ``S`` (all positions valid), cached per shape and device so a
-    graphed call does not replay a fill kernel; never created inside a CUDA-graph capture."""
-    key = (B, S, str(device))
-    lens = _FULL_LENS.get(key)
-    if lens is None:
-        lens = torch.full((B,), S, device=device, dtype=torch.int64)
-        if not (lens.is_cuda and torch.cuda.is_current_stream_capturing()):
-            _FULL_LENS[key] = lens
-    return lens
+    """``(B,)`` int64 tensor of ``S`` (all positions valid), cached per shape and device."""
+    return _cached(
+        ("lens", B, S, str(device)),
+        lambda: torch.full((B,), S, device=device, dtype=torch.int64),
+    )
 
 
 _SELECTORS = {
