@@ -64,18 +64,23 @@ def hardware_fp8_supported(device: torch.device) -> bool:
 
 
 def _reduce_amax(a: torch.Tensor, group: Any) -> torch.Tensor:
+    """MAX all-reduce of a 0-d amax over ``group`` (no host sync).
+
+    Under ``torch.compile`` a functional collective (traceable); in eager mode an in-place
+    ``dist.all_reduce`` on a copy, so the result is a plain tensor that the Triton cast kernels
+    can take (a functional collective's lazy wrapper tensor has no data pointer).
+    """
     if group is None:
         return a
     import torch.distributed as dist
 
-    try:
+    if _compiling():
         import torch.distributed._functional_collectives as funcol
 
         return funcol.all_reduce(a, "max", group)
-    except Exception:  # pragma: no cover - very old torch
-        a = a.clone()
-        dist.all_reduce(a, op=dist.ReduceOp.MAX, group=group)
-        return a
+    a = a.clone()
+    dist.all_reduce(a, op=dist.ReduceOp.MAX, group=group)
+    return a
 
 
 def history_bias(hist: torch.Tensor, recipe: DelayedScaling, fmt: FP8Format, margin: int):
