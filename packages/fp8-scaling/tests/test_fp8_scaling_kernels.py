@@ -138,3 +138,25 @@ def test_amax_kernel_full_blocks_and_tail(triton_interpret, n):
         y = x.clone()
         y[pos] = 1e3
         assert launch_amax(y).item() == 1e3
+
+
+def test_triton_op_casts_match_reference_and_compile():
+    # the ops used by cast_backend="triton" under torch.compile (torch >= 2.6); on the CPU they
+    # run the torch reference, so this checks their registration and tracing, not the kernels
+    from fp8_scaling._cast_ops import HAS_TRITON_OP, amax_tk, cast_transpose_tk
+
+    if not HAS_TRITON_OP:
+        pytest.skip("torch.library.triton_op needs torch >= 2.6")
+    x = _x((24, 40), 5)
+
+    def f(x):
+        return cast_transpose_tk(x, amax_tk(x), "e5m2", 1, True)
+
+    want = cast_transpose_ref(x, fs.amax(x), "e5m2", 1, True)
+    torch._dynamo.reset()
+    for got in (f(x), torch.compile(f, fullgraph=True, backend="aot_eager")(x)):
+        for g, w in zip(got, want):
+            assert torch.equal(
+                g.view(torch.uint8) if g.dtype != torch.float32 else g,
+                w.view(torch.uint8) if w.dtype != torch.float32 else w,
+            )

@@ -24,11 +24,14 @@ from ._scaling import amax as amax_ref
 from ._scaling import compute_bias, quantize
 
 __all__ = [
+    "HAS_TRITON_OP",
     "amax_impl",
     "amax_op",
+    "amax_tk",
     "cast_transpose_impl",
     "cast_transpose_op",
     "cast_transpose_ref",
+    "cast_transpose_tk",
     "delayed_cast_impl",
     "delayed_cast_op",
     "delayed_cast_ref",
@@ -146,3 +149,40 @@ def _(x, scale, fmt, transpose):
     m, n = x.shape
     qt = x.new_empty((n, m) if transpose else (0, 0), dtype=dt)
     return x.new_empty((m, n), dtype=dt), qt, x.new_empty((), dtype=torch.float32)
+
+
+# ``torch.library.triton_op`` (torch >= 2.6): the same JIT kernels, but torch.compile sees the
+# Triton launches inside and inductor emits them in its own wrapper code (no custom-op dispatch
+# per call); used by ``cast_backend="triton"`` when compiling.
+HAS_TRITON_OP = hasattr(torch.library, "triton_op") and hasattr(torch.library, "wrap_triton")
+
+if HAS_TRITON_OP:
+
+    @torch.library.triton_op("fp8_scaling::amax_tk", mutates_args=())
+    def amax_tk(x: torch.Tensor) -> torch.Tensor:
+        """``fp8_scaling::amax`` whose Triton launch is visible to torch.compile."""
+        if _use_triton(x) and x.numel() > 0:
+            return launch_amax(x.contiguous(), wrap=torch.library.wrap_triton)
+        return amax_ref(x)
+
+    @torch.library.triton_op("fp8_scaling::cast_transpose_tk", mutates_args=())
+    def cast_transpose_tk(
+        x: torch.Tensor, amax: torch.Tensor, fmt: str, margin: int, transpose: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``fp8_scaling::cast_transpose`` whose Triton launch is visible to torch.compile."""
+        _check(x, fmt)
+        if _use_triton(x, fmt) and x.numel() > 0:
+            q, qt, inv, _ = launch_cast_transpose(
+                x.contiguous(),
+                fmt,
+                FORMATS[fmt].max,
+                amax=amax,
+                margin=margin,
+                transpose=transpose,
+                wrap=torch.library.wrap_triton,
+            )
+            return q, qt, inv
+        return cast_transpose_ref(x, amax, fmt, margin, transpose)
+
+else:  # pragma: no cover - torch < 2.6
+    amax_tk, cast_transpose_tk = amax_op, cast_transpose_op

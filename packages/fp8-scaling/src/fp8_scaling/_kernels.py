@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import struct
 
 import torch
 
@@ -31,21 +32,26 @@ except Exception:  # pragma: no cover - depends on the platform
 
 __all__ = ["HAS_TRITON", "launch_amax", "launch_cast_transpose"]
 
-_FP8_TL = {}
-
 
 @functools.cache
 def _fmax_consts(fmax: float) -> tuple[int, int]:
     """Biased float32 exponent and raw mantissa bits of ``fmax``."""
-    bits = torch.tensor(fmax, dtype=torch.float32).view(torch.int32).item()
+    bits = struct.unpack("<i", struct.pack("<f", fmax))[0]
     return (bits >> 23) & 0xFF, bits & 0x7FFFFF
 
 
 if HAS_TRITON:
-    _FP8_TL = {"e4m3": tl.float8e4nv, "e5m2": tl.float8e5}
 
     @triton.jit
-    def _amax_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    def _to_fp8(v, E5M2: tl.constexpr):
+        if E5M2:
+            return v.to(tl.float8e5)
+        else:
+            return v.to(tl.float8e4nv)
+
+    @triton.jit
+    def _amax_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr, WAVES: tl.constexpr = 1):
+        # WAVES (programs per SM) only sizes the grid of the autotuned launch
         pid = tl.program_id(0)
         nprog = tl.num_programs(0)
         acc = tl.zeros([BLOCK], dtype=tl.float32)
@@ -90,7 +96,7 @@ if HAS_TRITON:
         DELAYED: tl.constexpr,
         WRITE_T: tl.constexpr,
         OUT_FP32: tl.constexpr,
-        FP8: tl.constexpr,
+        E5M2: tl.constexpr,
         BM: tl.constexpr,
         BN: tl.constexpr,
         GROUP: tl.constexpr,
@@ -132,11 +138,11 @@ if HAS_TRITON:
         if OUT_FP32:
             qo = q
         else:
-            qo = q.to(FP8)
+            qo = _to_fp8(q, E5M2)
         tl.store(q_ptr + rm[:, None] * N + rn[None, :], qo, mask=mask)
         if WRITE_T:
             if TRANS_HP and not OUT_FP32:
-                qto = tl.trans(q).to(FP8)  # transpose 32-bit values, then convert
+                qto = _to_fp8(tl.trans(q), E5M2)  # transpose 32-bit values, then convert
             else:
                 qto = tl.trans(qo)
             tl.store(qt_ptr + rn[:, None] * M + rm[None, :], qto, mask=mask.T)
@@ -163,6 +169,17 @@ if HAS_TRITON:
         configs=_CAST_CFGS, key=["M", "N", "DELAYED", "WRITE_T"], **_tune_kw
     )(_cast_t_kernel)
     _AMAX_BEST: dict = {}
+    # the same kernels for launches traced by torch.compile (torch.library.triton_op): plain
+    # autotuners (configs and keys only), which inductor compiles into its own wrapper code
+    _cast_t_inline = triton.autotune(configs=_CAST_CFGS, key=["M", "N", "DELAYED", "WRITE_T"])(
+        _cast_t_kernel
+    )
+    _amax_inline = triton.autotune(
+        configs=[
+            triton.Config({"BLOCK": b, "WAVES": v}, num_warps=w) for b, w, v in _AMAX_CFGS[:4]
+        ],
+        key=["n"],
+    )(_amax_kernel)
 
 
 @functools.cache
@@ -176,13 +193,25 @@ def _amax_launch(x, out, n, cfg, sms):
     _amax_kernel[(grid,)](x, out, n, BLOCK=block, num_warps=warps)
 
 
-def launch_amax(x: torch.Tensor) -> torch.Tensor:
-    """Absolute max of a contiguous tensor as a float32 0-d tensor (NaN counts as inf)."""
+def launch_amax(x: torch.Tensor, wrap=None) -> torch.Tensor:
+    """Absolute max of a contiguous tensor as a float32 0-d tensor (NaN counts as inf).
+
+    ``wrap``: ``torch.library.wrap_triton`` when called from a ``triton_op`` (traced by
+    ``torch.compile``; the launch configuration is then autotuned by Triton).
+    """
     out = torch.zeros((), dtype=torch.float32, device=x.device)
     n = x.numel()
     if n == 0:
         return out
     flat = x.reshape(-1)
+    if wrap is not None:
+        sms = _sm_count(x.device.index or 0)
+
+        def grid(meta):
+            return (max(1, min(triton.cdiv(n, meta["BLOCK"]), sms * meta["WAVES"])),)
+
+        wrap(_amax_inline)[grid](flat, out, n)
+        return out
     if not x.is_cuda:
         _amax_launch(flat, out, n, (256, 1, 1), 4)
         return out
@@ -215,6 +244,7 @@ def launch_cast_transpose(
     transpose: bool = True,
     out_fp32: bool = False,
     _interp_tiles: tuple[int, int, int] = (16, 16, 1),
+    wrap=None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cast a 2-D contiguous tensor to FP8 in both layouts in one pass.
 
@@ -222,7 +252,7 @@ def launch_cast_transpose(
     is accumulated in the same pass). Returns ``(q (M, N), qt (N, M) or empty, inv_scale 0-d,
     amax_out 0-d)``; in JIT mode ``amax_out`` is ``amax`` itself. ``_interp_tiles`` (tile rows,
     tile columns, group) is the tiling used for CPU tensors under ``TRITON_INTERPRET=1`` (tests);
-    on the GPU the tiling is autotuned.
+    on the GPU the tiling is autotuned. ``wrap``: as in :func:`launch_amax`.
     """
     if x.dim() != 2 or not x.is_contiguous():
         raise ValueError(
@@ -266,12 +296,13 @@ def launch_cast_transpose(
             DELAYED=delayed,
             WRITE_T=kernel_t,
             OUT_FP32=out_fp32,
-            FP8=_FP8_TL[fmt_name],
+            E5M2=fmt_name == "e5m2",
             REVERSE=not delayed,  # JIT: the amax pass just read x; start where it ended
         )
         if x.is_cuda:
             grid = lambda meta: (triton.cdiv(m, meta["BM"]) * triton.cdiv(n, meta["BN"]),)  # noqa: E731
-            _cast_t_tuned[grid](*args, **consts)
+            kern = _cast_t_tuned if wrap is None else wrap(_cast_t_inline)
+            kern[grid](*args, **consts)
         else:
             bm, bn, group = _interp_tiles
             grid = (triton.cdiv(m, bm) * triton.cdiv(n, bn),)

@@ -15,9 +15,9 @@ import torch
 
 from ._cast_ops import (
     amax_impl,
-    amax_op,
+    amax_tk,
     cast_transpose_impl,
-    cast_transpose_op,
+    cast_transpose_tk,
     delayed_cast_impl,
     delayed_cast_op,
 )
@@ -132,7 +132,8 @@ def _quant(t, fmt: FP8Format, margin: int, recipe, hist_row, fast, need_t: bool)
     ``fast`` is False (exact reference ops) or a cast backend: ``"auto"`` traces plain torch ops
     when compiling (inductor fuses them) and launches the Triton kernels directly in eager mode;
     ``"inductor"`` always uses the plain torch ops; ``"triton"`` always uses the Triton kernels
-    (as ``torch.library`` custom ops when compiling).
+    (when compiling: JIT casts as ``torch.library.triton_op`` ops, whose launches inductor emits
+    itself, on torch >= 2.6; delayed casts as custom ops).
     """
     backend = "reference"
     if fast and recipe.pow2 and fmt.name in _HW_FORMATS:
@@ -151,7 +152,7 @@ def _quant(t, fmt: FP8Format, margin: int, recipe, hist_row, fast, need_t: bool)
         if backend == "inductor":
             a = amax_ref(t)
         elif backend == "triton_op":
-            a = amax_op(t)
+            a = amax_tk(t)
         elif backend == "triton_eager":
             a = amax_impl(t)
         else:
@@ -162,7 +163,7 @@ def _quant(t, fmt: FP8Format, margin: int, recipe, hist_row, fast, need_t: bool)
             q, qt = cast_scaled_torch(t, scale, fmt, need_t)[:2]
             return _Q(q, qt, inv, a)
         if backend in ("triton_op", "triton_eager"):
-            ct = cast_transpose_op if backend == "triton_op" else cast_transpose_impl
+            ct = cast_transpose_tk if backend == "triton_op" else cast_transpose_impl
             q, qt, inv = ct(t, a, fmt.name, margin, need_t)
             return _Q(q, qt if need_t else None, inv, a)
         if recipe.pow2:
@@ -302,7 +303,8 @@ def float8_linear(
             (otherwise the exact emulation runs). ``True`` or ``"auto"``: casts traced as plain
             torch ops under ``torch.compile`` (inductor fuses them) and fused Triton kernels in
             eager mode; ``"inductor"``: plain torch ops always; ``"triton"``: Triton kernels
-            always (``torch.library`` custom ops when compiling). ``False``: emulation.
+            always (launched by inductor when compiling, see :func:`_quant`). ``False``:
+            emulation.
 
     Returns:
         (..., N) tensor.
