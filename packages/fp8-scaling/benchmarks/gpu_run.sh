@@ -34,7 +34,7 @@ STAGES=${FP8_STAGES:-gpt,cases,tests}
 DEV=cuda
 STEPS=${FP8_GPT_STEPS:-2000}
 GPT_ARGS="--layers 12 --d-model 768 --heads 12 --seq-len 256 --batch 16 --lr 6e-4 --bytes 3000000"
-GPT_CAP=${FP8_GPT_SECONDS:-100}  # wall cap of the convergence stage (training stops earlier)
+GPT_CAP=${FP8_GPT_SECONDS:-110}  # wall cap of the convergence stage (training stops earlier)
 CASES=${FP8_CASES:-linear_fp8_vs_bf16,linear_fp8_vs_torchao_tensorwise,linear_fp8_triton_ops_vs_bf16,cast_jit_graph,cast_delayed_graph,linear_fp8_graph_vs_bf16,cast_transpose_inductor,linear_fp8_eager_vs_bf16,torchao_tensorwise_vs_bf16,auto_filter_vs_bf16,cast_transpose_jit,linear_fp8_graph_vs_torchao,delayed_cast,scaled_mm_vs_bf16_mm}
 if [[ -n ${FP8_SMOKE:-} ]]; then  # CPU smoke test of this script on tiny sizes
   DEV=cpu; export FP8_QUICK=1
@@ -86,7 +86,7 @@ PY
 fi
 
 if [[ $STAGES == *cases* ]]; then
-  T=$(( $(left) - ${FP8_TESTS_RESERVE:-30} ))
+  T=$(( $(left) - ${FP8_TESTS_RESERVE:-25} ))
   echo "== cases ($T s): $CASES"
   if (( T > 20 )); then
     timeout "$T" python3 packages/fp8-scaling/benchmarks/run_cases.py "$OUT" "$CASES" $DEV 2>&1 \
