@@ -492,8 +492,13 @@ def main(argv):
                 pipeline(name, sh, dev, reps, entry, sets, fns, table["detail"])
                 del sets
                 d = table["detail"][name]
-                if base_entry is not None and ("budget_cut" in d or "error" in d["pipeline"]):
-                    # a cut (or failed) retune never replaces a complete earlier entry
+                slower = base_entry is not None and entry.get("t_sparq_s", math.inf) > (
+                    base_entry.get("t_sparq_s") or math.inf
+                )
+                if base_entry is not None and (
+                    "budget_cut" in d or "error" in d["pipeline"] or slower
+                ):
+                    # a cut, failed or slower retune never replaces a complete earlier entry
                     table["shapes"][key] = base_entry
                     d["kept_base_entry"] = True
         except Exception as e:  # keep going: the other shapes still get tuned
