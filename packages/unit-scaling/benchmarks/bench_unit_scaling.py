@@ -1,9 +1,12 @@
 """Training-step benchmark: unit-scaled 4-layer decoder vs the identical plain-torch decoder.
 
 One step = zero_grad + forward (bf16 autocast on CUDA) + next-token cross-entropy + backward +
-AdamW step. "compiled": each decoder layer is ``torch.compile``d (dynamic=False); the four layers
-of a model share one compiled graph; embedding, head and loss run eager in both models. The
-unit-scaled layers all use the first layer's residual τ so that they share that graph too (τ
+AdamW step (fused on CUDA, foreach on CPU; the same optimizer for both models).
+"compiled": the whole forward is compiled (``fullgraph=True``, ``dynamic=False``) in both models,
+as three regions of the same boundaries: embedding, one decoder layer (the four layers of a model
+share that graph), and final norm + readout + loss. ``UNIT_SCALING_BENCH_COMPILE=full`` compiles
+the forward as one graph instead (slower to compile: the four layers are traced separately).
+The unit-scaled layers all use the first layer's residual τ so that they share one graph (τ
 values are scalar constants and do not change the kernels). Set ``UNIT_SCALING_BENCH_SMOKE=1``
 for tiny CUDA sizes (script testing).
 """
@@ -23,6 +26,12 @@ from unit_scaling.testing import SPTransformerLayer
 
 VOCAB, LAYERS, HEAD = 256, 4, 64
 SMOKE = os.environ.get("UNIT_SCALING_BENCH_SMOKE") == "1"
+REPEATS = int(os.environ.get("UNIT_SCALING_BENCH_REPEATS", "0"))  # 0: 50 on CUDA, 5 on CPU
+COMPILE_MODE = os.environ.get("UNIT_SCALING_BENCH_COMPILE", "regions")  # or "full"
+if COMPILE_MODE not in ("regions", "full"):
+    raise ValueError(
+        f"UNIT_SCALING_BENCH_COMPILE must be 'regions' or 'full', got {COMPILE_MODE!r}"
+    )
 
 
 class _Decoder(nn.Module):
@@ -41,29 +50,42 @@ class _Decoder(nn.Module):
             self.embedding = nn.Embedding(VOCAB, width)
             self.layers = nn.ModuleList(SPTransformerLayer(width, heads) for _ in range(LAYERS))
             self.norm, self.head = nn.RMSNorm(width), nn.Linear(width, VOCAB, bias=False)
-        self._layer = torch.compile(_apply, dynamic=False) if compiled else _apply
-        self._loss = self._head_loss  # eager for both models: keeps compile time in budget
-
-    def _head_loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.norm(x)).flatten(0, 1).float()
-        ce = U.cross_entropy if self.unit else F.cross_entropy
-        return ce(logits, labels.flatten())
+        self.compiled = compiled
+        if compiled and COMPILE_MODE != "full":  # the same three regions in both models
+            self._embed = torch.compile(_embed, dynamic=False, fullgraph=True)
+            self._layer = torch.compile(_apply, dynamic=False, fullgraph=True)
+            self._loss = torch.compile(_head_loss, dynamic=False, fullgraph=True)
+        else:
+            self._embed, self._layer, self._loss = _embed, _apply, _head_loss
 
     def forward(self, ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        x = self.embedding(ids)
+        x = self._embed(self.embedding, ids)
         for layer in self.layers:
             x = self._layer(layer, x)
-        return self._loss(x, labels)
+        return self._loss(self, x, labels)
+
+
+def _embed(embedding: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    return embedding(ids)
 
 
 def _apply(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return layer(x)
 
 
+def _head_loss(model: _Decoder, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    logits = model.head(model.norm(x)).flatten(0, 1).float()
+    ce = U.cross_entropy if model.unit else F.cross_entropy
+    return ce(logits, labels.flatten())
+
+
 def _setup(width: int, batch: int, seq: int, device: str, unit: bool, compiled: bool):  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
     model = _Decoder(width, unit, compiled).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda")
+    if compiled and COMPILE_MODE == "full":
+        model.forward = torch.compile(model.forward, dynamic=False, fullgraph=True)  # type: ignore[method-assign]
+    cuda = device == "cuda"
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda, foreach=not cuda)
     ids = torch.randint(0, VOCAB, (batch, seq + 1), device=device)
     inp, labels = ids[:, :-1].contiguous(), ids[:, 1:].contiguous()
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -105,10 +127,16 @@ def _measure(width: int, batch: int, seq: int, device: str, compiled: bool) -> M
         baseline_label="torch",
         flops=_flops(width, batch, seq),
         peak_flops=989e12 if device == "cuda" else None,
-        warmup=3,
-        repeats=15 if device == "cuda" else 5,
+        warmup=5 if device == "cuda" else 2,
+        repeats=REPEATS or (50 if device == "cuda" else 5),
         check=check,
-        extra={"tokens": batch * seq, "layers": LAYERS, "vocab": VOCAB, "compiled": compiled},
+        extra={
+            "tokens": batch * seq,
+            "layers": LAYERS,
+            "vocab": VOCAB,
+            "compiled": compiled,
+            "compile_mode": COMPILE_MODE if compiled else None,
+        },
     )
 
 
