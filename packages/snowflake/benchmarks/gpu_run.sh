@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# snowflake phase a on the 16-core machine (cores 0-15, no GPU needed), <= 540 s wall:
-# correctness, env throughput vs gymnasium AsyncVectorEnv, PPO-iteration overhead, and the
-# Centipede-20 policy-divergence experiment (mlp / nervenet / snowflake x 3 seeds).
+# snowflake on the 16-core machine (CPU only; no GPU needed). Two phases, each in its own $OUT:
+#   phase a (default): throughput alone on cores 0-15, budget SNOWFLAKE_BUDGET (default 85 s);
+#   phase b (gpu_run_b.sh): experiments on SNOWFLAKE_CORES (default 4-15) next to other jobs,
+#     budget SNOWFLAKE_BUDGET (default 490 s).
 # Run from the repository root with mujoco + gymnasium importable (e.g. /tmp/site on PYTHONPATH):
-#   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:) OUT=<dir> bash packages/snowflake/benchmarks/gpu_run.sh
+#   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:):/tmp/site OUT=<dir> bash packages/snowflake/benchmarks/gpu_run.sh
 # Smoke test on a small CPU box: SNOWFLAKE_SMOKE=1 OUT=/tmp/sfa bash packages/snowflake/benchmarks/gpu_run.sh
 set -uo pipefail
 PHASE="${SNOWFLAKE_PHASE:-a}"
@@ -11,22 +12,26 @@ OUT="${OUT:-/tmp/snowflake_out_$PHASE}"
 mkdir -p "$OUT"
 LOG="$OUT/snowflake_${PHASE}_log.txt"
 export PYTHONPATH="packages/snowflake/src:${PYTHONPATH:-}"
-export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=16 MKL_NUM_THREADS=16
+if [[ "$PHASE" == "a" ]]; then
+  CORES="${SNOWFLAKE_CORES:-0-15}"; BUDGET="${SNOWFLAKE_BUDGET:-85}"; NT=16
+else
+  CORES="${SNOWFLAKE_CORES:-4-15}"; BUDGET="${SNOWFLAKE_BUDGET:-490}"; NT=1
+fi
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=$NT MKL_NUM_THREADS=$NT
 if ! python3 -c "import mujoco, gymnasium" 2>/dev/null && ls .whl/snowflake/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/snowflake/*.whl
   export PYTHONPATH="/tmp/site:$PYTHONPATH"
 fi
 ARGS=(--phase "$PHASE" --out "$OUT" --runs "/tmp/snowflake_runs_$PHASE")
-BUDGET=480
-if [[ "${SNOWFLAKE_SMOKE:-0}" == "1" ]]; then ARGS+=(--smoke); BUDGET=300; fi
+if [[ "${SNOWFLAKE_SMOKE:-0}" == "1" ]]; then ARGS+=(--smoke); fi
 rm -rf "/tmp/snowflake_runs_$PHASE"
-CORES=0-15
-if [[ "$(nproc --all)" -lt 16 ]]; then CORES="0-$(( $(nproc --all) - 1 ))"; fi
+N=$(nproc --all)
+if [[ "$N" -lt 16 ]]; then CORES="0-$(( N - 1 ))"; fi  # small box (smoke test)
 python3 -c "import mujoco, gymnasium, torch; print('mujoco', mujoco.__version__, 'gymnasium', gymnasium.__version__, 'torch', torch.__version__)" 2>&1 | tee "$LOG"
-echo "cores $CORES" | tee -a "$LOG"
+echo "phase $PHASE cores $CORES budget ${BUDGET}s" | tee -a "$LOG"
 PIN=(taskset -c "$CORES")
-"${PIN[@]}" true 2>/dev/null || PIN=()  # no taskset, or cores 0-15 not allowed here
-timeout -k 10 530 "${PIN[@]}" python3 packages/snowflake/benchmarks/gpu_bench.py \
+"${PIN[@]}" true 2>/dev/null || PIN=()  # no taskset, or these cores not allowed here
+timeout -k 5 $(( BUDGET + 20 )) "${PIN[@]}" python3 packages/snowflake/benchmarks/gpu_bench.py \
   "${ARGS[@]}" --budget "$BUDGET" 2>&1 | tee -a "$LOG"
 rc=$?
 echo "snowflake phase $PHASE exit $rc; files:" | tee -a "$LOG"

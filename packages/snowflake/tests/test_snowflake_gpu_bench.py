@@ -1,4 +1,4 @@
-"""Core assignment of the multi-process experiment script (benchmarks/gpu_bench.py)."""
+"""Run layout of the multi-process experiment script (benchmarks/gpu_bench.py, phase b)."""
 
 import importlib.util
 from pathlib import Path
@@ -16,28 +16,16 @@ def gpu_bench():
     return mod
 
 
-def test_phase_b_grid_on_ten_cores_does_not_share_cores(gpu_bench):
-    # Phase b's grid (2 mlp x 1 core, 4 GNN x 3 cores, 2 checks x 1 core) asks for 16 cores; on
-    # the 10 cores it was given, every run must still get its own cores.
-    want = [1, 1, 3, 3, 3, 3, 1, 1]
-    got = gpu_bench.assign_cores(list(range(10)), want)
-    flat = [c for cores in got for c in cores]
-    assert len(flat) == len(set(flat)) == 10
-    assert all(1 <= len(c) <= w for c, w in zip(got, want))
-
-
-def test_enough_cores_keeps_requests(gpu_bench):
-    want = [1, 1, 3, 3, 3, 3, 1, 1]
-    got = gpu_bench.assign_cores(list(range(16)), want)
-    assert [len(c) for c in got] == want
-    assert sorted(c for cores in got for c in cores) == list(range(16))
-
-
-def test_more_runs_than_cores_share_round_robin(gpu_bench):
-    got = gpu_bench.assign_cores([4, 5], [2, 2, 2])
-    assert got == [[4], [5], [4]]
-
-
-def test_bad_request_raises(gpu_bench):
-    with pytest.raises(ValueError, match="want >= 1"):
-        gpu_bench.assign_cores([0, 1], [0])
+def test_phase_b_fits_twelve_cores_one_gnn_per_core(gpu_bench):
+    slots = gpu_bench.experiment_slots(3)
+    assert len(slots) == 12  # cores 4-15 of the 16-core machine
+    runs = [r for slot in slots for r in slot]
+    assert len(runs) == len({r[:3] for r in runs}) == 9 + 6
+    c20 = [r for r in runs if r[0] == "Centipede-20"]
+    assert sorted({r[1] for r in c20}) == ["mlp", "nervenet", "snowflake"]
+    assert all(sum(r[1] == p for r in c20) == 3 for p in ("mlp", "nervenet", "snowflake"))
+    for slot in slots:  # a GNN run never shares its core; only cheap MLP runs share
+        assert len(slot) == 1 or all(r[1] == "mlp" for r in slot)
+    c6 = [r for r in runs if r[0] == "Centipede-6"]
+    assert all(r[3].split(",") == list(gpu_bench.TARGETS) for r in c6)
+    assert not any(r[3] for r in c20)

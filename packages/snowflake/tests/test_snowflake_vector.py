@@ -44,3 +44,44 @@ def test_generic_env_path_and_state():
         np.testing.assert_array_equal(x, y)
     assert v.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
     v.close()
+
+
+def test_threaded_truncation_matches_sync():
+    # A 7-step time limit: truncation and the reset on the worker threads must match gymnasium.
+    fast = sf.make_vector_env("Centipede-6", 4, "thread", 2, max_episode_steps=7)
+    ref = sf.make_vector_env("Centipede-6", 4, "sync", max_episode_steps=7)
+    np.testing.assert_array_equal(fast.reset(seed=5)[0], ref.reset(seed=5)[0])
+    act = np.zeros((4, sf.num_actuators(6)))  # zero action: episodes outlive 7 steps
+    truncs = 0
+    for _ in range(16):
+        oa, ra, ta, ua, ia = fast.step(act)
+        ob, rb, tb, ub, ib = ref.step(act)
+        for x, y in ((oa, ob), (ra, rb), (ta, tb), (ua, ub)):
+            np.testing.assert_array_equal(x, y)
+        truncs += int(ua.sum())
+        for i in np.nonzero(ua)[0]:
+            np.testing.assert_array_equal(ia["final_obs"][i], ib["final_obs"][i])
+    assert truncs >= 4
+    fast.close()
+    ref.close()
+
+
+def test_generic_env_autoreset_matches_sync():
+    # Hopper-v5 falls within a few dozen random steps: resets run on the worker threads.
+    fast = sf.make_vector_env("Hopper-v5", 3, "thread", 2)
+    ref = sf.make_vector_env("Hopper-v5", 3, "sync")
+    np.testing.assert_array_equal(fast.reset(seed=2)[0], ref.reset(seed=2)[0])
+    rng = np.random.default_rng(3)
+    dones = 0
+    for _ in range(80):
+        act = rng.uniform(-1, 1, (3, 3))
+        oa, ra, ta, ua, ia = fast.step(act)
+        ob, rb, tb, ub, ib = ref.step(act)
+        for x, y in ((oa, ob), (ra, rb), (ta, tb), (ua, ub)):
+            np.testing.assert_array_equal(x, y)
+        for i in np.nonzero(ta | ua)[0]:
+            dones += 1
+            np.testing.assert_array_equal(ia["final_obs"][i], ib["final_obs"][i])
+    assert dones > 0
+    fast.close()
+    ref.close()

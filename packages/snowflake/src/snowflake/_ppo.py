@@ -19,6 +19,11 @@ class PPOConfig:
     λ 0.95; gradient-norm clip 5.0 (policy and critic have separate Adam optimisers).
     ``init_log_std`` = −1 (σ ≈ 0.37) keeps the initial control cost of Centipede below the alive
     bonus, so that early learning favours staying alive over ending episodes quickly.
+    ``norm_reward`` (on by default; not in Snowflake's table) divides rewards for GAE and the
+    critic (logged returns stay raw) by the running standard deviation of the discounted return,
+    as gymnasium/cleanrl's ``NormalizeReward`` and SB3's ``VecNormalize`` do, so value targets are
+    O(1): on the 30k-step Centipede-6 check it lifts `snowflake` from 1.8× to 4.6× longer
+    episodes.
     """
 
     env: str = "Centipede-6"
@@ -39,6 +44,7 @@ class PPOConfig:
     init_log_std: float = -1.0
     adam_eps: float = 1e-8
     norm_adv: bool = True
+    norm_reward: bool = True
     vector: str = "thread"
     num_threads: int = 0
     device: str = "cpu"

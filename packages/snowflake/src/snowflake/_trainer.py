@@ -75,6 +75,9 @@ class Trainer:
         self.episodes: list[tuple[float, int, int]] = []  # (return, length, global_step)
         self.ep_ret = np.zeros(cfg.num_envs)
         self.ep_len = np.zeros(cfg.num_envs, np.int64)
+        # Reward scaling (cfg.norm_reward): running mean/var/count of the discounted return.
+        self.ret_rms = np.array([0.0, 1.0, 1e-4])
+        self.disc_ret = np.zeros(cfg.num_envs)
         self.next_obs, _ = self.envs.reset(seed=cfg.seed)
         self.envs.action_space.seed(cfg.seed)
         self.wall0 = 0.0
@@ -123,8 +126,8 @@ class Trainer:
                 val_b[t] = agent.value(obs)
                 env_act = np.clip(action.cpu().numpy().astype(np.float64), low, high)
                 self.next_obs, rew, term, trunc, info = self.envs.step(env_act)
-                rew_b[t], term_b[t], trunc_b[t] = rew, term, trunc
                 done = term | trunc
+                rew_b[t], term_b[t], trunc_b[t] = self._scale_reward(rew, done), term, trunc
                 if done.any():  # V of the true successor for finished envs (final observation)
                     idx = np.nonzero(done)[0]
                     fin = torch.as_tensor(np.stack([info["final_obs"][i] for i in idx]), device=dev)
@@ -154,6 +157,20 @@ class Trainer:
             "advantages": flat(adv),
             "returns": flat(ret),
         }
+
+    def _scale_reward(self, rew: np.ndarray, done: np.ndarray) -> np.ndarray:
+        """``rew / σ(discounted return)`` when ``cfg.norm_reward`` (running statistics over all
+        envs, Chan et al. merge), else ``rew``; the discounted return restarts after ``done``."""
+        if not self.cfg.norm_reward:
+            return rew
+        self.disc_ret = self.disc_ret * self.cfg.gamma + rew
+        mean, var, count = self.ret_rms
+        b_mean, b_var, b = self.disc_ret.mean(), self.disc_ret.var(), self.disc_ret.size
+        delta, tot = b_mean - mean, count + b
+        m2 = var * count + b_var * b + delta**2 * count * b / tot
+        self.ret_rms = np.array([mean + delta * b / tot, m2 / tot, tot])
+        self.disc_ret[done] = 0.0
+        return rew / np.sqrt(self.ret_rms[1] + 1e-8)
 
     # ---------------------------------------------------------------- update
     def step(self) -> dict[str, float]:
@@ -254,6 +271,8 @@ class Trainer:
             "episodes": list(self.episodes),
             "ep_ret": self.ep_ret.copy(),
             "ep_len": self.ep_len.copy(),
+            "ret_rms": self.ret_rms.copy(),
+            "disc_ret": self.disc_ret.copy(),
             "next_obs": np.array(self.next_obs, copy=True),
             "env_state": env_state,
         }
@@ -276,6 +295,8 @@ class Trainer:
         self.episodes = list(ckpt["episodes"])
         self.ep_ret, self.ep_len = ckpt["ep_ret"].copy(), ckpt["ep_len"].copy()
         self.next_obs = ckpt["next_obs"].copy()
+        self.ret_rms = np.array(ckpt.get("ret_rms", self.ret_rms), copy=True)
+        self.disc_ret = np.array(ckpt.get("disc_ret", self.disc_ret), copy=True)
         if ckpt["env_state"] is not None and isinstance(self.envs, ThreadedVectorEnv):
             self.envs.set_state(ckpt["env_state"])
 
@@ -292,7 +313,8 @@ class Trainer:
         regenerated identically by the deterministic continuation."""
         out = Path(out)
         ckpt = torch.load(out / "ckpt_last.pt", weights_only=False)
-        cfg = PPOConfig(**{**ckpt["config"], **overrides})
+        saved = {"norm_reward": False, **ckpt["config"]}  # runs saved before reward scaling
+        cfg = PPOConfig(**{**saved, **overrides})
         tr = cls(cfg, out)
         tr.load_state_dict(ckpt)
         path = out / "metrics.csv"

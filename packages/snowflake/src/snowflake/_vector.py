@@ -91,33 +91,37 @@ class ThreadedVectorEnv(VectorEnv):
     def step(self, actions: np.ndarray):
         actions = np.asarray(actions, dtype=np.float64)
         if self.fast:
-            obs, rew, term, trunc, infos = self._step_fast(actions)
-        else:
-            obs, rew, term, trunc, infos = self._step_generic(actions)
-        done = term | trunc
-        if done.any():
-            final = np.full(self.num_envs, None, dtype=object)
-            for i in np.nonzero(done)[0]:
-                final[i] = obs[i].copy()
-                obs[i], _ = self.envs[i].reset()
-                self._elapsed[i] = 0
-            infos["final_obs"], infos["_final_obs"] = final, done.copy()
-        return obs, rew, term, trunc, infos
+            return self._step_fast(actions)
+        return self._step_generic(actions)
 
     def _step_generic(self, actions: np.ndarray):
+        """Any env: ``step`` (and the autoreset) of each env on the worker threads."""
         out: list[Any] = [None] * self.num_envs
+        final: list[Any] = [None] * self.num_envs
 
         def work(a: int, b: int) -> None:
             for i in range(a, b):
-                out[i] = self.envs[i].step(actions[i])
+                o, r, te, tr, _ = self.envs[i].step(actions[i])
+                if te or tr:
+                    final[i] = o
+                    o = self.envs[i].reset()[0]
+                out[i] = (o, r, te, tr)
 
         self._map(work)
         obs = np.stack([o[0] for o in out])
         rew = np.array([o[1] for o in out], np.float64)
         term = np.array([o[2] for o in out], bool)
-        self._elapsed += 1
         trunc = np.array([o[3] for o in out], bool) & ~term
-        return obs, rew, term, trunc, {}
+        done = term | trunc
+        self._elapsed += 1
+        self._elapsed[done] = 0
+        infos: dict[str, Any] = {}
+        if done.any():
+            fin = np.full(self.num_envs, None, dtype=object)
+            for i in np.nonzero(done)[0]:
+                fin[i] = final[i]
+            infos["final_obs"], infos["_final_obs"] = fin, done
+        return obs, rew, term, trunc, infos
 
     def _fast_buffers(self) -> dict[str, np.ndarray]:
         if getattr(self, "_buf", None) is None:
@@ -129,20 +133,28 @@ class ThreadedVectorEnv(VectorEnv):
                 "cfrc": np.empty((k, m.nbody, 6)),
                 "torso": np.empty((k, len(b0.torso_ids), 3)),
                 "x_before": np.empty(k),
+                "term": np.zeros(k, bool),
+                "trunc": np.zeros(k, bool),
+                "reset_obs": np.empty((k, b0.observation_space.shape[0])),
             }
         return self._buf
 
     def _step_fast(self, actions: np.ndarray):
+        """Physics, termination and autoreset run per chunk on the worker threads; the
+        observation and reward of the whole batch are then assembled in numpy."""
         b0 = self.base[0]
         model, ids, last = b0.model, b0.torso_ids, b0.torso_ids[-1]
         buf = self._fast_buffers()
         qpos, qvel, cfrc, torso, x_before = (
             buf[k] for k in ("qpos", "qvel", "cfrc", "torso", "x_before")
         )
-        datas = [b.data for b in self.base]
+        term, trunc, reset_obs = buf["term"], buf["trunc"], buf["reset_obs"]
+        datas, envs, max_steps = [b.data for b in self.base], self.envs, self.max_steps
+        elapsed = self._elapsed + 1
 
         def work(a: int, b: int) -> None:
-            # mj_step releases the GIL; the short copies after it overlap other threads' physics.
+            # mj_step (and the mj_forward inside a reset) release the GIL, so one thread's short
+            # Python sections overlap other threads' physics.
             for i in range(a, b):
                 d = datas[i]
                 x_before[i] = d.xpos[last, 0]
@@ -150,19 +162,31 @@ class ThreadedVectorEnv(VectorEnv):
                 mujoco.mj_step(model, d, nstep=b0.frame_skip)
                 mujoco.mj_rnePostConstraint(model, d)
                 qpos[i], qvel[i], cfrc[i], torso[i] = d.qpos, d.qvel, d.cfrc_ext, d.xpos[ids]
+            # Same batched rule as a single env's step, applied to this chunk's rows.
+            finite = np.isfinite(qpos[a:b]).all(1) & np.isfinite(qvel[a:b]).all(1)
+            term[a:b] = ~centipede_healthy(torso[a:b], finite)
+            trunc[a:b] = False if max_steps is None else (elapsed[a:b] >= max_steps)
+            trunc[a:b] &= ~term[a:b]
+            for i in np.nonzero(term[a:b] | trunc[a:b])[0] + a:
+                reset_obs[i] = envs[i].reset()[0]
 
         self._map(work)
         obs = centipede_obs(qpos, qvel, cfrc)
         terms = centipede_reward_terms(
             x_before, torso[:, -1, 0], actions, obs[:, -6 * model.nbody :], b0.n, b0.dt
         )
-        finite = np.isfinite(qpos).all(1) & np.isfinite(qvel).all(1)
-        term = ~centipede_healthy(torso, finite)
-        self._elapsed += 1
-        trunc = np.zeros(self.num_envs, bool)
-        if self.max_steps is not None:
-            trunc = (self._elapsed >= self.max_steps) & ~term
-        return obs, terms["reward"], term, trunc, {}
+        term, trunc = term.copy(), trunc.copy()
+        done = term | trunc
+        elapsed[done] = 0
+        self._elapsed = elapsed
+        infos: dict[str, Any] = {}
+        if done.any():
+            final = np.full(self.num_envs, None, dtype=object)
+            for i in np.nonzero(done)[0]:
+                final[i] = obs[i].copy()
+                obs[i] = reset_obs[i]
+            infos["final_obs"], infos["_final_obs"] = final, done
+        return obs, terms["reward"], term, trunc, infos
 
     def get_state(self) -> dict[str, Any]:
         """Physics, RNG and time-limit state of every env (for exact resume)."""

@@ -49,6 +49,7 @@ def cmd_train(a: argparse.Namespace) -> int:
                 "epochs": a.epochs,
                 "lr": a.lr,
                 "clip": a.clip,
+                "norm_reward": False if a.no_reward_scaling else None,
             }.items()
             if v is not None
         }
@@ -204,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int)
     t.add_argument("--lr", type=float)
     t.add_argument("--clip", type=float)
+    t.add_argument(
+        "--no-reward-scaling",
+        action="store_true",
+        help="train on raw rewards (default: divide by the running std of the discounted return)",
+    )
     t.add_argument("--tensorboard", action="store_true")
     t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
     t.add_argument("--quiet", action="store_true")
