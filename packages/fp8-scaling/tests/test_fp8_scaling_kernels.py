@@ -160,3 +160,40 @@ def test_triton_op_casts_match_reference_and_compile():
                 g.view(torch.uint8) if g.dtype != torch.float32 else g,
                 w.view(torch.uint8) if w.dtype != torch.float32 else w,
             )
+
+
+@pytest.mark.parametrize("algo", ["max", "most_recent"])
+@pytest.mark.parametrize("margin", [0, 2])
+@pytest.mark.parametrize(
+    "row",
+    [
+        [0.0, 0.0, 0.0],  # nothing recorded: the initial bias
+        [3.0, 0.0, 0.0],
+        [0.0, 700.0, 2.5],  # newest amax exactly 0: most_recent clips to +31
+        [1e-3, 448.0, 449.0],  # around the E4M3 maximum
+        [1e-42, 0.0, 0.0],  # float32 subnormal
+    ],
+)
+def test_delayed_scale_kernel_matches_history_bias(triton_interpret, algo, margin, row):
+    from fp8_scaling._kernels import launch_delayed_scale
+    from fp8_scaling._linear_fn import history_bias
+
+    recipe = fs.DelayedScaling(history_len=3, algo=algo, init_bias=-3)
+    hist = torch.tensor(row, dtype=torch.float32)
+    scale, inv = launch_delayed_scale(hist, 448.0, margin, algo == "most_recent", -3)
+    b = history_bias(hist, recipe, fs.E4M3, margin)
+    assert torch.equal(scale, torch.exp2(b))
+    assert torch.equal(inv, torch.exp2(-b))
+
+
+@pytest.mark.parametrize("length", [1, 2, 5])
+def test_push_kernel_matches_reference(triton_interpret, length):
+    from fp8_scaling._kernels import launch_push
+    from fp8_scaling._linear_fn import _push
+
+    for a in (7.5, 0.0, float("inf"), float("nan")):  # non-finite amaxes are not pushed
+        got = torch.arange(1.0, length + 1)
+        want = got.clone()
+        launch_push(got, torch.tensor(a))
+        _push(want, torch.tensor(a))
+        assert torch.equal(got, want)

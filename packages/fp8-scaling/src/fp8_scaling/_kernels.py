@@ -30,7 +30,13 @@ try:  # triton is optional (CPU-only installs, macOS)
 except Exception:  # pragma: no cover - depends on the platform
     HAS_TRITON = False
 
-__all__ = ["HAS_TRITON", "launch_amax", "launch_cast_transpose"]
+__all__ = [
+    "HAS_TRITON",
+    "launch_amax",
+    "launch_cast_transpose",
+    "launch_delayed_scale",
+    "launch_push",
+]
 
 
 @functools.cache
@@ -146,6 +152,42 @@ if HAS_TRITON:
             else:
                 qto = tl.trans(qo)
             tl.store(qt_ptr + rn[:, None] * M + rm[None, :], qto, mask=mask.T)
+
+    @triton.jit
+    def _delayed_scale_kernel(
+        hist_ptr,
+        scale_ptr,
+        inv_ptr,
+        L,
+        EF: tl.constexpr,
+        MF: tl.constexpr,
+        MARGIN: tl.constexpr,
+        MOST_RECENT: tl.constexpr,
+        INIT_BIAS: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        offs = tl.arange(0, BLOCK)
+        h = tl.load(hist_ptr + offs, mask=offs < L, other=0.0)
+        filled = tl.max((h > 0).to(tl.int32), 0)
+        if MOST_RECENT:
+            a = tl.load(hist_ptr)
+        else:
+            a = tl.max(h, 0)
+        b, _ = _bias_from_amax(a, EF, MF, MARGIN)
+        b = tl.where(filled > 0, b, INIT_BIAS)  # nothing recorded yet: the initial bias
+        tl.store(scale_ptr, ((b + 127) << 23).to(tl.float32, bitcast=True))  # exact 2**b
+        tl.store(inv_ptr, ((127 - b) << 23).to(tl.float32, bitcast=True))  # exact 2**-b
+
+    @triton.jit
+    def _push_kernel(hist_ptr, a_ptr, L, BLOCK: tl.constexpr):
+        offs = tl.arange(0, BLOCK)
+        a = tl.load(a_ptr + offs * 0)  # the amax, broadcast to every lane
+        finite = tl.abs(a) < float("inf")  # False for inf and NaN: those are not pushed
+        keep = offs < L - 1
+        h = tl.load(hist_ptr + offs, mask=keep, other=0.0)
+        tl.debug_barrier()  # every old value is read before any is overwritten
+        tl.store(hist_ptr + offs + 1, h, mask=keep & finite)
+        tl.store(hist_ptr + offs, a, mask=(offs == 0) & finite)
 
 
 if HAS_TRITON:
@@ -314,3 +356,33 @@ def launch_cast_transpose(
     elif not delayed:
         inv.fill_(math.nan)
     return q, qt, inv, amax_out
+
+
+def launch_delayed_scale(
+    hist_row: torch.Tensor, fmax: float, margin: int, most_recent: bool, init_bias: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(2**b, 2**-b)`` float32 0-d from an amax history row (L,), newest first, in one launch.
+
+    ``b`` is the bias of the row's max (or newest) amax, as :func:`fp8_scaling.compute_bias`
+    with ``margin``, or ``init_bias`` while the row holds no positive amax. For the "max" and
+    "most_recent" algorithms of :class:`fp8_scaling.DelayedScaling`; ``init_bias`` in [-31, 31].
+    """
+    if not (hist_row.dim() == 1 and hist_row.is_contiguous() and hist_row.dtype == torch.float32):
+        raise ValueError(f"need a contiguous float32 history row, got {tuple(hist_row.shape)}")
+    scale = torch.empty((), dtype=torch.float32, device=hist_row.device)
+    inv = torch.empty_like(scale)
+    n = hist_row.numel()
+    ef, mf = _fmax_consts(fmax)
+    _delayed_scale_kernel[(1,)](
+        hist_row, scale, inv, n, EF=ef, MF=mf, MARGIN=int(margin), MOST_RECENT=bool(most_recent),
+        INIT_BIAS=int(init_bias), BLOCK=max(2, triton.next_power_of_2(n)), num_warps=1,
+    )  # fmt: skip
+    return scale, inv
+
+
+def launch_push(hist_row: torch.Tensor, a: torch.Tensor) -> None:
+    """Roll the history row (L,) by one and put the amax ``a`` (0-d) first, unless non-finite."""
+    n = hist_row.numel()
+    _push_kernel[(1,)](
+        hist_row, a.float().reshape(()), n, BLOCK=max(2, triton.next_power_of_2(n)), num_warps=1
+    )

@@ -22,6 +22,7 @@ from ._cast_ops import (
     delayed_cast_op,
 )
 from ._formats import FP8Format
+from ._kernels import launch_delayed_scale, launch_push
 from ._recipes import ConstantScaling, DelayedScaling, JustInTimeScaling
 from ._scaling import amax as amax_ref
 from ._scaling import compute_bias, compute_scale, quantize
@@ -172,6 +173,21 @@ def _quant(t, fmt: FP8Format, margin: int, recipe, hist_row, fast, need_t: bool)
             scale = compute_scale(a, fmt, margin)
             scale = torch.where(torch.isnan(a), a, scale)
         return _Q(quantize(t, scale, fmt), None, 1.0 / scale, a)
+    fused_hist = (
+        isinstance(recipe, DelayedScaling)
+        and backend == "triton_eager"
+        and t.is_cuda
+        and recipe.algo in ("max", "most_recent")
+        and recipe.amax_group is None
+        and -31 <= recipe.init_bias <= 31
+    )
+    if fused_hist:  # bias from the history and the history update: one small kernel each
+        scale, inv = launch_delayed_scale(
+            hist_row, fmt.max, margin, recipe.algo == "most_recent", recipe.init_bias
+        )
+        q, qt, a = delayed_cast_impl(t, scale, fmt.name, need_t)
+        launch_push(hist_row, a)
+        return _Q(q, qt if need_t else None, inv, a)
     if isinstance(recipe, DelayedScaling):
         b = history_bias(hist_row, recipe, fmt, margin)
         scale = torch.exp2(b)
