@@ -102,6 +102,21 @@ SMALL_VARIANTS = {
         "stock": {"size": 3, "deal type": "tableau piles"},
         "max rank": 3,
     },
+    # the rules the reference program applies to Spiderette: single cards go up, and groups go
+    # onto a card only by the group policy
+    "spiderette-reference-small": {
+        "tableau piles": {
+            "count": 3,
+            "build policy": "any-suit",
+            "move built group": "yes",
+            "move built group policy": "same-suit",
+            "built group placement": "group-policy",
+            "diagonal deal": True,
+            "face up cards": "top",
+        },
+        "stock": {"size": 3, "deal type": "tableau piles"},
+        "max rank": 3,
+    },
     "flower-garden-small": {
         "tableau piles": {"count": 3, "build policy": "any-suit"},
         "foundations": {"removable": True},

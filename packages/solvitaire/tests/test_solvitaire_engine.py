@@ -36,3 +36,42 @@ def test_is_legal_matches_legal_moves(small_variants):
                     break
                 gs.apply(rng.choice(sorted(legal)), check=True)
     assert checked > 10_000
+
+
+def _spider_like(placement: str) -> tuple:
+    from solvitaire import Deal
+    from solvitaire._cards import parse_card
+
+    rules = rules_from_dict(
+        {
+            "tableau piles": {
+                "count": 3,
+                "build policy": "any-suit",
+                "move built group": "yes",
+                "move built group policy": "same-suit",
+                "built group placement": placement,
+            },
+            "max rank": 6,
+        },
+        name="spider-like",
+    )
+    rest = [f"{r}{s}" for r in "A23456" for s in "CHSD"]
+    piles = [["5H", "4H"], ["6S"], ["6H"]]
+    used = {c for p in piles for c in p}
+    piles[1] = [c for c in rest if c not in used][:20] + piles[1]
+    cards = [[parse_card(c)[0] for c in p] for p in piles]
+    return rules, GameState(Deal(tableau=cards, down=[0, 0, 0], foundations=[0] * 4), rules)
+
+
+def test_built_group_placement_policy():
+    # a same-suit group 5H-4H goes onto any 6 by the build policy (the usual Spider rule) ...
+    _, gs = _spider_like("build-policy")
+    assert {Move("t", 0, 2, "t", 1), Move("t", 0, 2, "t", 2)} <= set(gs.legal_moves())
+    # ... but only onto the same-suit 6H when groups are placed by the group policy
+    _, gs = _spider_like("group-policy")
+    legal = set(gs.legal_moves())
+    assert Move("t", 0, 2, "t", 2) in legal
+    assert Move("t", 0, 2, "t", 1) not in legal
+    assert gs.is_legal(Move("t", 0, 2, "t", 2))
+    assert not gs.is_legal(Move("t", 0, 2, "t", 1))
+    assert Move("t", 0, 1, "t", 1) not in legal  # a single 4H needs a 5

@@ -17,8 +17,8 @@ from numba import njit
 # cfg indices
 T, R, C, NF, MR, BUILD, GPOL, GMODE, SPACES, FPRES, FREM, FCOMP, HPRES, HLOOP = range(14)
 DTYPE, DCOUNT, REDEALS, RSTACK, BASE, DOM, CAP, NCARDS, OFF_F, OFF_C, OFF_L, OFF_D = range(14, 26)
-OFF_DATA, SSIZE, NP, SYM, FDOWN, SUITSYM = range(26, 32)
-NCFG = 32
+OFF_DATA, SSIZE, NP, SYM, FDOWN, SUITSYM, GPLACE, RPRUNE = range(26, 34)
+NCFG = 34
 
 # move kinds
 K_T2F, K_T2T, K_T2C, K_C2T, K_C2F, K_R2T, K_R2F, K_F2T, K_W, K_DEAL = range(10)
@@ -117,6 +117,15 @@ def hole_ok(S, cfg, c):
         return False
     d = abs((c >> 2) - (S[1] >> 2))
     return d == 1 or (cfg[HLOOP] == 1 and d == cfg[MR] - 1)
+
+
+@njit(cache=True, inline="always")
+def sym_now(S, cfg):
+    """Whether tableau piles are interchangeable now: always, except while a stock that is
+    dealt to every pile in a fixed order still holds cards (then a pile's place matters)."""
+    if cfg[SYM] == 1:
+        return True
+    return cfg[DTYPE] == 1 and S[cfg[OFF_L] + cfg[T] + cfg[R]] == 0
 
 
 @njit(cache=True)
@@ -316,7 +325,7 @@ def _place_targets(S, cfg, c, skip, mv, k, kind, a, n, steps, red, first_empty):
         if j == skip:
             continue
         if _len(S, cfg, j) == 0:
-            if cfg[SYM] == 1 and j != first_empty:
+            if sym_now(S, cfg) and j != first_empty:
                 continue
             if space_ok(cfg, c):
                 k = _add(mv, k, kind, a, j, n, steps, red)
@@ -374,7 +383,7 @@ def _stock_moves(S, cfg, mv, k, mode, fe, free_cell):
             elif mode == 1:
                 for j in range(nt):
                     if _len(S, cfg, j) == 0:
-                        if cfg[SYM] == 1 and j != fe:
+                        if sym_now(S, cfg) and j != fe:
                             continue
                         if space_ok(cfg, c):
                             k = _add(mv, k, K_W, m, j, 1, steps, red)
@@ -404,14 +413,21 @@ def _stock_moves(S, cfg, mv, k, mode, fe, free_cell):
 
 
 @njit(cache=True)
-def _tableau_moves(S, cfg, mv, k, fe, singles):
+def _tableau_moves(S, cfg, mv, k, fe, singles, pdst, psrc):
     """Tableau-to-tableau moves: single cards (``singles``) or built groups of 2+ cards; under
     "partial-if-card-above-buildable" (GMODE 4) every size is a group, and a part of a built
     group may go onto a card only when the card it uncovers can go to a foundation (the
-    reference's rule; Blake & Gent section 5.4.2)."""
+    reference's rule; Blake & Gent section 5.4.2). The top card of the pile the previous move
+    built on (``pdst``) is not moved on alone: it could have gone to its new place directly
+    (the same position, reached by a legal move). Exceptions, where the two-step route can
+    reach what no direct move does: back to the pile it came from (``psrc``: a card there may
+    have been turned face up meanwhile), and when it lies alone on a former space (a part of a
+    group may go onto a space freely but onto a card only under the PIB rule).
+    With GPLACE a group of 2+ cards goes onto a card only under the group build policy."""
     nt = cfg[T]
     gm = cfg[GMODE]
     od = cfg[OFF_D]
+    sym = sym_now(S, cfg)
     for ii in range(nt):
         i = nt - 1 - ii
         n = _len(S, cfg, i)
@@ -432,18 +448,20 @@ def _tableau_moves(S, cfg, mv, k, fe, singles):
                 continue
             if gm == 3 and g > 1 and g != run:
                 continue
+            rp = g == 1 and i == pdst and n > 1 and cfg[RPRUNE] == 1
             c = _at(S, cfg, i, n - g)
             whole = g == n and S[od + i] == 0
+            pol = cfg[GPOL] if (g > 1 and cfg[GPLACE] == 1) else cfg[BUILD]
             for jj in range(nt):
                 j = nt - 1 - jj
-                if j == i:
+                if j == i or (rp and j != psrc):
                     continue
                 if _len(S, cfg, j) == 0:
-                    if cfg[SYM] == 1 and (whole or j != fe):
+                    if sym and (whole or j != fe):
                         continue
                     if space_ok(cfg, c):
                         k = _add(mv, k, K_T2T, i, j, g, 0, 0)
-                elif _builds(cfg[BUILD], c, _top(S, cfg, j), cfg[BASE], cfg[MR]):
+                elif _builds(pol, c, _top(S, cfg, j), cfg[BASE], cfg[MR]):
                     if gm == 4 and g < run and found_target(S, cfg, _at(S, cfg, i, n - g - 1)) < 0:
                         continue
                     k = _add(mv, k, K_T2T, i, j, g, 0, 0)
@@ -451,14 +469,16 @@ def _tableau_moves(S, cfg, mv, k, fe, singles):
 
 
 @njit(cache=True)
-def gen_moves(S, cfg, mv, k, pdst, pflags):
+def gen_moves(S, cfg, mv, k, pdst, pflags, psrc):
     """Append every (pruned) legal move of state S at mv[k:], most promising first.
 
     ``pdst``/``pflags``: destination code and flags of the move that led here (-1/0 at the
-    root). As in the reference, the card just moved is not moved on to a cell or foundation
-    at once (unless the move was automatic), a card just put on a foundation is not taken back
-    unless that move turned a card face up, and a foundation card is never taken back when the
-    dominance would put it straight back. The order follows the reference (section 2.6)."""
+    root); ``psrc``: its source tableau pile when it was a tableau-to-tableau move, else -1.
+    As in the reference, the card just moved is not moved on at once (to a cell or foundation
+    unless the move was automatic; on the tableau see :func:`_tableau_moves`), a card just put
+    on a foundation is not taken back unless that move turned a card face up, and a foundation
+    card is never taken back when the dominance would put it straight back. The order follows
+    the reference (section 2.6)."""
     nt = cfg[T]
     nc = cfg[C]
     oc = cfg[OFF_C]
@@ -528,9 +548,9 @@ def gen_moves(S, cfg, mv, k, pdst, pflags):
         if c != 0 and pdst != 1000 + i:
             k = _place_targets(S, cfg, c, -1, mv, k, K_C2T, i, 1, 0, 0, fe)
     # tableau to tableau: single cards, then built groups
-    k = _tableau_moves(S, cfg, mv, k, fe, True)
+    k = _tableau_moves(S, cfg, mv, k, fe, True, pdst, psrc)
     if cfg[GMODE] != 0:
-        k = _tableau_moves(S, cfg, mv, k, fe, False)
+        k = _tableau_moves(S, cfg, mv, k, fe, False, pdst, psrc)
     if waste_stock and redeal:
         k = _stock_moves(S, cfg, mv, k, 1, fe, free_cell)
     # reserve to tableau
@@ -734,9 +754,10 @@ def state_hash2(S, cfg, Z):
     od = cfg[OFF_D]
     s1 = np.uint64(0)
     s2 = np.uint64(0)
+    sym = sym_now(S, cfg)
     for j in range(nt):
         a, b = _pile_hash(S, cfg, Z, j, 11 + 64 * S[od + j])
-        if cfg[SYM] == 1:
+        if sym:
             s1 += a
             s2 += b
         else:
@@ -831,9 +852,10 @@ def expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
         ctl[D_UNIQUE] += 1
         if d > 0:
             pm = path[d]
-            k = gen_moves(S, cfg, mv, start, dst_code(mv, pm), mv[pm, 6])
+            psrc = mv[pm, 1] if mv[pm, 0] == K_T2T else -1
+            k = gen_moves(S, cfg, mv, start, dst_code(mv, pm), mv[pm, 6], psrc)
         else:
-            k = gen_moves(S, cfg, mv, start, -1, 0)
+            k = gen_moves(S, cfg, mv, start, -1, 0, -1)
     else:
         ctl[D_DOM] += 1
     fs[d] = start

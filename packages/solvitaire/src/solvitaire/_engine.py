@@ -149,13 +149,17 @@ class GameState:
             return (rank(c) - self.base) % self.mr == self.mr - 1
         return True
 
-    def _can_place(self, c: int, j: int) -> bool:
+    def _can_place(self, c: int, j: int, n: int = 1) -> bool:
+        """Whether card ``c`` (the bottom of ``n`` moved cards) may go onto pile ``j``."""
         p = self.tab[j]
         if not p:
             return self._space_ok(c)
-        return _builds(
-            self.rules.data["tableau piles"]["build policy"], c, p[-1], self.mr, self.base
-        )
+        t = self.rules.data["tableau piles"]
+        pol = t["build policy"]
+        if n > 1 and t.get("built group placement", "build-policy") == "group-policy":
+            gp = t["move built group policy"]
+            pol = pol if gp == "same-as-build" else gp
+        return _builds(pol, c, p[-1], self.mr, self.base)
 
     def _group_sizes(self, i: int) -> list[int]:
         t = self.rules.data["tableau piles"]
@@ -239,7 +243,7 @@ class GameState:
                 if like is not None and n != like.n:
                     continue
                 for j in targets:
-                    if j != i and self._can_place(p[-n], j):
+                    if j != i and self._can_place(p[-n], j, n):
                         mv.append(Move("t", i, n, "t", j))
             if (
                 has_f
@@ -352,7 +356,7 @@ class GameState:
         if m.dst == "t":
             if not 0 <= m.di < T or (m.src == "t" and m.di == m.si):
                 return False
-            return self._can_place(c, m.di)
+            return self._can_place(c, m.di, m.n)
         if m.dst == "c":
             return 0 <= m.di < len(self.cells) and not self.cells[m.di] and m.src in "tr"
         if m.dst == "f":

@@ -24,7 +24,8 @@ def _obj(props: dict[str, Any]) -> dict[str, Any]:
 
 
 #: JSON schema (draft 2020-12) of a rules file: every reference field, plus extensions
-#: (``stock.redeals``, ``foundations.direction``, ``tableau piles.kings to bottom``, ``meta``).
+#: (``stock.redeals``, ``foundations.direction``, ``tableau piles.kings to bottom``,
+#: ``tableau piles.built group placement``, ``meta``).
 RULES_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     **_obj(
@@ -56,6 +57,7 @@ RULES_SCHEMA: dict[str, Any] = {
                     "move built group policy": {"enum": ["same-as-build", *_BUILD]},
                     "face up cards": {"enum": ["all", "top"]},
                     "kings to bottom": {"type": "boolean"},
+                    "built group placement": {"enum": ["build-policy", "group-policy"]},
                 }
             ),
             "foundations": _obj(

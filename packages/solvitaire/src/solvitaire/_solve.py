@@ -131,6 +131,8 @@ def compile_rules(rules: Rules, d: Deal) -> tuple[np.ndarray, np.ndarray]:
             r["hole"]["present"] and not f["present"] and tp["build policy"] == "no-build"
         ),
         cm.SSIZE: st["size"],
+        cm.GPLACE: int(tp.get("built group placement", "build-policy") == "group-policy"),
+        cm.RPRUNE: 1,
     }
     for k, v in vals.items():
         cfg[k] = v
@@ -249,9 +251,13 @@ def solve(
     timed_out = False
     budget = 20_000
     while status == cs.RUNNING:
+        tc = time.perf_counter()
         status = cs.search_chunk(
             states, cfg, mv, fs, fe, fn, path, tab, _Z, ctl, budget, max_states or 0
         )
+        # chunks of about 20-50 ms keep the timeout check prompt on a loaded machine too
+        dt = time.perf_counter() - tc
+        grow = dt < 0.02
         if status == cs.GROW:
             stacks = states.nbytes + mv.nbytes + 32 * fs.shape[0]
             if 3 * tab.nbytes + stacks > memory_limit:  # old + doubled table must fit
@@ -289,7 +295,7 @@ def solve(
         if timeout is not None and time.perf_counter() - t0 > timeout:
             timed_out = True
             break
-        budget = min(budget * 2, 200_000)
+        budget = min(budget * 2, 200_000) if grow else max(budget // 2, 1000)
     secs = time.perf_counter() - t0
     stats = {
         "states": int(ctl[cs.D_NODES]),
