@@ -14,10 +14,11 @@ most of the GPU idle. Only two tiny kernels work per row; the passes over the ro
    histogram.
 2. ``_hcand_kernel`` (rows x chunks): one read of the approximate logits; keys ``>= T0`` are
    compacted, in position order, into ``CAP`` slots per chunk, counted into the row's bucket
-   histogram (atomics), and appended to a short position list per bucket (``BCAP`` entries).
+   histogram (atomics), and appended (as slot offsets) to a short list per bucket (``BCAP``
+   entries).
 3. ``_hresolve_kernel`` (one program per row): the bucket ``b*`` holding the k-th key from the
-   histogram, then the exact k-th key ``T`` among the <= ``BCAP`` keys of that bucket (recomputed
-   from the logits) and ``P_lim``, the position of the last tied key still taken (ties go to the
+   histogram, then the exact k-th key ``T`` among the <= ``BCAP`` stored keys of that bucket and
+   ``P_lim``, the position of the last tied key still taken (ties go to the
    lowest positions, as the reference's stable sort). A position is selected iff
    ``key > T or (key == T and pos <= P_lim)``.
 4. ``_hcount_kernel`` (rows x chunks): the number of winners (and their softmax mass per head) in
@@ -135,20 +136,19 @@ def _hcand_kernel(
     j = tl.atomic_add(
         hist_ptr + bh * NB + bkt, tl.full(bkt.shape, 1, tl.int32), mask=low, sem="relaxed"
     )
-    tl.store(blist_ptr + (bh * NB + bkt) * BCAP + j, cols, mask=low & (j < BCAP))
+    # the list holds row-relative slot offsets: the resolve reads the very keys stored above
+    # (never recomputed, so no rounding difference between kernels can break the count)
+    tl.store(blist_ptr + (bh * NB + bkt) * BCAP + j, c * CAP + rank, mask=low & (j < BCAP))
     ntop = tl.sum((cand & (bkt >= NB - 1)).to(tl.int32), axis=0)
     tl.atomic_add(hist_ptr + bh * NB + NB - 1, ntop, sem="relaxed")
 
 
 @triton.jit
 def _hresolve_kernel(
-    logit_ptr, lens_ptr, stat_ptr, cnt_ptr, hist_ptr, blist_ptr, res_ptr, S, HKV, NCH, K, window,
-    sinks, G: tl.constexpr, GP: tl.constexpr, NCHP: tl.constexpr, CAP: tl.constexpr,
-    NB: tl.constexpr, BCAP: tl.constexpr,
+    cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, cpos_ptr, res_ptr, NCH, K, NCHP: tl.constexpr,
+    CAP: tl.constexpr, NB: tl.constexpr, BCAP: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
-    seq_len = tl.load(lens_ptr + bh // HKV)
-    heads = tl.arange(0, GP)
     ch = tl.arange(0, NCHP)
     cnt = tl.load(cnt_ptr + bh * NCH + ch, mask=ch < NCH, other=0)
     b = tl.arange(0, NB)
@@ -163,11 +163,10 @@ def _hresolve_kernel(
     # the k-th key is the need_b-th largest of bucket b*'s (at most BCAP) keys
     jj = tl.arange(0, BCAP)
     lmask = jj < tl.where(ok, m, 0)
-    lpos = tl.load(blist_ptr + (bh * NB + tl.maximum(bstar, 0)) * BCAP + jj, mask=lmask, other=0)
-    M = tl.load(stat_ptr + bh * 2 * GP + heads)
-    inv_z = tl.load(stat_ptr + bh * 2 * GP + GP + heads)
-    lkey = _keys(logit_ptr + bh * G * S, lpos, heads, M, inv_z, seq_len, S, window, sinks, G)
-    lkey = tl.where(lmask, lkey, -2147483648)
+    lslot = tl.load(blist_ptr + (bh * NB + tl.maximum(bstar, 0)) * BCAP + jj, mask=lmask,
+                    other=0)  # fmt: skip
+    lkey = tl.load(ckey_ptr + bh * NCH * CAP + lslot, mask=lmask, other=-2147483648)
+    lpos = tl.load(cpos_ptr + bh * NCH * CAP + lslot, mask=lmask, other=0)
     T = _rank_threshold16(lkey, tl.maximum(need_b, 1))
     need_eq = need_b - tl.sum((lkey > T).to(tl.int32), axis=0)
     eq = lmask & (lkey == T)
@@ -229,7 +228,8 @@ def _hemit_kernel(
         base = tl.sum(w, axis=0)
         _, pos, sel = _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, res_ptr, bh, c, NCH, CAP)
         si = sel.to(tl.int32)
-        tl.store(out_row + base + tl.cumsum(si, axis=0) - si, pos, mask=sel)
+        dest = base + tl.cumsum(si, axis=0) - si
+        tl.store(out_row + dest, pos, mask=sel & (dest < K))
         if ALPHA:  # noqa: SIM102 (a constexpr and a runtime condition stay separate)
             if c == 0:
                 pa = tl.load(palpha_ptr + (bh * NCH + ch[:, None]) * GP + heads[None, :],
@@ -331,8 +331,8 @@ def select_topk_hist(
         num_warps=nw,
     )  # fmt: skip
     _hresolve_kernel[(rows,)](
-        logits, seq_lens, stat, cnt, hist, blist, res, S, Hkv, nch, k, local_window, sink_tokens,
-        G=G, GP=GP, NCHP=nchp, CAP=cap, NB=nb, BCAP=BCAP, num_warps=4 if nb <= 2048 else 8,
+        cnt, hist, blist, ckey, cpos, res, nch, k, NCHP=nchp, CAP=cap, NB=nb, BCAP=BCAP,
+        num_warps=4 if nb <= 2048 else 8,
     )  # fmt: skip
     _hcount_kernel[(rows, nch)](
         cnt, ckey, cpos, cp, res, wcnt, palpha, nch, G=G, GP=GP, CAP=cap, ALPHA=need_alpha,
