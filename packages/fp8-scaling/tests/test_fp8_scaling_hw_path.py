@@ -118,3 +118,29 @@ def test_hw_path_gpt_three_steps_finite_and_matches_emulation(gpu_path, name):
     assert all(torch.isfinite(torch.tensor(hw)))
     # identical FP8 operands; float64 vs float32 accumulation changes bf16 roundings only
     assert max(abs(a - b) for a, b in zip(hw, emu)) < 0.02
+
+
+@pytest.mark.parametrize("threshold", [None, 100, 1])
+def test_auto_backend_size_threshold_routes_compiled_casts(monkeypatch, threshold):
+    # what "auto" picks while torch.compile traces: inductor's torch ops, or the Triton-kernel
+    # ops for JIT tensors of at least AUTO_TRITON_MIN_NUMEL elements; same FP8 bytes either way
+    from fp8_scaling._cast_ops import HAS_TRITON_OP
+
+    if not HAS_TRITON_OP:
+        pytest.skip("torch.library.triton_op needs torch >= 2.6")
+    used = []
+    real_amax_tk, real_cast_pow2 = _linear_fn.amax_tk, _linear_fn.cast_pow2_torch
+    monkeypatch.setattr(_linear_fn, "AUTO_TRITON_MIN_NUMEL", threshold)
+    monkeypatch.setattr(_linear_fn, "_compiling", lambda: True)
+    monkeypatch.setattr(_linear_fn, "amax_tk", lambda t: used.append("triton") or real_amax_tk(t))
+    monkeypatch.setattr(
+        _linear_fn,
+        "cast_pow2_torch",
+        lambda *a: used.append("inductor") or real_cast_pow2(*a),
+    )
+    x = torch.randn(16, 32).bfloat16()  # 512 elements
+    q = _linear_fn._quant(x, fs.E4M3, 0, fs.JustInTimeScaling(), None, "auto", True)
+    assert used == ["triton" if threshold is not None and x.numel() >= threshold else "inductor"]
+    ref = fs.quantize(x, torch.exp2(fs.compute_bias(fs.amax(x), fs.E4M3)), fs.E4M3)
+    assert torch.equal(q.data.view(torch.uint8), ref.view(torch.uint8))
+    assert torch.equal(q.data_t.view(torch.uint8), ref.t().contiguous().view(torch.uint8))

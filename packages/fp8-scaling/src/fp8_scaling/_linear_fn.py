@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ._cast_ops import (
+    HAS_TRITON_OP,
     amax_impl,
     amax_tk,
     cast_transpose_impl,
@@ -119,6 +120,11 @@ class _Q:
 
 CAST_BACKENDS = ("auto", "inductor", "triton")
 
+# "auto" under torch.compile: tensors of at least this many elements use our Triton kernels
+# (JIT recipe, as torch.library.triton_op ops) instead of inductor's generated casts; None:
+# inductor for every size. Chosen from H200 measurements (see the README).
+AUTO_TRITON_MIN_NUMEL: int | None = None
+
 
 def _compiling() -> bool:
     try:
@@ -131,7 +137,8 @@ def _quant(t, fmt: FP8Format, margin: int, recipe, hist_row, fast, need_t: bool)
     """Quantize one role of one GEMM according to ``recipe`` (``hist_row`` for delayed).
 
     ``fast`` is False (exact reference ops) or a cast backend: ``"auto"`` traces plain torch ops
-    when compiling (inductor fuses them) and launches the Triton kernels directly in eager mode;
+    when compiling (inductor fuses them; JIT tensors of ``AUTO_TRITON_MIN_NUMEL`` elements or
+    more use the Triton kernels) and launches the Triton kernels directly in eager mode;
     ``"inductor"`` always uses the plain torch ops; ``"triton"`` always uses the Triton kernels
     (when compiling: JIT casts as ``torch.library.triton_op`` ops, whose launches inductor emits
     itself, on torch >= 2.6; delayed casts as custom ops).
@@ -140,8 +147,12 @@ def _quant(t, fmt: FP8Format, margin: int, recipe, hist_row, fast, need_t: bool)
     if fast and recipe.pow2 and fmt.name in _HW_FORMATS:
         compiling = _compiling()
         backend = fast if isinstance(fast, str) else "auto"
-        if backend == "auto":
-            backend = "inductor" if compiling else "triton_eager"
+        if backend == "auto" and not compiling:
+            backend = "triton_eager"
+        elif backend == "auto":
+            big = AUTO_TRITON_MIN_NUMEL is not None and t.numel() >= AUTO_TRITON_MIN_NUMEL
+            jit = isinstance(recipe, JustInTimeScaling) and recipe.amax_group is None
+            backend = "triton_op" if (big and jit and HAS_TRITON_OP) else "inductor"
         elif backend == "triton":
             backend = "triton_op" if compiling else "triton_eager"
         if backend != "inductor" and not t.is_contiguous():
