@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+_T_START = time.time()
 POLICIES = ("mlp", "nervenet", "snowflake")
 TARGETS = ("Centipede-6", "Centipede-8", "Centipede-10", "Centipede-12", "Centipede-20")
 
@@ -296,6 +297,11 @@ def divergence_summary(runs: dict, env: str) -> dict:
     return out
 
 
+def _finite(x) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    return x[np.isfinite(x)]
+
+
 def _last_return(cols) -> float:
     vals = [c["ep_return_mean"][-3:] for c in cols]
     vals = [v[np.isfinite(v)] for v in vals]
@@ -495,13 +501,16 @@ def phase_b(a, res: dict, out: Path, t0: float) -> None:
         runs = collect_csv(root, out / "snowflake_b_metrics.csv")
         res["paper_effect"] = divergence_summary(runs, "Centipede-20")
         res["transfer"] = {
-            d.parent.name: json.loads(d.read_text()) for d in sorted(root.glob("*/result.json"))
+            d.parent.name: json.loads(d.read_text())
+            for d in sorted(root.glob("Centipede-6_*/result.json"))
         }
         res["final_returns"] = {
-            k: float(np.nanmean(c["ep_return_mean"][-3:])) for k, c in runs.items()
+            k: float(np.mean(v)) if (v := _finite(c["ep_return_mean"][-3:])).size else None
+            for k, c in runs.items()
         }
         res["wall_s"] = time.time() - t0
         write_json(out / "snowflake_b.json", res)
+        (out / "snowflake_b.md").write_text(md_b(res))
 
     while any(p.poll() is None for p in procs) and time.time() < t_end:
         time.sleep(1.0 if a.smoke else 15.0)
@@ -553,7 +562,8 @@ def main() -> None:
     import mujoco
     import torch
 
-    t0 = a.t0 = time.time()
+    # The budget counts from the shell's start (SNOWFLAKE_T0) or this module's import.
+    t0 = a.t0 = float(os.environ.get("SNOWFLAKE_T0", _T_START))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     res = {

@@ -7,6 +7,7 @@
 #   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:):/tmp/site OUT=<dir> bash packages/snowflake/benchmarks/gpu_run.sh
 # Smoke test on a small CPU box: SNOWFLAKE_SMOKE=1 OUT=/tmp/sfa bash packages/snowflake/benchmarks/gpu_run.sh
 set -uo pipefail
+export SNOWFLAKE_T0="${SNOWFLAKE_T0:-$(date +%s)}"  # the python budget counts from here
 PHASE="${SNOWFLAKE_PHASE:-a}"
 OUT="${OUT:-/tmp/snowflake_out_$PHASE}"
 mkdir -p "$OUT"

@@ -139,6 +139,16 @@ class ThreadedVectorEnv(VectorEnv):
             }
         return self._buf
 
+    def _views(self) -> list[tuple]:
+        """Per env: ``(MjData, ctrl, xpos, qpos, qvel, cfrc_ext)`` numpy views (stable for the
+        lifetime of each ``MjData``; resets write into the same memory)."""
+        if getattr(self, "_view_cache", None) is None:
+            self._view_cache = [
+                (b.data, b.data.ctrl, b.data.xpos, b.data.qpos, b.data.qvel, b.data.cfrc_ext)
+                for b in self.base
+            ]
+        return self._view_cache
+
     def _step_fast(self, actions: np.ndarray):
         """Physics, termination and autoreset run per chunk on the worker threads; the
         observation and reward of the whole batch are then assembled in numpy."""
@@ -149,19 +159,22 @@ class ThreadedVectorEnv(VectorEnv):
             buf[k] for k in ("qpos", "qvel", "cfrc", "torso", "x_before")
         )
         term, trunc, reset_obs = buf["term"], buf["trunc"], buf["reset_obs"]
-        datas, envs, max_steps = [b.data for b in self.base], self.envs, self.max_steps
+        envs, max_steps, skip = self.envs, self.max_steps, b0.frame_skip
+        views = self._views()
         elapsed = self._elapsed + 1
 
         def work(a: int, b: int) -> None:
             # mj_step (and the mj_forward inside a reset) release the GIL, so one thread's short
-            # Python sections overlap other threads' physics.
+            # Python sections (cached array views, no attribute lookups) overlap other threads'
+            # physics.
             for i in range(a, b):
-                d = datas[i]
-                x_before[i] = d.xpos[last, 0]
-                d.ctrl[:] = actions[i]
-                mujoco.mj_step(model, d, nstep=b0.frame_skip)
+                d, ctrl, xpos, qp, qv, cf = views[i]
+                x_before[i] = xpos[last, 0]
+                ctrl[:] = actions[i]
+                mujoco.mj_step(model, d, nstep=skip)
                 mujoco.mj_rnePostConstraint(model, d)
-                qpos[i], qvel[i], cfrc[i], torso[i] = d.qpos, d.qvel, d.cfrc_ext, d.xpos[ids]
+                qpos[i], qvel[i], cfrc[i] = qp, qv, cf
+                np.take(xpos, ids, axis=0, out=torso[i])
             # Same batched rule as a single env's step, applied to this chunk's rows.
             finite = np.isfinite(qpos[a:b]).all(1) & np.isfinite(qvel[a:b]).all(1)
             term[a:b] = ~centipede_healthy(torso[a:b], finite)
