@@ -115,8 +115,8 @@ def test_ties_and_bad_samples_stay_exact():
 
 
 def test_plan_and_bad_input():
-    p = hist_plan(131072, 8192)  # K3 row: 128 chunks of 1024, 8192 buckets
-    assert (p["NCH"], p["NB"]) == (128, 8192)
+    p = hist_plan(131072, 8192)  # K3 row: 128 chunks of 1024, 4096 buckets
+    assert (p["NCH"], p["NB"]) == (128, 4096)
     assert p["CAP"] >= 2.5 * 1.75 * 8192 * 1024 / 131072
     assert p["RANKQ"] < p["RANK"]
     assert hist_supported(131072, 8192)
