@@ -335,6 +335,16 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
         return partial({"prep": best0 or "torch", "step1": v1[best1]}) if cut else None
     for s in sets:
         s["idx"], s["alpha"] = sel[best_sel](s)
+    if best_sel.startswith("hist") and time.monotonic() < deadline:
+        # where the histogram selection spends its time: cumulative times of its first n kernels
+        # (threshold, candidates, resolve, count, emit)
+        hkw = {**SELECT[best_sel], "need_alpha": realloc}
+        d["hist_kernels_cumulative_s"] = [
+            _time(_graphed([lambda s=s, n=n: select_topk_hist(
+                s["lg"], s["tm"], s["ts"], s["lens"], k, WINDOW, SINKS, _stop_after=n, **hkw)
+                for s in sets], dev), reps, dev)
+            for n in range(1, 6)
+        ]  # fmt: skip
     fused_kw = None
     if fused_mha_supported(G, S, k):
         # step 1 fused with the candidate filter (one head per KV head): vs best step 1 + select

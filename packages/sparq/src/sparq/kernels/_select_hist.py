@@ -303,6 +303,7 @@ def select_topk_hist(
     num_warps: int | None = None,
     need_alpha: bool = True,
     _probe: dict | None = None,
+    _stop_after: int = 5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k positions by the group-summed approximate softmax, many programs per row.
 
@@ -313,7 +314,8 @@ def select_topk_hist(
     ``need_alpha=False`` skips the softmax mass (``alpha`` is then left uninitialised unless the
     exact fallback ran). Five kernels, no host synchronisation (CUDA-graph capturable).
     ``_probe`` (tests): a dict that receives ``ok`` ``(B*Hkv,)``, whether each row was resolved
-    through the buckets (``False``: the exact full-row fallback ran).
+    through the buckets (``False``: the exact full-row fallback ran). ``_stop_after`` (profiling:
+    cumulative times of the first n of the five kernels) launches only the first n kernels.
     """
     B, Hkv, G, S = logits.shape
     if not 1 <= k <= S:
@@ -345,19 +347,27 @@ def select_topk_hist(
         sink_tokens, p["RANK"], p["RANKQ"], G=G, GP=GP, NTP=max(2, triton.next_power_of_2(nt)),
         SAMP=p["SAMP"], RUN=p["RUN"], NB=nb, num_warps=16,  # (SAMP, 16) compares: no spills
     )  # fmt: skip
+    if _stop_after < 2:
+        return idx, alpha
     _hcand_kernel[(rows, nch)](
         logits, seq_lens, stat, thr, cnt, ckey, cpos, cp, hist, blist, S, Hkv, nch, local_window,
         sink_tokens, G=G, GP=GP, CH=p["CH"], CAP=cap, NB=nb, BCAP=BCAP, ALPHA=need_alpha,
         num_warps=nw,
     )  # fmt: skip
+    if _stop_after < 3:
+        return idx, alpha
     _hresolve_kernel[(rows,)](
         cnt, hist, blist, ckey, cpos, res, nch, k, NCHP=nchp, CAP=cap, NB=nb, BCAP=BCAP,
         num_warps=4 if nb <= 2048 else 8,
     )  # fmt: skip
+    if _stop_after < 4:
+        return idx, alpha
     _hcount_kernel[(rows, nch)](
         cnt, ckey, cpos, cp, res, wcnt, palpha, nch, G=G, GP=GP, CAP=cap, ALPHA=need_alpha,
         num_warps=4,
     )  # fmt: skip
+    if _stop_after < 5:
+        return idx, alpha
     _hemit_kernel[(rows, nch)](
         logits, seq_lens, stat, cnt, ckey, cpos, res, wcnt, palpha, idx, alpha, S, Hkv, nch, k,
         local_window, sink_tokens, G=G, GP=GP, NCHP=nchp, CAP=cap,
