@@ -86,7 +86,7 @@ STEP2 = [
 # fastest on the K2/K3/E2E shapes)
 FAST = {
     "step1": [0, 5, 6],
-    "select": ("hist", "hist_ch512", "hist_ch512_w2", "sampled"),
+    "select": ("hist", "hist_ch512", "hist_ch512_w2", "sampled", "torch"),  # torch: a safe net
     "step2": [4, 1],
 }
 
