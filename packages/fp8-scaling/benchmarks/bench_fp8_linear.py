@@ -63,7 +63,8 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
         lin.weight.copy_(w0)
     model: nn.Module = nn.Sequential(lin)
     use_compile = device == "cuda" and not kind.endswith("_eager")
-    base_kind = kind.removesuffix("_eager")
+    reduce_overhead = kind.endswith("_ro")  # torch.compile(mode="reduce-overhead"): CUDA graphs
+    base_kind = kind.removesuffix("_eager").removesuffix("_ro")
     if base_kind in ("ours", "ours_triton", "ours_inductor", "ours_fastacc"):
         backend = "triton" if base_kind == "ours_triton" else "auto"
         backend = "inductor" if base_kind == "ours_inductor" else backend
@@ -71,19 +72,22 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
         model = nn.Sequential(Float8Linear.from_linear(lin, recipe, cast_backend=backend))
     elif kind == "ours_auto":
         model = convert_to_float8(model, JustInTimeScaling(), auto_filter=True)
-    elif kind.startswith("torchao"):
+    elif base_kind.startswith("torchao"):
         from torchao.float8 import Float8LinearConfig, convert_to_float8_training
 
-        cfg = Float8LinearConfig.from_recipe_name(kind.split("_", 1)[1])
+        cfg = Float8LinearConfig.from_recipe_name(base_kind.split("_", 1)[1])
         model = convert_to_float8_training(model, config=cfg)
     elif base_kind != "bf16":
         raise ValueError(kind)
-    cm = torch.compile(model) if use_compile else model
+    mode = "reduce-overhead" if reduce_overhead else None
+    cm = torch.compile(model, mode=mode) if use_compile else model
     x = x0.clone().requires_grad_(True)
 
     def step():
         x.grad = None
         model[0].weight.grad = None
+        if reduce_overhead:  # a new training iteration for the CUDA-graph trees
+            torch.compiler.cudagraph_mark_step_begin()
         y = cm(x)
         y.backward(dy)
         return y
@@ -205,3 +209,15 @@ def bench_host_eager(m: int, k: int, n: int, device: str) -> Measure:
 def bench_host_compiled(m: int, k: int, n: int, device: str) -> Measure:
     """Per-call host time of the compiled layers (inductor-fused casts vs bf16)."""
     return _measure("ours", "bf16", m, k, n, device)
+
+
+@case("linear_fp8_ro_vs_bf16_ro", params=_PARAMS, quick_params=_QUICK, devices=("cuda",))
+def bench_ro_vs_bf16(m: int, k: int, n: int, device: str) -> Measure:
+    """Both compiled with mode="reduce-overhead" (CUDA graphs): no host overhead on either side."""
+    return _measure("ours_ro", "bf16_ro", m, k, n, device)
+
+
+@case("linear_fp8_ro_vs_torchao_ro", params=_PARAMS, quick_params=_QUICK, devices=("cuda",))
+def bench_ro_vs_tao(m: int, k: int, n: int, device: str) -> Measure:
+    """Ours vs torchao tensorwise, both compiled with mode="reduce-overhead"."""
+    return _measure("ours_ro", "torchao_tensorwise_ro", m, k, n, device)
