@@ -174,7 +174,7 @@ class ThreadedVectorEnv(VectorEnv):
                 mujoco.mj_step(model, d, nstep=skip)
                 mujoco.mj_rnePostConstraint(model, d)
                 qpos[i], qvel[i], cfrc[i] = qp, qv, cf
-                np.take(xpos, ids, axis=0, out=torso[i])
+                xpos.take(ids, axis=0, out=torso[i])  # method: no numpy wrapper call
             # Same batched rule as a single env's step, applied to this chunk's rows.
             finite = np.isfinite(qpos[a:b]).all(1) & np.isfinite(qvel[a:b]).all(1)
             term[a:b] = ~centipede_healthy(torso[a:b], finite)
