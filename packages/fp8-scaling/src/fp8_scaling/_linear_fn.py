@@ -188,6 +188,8 @@ def _quant(t, fmt: FP8Format, margin: int, recipe, hist_row, fast, need_t: bool)
         isinstance(recipe, DelayedScaling)
         and backend == "triton_eager"
         and t.is_cuda
+        and hist_row.dtype == torch.float32  # e.g. not after model.bfloat16()
+        and hist_row.is_contiguous()
         and recipe.algo in ("max", "most_recent")
         and recipe.amax_group is None
         and -31 <= recipe.init_bias <= 31
