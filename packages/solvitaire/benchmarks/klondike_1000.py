@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per deal")
     ap.add_argument("--store", type=Path, default=RESULTS / "klondike_1000.sqlite")
+    ap.add_argument("--memory-mib", type=int, default=3072, help="per-deal memory limit")
     ap.add_argument("--report", action="store_true", help="only summarise what is stored")
     a = ap.parse_args(argv)
     if not a.report:
@@ -98,7 +99,14 @@ def main(argv: list[str] | None = None) -> int:
         rules = load_rules("klondike")
         solve(1, rules, max_states=10)  # compile once before the workers fork
         a.store.parent.mkdir(parents=True, exist_ok=True)
-        winnability(rules, a.deals, jobs=a.jobs, timeout=a.timeout, store=a.store)
+        winnability(
+            rules,
+            a.deals,
+            jobs=a.jobs,
+            timeout=a.timeout,
+            store=a.store,
+            memory_limit=a.memory_mib * 2**20,
+        )
     print(report(a.store, a.deals, a.timeout, a.jobs))
     return 0
 

@@ -548,7 +548,8 @@ def gen_moves(S, cfg, mv, k, pdst, pflags, psrc):
         if c != 0 and pdst != 1000 + i:
             k = _place_targets(S, cfg, c, -1, mv, k, K_C2T, i, 1, 0, 0, fe)
     # tableau to tableau: single cards, then built groups
-    k = _tableau_moves(S, cfg, mv, k, fe, True, pdst, psrc)
+    if cfg[GMODE] != 4:  # (under PIB every size, 1 included, is made by the group pass)
+        k = _tableau_moves(S, cfg, mv, k, fe, True, pdst, psrc)
     if cfg[GMODE] != 0:
         k = _tableau_moves(S, cfg, mv, k, fe, False, pdst, psrc)
     if waste_stock and redeal:
