@@ -2,9 +2,11 @@
 
 One step = zero_grad + forward (bf16 autocast on CUDA) + next-token cross-entropy + backward +
 AdamW step (fused on CUDA, foreach on CPU; the same optimizer for both models).
-"compiled": the whole forward is compiled (``fullgraph=True``, ``dynamic=False``) in both models,
-as three regions of the same boundaries: embedding, one decoder layer (the four layers of a model
-share that graph), and final norm + readout + loss. ``UNIT_SCALING_BENCH_COMPILE=full`` compiles
+"compiled": the whole forward is compiled (``dynamic=False``) in both models, as three regions of
+the same boundaries: embedding, one decoder layer (the four layers of a model share that graph),
+and final norm + readout + loss. Graph breaks are counted per model (``extra``; 0 expected; not
+``fullgraph=True``, so that a break on another torch version degrades the number instead of
+failing the run). ``UNIT_SCALING_BENCH_COMPILE=full`` compiles
 the forward as one graph instead (slower to compile: the four layers are traced separately).
 The unit-scaled layers all use the first layer's residual τ so that they share one graph (τ
 values are scalar constants and do not change the kernels). Set ``UNIT_SCALING_BENCH_SMOKE=1``
@@ -19,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from monobench import Measure, case
 from torch import nn
+from torch._dynamo.utils import counters
 
 import unit_scaling.functional as U
 import unit_scaling.nn as unn
@@ -52,9 +55,9 @@ class _Decoder(nn.Module):
             self.norm, self.head = nn.RMSNorm(width), nn.Linear(width, VOCAB, bias=False)
         self.compiled = compiled
         if compiled and COMPILE_MODE != "full":  # the same three regions in both models
-            self._embed = torch.compile(_embed, dynamic=False, fullgraph=True)
-            self._layer = torch.compile(_apply, dynamic=False, fullgraph=True)
-            self._loss = torch.compile(_head_loss, dynamic=False, fullgraph=True)
+            self._embed = torch.compile(_embed, dynamic=False)
+            self._layer = torch.compile(_apply, dynamic=False)
+            self._loss = torch.compile(_head_loss, dynamic=False)
         else:
             self._embed, self._layer, self._loss = _embed, _apply, _head_loss
 
@@ -83,7 +86,7 @@ def _setup(width: int, batch: int, seq: int, device: str, unit: bool, compiled: 
     torch.manual_seed(0)
     model = _Decoder(width, unit, compiled).to(device)
     if compiled and COMPILE_MODE == "full":
-        model.forward = torch.compile(model.forward, dynamic=False, fullgraph=True)  # type: ignore[method-assign]
+        model.forward = torch.compile(model.forward, dynamic=False)  # type: ignore[method-assign]
     cuda = device == "cuda"
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda, foreach=not cuda)
     ids = torch.randint(0, VOCAB, (batch, seq + 1), device=device)
@@ -112,11 +115,22 @@ def _measure(width: int, batch: int, seq: int, device: str, compiled: bool) -> M
     _, ours = _setup(width, batch, seq, device, True, compiled)
     _, plain = _setup(width, batch, seq, device, False, compiled)
 
+    extra: dict[str, object] = {
+        "tokens": batch * seq,
+        "layers": LAYERS,
+        "vocab": VOCAB,
+        "compiled": compiled,
+        "compile_mode": COMPILE_MODE if compiled else None,
+    }
+
     def check() -> None:
         # correctness before timing: both models train (finite loss) and the unit-scaled loss at
-        # init is ln(V) ± 10 % (uniform prediction), as the plain model's is
+        # init is ln(V) ± 10 % (uniform prediction), as the plain model's is; the first step
+        # compiles, so it also counts each model's graph breaks
         for name, fn in (("unit_scaling", ours), ("torch", plain)):
+            before = sum(counters["graph_break"].values())
             loss = float(fn().detach())
+            extra[f"graph_breaks_{name}"] = sum(counters["graph_break"].values()) - before
             if not abs(loss - float(torch.log(torch.tensor(VOCAB)))) < 0.1 * 5.55:
                 raise AssertionError(f"{name}: first-step loss {loss:.3f} is not ≈ ln(V)")
 
@@ -130,13 +144,7 @@ def _measure(width: int, batch: int, seq: int, device: str, compiled: bool) -> M
         warmup=5 if device == "cuda" else 2,
         repeats=REPEATS or (50 if device == "cuda" else 5),
         check=check,
-        extra={
-            "tokens": batch * seq,
-            "layers": LAYERS,
-            "vocab": VOCAB,
-            "compiled": compiled,
-            "compile_mode": COMPILE_MODE if compiled else None,
-        },
+        extra=extra,
     )
 
 

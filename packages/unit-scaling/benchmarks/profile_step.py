@@ -27,6 +27,7 @@ import sys
 import time
 
 import torch
+from torch._dynamo.utils import counters
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -151,10 +152,14 @@ def main() -> None:
     for label, unit in labels:
         t0 = time.perf_counter()
         _, steps[label] = bench._setup(a.width, a.batch, a.seq, a.device, unit, not a.eager)
+        breaks = sum(counters["graph_break"].values())
         for _ in range(3):  # compile + warm-up
             steps[label]()
         _sync(a.device)
-        res[label] = {"setup_s": time.perf_counter() - t0}
+        res[label] = {
+            "setup_s": time.perf_counter() - t0,
+            "graph_breaks": sum(counters["graph_break"].values()) - breaks,
+        }
         print(f"{label:13s} compiled and warmed up in {res[label]['setup_s']:.1f} s", flush=True)
     timed = _timings(steps, a.device, a.blocks, a.per_block)
     for label, _ in labels:
