@@ -69,15 +69,21 @@ class NodeObsNormalizer(nn.Module):
         self.register_buffer("_key_t", key_t.to(dev), persistent=False)
         self.register_buffer("_key_f", key_f.to(dev), persistent=False)
         self._pad = self.feat_dim - morph.feat_dim
+        self._flat = None
 
     @torch.no_grad()
     def update(self, obs: torch.Tensor) -> None:
-        """Merge raw observations ``[B, D]`` into the running statistics (Chan et al.)."""
-        x = obs.double()[:, self._idx] * self._mask  # [B, N, F']
+        """Merge raw observations ``[B, D]`` into the running statistics (Chan et al.).
+
+        Per-flat-index sums over the batch are gathered into (node, slot) and summed per type,
+        which equals summing the node-structured ``[B, N, F]`` view per type without building it.
+        """
+        x = obs.double()
+        s1f, s2f = x.sum(0), (x * x).sum(0)  # [D]
         n_b = obs.shape[0] * (self._onehot @ self._mask)  # [T, F']
-        s1 = torch.einsum("tv,bvf->tf", self._onehot, x)
+        s1 = self._onehot @ (s1f[self._idx] * self._mask)
+        sq = self._onehot @ (s2f[self._idx] * self._mask)
         mean_b = s1 / n_b.clamp(min=1)
-        sq = torch.einsum("tv,bvf->tf", self._onehot, x * x)
         var_b = (sq / n_b.clamp(min=1) - mean_b**2).clamp(min=0)
         fp = self.mean.shape[1] - self._pad
         m_a, v_a, n_a = self.mean[:, :fp], self.var[:, :fp], self.count[:, :fp]
@@ -89,9 +95,26 @@ class NodeObsNormalizer(nn.Module):
         self.mean[:, :fp] = torch.where(has, new_mean, m_a)
         self.var[:, :fp] = torch.where(has, m2 / tot.clamp(min=1), v_a)
         self.count[:, :fp] = tot
+        self._flat = None
+
+    def _flat_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(μ, sqrt(σ² + 1e-8))`` per flat index ``[D]``, cached until the statistics change."""
+        if getattr(self, "_flat", None) is None:
+            with torch.inference_mode(False), torch.no_grad():
+                mu = self.mean[self._key_t, self._key_f].clone()
+                sd = torch.sqrt(self.var[self._key_t, self._key_f] + 1e-8)
+            self._flat = (mu, sd)
+        return self._flat
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._flat = None
+
+    def _apply(self, fn, *args, **kwargs):
+        self._flat = None
+        return super()._apply(fn, *args, **kwargs)
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Normalise raw flat observations ``[B, D]`` → float32 ``[B, D]``."""
-        mu = self.mean[self._key_t, self._key_f]
-        sd = torch.sqrt(self.var[self._key_t, self._key_f] + 1e-8)
+        mu, sd = self._flat_stats()
         return ((obs.double() - mu) / sd).clamp(-self.clip, self.clip).float()
