@@ -37,7 +37,7 @@ def _rows(store: Path, n: int) -> list[tuple[int, str, float, int]]:
     return sorted(rows)
 
 
-def report(store: Path, n: int, timeout: float, jobs: int) -> str:
+def report(store: Path, n: int, timeout: float, jobs: int, note: str = "") -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,6 +67,8 @@ def report(store: Path, n: int, timeout: float, jobs: int) -> str:
         f"- states searched: mean {statistics.fmean(r[3] for r in rows):,.0f}",
         "- a specialised Klondike-only solver averages about 0.1 s per deal with none undecided",
     ]
+    if note:
+        lines.append(f"- {note}")
     RESULTS.mkdir(exist_ok=True)
     md = RESULTS / "klondike_1000.md"
     md.write_text("\n".join(lines) + "\n")
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", type=Path, default=RESULTS / "klondike_1000.sqlite")
     ap.add_argument("--memory-mib", type=int, default=3072, help="per-deal memory limit")
     ap.add_argument("--report", action="store_true", help="only summarise what is stored")
+    ap.add_argument("--note", default="", help="a line added to the report (e.g. machines)")
     a = ap.parse_args(argv)
     if not a.report:
         from solvitaire import load_rules, solve, winnability
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             store=a.store,
             memory_limit=a.memory_mib * 2**20,
         )
-    print(report(a.store, a.deals, a.timeout, a.jobs))
+    print(report(a.store, a.deals, a.timeout, a.jobs, a.note))
     return 0
 
 

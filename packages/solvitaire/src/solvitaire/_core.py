@@ -428,6 +428,18 @@ def _tableau_moves(S, cfg, mv, k, fe, singles, pdst, psrc):
     gm = cfg[GMODE]
     od = cfg[OFF_D]
     sym = sym_now(S, cfg)
+    base = cfg[BASE]
+    mr = cfg[MR]
+    # ranks of the top cards (bit r) and whether a space exists: most (pile, size) pairs have
+    # no target at all, and their scan of the piles is skipped
+    tops = np.uint64(0)
+    space = False
+    for j in range(nt):
+        t = _top(S, cfg, j)
+        if t == 0:
+            space = True
+        else:
+            tops |= np.uint64(1) << np.uint64(t >> 2)
     for ii in range(nt):
         i = nt - 1 - ii
         n = _len(S, cfg, i)
@@ -448,8 +460,14 @@ def _tableau_moves(S, cfg, mv, k, fe, singles, pdst, psrc):
                 continue
             if gm == 3 and g > 1 and g != run:
                 continue
-            rp = g == 1 and i == pdst and n > 1 and cfg[RPRUNE] == 1
             c = _at(S, cfg, i, n - g)
+            pos = ((c >> 2) - base) % mr  # the rank that c goes onto: position pos + 1
+            if not space and (
+                pos == mr - 1
+                or (tops >> np.uint64((base - 1 + pos + 1) % mr + 1)) & np.uint64(1) == 0
+            ):
+                continue
+            rp = g == 1 and i == pdst and n > 1 and cfg[RPRUNE] == 1
             whole = g == n and S[od + i] == 0
             pol = cfg[GPOL] if (g > 1 and cfg[GPLACE] == 1) else cfg[BUILD]
             for jj in range(nt):

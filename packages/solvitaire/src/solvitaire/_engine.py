@@ -380,7 +380,7 @@ class GameState:
                 for j in range(len(self.tab)):
                     if self.stock:
                         self.tab[j].append(self.stock.pop())
-            self._normalise()
+            self._normalise(-1)  # no tableau pile lost cards
             return
         elif m.src == "t":
             p = self.tab[m.si]
@@ -407,11 +407,14 @@ class GameState:
             self.found[f] = self.mr
         else:
             self.found[self._found_target(cards[0])] += 1
-        self._normalise()
+        self._normalise(m.si if m.src == "t" else -1)
 
-    def _normalise(self) -> None:
+    def _normalise(self, touched: int | None = None) -> None:
+        """Auto-fill spaces and turn up each pile's top card; ``touched``: the only tableau
+        pile that lost cards (-1: none), or None to check every pile."""
         pol = self.rules.data["tableau piles"]["spaces policy"]
         if pol.startswith("auto"):
+            touched = None
             for p in self.tab:
                 if p:
                     continue
@@ -422,9 +425,10 @@ class GameState:
                     p.append(self.waste.pop())
                 elif pol == "auto-waste-then-stock" and (self.waste or self.stock):
                     p.append((self.waste or self.stock).pop())
-        for j, p in enumerate(self.tab):
-            if self.down[j] >= len(p):
-                self.down[j] = max(len(p) - 1, 0)
+        for j in range(len(self.tab)) if touched is None else (touched,) * (touched >= 0):
+            n = len(self.tab[j])
+            if self.down[j] >= n:
+                self.down[j] = max(n - 1, 0)
 
     def won(self) -> bool:
         if self.rules.data["foundations"]["present"]:

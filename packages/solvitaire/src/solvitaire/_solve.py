@@ -159,29 +159,34 @@ def compile_rules(rules: Rules, d: Deal) -> tuple[np.ndarray, np.ndarray]:
     return cfg, S
 
 
-def _to_move(row: np.ndarray, rules: Rules) -> Move:
-    kind, a, b, n, steps = (int(x) for x in row[:5])
+_KIND_TO_MOVE = {
+    cm.K_T2F: ("t", "f"),
+    cm.K_T2T: ("t", "t"),
+    cm.K_T2C: ("t", "c"),
+    cm.K_C2T: ("c", "t"),
+    cm.K_C2F: ("c", "f"),
+    cm.K_R2T: ("r", "t"),
+    cm.K_R2F: ("r", "f"),
+    cm.K_F2T: ("f", "t"),
+    cm.K_T2H: ("t", "h"),
+    cm.K_C2H: ("c", "h"),
+    cm.K_R2H: ("r", "h"),
+    cm.K_SPIDER: ("t", "f"),
+    cm.K_R2C: ("r", "c"),
+}
+
+
+def _to_move(row: list[int], rules: Rules) -> Move:
+    """The engine's :class:`Move` for one compiled move row ``[kind, a, b, n, steps, ...]``."""
+    kind, a, b, n, steps = row[:5]
     if kind == cm.K_W:
         dst, di = (("f", 0), ("t", b), ("c", b))[n]
         return Move("w", steps, 1, dst, di)
     if kind == cm.K_DEAL:
         return Move("s", 0, 1, "h" if rules["stock"]["deal type"] == "hole" else "-", 0)
-    table = {
-        cm.K_T2F: ("t", a, 1, "f", 0),
-        cm.K_T2T: ("t", a, n, "t", b),
-        cm.K_T2C: ("t", a, 1, "c", b),
-        cm.K_C2T: ("c", a, 1, "t", b),
-        cm.K_C2F: ("c", a, 1, "f", 0),
-        cm.K_R2T: ("r", a, 1, "t", b),
-        cm.K_R2F: ("r", a, 1, "f", 0),
-        cm.K_F2T: ("f", a, 1, "t", b),
-        cm.K_T2H: ("t", a, 1, "h", 0),
-        cm.K_C2H: ("c", a, 1, "h", 0),
-        cm.K_R2H: ("r", a, 1, "h", 0),
-        cm.K_SPIDER: ("t", a, n, "f", 0),
-        cm.K_R2C: ("r", a, 1, "c", b),
-    }
-    return Move(*table[kind])
+    src, dst = _KIND_TO_MOVE[kind]
+    many = kind in (cm.K_T2T, cm.K_SPIDER)
+    return Move(src, a, n if many else 1, dst, b if dst in ("t", "c") else 0)
 
 
 def verify_moves(d: Deal, rules: Rules | str, moves: list[Move]) -> list[str]:
@@ -313,7 +318,7 @@ def solve(
     if status == cs.UNSOLVABLE:
         return Result(Status.UNSOLVABLE, stats=stats)
     depth = int(ctl[cs.D_DEPTH])
-    moves = [_to_move(mv[path[i]], rules) for i in range(1, depth + 1)]
+    moves = [_to_move(row, rules) for row in mv[path[1 : depth + 1]].tolist()]
     try:
         notation = verify_moves(deal, rules, moves)
     except ValueError as e:  # a solver bug: never report an unverified solution
