@@ -166,7 +166,12 @@ def main() -> None:
         r = res[label]
         assert isinstance(r, dict)
         r.update(timed[label])
-        r.update(_profile(steps[label], a.device, a.profile_steps))
+        try:  # a profiler failure (e.g. no CUPTI) must not lose the timings above
+            r.update(_profile(steps[label], a.device, a.profile_steps))
+        except Exception as exc:
+            r.update(profile_error=f"{type(exc).__name__}: {exc}", gpu_busy_ms=float("nan"))
+            r.update(kernels_per_step=float("nan"), aten_ops_per_step=float("nan"))
+            r.update(autograd_nodes_per_step=float("nan"), _kernel_counts=collections.Counter())
         print(
             f"{label:13s} wall {r['wall_ms']:.3f} ms (IQR {r['wall_iqr_ms']:.3f}, min "
             f"{r['wall_min_ms']:.3f})  host {r['host_ms']:.3f} ms  gpu busy "
@@ -194,6 +199,8 @@ def main() -> None:
         verdict = "cpu run: wall = host, no device split"
     elif gap <= 0:
         verdict = "no gap"
+    elif busy_gap != busy_gap:  # NaN: the profiler failed
+        verdict = "unknown (profiler failed)"
     else:
         verdict = "device" if busy_gap >= 0.5 * gap else "host"
     diff["verdict"] = verdict
