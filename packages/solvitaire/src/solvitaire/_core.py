@@ -373,22 +373,37 @@ def _stock_moves(S, cfg, mv, k, mode, fe, free_cell):
     red = 0
     seen0 = np.uint64(0)
     seen1 = np.uint64(0)
+    base = cfg[BASE]
+    mr = cfg[MR]
+    tops = np.uint64(0)  # ranks of the tableau tops (bit r); a space takes any card it may
+    space = False
+    if mode == 1:
+        for j in range(nt):
+            t = _top(S, cfg, j)
+            if t == 0:
+                space = True
+            else:
+                tops |= np.uint64(1) << np.uint64(t >> 2)
     while True:
         if m > 0:
             c = _waste_card(S, cfg, m)
+            pos = ((c >> 2) - base) % mr  # c goes onto a card of rank position pos + 1
             if mode == 0:
                 f = found_target(S, cfg, c)
                 if f >= 0:
                     k = _add(mv, k, K_W, m, f, 0, steps, red)
             elif mode == 1:
-                for j in range(nt):
-                    if _len(S, cfg, j) == 0:
-                        if sym_now(S, cfg) and j != fe:
-                            continue
-                        if space_ok(cfg, c):
+                if space or (
+                    pos != mr - 1 and (tops >> np.uint64((base + pos) % mr + 1)) & np.uint64(1) != 0
+                ):
+                    for j in range(nt):
+                        if _len(S, cfg, j) == 0:
+                            if sym_now(S, cfg) and j != fe:
+                                continue
+                            if space_ok(cfg, c):
+                                k = _add(mv, k, K_W, m, j, 1, steps, red)
+                        elif _builds(cfg[BUILD], c, _top(S, cfg, j), base, mr):
                             k = _add(mv, k, K_W, m, j, 1, steps, red)
-                    elif _builds(cfg[BUILD], c, _top(S, cfg, j), cfg[BASE], cfg[MR]):
-                        k = _add(mv, k, K_W, m, j, 1, steps, red)
             elif free_cell >= 0:
                 k = _add(mv, k, K_W, m, free_cell, 2, steps, red)
         if cfg[REDEALS] < 0:
