@@ -127,3 +127,33 @@ def test_bad_inputs():
         U.scaled_dot_product_attention(q, k, v, scale=0.1)
     with pytest.raises(ValueError, match="window"):
         U.scaled_dot_product_attention(q, k, v, window=0)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"window": 5, "n_kv_heads": 1}, {"dropout_p": 0.0}])
+def test_module_folds_output_scale_into_projection(kwargs):
+    # nn.Attention applies the attention's output scale on the output projection's weight
+    # instead of pre-scaling v; output and all gradients must equal the functional composition
+    import unit_scaling.nn as unn
+
+    torch.manual_seed(0)
+    attn = unn.Attention(32, 4, **kwargs).double()
+    x = torch.randn(2, 12, 32, dtype=torch.float64, requires_grad=True)
+    y = attn(x)
+    g = torch.randn_like(y)
+    grads = torch.autograd.grad(y, [x, *attn.parameters()], g)
+
+    b, s, _ = x.shape
+    h, hkv, dh = attn.n_heads, attn.n_kv_heads, attn.head_size
+    q, k, v = attn.qkv(x).split((h * dh, hkv * dh, hkv * dh), dim=-1)
+    q = unn.apply_rope(q.view(b, s, h, dh).transpose(1, 2))
+    k = unn.apply_rope(k.view(b, s, hkv, dh).transpose(1, 2))
+    v = v.view(b, s, hkv, dh).transpose(1, 2)
+    o = U.scaled_dot_product_attention(
+        q, k, v, is_causal=True, window=attn.window, value_correlation=attn.value_correlation
+    )
+    ref = U.linear(o.transpose(1, 2).reshape(b, s, h * dh), attn.out.weight)
+    ref_grads = torch.autograd.grad(ref, [x, *attn.parameters()], g)
+    # float64: the two orders of the same products differ only by rounding (~1e-15 relative)
+    torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-12)
+    for a, r in zip(grads, ref_grads):
+        torch.testing.assert_close(a, r, rtol=1e-12, atol=1e-12)

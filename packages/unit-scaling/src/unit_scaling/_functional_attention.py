@@ -131,6 +131,36 @@ def scaled_dot_product_attention(
     Returns:
         ``(*, Hq, Sq, dv)`` with unit RMS for N(0, 1) inputs.
     """
+    out, _ = _attention(
+        query, key, value, attn_mask, dropout_p, is_causal, scale, window, mult,
+        value_correlation, constraint, fold=False,
+    )  # fmt: skip
+    return out
+
+
+def _attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Tensor | None,
+    dropout_p: float,
+    is_causal: bool,
+    scale: float | None,
+    window: int | None,
+    mult: float,
+    value_correlation: float,
+    constraint: ConstraintLike,
+    *,
+    fold: bool,
+) -> tuple[Tensor, float]:
+    """:func:`scaled_dot_product_attention`, returning ``(output, s)``.
+
+    With ``fold=True`` a constrained Python-float scale ``s`` is not applied (the output is the
+    unscaled attention) and is returned instead, for the caller to fold into the next op's
+    weight (``Attention`` folds it into its output projection, so the scale costs no kernel in
+    forward or backward). Otherwise ``s`` is 1.0 and the output is fully scaled.
+    """
+
     groups = _check_shapes(query, key, value)
     m = check_mult("scaled_dot_product_attention", mult)
     if scale is not None:
@@ -177,6 +207,7 @@ def scaled_dot_product_attention(
     ratio = groups * s_q / s_k
     qk = m * m * dv / (d * d)
     fn = resolve_constraint(constraint)
+    folded = 1.0
     if isinstance(r1, Tensor):
         out_var = (r1 * spread).clamp(max=1.0) * (1.0 - rho) + rho
         alpha = out_var.rsqrt()
@@ -190,12 +221,15 @@ def scaled_dot_product_attention(
         beta_q, beta_k = qk_var**-0.5, (qk_var * ratio) ** -0.5
     if fn is not None:
         s = alpha if fn is to_output_scale else fn(alpha, beta_v)
-        q, k, v = query, key, (value * s if isinstance(s, float) else scale_fixed(value, s))
+        if fold and isinstance(s, float):  # scaling v by s scales the output and q/k/v grads
+            q, k, v, folded = query, key, value, s
+        else:
+            q, k, v = query, key, (value * s if isinstance(s, float) else scale_fixed(value, s))
     else:
         q = scale_bwd(query, beta_q / alpha)
         k = scale_bwd(key, beta_k / alpha)
         v = _scale(value, alpha, beta_v)
-    return F.scaled_dot_product_attention(
+    out = F.scaled_dot_product_attention(
         q,
         k,
         v,
@@ -205,6 +239,7 @@ def scaled_dot_product_attention(
         scale=m / d,
         enable_gqa=groups > 1,
     )
+    return out, folded
 
 
 _scale = scale

@@ -28,6 +28,7 @@ def _scaled_linear(
     out_scale: float,
     constraint: ConstraintLike,
     op: str,
+    input_scale: float = 1.0,
 ) -> Tensor:
     check_tensor(op, "input", input, 1)
     check_tensor(op, "weight", weight, 2)
@@ -47,8 +48,11 @@ def _scaled_linear(
     alpha, beta_x = apply_constraint(constraint, out_scale, n**-0.5)
     beta_w = rows**-0.5
     # y = x (α W)^T: grad_x = α g W, so the input needs an extra β_x/α; grad_W gets β_W directly.
+    # ``input_scale`` c: the input arrives divided by c (e.g. attention output whose scale was
+    # not applied); (x/c)(c α W)^T with weight-gradient scale c β_W gives exactly the same output
+    # and gradients, and c rides on the weight's multiply instead of an activation-sized kernel.
     x = scale_bwd(input, beta_x / alpha)
-    w = scale(weight, alpha, beta_w)
+    w = scale(weight, alpha * input_scale, beta_w * input_scale)
     b = scale_bwd(bias, beta_w) if bias is not None else None
     return F.linear(x, w, b)
 

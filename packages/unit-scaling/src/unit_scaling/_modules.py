@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from . import functional as U
 from ._constraints import ConstraintLike
+from ._functional_linear import _scaled_linear
 
 __all__ = [
     "GELU",
@@ -66,7 +67,12 @@ class Linear(nn.Linear, _Roles):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, input: Tensor) -> Tensor:
+    def forward(self, input: Tensor, _input_scale: float = 1.0) -> Tensor:
+        if _input_scale != 1.0:  # the input is unscaled by this factor: fold it into the weight
+            return _scaled_linear(
+                input, self.weight, self.bias, self.in_features**-0.5, self.constraint, "linear",
+                _input_scale,
+            )  # fmt: skip
         return U.linear(input, self.weight, self.bias, constraint=self.constraint)
 
 

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from . import functional as U
 from ._coherence import pair_coherence
 from ._depth import DepthModuleList
+from ._functional_attention import _attention
 from ._modules import Embedding, LayerNorm, Linear, LinearReadout, RMSNorm
 
 __all__ = [
@@ -168,23 +169,27 @@ class Attention(nn.Module):
         self.out = Linear(q_out, hidden_size, bias)
 
     def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
-        b, s, _ = x.shape
+        b, seq, _ = x.shape
         h, hkv, dh = self.n_heads, self.n_kv_heads, self.head_size
         if self.fused_qkv:
             q, k, v = self.qkv(x).split((h * dh, hkv * dh, hkv * dh), dim=-1)
         else:
             q, k, v = self.q(x), self.k(x), self.v(x)
-        q = q.view(b, s, h, dh).transpose(1, 2)
-        k = k.view(b, s, hkv, dh).transpose(1, 2)
-        v = v.view(b, s, hkv, dh).transpose(1, 2)
+        q = q.view(b, seq, h, dh).transpose(1, 2)
+        k = k.view(b, seq, hkv, dh).transpose(1, 2)
+        v = v.view(b, seq, hkv, dh).transpose(1, 2)
         if self.rope:
             q, k = apply_rope(q), apply_rope(k)
-        o = U.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout_p if self.training else 0.0,
-            is_causal=self.is_causal, window=self.window, mult=self.mult,
-            value_correlation=self.value_correlation,
+        # The attention's output scale s is folded into the output projection's weight (exactly
+        # the same output and gradients): pre-scaling v would be an extra activation-sized kernel
+        # in forward and in backward wherever v is otherwise passed to SDPA as a view (CUDA).
+        fold = type(self.out) is Linear
+        o, s = _attention(
+            q, k, v, attn_mask, self.dropout_p if self.training else 0.0, self.is_causal, None,
+            self.window, self.mult, self.value_correlation, "to_output_scale", fold=fold,
         )  # fmt: skip
-        return self.out(o.transpose(1, 2).reshape(b, s, h * dh))
+        o = o.transpose(1, 2).reshape(b, seq, h * dh)
+        return self.out(o, _input_scale=s) if s != 1.0 else self.out(o)
 
 
 def _norm(kind: str, d: int) -> nn.Module:
