@@ -122,3 +122,14 @@ def test_limits_and_bad_arguments():
         solve(1, "klondike", timeout=0)
     with pytest.raises(TypeError, match="deal must be"):
         solve("x", "klondike")
+
+
+def test_card_moved_back_after_turning_a_card_up(small_variants):
+    # seed 2016 is won only by moving a card away (turning a card up) and straight back onto
+    # the same pile: the pruning "the card just moved is not moved on alone" must allow that
+    rules = rules_from_dict(small_variants["spiderette-small"], name="spiderette-small")
+    d = deal(rules, 2016)
+    assert brute_force(d, rules, max_states=300_000) is True
+    res = solve(d, rules, memory_limit=2**22)
+    assert res.status == Status.SOLVED
+    verify_moves(d, rules, res.moves)
