@@ -6,8 +6,10 @@ AdamW step (fused on CUDA, foreach on CPU; the same optimizer for both models).
 the same boundaries: embedding, one decoder layer (the four layers of a model share that graph),
 and final norm + readout + loss. Graph breaks are counted per model (``extra``; 0 expected; not
 ``fullgraph=True``, so that a break on another torch version degrades the number instead of
-failing the run). ``UNIT_SCALING_BENCH_COMPILE=full`` compiles
-the forward as one graph instead (slower to compile: the four layers are traced separately).
+failing the run). ``UNIT_SCALING_BENCH_COMPILE=full`` compiles the forward as one graph
+instead (slower to compile: the four layers are traced separately);
+``UNIT_SCALING_BENCH_INDUCTOR_MODE`` (e.g. ``reduce-overhead``: CUDA graphs) is passed to
+``torch.compile(mode=...)`` for both models.
 The unit-scaled layers all use the first layer's residual τ so that they share one graph (τ
 values are scalar constants and do not change the kernels). Set ``UNIT_SCALING_BENCH_SMOKE=1``
 for tiny CUDA sizes (script testing).
@@ -31,6 +33,7 @@ VOCAB, LAYERS, HEAD = 256, 4, 64
 SMOKE = os.environ.get("UNIT_SCALING_BENCH_SMOKE") == "1"
 REPEATS = int(os.environ.get("UNIT_SCALING_BENCH_REPEATS", "0"))  # 0: 50 on CUDA, 5 on CPU
 COMPILE_MODE = os.environ.get("UNIT_SCALING_BENCH_COMPILE", "regions")  # or "full"
+INDUCTOR_MODE = os.environ.get("UNIT_SCALING_BENCH_INDUCTOR_MODE") or None  # e.g. reduce-overhead
 if COMPILE_MODE not in ("regions", "full"):
     raise ValueError(
         f"UNIT_SCALING_BENCH_COMPILE must be 'regions' or 'full', got {COMPILE_MODE!r}"
@@ -55,9 +58,9 @@ class _Decoder(nn.Module):
             self.norm, self.head = nn.RMSNorm(width), nn.Linear(width, VOCAB, bias=False)
         self.compiled = compiled
         if compiled and COMPILE_MODE != "full":  # the same three regions in both models
-            self._embed = torch.compile(_embed, dynamic=False)
-            self._layer = torch.compile(_apply, dynamic=False)
-            self._loss = torch.compile(_head_loss, dynamic=False)
+            self._embed = torch.compile(_embed, dynamic=False, mode=INDUCTOR_MODE)
+            self._layer = torch.compile(_apply, dynamic=False, mode=INDUCTOR_MODE)
+            self._loss = torch.compile(_head_loss, dynamic=False, mode=INDUCTOR_MODE)
         else:
             self._embed, self._layer, self._loss = _embed, _apply, _head_loss
 
@@ -86,7 +89,7 @@ def _setup(width: int, batch: int, seq: int, device: str, unit: bool, compiled: 
     torch.manual_seed(0)
     model = _Decoder(width, unit, compiled).to(device)
     if compiled and COMPILE_MODE == "full":
-        model.forward = torch.compile(model.forward, dynamic=False)  # type: ignore[method-assign]
+        model.forward = torch.compile(model.forward, dynamic=False, mode=INDUCTOR_MODE)  # type: ignore[method-assign]
     cuda = device == "cuda"
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda, foreach=not cuda)
     ids = torch.randint(0, VOCAB, (batch, seq + 1), device=device)
