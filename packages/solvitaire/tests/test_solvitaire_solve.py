@@ -133,3 +133,15 @@ def test_card_moved_back_after_turning_a_card_up(small_variants):
     res = solve(d, rules, memory_limit=2**22)
     assert res.status == Status.SOLVED
     verify_moves(d, rules, res.moves)
+
+
+def test_pile_symmetry_streamliner_never_changes_the_answer(small_variants):
+    rules = rules_from_dict(small_variants["spiderette-reference-small"], name="spr")
+    used = 0
+    for s in range(12):
+        d = deal(rules, s)
+        plain = solve(d, rules, streamline=False, memory_limit=2**22)
+        fast = solve(d, rules, memory_limit=2**22)
+        assert fast.status == plain.status, s
+        used += "streamliner" in fast.stats  # solved by the streamlined first pass
+    assert used >= 1

@@ -215,6 +215,7 @@ def solve(
     max_states: int | None = None,
     memory_limit: int = 1024 * 2**20,
     max_depth: int = 2_000_000,
+    streamline: bool = True,
 ) -> Result:
     """Decide a deal: depth-first search with a transposition table (compiled with numba).
 
@@ -223,6 +224,12 @@ def solve(
     ``memory_limit`` in bytes bounds the transposition table (16 bytes per state).
     Every SOLVED result is replayed by the independent engine before it is returned.
     Section 2 of the Solvitaire paper (Blake & Gent, arXiv:1906.12314) describes the search.
+
+    ``streamline``: in games that deal the stock to every pile, first search for a tenth of
+    the budget treating the piles as interchangeable even while the stock holds cards (a
+    streamliner: it may miss solutions, like the paper's section 6 streamliners); a solution
+    it finds is real (and replayed), any other answer is discarded and the exact search runs
+    with the rest of the budget. So the answer never depends on the streamliner.
     """
     rules = load_rules(rules)
     if isinstance(deal, (int, np.integer)) and not isinstance(deal, bool):
@@ -233,7 +240,41 @@ def solve(
         raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
     if memory_limit < 2**16:
         raise ValueError(f"memory_limit must be at least 65536 bytes, got {memory_limit}")
+    st = rules.data["stock"]
+    if not (streamline and st["deal type"] == "tableau piles" and st["size"] > 0):
+        return _search(deal, rules, timeout, max_states, memory_limit, max_depth, False)
+    first = _search(
+        deal,
+        rules,
+        None if timeout is None else 0.1 * timeout,
+        max(max_states // 10, 1) if max_states else (None if timeout else 1_000_000),
+        memory_limit,
+        max_depth,
+        True,
+    )
+    if first.solved:
+        first.stats["streamliner"] = "pile symmetry"
+        return first
+    spent = first.stats["seconds"]
+    res = _search(
+        deal,
+        rules,
+        None if timeout is None else max(timeout - spent, 1e-3),
+        max(max_states - first.stats["states"], 1) if max_states else None,
+        memory_limit,
+        max_depth,
+        False,
+    )
+    res.stats["seconds"] += spent
+    res.stats["streamliner_states"] = first.stats["states"]
+    return res
+
+
+def _search(deal, rules, timeout, max_states, memory_limit, max_depth, pile_sym) -> Result:
+    """One search (see :func:`solve`); ``pile_sym`` forces pile symmetry (a streamliner)."""
     cfg, S0 = compile_rules(rules, deal)
+    if pile_sym:
+        cfg[cm.SYM] = 1
     t0 = time.perf_counter()
     max_slots = 1 << int(np.log2(max(memory_limit // 32, 1024)))  # table gets <= half the budget
     slots = min(max_slots, 1 << 15)
