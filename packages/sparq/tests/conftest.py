@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -73,3 +74,32 @@ def make_inputs(B, Hq, Hkv, S, dh, seed=0, dtype=torch.float32):
 def inputs():
     """Factory for random decode inputs."""
     return make_inputs
+
+
+def _selection_case(B, Hkv, G, S, seed=0, ragged=True):
+    """Random approximate logits ``(B, Hkv, G, S)`` (std 3) with ragged lengths ``(B,)``: rows
+    after the first get a random length in [S/2, S], positions past it are -inf."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(B, Hkv, G, S, generator=g) * 3
+    lens = torch.full((B,), S, dtype=torch.int64)
+    if ragged and B > 1:
+        lens[1:] = torch.randint(S // 2, S + 1, (B - 1,), generator=g)
+    pos = torch.arange(S)
+    logits = logits.masked_fill((pos[None, :] >= lens[:, None])[:, None, None, :], -math.inf)
+    return logits, lens
+
+
+def _tile_stats(logits, tile=32):
+    """Per-tile softmax statistics (max, sum of exp) of ``logits`` over S in tiles of ``tile``."""
+    B, Hkv, G, S = logits.shape
+    pad = (-S) % tile
+    t = torch.nn.functional.pad(logits, (0, pad), value=-math.inf).reshape(B, Hkv, G, -1, tile)
+    tmax = t.amax(-1)
+    tsum = (t - tmax.nan_to_num(neginf=0)[..., None]).exp().sum(-1)
+    return tmax, tsum
+
+
+@pytest.fixture
+def sel():
+    """Inputs of the top-k selection kernels' tests: ``sel.case(...)`` and ``sel.stats(...)``."""
+    return SimpleNamespace(case=_selection_case, stats=_tile_stats)

@@ -25,30 +25,10 @@ from sparq.kernels import select_topk_hist, select_topk_reference  # noqa: E402
 from sparq.kernels._select_hist import hist_plan, hist_supported  # noqa: E402
 
 
-def _case(B, Hkv, G, S, seed=0, ragged=True):
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn(B, Hkv, G, S, generator=g) * 3
-    lens = torch.full((B,), S, dtype=torch.int64)
-    if ragged and B > 1:
-        lens[1:] = torch.randint(S // 2, S + 1, (B - 1,), generator=g)
-    pos = torch.arange(S)
-    logits = logits.masked_fill((pos[None, :] >= lens[:, None])[:, None, None, :], -math.inf)
-    return logits, lens
-
-
-def _stats(logits, tile=32):
-    B, Hkv, G, S = logits.shape
-    pad = (-S) % tile
-    t = torch.nn.functional.pad(logits, (0, pad), value=-math.inf).reshape(B, Hkv, G, -1, tile)
-    tmax = t.amax(-1)
-    tsum = (t - tmax.nan_to_num(neginf=0)[..., None]).exp().sum(-1)
-    return tmax, tsum
-
-
-def _check(logits, lens, k, window, sinks, check_alpha=True, bucketed=True, **kw):
+def _check(sel, logits, lens, k, window, sinks, check_alpha=True, bucketed=True, **kw):
     """Check one call; ``bucketed``: whether every row must resolve through the buckets (True)
     or through the exact full-row fallback (False)."""
-    tmax, tsum = _stats(logits)
+    tmax, tsum = sel.stats(logits)
     dev = [x.to(DEVICE) for x in (logits, tmax, tsum, lens)]
     probe = {}
     idx, alpha = select_topk_hist(*dev, k, window, sinks, _probe=probe, **kw)
@@ -82,46 +62,46 @@ def _check(logits, lens, k, window, sinks, check_alpha=True, bucketed=True, **kw
         (1, 2, 3, 130, 40, 0, 0, None),  # odd group, default plan (one chunk)
     ],
 )
-def test_hist_selection_matches_reference(B, Hkv, G, S, k, window, sinks, chunk):
-    logits, lens = _case(B, Hkv, G, S, seed=S + k)
-    _check(logits, lens, k, window, sinks, chunk=chunk)
+def test_hist_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, chunk):
+    logits, lens = sel.case(B, Hkv, G, S, seed=S + k)
+    _check(sel, logits, lens, k, window, sinks, chunk=chunk)
 
 
-def test_hist_selection_without_alpha_selects_the_same():
-    logits, lens = _case(1, 1, 2, 200, seed=3)
-    a = _check(logits, lens, 25, 2, 1, chunk=32, need_alpha=False)
-    b = _check(logits, lens, 25, 2, 1, chunk=32)
+def test_hist_selection_without_alpha_selects_the_same(sel):
+    logits, lens = sel.case(1, 1, 2, 200, seed=3)
+    a = _check(sel, logits, lens, 25, 2, 1, chunk=32, need_alpha=False)
+    b = _check(sel, logits, lens, 25, 2, 1, chunk=32)
     assert torch.equal(a, b)
 
 
-def test_ties_and_bad_samples_stay_exact():
+def test_ties_and_bad_samples_stay_exact(sel):
     # quantised logits: many exact ties at the threshold, resolved inside the bucket lists
-    logits, lens = _case(2, 1, 1, 240, seed=5, ragged=False)
+    logits, lens = sel.case(2, 1, 1, 240, seed=5, ragged=False)
     logits = (logits * 4).round() / 4
-    idx = _check(logits, lens, 30, 0, 0, chunk=64)
+    idx = _check(sel, logits, lens, 30, 0, 0, chunk=64)
     kth = logits[:, 0, 0].gather(-1, idx[:, 0].long()).amin(-1)  # the threshold key per row
     assert int((logits[:, 0, 0] == kth[:, None]).sum()) > 2, "the case must hold ties"
     # the 48 largest logits in one chunk: that chunk overflows -> exact full-row fallback
-    logits, lens = _case(2, 1, 1, 512, seed=7, ragged=False)
+    logits, lens = sel.case(2, 1, 1, 512, seed=7, ragged=False)
     logits[..., 64:112] += 50
     assert hist_plan(512, 32, chunk=64)["CAP"] < 48
-    _check(logits, lens, 32, 2, 1, bucketed=False, chunk=64)
+    _check(sel, logits, lens, 32, 2, 1, bucketed=False, chunk=64)
     # a constant row: one bucket holds everything (more than the list keeps) -> fallback
-    _check(torch.zeros(1, 1, 1, 200), torch.tensor([200]), 24, 0, 0, bucketed=False, chunk=32)
+    _check(sel, torch.zeros(1, 1, 1, 200), torch.tensor([200]), 24, 0, 0, bucketed=False, chunk=32)
     # more forced positions than k: the k-th key is +inf (clamped top bucket) -> fallback; the
     # reference breaks those ties arbitrarily (torch.topk), so its alpha is not comparable
-    logits, lens = _case(1, 1, 2, 100, seed=9)
-    _check(logits, lens, 10, 12, 2, check_alpha=False, bucketed=False, chunk=32)
+    logits, lens = sel.case(1, 1, 2, 100, seed=9)
+    _check(sel, logits, lens, 10, 12, 2, check_alpha=False, bucketed=False, chunk=32)
 
 
-def test_plan_and_bad_input():
+def test_plan_and_bad_input(sel):
     p = hist_plan(131072, 8192)  # K3 row: 128 chunks of 1024, 4096 buckets
     assert (p["NCH"], p["NB"]) == (128, 4096)
     assert p["CAP"] >= 2.5 * 1.75 * 8192 * 1024 / 131072
     assert p["RANKQ"] < p["RANK"]
     assert hist_supported(131072, 8192)
     assert not hist_supported(32, 4)
-    logits, lens = _case(1, 1, 1, 32)
-    tmax, tsum = _stats(logits)
+    logits, lens = sel.case(1, 1, 1, 32)
+    tmax, tsum = sel.stats(logits)
     with pytest.raises(ValueError, match="S >= 64"):
         select_topk_hist(logits.to(DEVICE), tmax.to(DEVICE), tsum.to(DEVICE), lens.to(DEVICE), 4)

@@ -24,28 +24,8 @@ from sparq.kernels import select_topk_reference, select_topk_sampled  # noqa: E4
 from sparq.kernels._select_sample import sample_plan, sampled_supported  # noqa: E402
 
 
-def _case(B, Hkv, G, S, seed=0, ragged=True):
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn(B, Hkv, G, S, generator=g) * 3
-    lens = torch.full((B,), S, dtype=torch.int64)
-    if ragged and B > 1:
-        lens[1:] = torch.randint(S // 2, S + 1, (B - 1,), generator=g)
-    pos = torch.arange(S)
-    logits = logits.masked_fill((pos[None, :] >= lens[:, None])[:, None, None, :], -math.inf)
-    return logits, lens
-
-
-def _stats(logits, tile=32):
-    B, Hkv, G, S = logits.shape
-    pad = (-S) % tile
-    t = torch.nn.functional.pad(logits, (0, pad), value=-math.inf).reshape(B, Hkv, G, -1, tile)
-    tmax = t.amax(-1)
-    tsum = (t - tmax.nan_to_num(neginf=0)[..., None]).exp().sum(-1)
-    return tmax, tsum
-
-
-def _check(logits, lens, k, window, sinks, **kw):
-    tmax, tsum = _stats(logits)
+def _check(sel, logits, lens, k, window, sinks, **kw):
+    tmax, tsum = sel.stats(logits)
     dev = [x.to(DEVICE) for x in (logits, tmax, tsum, lens)]
     idx, alpha = select_topk_sampled(*dev, k, window, sinks, **kw)
     idx, alpha = idx.cpu(), alpha.cpu()
@@ -70,32 +50,32 @@ def _check(logits, lens, k, window, sinks, **kw):
         (1, 2, 3, 130, 40, 0, 0, None),  # odd group, default plan
     ],
 )
-def test_sampled_selection_matches_reference(B, Hkv, G, S, k, window, sinks, chunk):
-    logits, lens = _case(B, Hkv, G, S, seed=S + k)
-    _check(logits, lens, k, window, sinks, chunk=chunk)
+def test_sampled_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, chunk):
+    logits, lens = sel.case(B, Hkv, G, S, seed=S + k)
+    _check(sel, logits, lens, k, window, sinks, chunk=chunk)
 
 
-def test_bad_sample_takes_the_exact_fallback():
+def test_bad_sample_takes_the_exact_fallback(sel):
     # the 48 largest logits sit in one chunk, so that chunk overflows its candidate slots and the
     # final kernel must take the full-row radix search; the answer is still exact
-    logits, lens = _case(2, 1, 1, 256, seed=7, ragged=False)
+    logits, lens = sel.case(2, 1, 1, 256, seed=7, ragged=False)
     logits[..., 64:112] += 50
     plan = sample_plan(256, 32, chunk=64)
     assert plan["CAP"] < 48
-    _check(logits, lens, 32, 2, 1, chunk=64)
+    _check(sel, logits, lens, 32, 2, 1, chunk=64)
     # ties everywhere (a constant row): the lowest positions win, still exactly k of them
     flat = torch.zeros(1, 1, 1, 200)
-    _check(flat, torch.tensor([200]), 24, 0, 0, chunk=32)
+    _check(sel, flat, torch.tensor([200]), 24, 0, 0, chunk=32)
 
 
-def test_plan_and_bad_input():
+def test_plan_and_bad_input(sel):
     p = sample_plan(16384, 1024)  # K1 row: 16 chunks of 1024, 256 slots each
     assert (p["NCH"], p["CAP"], p["slots"]) == (16, 256, 4096)
     assert p["RANK"] == math.ceil(1.75 * 1024 * p["SAMP"] / 16384)
     assert sampled_supported(32768, 2048)
     assert not sampled_supported(131072, 8192)
-    logits, lens = _case(1, 1, 1, 32)
-    tmax, tsum = _stats(logits)
+    logits, lens = sel.case(1, 1, 1, 32)
+    tmax, tsum = sel.stats(logits)
     with pytest.raises(ValueError, match="S >= 64"):
         select_topk_sampled(logits.to(DEVICE), tmax.to(DEVICE), tsum.to(DEVICE), lens.to(DEVICE), 4)
 
