@@ -79,7 +79,25 @@ def main() -> None:
         default=float(lr_env) if lr_env else None,
         help="η to use; skips the η stage (e.g. 0.5, the optimum measured at width 256)",
     )
+    ap.add_argument(
+        "--alphas",
+        default=os.environ.get("UMUP_B_ALPHAS", ",".join(ALPHAS)),
+        help="comma-separated α names to sweep (default: all five)",
+    )
+    ap.add_argument(
+        "--alpha-exp",
+        default=os.environ.get("UMUP_B_ALPHA_EXP", "-3:3"),
+        help="log2 grid of each α as LO:HI (α = 1 is always included)",
+    )
     a = ap.parse_args()
+    names = [n.strip() for n in a.alphas.split(",") if n.strip()]
+    bad = [n for n in names if n not in ALPHAS]
+    if bad or not names:
+        ap.error(f"--alphas: unknown {bad or 'empty list'}; choose from {', '.join(ALPHAS)}")
+    try:
+        lo, hi = (int(v) for v in a.alpha_exp.split(":"))
+    except ValueError:
+        ap.error(f"--alpha-exp: expected LO:HI integers such as -3:3, got {a.alpha_exp!r}")
     import torch
 
     from u_mup._batched import Variant, train_batched
@@ -88,7 +106,7 @@ def main() -> None:
     t0 = time.time()
     seeds = [int(s) for s in a.seeds.split(",")]
     lr_exp = list(range(-4, 5))
-    alpha_exp = [-3, -2, -1, 1, 2, 3]  # α = 2^e; α = 1 is the shared default row
+    alpha_exp = [e for e in range(lo, hi + 1) if e != 0]  # α = 2^e; α = 1: the default row
     spec = RunSpec("umup", width=a.width, n_layers=4, steps=a.steps, batch_size=16, seq_len=128)
     spec = RunSpec(**{**spec.__dict__, "head_dim": 64, "dtype": "bf16", "device": "cuda"})
     if a.smoke:
@@ -100,7 +118,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     recs: list[dict] = []
     res: dict = {"device": name, "date": time.strftime("%Y-%m-%d"), "spec": spec.__dict__}
-    res.update(seeds=seeds, lr_grid_log2=lr_exp, alpha_grid_log2=[*alpha_exp, 0])
+    res.update(seeds=seeds, lr_grid_log2=lr_exp, alpha_grid_log2=[*alpha_exp, 0], alphas=names)
 
     def write() -> None:
         res["wall_s"] = round(time.time() - t0, 1)
@@ -132,7 +150,7 @@ def main() -> None:
 
     rs = []
     curves, curves_val = {}, {}
-    for i, name_a in enumerate(ALPHAS):
+    for i, name_a in enumerate(names):
         variants = [Variant(lr, s) for s in seeds] if i == 0 else []
         variants += [Variant(lr, s, {name_a: 2.0**e}) for e in alpha_exp for s in seeds]
         part = train_batched(spec, variants)
