@@ -28,10 +28,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-#: Klondike seeds undecided (timeout or memory limit) in the partial local run (seeds 1-605,
-#: 2026-11-29, a loaded 2-core machine): the deals that decide the 60 s criterion.
-UNDECIDED = [8, 14, 15, 16, 22, 31, 33, 39, 53, 66, 78, 90, 110, 125, 135, 155, 263, 294, 336,
-             433, 456, 469, 523, 545, 558, 598]  # fmt: skip
+#: Klondike seeds 1-713 without a decision in the local store (60 s per deal): timed out on the
+#: 2-core machine and on the 32-core box run of 2026-11-29 19:05 UTC, or cut by its budget (693,
+#: 701). They run first; ``KL_RETRY`` (comma-separated seeds) replaces the list.
+UNDECIDED = [15, 22, 33, 39, 90, 125, 155, 263, 294, 336, 433, 456, 469, 523, 545, 558, 598, 610,
+             619, 627, 669, 679, 693, 701]  # fmt: skip
 #: Klondike answers decided by the reference program (its outcomes file): a correctness check.
 KNOWN = {1: "unsolvable", 2: "solved", 4: "solved", 5: "solved"}
 SPIDER_SEEDS = range(1, 1 + int(os.environ.get("SP_SEEDS", 40)))
@@ -135,15 +136,16 @@ def run(a: argparse.Namespace) -> int:
                 dec = sum(r["status"] in ("solved", "unsolvable") for r in rk)
                 summary[f"spiderette_{k}"] = {"done": len(rk), "decided": dec}
                 log(f"  spiderette ({k} rules): {dec}/{len(rk)} decided within 3 s")
-        seeds = [s for s in UNDECIDED if s <= a.deals]
+        retry = [int(x) for x in a.retry.split(",") if x.strip()]
+        seeds = [s for s in retry if s <= a.deals]
         seeds += [s for s in range(a.first, a.deals + 1) if s not in seeds]
         tasks = [("klondike", "preset", s, a.timeout, mem) for s in seeds]
         log(f"phase 2+3: klondike, {len(tasks)} deals at {a.timeout:g} s "
-            f"({len(UNDECIDED)} previously undecided first)")  # fmt: skip
+            f"({len(retry)} previously undecided first)")  # fmt: skip
         rows = _run_phase(pool, tasks, out / "klondike.jsonl", deadline, log)
         pool.terminate()
     und = [r for r in rows if r["status"] not in ("solved", "unsolvable")]
-    redo = [r for r in rows if r["seed"] in UNDECIDED]
+    redo = [r for r in rows if r["seed"] in retry]
     summary["klondike"] = {
         "done": len(rows),
         "undecided": len(und),
@@ -169,8 +171,15 @@ def ingest(src: Path) -> int:
         store = ResultStore(HERE / "results" / "klondike_1000.sqlite")
         h = load_rules("klondike").hash
         con = store.con
+        decided = ("solved", "unsolvable")
         for line in kl.read_text().splitlines():
             r = json.loads(line)
+            old = con.execute(
+                "SELECT status FROM results WHERE rules_hash=? AND seed=? AND version=?",
+                (h, r["seed"], __version__),
+            ).fetchone()
+            if old and old[0] in decided and r["status"] not in decided:
+                continue  # a deal decided within the limit elsewhere stays decided
             con.execute("DELETE FROM results WHERE rules_hash=? AND seed=? AND version=?",
                         (h, r["seed"], __version__))  # fmt: skip
             store.add(h, r["seed"], __version__, "klondike", r["status"], r["seconds"],
@@ -202,10 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=float(os.environ.get("BUDGET_S", 480)))
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("JOBS", 4)))
     ap.add_argument("--deals", type=int, default=int(os.environ.get("KL_DEALS", 1000)))
-    ap.add_argument("--first", type=int, default=int(os.environ.get("KL_FIRST", 606)))
+    ap.add_argument("--first", type=int, default=int(os.environ.get("KL_FIRST", 714)))
     ap.add_argument("--timeout", type=float, default=float(os.environ.get("KL_TIMEOUT", 60)))
     ap.add_argument("--memory-gib", type=float, default=float(os.environ.get("MEM_GIB", 3)))
-    ap.add_argument("--skip-spider", action="store_true")
+    ap.add_argument("--retry", default=os.environ.get("KL_RETRY", ",".join(map(str, UNDECIDED))))
+    skip = os.environ.get("SKIP_SPIDER") == "1"
+    ap.add_argument("--skip-spider", action="store_true", default=skip)
     ap.add_argument("--out", default=None)
     ap.add_argument("--ingest", type=Path, default=None, help="merge a finished run (here)")
     a = ap.parse_args(argv)

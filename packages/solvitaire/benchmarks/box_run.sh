@@ -5,7 +5,8 @@
 #     bash packages/solvitaire/benchmarks/box_run.sh
 # Knobs (environment): BUDGET_S (default 480: wall seconds for the whole script, enforced
 # inside and by `timeout`), CORES (default 12-15), JOBS (default 4), KL_DEALS (1000),
-# KL_FIRST (606), KL_TIMEOUT (60 s per Klondike deal), MEM_GIB (3 GiB per solve),
+# KL_FIRST (714), KL_RETRY (seeds run first), SKIP_SPIDER=1 (no Spiderette phase),
+# KL_TIMEOUT (60 s per Klondike deal), MEM_GIB (3 GiB per solve),
 # SP_SEEDS (40 Spiderette seeds).
 # Writes to $OUT: box_run.log, spiderette.jsonl, klondike.jsonl, summary.json.
 set -euo pipefail
