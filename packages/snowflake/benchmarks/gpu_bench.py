@@ -1,14 +1,16 @@
-"""Benchmark + experiments for the 16-core machine: gpu_run.sh (phase a), gpu_run_b.sh (phase b).
+"""Benchmark + experiments for the GPU machine: gpu_run.sh (phase a), gpu_run_b.sh (phase b).
 
-Phase a (alone on the machine, ~90 s): correctness checks, env throughput (one process,
+Phase a (alone on 16 cores, ~90 s): correctness checks, env throughput (one process,
 ``ThreadedVectorEnv`` incl. a thread-scaling sweep, gymnasium ``AsyncVectorEnv``) and the cost of
-a full PPO iteration over pure stepping (mlp and snowflake).
-Phase b (12 cores next to other jobs, ~500 s): the paper's policy-divergence signature on
-Centipede-20 (mlp / nervenet / snowflake x 3 seeds; mean approx-KL and clip fraction per update)
-and training on Centipede-6 (2 seeds each) followed by deterministic zero-shot evaluation on
-Centipede-6/8/10/12/20, all runs in parallel single-threaded processes until the budget ends.
+a full PPO iteration over pure stepping (mlp and snowflake; policy on the GPU, then on the CPU).
+Phase b (12-24 cores next to other jobs, ~480 s): the paper's policy-divergence signature on
+Centipede-20 (mlp / nervenet / snowflake x 3 seeds; approx-KL, closed-form KL and clip fractions
+per update) and training on Centipede-6 (2 seeds each) followed by deterministic zero-shot
+evaluation on Centipede-6/8/10/12/20, all runs in parallel processes until the budget ends. The
+physics runs on each worker's own cores; the policy's rollout inference and PPO update on a GPU
+when one is visible (``--device``/``SNOWFLAKE_DEVICE``), else on those cores.
 
-Every worker is pinned to one core; partial summaries are rewritten every 15 s, so a kill still
+Every worker is pinned to its cores; partial summaries are rewritten every 15 s, so a kill still
 leaves results. At most 6 files per phase, flat in ``--out``.
 """
 
@@ -125,12 +127,15 @@ def throughput(sec: float, cores: int, smoke: bool, deadline: float) -> dict:
     return res
 
 
-def ppo_iteration(policy: str, cores: int, smoke: bool, deadline: float) -> dict:
+def ppo_iteration(
+    policy: str, cores: int, smoke: bool, deadline: float, device: str = "cpu"
+) -> dict:
     """Time full PPO iterations (rollout + GAE + 10 epochs) against pure threaded stepping.
 
     Two iterations when the budget allows (the second is reported: no one-time costs), else one.
-    The rollout runs torch on one thread (the trainer's default); the update of the small MLP on
-    one thread too (its 256 x 433 matmuls gain nothing from more), the GNN's on ``cores``.
+    On ``device="cpu"`` the rollout runs torch on one thread (the trainer's default), the update
+    of the small MLP on one thread too (its 256 x 433 matmuls gain nothing from more), the GNN's
+    on ``cores``. On a GPU both the rollout's policy calls and the update run there.
     """
     import torch
 
@@ -149,6 +154,7 @@ def ppo_iteration(policy: str, cores: int, smoke: bool, deadline: float) -> dict
         minibatch_size=32 if smoke else 256,
         epochs=1 if smoke else 10,
         total_steps=100 * 2048,
+        device=device,
     )
     sps = bench_env("Centipede-20", n_env, "thread", 0.3 if smoke else 1.5, min(cores, n_env))
     tr = sf.Trainer(cfg)
@@ -161,6 +167,7 @@ def ppo_iteration(policy: str, cores: int, smoke: bool, deadline: float) -> dict
     roll, upd = rows[0]["rollout_s"], rows[0]["update_s"]
     return {
         "policy": policy,
+        "device": device,
         "iteration_s": roll + upd,
         "rollout_s": roll,
         "update_s": upd,
@@ -176,8 +183,23 @@ def ppo_iteration(policy: str, cores: int, smoke: bool, deadline: float) -> dict
 
 
 # ----------------------------------------------------------------------------- workers
+def _device(a: argparse.Namespace) -> str:
+    """``cpu`` or ``cuda:<k>`` for this worker (``--device auto``: a GPU when there is one)."""
+    import torch
+
+    if a.device == "cpu" or (a.device == "auto" and not torch.cuda.is_available()):
+        return "cpu"
+    return f"cuda:{a.gpu_index % max(torch.cuda.device_count(), 1)}"
+
+
 def worker(a: argparse.Namespace) -> None:
-    """One training process on its own cores: train until the deadline, optionally transfer."""
+    """One training process on its own cores: train until the deadline, optionally transfer.
+
+    Physics always runs on the worker's cores (one stepping thread per core); the policy's
+    rollout inference and PPO update run on ``--device`` (a GPU by default when present). If
+    anything fails on the GPU before the first update completes, the run restarts on the CPU
+    with the same seed, and ``result.json`` records why.
+    """
     import torch
 
     import snowflake as sf
@@ -188,31 +210,56 @@ def worker(a: argparse.Namespace) -> None:
             os.sched_setaffinity(0, cores)
     torch.set_num_threads(len(cores))
     kw = {"rollout_steps": 64, "minibatch_size": 32, "epochs": 2} if a.smoke else {}
-    cfg = sf.PPOConfig(
-        env=a.env,
-        policy=a.policy,
-        seed=a.seed,
-        num_envs=a.num_envs,
-        num_threads=len(cores),
-        total_steps=a.steps,
-        checkpoint_every=10**9,
-        **kw,
-    )
     out = Path(a.run_dir)
-    tr = sf.Trainer(cfg, out)
-    tr._write_config()
-    tr.wall0 = time.perf_counter()
-    last = 0.0
-    while tr.update_idx < tr.num_updates and (
-        time.time() + 1.2 * last < a.train_deadline or (a.smoke and tr.update_idx == 0)
-    ):
+    res: dict = {"transfer": {}, "cores": cores}
+
+    def make(device: str):
+        cfg = sf.PPOConfig(
+            env=a.env,
+            policy=a.policy,
+            seed=a.seed,
+            num_envs=a.num_envs,
+            num_threads=len(cores),
+            total_steps=a.steps,
+            checkpoint_every=10**9,
+            device=device,
+            **kw,
+        )
+        if a.init_log_std is not None:
+            cfg = sf.PPOConfig(**{**cfg.to_dict(), "init_log_std": a.init_log_std})
+        tr = sf.Trainer(cfg, out)
+        tr._write_config()
+        tr.wall0 = time.perf_counter()
+        return tr
+
+    dev = _device(a)
+    res["device"] = dev
+    t = time.perf_counter()
+    try:
+        tr = make(dev)
+        row = tr.step()
+    except Exception as e:  # GPU unusable here: same run on the CPU
+        if dev == "cpu":
+            raise
+        res["device_error"], res["device"] = repr(e)[:500], "cpu"
+        with contextlib.suppress(OSError):
+            (out / "metrics.csv").unlink()
+        tr = make("cpu")
+        t = time.perf_counter()
+        row = tr.step()
+    tr._log(row)
+    last = time.perf_counter() - t
+    res.update({"steps": tr.global_step, "updates": tr.update_idx, "first_update_s": last})
+    write_json(out / "result.json", res)
+    while tr.update_idx < tr.num_updates and time.time() + 1.2 * last < a.train_deadline:
         t = time.perf_counter()
         tr._log(tr.step())
         last = time.perf_counter() - t
     tr.save(out / "final.pt")
     tr.close()
-    res: dict = {"steps": tr.global_step, "updates": tr.update_idx, "transfer": {}}
+    res.update({"steps": tr.global_step, "updates": tr.update_idx})
     write_json(out / "result.json", res)
+    torch.set_num_threads(len(cores))
     for t in [x for x in a.transfer.split(",") if x]:
         if time.time() > a.eval_deadline:
             break
@@ -228,42 +275,55 @@ def worker(a: argparse.Namespace) -> None:
         write_json(out / "result.json", res)
 
 
-def launch(a, env, policy, seed, cores, run_dir, train_deadline, eval_deadline, transfer=""):
+def launch(a, run, cores, gpu_index, run_dir, train_deadline, eval_deadline):
+    env, policy, seed, transfer = run
     cmd = [sys.executable, __file__, "--worker", "--env", env, "--policy", policy]
     cmd += ["--seed", str(seed), "--cores", ",".join(map(str, cores)), "--run-dir", str(run_dir)]
     cmd += ["--train-deadline", str(train_deadline), "--eval-deadline", str(eval_deadline)]
     cmd += ["--steps", str(a.steps), "--num-envs", str(a.num_envs), "--transfer", transfer]
     cmd += ["--episodes", str(a.episodes), "--max-eval-steps", str(a.max_eval_steps)]
+    cmd += ["--device", a.device, "--gpu-index", str(gpu_index)]
+    if env == "Centipede-20" and a.c20_init_log_std is not None:
+        cmd += ["--init-log-std", str(a.c20_init_log_std)]
     cmd += ["--smoke"] if a.smoke else []
-    env_vars = {**os.environ, "OMP_NUM_THREADS": str(len(cores)), "MKL_NUM_THREADS": "1"}
-    return subprocess.Popen(cmd, env=env_vars, stdout=subprocess.DEVNULL)
+    n = str(len(cores))
+    env_vars = {**os.environ, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+    log_f = open(Path(run_dir).with_suffix(".log"), "w")  # noqa: SIM115 (closed with the process)
+    return subprocess.Popen(cmd, env=env_vars, stdout=log_f, stderr=subprocess.STDOUT)
 
 
 def collect_csv(root: Path, out_csv: Path) -> dict[str, dict[str, np.ndarray]]:
     from snowflake._report import read_run
 
-    runs, header, rows = {}, None, []
+    runs: dict[str, dict[str, np.ndarray]] = {}
     for d in sorted(root.glob("Centipede*_s*")):
         try:
             _, c = read_run(d)
         except (ValueError, IndexError, KeyError):
             continue
-        if not c:
-            continue
-        runs[d.name] = c
-        keys = list(c)
-        header = header or ["run", *keys]
-        for i in range(len(c[keys[0]])):
-            rows.append([d.name] + [c[k][i] if k in c else "" for k in header[1:]])
-    if header:
+        if c:
+            runs[d.name] = c
+    # Union of all runs' columns: GNN runs log other update_norm groups than MLP runs.
+    header = ["run", *dict.fromkeys(k for c in runs.values() for k in c)]
+    rows = []
+    for name, c in runs.items():
+        n = len(next(iter(c.values())))
+        for i in range(n):
+            rows.append([name] + [c[k][i] if k in c else "" for k in header[1:]])
+    if runs:
         with open(out_csv, "w", newline="") as f:
             csv.writer(f).writerows([header, *rows])
     return runs
 
 
+DIVERGENCE = ("approx_kl", "clip_frac", "kl_exact", "clip_frac_active")
+
+
 def divergence_summary(runs: dict, env: str) -> dict:
-    """Mean approx-KL / clip fraction per policy over all updates and over the first ``k`` updates
-    (``k`` = fewest updates of any run, so GNN and MLP runs are compared at equal progress)."""
+    """Per policy: mean of each divergence metric (``DIVERGENCE``; the last two only when logged)
+    per update, averaged over seeds, over all updates and over the first ``k`` updates (``k`` =
+    fewest updates of any run, so GNN and MLP runs are compared at equal progress), and its ratio
+    to the MLP's (``<metric>_over_mlp``, ``<metric>_over_mlp_first_k``)."""
     out: dict = {}
     sel_all = [c for k, c in runs.items() if k.startswith(f"{env}_")]
     k_common = min((len(c["approx_kl"]) for c in sel_all), default=0)
@@ -271,31 +331,30 @@ def divergence_summary(runs: dict, env: str) -> dict:
         sel = {k: c for k, c in runs.items() if k.startswith(f"{env}_{pol}_s")}
         if not sel:
             continue
-        kl = [float(np.mean(c["approx_kl"])) for c in sel.values()]
-        cf = [float(np.mean(c["clip_frac"])) for c in sel.values()]
-        out[pol] = {
-            "approx_kl": float(np.mean(kl)),
-            "clip_frac": float(np.mean(cf)),
-            "approx_kl_seeds": kl,
-            "clip_frac_seeds": cf,
+        r: dict = {
             "updates_per_run": [len(c["approx_kl"]) for c in sel.values()],
             "k_common": k_common,
-            "approx_kl_first_k": float(
-                np.mean([np.mean(c["approx_kl"][:k_common]) for c in sel.values()])
-            ),
-            "clip_frac_first_k": float(
-                np.mean([np.mean(c["clip_frac"][:k_common]) for c in sel.values()])
-            ),
             "steps_per_run": [int(c["global_step"][-1]) for c in sel.values()],
             "return_last": _last_return(sel.values()),
         }
+        for m in DIVERGENCE:
+            cols = [_finite(c[m]) for c in sel.values() if m in c]
+            if not cols or not all(x.size for x in cols):
+                continue
+            r[f"{m}_seeds"] = [float(np.mean(x)) for x in cols]
+            r[m] = float(np.mean(r[f"{m}_seeds"]))
+            r[f"{m}_first_k"] = float(np.mean([np.mean(x[:k_common]) for x in cols]))
+        out[pol] = r
     if "mlp" in out:
+        m0 = out["mlp"]
         for r in out.values():
-            r["kl_over_mlp"] = r["approx_kl"] / max(out["mlp"]["approx_kl"], 1e-12)
-            r["clip_over_mlp"] = r["clip_frac"] / max(out["mlp"]["clip_frac"], 1e-12)
-            m = out["mlp"]
-            r["kl_over_mlp_first_k"] = r["approx_kl_first_k"] / max(m["approx_kl_first_k"], 1e-12)
-            r["clip_over_mlp_first_k"] = r["clip_frac_first_k"] / max(m["clip_frac_first_k"], 1e-12)
+            for m in DIVERGENCE:
+                if m in r and m in m0:
+                    r[f"{m}_over_mlp"] = r[m] / max(m0[m], 1e-12)
+                    r[f"{m}_over_mlp_first_k"] = r[f"{m}_first_k"] / max(m0[f"{m}_first_k"], 1e-12)
+            # names used by earlier result files
+            r["kl_over_mlp"] = r.get("approx_kl_over_mlp", float("nan"))
+            r["clip_over_mlp"] = r.get("clip_frac_over_mlp", float("nan"))
     return out
 
 
@@ -335,31 +394,40 @@ def plot_curves(runs: dict, metrics: list[str], path: Path, title: str) -> None:
 
 # ----------------------------------------------------------------------------- reports
 def md_paper(res: dict) -> list[str]:
-    lines: list[str] = []
+    """Markdown table of the Centipede-20 divergence metrics and their ratios to the MLP's."""
+    pe = res.get("paper_effect", {})
+    if not pe:
+        return []
+    ms = [m for m in DIVERGENCE if all(m in r for r in pe.values())]
+    nan = float("nan")
+    lines = [
+        "",
+        "| policy (C-20) | updates/run | steps/run | "
+        + " | ".join(f"{m} | ×mlp" for m in ms)
+        + " | last return |",
+        "|---|---|---|" + "---|---|" * len(ms) + "---|",
+    ]
+    for pol, r in pe.items():
+        cells = " | ".join(f"{r[m]:.4g} | {r.get(f'{m}_over_mlp', nan):.2f}" for m in ms)
+        lines.append(
+            f"| {pol} | {r['updates_per_run']} | {min(r['steps_per_run'])} | {cells} | "
+            f"{r['return_last']:.1f} |"
+        )
+    k = next(iter(pe.values()))["k_common"]
+    lines += ["", f"Over the first {k} updates of every run (equal progress):", ""]
+    for pol, r in pe.items():
+        parts = [
+            f"{m} {r[f'{m}_first_k']:.4g} ({r.get(f'{m}_over_mlp_first_k', nan):.2f}× mlp)"
+            for m in ms
+        ]
+        lines.append(f"- {pol}: " + ", ".join(parts))
     lines += [
         "",
-        "| policy (C-20) | updates/run | steps/run | approx-KL | clip frac | KL/mlp | clip/mlp "
-        "| last return |",
+        "approx_kl: mean of (r − 1) − log r; clip_frac: share with |r − 1| > 0.1 (cleanrl); "
+        "kl_exact: closed-form Gaussian KL(π_old ‖ π); clip_frac_active: share whose clipping "
+        "zeroes the gradient (Snowflake's record_ppo_clip). Means over all minibatches of all "
+        "epochs of an update, then over updates and seeds.",
     ]
-    lines += ["|---|---|---|---|---|---|---|---|"]
-    for pol, r in res.get("paper_effect", {}).items():
-        lines.append(
-            f"| {pol} | {r['updates_per_run']} | {min(r['steps_per_run'])} | "
-            f"{r['approx_kl']:.4g} | "
-            f"{r['clip_frac']:.4g} | {r.get('kl_over_mlp', float('nan')):.2f} | "
-            f"{r.get('clip_over_mlp', float('nan')):.2f} | {r['return_last']:.1f} |"
-        )
-    pe = res.get("paper_effect", {})
-    if pe:
-        k = next(iter(pe.values()))["k_common"]
-        lines += ["", f"Over the first {k} updates of every run (equal progress):", ""]
-        for pol, r in pe.items():
-            lines.append(
-                f"- {pol}: approx-KL {r['approx_kl_first_k']:.4g} "
-                f"({r.get('kl_over_mlp_first_k', float('nan')):.2f}× mlp), clip frac "
-                f"{r['clip_frac_first_k']:.4g} "
-                f"({r.get('clip_over_mlp_first_k', float('nan')):.2f}× mlp)"
-            )
     return lines
 
 
@@ -386,9 +454,17 @@ def md_a(res: dict) -> str:
     ]
     lines += ["|---|---|---|---|---|---|"]
     for r in res.get("ppo_iteration", {}).values():
+        if "error" in r:
+            lines.append(f"| {r['policy']} on {r['device']}: {r['error'][:200]} | | | | | |")
+            continue
+        where = (
+            f"update on {r.get('torch_threads_update', '?')} threads"
+            if r.get("device", "cpu") == "cpu"
+            else f"policy on {r['device']}"
+        )
         lines.append(
             f"| {r['policy']} (C-20, {r['num_envs']} envs, {r['rollout_steps']} steps, "
-            f"{r['epochs']} epochs, update on {r.get('torch_threads_update', '?')} threads) | "
+            f"{r['epochs']} epochs, {where}) | "
             f"{r['rollout_s']:.2f} | {r['update_s']:.2f} | "
             f"{r['iteration_s']:.2f} | {r['pure_stepping_s']:.2f} | +{r['overhead_frac']:.0%} |"
         )
@@ -396,9 +472,20 @@ def md_a(res: dict) -> str:
     return "\n".join(lines)
 
 
+def _devices(res: dict) -> str:
+    """``device: count`` of the runs that reported one (from their ``result.json``)."""
+    seen: dict[str, int] = {}
+    for r in res.get("devices", {}).values():
+        seen[r] = seen.get(r, 0) + 1
+    return ", ".join(f"{k}: {v} runs" for k, v in sorted(seen.items())) or "not reported yet"
+
+
 def md_b(res: dict) -> str:
     lines = [
         f"# snowflake phase b on {res['cores']} cores, {res['date']}",
+        "",
+        f"Centipede-20 runs start at log-std {res.get('c20_init_log_std', -1.0)}; Centipede-6 runs "
+        f"at the package default -1. Devices: {_devices(res)}.",
         *md_paper(res),
         "",
         "Zero-shot transfer from Centipede-6:",
@@ -445,14 +532,26 @@ def phase_a(a, res: dict, out: Path, t0: float) -> None:
     write_json(out / "snowflake_a.json", res)
     (out / "snowflake_a.md").write_text(md_a(res))
     res["ppo_iteration"] = {}
-    for pol in ("mlp", "snowflake"):
-        if time.time() + (3.0 if a.smoke else 8.0) > deadline:
-            log(f"PPO iteration {pol}: skipped (budget)")
+    import torch
+
+    dev = "cpu" if a.device == "cpu" or not torch.cuda.is_available() else "cuda"
+    plan = [("mlp", dev), ("snowflake", dev)]
+    if dev != "cpu":  # the same iterations with the update on the CPU cores, if time is left
+        plan += [("mlp", "cpu"), ("snowflake", "cpu")]
+    for pol, d in plan:
+        need = 3.0 if a.smoke else (40.0 if (pol, d) == ("snowflake", "cpu") else 10.0)
+        if time.time() + need > deadline:
+            log(f"PPO iteration {pol} on {d}: skipped (budget)")
             continue
-        r = ppo_iteration(pol, cores, a.smoke, deadline)
-        res["ppo_iteration"][pol] = r
+        try:
+            r = ppo_iteration(pol, cores, a.smoke, deadline, d)
+        except Exception as e:  # a GPU failure must not sink the CPU measurements
+            res["ppo_iteration"][f"{pol}@{d}"] = {"policy": pol, "device": d, "error": repr(e)}
+            log(f"PPO iteration {pol} on {d}: FAILED {e!r}")
+            continue
+        res["ppo_iteration"][f"{pol}@{d}"] = r
         log(
-            f"PPO iteration {pol}: {r['iteration_s']:.2f} s vs {r['pure_stepping_s']:.2f} s "
+            f"PPO iteration {pol} on {d}: {r['iteration_s']:.2f} s vs {r['pure_stepping_s']:.2f} s "
             f"stepping (+{r['overhead_frac']:.0%}; rollout {r['rollout_s']:.2f} s, update "
             f"{r['update_s']:.2f} s)"
         )
@@ -476,37 +575,74 @@ def experiment_slots(seeds: int) -> list[list[tuple[str, str, int, str]]]:
     return c20 + c6
 
 
+def run_layout(ncores: int, seeds: int) -> list[tuple[tuple[str, str, int, str], list[int]]]:
+    """``(run, core indices)`` for phase b's 9 + 6 runs on ``ncores`` cores, no core shared by two
+    runs when ``ncores`` >= 15.
+
+    With a GPU doing the policy maths, a run's cost is its physics, about 3.4x higher per step
+    on Centipede-20 than on Centipede-6: every run first gets one core, the Centipede-20 runs then
+    get the spare cores round-robin (up to 3 each), then the Centipede-6 runs (24 cores: 2 per
+    Centipede-20 run, 1 per Centipede-6 run). Below 15 cores the older 12-slot plan applies
+    (``experiment_slots``: MLP seeds share a core), wrapping onto the given cores.
+    """
+    slots = experiment_slots(seeds)
+    runs = [r for slot in slots for r in slot]
+    if ncores < len(runs):
+        return [(r, [k % ncores]) for k, slot in enumerate(slots) for r in slot]
+    share = [1] * len(runs)
+    spare = ncores - len(runs)
+    for group in ("Centipede-20", "Centipede-6"):
+        idx = [i for i, r in enumerate(runs) if r[0] == group]
+        while spare and idx and min(share[i] for i in idx) < 3:
+            for i in idx:
+                if spare and share[i] < 3:
+                    share[i] += 1
+                    spare -= 1
+    out, start = [], 0
+    for r, n in zip(runs, share):
+        out.append((r, list(range(start, start + n))))
+        start += n
+    return out
+
+
 def phase_b(a, res: dict, out: Path, t0: float) -> None:
-    """Paper effect (Centipede-20) and transfer from Centipede-6, all runs in parallel, one
-    torch thread each, until the budget; then zero-shot evaluation of the Centipede-6 runs."""
+    """Paper effect (Centipede-20) and transfer from Centipede-6, all runs in parallel on their
+    own cores (policy maths on the GPU when there is one) until the budget; then zero-shot
+    evaluation of the Centipede-6 runs."""
     root = Path(a.runs)
+    root.mkdir(parents=True, exist_ok=True)
     avail = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
-    slots = experiment_slots(1 if a.smoke else 3)
-    if a.smoke:
-        slots = [slots[0][:1], slots[-2]]  # C-20 mlp and C-6 snowflake with transfer
+    layout = run_layout(len(avail), 1 if a.smoke else 3)
+    if a.smoke:  # C-20 mlp and C-6 snowflake with transfer
+        keep = [layout[0][0], next(r for r, _ in layout if r[0] == "Centipede-6")]
+        layout = [(r, [k % len(avail)]) for k, r in enumerate(keep)]
     t_end = t0 + a.budget - 10.0
-    eval_s = 20.0 if a.smoke else 75.0
-    procs = []
-    for k, slot in enumerate(slots):
-        core = [avail[k % len(avail)]]  # wraps (shares cores) only when given < 12 cores
-        for env, pol, seed, tgt in slot:
-            train_end = t_end - (eval_s if tgt else 0.0)
-            d = root / f"{env}_{pol}_s{seed}"
-            procs.append(launch(a, env, pol, seed, core, d, train_end, t_end - 5.0, tgt))
-    res["layout"] = {
-        f"{env}_{pol}_s{seed}": avail[k % len(avail)]
-        for k, slot in enumerate(slots)
-        for env, pol, seed, _ in slot
-    }
+    eval_s = 20.0 if a.smoke else 60.0
+    procs, names = [], []
+    for k, (run, cidx) in enumerate(layout):
+        env, pol, seed, tgt = run
+        cores = [avail[i] for i in cidx]
+        train_end = t_end - (eval_s if tgt else 5.0)  # C-20 runs: time to write final.pt
+        d = root / f"{env}_{pol}_s{seed}"
+        procs.append(launch(a, run, cores, k, d, train_end, t_end - 5.0))
+        names.append(d.name)
+    res["c20_init_log_std"] = a.c20_init_log_std
+    res["device_request"] = a.device
+    res["layout"] = {f"{r[0]}_{r[1]}_s{r[2]}": [avail[i] for i in cidx] for r, cidx in layout}
     log(f"launched {len(procs)} runs on {len(avail)} cores; ending at +{t_end - t0:.0f} s")
 
     def poll() -> None:
         runs = collect_csv(root, out / "snowflake_b_metrics.csv")
         res["paper_effect"] = divergence_summary(runs, "Centipede-20")
-        res["transfer"] = {
-            d.parent.name: json.loads(d.read_text())
-            for d in sorted(root.glob("Centipede-6_*/result.json"))
-        }
+        results = {}
+        for d in sorted(root.glob("Centipede*/result.json")):
+            with contextlib.suppress(ValueError, OSError):
+                results[d.parent.name] = json.loads(d.read_text())
+        res["transfer"] = {k: v for k, v in results.items() if k.startswith("Centipede-6_")}
+        res["devices"] = {k: v.get("device", "?") for k, v in results.items()}
+        errs = {k: v["device_error"] for k, v in results.items() if "device_error" in v}
+        if errs:
+            res["device_errors"] = errs
         res["final_returns"] = {
             k: float(np.mean(v)) if (v := _finite(c["ep_return_mean"][-3:])).size else None
             for k, c in runs.items()
@@ -522,6 +658,11 @@ def phase_b(a, res: dict, out: Path, t0: float) -> None:
     for p in procs:
         if p.poll() is None:
             p.kill()
+    for name, p in zip(names, procs):  # keep the end of a failed worker's output
+        if p.returncode not in (0, None):
+            with contextlib.suppress(OSError):
+                tail = (root / f"{name}.log").read_text()[-1500:]
+                res.setdefault("worker_errors", {})[name] = tail
     poll()
     runs = collect_csv(root, out / "snowflake_b_metrics.csv")
     for env, tag, metrics in (
@@ -549,10 +690,24 @@ def main() -> None:
     p.add_argument("--train-deadline", type=float, default=0.0)
     p.add_argument("--eval-deadline", type=float, default=0.0)
     p.add_argument("--num-envs", type=int, default=16)
-    p.add_argument("--steps", type=int, default=300_000)
+    p.add_argument("--steps", type=int, default=301_056)  # 147 updates of 2048 >= 300k
     p.add_argument("--episodes", type=int, default=5)
     p.add_argument("--transfer", default="")
     p.add_argument("--max-eval-steps", type=int, default=1000)
+    p.add_argument(
+        "--device",
+        default=os.environ.get("SNOWFLAKE_DEVICE", "auto"),
+        help="policy maths of phase b runs and the phase a PPO iteration: auto|cpu|cuda",
+    )
+    p.add_argument("--gpu-index", type=int, default=0)
+    p.add_argument("--init-log-std", type=float, default=None, help="worker: override")
+    p.add_argument(
+        "--c20-init-log-std",
+        type=float,
+        default=float(os.environ.get("SNOWFLAKE_C20_INIT_LOG_STD", "0")),
+        help="initial log-std of the Centipede-20 divergence runs (0 = σ 1, as Snowflake's code; "
+        "the package default is -1)",
+    )
     a = p.parse_args()
     if a.smoke:
         a.num_envs, a.episodes, a.max_eval_steps = 2, 2, 30

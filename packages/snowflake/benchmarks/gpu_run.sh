@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # snowflake on the 16-core machine (CPU only; no GPU needed). Two phases, each in its own $OUT:
 #   phase a (default): throughput alone on cores 0-15, budget SNOWFLAKE_BUDGET (default 85 s);
-#   phase b (gpu_run_b.sh): experiments on SNOWFLAKE_CORES (default 4-15) next to other jobs,
-#     budget SNOWFLAKE_BUDGET (default 490 s).
+#   phase b (gpu_run_b.sh): experiments on SNOWFLAKE_CORES (default 4-15; 8-31 on the 32-core
+#     box) next to other jobs, budget SNOWFLAKE_BUDGET (default 490 s).
+# SNOWFLAKE_DEVICE=auto|cpu|cuda: where the policy maths runs (auto: a visible GPU if any; the
+# physics always runs on the cores). SNOWFLAKE_C20_INIT_LOG_STD (default 0): phase b C-20 runs.
 # Run from the repository root with mujoco + gymnasium importable (e.g. /tmp/site on PYTHONPATH):
 #   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:):/tmp/site OUT=<dir> bash packages/snowflake/benchmarks/gpu_run.sh
 # Smoke test on a small CPU box: SNOWFLAKE_SMOKE=1 OUT=/tmp/sfa bash packages/snowflake/benchmarks/gpu_run.sh

@@ -29,3 +29,23 @@ def test_phase_b_fits_twelve_cores_one_gnn_per_core(gpu_bench):
     c6 = [r for r in runs if r[0] == "Centipede-6"]
     assert all(r[3].split(",") == list(gpu_bench.TARGETS) for r in c6)
     assert not any(r[3] for r in c20)
+
+
+def test_phase_b_on_24_cores_gives_centipede20_runs_two_cores_and_never_shares(gpu_bench):
+    layout = gpu_bench.run_layout(24, 3)
+    assert len(layout) == 15
+    used = [c for _, cores in layout for c in cores]
+    assert sorted(used) == list(range(24))  # every core used once: no run shares a core
+    for (env, _, _, _), cores in layout:
+        assert len(cores) == (2 if env == "Centipede-20" else 1)
+
+
+def test_phase_b_layout_small_and_large_core_counts(gpu_bench):
+    # 12 cores: the older slot plan (GNN runs alone on a core, MLP seeds share one)
+    small = gpu_bench.run_layout(12, 3)
+    assert len(small) == 15
+    assert {c for _, cores in small for c in cores} == set(range(12))
+    # 48 cores: at most 3 per run, and the spare ones beyond that stay unused
+    large = gpu_bench.run_layout(48, 3)
+    assert max(len(cores) for _, cores in large) == 3
+    assert len({c for _, cores in large for c in cores}) == sum(len(c) for _, c in large)

@@ -136,9 +136,16 @@ def ppo_update(
     """Run ``cfg.epochs`` epochs of clipped-surrogate PPO on one rollout ``batch`` (flattened ``[N,
     …]``).
 
-    Returns diagnostics: mean approx-KL ((r − 1) − log r), clip fraction, the clip fraction of the
-    very first minibatch (0 by construction), entropy, losses, explained variance and the L2 norm of
-    the parameter change per freezing group (``update_norm/<group>``).
+    Returns diagnostics, each the mean over all minibatches of all epochs, computed on the
+    minibatch just before its optimiser step (as cleanrl does): ``approx_kl`` (the sample
+    estimator (r − 1) − log r of KL(π_old ‖ π)), ``clip_frac`` (share of samples with
+    |r − 1| > clip), ``clip_frac_first`` (the very first minibatch, 0 by construction), entropy,
+    losses, explained variance and the L2 norm of the parameter change per freezing group
+    (``update_norm/<group>``). When the batch also holds the rollout policy's ``mean`` ``[N, nu]``
+    and ``std`` ``[N, nu]``, two diagnostics as Snowflake's code defines them are added:
+    ``kl_exact`` (closed-form Gaussian KL(π_old ‖ π) summed over action dimensions) and
+    ``clip_frac_active`` (share of samples whose clipping zeroes the gradient: r > 1 + clip
+    with A > 0, or r < 1 − clip with A < 0).
     """
     obs, act, logp_old = batch["obs"], batch["actions"], batch["logp"]
     adv, ret, val = batch["advantages"], batch["returns"], batch["values"]
@@ -147,8 +154,8 @@ def ppo_update(
     pi_params = [p for g in opt_pi.param_groups for p in g["params"]]
     v_params = [p for g in opt_v.param_groups for p in g["params"]]
     before = {n: p.detach().clone() for n, p in agent.named_parameters()}
-    kls, fracs, ents, pls, vls = [], [], [], [], []
-    first_frac = None
+    stats: list[torch.Tensor] = []
+    exact = "mean" in batch and "std" in batch
     n = obs.shape[0]
     for _ in range(cfg.epochs):
         perm = torch.randperm(n, device=obs.device)
@@ -169,23 +176,35 @@ def ppo_update(
             nn.utils.clip_grad_norm_(v_params, cfg.max_grad_norm)
             opt_pi.step()
             opt_v.step()
-            with torch.no_grad():
-                frac = float(((ratio - 1).abs() > cfg.clip).float().mean())
-                kls.append(float(((ratio - 1) - log_ratio).mean()))
-                fracs.append(frac)
-                first_frac = frac if first_frac is None else first_frac
-                ents.append(float(entropy))
-                pls.append(float(pg))
-                vls.append(float(v_loss))
+            with torch.no_grad():  # kept on the device: one host sync per update, not per step
+                row = [
+                    ((ratio - 1) - log_ratio).mean(),
+                    ((ratio - 1).abs() > cfg.clip).float().mean(),
+                    entropy.detach(),
+                    pg.detach(),
+                    v_loss.detach(),
+                ]
+                if exact:
+                    m0, s0 = batch["mean"][mb], batch["std"][mb]
+                    s1 = dist.scale
+                    kl = torch.log(s1 / s0) + (s0**2 + (m0 - dist.loc) ** 2) / (2 * s1**2) - 0.5
+                    active = ((ratio > 1 + cfg.clip) & (a > 0)) | ((ratio < 1 - cfg.clip) & (a < 0))
+                    row += [kl.sum(-1).mean(), active.float().mean()]
+                stats.append(torch.stack(row))
+    # float32 per minibatch, averaged in float64 (as Python floats would be)
+    cols = torch.stack(stats).cpu().double().numpy().T
+    kls, fracs, ents, pls, vls = cols[:5]
     out = {
         "approx_kl": float(np.mean(kls)),
         "clip_frac": float(np.mean(fracs)),
-        "clip_frac_first": float(first_frac),
+        "clip_frac_first": float(fracs[0]),
         "entropy": float(np.mean(ents)),
         "policy_loss": float(np.mean(pls)),
         "value_loss": float(np.mean(vls)),
         "explained_var": explained_variance(val, ret),
     }
+    if exact:
+        out["kl_exact"], out["clip_frac_active"] = float(np.mean(cols[5])), float(np.mean(cols[6]))
     norms: dict[str, float] = {}
     with torch.no_grad():
         for name, p in agent.named_parameters():

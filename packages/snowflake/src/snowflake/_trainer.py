@@ -109,6 +109,7 @@ class Trainer:
         d, a = self.morph.obs_dim, len(self.morph.act_node)
         obs_b = torch.zeros(t_len, k, d, device=dev)
         act_b = torch.zeros(t_len, k, a, device=dev)
+        mean_b, std_b = torch.zeros(t_len, k, a, device=dev), torch.zeros(t_len, k, a, device=dev)
         logp_b, val_b, nval_b = (torch.zeros(t_len, k, device=dev) for _ in range(3))
         rew_b = np.zeros((t_len, k))
         term_b, trunc_b = np.zeros((t_len, k), bool), np.zeros((t_len, k), bool)
@@ -122,6 +123,7 @@ class Trainer:
                 dist = agent.dist(obs)
                 action = dist.sample()
                 obs_b[t], act_b[t] = obs, action
+                mean_b[t], std_b[t] = dist.loc, dist.scale
                 logp_b[t] = dist.log_prob(action).sum(-1)
                 val_b[t] = agent.value(obs)
                 env_act = np.clip(action.cpu().numpy().astype(np.float64), low, high)
@@ -153,6 +155,8 @@ class Trainer:
             "obs": flat(obs_b),
             "actions": flat(act_b),
             "logp": flat(logp_b),
+            "mean": flat(mean_b),
+            "std": flat(std_b),
             "values": flat(val_b),
             "advantages": flat(adv),
             "returns": flat(ret),
