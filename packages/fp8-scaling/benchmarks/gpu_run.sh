@@ -3,18 +3,24 @@
 #   gpt:   12-layer d=768 GPT, 2,000 steps, bf16 vs FP8 JIT / delayed / constant, one process
 #          per recipe side by side, forward+backward replayed from CUDA graphs; quantize-once
 #          inference check on the bf16 model. Writes gpt_losses.json and two PNGs.
+#   sweep: correctness, then CUDA-graph timing of every cast-kernel configuration (tile, warps,
+#          transposition mode, persistent grid, pipelining) for the 8192^2 cast and the tensor
+#          shapes of the layer shapes; writes fp8_tuned.json (fastest per shape, keyed by GPU
+#          name) and fp8_sweep.json (all timings) within FP8_SWEEP_SECONDS (default 100). The
+#          later stages read that table (FP8_SCALING_TUNED).
 #   cases: the acceptance cases first (Float8Linear vs bf16 and vs torchao tensorwise, compiled),
 #          then GPU-time (CUDA-graph) cases for the casts and the layer, then variants; JSON + MD
 #          rewritten after each case, so a cut run keeps what it measured.
 #   tests: the GPU tests (bit-exact casts, CUDA-graph training = eager), if time is left.
-# FP8_STAGES picks stages (default gpt,cases,tests), FP8_CASES the cases, FP8_BENCH_SHAPES the
+# FP8_STAGES picks stages (default gpt,cases,tests; the lean kernel run: sweep,cases), FP8_CASES the cases, FP8_BENCH_SHAPES the
 # layer shapes (MxKxN,...), FP8_GPT_SECONDS the cap of the GPT stage, FP8_THREADS the CPU threads.
 # From the repository root, with $OUT an empty folder:
 #   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:) OUT=/tmp/out \
 #     bash packages/fp8-scaling/benchmarks/gpu_run.sh
 # FP8_SMOKE=1 runs the same stages on the CPU with tiny sizes (checks the script itself).
-# Writes at most 6 flat files to $OUT: run.log, fp8_cases.json/.md, gpt_losses.json,
-# gpt_loss_curves.png, gpt_bias_distribution.png.
+# Writes flat files to $OUT: run.log, fp8_cases.json/.md; sweep: fp8_tuned.json,
+# fp8_sweep.json; gpt: gpt_losses.json, gpt_loss_curves.png, gpt_bias_distribution.png (run the
+# gpt stage on its own to stay within 6 files).
 set -uo pipefail
 : "${OUT:?set OUT to an empty output folder}"
 START=$SECONDS
@@ -32,13 +38,15 @@ if ls .whl/fp8/*.whl >/dev/null 2>&1 && ! python3 -c "import torchao" 2>/dev/nul
 fi
 STAGES=${FP8_STAGES:-gpt,cases,tests}
 DEV=cuda
+SWEEP_SMOKE=""; SWEEP_ENV=""
 STEPS=${FP8_GPT_STEPS:-2000}
 GPT_ARGS="--layers 12 --d-model 768 --heads 12 --seq-len 256 --batch 16 --lr 6e-4 --bytes 3000000"
 GPT_CAP=${FP8_GPT_SECONDS:-110}  # wall cap of the convergence stage (training stops earlier)
-CASES=${FP8_CASES:-linear_fp8_vs_bf16,linear_fp8_vs_torchao_tensorwise,linear_fp8_triton_ops_vs_bf16,cast_jit_graph,cast_delayed_graph,linear_fp8_graph_vs_bf16,cast_transpose_inductor,linear_fp8_eager_vs_bf16,torchao_tensorwise_vs_bf16,auto_filter_vs_bf16,cast_transpose_jit,linear_fp8_graph_vs_torchao,delayed_cast,scaled_mm_vs_bf16_mm,linear_fp8_ro_vs_bf16_ro,linear_fp8_ro_vs_torchao_ro}
+CASES=${FP8_CASES:-linear_fp8_vs_bf16,cast_delayed_graph,cast_jit_graph,linear_fp8_vs_torchao_tensorwise,auto_filter_vs_bf16,linear_fp8_graph_vs_bf16,linear_fp8_inductor_vs_bf16,linear_fp8_eager_vs_bf16,torchao_tensorwise_vs_bf16,scaled_mm_vs_bf16_mm}
 if [[ -n ${FP8_SMOKE:-} ]]; then  # CPU smoke test of this script on tiny sizes
   DEV=cpu; export FP8_QUICK=1
   CASES=${FP8_CASES:-linear_fp8_vs_bf16,cast_jit_graph,linear_fp8_graph_vs_bf16}
+  SWEEP_SMOKE=--smoke; SWEEP_ENV=TRITON_INTERPRET=1
   STEPS=${FP8_GPT_STEPS:-8}
   GPT_ARGS="--layers 1 --d-model 16 --heads 2 --seq-len 16 --batch 2 --bytes 20000"
   GPT_CAP=${FP8_GPT_SECONDS:-300}
@@ -85,8 +93,20 @@ if "inference_val_loss" in b:
 PY
 fi
 
+if [[ $STAGES == *sweep* ]]; then
+  SW=${FP8_SWEEP_SECONDS:-100}; (( SW > $(left) - 10 )) && SW=$(( $(left) - 10 ))
+  echo "== sweep ($SW s)"
+  if (( SW > 15 )); then
+    timeout $((SW + 20)) env $SWEEP_ENV python3 packages/fp8-scaling/benchmarks/sweep_cast.py --out "$OUT" \
+      --budget "$SW" ${SWEEP_SMOKE:-} 2>&1 | grep -v "^\s*$" | tail -60
+  fi
+  [[ -s $OUT/fp8_tuned.json ]] && export FP8_SCALING_TUNED="$OUT/fp8_tuned.json" \
+    && echo "tuned table: $FP8_SCALING_TUNED"
+fi
+
 if [[ $STAGES == *cases* ]]; then
-  T=$(( $(left) - ${FP8_TESTS_RESERVE:-25} ))
+  RESERVE=5; [[ $STAGES == *tests* ]] && RESERVE=${FP8_TESTS_RESERVE:-25}
+  T=$(( $(left) - RESERVE ))
   echo "== cases ($T s): $CASES"
   if (( T > 20 )); then
     timeout "$T" python3 packages/fp8-scaling/benchmarks/run_cases.py "$OUT" "$CASES" $DEV 2>&1 \

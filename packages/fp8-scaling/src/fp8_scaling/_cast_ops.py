@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from . import _tuned
+from ._fastcast import launch_amax2, launch_cast2
 from ._formats import FORMATS, get_format
 from ._kernels import HAS_TRITON, launch_amax, launch_cast_transpose
 from ._scaling import amax as amax_ref
@@ -66,6 +68,25 @@ def delayed_cast_ref(
     return q, qt, amax_ref(x)
 
 
+def _amax_gpu(x: torch.Tensor, wrap=None) -> torch.Tensor:
+    """Triton amax of a contiguous CUDA tensor: the tuned kernel when the table has one."""
+    cfg = _tuned.amax_config(x)
+    if cfg is not None:
+        return launch_amax2(x, cfg, wrap=wrap)
+    return launch_amax(x, wrap=wrap)
+
+
+def _cast_gpu(x: torch.Tensor, fmt: str, wrap=None, **kw):
+    """Triton cast of a contiguous 2-D CUDA tensor: the tuned kernel for 2-byte inputs when the
+    table has one, else the self-tuning kernel (``kw`` as in ``launch_cast_transpose``)."""
+    cfg = None
+    if x.element_size() == 2:
+        cfg = _tuned.cast_config(x, delayed=kw.get("scale") is not None)
+    if cfg is not None:
+        return launch_cast2(x, fmt, FORMATS[fmt].max, cfg, wrap=wrap, **kw)
+    return launch_cast_transpose(x, fmt, FORMATS[fmt].max, wrap=wrap, **kw)
+
+
 def _check(x: torch.Tensor, fmt: str) -> None:
     if fmt not in FORMATS:
         raise ValueError(f"unknown FP8 format {fmt!r}; expected one of {sorted(FORMATS)}")
@@ -76,7 +97,7 @@ def _check(x: torch.Tensor, fmt: str) -> None:
 def amax_impl(x: torch.Tensor) -> torch.Tensor:
     """Body of ``fp8_scaling::amax``; eager callers use it directly (no dispatcher overhead)."""
     if _use_triton(x) and x.numel() > 0:
-        return launch_amax(x.contiguous())
+        return _amax_gpu(x.contiguous())
     return amax_ref(x)
 
 
@@ -97,9 +118,8 @@ def cast_transpose_impl(
     """Body of ``fp8_scaling::cast_transpose`` (eager callers use it directly)."""
     _check(x, fmt)
     if _use_triton(x, fmt) and x.numel() > 0:
-        f = FORMATS[fmt]
-        q, qt, inv, _ = launch_cast_transpose(
-            x.contiguous(), fmt, f.max, amax=amax, margin=margin, transpose=transpose
+        q, qt, inv, _ = _cast_gpu(
+            x.contiguous(), fmt, amax=amax, margin=margin, transpose=transpose
         )
         return q, qt, inv
     return cast_transpose_ref(x, amax, fmt, margin, transpose)
@@ -127,10 +147,7 @@ def delayed_cast_impl(
     """Body of ``fp8_scaling::delayed_cast`` (eager callers use it directly)."""
     _check(x, fmt)
     if _use_triton(x, fmt) and x.numel() > 0:
-        f = FORMATS[fmt]
-        q, qt, _, am = launch_cast_transpose(
-            x.contiguous(), fmt, f.max, scale=scale, transpose=transpose
-        )
+        q, qt, _, am = _cast_gpu(x.contiguous(), fmt, scale=scale, transpose=transpose)
         return q, qt, am
     return delayed_cast_ref(x, scale, fmt, transpose)
 
@@ -162,7 +179,7 @@ if HAS_TRITON_OP:
     def amax_tk(x: torch.Tensor) -> torch.Tensor:
         """``fp8_scaling::amax`` whose Triton launch is visible to torch.compile."""
         if _use_triton(x) and x.numel() > 0:
-            return launch_amax(x.contiguous(), wrap=torch.library.wrap_triton)
+            return _amax_gpu(x.contiguous(), wrap=torch.library.wrap_triton)
         return amax_ref(x)
 
     @torch.library.triton_op("fp8_scaling::cast_transpose_tk", mutates_args=())
@@ -172,10 +189,9 @@ if HAS_TRITON_OP:
         """``fp8_scaling::cast_transpose`` whose Triton launch is visible to torch.compile."""
         _check(x, fmt)
         if _use_triton(x, fmt) and x.numel() > 0:
-            q, qt, inv, _ = launch_cast_transpose(
+            q, qt, inv, _ = _cast_gpu(
                 x.contiguous(),
                 fmt,
-                FORMATS[fmt].max,
                 amax=amax,
                 margin=margin,
                 transpose=transpose,

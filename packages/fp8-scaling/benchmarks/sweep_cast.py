@@ -1,0 +1,282 @@
+"""Sweep the cast-kernel launch configurations on this GPU and write the tuned table.
+
+``python packages/fp8-scaling/benchmarks/sweep_cast.py --out DIR [--budget S]`` (repo root):
+
+1. correctness first: every configuration of ``fp8_scaling._fastcast`` (JIT and delayed cast,
+   amax) is compared byte for byte with the pure-torch references on an odd and an even
+   shape; a configuration that fails (or does not compile) is dropped;
+2. GPU time (CUDA-graph replay of 10 launches) of every surviving configuration, and of the
+   self-tuning kernels of ``fp8_scaling._kernels`` ("legacy"), for the 8192^2 cast and the
+   activation, weight and gradient shapes of the layer shapes in ``FP8_BENCH_SHAPES``;
+3. the fastest per shape goes into ``DIR/fp8_tuned.json`` (keyed by GPU name, read by
+   ``fp8_scaling._tuned`` through ``FP8_SCALING_TUNED``), all timings into
+   ``DIR/fp8_sweep.json``; both are rewritten after every shape, so a cut run keeps them.
+
+``--smoke`` runs it on the CPU under ``TRITON_INTERPRET=1`` at tiny sizes (checks the script).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from fp8_scaling._cast_ops import cast_transpose_ref, delayed_cast_ref
+from fp8_scaling._fastcast import AmaxConfig, CastConfig, launch_amax2, launch_cast2
+from fp8_scaling._kernels import launch_amax, launch_cast_transpose
+from fp8_scaling._scaling import amax as amax_ref
+
+# (bm, bn, warps, tmode, waves, stages); group 8
+CAST_CFGS = [
+    CastConfig(128, 128, 8, 0, 0, 1),
+    CastConfig(128, 128, 8, 2, 0, 1),
+    CastConfig(128, 128, 4, 0, 0, 1),
+    CastConfig(64, 128, 4, 0, 0, 1),
+    CastConfig(128, 64, 4, 2, 0, 1),
+    CastConfig(128, 256, 8, 0, 0, 1),
+    CastConfig(128, 128, 8, 1, 0, 1),
+    CastConfig(128, 128, 8, 0, 4, 2),
+    CastConfig(64, 128, 4, 0, 8, 3),
+    CastConfig(128, 128, 8, 2, 2, 2),
+]
+AMAX_CFGS = [
+    AmaxConfig(8192, 8, 4),
+    AmaxConfig(4096, 8, 8),
+    AmaxConfig(16384, 16, 2),
+    AmaxConfig(2048, 4, 16),
+    AmaxConfig(8192, 8, 0),
+    AmaxConfig(4096, 4, 32),
+]
+SMOKE_CAST = [CastConfig(16, 32, 1, 0, 0, 1), CastConfig(32, 16, 1, 2, 2, 1)]
+SMOKE_AMAX = [AmaxConfig(64, 1, 1), AmaxConfig(32, 1, 0)]
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.dtype != torch.float32:
+        a, b = a.view(torch.uint8), b.view(torch.uint8)
+    return a.shape == b.shape and torch.equal(a, b)
+
+
+def _x(m: int, n: int, device: str, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    return (torch.randn(m, n, generator=g) * 3).to(device, torch.bfloat16)
+
+
+def check_cast(cfg: CastConfig, device: str, shapes, out_fp32: bool) -> str | None:
+    """None when the casts with ``cfg`` match the references, else why not.
+
+    ``shapes`` (odd, even): E4M3 JIT on the odd shape (masked tiles); on the even shape (the
+    unmasked kernels the layer shapes use) E4M3 JIT and delayed, and E5M2 JIT (gradients).
+    """
+    odd, even = shapes
+    cases = [(odd, "e4m3", False), (even, "e4m3", False), (even, "e4m3", True)]
+    cases += [(even, "e5m2", False)] if device == "cuda" else []  # the interpreter is slow
+    fmaxes = {"e4m3": 448.0, "e5m2": 57344.0}
+    try:
+        for (m, n), fmt, delayed in cases:
+            x = _x(m, n, device, 1)
+            x.view(-1)[7] = 1e4  # saturates in the delayed cast (scale 16)
+            if delayed:
+                s = torch.tensor(16.0, device=device)
+                q, qt, _, am = launch_cast2(x, fmt, fmaxes[fmt], cfg, scale=s, out_fp32=out_fp32)
+                rq, rqt, ram = delayed_cast_ref(x, s, fmt, True)
+                extra_ok = torch.equal(am, ram)
+            else:
+                a = amax_ref(x)
+                q, qt, inv, _ = launch_cast2(
+                    x, fmt, fmaxes[fmt], cfg, amax=a, margin=1, out_fp32=out_fp32
+                )
+                rq, rqt, rinv = cast_transpose_ref(x, a, fmt, 1, True)
+                extra_ok = torch.equal(inv, rinv)
+            if out_fp32:
+                q, qt = q.to(rq.dtype), qt.to(rq.dtype)
+            if not (extra_ok and _same(q, rq) and _same(qt, rqt)):
+                mode = "delayed" if delayed else "JIT"
+                return f"{mode} {fmt} {m}x{n} differs from the reference"
+    except Exception as exc:  # a compile or launch failure drops the configuration
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    return None
+
+
+def check_amax(cfg: AmaxConfig, device: str, shapes) -> str | None:
+    try:
+        for m, n in shapes:
+            x = _x(m, n, device, 2)
+            if not torch.equal(launch_amax2(x, cfg), amax_ref(x)):
+                return f"amax {m}x{n} differs"
+            x.view(-1)[-1] = float("nan")
+            if launch_amax2(x, cfg).item() != float("inf"):
+                return "NaN not counted as inf"
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    return None
+
+
+def gpu_time(fn, device: str, reps: int = 10, replays: int = 5) -> float:
+    """Seconds per call of ``fn``: CUDA-graph replay of ``reps`` calls (median of replays)."""
+    if device != "cuda":
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        fn()
+        fn()
+    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(reps):
+            fn()
+    g.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(replays):
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        e0.record()
+        g.replay()
+        e1.record()
+        e1.synchronize()
+        times.append(e0.elapsed_time(e1) / 1e3 / reps)
+    del g
+    return statistics.median(times)
+
+
+def time_shape(m: int, n: int, device: str, amax_cfgs, cast_cfgs, left) -> dict:
+    """GPU seconds per call of every amax / JIT cast / delayed cast variant on an (m, n) input."""
+    x = _x(m, n, device)
+    am = amax_ref(x)
+    s = torch.tensor(16.0, device=device)
+    res: dict = {"amax": {}, "cast_jit": {}, "cast_delayed": {}}
+    res["amax"]["legacy"] = gpu_time(lambda: launch_amax(x), device)
+    for cfg in amax_cfgs:
+        res["amax"][cfg.name()] = gpu_time(lambda cfg=cfg: launch_amax2(x, cfg), device)
+    res["cast_jit"]["legacy"] = gpu_time(
+        lambda: launch_cast_transpose(x, "e4m3", 448.0, amax=am), device
+    )
+    res["cast_delayed"]["legacy"] = gpu_time(
+        lambda: launch_cast_transpose(x, "e4m3", 448.0, scale=s), device
+    )
+    for cfg in cast_cfgs:
+        if left() < 4:
+            break
+        res["cast_jit"][cfg.name()] = gpu_time(
+            lambda cfg=cfg: launch_cast2(x, "e4m3", 448.0, cfg, amax=am), device
+        )
+        res["cast_delayed"][cfg.name()] = gpu_time(
+            lambda cfg=cfg: launch_cast2(x, "e4m3", 448.0, cfg, scale=s), device
+        )
+    return res
+
+
+def cast_shapes(smoke: bool) -> list[tuple[int, int]]:
+    if smoke:
+        return [(64, 96), (32, 64)]
+    layers = os.environ.get("FP8_BENCH_SHAPES", "4096x4096x4096,8192x8192x8192,16384x8192x28672")
+    out = [(8192, 8192)]
+    for s in layers.split(","):
+        m, k, n = (int(v) for v in s.split("x"))
+        for shp in ((m, k), (n, k), (m, n)):  # activation, weight, gradient
+            if shp not in out:
+                out.append(shp)
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--budget", type=float, default=110.0, help="wall seconds for the sweep")
+    p.add_argument("--smoke", action="store_true", help="CPU interpreter, tiny sizes")
+    a = p.parse_args()
+    t_start = time.monotonic()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = "cpu" if a.smoke else "cuda"
+    gpu = "cpu-interpreter" if a.smoke else torch.cuda.get_device_name(0)
+    cast_cfgs = SMOKE_CAST if a.smoke else CAST_CFGS
+    amax_cfgs = SMOKE_AMAX if a.smoke else AMAX_CFGS
+    sweep: dict = {"gpu": gpu, "torch": torch.__version__, "rejected": {}, "shapes": {}}
+    table: dict = {"format": 1, "gpus": {gpu: {"cast_jit": {}, "cast_delayed": {}, "amax": {}}}}
+    entry = table["gpus"][gpu]
+
+    def left() -> float:
+        return a.budget - (time.monotonic() - t_start)
+
+    def write() -> None:
+        sweep["seconds"] = round(time.monotonic() - t_start, 1)
+        (out / "fp8_sweep.json").write_text(json.dumps(sweep, indent=1))
+        (out / "fp8_tuned.json").write_text(json.dumps(table, indent=1))
+
+    # 1. correctness of every configuration (odd shape: masked tiles; even: the EVEN kernels)
+    chk_shapes = [(37, 53), (64, 96)] if a.smoke else [(333, 1000), (1024, 2048)]
+    ok_cast = []
+    for cfg in cast_cfgs:
+        why = check_cast(cfg, device, chk_shapes, out_fp32=a.smoke)
+        if why:
+            sweep["rejected"][cfg.name()] = why
+        else:
+            ok_cast.append(cfg)
+        print(f"check {cfg.name():<26} {why or 'ok'}", flush=True)
+    ok_amax = []
+    for cfg in amax_cfgs:
+        why = check_amax(cfg, device, chk_shapes)
+        if why:
+            sweep["rejected"][cfg.name()] = why
+        else:
+            ok_amax.append(cfg)
+        print(f"check {cfg.name():<26} {why or 'ok'}", flush=True)
+    write()
+    print(f"== correctness done at {time.monotonic() - t_start:.0f} s", flush=True)
+
+    # 2. GPU time per shape (the acceptance shape first)
+    for m, n in cast_shapes(a.smoke):
+        if left() < 8:
+            print(f"budget spent: {m}x{n} and later shapes not timed", flush=True)
+            break
+        key = f"{m}x{n}"
+        res = time_shape(m, n, device, ok_amax, ok_cast, left)
+        by_name = {c.name(): c for c in (*ok_cast, *ok_amax)}
+        best = {}
+        for kind in ("amax", "cast_jit", "cast_delayed"):
+            name = min(res[kind], key=res[kind].get)
+            best[kind] = name
+            row = {"kernel": "legacy"} if name == "legacy" else {"kernel": "v2"}
+            if name != "legacy":
+                row.update(dataclasses.asdict(by_name[name]))
+            row["us"] = round(res[kind][name] * 1e6, 2)
+            row["legacy_us"] = round(res[kind]["legacy"] * 1e6, 2)
+            entry[kind][str(m * n) if kind == "amax" else key] = row
+        gb = 4.0 * m * n / 1e9  # read bf16 once, write two FP8 copies
+        summary = {
+            "best": best,
+            "jit_us": round((res["amax"][best["amax"]] + res["cast_jit"][best["cast_jit"]]) * 1e6),
+            "jit_legacy_us": round((res["amax"]["legacy"] + res["cast_jit"]["legacy"]) * 1e6, 2),
+            "delayed_us": round(res["cast_delayed"][best["cast_delayed"]] * 1e6, 2),
+            "delayed_TBps": round(gb / 1e3 / res["cast_delayed"][best["cast_delayed"]], 3),
+        }
+        sweep["shapes"][key] = {"us": {k: {c: round(t * 1e6, 2) for c, t in v.items()}
+                                       for k, v in res.items()}, **summary}  # fmt: skip
+        write()
+        print(
+            f"{key:>12}: JIT amax+cast {summary['jit_us']:.1f} us (legacy "
+            f"{summary['jit_legacy_us']:.1f}), delayed 1-pass {summary['delayed_us']:.1f} us "
+            f"({summary['delayed_TBps']} TB/s); best {best}",
+            flush=True,
+        )
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    write()
+    print(f"== sweep done in {time.monotonic() - t_start:.0f} s -> {out}/fp8_tuned.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

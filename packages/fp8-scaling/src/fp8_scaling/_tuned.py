@@ -1,0 +1,116 @@
+"""The tuned launch table of the cast kernels: measured per GPU model and tensor shape.
+
+``benchmarks/sweep_cast.py`` times every configuration of :mod:`fp8_scaling._fastcast` on the
+GPU (CUDA-graph replay) and writes the fastest per shape into a JSON table; a copy ships as
+``fp8_scaling/tuned.json``. The environment variable ``FP8_SCALING_TUNED`` points to another
+table (a fresh sweep). Layout::
+
+    {"format": 1, "gpus": {"NVIDIA H200": {
+        "cast_jit":     {"8192x8192": {"kernel": "v2", "bm": 128, ...}, ...},
+        "cast_delayed": {"8192x8192": {...}},
+        "amax":         {"67108864": {"kernel": "v2", "block": 8192, ...}}}}}
+
+Lookup takes the exact shape (or element count) when present, else the entry of the nearest
+element count. A GPU without an entry, or an entry with ``"kernel": "legacy"``, uses the
+self-tuning kernels of :mod:`fp8_scaling._kernels` (the safe default).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+
+from ._fastcast import AmaxConfig, CastConfig
+
+__all__ = ["amax_config", "cast_config", "gpu_name", "load_table", "reset_table"]
+
+_DEFAULT_PATH = Path(__file__).with_name("tuned.json")
+_STATE: dict = {}
+
+
+def load_table() -> dict:
+    """The tuned table (``FP8_SCALING_TUNED`` or the packaged ``tuned.json``); ``{}`` if none.
+
+    A missing or unreadable file gives an empty table (every lookup then returns ``None``).
+    """
+    if "table" not in _STATE:
+        path = Path(os.environ.get("FP8_SCALING_TUNED") or _DEFAULT_PATH)
+        try:
+            table = json.loads(path.read_text())
+            if not isinstance(table.get("gpus"), dict):
+                table = {}
+        except (OSError, ValueError, AttributeError):
+            table = {}
+        _STATE["table"] = table
+    return _STATE["table"]
+
+
+def reset_table() -> None:
+    """Forget the loaded table and every cached lookup (after changing ``FP8_SCALING_TUNED``)."""
+    _STATE.clear()
+    _lookup.cache_clear()
+
+
+@functools.cache
+def gpu_name(index: int) -> str:
+    """``torch.cuda.get_device_name`` of GPU ``index`` (cached)."""
+    return torch.cuda.get_device_name(index)
+
+
+def _nearest(entries: dict, numel: int, key: str) -> dict | None:
+    if key in entries:
+        return entries[key]
+    best, best_d = None, math.inf
+    for k, v in entries.items():
+        try:
+            size = math.prod(int(p) for p in k.split("x"))
+        except ValueError:
+            continue
+        d = abs(math.log2(max(size, 1)) - math.log2(max(numel, 1)))
+        if d < best_d:
+            best, best_d = v, d
+    return best
+
+
+@functools.cache
+def _lookup(gpu: str, kind: str, numel: int, key: str):
+    entries = load_table().get("gpus", {}).get(gpu, {}).get(kind)
+    if not isinstance(entries, dict) or not entries:
+        return None
+    e = _nearest(entries, numel, key)
+    if not isinstance(e, dict) or e.get("kernel", "v2") != "v2":
+        return None
+    try:
+        return (AmaxConfig if kind == "amax" else CastConfig).from_dict(e)
+    except (TypeError, ValueError):
+        return None
+
+
+def _gpu(device: torch.device) -> str | None:
+    if device.type != "cuda":
+        return None
+    return gpu_name(device.index if device.index is not None else torch.cuda.current_device())
+
+
+def cast_config(x: torch.Tensor, delayed: bool) -> CastConfig | None:
+    """Tuned :class:`CastConfig` for casting the 2-D CUDA tensor ``x``, or ``None`` (legacy)."""
+    gpu = _gpu(x.device)
+    m, n = x.shape
+    if gpu is None or not (isinstance(m, int) and isinstance(n, int)):
+        return None  # CPU, or symbolic shapes under torch.compile: the legacy kernels
+    kind = "cast_delayed" if delayed else "cast_jit"
+    return _lookup(gpu, kind, m * n, f"{m}x{n}")
+
+
+def amax_config(x: torch.Tensor) -> AmaxConfig | None:
+    """Tuned :class:`AmaxConfig` for the amax of the CUDA tensor ``x``, or ``None`` (legacy)."""
+    gpu = _gpu(x.device)
+    n = x.numel()
+    if gpu is None or not isinstance(n, int):
+        return None
+    return _lookup(gpu, "amax", n, str(n))
