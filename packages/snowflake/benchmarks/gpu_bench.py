@@ -184,12 +184,19 @@ def ppo_iteration(
 
 # ----------------------------------------------------------------------------- workers
 def _device(a: argparse.Namespace) -> str:
-    """``cpu`` or ``cuda:<k>`` for this worker (``--device auto``: a GPU when there is one)."""
+    """``cpu`` or ``cuda:<k>`` for this worker (``--device auto``: a GPU when there is one).
+
+    The GPUs used are ``SNOWFLAKE_GPUS`` (comma-separated indices among the visible ones, runs
+    spread round-robin), by default only the last visible GPU: jobs of other packages that use
+    one GPU usually take the first.
+    """
     import torch
 
     if a.device == "cpu" or (a.device == "auto" and not torch.cuda.is_available()):
         return "cpu"
-    return f"cuda:{a.gpu_index % max(torch.cuda.device_count(), 1)}"
+    n = max(torch.cuda.device_count(), 1)
+    gpus = [int(g) for g in os.environ.get("SNOWFLAKE_GPUS", str(n - 1)).split(",") if g.strip()]
+    return f"cuda:{gpus[a.gpu_index % len(gpus)]}"
 
 
 def worker(a: argparse.Namespace) -> None:
@@ -235,6 +242,7 @@ def worker(a: argparse.Namespace) -> None:
     dev = _device(a)
     res["device"] = dev
     t = time.perf_counter()
+    tr = None
     try:
         tr = make(dev)
         row = tr.step()
@@ -242,6 +250,9 @@ def worker(a: argparse.Namespace) -> None:
         if dev == "cpu":
             raise
         res["device_error"], res["device"] = repr(e)[:500], "cpu"
+        if tr is not None:
+            with contextlib.suppress(Exception):
+                tr.close()
         with contextlib.suppress(OSError):
             (out / "metrics.csv").unlink()
         tr = make("cpu")
