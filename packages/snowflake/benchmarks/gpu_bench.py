@@ -628,7 +628,7 @@ def phase_b(a, res: dict, out: Path, t0: float) -> None:
         keep = [layout[0][0], next(r for r, _ in layout if r[0] == "Centipede-6")]
         layout = [(r, [k % len(avail)]) for k, r in enumerate(keep)]
     t_end = t0 + a.budget - 10.0
-    eval_s = 20.0 if a.smoke else 60.0
+    eval_s = 20.0 if a.smoke else 75.0
     procs, names = [], []
     for k, (run, cidx) in enumerate(layout):
         env, pol, seed, tgt = run
