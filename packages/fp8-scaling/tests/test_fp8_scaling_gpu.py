@@ -143,3 +143,28 @@ def test_gpu_delayed_fused_history_matches_emulation(algo):
     assert torch.equal(hists[0], hists[1])
     # same FP8 operands; the fp32 accumulation order differs, then one bf16 rounding
     assert ((ys[0] - ys[1]).norm() / ys[1].norm()).item() < 1e-2
+
+
+@pytest.mark.parametrize("tmode", [0, 1, 2, 3])
+@pytest.mark.parametrize("fmt", ["e4m3", "e5m2"])
+@pytest.mark.parametrize("shape", [(37, 53), (1000, 3000), (1024, 2048)])
+def test_gpu_fastcast_bit_exact(tmode, fmt, shape):
+    # the tunable kernels write the same FP8 bytes as the torch reference in every mode
+    _need_fp8()
+    from fp8_scaling._fastcast import CastConfig, launch_cast2
+
+    x = (torch.randn(shape, device="cuda") * 7).to(torch.bfloat16)
+    f = fs.get_format(fmt)
+    a = x.float().abs().max()
+    s = torch.tensor(8.0, device="cuda")
+    for cfg in (CastConfig(128, 128, 8, tmode), CastConfig(64, 128, 4, tmode, 4, 2)):
+        q, qt, inv, _ = launch_cast2(x, fmt, f.max, cfg, amax=a)
+        want = cast_transpose_ref(x, a, fmt, 0, True)
+        assert torch.equal(inv, want[2])
+        for g, w in zip((q, qt), want[:2]):
+            assert torch.equal(g.view(torch.uint8), w.view(torch.uint8))
+        q, qt, _, am = launch_cast2(x, fmt, f.max, cfg, scale=s)
+        want = delayed_cast_ref(x, s, fmt, True)
+        assert torch.equal(am, want[2])
+        for g, w in zip((q, qt), want[:2]):
+            assert torch.equal(g.view(torch.uint8), w.view(torch.uint8))

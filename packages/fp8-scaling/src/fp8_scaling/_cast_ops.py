@@ -70,7 +70,7 @@ def delayed_cast_ref(
 
 def _amax_gpu(x: torch.Tensor, wrap=None) -> torch.Tensor:
     """Triton amax of a contiguous CUDA tensor: the tuned kernel when the table has one."""
-    cfg = _tuned.amax_config(x)
+    cfg = _tuned.amax_config(x, compiled=wrap is not None)
     if cfg is not None:
         return launch_amax2(x, cfg, wrap=wrap)
     return launch_amax(x, wrap=wrap)
@@ -81,7 +81,7 @@ def _cast_gpu(x: torch.Tensor, fmt: str, wrap=None, **kw):
     table has one, else the self-tuning kernel (``kw`` as in ``launch_cast_transpose``)."""
     cfg = None
     if x.element_size() == 2:
-        cfg = _tuned.cast_config(x, delayed=kw.get("scale") is not None)
+        cfg = _tuned.cast_config(x, delayed=kw.get("scale") is not None, compiled=wrap is not None)
     if cfg is not None:
         return launch_cast2(x, fmt, FORMATS[fmt].max, cfg, wrap=wrap, **kw)
     return launch_cast_transpose(x, fmt, FORMATS[fmt].max, wrap=wrap, **kw)

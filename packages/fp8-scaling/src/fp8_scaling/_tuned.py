@@ -12,7 +12,9 @@ table (a fresh sweep). Layout::
 
 Lookup takes the exact shape (or element count) when present, else the entry of the nearest
 element count. A GPU without an entry, or an entry with ``"kernel": "legacy"``, uses the
-self-tuning kernels of :mod:`fp8_scaling._kernels` (the safe default).
+self-tuning kernels of :mod:`fp8_scaling._kernels` (the safe default). ``"compiled_ok": false``
+in a GPU's entry (the sweep compiles a layer with the tuned kernels and compares it with eager
+mode) keeps the self-tuning kernels for launches traced by ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -78,8 +80,11 @@ def _nearest(entries: dict, numel: int, key: str) -> dict | None:
 
 
 @functools.cache
-def _lookup(gpu: str, kind: str, numel: int, key: str):
-    entries = load_table().get("gpus", {}).get(gpu, {}).get(kind)
+def _lookup(gpu: str, kind: str, numel: int, key: str, compiled: bool = False):
+    gpu_entry = load_table().get("gpus", {}).get(gpu, {})
+    if compiled and gpu_entry.get("compiled_ok") is False:
+        return None
+    entries = gpu_entry.get(kind)
     if not isinstance(entries, dict) or not entries:
         return None
     e = _nearest(entries, numel, key)
@@ -97,20 +102,22 @@ def _gpu(device: torch.device) -> str | None:
     return gpu_name(device.index if device.index is not None else torch.cuda.current_device())
 
 
-def cast_config(x: torch.Tensor, delayed: bool) -> CastConfig | None:
-    """Tuned :class:`CastConfig` for casting the 2-D CUDA tensor ``x``, or ``None`` (legacy)."""
+def cast_config(x: torch.Tensor, delayed: bool, compiled: bool = False) -> CastConfig | None:
+    """Tuned :class:`CastConfig` for casting the 2-D CUDA tensor ``x``, or ``None`` (legacy).
+
+    ``compiled``: the launch is traced by ``torch.compile`` (see ``compiled_ok``)."""
     gpu = _gpu(x.device)
     m, n = x.shape
     if gpu is None or not (isinstance(m, int) and isinstance(n, int)):
         return None  # CPU, or symbolic shapes under torch.compile: the legacy kernels
     kind = "cast_delayed" if delayed else "cast_jit"
-    return _lookup(gpu, kind, m * n, f"{m}x{n}")
+    return _lookup(gpu, kind, m * n, f"{m}x{n}", compiled)
 
 
-def amax_config(x: torch.Tensor) -> AmaxConfig | None:
+def amax_config(x: torch.Tensor, compiled: bool = False) -> AmaxConfig | None:
     """Tuned :class:`AmaxConfig` for the amax of the CUDA tensor ``x``, or ``None`` (legacy)."""
     gpu = _gpu(x.device)
     n = x.numel()
     if gpu is None or not isinstance(n, int):
         return None
-    return _lookup(gpu, "amax", n, str(n))
+    return _lookup(gpu, "amax", n, str(n), compiled)
