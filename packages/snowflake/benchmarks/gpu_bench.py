@@ -260,7 +260,8 @@ def worker(a: argparse.Namespace) -> None:
         row = tr.step()
     tr._log(row)
     last = time.perf_counter() - t
-    res.update({"steps": tr.global_step, "updates": tr.update_idx, "first_update_s": last})
+    res.update({"steps": tr.global_step, "updates": tr.update_idx})
+    res["first_update_incl_setup_s"] = last
     write_json(out / "result.json", res)
     while tr.update_idx < tr.num_updates and time.time() + 1.2 * last < a.train_deadline:
         t = time.perf_counter()
@@ -391,6 +392,8 @@ def plot_curves(runs: dict, metrics: list[str], path: Path, title: str) -> None:
     for name, c in sorted(runs.items()):
         pol = name.split("_")[1]
         for ax, m in zip(axes, metrics):
+            if m not in c:  # e.g. runs logged before a metric existed
+                continue
             lab = pol if name.endswith("_s0") else None
             ax.plot(c["global_step"], c[m], color=colors.get(pol, "k"), alpha=0.8, label=lab)
     for ax, m in zip(axes, metrics):
@@ -677,7 +680,7 @@ def phase_b(a, res: dict, out: Path, t0: float) -> None:
     poll()
     runs = collect_csv(root, out / "snowflake_b_metrics.csv")
     for env, tag, metrics in (
-        ("Centipede-20", "c20", ["approx_kl", "clip_frac", "ep_return_mean"]),
+        ("Centipede-20", "c20", ["approx_kl", "kl_exact", "clip_frac", "ep_return_mean"]),
         ("Centipede-6", "c6", ["ep_return_mean", "ep_len_mean", "approx_kl"]),
     ):
         sel = {k: c for k, c in runs.items() if k.startswith(env + "_")}
