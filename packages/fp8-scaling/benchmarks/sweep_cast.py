@@ -56,6 +56,8 @@ AMAX_CFGS = [
     AmaxConfig(2048, 4, 16),
     AmaxConfig(8192, 8, 0),
     AmaxConfig(4096, 4, 32),
+    AmaxConfig(8192, 8, 4, 3),
+    AmaxConfig(4096, 4, 8, 3),
 ]
 SMOKE_CAST = [CastConfig(16, 32, 1, 0, 0, 1), CastConfig(32, 16, 1, 2, 2, 1)]  # out_fp32: no t3
 SMOKE_AMAX = [AmaxConfig(64, 1, 1), AmaxConfig(32, 1, 0)]

@@ -102,7 +102,9 @@ def test_fastcast_special_values_and_errors(triton_interpret):
         launch_cast2(x, "e4m3", 448.0, cfg)
 
 
-@pytest.mark.parametrize("cfg", [AmaxConfig(64, 1, 1), AmaxConfig(32, 1, 0)], ids=str)
+@pytest.mark.parametrize(
+    "cfg", [AmaxConfig(64, 1, 1), AmaxConfig(32, 1, 0), AmaxConfig(16, 1, 1, 3)], ids=str
+)
 def test_amax2_kernel(triton_interpret, cfg):
     from fp8_scaling._fastcast import launch_amax2
 
@@ -229,6 +231,8 @@ def test_fastcast_kernels_compile_for_sm90():
             atoms = [ln for ln in ptx.splitlines() if "atom." in ln]
             assert len(atoms) == int(delayed)
             assert all(".s32" in ln for ln in atoms)
-    ptx = compile_(fc._amax2_kernel, {"x_ptr": "*bf16", **ptr}, {"BLOCK": 4096}, 8).asm["ptx"]
-    assert "atom.global" in ptx
-    assert "max.s32" in ptx
+    for stages in (1, 3):
+        consts = {"BLOCK": 4096, "STAGES": stages}
+        ptx = compile_(fc._amax2_kernel, {"x_ptr": "*bf16", **ptr}, consts, 8).asm["ptx"]
+        assert "atom.global" in ptx
+        assert "max.s32" in ptx

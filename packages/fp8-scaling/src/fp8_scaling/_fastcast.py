@@ -64,14 +64,18 @@ class CastConfig:
 
 @dataclasses.dataclass(frozen=True)
 class AmaxConfig:
-    """Launch configuration of :func:`launch_amax2`: elements per step, warps, programs/SM."""
+    """Launch configuration of :func:`launch_amax2`: elements per step, warps, programs per SM
+    (0: one program per block) and load pipelining stages of the grid-stride loop."""
 
     block: int = 8192
     warps: int = 8
     waves: int = 8
+    stages: int = 1
 
     def name(self) -> str:
-        return f"b{self.block}w{self.warps}p{self.waves}"
+        return f"b{self.block}w{self.warps}p{self.waves}" + (
+            f"s{self.stages}" if self.stages > 1 else ""
+        )
 
     @classmethod
     def from_dict(cls, d: dict) -> AmaxConfig:
@@ -97,13 +101,13 @@ if HAS_TRITON:
         return tl.where((tl.abs(x) == float("inf")) | (x != x), float("nan"), q)
 
     @triton.jit
-    def _amax2_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    def _amax2_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr, STAGES: tl.constexpr):
         pid = tl.program_id(0)
         nprog = tl.num_programs(0)
         acc = tl.zeros([BLOCK], dtype=tl.float32)
         n_full = n // BLOCK
         step = tl.full([], BLOCK, tl.int64)  # 64-bit offsets: n may exceed 2**31
-        for blk in range(pid, n_full, nprog):  # full blocks: no mask, vector loads
+        for blk in tl.range(pid, n_full, nprog, num_stages=STAGES):  # full blocks: no mask
             offs = blk * step + tl.arange(0, BLOCK)
             a = tl.abs(tl.load(x_ptr + offs).to(tl.float32))
             acc = tl.maximum(acc, tl.where(a != a, float("inf"), a))
@@ -219,7 +223,7 @@ if HAS_TRITON:
 
     @functools.cache
     def _inline_amax(cfg: AmaxConfig):
-        c = triton.Config({"BLOCK": cfg.block}, num_warps=cfg.warps)
+        c = triton.Config({"BLOCK": cfg.block, "STAGES": cfg.stages}, num_warps=cfg.warps)
         return triton.autotune(configs=[c], key=["n"])(_amax2_kernel)
 
 
@@ -244,7 +248,7 @@ def launch_amax2(x: torch.Tensor, cfg: AmaxConfig, wrap=None) -> torch.Tensor:
     if wrap is not None:
         wrap(_inline_amax(cfg))[grid](flat, out, n)
     else:
-        _amax2_kernel[grid](flat, out, n, BLOCK=cfg.block, num_warps=cfg.warps)
+        _amax2_kernel[grid](flat, out, n, BLOCK=cfg.block, STAGES=cfg.stages, num_warps=cfg.warps)
     return out
 
 
