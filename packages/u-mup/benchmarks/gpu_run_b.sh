@@ -6,6 +6,8 @@
 #      UMUP_B_LR=0.5 skips the η stage (2^-1 was the optimum at width 256 on the H200),
 #      UMUP_B_SEEDS=0,1 / UMUP_B_STEPS shrink it further; UMUP_B_ALPHAS (comma-separated
 #      names) and UMUP_B_ALPHA_EXP (log2 grid LO:HI, default -3:3) pick the α sweep;
+#      UMUP_B_COMBINE=a.json,b.json merges runs of disjoint α sets (e.g. one per GPU) and
+#      trains only the combination of their argmins;
 #   2. with the time left (>= 60 s), the compiled training-step benchmark u-μP vs SP via monobench
 #      at the widths not measured yet (UMUP_BENCH_WIDTHS, default 1024,4096; 4 layers, 8x1024 tokens).
 # Outputs in $OUT: alpha_defaults_gpu.json/.png, umup_b_log.txt, monobench JSON/MD (u-mup_<date>_*).

@@ -89,6 +89,13 @@ def main() -> None:
         default=os.environ.get("UMUP_B_ALPHA_EXP", "-3:3"),
         help="log2 grid of each α as LO:HI (α = 1 is always included)",
     )
+    ap.add_argument(
+        "--combine",
+        default=os.environ.get("UMUP_B_COMBINE", ""),
+        help="comma-separated alpha_defaults_gpu.json files of runs that swept disjoint α's with "
+        "the same η, seeds and steps (e.g. on two GPUs): merge their curves and train only the "
+        "combination of the argmins",
+    )
     a = ap.parse_args()
     names = [n.strip() for n in a.alphas.split(",") if n.strip()]
     bad = [n for n in names if n not in ALPHAS]
@@ -127,6 +134,12 @@ def main() -> None:
         if recs:
             _plot(res, out / "alpha_defaults_gpu.png", f"width {spec.width}, {spec.steps} steps")
 
+    parts = [json.loads(Path(f).read_text()) for f in a.combine.split(",") if f.strip()]
+    if parts:  # η and α stages come from earlier runs
+        keys = {(p["eta"]["best_lr"], tuple(p["seeds"]), p["spec"]["steps"]) for p in parts}
+        if len(keys) != 1 or keys != {(keys.copy().pop()[0], tuple(seeds), spec.steps)}:
+            ap.error(f"--combine: the runs differ in (η, seeds, steps) or from this one: {keys}")
+        a.lr = parts[0]["eta"]["best_lr"]
     # 1. η with default α's (skipped when --lr / UMUP_B_LR gives the optimum already measured)
     if a.lr is not None:
         lr = a.lr
@@ -150,6 +163,27 @@ def main() -> None:
 
     rs = []
     curves, curves_val = {}, {}
+    if parts:
+        for p in parts:
+            recs += p["records"]
+            for n, c in p["alpha_curves"].items():
+                curves[n] = {float(k): v for k, v in c.items()}
+                curves_val[n] = {float(k): v for k, v in p["alpha_curves_val"][n].items()}
+        rs = [r for r in recs if r["spec"]["lr"] == lr and len(r["spec"]["alphas"]) <= 1]
+        names = []
+        best = {n: min(c, key=c.get) for n, c in curves.items()}
+        gap = {n: c[1.0] / min(c.values()) - 1 for n, c in curves.items()}
+        gap_val = {n: c[1.0] / min(c.values()) - 1 for n, c in curves_val.items()}
+        default = _mean([r for r in rs if not r["spec"]["alphas"]], "loss", lambda r: 0)[0]
+        res.update(default_loss=default, best_alphas=best, default_gap=gap, default_gap_val=gap_val)
+        res["alpha_curves"] = {n: {str(k): v for k, v in c.items()} for n, c in curves.items()}
+        res["alpha_curves_val"] = {
+            n: {str(k): v for k, v in c.items()} for n, c in curves_val.items()
+        }
+        res["alphas"] = sorted(curves, key=ALPHAS.index)
+        res["combined_from"] = a.combine
+        for n in res["alphas"]:
+            print(f"  {n:>22}: best {best[n]:g}, gap of α=1 {100 * gap[n]:+.2f} %")
     for i, name_a in enumerate(names):
         variants = [Variant(lr, s) for s in seeds] if i == 0 else []
         variants += [Variant(lr, s, {name_a: 2.0**e}) for e in alpha_exp for s in seeds]
