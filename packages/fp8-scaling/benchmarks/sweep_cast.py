@@ -121,6 +121,64 @@ def check_amax(cfg: AmaxConfig, device: str, shapes) -> str | None:
     return None
 
 
+def _worker_checks(jobs: list, basic: list, chk_shapes: list, device: str) -> list:
+    """Run in a worker process: the correctness checks of ``jobs`` (kind, config fields).
+
+    Compiling the kernels is the slow part of the sweep; workers compile in parallel and
+    Triton's on-disk cache hands the compiled kernels to the main process.
+    """
+    torch.set_num_threads(1)
+    out = []
+    for kind, fields in jobs:
+        if kind == "cast":
+            cfg = CastConfig(**fields)
+            out.append(check_cast(cfg, device, basic, out_fp32=device != "cuda"))
+        elif kind == "amax":
+            out.append(check_amax(AmaxConfig(**fields), device, chk_shapes))
+        else:  # the self-tuning kernels: compile (and cache) all their configurations
+            try:
+                x = _x(*chk_shapes[-1], device)
+                launch_amax(x)
+                launch_cast_transpose(x, "e4m3", 448.0, amax=amax_ref(x))
+                launch_cast_transpose(x, "e4m3", 448.0, scale=torch.tensor(16.0, device=device))
+                out.append(None)
+            except Exception as exc:
+                out.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+    return out
+
+
+def parallel_checks(
+    cast_cfgs, amax_cfgs, basic, chk_shapes, workers, device, timeout
+) -> dict | None:
+    """``{config name: None or why}`` from ``workers`` processes, or None if the pool fails."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    jobs = [("legacy", {})] + [("cast", dataclasses.asdict(c)) for c in cast_cfgs]
+    jobs += [("amax", dataclasses.asdict(c)) for c in amax_cfgs]
+    names = ["legacy"] + [c.name() for c in (*cast_cfgs, *amax_cfgs)]
+    chunks = [list(range(i, len(jobs), workers)) for i in range(workers)]
+    pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+    try:
+        futs = [
+            pool.submit(_worker_checks, [jobs[i] for i in ch], basic, chk_shapes, device)
+            for ch in chunks
+        ]
+        res: dict = {}
+        end = time.monotonic() + timeout
+        for ch, fut in zip(chunks, futs):
+            for i, why in zip(ch, fut.result(timeout=max(1.0, end - time.monotonic()))):
+                res[names[i]] = why
+        pool.shutdown()
+        return res
+    except Exception as exc:  # e.g. out of time: stop the workers, check in this process
+        print(f"parallel checks failed ({type(exc).__name__}: {exc}); checking serially")
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        return None
+
+
 def gpu_time(fn, device: str, reps: int = 10, replays: int = 5) -> float:
     """Seconds per call of ``fn``: CUDA-graph replay of ``reps`` calls (median of replays)."""
     if device != "cuda":
@@ -280,9 +338,22 @@ def main() -> int:
                 print(f"check {cfg.name():<26} {why}", flush=True)
         return full_ok[cfg.name()]
 
+    workers = max(1, int(os.environ.get("OMP_NUM_THREADS", "4")) - 1)
+    pre = None
+    if workers > 1:
+        pre = parallel_checks(
+            cast_cfgs, amax_cfgs, basic, chk_shapes, workers, device, max(10.0, left() - 50)
+        )
+        if pre is not None:
+            dt = time.monotonic() - t_start
+            print(f"== checks (and compiles) in {workers} processes done at {dt:.0f} s")
+    pre = pre or {}
     ok_cast = []
     for cfg in cast_cfgs:
-        why = check_cast(cfg, device, basic, out_fp32=a.smoke)
+        if cfg.name() in pre:
+            why = pre[cfg.name()]
+        else:
+            why = check_cast(cfg, device, basic, out_fp32=a.smoke)
         if why:
             sweep["rejected"][cfg.name()] = why
         else:
@@ -290,7 +361,7 @@ def main() -> int:
         print(f"check {cfg.name():<26} {why or 'ok'}", flush=True)
     ok_amax = []
     for cfg in amax_cfgs:
-        why = check_amax(cfg, device, chk_shapes)
+        why = pre[cfg.name()] if cfg.name() in pre else check_amax(cfg, device, chk_shapes)
         if why:
             sweep["rejected"][cfg.name()] = why
         else:
@@ -359,4 +430,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # no exit handlers: a stopped worker pool must not delay the exit
