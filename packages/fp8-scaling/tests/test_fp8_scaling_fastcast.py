@@ -194,6 +194,7 @@ def test_packaged_table_is_valid():
 def test_fastcast_kernels_compile_for_sm90():
     # the interpreter does not run Triton's code generator: compile ahead of time for an H100/
     # H200 (sm_90) with the bundled ptxas; the delayed kernels' amax is one integer atomic
+    # (relaxed: no fence) per program
     import os
 
     triton = pytest.importorskip("triton")
@@ -228,11 +229,12 @@ def test_fastcast_kernels_compile_for_sm90():
                 GROUP=8, TMODE=tmode, STAGES=stages,
             )  # fmt: skip
             ptx = compile_(fc._cast2_kernel, types, consts, 4).asm["ptx"]
-            atoms = [ln for ln in ptx.splitlines() if "atom." in ln]
+            # relaxed, result unused: a fire-and-forget reduction (red.global) or an atomic
+            atoms = [ln for ln in ptx.splitlines() if "atom.global" in ln or "red.global" in ln]
             assert len(atoms) == int(delayed)
             assert all(".s32" in ln for ln in atoms)
     for stages in (1, 3):
         consts = {"BLOCK": 4096, "STAGES": stages}
         ptx = compile_(fc._amax2_kernel, {"x_ptr": "*bf16", **ptr}, consts, 8).asm["ptx"]
-        assert "atom.global" in ptx
+        assert "atom.global" in ptx or "red.global" in ptx
         assert "max.s32" in ptx

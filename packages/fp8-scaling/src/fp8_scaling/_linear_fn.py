@@ -122,11 +122,13 @@ CAST_BACKENDS = ("auto", "inductor", "triton")
 
 # "auto" under torch.compile: tensors of at least this many elements use our Triton kernels
 # (JIT recipe, as torch.library.triton_op ops) instead of inductor's generated casts; None:
-# inductor for every size. On the H200 the compiled layer with the Triton-kernel ops was faster
-# than with inductor's casts at every measured shape (4096^3 to 16384x8192x28672: 1.65x vs
-# 1.56x over bf16 at 8192^3, 1.76x vs 1.62x at 16384x8192x28672); below 2**20 elements the
-# casts cost little either way and inductor may fuse them with neighbouring ops.
-AUTO_TRITON_MIN_NUMEL: int | None = 1 << 20
+# inductor for every size. H200, forward + backward of one compiled layer vs bf16: at 8192^3
+# and 16384x8192x28672 our kernels won (1.69x / 1.71x vs 1.57x / 1.64x with inductor's casts,
+# which the partitioner also recomputes for the weight in the backward); at 4096^3, where the
+# step is bound by host time, inductor's casts won (1.18 ms vs 1.46 ms): its launches cost
+# less host time than those of user-defined kernels. 2**25 elements lies between 4096^2 and
+# 8192^2.
+AUTO_TRITON_MIN_NUMEL: int | None = 1 << 25
 
 
 def _compiling() -> bool:
