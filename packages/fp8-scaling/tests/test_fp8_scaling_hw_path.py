@@ -129,10 +129,12 @@ def test_auto_backend_size_threshold_routes_compiled_casts(monkeypatch, threshol
     if not HAS_TRITON_OP:
         pytest.skip("torch.library.triton_op needs torch >= 2.6")
     used = []
-    real_amax_tk, real_cast_pow2 = _linear_fn.amax_tk, _linear_fn.cast_pow2_torch
+    real_cast_tk, real_cast_pow2 = _linear_fn.cast_transpose_tk, _linear_fn.cast_pow2_torch
     monkeypatch.setattr(_linear_fn, "AUTO_TRITON_MIN_NUMEL", threshold)
     monkeypatch.setattr(_linear_fn, "_compiling", lambda: True)
-    monkeypatch.setattr(_linear_fn, "amax_tk", lambda t: used.append("triton") or real_amax_tk(t))
+    monkeypatch.setattr(
+        _linear_fn, "cast_transpose_tk", lambda *a: used.append("triton") or real_cast_tk(*a)
+    )
     monkeypatch.setattr(
         _linear_fn,
         "cast_pow2_torch",

@@ -27,7 +27,7 @@ from ._kernels import launch_delayed_scale, launch_push
 from ._recipes import ConstantScaling, DelayedScaling, JustInTimeScaling
 from ._scaling import amax as amax_ref
 from ._scaling import compute_bias, compute_scale, quantize
-from ._torch_cast import cast_pow2_torch, cast_scaled_torch, pow2_scales_torch
+from ._torch_cast import amax_torch, cast_pow2_torch, cast_scaled_torch, pow2_scales_torch
 
 __all__ = ["float8_linear", "hardware_fp8_supported", "history_bias"]
 
@@ -129,6 +129,11 @@ CAST_BACKENDS = ("auto", "inductor", "triton")
 # less host time than those of user-defined kernels. 2**25 elements lies between 4096^2 and
 # 8192^2.
 AUTO_TRITON_MIN_NUMEL: int | None = 1 << 25
+# Under torch.compile with our cast kernels: True takes the amax from our Triton amax kernel
+# too, False from inductor's own reduction (torch ops: exact, NaN as inf), so each tensor costs
+# one user-kernel launch instead of two plus a fill; launches of user-defined kernels cost more
+# host time than inductor's, which bounded the compiled layer on the H200 (run 6).
+TRITON_OP_AMAX: bool = False
 
 
 def _compiling() -> bool:
@@ -169,7 +174,7 @@ def _quant(t, fmt: FP8Format, margin: int, recipe, hist_row, fast, need_t: bool)
         if backend == "inductor":
             a = amax_ref(t)
         elif backend == "triton_op":
-            a = amax_tk(t)
+            a = amax_tk(t) if TRITON_OP_AMAX else amax_torch(t)
         elif backend == "triton_eager":
             a = amax_impl(t)
         else:

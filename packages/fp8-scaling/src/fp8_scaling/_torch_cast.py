@@ -16,7 +16,7 @@ import torch
 from ._formats import FP8Format
 from ._scaling import BIAS_CLIP
 
-__all__ = ["cast_pow2_torch", "cast_scaled_torch", "pow2_scales_torch"]
+__all__ = ["amax_torch", "cast_pow2_torch", "cast_scaled_torch", "pow2_scales_torch"]
 
 
 def _fmax_bits(fmax: float) -> tuple[int, int]:
@@ -54,7 +54,8 @@ def _cast(x: torch.Tensor, scale: torch.Tensor, fmt: FP8Format, transpose: bool)
     return q, qt
 
 
-def _amax(x: torch.Tensor) -> torch.Tensor:
+def amax_torch(x: torch.Tensor) -> torch.Tensor:
+    """Absolute max of ``x`` as float32 0-d, NaN counted as inf (torch ops, for inductor)."""
     a = x.abs().amax().float()
     return torch.where(torch.isnan(a), torch.full_like(a, float("inf")), a)
 
@@ -64,7 +65,7 @@ def cast_pow2_torch(x: torch.Tensor, fmt: FP8Format, margin: int, transpose: boo
 
     ``q`` (M, N) and ``qt`` (N, M) in ``fmt.dtype``; ``inv_scale`` float32 0-d.
     """
-    a = _amax(x)
+    a = amax_torch(x)
     scale, inv = pow2_scales_torch(a, fmt, margin)
     q, qt = _cast(x, scale, fmt, transpose)
     return q, qt, inv, a
@@ -73,4 +74,4 @@ def cast_pow2_torch(x: torch.Tensor, fmt: FP8Format, margin: int, transpose: boo
 def cast_scaled_torch(x: torch.Tensor, scale: torch.Tensor, fmt: FP8Format, transpose: bool):
     """Cast with a given float32 0-d scale (delayed/constant): ``(q, qt or None, amax of x)``."""
     q, qt = _cast(x, scale.float(), fmt, transpose)
-    return q, qt, _amax(x)
+    return q, qt, amax_torch(x)
