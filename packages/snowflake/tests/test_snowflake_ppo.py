@@ -183,3 +183,22 @@ def test_divergence_diagnostics_match_closed_form(tiny_cfg, policy):
     # nu dims, against a KL of ~1e-2, and torch uses another formula: 1e-3 relative.
     assert diag["kl_exact"] == pytest.approx(float(ref.sum(-1).mean()), rel=1e-3)
     tr.close()
+
+
+@pytest.mark.parametrize("policy", ["mlp", "snowflake"])
+def test_separate_rollout_copy_trains_identically(tiny_cfg, policy):
+    # rollout_device set → rollouts run on a copy of the model that is refreshed after every
+    # update; on one device that must change nothing, bit for bit.
+    runs = []
+    for extra in ({}, {"rollout_device": "cpu"}):
+        tr = sf.Trainer(tiny_cfg(policy, updates=3, **extra))
+        assert (tr.roll_agent is tr.agent) == (not extra)
+        rows = tr.train(progress=False)
+        runs.append((rows, tr.agent.state_dict(), tr.roll_agent.state_dict()))
+        tr.close()
+    (rows_a, sd_a, _), (rows_b, sd_b, roll_b) = runs
+    assert [r["approx_kl"] for r in rows_a] == [r["approx_kl"] for r in rows_b]
+    assert [r["ep_return_mean"] for r in rows_a] == [r["ep_return_mean"] for r in rows_b]
+    for k in sd_a:  # weights and normaliser statistics, and the copy is up to date
+        assert torch.equal(sd_a[k], sd_b[k]), k
+        assert torch.equal(sd_b[k], roll_b[k]), k

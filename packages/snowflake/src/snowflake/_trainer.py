@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
@@ -68,6 +69,13 @@ class Trainer:
         ]
         self.opt_pi = torch.optim.Adam(pi, lr=cfg.lr, eps=cfg.adam_eps)
         self.opt_v = torch.optim.Adam(v, lr=cfg.lr, eps=cfg.adam_eps)
+        # Rollout copy of the model (cfg.rollout_device); the model itself when not set.
+        self.roll_device = torch.device(cfg.rollout_device or cfg.device)
+        self.roll_agent = self.agent
+        if cfg.rollout_device:
+            self.roll_agent = copy.deepcopy(self.agent).to(self.roll_device)
+            self.roll_agent.bind(self.morph)
+            self.roll_agent.requires_grad_(False)
         self.envs = make_vector_env(cfg.env, cfg.num_envs, cfg.vector, cfg.num_threads or None)
         self.num_updates = cfg.total_steps // cfg.rollout_steps
         self.update_idx = 0
@@ -94,7 +102,7 @@ class Trainer:
         little from more, and idle OpenMP workers spinning next to the physics threads slowed
         stepping by an order of magnitude when they shared cores.
         """
-        if self.device.type != "cpu":
+        if self.roll_device.type != "cpu":
             return self._collect()
         prev = torch.get_num_threads()
         torch.set_num_threads(1)
@@ -104,7 +112,7 @@ class Trainer:
             torch.set_num_threads(prev)
 
     def _collect(self) -> dict[str, torch.Tensor]:
-        cfg, dev = self.cfg, self.device
+        cfg, dev = self.cfg, self.roll_device
         t_len, k = cfg.rollout_steps // cfg.num_envs, cfg.num_envs
         d, a = self.morph.obs_dim, len(self.morph.act_node)
         obs_b = torch.zeros(t_len, k, d, device=dev)
@@ -114,7 +122,7 @@ class Trainer:
         rew_b = np.zeros((t_len, k))
         term_b, trunc_b = np.zeros((t_len, k), bool), np.zeros((t_len, k), bool)
         low, high = self.envs.single_action_space.low, self.envs.single_action_space.high
-        agent = self.agent
+        agent = self.roll_agent
         with torch.inference_mode():
             for t in range(t_len):
                 raw = torch.as_tensor(self.next_obs, device=dev)
@@ -186,8 +194,12 @@ class Trainer:
                 g["lr"] = frac * cfg.lr
         t0 = time.perf_counter()
         batch = self.collect()
+        if self.roll_agent is not self.agent:  # rollout statistics → model, batch → its device
+            self.agent.normalizer.load_state_dict(self.roll_agent.normalizer.state_dict())
+            batch = {k: v.to(self.device) for k, v in batch.items()}
         t1 = time.perf_counter()
         diag = ppo_update(self.agent, self.opt_pi, self.opt_v, batch, cfg)
+        self._sync_rollout_agent()
         t2 = time.perf_counter()
         self.update_idx += 1
         recent = self.episodes[-20:]
@@ -209,6 +221,11 @@ class Trainer:
             **diag,
         }
         return row
+
+    def _sync_rollout_agent(self) -> None:
+        """Copy the model's weights and normaliser statistics to the rollout copy (if any)."""
+        if self.roll_agent is not self.agent:
+            self.roll_agent.load_state_dict(self.agent.state_dict())
 
     # ---------------------------------------------------------------- logging
     def _log(self, row: dict[str, float]) -> None:
@@ -303,6 +320,7 @@ class Trainer:
         self.disc_ret = np.array(ckpt.get("disc_ret", self.disc_ret), copy=True)
         if ckpt["env_state"] is not None and isinstance(self.envs, ThreadedVectorEnv):
             self.envs.set_state(ckpt["env_state"])
+        self._sync_rollout_agent()
 
     def save(self, path: str | Path) -> None:
         """Atomically write a checkpoint (``torch.save`` to a temp file, then rename)."""
