@@ -18,7 +18,7 @@ def test_help_exits_zero(capsys):
     assert "transfer" in capsys.readouterr().out
 
 
-def _train(out):
+def _train(out, *extra):
     args = [
         "train",
         "--env",
@@ -40,6 +40,7 @@ def _train(out):
         "--quiet",
         "--threads",
         "1",
+        *extra,
     ]
     assert main(args) == 0
 
@@ -53,6 +54,14 @@ def test_train_writes_config_and_metrics(tmp_path):
     rows = (out / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 3  # header + 2 updates
     assert (out / "final.pt").exists()
+
+
+def test_train_rollout_device_is_recorded(tmp_path):
+    out = tmp_path / "run"
+    _train(out, "--rollout-device", "cpu")
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["device"], cfg["rollout_device"]) == ("cpu", "cpu")
+    assert len((out / "metrics.csv").read_text().strip().splitlines()) == 3
 
 
 @pytest.mark.slow

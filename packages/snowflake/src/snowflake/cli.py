@@ -63,6 +63,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             vector=a.vector,
             num_threads=a.threads,
             device=a.device,
+            rollout_device=a.rollout_device,
             checkpoint_every=a.checkpoint_every,
             tensorboard=a.tensorboard,
             **over,
@@ -198,7 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--vector", default="thread", choices=["thread", "sync", "async"])
     t.add_argument("--threads", type=int, default=0, help="env threads (0 = min(num_envs, cores))")
     t.add_argument("--torch-threads", type=int, default=0)
-    t.add_argument("--device", default="cpu")
+    t.add_argument("--device", default="cpu", help="model and PPO update, e.g. cuda")
+    t.add_argument(
+        "--rollout-device",
+        default="",
+        help="policy calls during rollouts on a copy of the model there (e.g. cpu with "
+        "--device cuda); default: --device",
+    )
     t.add_argument("--checkpoint-every", type=int, default=10, help="updates between checkpoints")
     t.add_argument("--rollout-steps", type=int)
     t.add_argument("--minibatch", type=int)
