@@ -8,9 +8,9 @@ per GPU and tensor shape from the tuned table (:mod:`fp8_scaling._tuned`):
 * ``tmode`` 0: the FP8 tile is transposed (``tl.trans`` on 8-bit values);
   1: the float32 scaled values are transposed, then converted;
   2: the 16-bit input tile is transposed and cast a second time (the cast is elementwise, so
-  both copies hold the same bytes);
-  3: every 4 FP8 bytes along M are packed into an int32 word and the words are transposed
-  (32-bit transposition; needs M % 4 == 0, else mode 0 is used).
+  both copies hold the same bytes). (A fourth mode that packed 4 FP8 bytes along M into int32
+  words before transposing passed the interpreter tests but wrote wrong bytes on the H200; it
+  was removed.)
 * ``waves``: programs per SM; the grid is ``min(tiles, SMs * waves)`` and each program walks
   the tiles with a grid stride (``waves=0``: one program per tile). ``stages`` > 1 asks the
   compiler to pipeline the loads of the next tile.
@@ -182,31 +182,17 @@ if HAS_TRITON:
             else:
                 tl.store(q_ptrs, qo, mask=mask)
             if WRITE_T:
-                if TMODE == 3:  # pack 4 FP8 bytes along M into int32 words, transpose those
-                    u = tl.reshape(qo.to(tl.uint8, bitcast=True).to(tl.int32), [BM // 4, 4, BN])
-                    u = tl.permute(u, (0, 2, 1)) << (tl.arange(0, 4) * 8)[None, None, :]
-                    wt = tl.trans(tl.sum(u, axis=2))  # disjoint bit fields: the sum is an OR
-                    rw = pid_m.to(tl.int64) * (BM // 4) + tl.arange(0, BM // 4)
-                    words = qt_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
-                    w_ptrs = words + rn[:, None] * (M // 4) + rw[None, :]
-                    if EVEN:
-                        tl.store(w_ptrs, wt)
-                    else:
-                        tl.store(w_ptrs, wt, mask=(rn[:, None] < N) & (rw[None, :] < M // 4))
+                if TMODE == 2:  # transpose the 16-bit input, cast again
+                    qto = _fp8(_scaled(tl.trans(xh).to(tl.float32), scale, FMAX), E5M2, OUT_FP32)
+                elif TMODE == 1:  # transpose 32-bit values, then convert
+                    qto = _fp8(tl.trans(q), E5M2, OUT_FP32)
                 else:
-                    if TMODE == 2:  # transpose the 16-bit input, cast again
-                        qto = _fp8(
-                            _scaled(tl.trans(xh).to(tl.float32), scale, FMAX), E5M2, OUT_FP32
-                        )
-                    elif TMODE == 1:  # transpose 32-bit values, then convert
-                        qto = _fp8(tl.trans(q), E5M2, OUT_FP32)
-                    else:
-                        qto = tl.trans(qo)
-                    qt_ptrs = qt_ptr + rn[:, None] * M + rm[None, :]
-                    if EVEN:
-                        tl.store(qt_ptrs, qto)
-                    else:
-                        tl.store(qt_ptrs, qto, mask=(rn[:, None] < N) & (rm[None, :] < M))
+                    qto = tl.trans(qo)
+                qt_ptrs = qt_ptr + rn[:, None] * M + rm[None, :]
+                if EVEN:
+                    tl.store(qt_ptrs, qto)
+                else:
+                    tl.store(qt_ptrs, qto, mask=(rn[:, None] < N) & (rm[None, :] < M))
         if DELAYED:
             a = tl.max(tl.max(acc, 1), 0)
             bits_ptr = amax_out_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
@@ -306,8 +292,8 @@ def launch_cast2(
         if not delayed:
             inv.fill_(float("nan"))
         return q, qt, inv, amax_out
-    if cfg.tmode == 3 and (m % 4 or cfg.bm % 4 or out_fp32):
-        cfg = dataclasses.replace(cfg, tmode=0)  # packed words need whole groups of 4 rows
+    if cfg.tmode not in (0, 1, 2):
+        raise ValueError(f"CastConfig.tmode must be 0, 1 or 2, got {cfg.tmode}")
     ef, mf = _fmax_consts(fmax)
     tiles = triton.cdiv(m, cfg.bm) * triton.cdiv(n, cfg.bn)
     grid = (_grid_size(tiles, cfg.waves, dev),)

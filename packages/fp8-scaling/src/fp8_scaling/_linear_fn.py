@@ -129,11 +129,12 @@ CAST_BACKENDS = ("auto", "inductor", "triton")
 # less host time than those of user-defined kernels. 2**25 elements lies between 4096^2 and
 # 8192^2.
 AUTO_TRITON_MIN_NUMEL: int | None = 1 << 25
-# Under torch.compile with our cast kernels: True takes the amax from our Triton amax kernel
-# too, False from inductor's own reduction (torch ops: exact, NaN as inf), so each tensor costs
-# one user-kernel launch instead of two plus a fill; launches of user-defined kernels cost more
-# host time than inductor's, which bounded the compiled layer on the H200 (run 6).
-TRITON_OP_AMAX: bool = False
+# Under torch.compile with our cast kernels: True (measured on the H200, run 6) takes the amax
+# from our Triton amax kernel too; False from inductor's own reduction (torch ops: exact, NaN as
+# inf), one user-kernel launch per tensor instead of two plus a fill. Launches of user-defined
+# kernels cost more host time than inductor's, which bounded the compiled layer, so False may
+# be faster; not measured yet (benchmark case linear_fp8_triton_amax_vs_bf16 compares them).
+TRITON_OP_AMAX: bool = True
 
 
 def _compiling() -> bool:
