@@ -340,11 +340,12 @@ def float8_linear(
         history: (3, L) float32 amax history (rows: input, weight, grad) for
             :class:`DelayedScaling`; updated in place.
         fast: use ``torch._scaled_mm`` and fast casts when the device supports them
-            (otherwise the exact emulation runs). ``True`` or ``"auto"``: casts traced as plain
-            torch ops under ``torch.compile`` (inductor fuses them) and fused Triton kernels in
-            eager mode; ``"inductor"``: plain torch ops always; ``"triton"``: Triton kernels
-            always (launched by inductor when compiling, see :func:`_quant`). ``False``:
-            emulation.
+            (otherwise the exact emulation runs). ``True`` or ``"auto"``: under
+            ``torch.compile`` our Triton kernels for JIT tensors of at least
+            ``AUTO_TRITON_MIN_NUMEL`` (2**25) elements and casts traced as plain torch ops
+            (inductor fuses them) for the rest; fused Triton kernels in eager mode;
+            ``"inductor"``: plain torch ops always; ``"triton"``: Triton kernels always
+            (launched by inductor when compiling, see :func:`_quant`). ``False``: emulation.
 
     Returns:
         (..., N) tensor.
