@@ -599,11 +599,13 @@ def run_layout(ncores: int, seeds: int) -> list[tuple[tuple[str, str, int, str],
     """``(run, core indices)`` for phase b's 9 + 6 runs on ``ncores`` cores, no core shared by two
     runs when ``ncores`` >= 15.
 
-    With a GPU doing the policy maths, a run's cost is its physics, about 3.4x higher per step
-    on Centipede-20 than on Centipede-6: every run first gets one core, the Centipede-20 runs then
-    get the spare cores round-robin (up to 3 each), then the Centipede-6 runs (24 cores: 2 per
-    Centipede-20 run, 1 per Centipede-6 run). Below 15 cores the older 12-slot plan applies
-    (``experiment_slots``: MLP seeds share a core), wrapping onto the given cores.
+    With a GPU doing the PPO update, a run's CPU cost is its physics (about 3.4x higher per step
+    on Centipede-20 than on Centipede-6) plus, for the GNNs, the rollout's policy calls: every run
+    first gets one core, then the spare cores go round-robin to the Centipede-20 GNN runs, the
+    Centipede-20 MLP runs, the Centipede-6 GNN runs and the Centipede-6 MLP runs, in that order,
+    first up to 2 cores each, then up to 3 (24 cores: 2 per Centipede-20 run, 1 per Centipede-6
+    run; 20 cores: 2 for five of the six Centipede-20 GNN runs). Below 15 cores the older 12-slot
+    plan applies (``experiment_slots``: MLP seeds share a core), wrapping onto the given cores.
     """
     slots = experiment_slots(seeds)
     runs = [r for slot in slots for r in slot]
@@ -611,11 +613,18 @@ def run_layout(ncores: int, seeds: int) -> list[tuple[tuple[str, str, int, str],
         return [(r, [k % ncores]) for k, slot in enumerate(slots) for r in slot]
     share = [1] * len(runs)
     spare = ncores - len(runs)
-    for group in ("Centipede-20", "Centipede-6"):
-        idx = [i for i, r in enumerate(runs) if r[0] == group]
-        while spare and idx and min(share[i] for i in idx) < 3:
-            for i in idx:
-                if spare and share[i] < 3:
+    # Spare cores go to the costliest runs first: Centipede-20 GNNs (their rollout also runs a
+    # GNN per step on the CPU), then the Centipede-20 MLPs, then Centipede-6 (GNNs first).
+    groups = [
+        ("Centipede-20", ("nervenet", "snowflake")),
+        ("Centipede-20", ("mlp",)),
+        ("Centipede-6", ("nervenet", "snowflake")),
+        ("Centipede-6", ("mlp",)),
+    ]
+    for level in (2, 3):  # everyone in priority order to 2 cores first, then to 3
+        for env, pols in groups:
+            for i, r in enumerate(runs):
+                if spare and r[0] == env and r[1] in pols and share[i] < level:
                     share[i] += 1
                     spare -= 1
     out, start = [], 0

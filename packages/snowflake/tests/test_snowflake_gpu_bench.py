@@ -40,6 +40,15 @@ def test_phase_b_on_24_cores_gives_centipede20_runs_two_cores_and_never_shares(g
         assert len(cores) == (2 if env == "Centipede-20" else 1)
 
 
+def test_phase_b_on_20_cores_gives_spare_cores_to_centipede20_gnns(gpu_bench):
+    layout = gpu_bench.run_layout(20, 3)
+    assert sorted(c for _, cores in layout for c in cores) == list(range(20))
+    gnn20 = [len(c) for (env, pol, _, _), c in layout if env == "Centipede-20" and pol != "mlp"]
+    assert sorted(gnn20) == [1, 2, 2, 2, 2, 2]  # 5 spare cores, all to Centipede-20 GNN runs
+    rest = [len(c) for (env, pol, _, _), c in layout if env == "Centipede-6" or pol == "mlp"]
+    assert rest == [1] * 9
+
+
 def test_phase_b_layout_small_and_large_core_counts(gpu_bench):
     # 12 cores: the older slot plan (GNN runs alone on a core, MLP seeds share one)
     small = gpu_bench.run_layout(12, 3)
