@@ -30,7 +30,7 @@ import functools
 
 import torch
 
-from ._kernels import HAS_TRITON, _fmax_consts, _sm_count
+from ._kernels import HAS_TRITON, _cast_buffers, _cast_consts, _sm_count
 
 if HAS_TRITON:
     import triton
@@ -267,49 +267,20 @@ def launch_cast2(
     if fmt_name not in ("e4m3", "e5m2"):
         raise ValueError(f"launch_cast2 supports 'e4m3' and 'e5m2', got {fmt_name!r}")
     m, n = x.shape
-    dev = x.device
-    odt = (
-        torch.float32
-        if out_fp32
-        else {"e4m3": torch.float8_e4m3fn, "e5m2": torch.float8_e5m2}[fmt_name]
+    q, qt, inv, amax_in, scale_in, amax_out, delayed = _cast_buffers(
+        x, fmt_name, amax=amax, scale=scale, transpose=transpose, out_fp32=out_fp32
     )
-    q = torch.empty((m, n), dtype=odt, device=dev)
-    qt = torch.empty((n, m) if transpose else (0, 0), dtype=odt, device=dev)
-    delayed = scale is not None
-    if delayed:
-        scale_in = scale.float().reshape(())
-        inv = 1.0 / scale_in
-        amax_out = torch.zeros((), dtype=torch.float32, device=dev)
-        amax_in = amax_out
-    else:
-        if amax is None:
-            raise ValueError("give amax (JIT mode) or scale (delayed mode)")
-        amax_in = amax.float().reshape(())
-        scale_in = amax_in
-        amax_out = amax_in
-        inv = torch.empty((), dtype=torch.float32, device=dev)
     if m * n == 0:
         if not delayed:
             inv.fill_(float("nan"))
         return q, qt, inv, amax_out
     if cfg.tmode not in (0, 1, 2):
         raise ValueError(f"CastConfig.tmode must be 0, 1 or 2, got {cfg.tmode}")
-    ef, mf = _fmax_consts(fmax)
     tiles = triton.cdiv(m, cfg.bm) * triton.cdiv(n, cfg.bn)
-    grid = (_grid_size(tiles, cfg.waves, dev),)
+    grid = (_grid_size(tiles, cfg.waves, x.device),)
     args = (x, amax_in, scale_in, q, qt if transpose else q, inv, amax_out, m, n)
-    consts = dict(
-        FMAX=fmax,
-        EF=ef,
-        MF=mf,
-        MARGIN=int(margin),
-        DELAYED=delayed,
-        WRITE_T=transpose,
-        OUT_FP32=out_fp32,
-        E5M2=fmt_name == "e5m2",
-        EVEN=(m % cfg.bm == 0) and (n % cfg.bn == 0),
-        REVERSE=not delayed,
-    )
+    consts = _cast_consts(fmt_name, fmax, margin, delayed, transpose, out_fp32)
+    consts["EVEN"] = (m % cfg.bm == 0) and (n % cfg.bn == 0)
     if wrap is not None:
         wrap(_inline_cast(cfg))[grid](*args, **consts)
     else:

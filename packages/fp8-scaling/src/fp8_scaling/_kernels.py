@@ -275,6 +275,63 @@ def launch_amax(x: torch.Tensor, wrap=None) -> torch.Tensor:
     return out
 
 
+def _cast_buffers(
+    x: torch.Tensor,
+    fmt_name: str,
+    *,
+    amax: torch.Tensor | None,
+    scale: torch.Tensor | None,
+    transpose: bool,
+    out_fp32: bool,
+) -> tuple:
+    """Outputs and scale operands of the fused casts (this module's and ``_fastcast``'s).
+
+    Returns ``(q (M, N), qt (N, M) or (0, 0), inv 0-d, amax_in, scale_in, amax_out, delayed)``:
+    JIT (``amax`` given) reads and returns ``amax``; delayed (``scale`` given) accumulates the
+    amax of ``x`` into a fresh zero and ``inv`` is ``1/scale``.
+    """
+    m, n = x.shape
+    dev = x.device
+    odt = (
+        torch.float32
+        if out_fp32
+        else {"e4m3": torch.float8_e4m3fn, "e5m2": torch.float8_e5m2}[fmt_name]
+    )
+    q = torch.empty((m, n), dtype=odt, device=dev)
+    qt = torch.empty((n, m) if transpose else (0, 0), dtype=odt, device=dev)
+    delayed = scale is not None
+    if delayed:
+        scale_in = scale.float().reshape(())
+        inv = 1.0 / scale_in
+        amax_out = torch.zeros((), dtype=torch.float32, device=dev)
+        amax_in = amax_out
+    else:
+        if amax is None:
+            raise ValueError("give amax (JIT mode) or scale (delayed mode)")
+        amax_in = amax.float().reshape(())
+        scale_in = amax_out = amax_in
+        inv = torch.empty((), dtype=torch.float32, device=dev)
+    return q, qt, inv, amax_in, scale_in, amax_out, delayed
+
+
+def _cast_consts(
+    fmt_name: str, fmax: float, margin: int, delayed: bool, write_t: bool, out_fp32: bool
+) -> dict:
+    """Compile-time constants shared by the fused cast kernels."""
+    ef, mf = _fmax_consts(fmax)
+    return dict(
+        FMAX=fmax,
+        EF=ef,
+        MF=mf,
+        MARGIN=int(margin),
+        DELAYED=delayed,
+        WRITE_T=write_t,
+        OUT_FP32=out_fp32,
+        E5M2=fmt_name == "e5m2",
+        REVERSE=not delayed,  # JIT: the amax pass just read x; start where it ended
+    )
+
+
 def launch_cast_transpose(
     x: torch.Tensor,
     fmt_name: str,
@@ -301,46 +358,17 @@ def launch_cast_transpose(
             f"cast_transpose needs a contiguous 2-D tensor, got shape {tuple(x.shape)}"
         )
     m, n = x.shape
-    dev = x.device
-    odt = (
-        torch.float32
-        if out_fp32
-        else getattr(torch, {"e4m3": "float8_e4m3fn", "e5m2": "float8_e5m2"}[fmt_name])
+    q, qt, inv, amax_in, scale_in, amax_out, delayed = _cast_buffers(
+        x, fmt_name, amax=amax, scale=scale, transpose=transpose, out_fp32=out_fp32
     )
-    q = torch.empty((m, n), dtype=odt, device=dev)
-    qt = torch.empty((n, m) if transpose else (0, 0), dtype=odt, device=dev)
     # The in-kernel transposed write is verified bit-exact on the H200 for 2-byte inputs only;
     # for float32 inputs (float32 master weights) it produced a wrong transposed copy there
     # (the row-major copy was exact), which made the grad-input GEMM garbage and GPT training
     # NaN. For those inputs the transposed copy is taken from the exact row-major cast.
     kernel_t = transpose and x.element_size() == 2
-    delayed = scale is not None
-    if delayed:
-        inv = (1.0 / scale.float()).reshape(())
-        amax_out = torch.zeros((), dtype=torch.float32, device=dev)
-        amax_in = amax_out
-        scale_in = scale.float().reshape(())
-    else:
-        if amax is None:
-            raise ValueError("give amax (JIT mode) or scale (delayed mode)")
-        inv = torch.empty((), dtype=torch.float32, device=dev)
-        amax_in = amax.float().reshape(())
-        amax_out = amax_in
-        scale_in = amax_in
-    ef, mf = _fmax_consts(fmax)
     if m * n > 0:
         args = (x, amax_in, scale_in, q, qt if kernel_t else q, inv, amax_out, m, n)
-        consts = dict(
-            FMAX=fmax,
-            EF=ef,
-            MF=mf,
-            MARGIN=int(margin),
-            DELAYED=delayed,
-            WRITE_T=kernel_t,
-            OUT_FP32=out_fp32,
-            E5M2=fmt_name == "e5m2",
-            REVERSE=not delayed,  # JIT: the amax pass just read x; start where it ended
-        )
+        consts = _cast_consts(fmt_name, fmax, margin, delayed, kernel_t, out_fp32)
         if x.is_cuda:
             grid = lambda meta: (triton.cdiv(m, meta["BM"]) * triton.cdiv(n, meta["BN"]),)  # noqa: E731
             kern = _cast_t_tuned if wrap is None else wrap(_cast_t_inline)
