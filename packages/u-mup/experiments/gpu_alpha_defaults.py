@@ -163,14 +163,9 @@ def main() -> None:
 
     rs = []
     curves, curves_val = {}, {}
-    if parts:
-        for p in parts:
-            recs += p["records"]
-            for n, c in p["alpha_curves"].items():
-                curves[n] = {float(k): v for k, v in c.items()}
-                curves_val[n] = {float(k): v for k, v in p["alpha_curves_val"][n].items()}
-        rs = [r for r in recs if r["spec"]["lr"] == lr and len(r["spec"]["alphas"]) <= 1]
-        names = []
+
+    def summarise() -> tuple[dict, dict, float]:
+        """Per-α argmin and gap of α = 1 from the curves so far, stored in ``res``."""
         best = {n: min(c, key=c.get) for n, c in curves.items()}
         gap = {n: c[1.0] / min(c.values()) - 1 for n, c in curves.items()}
         gap_val = {n: c[1.0] / min(c.values()) - 1 for n, c in curves_val.items()}
@@ -180,6 +175,17 @@ def main() -> None:
         res["alpha_curves_val"] = {
             n: {str(k): v for k, v in c.items()} for n, c in curves_val.items()
         }
+        return best, gap, default
+
+    if parts:
+        for p in parts:
+            recs += p["records"]
+            for n, c in p["alpha_curves"].items():
+                curves[n] = {float(k): v for k, v in c.items()}
+                curves_val[n] = {float(k): v for k, v in p["alpha_curves_val"][n].items()}
+        rs = [r for r in recs if r["spec"]["lr"] == lr and len(r["spec"]["alphas"]) <= 1]
+        names = []
+        best, gap, default = summarise()
         res["alphas"] = sorted(curves, key=ALPHAS.index)
         res["combined_from"] = a.combine
         for n in res["alphas"]:
@@ -193,15 +199,7 @@ def main() -> None:
         stage = [r for r in rs if alpha_value(r, name_a) is not None]
         curves[name_a] = _mean(stage, "loss", lambda r, n=name_a: alpha_value(r, n))
         curves_val[name_a] = _mean(stage, "val_loss", lambda r, n=name_a: alpha_value(r, n))
-        best = {n: min(c, key=c.get) for n, c in curves.items()}
-        gap = {n: c[1.0] / min(c.values()) - 1 for n, c in curves.items()}
-        gap_val = {n: c[1.0] / min(c.values()) - 1 for n, c in curves_val.items()}
-        default = _mean([r for r in rs if not r["spec"]["alphas"]], "loss", lambda r: 0)[0]
-        res.update(default_loss=default, best_alphas=best, default_gap=gap, default_gap_val=gap_val)
-        res["alpha_curves"] = {n: {str(k): v for k, v in c.items()} for n, c in curves.items()}
-        res["alpha_curves_val"] = {
-            n: {str(k): v for k, v in c.items()} for n, c in curves_val.items()
-        }
+        best, gap, default = summarise()
         print(
             f"  {name_a:>22}: best {best[name_a]:g}, gap of α=1 {100 * gap[name_a]:+.2f} % "
             f"[{time.time() - t0:.0f} s]"
