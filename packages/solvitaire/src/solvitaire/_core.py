@@ -356,6 +356,20 @@ def dst_code(mv, i):
     return -1
 
 
+@njit(cache=True, inline="always")
+def _tops_and_space(S, cfg, nt):
+    """Ranks of the first ``nt`` piles' top cards as a bit set (bit r) and whether one is empty."""
+    tops = np.uint64(0)
+    space = False
+    for j in range(nt):
+        t = _top(S, cfg, j)
+        if t == 0:
+            space = True
+        else:
+            tops |= np.uint64(1) << np.uint64(t >> 2)
+    return tops, space
+
+
 @njit(cache=True)
 def _stock_moves(S, cfg, mv, k, mode, fe, free_cell):
     """Compound "k+" stock moves (Bjarnason et al.): every card reachable by dealing ``deal
@@ -378,12 +392,7 @@ def _stock_moves(S, cfg, mv, k, mode, fe, free_cell):
     tops = np.uint64(0)  # ranks of the tableau tops (bit r); a space takes any card it may
     space = False
     if mode == 1:
-        for j in range(nt):
-            t = _top(S, cfg, j)
-            if t == 0:
-                space = True
-            else:
-                tops |= np.uint64(1) << np.uint64(t >> 2)
+        tops, space = _tops_and_space(S, cfg, nt)
     while True:
         if m > 0:
             c = _waste_card(S, cfg, m)
@@ -447,14 +456,7 @@ def _tableau_moves(S, cfg, mv, k, fe, singles, pdst, psrc):
     mr = cfg[MR]
     # ranks of the top cards (bit r) and whether a space exists: most (pile, size) pairs have
     # no target at all, and their scan of the piles is skipped
-    tops = np.uint64(0)
-    space = False
-    for j in range(nt):
-        t = _top(S, cfg, j)
-        if t == 0:
-            space = True
-        else:
-            tops |= np.uint64(1) << np.uint64(t >> 2)
+    tops, space = _tops_and_space(S, cfg, nt)
     for ii in range(nt):
         i = nt - 1 - ii
         n = _len(S, cfg, i)
