@@ -136,10 +136,10 @@ def main() -> None:
 
     parts = [json.loads(Path(f).read_text()) for f in a.combine.split(",") if f.strip()]
     if parts:  # η and α stages come from earlier runs
-        keys = {(p["eta"]["best_lr"], tuple(p["seeds"]), p["spec"]["steps"]) for p in parts}
-        if len(keys) != 1 or keys != {(keys.copy().pop()[0], tuple(seeds), spec.steps)}:
-            ap.error(f"--combine: the runs differ in (η, seeds, steps) or from this one: {keys}")
         a.lr = parts[0]["eta"]["best_lr"]
+        keys = {(p["eta"]["best_lr"], tuple(p["seeds"]), p["spec"]["steps"]) for p in parts}
+        if keys != {(a.lr, tuple(seeds), spec.steps)}:
+            ap.error(f"--combine: the runs differ in (η, seeds, steps) or from this one: {keys}")
     # 1. η with default α's (skipped when --lr / UMUP_B_LR gives the optimum already measured)
     if a.lr is not None:
         lr = a.lr
