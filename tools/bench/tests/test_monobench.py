@@ -86,6 +86,16 @@ def test_time_callable_counts_calls():
     assert t.repeats == 7
 
 
+def test_timing_mode_is_validated():
+    with pytest.raises(ValueError, match="pipelined"):
+        Measure(candidate=lambda: None, baseline=lambda: None, timing="async")
+    with pytest.raises(ValueError, match="pipelined"):
+        time_callable(lambda: None, mode="async")
+    calls = []
+    t = time_callable(lambda: calls.append(1), warmup=1, repeats=4, mode="pipelined")
+    assert (len(calls), t.repeats) == (5, 4)  # on CPU the pipelined mode times each call alike
+
+
 def test_case_id_is_sorted_and_stable():
     assert case_id("mm", {"n": 3, "b": 1}) == "mm[b=1,n=3]"
     assert case_id("mm", {}) == "mm"

@@ -28,6 +28,9 @@ class Measure:
         flops: floating-point operations of one candidate call (for achieved TFLOP/s).
         peak_bytes_per_s / peak_flops: the device peak used for the roofline fraction.
         warmup / repeats: override the harness defaults (e.g. ``repeats=1`` for minute-long runs).
+        timing: ``"latency"`` (default; the device is synchronised after every call) or
+            ``"pipelined"`` (calls issued back to back, as in a training loop); see
+            :func:`monobench._timing.time_callable`. Candidate and baseline use the same mode.
         extra: any other numbers to store with the result (states/s, memory, accuracy, ...).
         check: optional zero-argument callable run once before timing; it should raise if the
             candidate's answer is wrong, so a fast wrong kernel never produces a result.
@@ -44,6 +47,7 @@ class Measure:
     peak_flops: float | None = None
     warmup: int | None = None
     repeats: int | None = None
+    timing: str = "latency"
     extra: dict[str, Any] = field(default_factory=dict)
     check: Callable[[], Any] | None = None
 
@@ -53,6 +57,8 @@ class Measure:
                 "Measure needs a baseline: pass baseline=<callable> (measured in the same run) or "
                 "baseline_seconds=<recorded time> for an external reference."
             )
+        if self.timing not in ("latency", "pipelined"):
+            raise ValueError(f"timing must be 'latency' or 'pipelined', got {self.timing!r}")
         if self.baseline_seconds is not None and not self.baseline_seconds > 0:
             raise ValueError(f"baseline_seconds must be > 0, got {self.baseline_seconds!r}")
 

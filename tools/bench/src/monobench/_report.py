@@ -67,7 +67,9 @@ def render_markdown(run: dict[str, Any]) -> str:
         f"- settings: {run['settings']}",
         "",
         "Speed-up = baseline time / candidate time, both measured in this run "
-        "(a recorded baseline is marked *rec*). > 1 means the candidate is faster.",
+        "(a recorded baseline is marked *rec*). > 1 means the candidate is faster. "
+        "Cases marked *(pipelined)* issue calls back to back without a device synchronisation "
+        "between them (training-loop timing); the others synchronise after every call.",
         "",
         "| case | candidate | baseline | candidate time | baseline time | speed-up | GB/s "
         "| TFLOP/s | roofline |",
@@ -79,11 +81,12 @@ def render_markdown(run: dict[str, Any]) -> str:
             continue
         base = r["baseline"]
         rec = " *rec*" if base.get("recorded") else ""
+        pipe = " (pipelined)" if r.get("timing") == "pipelined" else ""
         roof = r.get("roofline_fraction")
         gbs = r.get("achieved_gb_s")
         tfs = r.get("achieved_tflop_s")
         lines.append(
-            f"| {r['id']} | {r['candidate_label']} | {r['baseline_label']}{rec} "
+            f"| {r['id']}{pipe} | {r['candidate_label']} | {r['baseline_label']}{rec} "
             f"| {_fmt_time(r['candidate']['median_s'])} | {_fmt_time(base['median_s'])} "
             f"| {r['speedup']:.3f}× | {'' if gbs is None else f'{gbs:.1f}'} "
             f"| {'' if tfs is None else f'{tfs:.1f}'} "

@@ -149,9 +149,9 @@ def _run_point(
         if quick:
             n = min(n, 5)
             w = min(w, 1)
-        cand = time_callable(m.candidate, device=device, warmup=w, repeats=n)
+        cand = time_callable(m.candidate, device=device, warmup=w, repeats=n, mode=m.timing)
         base = (
-            time_callable(m.baseline, device=device, warmup=w, repeats=n)
+            time_callable(m.baseline, device=device, warmup=w, repeats=n, mode=m.timing)
             if m.baseline is not None
             else None
         )
@@ -168,6 +168,7 @@ def _run_point(
             ),
             bytes=m.bytes,
             flops=m.flops,
+            timing=m.timing,
             extra=_jsonable(m.extra),
         )
         rec.update(derive(m, cand, base))
