@@ -52,7 +52,9 @@ if f.exists():
     r = json.loads(f.read_text())
     print(f"alpha study ({r['device']}, {r['wall_s']:.0f} s): best lr {r.get('eta', {}).get('best_lr')}")
     for n, g in r.get("default_gap", {}).items():
-        print(f"  {n:>22}: alpha=1 gap {100 * g:+.2f} % (best {r['best_alphas'][n]})")
+        pg = (r.get("default_gap_paired") or {}).get(n) or {}
+        pse = f", paired {100 * pg['mean']:+.2f} ± {100 * pg['se']:.2f} %" if pg else ""
+        print(f"  {n:>22}: alpha=1 gap {100 * g:+.2f} % (best {r['best_alphas'][n]}{pse})")
     if "improvement" in r:
         print(f"  combined {r['combined_alphas']}: improvement {100 * r['improvement']:+.2f} %")
 else:

@@ -4,7 +4,9 @@ At one width: sweep η with every α = 1; at the best η sweep each α alone ove
 train the combination of the per-α argmins. Each stage is one stacked model
 (:func:`u_mup._batched.train_batched`). Reports each α's gap ``loss(α=1)/min_α loss − 1`` and the
 combined improvement ``1 − loss(combined)/loss(defaults)``, as seed means of the final training
-loss (and of the validation loss).
+loss (and of the validation loss). Rows of one seed share data order and initial weights, so each
+gap also gets a paired estimate: the mean over seeds of the per-seed ratio − 1 and its standard
+error (``default_gap_paired``, ``improvement_paired``), which says how much of a gap is seed noise.
 
     python packages/u-mup/experiments/gpu_alpha_defaults.py --out OUT [--smoke]
 """
@@ -33,6 +35,33 @@ def _mean(recs: list[dict], key: str, by) -> dict:
     for r in recs:
         acc[by(r)].append(math.inf if r[key] is None else r[key])
     return {k: sum(v) / len(v) for k, v in acc.items()}
+
+
+def _paired(recs: list[dict], ref, alt) -> dict | None:
+    """Mean and standard error over seeds of ``loss(ref row)/loss(alt row) − 1``, same seed.
+
+    ``ref`` and ``alt`` select rows (predicates on a record). None when fewer than two seeds
+    have both rows or a row diverged.
+    """
+    by_seed: dict = defaultdict(dict)
+    for r in recs:
+        for tag, pick in (("ref", ref), ("alt", alt)):
+            if pick(r):
+                by_seed[r["spec"]["seed"]][tag] = r["loss"]
+    xs = [
+        d["ref"] / d["alt"] - 1
+        for d in by_seed.values()
+        if d.get("ref") is not None and d.get("alt") is not None
+    ]
+    if len(xs) < 2:
+        return None
+    m = sum(xs) / len(xs)
+    se = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
+    return {"mean": m, "se": se, "n_seeds": len(xs)}
+
+
+def _fmt(p: dict | None) -> str:
+    return "n/a" if p is None else f"{100 * p['mean']:+.2f} ± {100 * p['se']:.2f} %"
 
 
 def _plot(res: dict, path: Path, title: str) -> None:
@@ -171,6 +200,16 @@ def main() -> None:
         gap_val = {n: c[1.0] / min(c.values()) - 1 for n, c in curves_val.items()}
         default = _mean([r for r in rs if not r["spec"]["alphas"]], "loss", lambda r: 0)[0]
         res.update(default_loss=default, best_alphas=best, default_gap=gap, default_gap_val=gap_val)
+        res["default_gap_paired"] = {
+            n: _paired(
+                rs,
+                lambda r: not r["spec"]["alphas"],
+                lambda r, n=n: r["spec"]["alphas"] == {n: best[n]},
+            )
+            if best[n] != 1.0
+            else {"mean": 0.0, "se": 0.0, "n_seeds": len(seeds)}
+            for n in curves
+        }
         res["alpha_curves"] = {n: {str(k): v for k, v in c.items()} for n, c in curves.items()}
         res["alpha_curves_val"] = {
             n: {str(k): v for k, v in c.items()} for n, c in curves_val.items()
@@ -202,7 +241,7 @@ def main() -> None:
         best, gap, default = summarise()
         print(
             f"  {name_a:>22}: best {best[name_a]:g}, gap of α=1 {100 * gap[name_a]:+.2f} % "
-            f"[{time.time() - t0:.0f} s]"
+            f"(paired {_fmt(res['default_gap_paired'][name_a])}) [{time.time() - t0:.0f} s]"
         )
         write()
 
@@ -217,12 +256,18 @@ def main() -> None:
         recs += rs
         comb = _mean(rs, "loss", lambda r: 0)[0]
         comb_val = _mean(rs, "val_loss", lambda r: 0)[0]
+        res["improvement_paired"] = _paired(
+            recs,
+            lambda r: not r["spec"]["alphas"] and r["spec"]["lr"] == lr,
+            lambda r: r.get("stage") == "combined",
+        )
     res.update(combined_alphas=combo, combined_loss=comb, improvement=1 - comb / default)
     res["improvement_val"] = 1 - comb_val / dflt_val
     write()
     print(
         f"combined {combo}: loss {comb:.4f} vs defaults {default:.4f} -> improvement "
-        f"{100 * res['improvement']:+.2f} % (val {100 * (res['improvement_val'] or 0):+.2f} %) "
+        f"{100 * res['improvement']:+.2f} % (val {100 * (res['improvement_val'] or 0):+.2f} %, "
+        f"paired {_fmt(res.get('improvement_paired'))}) "
         f"[{time.time() - t0:.0f} s on {name}]"
     )
 
