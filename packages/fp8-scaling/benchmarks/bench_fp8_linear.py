@@ -66,9 +66,10 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
     use_compile = device == "cuda" and not kind.endswith("_eager")
     reduce_overhead = kind.endswith("_ro")  # torch.compile(mode="reduce-overhead"): CUDA graphs
     base_kind = kind.removesuffix("_eager").removesuffix("_ro")
-    if base_kind in ("ours", "ours_triton", "ours_inductor", "ours_fastacc", "ours_indamax"):
-        backend = "triton" if base_kind == "ours_triton" else "auto"
-        backend = "inductor" if base_kind == "ours_inductor" else backend
+    ours = ("ours", "ours_triton", "ours_inductor", "ours_fastacc", "ours_indamax", "ours_pair")
+    if base_kind in ours:
+        backend = {"ours_triton": "triton", "ours_inductor": "inductor", "ours_pair": "pair"}
+        backend = backend.get(base_kind, "auto")
         recipe = JustInTimeScaling(fast_accum="all" if base_kind == "ours_fastacc" else "forward")
         model = nn.Sequential(Float8Linear.from_linear(lin, recipe, cast_backend=backend))
     elif kind == "ours_auto":
@@ -98,6 +99,8 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
             _linear_fn.TRITON_OP_AMAX = amax_default
         return y
 
+    step.cm, step.dy = cm, dy  # for benchmarks/profile_host.py (forward/backward host split)
+    step.plain = not reduce_overhead and base_kind != "ours_indamax"
     _CACHE[key] = (step, x, model)
     return _CACHE[key]
 
@@ -131,7 +134,10 @@ def _check(kind: str, m, k, n, device):
     return run
 
 
-def _measure(cand: str, base: str, m, k, n, device) -> Measure:
+def _measure(cand: str, base: str, m, k, n, device, timing: str = "pipelined") -> Measure:
+    """Both sides timed the same way: ``timing="pipelined"`` (default: steps issued back to
+    back, one CUDA event per step boundary, as in a training loop) or ``"latency"`` (a device
+    sync after every step, so each step's host launch time is exposed)."""
     c_step, _, c_model = _layer(cand, m, k, n, device)
     b_step = _layer(base, m, k, n, device)[0]
     sq = {}
@@ -150,7 +156,8 @@ def _measure(cand: str, base: str, m, k, n, device) -> Measure:
         flops=3 * 2.0 * m * k * n,
         peak_flops=2 * PEAK_BF16,
         check=check,
-        extra=sq,
+        extra={**sq, "timing": timing},
+        timing=timing,
     )
 
 
@@ -158,6 +165,21 @@ def _measure(cand: str, base: str, m, k, n, device) -> Measure:
 def bench_vs_bf16(m: int, k: int, n: int, device: str) -> Measure:
     """Float8Linear (JIT pow2) fwd+bwd vs bf16 nn.Linear, both compiled."""
     return _measure("ours", "bf16", m, k, n, device)
+
+
+@case("linear_fp8_vs_bf16_latency", params=_PARAMS, quick_params=_QUICK)
+def bench_vs_bf16_latency(m: int, k: int, n: int, device: str) -> Measure:
+    """As linear_fp8_vs_bf16, timed with a device sync after every step (latency view)."""
+    return _measure("ours", "bf16", m, k, n, device, timing="latency")
+
+
+@case(
+    "linear_fp8_vs_torchao_tensorwise_latency", params=_PARAMS, quick_params=_QUICK,
+    devices=("cuda",),
+)  # fmt: skip
+def bench_vs_tao_tw_latency(m: int, k: int, n: int, device: str) -> Measure:
+    """As linear_fp8_vs_torchao_tensorwise, timed with a device sync after every step."""
+    return _measure("ours", "torchao_tensorwise", m, k, n, device, timing="latency")
 
 
 @case("linear_fp8_vs_torchao_tensorwise", params=_PARAMS, quick_params=_QUICK, devices=("cuda",))
@@ -188,6 +210,22 @@ def bench_auto(m: int, k: int, n: int, device: str) -> Measure:
 def bench_triton_ops(m: int, k: int, n: int, device: str) -> Measure:
     """Variant: our Triton cast kernels inside the compiled graph (launched by inductor)."""
     return _measure("ours_triton", "bf16", m, k, n, device)
+
+
+@case("linear_fp8_pair_vs_bf16", params=_PARAMS, quick_params=_QUICK, devices=("cuda",))
+def bench_pair(m: int, k: int, n: int, device: str) -> Measure:
+    """Variant: the forward's input and weight cast by the pair kernels (one amax launch and one
+    cast launch for both; ``cast_backend="pair"``), compiled, vs bf16."""
+    return _measure("ours_pair", "bf16", m, k, n, device)
+
+
+@case(
+    "linear_fp8_pair_vs_torchao_tensorwise", params=_PARAMS, quick_params=_QUICK,
+    devices=("cuda",),
+)  # fmt: skip
+def bench_pair_vs_tao(m: int, k: int, n: int, device: str) -> Measure:
+    """Variant: ``cast_backend="pair"`` vs torchao tensorwise, both compiled."""
+    return _measure("ours_pair", "torchao_tensorwise", m, k, n, device)
 
 
 @case("linear_fp8_inductor_vs_bf16", params=_PARAMS, quick_params=_QUICK, devices=("cuda",))

@@ -11,14 +11,19 @@
 #   cases: the acceptance cases first (Float8Linear vs bf16 and vs torchao tensorwise, compiled),
 #          then GPU-time (CUDA-graph) cases for the casts and the layer, then variants; JSON + MD
 #          rewritten after each case, so a cut run keeps what it measured.
+#   profile: host cost of one compiled forward+backward step (benchmarks/profile_host.py) for
+#          FP8_PROFILE_KINDS (default ours,ours_pair,bf16,torchao_tensorwise) at
+#          FP8_PROFILE_SHAPES (default 4096^3, 8192^3): host seconds per step over 50 un-synced
+#          steps, kernel launches per step, top CPU ops, dynamo graph breaks -> fp8_profile.json
+#          (at most FP8_PROFILE_SECONDS, default 70).
 #   tests: the GPU tests (bit-exact casts, CUDA-graph training = eager), if time is left.
-# FP8_STAGES picks stages (default gpt,cases,tests; the lean kernel run: sweep,cases), FP8_CASES the cases, FP8_BENCH_SHAPES the
+# FP8_STAGES picks stages (default gpt,cases,tests; the lean kernel run: profile,cases), FP8_CASES the cases, FP8_BENCH_SHAPES the
 # layer shapes (MxKxN,...), FP8_GPT_SECONDS the cap of the GPT stage, FP8_THREADS the CPU threads.
 # From the repository root, with $OUT an empty folder:
 #   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:) OUT=/tmp/out \
 #     bash packages/fp8-scaling/benchmarks/gpu_run.sh
 # FP8_SMOKE=1 runs the same stages on the CPU with tiny sizes (checks the script itself).
-# Writes flat files to $OUT: run.log, fp8_cases.json/.md; sweep: fp8_tuned.json,
+# Writes flat files to $OUT: run.log, fp8_cases.json/.md; profile: fp8_profile.json; sweep: fp8_tuned.json,
 # fp8_sweep.json; gpt: gpt_losses.json, gpt_loss_curves.png, gpt_bias_distribution.png (run the
 # gpt stage on its own to stay within 6 files).
 set -uo pipefail
@@ -38,14 +43,15 @@ if ls .whl/fp8/*.whl >/dev/null 2>&1 && ! python3 -c "import torchao" 2>/dev/nul
 fi
 STAGES=${FP8_STAGES:-gpt,cases,tests}
 DEV=cuda
-SWEEP_SMOKE=""; SWEEP_ENV=""
+SWEEP_SMOKE=""; SWEEP_ENV=""; PROFILE_ARGS=""
 STEPS=${FP8_GPT_STEPS:-2000}
 GPT_ARGS="--layers 12 --d-model 768 --heads 12 --seq-len 256 --batch 16 --lr 6e-4 --bytes 3000000"
 GPT_CAP=${FP8_GPT_SECONDS:-110}  # wall cap of the convergence stage (training stops earlier)
-CASES=${FP8_CASES:-linear_fp8_vs_bf16,cast_delayed_graph,cast_jit_graph,linear_fp8_vs_torchao_tensorwise,auto_filter_vs_bf16,linear_fp8_graph_vs_bf16,linear_fp8_inductor_amax_vs_bf16,linear_fp8_inductor_vs_bf16,linear_fp8_triton_ops_vs_bf16,torchao_tensorwise_vs_bf16,linear_fp8_eager_vs_bf16,scaled_mm_vs_bf16_mm}
+CASES=${FP8_CASES:-linear_fp8_vs_bf16,linear_fp8_vs_torchao_tensorwise,linear_fp8_pair_vs_bf16,linear_fp8_pair_vs_torchao_tensorwise,linear_fp8_vs_bf16_latency,linear_fp8_vs_torchao_tensorwise_latency,auto_filter_vs_bf16,torchao_tensorwise_vs_bf16,linear_fp8_graph_vs_bf16,cast_delayed_graph,cast_jit_graph,linear_fp8_vs_torchao_tensorwise,auto_filter_vs_bf16,linear_fp8_graph_vs_bf16,linear_fp8_inductor_amax_vs_bf16,linear_fp8_inductor_vs_bf16,linear_fp8_triton_ops_vs_bf16,torchao_tensorwise_vs_bf16,linear_fp8_eager_vs_bf16,scaled_mm_vs_bf16_mm}
 if [[ -n ${FP8_SMOKE:-} ]]; then  # CPU smoke test of this script on tiny sizes
   DEV=cpu; export FP8_QUICK=1
-  CASES=${FP8_CASES:-linear_fp8_vs_bf16,cast_jit_graph,linear_fp8_graph_vs_bf16}
+  CASES=${FP8_CASES:-linear_fp8_vs_bf16,linear_fp8_vs_bf16_latency,cast_jit_graph,linear_fp8_graph_vs_bf16}
+  PROFILE_ARGS="--device cpu --shapes 64x64x128 --steps 5 --profile-steps 2"
   SWEEP_SMOKE=--smoke; SWEEP_ENV=TRITON_INTERPRET=1
   STEPS=${FP8_GPT_STEPS:-8}
   GPT_ARGS="--layers 1 --d-model 16 --heads 2 --seq-len 16 --batch 2 --bytes 20000"
@@ -102,6 +108,17 @@ if [[ $STAGES == *sweep* ]]; then
   fi
   [[ -s $OUT/fp8_tuned.json ]] && export FP8_SCALING_TUNED="$OUT/fp8_tuned.json" \
     && echo "tuned table: $FP8_SCALING_TUNED"
+fi
+
+if [[ $STAGES == *profile* ]]; then
+  PS=${FP8_PROFILE_SECONDS:-70}; (( PS > $(left) - 30 )) && PS=$(( $(left) - 30 ))
+  echo "== profile ($PS s)"
+  if (( PS > 15 )); then
+    timeout $((PS + 30)) python3 packages/fp8-scaling/benchmarks/profile_host.py "$OUT/fp8_profile.json" \
+      --kinds "${FP8_PROFILE_KINDS:-ours,ours_pair,bf16,torchao_tensorwise}" \
+      --shapes "${FP8_PROFILE_SHAPES:-4096x4096x4096,8192x8192x8192}" --budget "$PS" $PROFILE_ARGS 2>&1 \
+      | grep -v "^\s*$" | grep -v "^USDT\|^ERROR:.*gpuGetDeviceCount\|SyncActivityProfiler" | tail -30
+  fi
 fi
 
 if [[ $STAGES == *cases* ]]; then

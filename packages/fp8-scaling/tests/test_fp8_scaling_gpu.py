@@ -62,7 +62,7 @@ def test_gpu_scaled_mm_matches_emulation():
         assert rel < 1e-2, rel
 
 
-@pytest.mark.parametrize("backend", ["auto", "triton"])
+@pytest.mark.parametrize("backend", ["auto", "triton", "pair"])
 def test_gpu_compile_fullgraph_no_breaks(backend):
     _need_fp8()
     torch.manual_seed(0)
@@ -79,6 +79,28 @@ def test_gpu_compile_fullgraph_no_breaks(backend):
     # same FP8 operands (the casts are bit-exact in every backend) and the same cuBLAS GEMMs
     assert torch.equal(y, y_eager)
     assert torch.equal(x.grad, g_eager)
+
+
+def test_gpu_pair_casts_match_per_tensor_casts():
+    """cast_backend="pair" (x and w in one amax and one cast launch) gives the same FP8
+    operands as one launch per tensor, hence bit-identical outputs and gradients."""
+    _need_fp8()
+    torch.manual_seed(0)
+    # 208 and 400 rows: partial 64/128-row tiles at the end of each tensor
+    w = (torch.randn(400, 272, device="cuda") * 0.01).to(torch.bfloat16)
+    x0 = (torch.randn(208, 272, device="cuda") * 30).to(torch.bfloat16)
+    out = {}
+    for backend in ("triton", "pair"):
+        lin = fs.Float8Linear(272, 400, bias=False, device="cuda", dtype=torch.bfloat16,
+                              cast_backend=backend)  # fmt: skip
+        with torch.no_grad():
+            lin.weight.copy_(w)
+        x = x0.clone().requires_grad_(True)
+        y = lin(x)
+        y.backward(torch.ones_like(y))
+        out[backend] = (y, x.grad, lin.weight.grad)
+    for a, b in zip(out["pair"], out["triton"]):
+        assert torch.equal(a, b)
 
 
 def test_gpu_odd_shapes_fall_back():

@@ -22,6 +22,7 @@ from . import _tuned
 from ._fastcast import launch_amax2, launch_cast2
 from ._formats import FORMATS, get_format
 from ._kernels import HAS_TRITON, launch_amax, launch_cast_transpose
+from ._pair import DEFAULT_PAIR, launch_amax_pair, launch_cast_pair
 from ._scaling import amax as amax_ref
 from ._scaling import compute_bias, quantize
 
@@ -29,7 +30,11 @@ __all__ = [
     "HAS_TRITON_OP",
     "amax_impl",
     "amax_op",
+    "amax_pair_impl",
+    "amax_pair_tk",
     "amax_tk",
+    "cast_pair_impl",
+    "cast_pair_tk",
     "cast_transpose_impl",
     "cast_transpose_op",
     "cast_transpose_ref",
@@ -202,3 +207,68 @@ if HAS_TRITON_OP:
 
 else:  # pragma: no cover - torch < 2.6
     amax_tk, cast_transpose_tk = amax_op, cast_transpose_op
+
+
+# --- the forward's two operands (input and weight) in one amax launch and one cast launch ---
+
+
+def amax_pair_impl(a: torch.Tensor, b: torch.Tensor, wrap=None) -> torch.Tensor:
+    """``[amax(a), amax(b)]`` float32 (2,), NaN counted as inf (one launch on CUDA)."""
+    if _use_triton(a) and b.is_cuda and a.dtype == b.dtype:
+        return launch_amax_pair(a.contiguous(), b.contiguous(), wrap=wrap)
+    return torch.stack([amax_ref(a), amax_ref(b)])
+
+
+def cast_pair_impl(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    amax: torch.Tensor,
+    fmt: str,
+    margin: int,
+    transpose_a: bool,
+    transpose_b: bool,
+    wrap=None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """JIT power-of-two casts of two 2-D tensors: ``(qa, qta, qb, qtb, inv (2,))``.
+
+    As :func:`cast_transpose_ref` per tensor, with ``amax`` (2,) from :func:`amax_pair_impl`;
+    one launch on CUDA (:func:`fp8_scaling._pair.launch_cast_pair`).
+    """
+    _check(a, fmt)
+    _check(b, fmt)
+    if _use_triton(a, fmt) and b.is_cuda and a.dtype == b.dtype:
+        big = a if a.numel() >= b.numel() else b
+        cfg = _tuned.cast_config(big, delayed=False, compiled=wrap is not None) or DEFAULT_PAIR
+        return launch_cast_pair(
+            a.contiguous(), b.contiguous(), amax, fmt, FORMATS[fmt].max, margin,
+            transpose_a, transpose_b, cfg, wrap=wrap,
+        )  # fmt: skip
+    qa, qta, inva = cast_transpose_ref(a, amax[0], fmt, margin, transpose_a)
+    qb, qtb, invb = cast_transpose_ref(b, amax[1], fmt, margin, transpose_b)
+    return qa, qta, qb, qtb, torch.stack([inva, invb])
+
+
+if HAS_TRITON_OP:
+
+    @torch.library.triton_op("fp8_scaling::amax_pair_tk", mutates_args=())
+    def amax_pair_tk(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """:func:`amax_pair_impl` whose Triton launch is visible to torch.compile."""
+        return amax_pair_impl(a, b, wrap=torch.library.wrap_triton)
+
+    @torch.library.triton_op("fp8_scaling::cast_pair_tk", mutates_args=())
+    def cast_pair_tk(
+        a: torch.Tensor,
+        b: torch.Tensor,
+        amax: torch.Tensor,
+        fmt: str,
+        margin: int,
+        transpose_a: bool,
+        transpose_b: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:func:`cast_pair_impl` whose Triton launch is visible to torch.compile."""
+        return cast_pair_impl(
+            a, b, amax, fmt, margin, transpose_a, transpose_b, wrap=torch.library.wrap_triton
+        )
+
+else:  # pragma: no cover - torch < 2.6: the pair path is not used when compiling
+    amax_pair_tk = cast_pair_tk = None

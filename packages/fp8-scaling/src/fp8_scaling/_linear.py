@@ -43,8 +43,8 @@ class Float8Linear(nn.Linear):
             host sync per call). By default non-finite values propagate as NaN instead.
         cast_backend: how the GPU fast path casts: ``"auto"`` (default: when compiling, our
             Triton kernels for JIT tensors of at least 2**25 elements and plain torch ops that
-            inductor fuses for the rest; fused Triton kernels in eager mode), ``"inductor"`` or
-            ``"triton"`` (see :func:`fp8_scaling.float8_linear`).
+            inductor fuses for the rest; fused Triton kernels in eager mode), ``"inductor"``,
+            ``"triton"`` or ``"pair"`` (see :func:`fp8_scaling.float8_linear`).
     """
 
     def __init__(

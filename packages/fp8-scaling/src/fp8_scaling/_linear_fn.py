@@ -16,7 +16,11 @@ import torch
 from ._cast_ops import (
     HAS_TRITON_OP,
     amax_impl,
+    amax_pair_impl,
+    amax_pair_tk,
     amax_tk,
+    cast_pair_impl,
+    cast_pair_tk,
     cast_transpose_impl,
     cast_transpose_tk,
     delayed_cast_impl,
@@ -118,7 +122,7 @@ class _Q:
         return self.data_t if self.data_t is not None else self.data.t().contiguous()
 
 
-CAST_BACKENDS = ("auto", "inductor", "triton")
+CAST_BACKENDS = ("auto", "inductor", "triton", "pair")
 
 # "auto" under torch.compile: tensors of at least this many elements use our Triton kernels
 # (JIT recipe, as torch.library.triton_op ops) instead of inductor's generated casts; None:
@@ -135,6 +139,28 @@ AUTO_TRITON_MIN_NUMEL: int | None = 1 << 25
 # kernels cost more host time than inductor's, which bounded the compiled layer, so False may
 # be faster; not measured yet (benchmark case linear_fp8_triton_amax_vs_bf16 compares them).
 TRITON_OP_AMAX: bool = True
+# "auto" casts the forward's input and weight (JIT recipe) with the pair kernels of
+# :mod:`fp8_scaling._pair`: both amaxes in one launch, both casts in one launch (the backend
+# "pair" always does), instead of one amax and one cast launch per tensor.
+AUTO_PAIR: bool = False
+
+
+def _pair_ok(x, w, recipe, fmt: FP8Format, fast) -> bool:
+    """Whether the forward casts ``x`` and ``w`` with the pair kernels (see ``AUTO_PAIR``)."""
+    if fast not in ("pair", "auto", True) or (fast != "pair" and not AUTO_PAIR):
+        return False
+    if _compiling() and not HAS_TRITON_OP:
+        return False
+    return (
+        isinstance(recipe, JustInTimeScaling)
+        and recipe.pow2
+        and recipe.amax_group is None
+        and fmt.name in _HW_FORMATS
+        and x.dtype == w.dtype
+        and x.element_size() == 2
+        and x.is_contiguous()
+        and w.is_contiguous()
+    )
 
 
 def _compiling() -> bool:
@@ -158,6 +184,7 @@ def _quant(t, fmt: FP8Format, margin: int, recipe, hist_row, fast, need_t: bool)
     if fast and recipe.pow2 and fmt.name in _HW_FORMATS:
         compiling = _compiling()
         backend = fast if isinstance(fast, str) else "auto"
+        backend = "auto" if backend == "pair" else backend  # one tensor alone: as "auto"
         if backend == "auto" and not compiling:
             backend = "triton_eager"
         elif backend == "auto":
@@ -262,10 +289,23 @@ class _Float8LinearFn(torch.autograd.Function):
         delayed = isinstance(recipe, DelayedScaling)
         need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         fp8_dw = recipe.grad_weight == "fp8"
-        xq = _quant(
-            x, fmt_f, recipe.margin, recipe, hist[0] if delayed else None, qf, need_dw and fp8_dw
-        )
-        wq = _quant(weight, fmt_f, recipe.margin, recipe, hist[1] if delayed else None, qf, need_dx)
+        if hw and _pair_ok(x, weight, recipe, fmt_f, qf):  # x and w: one amax, one cast launch
+            tx, tw = need_dw and fp8_dw, need_dx
+            amax_fn, cast_fn = (
+                (amax_pair_tk, cast_pair_tk) if _compiling() else (amax_pair_impl, cast_pair_impl)
+            )
+            am = amax_fn(x, weight)
+            qx, qxt, qw, qwt, inv = cast_fn(x, weight, am, fmt_f.name, recipe.margin, tx, tw)
+            xq = _Q(qx, qxt if tx else None, inv[0], am[0])
+            wq = _Q(qw, qwt if tw else None, inv[1], am[1])
+        else:
+            xq = _quant(
+                x, fmt_f, recipe.margin, recipe, hist[0] if delayed else None, qf,
+                need_dw and fp8_dw,
+            )  # fmt: skip
+            wq = _quant(
+                weight, fmt_f, recipe.margin, recipe, hist[1] if delayed else None, qf, need_dx
+            )
         y = _mm(
             xq.data,
             wq.data.t(),
@@ -345,7 +385,10 @@ def float8_linear(
             ``AUTO_TRITON_MIN_NUMEL`` (2**25) elements and casts traced as plain torch ops
             (inductor fuses them) for the rest; fused Triton kernels in eager mode;
             ``"inductor"``: plain torch ops always; ``"triton"``: Triton kernels always
-            (launched by inductor when compiling, see :func:`_quant`). ``False``: emulation.
+            (launched by inductor when compiling, see :func:`_quant`); ``"pair"``: the
+            forward's input and weight with one amax launch and one cast launch for both
+            (:mod:`fp8_scaling._pair`, JIT recipe), the gradient as ``"auto"``. ``False``:
+            emulation.
 
     Returns:
         (..., N) tensor.

@@ -1,0 +1,215 @@
+"""JIT FP8 casts of the forward's two GEMM operands (input X and weight W) in two launches.
+
+The JIT recipe (Perez et al. 2023, Section 3: a power-of-two scale from each tensor's current
+amax) needs an amax pass before each cast. Cast one tensor at a time and the forward issues an
+amax launch, a zero fill and a cast launch per tensor; at 4096^3 the compiled layer is bound by
+the host time of those launches, not by the GPU. Here one launch computes both amaxes (programs
+walk the blocks of X, then of W, with a grid stride; one integer ``atomic_max`` per program and
+tensor into a zero-filled float32 (2,) buffer) and one launch casts both tensors in both layouts
+(programs ``[0, tiles(X))`` take X's tiles, the rest W's), so X and W cost three launches
+(fill, amax, cast) instead of six.
+
+Pure-torch reference: :func:`fp8_scaling._cast_ops.cast_transpose_ref` per tensor.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from ._fastcast import CastConfig
+from ._kernels import HAS_TRITON, _cast_consts, _sm_count
+
+if HAS_TRITON:
+    import triton
+    import triton.language as tl
+
+__all__ = ["PairConfig", "launch_amax_pair", "launch_cast_pair"]
+
+# amax: elements per block, warps, programs per SM (the tuned single-tensor amax on the H200)
+_AMAX_BLOCK, _AMAX_WARPS, _AMAX_WAVES = 8192, 8, 4
+PairConfig = CastConfig  # tile rows/cols, warps and group of the cast (tmode 0, no waves)
+DEFAULT_PAIR = CastConfig(bm=64, bn=128, warps=4, group=8)  # the H200's tuned 8192^2 JIT tile
+
+
+if HAS_TRITON:
+
+    @triton.jit
+    def _absmax_block(ptr, blk, n, BLOCK: tl.constexpr):
+        offs = blk * tl.full([], BLOCK, tl.int64) + tl.arange(0, BLOCK)  # n may exceed 2**31
+        a = tl.abs(tl.load(ptr + offs, mask=offs < n, other=0.0).to(tl.float32))
+        return tl.where(a != a, float("inf"), a)  # NaN counts as inf
+
+    @triton.jit
+    def _amax_pair_kernel(a_ptr, b_ptr, out_ptr, na, nb, BLOCK: tl.constexpr):
+        pid = tl.program_id(0)
+        nprog = tl.num_programs(0)
+        blocks_a = tl.cdiv(na, BLOCK)
+        total = blocks_a + tl.cdiv(nb, BLOCK)
+        acc_a = tl.zeros([BLOCK], dtype=tl.float32)
+        acc_b = tl.zeros([BLOCK], dtype=tl.float32)
+        for blk in range(pid, total, nprog):
+            if blk < blocks_a:
+                acc_a = tl.maximum(acc_a, _absmax_block(a_ptr, blk, na, BLOCK))
+            else:
+                acc_b = tl.maximum(acc_b, _absmax_block(b_ptr, blk - blocks_a, nb, BLOCK))
+        # float32 bits as int32: non-negative floats order like their bit patterns
+        bits = out_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
+        tl.atomic_max(bits, tl.max(acc_a, 0).to(tl.int32, bitcast=True), sem="relaxed")
+        tl.atomic_max(bits + 1, tl.max(acc_b, 0).to(tl.int32, bitcast=True), sem="relaxed")
+
+    @triton.jit
+    def _cast_tile(
+        x_ptr, amax_ptr, q_ptr, qt_ptr, inv_ptr, M, N, tile,
+        FMAX: tl.constexpr, EF: tl.constexpr, MF: tl.constexpr, MARGIN: tl.constexpr,
+        WRITE_T: tl.constexpr, OUT_FP32: tl.constexpr, E5M2: tl.constexpr,
+        BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr,
+    ):  # fmt: skip
+        bits = tl.load(amax_ptr).to(tl.int32, bitcast=True)
+        ea = (bits >> 23) & 0xFF
+        ma = bits & 0x7FFFFF
+        b = EF - ea - (ma > MF).to(tl.int32)
+        b = tl.where(ea == 0, 1000, b)  # zero and float32 subnormals: clipped to +31
+        b = tl.where((ea == 255) & (ma == 0), -1000, b)  # inf: clipped to -31
+        b = tl.minimum(tl.maximum(b - MARGIN, -31), 31)
+        scale = ((b + 127) << 23).to(tl.float32, bitcast=True)  # exact 2**b
+        scale = tl.where((ea == 255) & (ma != 0), float("nan"), scale)
+        if tile == 0:
+            tl.store(inv_ptr, 1.0 / scale)  # exact: a power of two
+        n_m = tl.cdiv(M, BM)
+        n_n = tl.cdiv(N, BN)
+        per_group = GROUP * n_n  # grouped order: neighbours share panels of the transposed copy
+        first_m = (tile // per_group) * GROUP
+        gsize = tl.minimum(n_m - first_m, GROUP)
+        pid_m = first_m + (tile % per_group) % gsize
+        pid_n = (tile % per_group) // gsize
+        rm = pid_m.to(tl.int64) * BM + tl.arange(0, BM)
+        rn = pid_n.to(tl.int64) * BN + tl.arange(0, BN)
+        mask = (rm[:, None] < M) & (rn[None, :] < N)
+        x = tl.load(x_ptr + rm[:, None] * N + rn[None, :], mask=mask, other=0.0).to(tl.float32)
+        q = tl.minimum(tl.maximum(x * scale, -FMAX), FMAX)
+        q = tl.where((tl.abs(x) == float("inf")) | (x != x), float("nan"), q)
+        if OUT_FP32:
+            qo = q
+        elif E5M2:
+            qo = q.to(tl.float8e5)
+        else:
+            qo = q.to(tl.float8e4nv)
+        tl.store(q_ptr + rm[:, None] * N + rn[None, :], qo, mask=mask)
+        if WRITE_T:
+            tl.store(qt_ptr + rn[:, None] * M + rm[None, :], tl.trans(qo), mask=mask.T)
+
+    @triton.jit
+    def _cast_pair_kernel(
+        a_ptr, b_ptr, amax_ptr, qa_ptr, qta_ptr, qb_ptr, qtb_ptr, inv_ptr, MA, NA, MB, NB,
+        FMAX: tl.constexpr, EF: tl.constexpr, MF: tl.constexpr, MARGIN: tl.constexpr,
+        TA: tl.constexpr, TB: tl.constexpr, OUT_FP32: tl.constexpr, E5M2: tl.constexpr,
+        BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr,
+    ):  # fmt: skip
+        pid = tl.program_id(0)
+        tiles_a = tl.cdiv(MA, BM) * tl.cdiv(NA, BN)
+        if pid < tiles_a:
+            _cast_tile(a_ptr, amax_ptr, qa_ptr, qta_ptr, inv_ptr, MA, NA, pid,
+                       FMAX, EF, MF, MARGIN, TA, OUT_FP32, E5M2, BM, BN, GROUP)  # fmt: skip
+        else:
+            _cast_tile(b_ptr, amax_ptr + 1, qb_ptr, qtb_ptr, inv_ptr + 1, MB, NB, pid - tiles_a,
+                       FMAX, EF, MF, MARGIN, TB, OUT_FP32, E5M2, BM, BN, GROUP)  # fmt: skip
+
+
+if HAS_TRITON:
+
+    @functools.cache
+    def _inline(which: str, cfg: CastConfig | None = None):
+        """One-config autotuners (launch constants in the config) for launches traced by
+        torch.compile through ``torch.library.wrap_triton``, as in :mod:`._fastcast`."""
+        if which == "amax":
+            c = triton.Config({"BLOCK": _AMAX_BLOCK}, num_warps=_AMAX_WARPS)
+            return triton.autotune(configs=[c], key=["na", "nb"])(_amax_pair_kernel)
+        c = triton.Config({"BM": cfg.bm, "BN": cfg.bn, "GROUP": cfg.group}, num_warps=cfg.warps)
+        return triton.autotune(configs=[c], key=["MA", "NA", "MB", "NB"])(_cast_pair_kernel)
+
+
+def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
+    ok = (
+        a.dim() == 2 and b.dim() == 2 and a.is_contiguous() and b.is_contiguous()
+        and a.dtype == b.dtype and a.device == b.device
+    )  # fmt: skip
+    if not ok:
+        raise ValueError(
+            "the pair kernels need two contiguous 2-D tensors of one dtype on one device, got "
+            f"{tuple(a.shape)} {a.dtype} {a.device} and {tuple(b.shape)} {b.dtype} {b.device}"
+        )
+
+
+def launch_amax_pair(a: torch.Tensor, b: torch.Tensor, wrap=None) -> torch.Tensor:
+    """``[amax(a), amax(b)]`` as a float32 (2,) tensor (NaN counts as inf) in one launch.
+
+    ``a``, ``b``: contiguous tensors of one dtype; ``wrap``: ``torch.library.wrap_triton``
+    inside a ``triton_op``.
+    """
+    _check_pair(a, b)
+    out = torch.zeros((2,), dtype=torch.float32, device=a.device)
+    na, nb = a.numel(), b.numel()
+    blocks = triton.cdiv(na, _AMAX_BLOCK) + triton.cdiv(nb, _AMAX_BLOCK)
+    if blocks == 0:
+        return out
+    progs = blocks
+    if a.is_cuda:
+        progs = min(blocks, _sm_count(a.device.index or 0) * _AMAX_WAVES)
+    if wrap is not None:
+        wrap(_inline("amax"))[(progs,)](a, b, out, na, nb)
+    else:
+        _amax_pair_kernel[(progs,)](a, b, out, na, nb, BLOCK=_AMAX_BLOCK, num_warps=_AMAX_WARPS)
+    return out
+
+
+def launch_cast_pair(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    amax: torch.Tensor,
+    fmt_name: str,
+    fmax: float,
+    margin: int,
+    transpose_a: bool,
+    transpose_b: bool,
+    cfg: CastConfig = DEFAULT_PAIR,
+    out_fp32: bool = False,
+    wrap=None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """JIT power-of-two FP8 casts of ``a`` (MA, NA) and ``b`` (MB, NB) in one launch.
+
+    ``amax``: float32 (2,) from :func:`launch_amax_pair`. Returns ``(qa (MA, NA), qta (NA, MA)
+    or (0, 0), qb, qtb, inv (2,))`` with ``inv = 2**-bias`` per tensor (float32).
+    ``out_fp32`` writes the saturated scaled float32 values instead of FP8 (interpreter tests).
+    """
+    _check_pair(a, b)
+    if fmt_name not in ("e4m3", "e5m2"):
+        raise ValueError(f"the pair cast supports 'e4m3' and 'e5m2', got {fmt_name!r}")
+    consts = _cast_consts(fmt_name, fmax, margin, False, True, out_fp32)
+    dt = torch.float32 if out_fp32 else (torch.float8_e5m2 if consts["E5M2"] else
+                                          torch.float8_e4m3fn)  # fmt: skip
+    (ma, na), (mb, nb) = a.shape, b.shape
+    qa = torch.empty((ma, na), dtype=dt, device=a.device)
+    qb = torch.empty((mb, nb), dtype=dt, device=a.device)
+    qta = torch.empty((na, ma) if transpose_a else (0, 0), dtype=dt, device=a.device)
+    qtb = torch.empty((nb, mb) if transpose_b else (0, 0), dtype=dt, device=a.device)
+    # the first tile of each tensor writes its inv; an empty tensor has none: NaN (no scale)
+    inv = torch.empty((2,), dtype=torch.float32, device=a.device)
+    if a.numel() == 0 or b.numel() == 0:
+        inv.fill_(float("nan"))
+    tiles = triton.cdiv(ma, cfg.bm) * triton.cdiv(na, cfg.bn)
+    tiles += triton.cdiv(mb, cfg.bm) * triton.cdiv(nb, cfg.bn)
+    if tiles == 0:
+        return qa, qta, qb, qtb, inv
+    args = (a, b, amax, qa, qta if transpose_a else qa, qb, qtb if transpose_b else qb, inv,
+            ma, na, mb, nb)  # fmt: skip
+    kw = dict(FMAX=consts["FMAX"], EF=consts["EF"], MF=consts["MF"], MARGIN=int(margin),
+              TA=transpose_a, TB=transpose_b, OUT_FP32=out_fp32, E5M2=consts["E5M2"])  # fmt: skip
+    if wrap is not None:
+        wrap(_inline("cast", cfg))[(tiles,)](*args, **kw)
+    else:
+        _cast_pair_kernel[(tiles,)](
+            *args, **kw, BM=cfg.bm, BN=cfg.bn, GROUP=cfg.group, num_warps=cfg.warps
+        )
+    return qa, qta, qb, qtb, inv
