@@ -135,7 +135,7 @@ if [[ $STAGES == *tests* && $DEV == cuda ]]; then
   T=$(( $(left) - 5 ))
   echo "== tests ($T s)"
   if (( T > 15 )); then
-    timeout "$T" python3 -m pytest -q -p no:cacheprovider -m gpu -k "${FP8_TESTS_K:-cuda_graph or bit_exact or fullgraph or fused}" \
+    timeout "$T" python3 -m pytest -q -p no:cacheprovider -m gpu -k "${FP8_TESTS_K:-cuda_graph or bit_exact or fullgraph or fused or pair}" \
       packages/fp8-scaling/tests/test_fp8_scaling_gpu.py 2>&1 | grep -v DEBUG | tail -15
   fi
 fi
