@@ -33,11 +33,14 @@ def centipede_healthy(torso_xpos: np.ndarray, state_finite: np.ndarray) -> np.nd
     Unhealthy if any torso height leaves (0.35, 1.15) or two neighbouring torsos differ in y by
     ≥ 0.45 m, or the state is not finite.
     """
-    z = torso_xpos[..., 2]
-    ok_z = np.all((z > HEALTHY_Z[0]) & (z < HEALTHY_Z[1]), axis=-1)
-    dy = np.abs(np.diff(torso_xpos[..., 1], axis=-1))
-    ok_y = np.all(dy < MAX_DY, axis=-1)
-    return ok_z & ok_y & state_finite
+    # ndarray methods rather than np.all/np.diff: this runs under the GIL on every vector step.
+    # A NaN makes min/max NaN and every comparison False, i.e. unhealthy, as elementwise tests do.
+    z, y = torso_xpos[..., 2], torso_xpos[..., 1]
+    ok = z.min(-1) > HEALTHY_Z[0]
+    ok &= z.max(-1) < HEALTHY_Z[1]
+    ok &= np.abs(y[..., 1:] - y[..., :-1]).max(-1) < MAX_DY
+    ok &= state_finite
+    return ok
 
 
 def centipede_reward_terms(

@@ -19,7 +19,12 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from ._centipede_env import CentipedeEnv, centipede_healthy, centipede_obs, centipede_reward_terms
+from ._centipede_env import (
+    CentipedeEnv,
+    centipede_healthy,
+    centipede_obs,
+    centipede_reward_terms,
+)
 
 _STATE = mujoco.mjtState.mjSTATE_INTEGRATION
 
@@ -66,14 +71,33 @@ class ThreadedVectorEnv(VectorEnv):
         self._elapsed = np.zeros(self.num_envs, np.int64)
         nt = num_threads or min(self.num_envs, os.cpu_count() or 1)
         self.num_threads = max(1, min(nt, self.num_envs))
-        bounds = np.linspace(0, self.num_envs, self.num_threads + 1).astype(int)
+        # Two chunks per thread when there are enough envs: threads pull chunks as they finish,
+        # so a chunk slowed by a reset (or by the OS) does not hold up the whole vector step.
+        n_chunks = (
+            2 * self.num_threads if self.num_envs >= 2 * self.num_threads else self.num_threads
+        )
+        bounds = np.linspace(0, self.num_envs, n_chunks + 1).astype(int)
         self._chunks = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
-        self._pool = ThreadPoolExecutor(self.num_threads) if self.num_threads > 1 else None
+        # The calling thread works too, so the pool has one thread fewer.
+        self._pool = ThreadPoolExecutor(self.num_threads - 1) if self.num_threads > 1 else None
 
-    def _map(self, fn: Callable[[int, int], Any]) -> list[Any]:
+    def _map(self, fn: Callable[[int, int], Any]) -> None:
+        """Run ``fn(a, b)`` over all chunks on the pool and the calling thread (dynamic order;
+        results are per env, so the order does not change them)."""
         if self._pool is None:
-            return [fn(a, b) for a, b in self._chunks]
-        return [f.result() for f in [self._pool.submit(fn, a, b) for a, b in self._chunks]]
+            for a, b in self._chunks:
+                fn(a, b)
+            return
+        todo = iter(self._chunks)  # list iterators hand out each item once, also across threads
+
+        def drain() -> None:
+            for a, b in todo:
+                fn(a, b)
+
+        futs = [self._pool.submit(drain) for _ in range(self.num_threads - 1)]
+        drain()
+        for f in futs:
+            f.result()
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
         seeds = [None] * self.num_envs
@@ -86,6 +110,7 @@ class ThreadedVectorEnv(VectorEnv):
             o, _ = env.reset(seed=seeds[i], options=options)
             obs.append(o)
         self._elapsed[:] = 0
+        self._sync_x_start()
         return np.stack(obs), infos
 
     def step(self, actions: np.ndarray):
@@ -123,77 +148,107 @@ class ThreadedVectorEnv(VectorEnv):
             infos["final_obs"], infos["_final_obs"] = fin, done
         return obs, rew, term, trunc, infos
 
-    def _fast_buffers(self) -> dict[str, np.ndarray]:
+    def _fast_buffers(self) -> dict[str, Any]:
+        """Batch buffers and, per env, cached views into them and into its ``MjData``.
+
+        Per env ``i``: ``(MjData, ctrl, action row, (qpos, qvel, flat cfrc_ext), raw row, xpos,
+        torso row)``; the ``MjData`` arrays are stable for its lifetime (resets write into the same
+        memory), so one step needs no attribute lookups or view creation per env.
+        """
         if getattr(self, "_buf", None) is None:
             b0 = self.base[0]
             m, k = b0.model, self.num_envs
+            raw = np.empty((k, m.nq + m.nv + 6 * m.nbody))  # qpos ‖ qvel ‖ cfrc_ext per env
+            torso = np.empty((k, len(b0.torso_ids), 3))
+            act = np.empty((k, m.nu))
             self._buf = {
-                "qpos": np.empty((k, m.nq)),
-                "qvel": np.empty((k, m.nv)),
-                "cfrc": np.empty((k, m.nbody, 6)),
-                "torso": np.empty((k, len(b0.torso_ids), 3)),
-                "x_before": np.empty(k),
+                "raw": raw,
+                "torso": torso,
+                "act": act,
+                "x_start": np.array([b.data.xpos[b0.torso_ids[-1], 0] for b in self.base]),
+                "x_reset": np.empty(k),
                 "term": np.zeros(k, bool),
                 "trunc": np.zeros(k, bool),
                 "reset_obs": np.empty((k, b0.observation_space.shape[0])),
+                "views": [
+                    (
+                        b.data,
+                        b.data.ctrl,
+                        act[i],
+                        (b.data.qpos, b.data.qvel, b.data.cfrc_ext.reshape(-1)),
+                        raw[i],
+                        b.data.xpos,
+                        torso[i],
+                    )
+                    for i, b in enumerate(self.base)
+                ],
             }
         return self._buf
 
-    def _views(self) -> list[tuple]:
-        """Per env: ``(MjData, ctrl, xpos, qpos, qvel, cfrc_ext)`` numpy views (stable for the
-        lifetime of each ``MjData``; resets write into the same memory)."""
-        if getattr(self, "_view_cache", None) is None:
-            self._view_cache = [
-                (b.data, b.data.ctrl, b.data.xpos, b.data.qpos, b.data.qvel, b.data.cfrc_ext)
-                for b in self.base
-            ]
-        return self._view_cache
+    def _sync_x_start(self) -> None:
+        """Re-read the last torso's x (m) of every env after a reset or state restore."""
+        if self.fast:
+            buf = self._fast_buffers()
+            last = self.base[0].torso_ids[-1]
+            buf["x_start"][:] = [b.data.xpos[last, 0] for b in self.base]
 
     def _step_fast(self, actions: np.ndarray):
-        """Physics, termination and autoreset run per chunk on the worker threads; the
-        observation and reward of the whole batch are then assembled in numpy."""
+        """Physics, termination and autoreset run per chunk on the worker threads (and the
+        calling thread); the observation and reward of the whole batch are then assembled in
+        numpy.
+
+        Per env the GIL is held only for three numpy calls on cached views (control in; state
+        and torso positions out); ``mj_step`` and ``mj_rnePostConstraint`` release it. The last
+        torso's x before the step is the one after the previous step (or reset), kept batched.
+        """
         b0 = self.base[0]
         model, ids, last = b0.model, b0.torso_ids, b0.torso_ids[-1]
         buf = self._fast_buffers()
-        qpos, qvel, cfrc, torso, x_before = (
-            buf[k] for k in ("qpos", "qvel", "cfrc", "torso", "x_before")
+        raw, torso, views = buf["raw"], buf["torso"], buf["views"]
+        term, trunc, reset_obs, x_reset = (
+            buf["term"],
+            buf["trunc"],
+            buf["reset_obs"],
+            buf["x_reset"],
         )
-        term, trunc, reset_obs = buf["term"], buf["trunc"], buf["reset_obs"]
+        buf["act"][:] = actions
+        x_before = buf["x_start"].copy()
         envs, max_steps, skip = self.envs, self.max_steps, b0.frame_skip
-        views = self._views()
+        nqv = model.nq + model.nv
         elapsed = self._elapsed + 1
+        step, rne, concat = mujoco.mj_step, mujoco.mj_rnePostConstraint, np.concatenate
 
         def work(a: int, b: int) -> None:
-            # mj_step (and the mj_forward inside a reset) release the GIL, so one thread's short
-            # Python sections (cached array views, no attribute lookups) overlap other threads'
-            # physics.
             for i in range(a, b):
-                d, ctrl, xpos, qp, qv, cf = views[i]
-                x_before[i] = xpos[last, 0]
-                ctrl[:] = actions[i]
-                mujoco.mj_step(model, d, nstep=skip)
-                mujoco.mj_rnePostConstraint(model, d)
-                qpos[i], qvel[i], cfrc[i] = qp, qv, cf
-                xpos.take(ids, axis=0, out=torso[i])  # method: no numpy wrapper call
+                d, ctrl, act, parts, row, xpos, trow = views[i]
+                ctrl[:] = act
+                step(model, d, nstep=skip)
+                rne(model, d)
+                concat(parts, out=row)
+                xpos.take(ids, axis=0, out=trow)
             # Same batched rule as a single env's step, applied to this chunk's rows.
-            finite = np.isfinite(qpos[a:b]).all(1) & np.isfinite(qvel[a:b]).all(1)
-            term[a:b] = ~centipede_healthy(torso[a:b], finite)
+            ok = centipede_healthy(torso[a:b], np.isfinite(raw[a:b, :nqv]).all(1))
+            np.logical_not(ok, out=term[a:b])
             trunc[a:b] = False if max_steps is None else (elapsed[a:b] >= max_steps)
             trunc[a:b] &= ~term[a:b]
             for i in np.nonzero(term[a:b] | trunc[a:b])[0] + a:
                 reset_obs[i] = envs[i].reset()[0]
+                x_reset[i] = views[i][5][last, 0]
 
         self._map(work)
-        obs = centipede_obs(qpos, qvel, cfrc)
+        obs = centipede_obs(raw[:, : model.nq], raw[:, model.nq : nqv], raw[:, nqv:])
+        x_after = torso[:, -1, 0]
         terms = centipede_reward_terms(
-            x_before, torso[:, -1, 0], actions, obs[:, -6 * model.nbody :], b0.n, b0.dt
+            x_before, x_after, actions, obs[:, -6 * model.nbody :], b0.n, b0.dt
         )
         term, trunc = term.copy(), trunc.copy()
         done = term | trunc
+        buf["x_start"][:] = x_after
         elapsed[done] = 0
         self._elapsed = elapsed
         infos: dict[str, Any] = {}
         if done.any():
+            buf["x_start"][done] = x_reset[done]
             final = np.full(self.num_envs, None, dtype=object)
             for i in np.nonzero(done)[0]:
                 final[i] = obs[i].copy()
@@ -237,6 +292,7 @@ class ThreadedVectorEnv(VectorEnv):
             if tl is not None and state["tl"][i] is not None:
                 tl._elapsed_steps = state["tl"][i]
         self._elapsed[:] = state["elapsed"]
+        self._sync_x_start()
 
     def close_extras(self, **kwargs: Any) -> None:
         if self._pool is not None:
