@@ -2,13 +2,16 @@
 # SparQ kernels on one GPU, in three timed phases that all write into $OUT (6 files at most):
 #   1. kernel test of the histogram selection's ties and exact fallbacks on the GPU     -> log
 #      (the tuner checks every variant on the real shapes before timing it)
-#   2. tune_sparq.py --fast on the shapes that need it (K3, E2E, K2, then K1 if time is left;
+#   2. tune_sparq.py --fast on the shapes that need it (K1, K2, E2E, then K3 if time is left;
 #      committed entries are kept unless a complete retune is faster): every variant checked against the references, then timed (CUDA graphs, 100
 #      replays, rotating inputs), best per shape + dense verdict           -> sparq_tuned.json
-#   3. the harness cases with that table (SPARQ_TUNED_JSON): K1-K4 decode, end-to-end decode
+#   3. profile_sparq.py: per-kernel device times of each tuned pipeline (torch.profiler) and
+#      the idle time between kernels                                        -> log (PROFILE_JSON)
+#   4. the harness cases with that table (SPARQ_TUNED_JSON): K1-K4 decode, end-to-end decode
 #      -> sparq_decode_*.{json,md}, sparq_e2e_decode_*.{json,md}
-# Budget knob: BUDGET (seconds, default 220) for the whole run; T_TEST (default 25) and T_TUNE
-# (default 110, at most BUDGET minus what is spent minus 55 s) cap phases 1-2, phase 3 gets what is left (each case is written when it ends).
+# Budget knob: BUDGET (seconds, default 235) for the whole run; T_TEST (default 20), T_TUNE
+# (default 120, at most BUDGET minus what is spent minus 85 s) and T_PROF (default 30) cap
+# phases 1-3, phase 4 gets what is left (each case is written when it ends).
 # CPU threads: THREADS (default 4). Run from the repository root:
 #   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:) OUT=/tmp/o bash packages/sparq/benchmarks/gpu_run.sh
 # CPU smoke test (tiny shapes, Triton interpreter):
@@ -26,7 +29,7 @@ export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 DEVICE=${DEVICE:-cuda}
 SMOKE=${SMOKE:-0}
 START=$(date +%s)
-BUDGET=${BUDGET:-220}
+BUDGET=${BUDGET:-235}
 left() { echo $(( BUDGET - ($(date +%s) - START) )); }
 HERE=packages/sparq/benchmarks
 # the harness validates its JSON with jsonschema; install carried wheels when it is missing
@@ -42,23 +45,31 @@ fi
 # 1. tests (kernel tests run on CUDA when TRITON_INTERPRET is unset)
 if [ "${TESTS:-1}" = "1" ] && [ "$SMOKE" != "1" ]; then
   echo "== phase 1: GPU tests ($(left) s left)" | tee -a "$LOG"
-  timeout ${T_TEST:-25} python3 -m pytest -q -x -p no:cacheprovider -k "${TEST_K:-ties}" \
+  timeout ${T_TEST:-20} python3 -m pytest -q -x -p no:cacheprovider -k "${TEST_K:-ties}" \
     packages/sparq/tests/test_sparq_kernel_hist.py ${EXTRA_TESTS:-} 2>&1 | tail -15 | tee -a "$LOG"
 fi
 
 # 2. tuning (stops starting new variants at its budget, then writes what it has)
 echo "== phase 2: tuning ($(left) s left)" | tee -a "$LOG"
-TB=${T_TUNE:-110}
-# phase 3 took 40 s in the 16:42 run: keep 55 s for it
-[ "$TB" -gt $(( $(left) - 55 )) ] && TB=$(( $(left) - 55 ))
+TB=${T_TUNE:-120}
+# the harness took 40 s in the 16:42 and 19:09 runs, the profile ~20 s: keep 85 s for them
+[ "$TB" -gt $(( $(left) - 85 )) ] && TB=$(( $(left) - 85 ))
 [ "$TB" -lt 10 ] && TB=10
-SM="--fast --base packages/sparq/src/sparq/kernels/tuned.json --only ${TUNE_ONLY:-K3,E2E,K2,K1}"
+SM="--fast --base packages/sparq/src/sparq/kernels/tuned.json --only ${TUNE_ONLY:-K1,K2,E2E,K3}"
 [ "$SMOKE" = "1" ] && SM="--smoke"
 timeout $((TB + 15)) python3 $HERE/tune_sparq.py "$OUT" $SM --budget "$TB" 2>&1 | tee -a "$LOG"
 if [ -f "$OUT/sparq_tuned.json" ]; then export SPARQ_TUNED_JSON="$OUT/sparq_tuned.json"; fi
 
-# 3. harness cases with the tuned table, each written as soon as it finishes
-echo "== phase 3: benchmarks ($(left) s left)" | tee -a "$LOG"
+# 3. per-kernel profile of the tuned pipelines (printed into the log)
+if [ "$SMOKE" != "1" ] && [ "${PROFILE:-1}" = "1" ]; then
+  echo "== phase 3: kernel profile ($(left) s left)" | tee -a "$LOG"
+  TP=${T_PROF:-30}
+  [ "$TP" -gt $(( $(left) - 50 )) ] && TP=$(( $(left) - 50 ))
+  [ "$TP" -ge 5 ] && timeout $TP python3 $HERE/profile_sparq.py --only ${PROF_ONLY:-K1,K2,K3,E2E} 2>&1 | tee -a "$LOG"
+fi
+
+# 4. harness cases with the tuned table, each written as soon as it finishes
+echo "== phase 4: benchmarks ($(left) s left)" | tee -a "$LOG"
 TBENCH=$(( $(left) - 5 ))
 [ "$TBENCH" -lt 20 ] && TBENCH=20
 timeout $TBENCH python3 - "$OUT" "$DEVICE" "$SMOKE" 2>&1 <<'PY' | tee -a "$LOG"

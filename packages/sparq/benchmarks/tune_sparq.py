@@ -58,7 +58,15 @@ STEP1 = [
     {"tile": 1024, "num_warps": 8, "fma": True},
     {"tile": 1024, "num_warps": 4, "fma": False},
     {"tile": 256, "num_warps": 4, "fma": False},
+    # row-loop multiply-adds (no 16-row padding of the heads, no cross-thread reduction)
+    {"tile": 512, "num_warps": 4, "fma": False, "rows": True},
+    {"tile": 1024, "num_warps": 4, "fma": False, "rows": True},
+    {"tile": 2048, "num_warps": 8, "fma": False, "rows": True},
+    {"tile": 256, "num_warps": 4, "fma": False, "rows": True},
+    # one head per group: the tensor-core path with all 16 padded rows in the statistics
+    {"tile": 512, "num_warps": 4, "fma": False, "row1": False},
 ]
+MHA_ONLY_STEP1 = (11,)  # variants that differ from others only when G == 1
 SELECT = {
     "hist": {},
     "hist_ch2048": {"chunk": 2048},
@@ -69,6 +77,8 @@ SELECT = {
     "sampled_w16": {"num_warps": 16},
     "sampled_ch512": {"chunk": 512},
     "sampled_ch2048": {"chunk": 2048},
+    "sampled_r16": {"radix16": True},
+    "sampled_ch2048_r16": {"chunk": 2048, "radix16": True},
     "triton": {},
     "torch": {},
 }
@@ -85,10 +95,24 @@ STEP2 = [
 # (16:45 run: the FMA step 1, the 2048-position histogram chunks and torch.topk were never the
 # fastest on the K2/K3/E2E shapes)
 FAST = {
-    "step1": [0, 5, 6],
-    "select": ("hist", "hist_ch512", "hist_ch512_w2", "sampled", "torch"),  # torch: a safe net
+    "step1": [0, 5, 6, 7, 8, 9, 10, 11],
+    "select": (
+        "hist",
+        "hist_ch512",
+        "sampled",
+        "sampled_ch2048",
+        "sampled_r16",
+        "sampled_ch2048_r16",
+        "torch",
+    ),  # torch: a safe net
     "step2": [4, 1],
+    "fused": [(1024, 8)],
 }
+
+
+def _step1_name(c):
+    mode = "rows" if c.get("rows") else "fma" if c["fma"] else "dot"
+    return f"tile{c['tile']}_w{c['num_warps']}_{mode}" + ("_full" if c.get("row1") is False else "")
 
 
 def _sync(dev):
@@ -279,9 +303,10 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
         e = (lg[fin] - ref_lg[fin]).abs().max().item()
         return None if e <= tol else f"logit error {e:.2e} > {tol:.2e}"
 
-    step1_list = [STEP1[i] for i in FAST["step1"]] if fast else STEP1
-    v1 = {f"tile{c['tile']}_w{c['num_warps']}_{'fma' if c['fma'] else 'dot'}": c
-          for c in _few(step1_list, smoke)}  # fmt: skip
+    # smoke: the tensor-core, row-loop and (G = 1) full-statistics kernels, one launch each
+    ids = (0, 7, 11) if smoke else FAST["step1"] if fast else range(len(STEP1))
+    step1_list = [STEP1[i] for i in ids if G == 1 or i not in MHA_ONLY_STEP1]
+    v1 = {_step1_name(c): c for c in step1_list}
     step1_fns = {
         n: (lambda s, c=c: approx_logits(s["K_t"], s["i1"], s["qh"], s["lens"], **c))
         for n, c in v1.items()
@@ -302,7 +327,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
     sel = {}
     realloc = sh["realloc"]
     for vname, kw in SELECT.items():
-        if smoke and vname not in ("sampled", "hist", "triton", "torch"):
+        if smoke and vname not in ("sampled", "sampled_r16", "hist", "triton", "torch"):
             continue
         if fast and vname not in FAST["select"]:
             continue
@@ -348,8 +373,9 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
     fused_kw = None
     if fused_mha_supported(G, S, k):
         # step 1 fused with the candidate filter (one head per KV head): vs best step 1 + select
+        fl = FAST["fused"] if fast else [(512, 4), (256, 4), (1024, 8), (512, 8)]
         fz = {f"fused_tile{t}_w{w}": {"tile": t, "num_warps": w}
-              for t, w in _few([(512, 4), (256, 4), (1024, 8), (512, 8)], smoke, 1)}  # fmt: skip
+              for t, w in _few(fl, smoke, 1)}  # fmt: skip
         fused_fns = {
             n: (lambda s, c=c: select_fused_mha(
                 s["K_t"], s["i1"], s["qh"], s["lens"], k, WINDOW, SINKS, **c))

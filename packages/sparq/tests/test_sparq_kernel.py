@@ -93,20 +93,24 @@ def sparq_loop_reference(q, K, V, r, k, window, sinks, v_mean, lens, scale, real
 
 
 @pytest.mark.parametrize(
-    ("B", "Hq", "Hkv", "S", "dh", "r", "fma"),
+    ("B", "Hq", "Hkv", "S", "dh", "r", "fma", "row1"),
     [
-        (2, 3, 3, 77, 64, 5, False),
-        (3, 6, 2, 131, 64, 64, False),
-        (2, 3, 3, 77, 64, 5, True),  # fp32 multiply-add variant (no tensor-core padding)
-        (3, 6, 2, 131, 64, 11, True),
+        (2, 3, 3, 77, 64, 5, "rows", None),  # row-loop multiply-adds, one head per group
+        (3, 6, 2, 131, 64, 11, "rows", None),  # row-loop multiply-adds, groups of 3
+        (2, 3, 3, 77, 64, 5, False, None),  # G = 1: head row taken out before the statistics
+        (2, 3, 3, 77, 64, 5, False, False),  # G = 1 on the 16-row statistics path
+        (3, 6, 2, 131, 64, 64, False, None),
+        (2, 3, 3, 77, 64, 5, True, None),  # fp32 multiply-add variant (no tensor-core padding)
+        (3, 6, 2, 131, 64, 11, True, None),
     ],
 )
-def test_approx_logits_matches_reference(B, Hq, Hkv, S, dh, r, fma):
+def test_approx_logits_matches_reference(B, Hq, Hkv, S, dh, r, fma, row1):
     q, K, _ = _inputs(B, Hq, Hkv, S, dh)
     lens = _lens(B, S)
     K_t = K.transpose(-1, -2).contiguous()
     i1, q_hat = prepare_query(q, Hkv, r, dh**-0.5)
-    logits, tmax, tsum = approx_logits(K_t, i1, q_hat, lens, fma=fma)
+    mode = {"rows": True} if fma == "rows" else {"fma": fma, "row1": row1}
+    logits, tmax, tsum = approx_logits(K_t, i1, q_hat, lens, **mode)
     ref = approx_logits_reference(K_t, i1, q_hat, lens)
     assert torch.equal(torch.isinf(logits), torch.isinf(ref))
     fin = torch.isfinite(ref)

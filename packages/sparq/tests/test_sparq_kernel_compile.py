@@ -52,18 +52,23 @@ def test_selection_and_fused_kernels_compile_for_sm90():
         f32 = _ptrs("*fp32", "logit_ptr", "m_ptr", "l_ptr", "stat_ptr", "cp_ptr", "alpha_ptr")
         i32 = _ptrs("*i32", "thr_ptr", "cnt_ptr", "ckey_ptr", "cpos_ptr", "out_idx_ptr")
         types = {**f32, **i32, **lens}
-        assert _compile(ss._threshold_kernel, types, dict(G=G, GP=GP, NTP=32, SAMP=2048, RUN=8))
+        for r16 in (False, True):
+            consts = dict(G=G, GP=GP, NTP=32, SAMP=2048, RUN=8, R16=r16)
+            assert _compile(ss._threshold_kernel, types, consts)
         assert _compile(ss._candidate_kernel, types, dict(G=G, GP=GP, CH=1024, CAP=256))
-        for slots in (4096, 16384):
+        for slots, r16 in ((4096, False), (4096, True), (16384, False)):
             k = _compile(
                 ss._final_kernel, types,
-                dict(G=G, GP=GP, NCHP=slots // 256, CAP=256, SLOTS=slots, CHF=512),
+                dict(G=G, GP=GP, NCHP=slots // 256, CAP=256, SLOTS=slots, CHF=512, R16=r16),
                 ss._final_warps(slots),
             )  # fmt: skip
             assert k.asm["cubin"]
         kt = {"kt_ptr": "*bf16", "idx_ptr": "*i32", "qhat_ptr": "*fp32"}
         assert _compile(s1._approx_logits_fma_kernel, {**types, **kt},
                         dict(DH=128, R=16, RP=16, G=G, TILE=512))  # fmt: skip
+        assert _compile(s1._approx_logits_kernel, {**types, **kt, "S": "i32", "NT": "i32"},
+                        dict(DH=128, R=16, RP=16, G=G, GP=16, TILE=512, F32DOT=False,
+                             ROW1=G == 1))  # fmt: skip
     from sparq.kernels import _prep
 
     prep_types = {"q_ptr": "*bf16", "i1_ptr": "*i32", "qhat_ptr": "*fp32", "scale": "fp32"}

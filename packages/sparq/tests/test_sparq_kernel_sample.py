@@ -43,16 +43,17 @@ def _check(sel, logits, lens, k, window, sinks, **kw):
 
 
 @pytest.mark.parametrize(
-    ("B", "Hkv", "G", "S", "k", "window", "sinks", "chunk"),
+    ("B", "Hkv", "G", "S", "k", "window", "sinks", "chunk", "radix16"),
     [
-        (2, 2, 1, 300, 19, 3, 2, 64),  # MHA, ragged, several chunks, odd S
-        (2, 1, 4, 257, 33, 5, 1, 32),  # GQA group of 4
-        (1, 2, 3, 130, 40, 0, 0, None),  # odd group, default plan
+        (2, 2, 1, 300, 19, 3, 2, 64, False),  # MHA, ragged, several chunks, odd S
+        (2, 2, 1, 300, 19, 3, 2, 64, True),  # the same with radix-16 threshold searches
+        (2, 1, 4, 257, 33, 5, 1, 32, False),  # GQA group of 4
+        (1, 2, 3, 130, 40, 0, 0, None, True),  # odd group, default plan
     ],
 )
-def test_sampled_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, chunk):
+def test_sampled_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, chunk, radix16):
     logits, lens = sel.case(B, Hkv, G, S, seed=S + k)
-    _check(sel, logits, lens, k, window, sinks, chunk=chunk)
+    _check(sel, logits, lens, k, window, sinks, chunk=chunk, radix16=radix16)
 
 
 def test_bad_sample_takes_the_exact_fallback(sel):
@@ -66,6 +67,7 @@ def test_bad_sample_takes_the_exact_fallback(sel):
     # ties everywhere (a constant row): the lowest positions win, still exactly k of them
     flat = torch.zeros(1, 1, 1, 200)
     _check(sel, flat, torch.tensor([200]), 24, 0, 0, chunk=32)
+    _check(sel, flat, torch.tensor([200]), 24, 0, 0, chunk=32, radix16=True)
 
 
 def test_plan_and_bad_input(sel):

@@ -155,7 +155,7 @@ def _fused_final_kernel(
     ok = (tl.sum(cnt, axis=0) >= K) & (tl.max(cnt, axis=0) <= CAP)
     out_row = out_idx_ptr + bh * K
     if ok:
-        slots, sel, dest = _pick_candidates(cnt_ptr, ckey_ptr, bh, NT, K, CAP, SLOTS)
+        slots, sel, dest = _pick_candidates(cnt_ptr, ckey_ptr, bh, NT, K, CAP, SLOTS, False)
         base = bh * NT * CAP
         tl.store(out_row + dest, tl.load(cpos_ptr + base + slots, mask=sel, other=0), mask=sel)
         lg = tl.load(cp_ptr + base + slots, mask=sel, other=float("-inf"))

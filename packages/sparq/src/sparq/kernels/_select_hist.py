@@ -42,7 +42,7 @@ import triton
 import triton.language as tl
 
 from ._select import _global_stats, _keys
-from ._select_sample import MARGIN, _exact_row_fallback
+from ._select_sample import MARGIN, _compact_candidates, _exact_row_fallback, _rank_threshold16
 
 __all__ = ["hist_plan", "hist_supported", "select_topk_hist"]
 
@@ -55,19 +55,6 @@ def _bucket(u, t0, sh, NB: tl.constexpr):
     """Bucket of ordered keys ``u >= t0`` (int32): ``min((u - t0) >> sh, NB - 1)``."""
     d = (u.to(tl.int64) - t0.to(tl.int64)) >> sh
     return tl.minimum(d, NB - 1).to(tl.int32)
-
-
-@triton.jit
-def _rank_threshold16(u, RANK):
-    """Largest int32 ``t`` with ``count(u >= t) >= RANK``: radix-16 search, 8 passes that each
-    count 16 candidate thresholds at once (8 block reductions instead of 32)."""
-    j = tl.arange(0, 16).to(tl.int64)
-    prefix = tl.zeros((), tl.int64)
-    for p in tl.static_range(8):
-        cand = ((prefix + (j << (28 - 4 * p))) - 2147483648).to(tl.int32)
-        cnt = tl.sum((u[:, None] >= cand[None, :]).to(tl.int32), axis=0)
-        prefix = prefix + (tl.max(tl.where(cnt >= RANK, j, 0), axis=0) << (28 - 4 * p))
-    return (prefix - 2147483648).to(tl.int32)
 
 
 @triton.jit
@@ -128,25 +115,11 @@ def _hcand_kernel(
     inv_z = tl.load(stat_ptr + bh * 2 * GP + GP + heads)
     t0 = tl.load(thr_ptr + bh * 2)
     sh = tl.load(thr_ptr + bh * 2 + 1).to(tl.int64)
-    logit_row = logit_ptr + bh * G * S
     cols = c * CH + tl.arange(0, CH)
-    u = _keys(logit_row, cols, heads, M, inv_z, seq_len, S, window, sinks, G)
-    cand = u >= t0
-    ci = cand.to(tl.int32)
-    rank = tl.cumsum(ci, axis=0) - ci
-    tl.store(cnt_ptr + bh * NCH + c, tl.sum(ci, axis=0))
-    keep = cand & (rank < CAP)
-    slot = (bh * NCH + c) * CAP + rank
-    tl.store(ckey_ptr + slot, u, mask=keep)
-    tl.store(cpos_ptr + slot, cols, mask=keep)
-    if ALPHA:
-        nslot = NCH * CAP
-        for h in tl.static_range(G):
-            lg = tl.load(logit_row + h * S + cols, mask=keep, other=float("-inf"))
-            m_h = tl.sum(tl.where(heads == h, M, 0.0), axis=0)
-            iz_h = tl.sum(tl.where(heads == h, inv_z, 0.0), axis=0)
-            p = tl.exp(lg - m_h) * iz_h
-            tl.store(cp_ptr + (bh * G + h) * nslot + c * CAP + rank, p, mask=keep)
+    u, cand, rank, _ = _compact_candidates(
+        logit_ptr + bh * G * S, cols, heads, M, inv_z, seq_len, S, window, sinks, t0, bh, c,
+        NCH, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, G, CAP, ALPHA,
+    )  # fmt: skip
     # histogram: the (wide, clamped) top bucket by one reduced atomic, the others per key
     bkt = _bucket(u, t0, sh, NB)
     low = cand & (bkt < NB - 1)

@@ -43,6 +43,7 @@ def _approx_logits_kernel(
     GP: tl.constexpr,
     TILE: tl.constexpr,
     F32DOT: tl.constexpr,
+    ROW1: tl.constexpr,
 ):
     bh = tl.program_id(0).to(tl.int64)
     tile = tl.program_id(1)
@@ -76,20 +77,30 @@ def _approx_logits_kernel(
         q_lo = (qh - q_hi.to(tl.float32)).to(kt.dtype)
         logits = tl.dot(q_lo, kt, acc=tl.dot(q_hi, kt))  # (GP, TILE) fp32
 
-    valid = (cols < seq_len)[None, :] & hmask[:, None]
-    logits = tl.where(valid, logits, float("-inf"))
-    m = tl.max(logits, axis=1)
-    m_safe = tl.where(m == float("-inf"), 0.0, m)
-    l = tl.sum(tl.exp(logits - m_safe[:, None]), axis=1)
-
-    tl.store(
-        logit_ptr + bh * G * S + heads[:, None].to(tl.int64) * S + cols[None, :],
-        logits,
-        mask=hmask[:, None] & (cols[None, :] < S),
-    )
-    stat_off = bh * G * NT + heads * NT + tile
-    tl.store(m_ptr + stat_off, m, mask=hmask)
-    tl.store(l_ptr + stat_off, l, mask=hmask)
+    if ROW1:
+        # one head (G == 1): the padded rows are -inf, so the column max is head 0's row; the
+        # softmax statistics then cost TILE exponentials instead of 16 * TILE
+        row = tl.max(tl.where(hmask[:, None], logits, float("-inf")), axis=0)
+        row = tl.where(cols < seq_len, row, float("-inf"))
+        m1 = tl.max(row, axis=0)
+        m1_safe = tl.where(m1 == float("-inf"), 0.0, m1)
+        tl.store(logit_ptr + bh * S + cols, row, mask=cols < S)
+        tl.store(m_ptr + bh * NT + tile, m1)
+        tl.store(l_ptr + bh * NT + tile, tl.sum(tl.exp(row - m1_safe), axis=0))
+    else:
+        valid = (cols < seq_len)[None, :] & hmask[:, None]
+        logits = tl.where(valid, logits, float("-inf"))
+        m = tl.max(logits, axis=1)
+        m_safe = tl.where(m == float("-inf"), 0.0, m)
+        l = tl.sum(tl.exp(logits - m_safe[:, None]), axis=1)
+        tl.store(
+            logit_ptr + bh * G * S + heads[:, None].to(tl.int64) * S + cols[None, :],
+            logits,
+            mask=hmask[:, None] & (cols[None, :] < S),
+        )
+        stat_off = bh * G * NT + heads * NT + tile
+        tl.store(m_ptr + stat_off, m, mask=hmask)
+        tl.store(l_ptr + stat_off, l, mask=hmask)
 
 
 @triton.jit
@@ -125,6 +136,57 @@ def _approx_logits_fma_kernel(
         tl.store(l_ptr + (bh * G + h) * NT + tile, l)
 
 
+@triton.jit
+def _approx_logits_rows_kernel(
+    kt_ptr, idx_ptr, qhat_ptr, lens_ptr, logit_ptr, m_ptr, l_ptr, S, NT, HKV,
+    DH: tl.constexpr, R: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, TILE: tl.constexpr,
+):  # fmt: skip
+    """Same outputs as ``_approx_logits_kernel`` by a loop over the r gathered rows: each row
+    of K_t is loaded as one contiguous (TILE,) run and multiply-added into a (G, TILE) fp32
+    accumulator, so there is no reduction across threads and no padding of the heads to 16
+    rows (the exponentials of the statistics cover only the G real heads)."""
+    bh = tl.program_id(0).to(tl.int64)
+    tile = tl.program_id(1)
+    seq_len = tl.load(lens_ptr + bh // HKV)
+    cols = tile * TILE + tl.arange(0, TILE)
+    inb = cols < S
+    kt_row = kt_ptr + bh * DH * S
+    if G == 1:
+        acc = tl.zeros((TILE,), tl.float32)
+        for j in tl.static_range(R):
+            c = tl.load(idx_ptr + bh * R + j).to(tl.int64)
+            kt = tl.load(kt_row + c * S + cols, mask=inb, other=0.0).to(tl.float32)
+            acc += tl.load(qhat_ptr + bh * R + j) * kt
+        acc = tl.where(cols < seq_len, acc, float("-inf"))
+        m1 = tl.max(acc, axis=0)
+        m1_safe = tl.where(m1 == float("-inf"), 0.0, m1)
+        tl.store(logit_ptr + bh * S + cols, acc, mask=inb)
+        tl.store(m_ptr + bh * NT + tile, m1)
+        tl.store(l_ptr + bh * NT + tile, tl.sum(tl.exp(acc - m1_safe), axis=0))
+    else:
+        heads = tl.arange(0, GP)
+        hmask = heads < G
+        acc = tl.zeros((GP, TILE), tl.float32)
+        for j in tl.static_range(R):
+            c = tl.load(idx_ptr + bh * R + j).to(tl.int64)
+            kt = tl.load(kt_row + c * S + cols[None, :], mask=inb[None, :], other=0.0)
+            qj = tl.load(qhat_ptr + (bh * G + heads) * R + j, mask=hmask, other=0.0)
+            acc += qj[:, None] * kt.to(tl.float32)
+        valid = (cols < seq_len)[None, :] & hmask[:, None]
+        acc = tl.where(valid, acc, float("-inf"))
+        m = tl.max(acc, axis=1)
+        m_safe = tl.where(m == float("-inf"), 0.0, m)
+        l = tl.sum(tl.exp(acc - m_safe[:, None]), axis=1)
+        tl.store(
+            logit_ptr + bh * G * S + heads[:, None].to(tl.int64) * S + cols[None, :],
+            acc,
+            mask=hmask[:, None] & inb[None, :],
+        )
+        stat_off = bh * G * NT + heads * NT + tile
+        tl.store(m_ptr + stat_off, m, mask=hmask)
+        tl.store(l_ptr + stat_off, l, mask=hmask)
+
+
 def _tile_for(S: int, G: int, rp: int = 16) -> int:
     # (16, TILE) fp32 accumulator and (RP, TILE) gathered keys per program at 4 warps; 512
     # positions per program measured fastest on the H200 (K1/K2 shapes), smaller as r grows.
@@ -140,6 +202,8 @@ def approx_logits(
     tile: int | None = None,
     num_warps: int | None = None,
     fma: bool | None = None,
+    row1: bool | None = None,
+    rows: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Approximate SparQ logits over all positions, tiled, with per-tile softmax statistics.
 
@@ -154,6 +218,12 @@ def approx_logits(
             off: on the H200 (2026-11-29 tuning, tile 512, 4 warps) the tensor-core product was
             faster for G = 1 (0.43 vs 0.46 ms, K1) and G = 4 (0.13 vs 0.42 ms, K2) even though
             it pads the heads to 16 rows.
+        row1: for one query head per KV head (MHA), take the head's row out of the 16-row
+            tensor-core result before the softmax statistics (TILE exponentials per program
+            instead of 16 * TILE). Default on when ``G == 1``; ignored otherwise.
+        rows: fp32 multiply-adds over the r gathered rows, one contiguous row load at a time,
+            into a (G, TILE) accumulator (no tensor-core padding, no cross-thread reduction;
+            takes precedence over ``fma``).
 
     Returns:
         ``logits`` ``(B, Hkv, G, S)`` fp32, ``tile_max`` and ``tile_sum`` ``(B, Hkv, G, NT)`` fp32
@@ -169,6 +239,13 @@ def approx_logits(
     tmax = torch.empty(B, Hkv, G, nt, device=dev, dtype=torch.float32)
     tsum = torch.empty(B, Hkv, G, nt, device=dev, dtype=torch.float32)
     idx32 = comp_idx.to(torch.int32).contiguous()
+    if rows:
+        _approx_logits_rows_kernel[(B * Hkv, nt)](
+            K_t, idx32, q_hat.contiguous(), seq_lens, logits, tmax, tsum, S, nt, Hkv,
+            DH=dh, R=r, G=G, GP=max(2, triton.next_power_of_2(G)), TILE=tile,
+            num_warps=num_warps or 4,
+        )  # fmt: skip
+        return logits, tmax, tsum
     if fma:
         _approx_logits_fma_kernel[(B * Hkv, nt)](
             K_t, idx32, q_hat.contiguous(), seq_lens, logits, tmax, tsum, S, nt, Hkv,
@@ -194,6 +271,7 @@ def approx_logits(
         GP=max(16, triton.next_power_of_2(G)),
         TILE=tile,
         F32DOT=F32DOT,
+        ROW1=G == 1 and row1 is not False,
         num_warps=num_warps or 4,
     )
     return logits, tmax, tsum

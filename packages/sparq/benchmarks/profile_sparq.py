@@ -1,0 +1,88 @@
+"""Per-kernel device times of the SparQ decode pipeline (CUDA), to see where a shape's time goes.
+
+Usage: ``python profile_sparq.py [--only K1,K2] [--reps 20]``. For each shape of
+``tune_sparq.SHAPES`` (launch choices from the tuning table, ``SPARQ_TUNED_JSON`` or the committed
+one) the pipeline runs ``reps`` times eagerly under ``torch.profiler``; every kernel's mean device
+time per call is printed, with the sum over kernels and the CUDA-graph replay time of the whole
+call (their difference is the idle time between the kernels). The result is printed as one JSON
+line prefixed with ``PROFILE_JSON`` (the GPU script keeps it in its log).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tune_sparq import DH, SHAPES, SINKS, WINDOW, _graphed, _time
+
+
+def profile_shape(sh: dict, reps: int) -> dict:
+    """Mean device time per call of every kernel of one SparQ decode call (microseconds)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from sparq.kernels import sparq_attention_triton
+
+    B, Hq, Hkv, S, r, k = (sh[x] for x in ("B", "Hq", "Hkv", "S", "r", "k"))
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q = torch.randn(B, Hq, 1, DH, device="cuda", generator=g)
+    q = (q * (1 + 4 * (torch.rand(q.shape, device="cuda", generator=g) > 0.9))).bfloat16()
+    K = torch.randn(B, Hkv, S, DH, device="cuda", generator=g, dtype=torch.bfloat16)
+    V = torch.randn(B, Hkv, S, DH, device="cuda", generator=g, dtype=torch.bfloat16)
+    K_t = K.transpose(-1, -2).contiguous()
+    vm = V.float().mean(2)
+
+    def call():
+        return sparq_attention_triton(
+            q, K, V, K_t=K_t, v_mean=vm, r=r, k=k, local_window=WINDOW, sink_tokens=SINKS,
+            reallocation=sh["realloc"], dense_fallback=False,
+        )  # fmt: skip
+
+    for _ in range(3):
+        call()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            call()
+        torch.cuda.synchronize()
+    per = defaultdict(float)
+    count = defaultdict(int)
+    for e in prof.events():
+        if str(getattr(e, "device_type", "")).endswith("CUDA"):
+            per[e.name] += e.time_range.elapsed_us()
+            count[e.name] += 1
+    kernels = {n: {"us": per[n] / reps, "per_call": count[n] / reps} for n in per}
+    t_graph = _time(_graphed([call], "cuda"), 100, "cuda") * 1e6
+    total = sum(v["us"] for v in kernels.values())
+    return {"kernels_us": kernels, "sum_kernels_us": total, "graph_us": t_graph,
+            "idle_us": t_graph - total}  # fmt: skip
+
+
+def main(argv: list[str]) -> None:
+    reps = int(argv[argv.index("--reps") + 1]) if "--reps" in argv else 20
+    names = argv[argv.index("--only") + 1].split(",") if "--only" in argv else list(SHAPES)
+    out = {}
+    for name in names:
+        if name not in SHAPES:
+            continue
+        try:
+            res = profile_shape(SHAPES[name], reps)
+        except Exception as e:  # keep the other shapes
+            out[name] = {"error": repr(e)[:300]}
+            print(f"{name}: {e!r}"[:300], flush=True)
+            continue
+        out[name] = res
+        print(f"{name}: graph {res['graph_us']:.1f} us, kernels {res['sum_kernels_us']:.1f} us, "
+              f"idle {res['idle_us']:.1f} us", flush=True)  # fmt: skip
+        for kname, v in sorted(res["kernels_us"].items(), key=lambda x: -x[1]["us"]):
+            print(f"    {v['us']:8.1f} us  x{v['per_call']:.0f}  {kname[:90]}", flush=True)
+        torch.cuda.empty_cache()
+    print("PROFILE_JSON " + json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
