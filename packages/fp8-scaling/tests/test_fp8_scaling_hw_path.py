@@ -146,3 +146,52 @@ def test_auto_backend_size_threshold_routes_compiled_casts(monkeypatch, threshol
     ref = fs.quantize(x, torch.exp2(fs.compute_bias(fs.amax(x), fs.E4M3)), fs.E4M3)
     assert torch.equal(q.data.view(torch.uint8), ref.view(torch.uint8))
     assert torch.equal(q.data_t.view(torch.uint8), ref.t().contiguous().view(torch.uint8))
+
+
+def _pair_vs_triton(compile_pair: bool):
+    torch.manual_seed(0)
+    base = torch.nn.Linear(64, 96, bias=False).bfloat16()
+    x0 = (torch.randn(48, 64) * 30).bfloat16()
+    out = {}
+    for backend in ("triton", "pair"):
+        lin = fs.Float8Linear.from_linear(copy.deepcopy(base), cast_backend=backend)
+        compiled = compile_pair and backend == "pair"
+        run = torch.compile(lin, fullgraph=True) if compiled else lin
+        x = x0.clone().requires_grad_(True)
+        y = run(x)
+        y.backward(torch.ones_like(y))
+        out[backend] = (y, x.grad, lin.weight.grad)
+    return out
+
+
+def test_hw_path_pair_casts_match_per_tensor_casts(gpu_path):
+    # cast_backend="pair" (input and weight through one amax and one cast op, the gradient
+    # through the one-tensor ops) takes the GPU branch with the same FP8 operands as one cast
+    # per tensor: bit-identical output and gradients
+    out = _pair_vs_triton(compile_pair=False)
+    assert len(gpu_path) == 6
+    for a, b in zip(out["pair"], out["triton"]):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.slow
+def test_hw_path_pair_compiles_fullgraph(gpu_path):
+    # the pair ops are torch.library.triton_op ops: traced without graph breaks
+    # (fullgraph=True raises on one); on the CPU their bodies run the torch reference
+    from fp8_scaling._cast_ops import HAS_TRITON_OP
+
+    if not HAS_TRITON_OP:
+        pytest.skip("torch.library.triton_op needs torch >= 2.6")
+
+    def traced_scaled_mm(a, b, scale_a, scale_b, out_dtype=None, use_fast_accum=False):
+        # strict_scaled_mm's call log is a side effect that dynamo refuses inside autograd.Function
+        assert a.stride(1) == 1, "A must be row-major"
+        assert b.stride(0) == 1, "B must be column-major"
+        return (a.double() @ b.double() * (scale_a.double() * scale_b.double())).to(out_dtype)
+
+    torch._dynamo.reset()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch, "_scaled_mm", traced_scaled_mm)
+        out = _pair_vs_triton(compile_pair=True)
+    for a, b in zip(out["pair"], out["triton"]):
+        assert torch.equal(a, b)

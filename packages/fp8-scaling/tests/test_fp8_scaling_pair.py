@@ -1,5 +1,5 @@
-"""The pair kernels (input and weight amax in one launch, both casts in one launch) vs the
-per-tensor torch references, under ``TRITON_INTERPRET=1`` on tiny odd shapes.
+"""The pair kernels (one or two tensors: partial amaxes in one launch, the casts in one launch)
+vs the per-tensor torch references, under ``TRITON_INTERPRET=1`` on tiny odd shapes.
 
 As in test_fp8_scaling_fastcast.py the cast writes the saturated scaled float32 values
 (``out_fp32=True``) and torch casts those (the interpreter's own fp32 -> fp8 rounding differs
@@ -19,46 +19,65 @@ def _t(shape, seed, scale):
     return (torch.randn(shape, generator=g) * scale).to(torch.bfloat16)
 
 
+def _same(q, ref, fmt):
+    return torch.equal(q.to(fs.get_format(fmt).dtype).view(torch.uint8), ref.view(torch.uint8))
+
+
 @pytest.mark.parametrize("fmt", ["e4m3", "e5m2"])
 def test_pair_kernels_match_reference_odd_shapes(triton_interpret, fmt):
     from fp8_scaling._pair import launch_amax_pair, launch_cast_pair
 
     a, b = _t((37, 53), 0, 300.0), _t((21, 53), 1, 0.01)  # biases far apart
-    a[3, 4] = float("nan")  # counts as inf: a's bias clips to -31 and its values become NaN
-    am = launch_amax_pair(a, b)
-    assert am.shape == (2,)
-    assert am[0] == float("inf")
-    assert am[1] == fs.amax(b)
-    a[3, 4] = 1.0
-    am = launch_amax_pair(a, b)
-    assert torch.equal(am, torch.stack([fs.amax(a), fs.amax(b)]))
+    # 256-element blocks, 3 programs: each walks blocks of both tensors (grid stride)
+    part = launch_amax_pair(a, b, block=256, programs=3)
+    assert part.shape == (3, 2)
+    assert torch.equal(part.amax(0), torch.stack([fs.amax(a), fs.amax(b)]))
     f = fs.get_format(fmt)
     cfg = CastConfig(bm=16, bn=32, warps=1, group=2)  # masked edge tiles in both tensors
     for ta, tb in ((True, True), (True, False), (False, True)):
-        qa, qta, qb, qtb, inv = launch_cast_pair(
-            a, b, am, fmt, f.max, 1, ta, tb, cfg, out_fp32=True
+        qa, qta, inva, ama, qb, qtb, invb, amb = launch_cast_pair(
+            a, b, part, fmt, f.max, 1, ta, tb, cfg, out_fp32=True
         )
-        for q, qt, x, i, t in ((qa, qta, a, 0, ta), (qb, qtb, b, 1, tb)):
-            rq, rqt, rinv = cast_transpose_ref(x, am[i], fmt, 1, t)
-            assert inv[i] == rinv
-            assert torch.equal(q.to(f.dtype).view(torch.uint8), rq.view(torch.uint8))
+        assert torch.equal(torch.stack([ama, amb]), part.amax(0))
+        for q, qt, x, am, inv, t in ((qa, qta, a, ama, inva, ta), (qb, qtb, b, amb, invb, tb)):
+            rq, rqt, rinv = cast_transpose_ref(x, am, fmt, 1, t)
+            assert inv == rinv
+            assert _same(q, rq, fmt)
             assert qt.shape == rqt.shape
             if t:
-                assert torch.equal(qt.to(f.dtype).view(torch.uint8), rqt.view(torch.uint8))
+                assert _same(qt, rqt, fmt)
+
+
+def test_pair_kernels_one_tensor_and_nan(triton_interpret):
+    from fp8_scaling._pair import launch_amax_pair, launch_cast_pair
+
+    g = _t((48, 40), 4, 2.0)
+    g[5, 6] = float("nan")  # counts as inf: bias -31, the NaN stays NaN
+    part = launch_amax_pair(g, block=128, programs=4)
+    assert part[:, 0].max() == float("inf")
+    q, qt, inv, am, qb, *_ = launch_cast_pair(
+        g, None, part, "e5m2", 57344.0, 0, True, False, CastConfig(16, 16, 1), out_fp32=True
+    )
+    rq, rqt, rinv = cast_transpose_ref(g, torch.tensor(float("inf")), "e5m2", 0, True)
+    assert am == float("inf")
+    assert inv == rinv
+    assert qb.numel() == 0
+    assert _same(q, rq, "e5m2")
+    assert _same(qt, rqt, "e5m2")
 
 
 def test_pair_reference_path_and_errors():
     from fp8_scaling._pair import launch_amax_pair
 
     a, b = _t((8, 16), 2, 1.0), _t((4, 16), 3, 2.0)
-    am = amax_pair_impl(a, b)  # CPU tensors outside the interpreter: the torch reference
-    assert torch.equal(am, torch.stack([fs.amax(a), fs.amax(b)]))
-    qa, qta, _, qtb, inv = cast_pair_impl(a, b, am, "e4m3", 0, True, False)
-    ra = cast_transpose_ref(a, am[0], "e4m3", 0, True)
+    part = amax_pair_impl(a, b)  # CPU tensors outside the interpreter: the torch reference
+    assert torch.equal(part[0], torch.stack([fs.amax(a), fs.amax(b)]))
+    qa, qta, inv, _, _, qtb, _, _ = cast_pair_impl(a, b, part, "e4m3", 0, True, False)
+    ra = cast_transpose_ref(a, part[0, 0], "e4m3", 0, True)
     assert torch.equal(qa.view(torch.uint8), ra[0].view(torch.uint8))
     assert torch.equal(qta.view(torch.uint8), ra[1].view(torch.uint8))
     assert qtb.shape == (0, 0)
-    assert inv[0] == ra[2]
+    assert inv == ra[2]
     with pytest.raises(ValueError, match="one dtype"):
         launch_amax_pair(a, b.float())
 

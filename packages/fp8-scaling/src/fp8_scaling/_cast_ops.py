@@ -29,10 +29,12 @@ from ._scaling import compute_bias, quantize
 __all__ = [
     "HAS_TRITON_OP",
     "amax_impl",
+    "amax_one_tk",
     "amax_op",
     "amax_pair_impl",
     "amax_pair_tk",
     "amax_tk",
+    "cast_one_tk",
     "cast_pair_impl",
     "cast_pair_tk",
     "cast_transpose_impl",
@@ -209,43 +211,51 @@ else:  # pragma: no cover - torch < 2.6
     amax_tk, cast_transpose_tk = amax_op, cast_transpose_op
 
 
-# --- the forward's two operands (input and weight) in one amax launch and one cast launch ---
+# --- one or two tensors (the forward's input and weight) in one amax and one cast launch ---
 
 
-def amax_pair_impl(a: torch.Tensor, b: torch.Tensor, wrap=None) -> torch.Tensor:
-    """``[amax(a), amax(b)]`` float32 (2,), NaN counted as inf (one launch on CUDA)."""
-    if _use_triton(a) and b.is_cuda and a.dtype == b.dtype:
-        return launch_amax_pair(a.contiguous(), b.contiguous(), wrap=wrap)
-    return torch.stack([amax_ref(a), amax_ref(b)])
+def amax_pair_impl(a: torch.Tensor, b: torch.Tensor | None = None, wrap=None) -> torch.Tensor:
+    """Partial absolute maxima ``(P, 2)`` of ``a`` and ``b`` (one launch on CUDA; NaN counts as
+    inf); the amax of ``a`` is ``out[:, 0].max()``. On CPU ``P = 1`` (the exact amaxes)."""
+    if _use_triton(a) and (b is None or (b.is_cuda and a.dtype == b.dtype)):
+        return launch_amax_pair(a.contiguous(), None if b is None else b.contiguous(), wrap=wrap)
+    zero = torch.zeros((), dtype=torch.float32, device=a.device)
+    return torch.stack([amax_ref(a), zero if b is None else amax_ref(b)]).reshape(1, 2)
 
 
 def cast_pair_impl(
     a: torch.Tensor,
-    b: torch.Tensor,
-    amax: torch.Tensor,
+    b: torch.Tensor | None,
+    partials: torch.Tensor,
     fmt: str,
     margin: int,
     transpose_a: bool,
     transpose_b: bool,
     wrap=None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """JIT power-of-two casts of two 2-D tensors: ``(qa, qta, qb, qtb, inv (2,))``.
+) -> tuple[torch.Tensor, ...]:
+    """JIT power-of-two casts of two 2-D tensors: ``(qa, qta, inv_a, amax_a, qb, qtb, inv_b,
+    amax_b)`` (inv and amax float32 0-d).
 
-    As :func:`cast_transpose_ref` per tensor, with ``amax`` (2,) from :func:`amax_pair_impl`;
-    one launch on CUDA (:func:`fp8_scaling._pair.launch_cast_pair`).
+    As :func:`cast_transpose_ref` per tensor, with ``partials`` from :func:`amax_pair_impl`;
+    one launch on CUDA (:func:`fp8_scaling._pair.launch_cast_pair`). ``b=None``: ``a`` alone.
     """
     _check(a, fmt)
-    _check(b, fmt)
-    if _use_triton(a, fmt) and b.is_cuda and a.dtype == b.dtype:
-        big = a if a.numel() >= b.numel() else b
+    if b is not None:
+        _check(b, fmt)
+    if _use_triton(a, fmt) and (b is None or (b.is_cuda and a.dtype == b.dtype)):
+        big = a if b is None or a.numel() >= b.numel() else b
         cfg = _tuned.cast_config(big, delayed=False, compiled=wrap is not None) or DEFAULT_PAIR
         return launch_cast_pair(
-            a.contiguous(), b.contiguous(), amax, fmt, FORMATS[fmt].max, margin,
-            transpose_a, transpose_b, cfg, wrap=wrap,
+            a.contiguous(), None if b is None else b.contiguous(), partials, fmt,
+            FORMATS[fmt].max, margin, transpose_a, transpose_b, cfg, wrap=wrap,
         )  # fmt: skip
-    qa, qta, inva = cast_transpose_ref(a, amax[0], fmt, margin, transpose_a)
-    qb, qtb, invb = cast_transpose_ref(b, amax[1], fmt, margin, transpose_b)
-    return qa, qta, qb, qtb, torch.stack([inva, invb])
+    ama, amb = partials[:, 0].amax(), partials[:, 1].amax()
+    qa, qta, inva = cast_transpose_ref(a, ama, fmt, margin, transpose_a)
+    if b is None:
+        qb, qtb, invb = qa.new_empty((0, 0)), qa.new_empty((0, 0)), inva.clone()
+    else:
+        qb, qtb, invb = cast_transpose_ref(b, amb, fmt, margin, transpose_b)
+    return qa, qta, inva, ama, qb, qtb, invb, amb
 
 
 if HAS_TRITON_OP:
@@ -259,16 +269,33 @@ if HAS_TRITON_OP:
     def cast_pair_tk(
         a: torch.Tensor,
         b: torch.Tensor,
-        amax: torch.Tensor,
+        partials: torch.Tensor,
         fmt: str,
         margin: int,
         transpose_a: bool,
         transpose_b: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[
+        torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+        torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+    ]:  # fmt: skip
         """:func:`cast_pair_impl` whose Triton launch is visible to torch.compile."""
         return cast_pair_impl(
-            a, b, amax, fmt, margin, transpose_a, transpose_b, wrap=torch.library.wrap_triton
+            a, b, partials, fmt, margin, transpose_a, transpose_b, wrap=torch.library.wrap_triton
         )
 
+    @torch.library.triton_op("fp8_scaling::amax_one_tk", mutates_args=())
+    def amax_one_tk(a: torch.Tensor) -> torch.Tensor:
+        """:func:`amax_pair_impl` of one tensor, visible to torch.compile."""
+        return amax_pair_impl(a, None, wrap=torch.library.wrap_triton)
+
+    @torch.library.triton_op("fp8_scaling::cast_one_tk", mutates_args=())
+    def cast_one_tk(
+        a: torch.Tensor, partials: torch.Tensor, fmt: str, margin: int, transpose: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:func:`cast_pair_impl` of one tensor: ``(q, qt, inv, amax)``."""
+        return cast_pair_impl(
+            a, None, partials, fmt, margin, transpose, False, wrap=torch.library.wrap_triton
+        )[:4]
+
 else:  # pragma: no cover - torch < 2.6: the pair path is not used when compiling
-    amax_pair_tk = cast_pair_tk = None
+    amax_pair_tk = cast_pair_tk = amax_one_tk = cast_one_tk = None

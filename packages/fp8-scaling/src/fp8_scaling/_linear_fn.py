@@ -16,9 +16,11 @@ import torch
 from ._cast_ops import (
     HAS_TRITON_OP,
     amax_impl,
+    amax_one_tk,
     amax_pair_impl,
     amax_pair_tk,
     amax_tk,
+    cast_one_tk,
     cast_pair_impl,
     cast_pair_tk,
     cast_transpose_impl,
@@ -289,15 +291,18 @@ class _Float8LinearFn(torch.autograd.Function):
         delayed = isinstance(recipe, DelayedScaling)
         need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         fp8_dw = recipe.grad_weight == "fp8"
-        if hw and _pair_ok(x, weight, recipe, fmt_f, qf):  # x and w: one amax, one cast launch
+        pair = hw and _pair_ok(x, weight, recipe, fmt_f, qf)
+        if pair:  # x and w: one amax launch and one cast launch for both
             tx, tw = need_dw and fp8_dw, need_dx
             amax_fn, cast_fn = (
                 (amax_pair_tk, cast_pair_tk) if _compiling() else (amax_pair_impl, cast_pair_impl)
             )
-            am = amax_fn(x, weight)
-            qx, qxt, qw, qwt, inv = cast_fn(x, weight, am, fmt_f.name, recipe.margin, tx, tw)
-            xq = _Q(qx, qxt if tx else None, inv[0], am[0])
-            wq = _Q(qw, qwt if tw else None, inv[1], am[1])
+            part = amax_fn(x, weight)
+            qx, qxt, invx, amx, qw, qwt, invw, amw = cast_fn(
+                x, weight, part, fmt_f.name, recipe.margin, tx, tw
+            )
+            xq = _Q(qx, qxt if tx else None, invx, amx)
+            wq = _Q(qw, qwt if tw else None, invw, amw)
         else:
             xq = _quant(
                 x, fmt_f, recipe.margin, recipe, hist[0] if delayed else None, qf,
@@ -315,7 +320,7 @@ class _Float8LinearFn(torch.autograd.Function):
             hw,
             recipe.fast_accum in ("forward", "all"),
         )
-        ctx.recipe, ctx.hw, ctx.fast = recipe, hw, qf
+        ctx.recipe, ctx.hw, ctx.fast, ctx.pair = recipe, hw, qf, pair
         ctx.shapes = (m, k, n)
         ctx.x_dtype, ctx.w_dtype = x.dtype, weight.dtype
         ctx.save_for_backward(
@@ -337,15 +342,26 @@ class _Float8LinearFn(torch.autograd.Function):
         need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         g = g.contiguous()
         fa = recipe.fast_accum == "all"
-        gq = _quant(
-            g,
-            recipe.formats.backward,
-            recipe.grad_margin,
-            recipe,
-            hist[2] if delayed else None,
-            ctx.fast,
-            need_dw and fp8_dw,
-        )
+        if ctx.pair and g.dtype == ctx.x_dtype:  # the gradient alone: two launches as well
+            tg = need_dw and fp8_dw
+            fmt = recipe.formats.backward.name
+            if _compiling():
+                q, qt, inv, am = cast_one_tk(g, amax_one_tk(g), fmt, recipe.grad_margin, tg)
+            else:
+                part = amax_pair_impl(g)
+                out = cast_pair_impl(g, None, part, fmt, recipe.grad_margin, tg, False)
+                q, qt, inv, am = out[:4]
+            gq = _Q(q, qt if tg else None, inv, am)
+        else:
+            gq = _quant(
+                g,
+                recipe.formats.backward,
+                recipe.grad_margin,
+                recipe,
+                hist[2] if delayed else None,
+                ctx.fast,
+                need_dw and fp8_dw,
+            )
         dx = dw = None
         if need_dx:
             # B = W (N, K) column-major: the saved transposed copy W8^T (K, N) viewed as .t()

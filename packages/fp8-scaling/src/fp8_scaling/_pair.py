@@ -1,15 +1,20 @@
-"""JIT FP8 casts of the forward's two GEMM operands (input X and weight W) in two launches.
+"""JIT FP8 casts of one or two tensors (the forward's input X and weight W) in two launches.
 
 The JIT recipe (Perez et al. 2023, Section 3: a power-of-two scale from each tensor's current
-amax) needs an amax pass before each cast. Cast one tensor at a time and the forward issues an
-amax launch, a zero fill and a cast launch per tensor; at 4096^3 the compiled layer is bound by
-the host time of those launches, not by the GPU. Here one launch computes both amaxes (programs
-walk the blocks of X, then of W, with a grid stride; one integer ``atomic_max`` per program and
-tensor into a zero-filled float32 (2,) buffer) and one launch casts both tensors in both layouts
-(programs ``[0, tiles(X))`` take X's tiles, the rest W's), so X and W cost three launches
-(fill, amax, cast) instead of six.
+amax) needs an amax pass before each cast. Cast one tensor at a time with an atomic amax and the
+forward issues a zero fill, an amax launch and a cast launch per tensor; at 4096^3 the compiled
+layer is bound by the host time of such launches, not by the GPU. Here:
 
-Pure-torch reference: :func:`fp8_scaling._cast_ops.cast_transpose_ref` per tensor.
+1. one launch reduces both tensors: program ``p`` walks the blocks of X, then of W, with a grid
+   stride and writes its two partial maxima to ``partials[p, 0:2]`` (no atomics, so the buffer
+   needs no zero fill);
+2. one launch casts both tensors in both layouts (programs ``[0, tiles(X))`` take X's tiles, the
+   rest W's); every program first reduces the (at most a few hundred) partials of its tensor,
+   which sit in L2, to the amax, derives the power-of-two scale from its exponent bits and casts
+   its tile. The first program of each tensor writes the amax and ``2**-bias``.
+
+So X and W cost two launches instead of six, and a lone tensor (the gradient, ``b=None``) two
+instead of three. Pure-torch reference: :func:`fp8_scaling._cast_ops.cast_transpose_ref`.
 """
 
 from __future__ import annotations
@@ -25,11 +30,10 @@ if HAS_TRITON:
     import triton
     import triton.language as tl
 
-__all__ = ["PairConfig", "launch_amax_pair", "launch_cast_pair"]
+__all__ = ["DEFAULT_PAIR", "launch_amax_pair", "launch_cast_pair"]
 
 # amax: elements per block, warps, programs per SM (the tuned single-tensor amax on the H200)
 _AMAX_BLOCK, _AMAX_WARPS, _AMAX_WAVES = 8192, 8, 4
-PairConfig = CastConfig  # tile rows/cols, warps and group of the cast (tmode 0, no waves)
 DEFAULT_PAIR = CastConfig(bm=64, bn=128, warps=4, group=8)  # the H200's tuned 8192^2 JIT tile
 
 
@@ -42,7 +46,7 @@ if HAS_TRITON:
         return tl.where(a != a, float("inf"), a)  # NaN counts as inf
 
     @triton.jit
-    def _amax_pair_kernel(a_ptr, b_ptr, out_ptr, na, nb, BLOCK: tl.constexpr):
+    def _amax_pair_kernel(a_ptr, b_ptr, part_ptr, na, nb, BLOCK: tl.constexpr):
         pid = tl.program_id(0)
         nprog = tl.num_programs(0)
         blocks_a = tl.cdiv(na, BLOCK)
@@ -54,29 +58,29 @@ if HAS_TRITON:
                 acc_a = tl.maximum(acc_a, _absmax_block(a_ptr, blk, na, BLOCK))
             else:
                 acc_b = tl.maximum(acc_b, _absmax_block(b_ptr, blk - blocks_a, nb, BLOCK))
-        # float32 bits as int32: non-negative floats order like their bit patterns
-        bits = out_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
-        tl.atomic_max(bits, tl.max(acc_a, 0).to(tl.int32, bitcast=True), sem="relaxed")
-        tl.atomic_max(bits + 1, tl.max(acc_b, 0).to(tl.int32, bitcast=True), sem="relaxed")
+        tl.store(part_ptr + 2 * pid, tl.max(acc_a, 0))
+        tl.store(part_ptr + 2 * pid + 1, tl.max(acc_b, 0))
 
     @triton.jit
     def _cast_tile(
-        x_ptr, amax_ptr, q_ptr, qt_ptr, inv_ptr, M, N, tile,
+        x_ptr, part_ptr, q_ptr, qt_ptr, inv_ptr, amax_ptr, M, N, tile, NP,
         FMAX: tl.constexpr, EF: tl.constexpr, MF: tl.constexpr, MARGIN: tl.constexpr,
         WRITE_T: tl.constexpr, OUT_FP32: tl.constexpr, E5M2: tl.constexpr,
-        BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr,
+        BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr, NP_BLOCK: tl.constexpr,
     ):  # fmt: skip
-        bits = tl.load(amax_ptr).to(tl.int32, bitcast=True)
+        offs = tl.arange(0, NP_BLOCK)  # this tensor's partial maxima (stride 2)
+        am = tl.max(tl.load(part_ptr + 2 * offs, mask=offs < NP, other=0.0), 0)
+        bits = am.to(tl.int32, bitcast=True)
         ea = (bits >> 23) & 0xFF
         ma = bits & 0x7FFFFF
         b = EF - ea - (ma > MF).to(tl.int32)
         b = tl.where(ea == 0, 1000, b)  # zero and float32 subnormals: clipped to +31
-        b = tl.where((ea == 255) & (ma == 0), -1000, b)  # inf: clipped to -31
+        b = tl.where((ea == 255) & (ma == 0), -1000, b)  # inf (and NaN, counted as inf): -31
         b = tl.minimum(tl.maximum(b - MARGIN, -31), 31)
         scale = ((b + 127) << 23).to(tl.float32, bitcast=True)  # exact 2**b
-        scale = tl.where((ea == 255) & (ma != 0), float("nan"), scale)
         if tile == 0:
             tl.store(inv_ptr, 1.0 / scale)  # exact: a power of two
+            tl.store(amax_ptr, am)
         n_m = tl.cdiv(M, BM)
         n_n = tl.cdiv(N, BN)
         per_group = GROUP * n_n  # grouped order: neighbours share panels of the transposed copy
@@ -102,22 +106,22 @@ if HAS_TRITON:
 
     @triton.jit
     def _cast_pair_kernel(
-        a_ptr, b_ptr, amax_ptr, qa_ptr, qta_ptr, qb_ptr, qtb_ptr, inv_ptr, MA, NA, MB, NB,
+        a_ptr, b_ptr, part_ptr, qa_ptr, qta_ptr, qb_ptr, qtb_ptr, inva_ptr, invb_ptr,
+        amaxa_ptr, amaxb_ptr, MA, NA, MB, NB, NP,
         FMAX: tl.constexpr, EF: tl.constexpr, MF: tl.constexpr, MARGIN: tl.constexpr,
         TA: tl.constexpr, TB: tl.constexpr, OUT_FP32: tl.constexpr, E5M2: tl.constexpr,
-        BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr,
+        BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr, NP_BLOCK: tl.constexpr,
     ):  # fmt: skip
         pid = tl.program_id(0)
         tiles_a = tl.cdiv(MA, BM) * tl.cdiv(NA, BN)
         if pid < tiles_a:
-            _cast_tile(a_ptr, amax_ptr, qa_ptr, qta_ptr, inv_ptr, MA, NA, pid,
-                       FMAX, EF, MF, MARGIN, TA, OUT_FP32, E5M2, BM, BN, GROUP)  # fmt: skip
+            _cast_tile(a_ptr, part_ptr, qa_ptr, qta_ptr, inva_ptr, amaxa_ptr, MA, NA, pid, NP,
+                       FMAX, EF, MF, MARGIN, TA, OUT_FP32, E5M2, BM, BN, GROUP,
+                       NP_BLOCK)  # fmt: skip
         else:
-            _cast_tile(b_ptr, amax_ptr + 1, qb_ptr, qtb_ptr, inv_ptr + 1, MB, NB, pid - tiles_a,
-                       FMAX, EF, MF, MARGIN, TB, OUT_FP32, E5M2, BM, BN, GROUP)  # fmt: skip
-
-
-if HAS_TRITON:
+            _cast_tile(b_ptr, part_ptr + 1, qb_ptr, qtb_ptr, invb_ptr, amaxb_ptr, MB, NB,
+                       pid - tiles_a, NP, FMAX, EF, MF, MARGIN, TB, OUT_FP32, E5M2, BM, BN,
+                       GROUP, NP_BLOCK)  # fmt: skip
 
     @functools.cache
     def _inline(which: str, cfg: CastConfig | None = None):
@@ -127,7 +131,7 @@ if HAS_TRITON:
             c = triton.Config({"BLOCK": _AMAX_BLOCK}, num_warps=_AMAX_WARPS)
             return triton.autotune(configs=[c], key=["na", "nb"])(_amax_pair_kernel)
         c = triton.Config({"BM": cfg.bm, "BN": cfg.bn, "GROUP": cfg.group}, num_warps=cfg.warps)
-        return triton.autotune(configs=[c], key=["MA", "NA", "MB", "NB"])(_cast_pair_kernel)
+        return triton.autotune(configs=[c], key=["MA", "NA", "MB", "NB", "NP"])(_cast_pair_kernel)
 
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
@@ -142,32 +146,44 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
         )
 
 
-def launch_amax_pair(a: torch.Tensor, b: torch.Tensor, wrap=None) -> torch.Tensor:
-    """``[amax(a), amax(b)]`` as a float32 (2,) tensor (NaN counts as inf) in one launch.
+def launch_amax_pair(
+    a: torch.Tensor,
+    b: torch.Tensor | None = None,
+    wrap=None,
+    block: int = _AMAX_BLOCK,
+    programs: int | None = None,
+) -> torch.Tensor:
+    """Partial absolute maxima of ``a`` and ``b`` (NaN counts as inf) in one launch.
 
-    ``a``, ``b``: contiguous tensors of one dtype; ``wrap``: ``torch.library.wrap_triton``
-    inside a ``triton_op``.
+    Returns float32 ``(P, 2)``: row ``p`` holds program ``p``'s maxima of ``a`` and ``b``
+    (the amax of ``a`` is ``out[:, 0].max()``); :func:`launch_cast_pair` takes it as is.
+    ``b=None``: ``a`` alone. ``wrap``: ``torch.library.wrap_triton`` inside a ``triton_op``;
+    ``block`` (elements per step) and ``programs`` (grid size) only for tests.
     """
+    single = b is None
+    b = a if single else b  # a lone tensor: b's pointer is a's, with no elements
     _check_pair(a, b)
-    out = torch.zeros((2,), dtype=torch.float32, device=a.device)
-    na, nb = a.numel(), b.numel()
-    blocks = triton.cdiv(na, _AMAX_BLOCK) + triton.cdiv(nb, _AMAX_BLOCK)
-    if blocks == 0:
-        return out
+    na, nb = a.numel(), 0 if single else b.numel()
+    blocks = max(1, triton.cdiv(na, block) + triton.cdiv(nb, block))
     progs = blocks
-    if a.is_cuda:
+    if programs is not None:
+        progs = max(1, min(blocks, programs))
+    elif a.is_cuda:
         progs = min(blocks, _sm_count(a.device.index or 0) * _AMAX_WAVES)
+    part = torch.empty((progs, 2), dtype=torch.float32, device=a.device)
     if wrap is not None:
-        wrap(_inline("amax"))[(progs,)](a, b, out, na, nb)
+        if block != _AMAX_BLOCK:
+            raise ValueError("a traced launch uses the default block")
+        wrap(_inline("amax"))[(progs,)](a, b, part, na, nb)
     else:
-        _amax_pair_kernel[(progs,)](a, b, out, na, nb, BLOCK=_AMAX_BLOCK, num_warps=_AMAX_WARPS)
-    return out
+        _amax_pair_kernel[(progs,)](a, b, part, na, nb, BLOCK=block, num_warps=_AMAX_WARPS)
+    return part
 
 
 def launch_cast_pair(
     a: torch.Tensor,
-    b: torch.Tensor,
-    amax: torch.Tensor,
+    b: torch.Tensor | None,
+    partials: torch.Tensor,
     fmt_name: str,
     fmax: float,
     margin: int,
@@ -176,40 +192,56 @@ def launch_cast_pair(
     cfg: CastConfig = DEFAULT_PAIR,
     out_fp32: bool = False,
     wrap=None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, ...]:
     """JIT power-of-two FP8 casts of ``a`` (MA, NA) and ``b`` (MB, NB) in one launch.
 
-    ``amax``: float32 (2,) from :func:`launch_amax_pair`. Returns ``(qa (MA, NA), qta (NA, MA)
-    or (0, 0), qb, qtb, inv (2,))`` with ``inv = 2**-bias`` per tensor (float32).
+    ``partials``: ``(P, 2)`` from :func:`launch_amax_pair`. Returns ``(qa (MA, NA), qta (NA, MA)
+    or (0, 0), inv_a, amax_a, qb, qtb, inv_b, amax_b)``, ``inv = 2**-bias`` and the amax
+    float32 0-d per tensor (separate tensors, not views of one buffer: ``torch.compile`` must
+    not see an autograd-saved view of an op's intermediate); with ``b=None`` ``qb``/``qtb``
+    are empty and ``inv_b``/``amax_b`` undefined.
     ``out_fp32`` writes the saturated scaled float32 values instead of FP8 (interpreter tests).
     """
+    single = b is None
+    b = a if single else b  # a lone tensor: b's pointers are a's, with no rows
     _check_pair(a, b)
     if fmt_name not in ("e4m3", "e5m2"):
         raise ValueError(f"the pair cast supports 'e4m3' and 'e5m2', got {fmt_name!r}")
     consts = _cast_consts(fmt_name, fmax, margin, False, True, out_fp32)
     dt = torch.float32 if out_fp32 else (torch.float8_e5m2 if consts["E5M2"] else
                                           torch.float8_e4m3fn)  # fmt: skip
-    (ma, na), (mb, nb) = a.shape, b.shape
+    (ma, na), (mb, nb) = a.shape, ((0, 0) if single else b.shape)
     qa = torch.empty((ma, na), dtype=dt, device=a.device)
     qb = torch.empty((mb, nb), dtype=dt, device=a.device)
     qta = torch.empty((na, ma) if transpose_a else (0, 0), dtype=dt, device=a.device)
     qtb = torch.empty((nb, mb) if transpose_b else (0, 0), dtype=dt, device=a.device)
-    # the first tile of each tensor writes its inv; an empty tensor has none: NaN (no scale)
-    inv = torch.empty((2,), dtype=torch.float32, device=a.device)
-    if a.numel() == 0 or b.numel() == 0:
-        inv.fill_(float("nan"))
+    transpose_b = transpose_b and not single
+    # the first tile of each tensor writes its inv and amax; an empty tensor has none: NaN
+    inva, invb, amaxa, amaxb = (
+        torch.empty((), dtype=torch.float32, device=a.device) for _ in range(4)
+    )
+    if a.numel() == 0:
+        inva.fill_(float("nan"))
+        amaxa.fill_(float("nan"))
+    if not single and b.numel() == 0:
+        invb.fill_(float("nan"))
+        amaxb.fill_(float("nan"))
     tiles = triton.cdiv(ma, cfg.bm) * triton.cdiv(na, cfg.bn)
     tiles += triton.cdiv(mb, cfg.bm) * triton.cdiv(nb, cfg.bn)
     if tiles == 0:
-        return qa, qta, qb, qtb, inv
-    args = (a, b, amax, qa, qta if transpose_a else qa, qb, qtb if transpose_b else qb, inv,
-            ma, na, mb, nb)  # fmt: skip
+        return qa, qta, inva, amaxa, qb, qtb, invb, amaxb
+    n_part = partials.shape[0]
+    qb_arg = qa if single else qb  # never written when b has no rows (no null pointers)
+    args = (a, b, partials, qa, qta if transpose_a else qa, qb_arg,
+            qtb if transpose_b else qb_arg, inva, invb, amaxa, amaxb, ma, na, mb, nb,
+            n_part)  # fmt: skip
     kw = dict(FMAX=consts["FMAX"], EF=consts["EF"], MF=consts["MF"], MARGIN=int(margin),
-              TA=transpose_a, TB=transpose_b, OUT_FP32=out_fp32, E5M2=consts["E5M2"])  # fmt: skip
+              TA=transpose_a, TB=transpose_b, OUT_FP32=out_fp32, E5M2=consts["E5M2"],
+              NP_BLOCK=triton.next_power_of_2(n_part))  # fmt: skip
     if wrap is not None:
         wrap(_inline("cast", cfg))[(tiles,)](*args, **kw)
     else:
         _cast_pair_kernel[(tiles,)](
             *args, **kw, BM=cfg.bm, BN=cfg.bn, GROUP=cfg.group, num_warps=cfg.warps
         )
-    return qa, qta, qb, qtb, inv
+    return qa, qta, inva, amaxa, qb, qtb, invb, amaxb
