@@ -131,7 +131,13 @@ def throughput(sec: float, cores: int, smoke: bool, deadline: float) -> dict:
 
 
 def ppo_iteration(
-    policy: str, cores: int, smoke: bool, deadline: float, device: str = "cpu"
+    policy: str,
+    cores: int,
+    smoke: bool,
+    deadline: float,
+    device: str = "cpu",
+    graph: bool = True,
+    rollout_device: str = "",
 ) -> dict:
     """Time full PPO iterations (rollout + GAE + 10 epochs) against pure threaded stepping.
 
@@ -158,7 +164,8 @@ def ppo_iteration(
         epochs=1 if smoke else 10,
         total_steps=100 * 2048,
         device=device,
-        rollout_device=ROLLOUT_DEVICE if device != "cpu" else "",
+        rollout_device=rollout_device,
+        cuda_graph=graph,
     )
     sps = bench_env("Centipede-20", n_env, "thread", 0.3 if smoke else 1.5, min(cores, n_env))
     tr = sf.Trainer(cfg)
@@ -184,6 +191,11 @@ def ppo_iteration(
         "epochs": cfg.epochs,
         "torch_threads_update": upd_threads,
         "iterations_timed": tr.update_idx,
+        "cuda_graph": graph and device != "cpu",
+        "update_graph_used": tr._graphed is not None,
+        "policy_graph_used": tr._graphed_policy is not None,
+        "graph_error": tr.graph_error,
+        "policy_graph_error": tr.policy_graph_error,
     }
 
 
@@ -480,7 +492,8 @@ def md_a(res: dict) -> str:
         where = (
             f"update on {r.get('torch_threads_update', '?')} threads"
             if r.get("device", "cpu") == "cpu"
-            else f"update on {r['device']}, rollout policy on {r.get('rollout_device', '?')}"
+            else f"update on {r['device']}, rollout policy on {r.get('rollout_device', '?')}, "
+            f"CUDA graphs update/policy {r.get('update_graph_used')}/{r.get('policy_graph_used')}"
         )
         lines.append(
             f"| {r['policy']} (C-20, {r['num_envs']} envs, {r['rollout_steps']} steps, "
@@ -555,25 +568,32 @@ def phase_a(a, res: dict, out: Path, t0: float) -> None:
     import torch
 
     dev = "cpu" if a.device == "cpu" or not torch.cuda.is_available() else "cuda"
-    plan = [("mlp", dev), ("snowflake", dev)]
-    if dev != "cpu":  # the same iterations with the update on the CPU cores, if time is left
-        plan += [("mlp", "cpu"), ("snowflake", "cpu")]
-    for pol, d in plan:
+    # (policy, device, CUDA graphs, rollout device): the MLP's per-step policy call runs on the
+    # CPU (one small matmul chain), the GNN's on the GPU (~19 MFLOP per sample on Centipede-20);
+    # with graphs first, then the same without them (what the graphs buy), then all on the CPU.
+    gnn_roll = os.environ.get("SNOWFLAKE_GNN_ROLLOUT_DEVICE", dev)
+    plan = [("mlp", dev, True, "cpu" if dev != "cpu" else ""), ("snowflake", dev, True, gnn_roll)]
+    if dev != "cpu":
+        plan += [("mlp", dev, False, "cpu"), ("snowflake", dev, False, gnn_roll)]
+        plan += [("mlp", "cpu", False, "")]
+    for pol, d, g, rd in plan:
+        key = f"{pol}@{d}" + ("" if d == "cpu" else ("+graph" if g else "+eager"))
         need = 3.0 if a.smoke else (40.0 if (pol, d) == ("snowflake", "cpu") else 10.0)
         if time.time() + need > deadline:
-            log(f"PPO iteration {pol} on {d}: skipped (budget)")
+            log(f"PPO iteration {key}: skipped (budget)")
             continue
         try:
-            r = ppo_iteration(pol, cores, a.smoke, deadline, d)
+            r = ppo_iteration(pol, cores, a.smoke, deadline, d, g, rd if d != "cpu" else "")
         except Exception as e:  # a GPU failure must not sink the CPU measurements
-            res["ppo_iteration"][f"{pol}@{d}"] = {"policy": pol, "device": d, "error": repr(e)}
-            log(f"PPO iteration {pol} on {d}: FAILED {e!r}")
+            res["ppo_iteration"][key] = {"policy": pol, "device": d, "error": repr(e)}
+            log(f"PPO iteration {key}: FAILED {e!r}")
             continue
-        res["ppo_iteration"][f"{pol}@{d}"] = r
+        res["ppo_iteration"][key] = r
         log(
-            f"PPO iteration {pol} on {d}: {r['iteration_s']:.2f} s vs {r['pure_stepping_s']:.2f} s "
+            f"PPO iteration {key}: {r['iteration_s']:.2f} s vs {r['pure_stepping_s']:.2f} s "
             f"stepping (+{r['overhead_frac']:.0%}; rollout {r['rollout_s']:.2f} s, update "
-            f"{r['update_s']:.2f} s)"
+            f"{r['update_s']:.2f} s; graphs update/policy {r['update_graph_used']}/"
+            f"{r['policy_graph_used']} {r['graph_error'] or r['policy_graph_error']})"
         )
         res["wall_s"] = time.time() - t0
         write_json(out / "snowflake_a.json", res)

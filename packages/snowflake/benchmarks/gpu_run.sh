@@ -37,6 +37,12 @@ PIN=(taskset -c "$CORES")
 timeout -k 5 $(( BUDGET + 20 )) "${PIN[@]}" python3 packages/snowflake/benchmarks/gpu_bench.py \
   "${ARGS[@]}" --budget "$BUDGET" 2>&1 | tee -a "$LOG"
 rc=$?
+if [[ "$PHASE" == "a" ]] && python3 -c "import torch, pytest, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+  # CUDA-graph update and rollout policy vs eager, on the GPU (<= 45 s, after the timed part).
+  echo "gpu tests: CUDA-graph PPO step/policy vs eager" | tee -a "$LOG"
+  timeout -k 5 45 python3 -m pytest -q -p no:cacheprovider -m gpu \
+    packages/snowflake/tests/test_snowflake_graphs.py 2>&1 | tail -15 | tee -a "$LOG"
+fi
 echo "snowflake phase $PHASE exit $rc; files:" | tee -a "$LOG"
 ls -la "$OUT" | tee -a "$LOG"
 exit $rc

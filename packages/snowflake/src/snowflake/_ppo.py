@@ -28,6 +28,8 @@ class PPOConfig:
     runs the rollout's policy calls on a copy of the model that is refreshed after every update,
     e.g. ``device="cuda", rollout_device="cpu"``: the update's large minibatches go to the GPU
     while the rollout's small per-step batches avoid a GPU round trip per env step.
+    ``cuda_graph`` (on a CUDA ``device``): each minibatch step of the update is one replay of a
+    captured CUDA graph (same algorithm; the step is otherwise bound by kernel-launch latency).
     """
 
     env: str = "Centipede-6"
@@ -53,6 +55,7 @@ class PPOConfig:
     num_threads: int = 0
     device: str = "cpu"
     rollout_device: str = ""
+    cuda_graph: bool = True
     checkpoint_every: int = 10
     tensorboard: bool = False
 
@@ -135,8 +138,49 @@ def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:
     return float("nan") if var == 0 else float(1 - (target - pred).var() / var)
 
 
+def minibatch_step(agent, opt_pi, opt_v, pi_params, v_params, mb, data, cfg) -> torch.Tensor:
+    """One clipped-surrogate PPO step on the minibatch ``mb`` (``int64 [M]`` indices into the
+    flat batch ``data``): loss, backward, gradient-norm clipping, both Adam steps.
+
+    Returns the diagnostics row (float32 ``[5]`` or ``[7]`` on the device): approx-KL, clip
+    fraction, entropy, policy loss, value loss (+ closed-form KL and active clip fraction when
+    ``data`` holds ``mean``/``std``), all on the minibatch just before its optimiser step.
+    Gradients are expected to be cleared (``None``) on entry and are left in place; no host sync,
+    so the same call can be captured in a CUDA graph (:class:`GraphedPPOStep`).
+    """
+    obs = data["obs"][mb]
+    dist = agent.dist(obs)
+    logp = dist.log_prob(data["actions"][mb]).sum(-1)
+    log_ratio = logp - data["logp"][mb]
+    ratio = log_ratio.exp()
+    entropy = dist.entropy().sum(-1).mean()
+    a = data["advantages"][mb]
+    pg = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
+    v_loss = 0.5 * (agent.value(obs) - data["returns"][mb]).pow(2).mean()
+    (pg - cfg.ent_coef * entropy + v_loss).backward()
+    nn.utils.clip_grad_norm_(pi_params, cfg.max_grad_norm)
+    nn.utils.clip_grad_norm_(v_params, cfg.max_grad_norm)
+    opt_pi.step()
+    opt_v.step()
+    with torch.no_grad():
+        row = [
+            ((ratio - 1) - log_ratio).mean(),
+            ((ratio - 1).abs() > cfg.clip).float().mean(),
+            entropy.detach(),
+            pg.detach(),
+            v_loss.detach(),
+        ]
+        if "mean" in data and "std" in data:
+            m0, s0 = data["mean"][mb], data["std"][mb]
+            s1 = dist.scale
+            kl = torch.log(s1 / s0) + (s0**2 + (m0 - dist.loc) ** 2) / (2 * s1**2) - 0.5
+            active = ((ratio > 1 + cfg.clip) & (a > 0)) | ((ratio < 1 - cfg.clip) & (a < 0))
+            row += [kl.sum(-1).mean(), active.float().mean()]
+        return torch.stack(row)
+
+
 def ppo_update(
-    agent, opt_pi, opt_v, batch: dict[str, torch.Tensor], cfg: PPOConfig
+    agent, opt_pi, opt_v, batch: dict[str, torch.Tensor], cfg: PPOConfig, graphed=None
 ) -> dict[str, float]:
     """Run ``cfg.epochs`` epochs of clipped-surrogate PPO on one rollout ``batch`` (flattened ``[N,
     …]``).
@@ -151,51 +195,35 @@ def ppo_update(
     ``kl_exact`` (closed-form Gaussian KL(π_old ‖ π) summed over action dimensions) and
     ``clip_frac_active`` (share of samples whose clipping zeroes the gradient: r > 1 + clip
     with A > 0, or r < 1 − clip with A < 0).
+
+    ``graphed``: a :class:`GraphedPPOStep` built for these optimisers and this batch layout; each
+    minibatch step is then one CUDA-graph replay instead of a few hundred kernel launches (same
+    minibatches, same arithmetic up to float rounding).
     """
-    obs, act, logp_old = batch["obs"], batch["actions"], batch["logp"]
-    adv, ret, val = batch["advantages"], batch["returns"], batch["values"]
+    data = dict(batch)
+    val, ret = batch["values"], batch["returns"]
     if cfg.norm_adv:
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        adv = batch["advantages"]
+        data["advantages"] = (adv - adv.mean()) / (adv.std() + 1e-8)
     pi_params = [p for g in opt_pi.param_groups for p in g["params"]]
     v_params = [p for g in opt_v.param_groups for p in g["params"]]
     before = {n: p.detach().clone() for n, p in agent.named_parameters()}
     stats: list[torch.Tensor] = []
     exact = "mean" in batch and "std" in batch
-    n = obs.shape[0]
+    n = batch["obs"].shape[0]
+    if graphed is not None:
+        graphed.load(data)
     for _ in range(cfg.epochs):
-        perm = torch.randperm(n, device=obs.device)
+        perm = torch.randperm(n, device=batch["obs"].device)
         for s in range(0, n, cfg.minibatch_size):
             mb = perm[s : s + cfg.minibatch_size]
-            dist = agent.dist(obs[mb])
-            logp = dist.log_prob(act[mb]).sum(-1)
-            log_ratio = logp - logp_old[mb]
-            ratio = log_ratio.exp()
-            entropy = dist.entropy().sum(-1).mean()
-            a = adv[mb]
-            pg = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
-            v_loss = 0.5 * (agent.value(obs[mb]) - ret[mb]).pow(2).mean()
+            if graphed is not None:
+                stats.append(graphed.replay(mb))
+                continue
             opt_pi.zero_grad(set_to_none=True)
             opt_v.zero_grad(set_to_none=True)
-            (pg - cfg.ent_coef * entropy + v_loss).backward()
-            nn.utils.clip_grad_norm_(pi_params, cfg.max_grad_norm)
-            nn.utils.clip_grad_norm_(v_params, cfg.max_grad_norm)
-            opt_pi.step()
-            opt_v.step()
-            with torch.no_grad():  # kept on the device: one host sync per update, not per step
-                row = [
-                    ((ratio - 1) - log_ratio).mean(),
-                    ((ratio - 1).abs() > cfg.clip).float().mean(),
-                    entropy.detach(),
-                    pg.detach(),
-                    v_loss.detach(),
-                ]
-                if exact:
-                    m0, s0 = batch["mean"][mb], batch["std"][mb]
-                    s1 = dist.scale
-                    kl = torch.log(s1 / s0) + (s0**2 + (m0 - dist.loc) ** 2) / (2 * s1**2) - 0.5
-                    active = ((ratio > 1 + cfg.clip) & (a > 0)) | ((ratio < 1 - cfg.clip) & (a < 0))
-                    row += [kl.sum(-1).mean(), active.float().mean()]
-                stats.append(torch.stack(row))
+            # kept on the device: one host sync per update, not per step
+            stats.append(minibatch_step(agent, opt_pi, opt_v, pi_params, v_params, mb, data, cfg))
     # float32 per minibatch, averaged in float64 (as Python floats would be)
     cols = torch.stack(stats).cpu().double().numpy().T
     kls, fracs, ents, pls, vls = cols[:5]

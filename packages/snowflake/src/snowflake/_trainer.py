@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import torch
 
 from ._freeze import FreezeSpec
 from ._graph import morphology_from_env
+from ._graphs import GraphedPolicy, GraphedPPOStep, capturable_adam, set_lr
 from ._policies import ActorCritic
 from ._ppo import PPOConfig, compute_gae, ppo_update
 from ._registry import make_env
@@ -67,8 +69,18 @@ class Trainer:
             for n, p in self.agent.named_parameters()
             if p.requires_grad and n.startswith("critic")
         ]
-        self.opt_pi = torch.optim.Adam(pi, lr=cfg.lr, eps=cfg.adam_eps)
-        self.opt_v = torch.optim.Adam(v, lr=cfg.lr, eps=cfg.adam_eps)
+        # On CUDA the minibatch step is captured as a graph (cfg.cuda_graph): Adam must be
+        # capturable there, with its learning rate as a device tensor.
+        self.use_graph = cfg.cuda_graph and self.device.type == "cuda"
+        self.graph_error = self.policy_graph_error = ""
+        self._graphed: GraphedPPOStep | None = None
+        self._graphed_policy: GraphedPolicy | None = None
+        if self.use_graph:
+            self.opt_pi = capturable_adam(pi, cfg, self.device)
+            self.opt_v = capturable_adam(v, cfg, self.device)
+        else:
+            self.opt_pi = torch.optim.Adam(pi, lr=cfg.lr, eps=cfg.adam_eps)
+            self.opt_v = torch.optim.Adam(v, lr=cfg.lr, eps=cfg.adam_eps)
         # Rollout copy of the model (cfg.rollout_device); the model itself when not set.
         self.roll_device = torch.device(cfg.rollout_device or cfg.device)
         self.roll_agent = self.agent
@@ -123,17 +135,22 @@ class Trainer:
         term_b, trunc_b = np.zeros((t_len, k), bool), np.zeros((t_len, k), bool)
         low, high = self.envs.single_action_space.low, self.envs.single_action_space.high
         agent = self.roll_agent
+        graphed = self._policy_graph(k)
         with torch.inference_mode():
             for t in range(t_len):
                 raw = torch.as_tensor(self.next_obs, device=dev)
                 agent.normalizer.update(raw)
                 obs = agent.normalize(raw)
-                dist = agent.dist(obs)
+                if graphed is None:
+                    dist, value = agent.dist(obs), agent.value(obs)
+                else:  # same maths, one graph replay instead of ~100 (GNN) kernel launches
+                    mean, log_std, value = graphed(obs)
+                    dist = torch.distributions.Normal(mean, log_std.exp(), validate_args=False)
                 action = dist.sample()
                 obs_b[t], act_b[t] = obs, action
                 mean_b[t], std_b[t] = dist.loc, dist.scale
                 logp_b[t] = dist.log_prob(action).sum(-1)
-                val_b[t] = agent.value(obs)
+                val_b[t] = value
                 env_act = np.clip(action.cpu().numpy().astype(np.float64), low, high)
                 self.next_obs, rew, term, trunc, info = self.envs.step(env_act)
                 done = term | trunc
@@ -190,15 +207,14 @@ class Trainer:
         cfg = self.cfg
         frac = 1.0 - self.update_idx / self.num_updates if cfg.anneal_lr else 1.0
         for opt in (self.opt_pi, self.opt_v):
-            for g in opt.param_groups:
-                g["lr"] = frac * cfg.lr
+            set_lr(opt, frac * cfg.lr)
         t0 = time.perf_counter()
         batch = self.collect()
         if self.roll_agent is not self.agent:  # rollout statistics → model, batch → its device
             self.agent.normalizer.load_state_dict(self.roll_agent.normalizer.state_dict())
             batch = {k: v.to(self.device) for k, v in batch.items()}
         t1 = time.perf_counter()
-        diag = ppo_update(self.agent, self.opt_pi, self.opt_v, batch, cfg)
+        diag = ppo_update(self.agent, self.opt_pi, self.opt_v, batch, cfg, self._graph_for(batch))
         self._sync_rollout_agent()
         t2 = time.perf_counter()
         self.update_idx += 1
@@ -221,6 +237,42 @@ class Trainer:
             **diag,
         }
         return row
+
+    def _policy_graph(self, batch: int) -> GraphedPolicy | None:
+        """Captured rollout inference on a CUDA rollout device (``cfg.cuda_graph``), else
+        ``None``; a failed capture falls back to eager calls (``policy_graph_error``)."""
+        if not (self.cfg.cuda_graph and self.roll_device.type == "cuda") or self.policy_graph_error:
+            return None
+        if self._graphed_policy is None:
+            try:
+                self._graphed_policy = GraphedPolicy(self.roll_agent, batch)
+            except Exception as e:
+                self.policy_graph_error = repr(e)[:500]
+                warnings.warn(
+                    f"CUDA-graph capture of the rollout policy failed, running eagerly: {e!r}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                return None
+        return self._graphed_policy
+
+    def _graph_for(self, batch: dict[str, torch.Tensor]) -> GraphedPPOStep | None:
+        """The captured minibatch step (built on the first update), or ``None`` for eager
+        steps: not on CUDA, ``cfg.cuda_graph`` off, or capture failed (``graph_error``)."""
+        if not self.use_graph or self.graph_error:
+            return None
+        if self._graphed is None:
+            try:
+                self._graphed = GraphedPPOStep(self.agent, self.opt_pi, self.opt_v, self.cfg, batch)
+            except Exception as e:  # eager steps still work with capturable Adam
+                self.graph_error = repr(e)[:500]
+                warnings.warn(
+                    f"CUDA-graph capture of the PPO step failed, running eagerly: {e!r}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                return None
+        return self._graphed
 
     def _sync_rollout_agent(self) -> None:
         """Copy the model's weights and normaliser statistics to the rollout copy (if any)."""
