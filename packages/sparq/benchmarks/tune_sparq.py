@@ -77,6 +77,9 @@ SELECT = {
     "sampled_w16": {"num_warps": 16},
     "sampled_ch512": {"chunk": 512},
     "sampled_ch2048": {"chunk": 2048},
+    "hist_fr": {"fuse_resolve": True},
+    "hist_ch512_fr": {"chunk": 512, "fuse_resolve": True},
+    "hist_s512_fr": {"samples": 512, "thr_warps": 8, "fuse_resolve": True},
     "sampled_r16": {"radix16": True},
     "sampled_ch2048_r16": {"chunk": 2048, "radix16": True},
     "triton": {},
@@ -95,16 +98,11 @@ STEP2 = [
 # (16:45 run: the FMA step 1, the 2048-position histogram chunks and torch.topk were never the
 # fastest on the K2/K3/E2E shapes)
 FAST = {
-    "step1": [0, 5, 6, 7, 8, 9, 10, 11],
-    "select": (
-        "hist",
-        "hist_ch512",
-        "sampled",
-        "sampled_ch2048",
-        "sampled_r16",
-        "sampled_ch2048_r16",
-        "torch",
-    ),  # torch: a safe net
+    "step1": [0, 6, 7, 8, 10, 11],
+    # the histogram selection for fewer than 4*132 (batch, KV head) rows, the sampled one for
+    # more (19:09 run: each lost clearly on the other side); torch.topk as a safe net
+    "select_few_rows": ("hist", "hist_ch512", "hist_fr", "hist_ch512_fr", "hist_s512_fr", "torch"),
+    "select_many_rows": ("sampled", "sampled_ch2048", "sampled_r16", "sampled_ch2048_r16", "torch"),
     "step2": [4, 1],
     "fused": [(1024, 8)],
 }
@@ -327,9 +325,10 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
     sel = {}
     realloc = sh["realloc"]
     for vname, kw in SELECT.items():
-        if smoke and vname not in ("sampled", "sampled_r16", "hist", "triton", "torch"):
+        if smoke and vname not in ("sampled", "sampled_r16", "hist", "hist_fr", "triton", "torch"):
             continue
-        if fast and vname not in FAST["select"]:
+        if fast and vname not in FAST["select_few_rows" if B * Hkv < 4 * 132 else
+                                     "select_many_rows"]:  # fmt: skip
             continue
         if vname.startswith("hist"):
             if not hist_supported(S, k):

@@ -55,16 +55,17 @@ def _check(sel, logits, lens, k, window, sinks, check_alpha=True, bucketed=True,
 
 
 @pytest.mark.parametrize(
-    ("B", "Hkv", "G", "S", "k", "window", "sinks", "chunk"),
+    ("B", "Hkv", "G", "S", "k", "window", "sinks", "chunk", "fuse"),
     [
-        (2, 2, 1, 300, 19, 3, 2, 64),  # MHA, ragged, several chunks, odd S
-        (2, 1, 4, 257, 33, 5, 1, 32),  # GQA group of 4, many chunks
-        (1, 2, 3, 130, 40, 0, 0, None),  # odd group, default plan (one chunk)
+        (2, 2, 1, 300, 19, 3, 2, 64, False),  # MHA, ragged, several chunks, odd S
+        (2, 1, 4, 257, 33, 5, 1, 32, False),  # GQA group of 4, many chunks
+        (2, 1, 4, 257, 33, 5, 1, 32, True),  # the same, resolve inside the count kernel
+        (1, 2, 3, 130, 40, 0, 0, None, False),  # odd group, default plan (one chunk)
     ],
 )
-def test_hist_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, chunk):
+def test_hist_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, chunk, fuse):
     logits, lens = sel.case(B, Hkv, G, S, seed=S + k)
-    _check(sel, logits, lens, k, window, sinks, chunk=chunk)
+    _check(sel, logits, lens, k, window, sinks, chunk=chunk, fuse_resolve=fuse)
 
 
 def test_hist_selection_without_alpha_selects_the_same(sel):
@@ -79,6 +80,7 @@ def test_ties_and_bad_samples_stay_exact(sel):
     logits, lens = sel.case(2, 1, 1, 240, seed=5, ragged=False)
     logits = (logits * 4).round() / 4
     idx = _check(sel, logits, lens, 30, 0, 0, chunk=64)
+    assert torch.equal(idx, _check(sel, logits, lens, 30, 0, 0, chunk=64, fuse_resolve=True))
     kth = logits[:, 0, 0].gather(-1, idx[:, 0].long()).amin(-1)  # the threshold key per row
     assert int((logits[:, 0, 0] == kth[:, None]).sum()) > 2, "the case must hold ties"
     # the 48 largest logits in one chunk: that chunk overflows -> exact full-row fallback
@@ -86,6 +88,7 @@ def test_ties_and_bad_samples_stay_exact(sel):
     logits[..., 64:112] += 50
     assert hist_plan(512, 32, chunk=64)["CAP"] < 48
     _check(sel, logits, lens, 32, 2, 1, bucketed=False, chunk=64)
+    _check(sel, logits, lens, 32, 2, 1, bucketed=False, chunk=64, fuse_resolve=True)
     # a constant row: one bucket holds everything (more than the list keeps) -> fallback
     _check(sel, torch.zeros(1, 1, 1, 200), torch.tensor([200]), 24, 0, 0, bucketed=False, chunk=32)
     # more forced positions than k: the k-th key is +inf (clamped top bucket) -> fallback; the

@@ -134,11 +134,11 @@ def _hcand_kernel(
 
 
 @triton.jit
-def _hresolve_kernel(
-    cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, cpos_ptr, res_ptr, NCH, K, NCHP: tl.constexpr,
+def _resolve_row(
+    cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, cpos_ptr, bh, NCH, K, NCHP: tl.constexpr,
     CAP: tl.constexpr, NB: tl.constexpr, BCAP: tl.constexpr,
 ):  # fmt: skip
-    bh = tl.program_id(0).to(tl.int64)
+    """``(T, P_lim, ok)`` of row ``bh`` from its histogram and bucket lists (see step 3)."""
     ch = tl.arange(0, NCHP)
     cnt = tl.load(cnt_ptr + bh * NCH + ch, mask=ch < NCH, other=0)
     b = tl.arange(0, NB)
@@ -164,16 +164,26 @@ def _hresolve_kernel(
     before = eq[None, :] & (lpos[None, :] < lpos[:, None])
     tie_rank = tl.sum(before.to(tl.int32), axis=1)
     plim = tl.max(tl.where(eq & (tie_rank < need_eq), lpos, -1), axis=0)
-    tl.store(res_ptr + bh * 3, T)
-    tl.store(res_ptr + bh * 3 + 1, plim)
-    tl.store(res_ptr + bh * 3 + 2, ok.to(tl.int32))
+    return T, plim, ok.to(tl.int32)
 
 
 @triton.jit
-def _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, res_ptr, bh, c, NCH, CAP: tl.constexpr):
+def _hresolve_kernel(
+    cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, cpos_ptr, res_ptr, NCH, K, NCHP: tl.constexpr,
+    CAP: tl.constexpr, NB: tl.constexpr, BCAP: tl.constexpr,
+):  # fmt: skip
+    bh = tl.program_id(0).to(tl.int64)
+    T, plim, ok = _resolve_row(
+        cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, cpos_ptr, bh, NCH, K, NCHP, CAP, NB, BCAP
+    )
+    tl.store(res_ptr + bh * 3, T)
+    tl.store(res_ptr + bh * 3 + 1, plim)
+    tl.store(res_ptr + bh * 3 + 2, ok)
+
+
+@triton.jit
+def _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, CAP: tl.constexpr):
     """Slot offsets of chunk ``c`` of row ``bh`` and the mask of its winners."""
-    T = tl.load(res_ptr + bh * 3)
-    plim = tl.load(res_ptr + bh * 3 + 1)
     j = tl.arange(0, CAP)
     live = j < tl.load(cnt_ptr + bh * NCH + c)
     slot = (bh * NCH + c) * CAP + j
@@ -185,13 +195,26 @@ def _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, res_ptr, bh, c, NCH, CAP: tl.con
 
 @triton.jit
 def _hcount_kernel(
-    cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, res_ptr, wcnt_ptr, palpha_ptr, NCH,
-    G: tl.constexpr, GP: tl.constexpr, CAP: tl.constexpr, ALPHA: tl.constexpr,
+    cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, res_ptr, wcnt_ptr, palpha_ptr, hist_ptr, blist_ptr, NCH,
+    K, G: tl.constexpr, GP: tl.constexpr, NCHP: tl.constexpr, CAP: tl.constexpr,
+    NB: tl.constexpr, BCAP: tl.constexpr, ALPHA: tl.constexpr, FUSED: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1)
-    if tl.load(res_ptr + bh * 3 + 2) != 0:
-        j, _, sel = _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, res_ptr, bh, c, NCH, CAP)
+    if FUSED:  # every chunk resolves its row itself (one launch less); chunk 0 records it
+        T, plim, ok = _resolve_row(
+            cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, cpos_ptr, bh, NCH, K, NCHP, CAP, NB, BCAP
+        )
+        if c == 0:
+            tl.store(res_ptr + bh * 3, T)
+            tl.store(res_ptr + bh * 3 + 1, plim)
+            tl.store(res_ptr + bh * 3 + 2, ok)
+    else:
+        T = tl.load(res_ptr + bh * 3)
+        plim = tl.load(res_ptr + bh * 3 + 1)
+        ok = tl.load(res_ptr + bh * 3 + 2)
+    if ok != 0:
+        j, _, sel = _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, CAP)
         tl.store(wcnt_ptr + bh * NCH + c, tl.sum(sel.to(tl.int32), axis=0))
         if ALPHA:
             heads = tl.arange(0, GP)
@@ -216,7 +239,9 @@ def _hemit_kernel(
         ch = tl.arange(0, NCHP)
         w = tl.load(wcnt_ptr + bh * NCH + ch, mask=ch < c, other=0)
         base = tl.sum(w, axis=0)
-        _, pos, sel = _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, res_ptr, bh, c, NCH, CAP)
+        T = tl.load(res_ptr + bh * 3)
+        plim = tl.load(res_ptr + bh * 3 + 1)
+        _, pos, sel = _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, CAP)
         si = sel.to(tl.int32)
         dest = base + tl.cumsum(si, axis=0) - si
         tl.store(out_row + dest, pos, mask=sel & (dest < K))
@@ -275,6 +300,8 @@ def select_topk_hist(
     samples: int | None = None,
     num_warps: int | None = None,
     need_alpha: bool = True,
+    fuse_resolve: bool = False,
+    thr_warps: int = 16,
     _probe: dict | None = None,
     _stop_after: int = 5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -285,10 +312,14 @@ def select_topk_hist(
     returns ``idx`` ``(B, Hkv, k)`` int32 in increasing position order and ``alpha``
     ``(B, Hkv, G)`` fp32. ``chunk``/``samples``/``num_warps`` override the launch plan (tuning);
     ``need_alpha=False`` skips the softmax mass (``alpha`` is then left uninitialised unless the
-    exact fallback ran). Five kernels, no host synchronisation (CUDA-graph capturable).
+    exact fallback ran). ``fuse_resolve`` lets every program of the count kernel resolve its
+    row itself instead of launching the resolve kernel (four launches instead of five);
+    ``thr_warps``: warps of the threshold kernel. No host synchronisation (CUDA-graph
+    capturable).
     ``_probe`` (tests): a dict that receives ``ok`` ``(B*Hkv,)``, whether each row was resolved
     through the buckets (``False``: the exact full-row fallback ran). ``_stop_after`` (profiling:
-    cumulative times of the first n of the five kernels) launches only the first n kernels.
+    cumulative times of the first n of the five stages) launches only the first n stages (with
+    ``fuse_resolve`` stage 3 launches nothing).
     """
     B, Hkv, G, S = logits.shape
     if not 1 <= k <= S:
@@ -318,7 +349,7 @@ def select_topk_hist(
     _hthr_kernel[(rows,)](
         logits, tile_max, tile_sum, seq_lens, stat, thr, hist, S, nt, Hkv, local_window,
         sink_tokens, p["RANK"], p["RANKQ"], G=G, GP=GP, NTP=max(2, triton.next_power_of_2(nt)),
-        SAMP=p["SAMP"], RUN=p["RUN"], NB=nb, num_warps=16,  # (SAMP, 16) compares: no spills
+        SAMP=p["SAMP"], RUN=p["RUN"], NB=nb, num_warps=thr_warps,  # 16: no spills at SAMP 1024
     )  # fmt: skip
     if _stop_after < 2:
         return idx, alpha
@@ -329,15 +360,17 @@ def select_topk_hist(
     )  # fmt: skip
     if _stop_after < 3:
         return idx, alpha
-    _hresolve_kernel[(rows,)](
-        cnt, hist, blist, ckey, cpos, res, nch, k, NCHP=nchp, CAP=cap, NB=nb, BCAP=BCAP,
-        num_warps=4 if nb <= 2048 else 8,
-    )  # fmt: skip
+    if not fuse_resolve:
+        _hresolve_kernel[(rows,)](
+            cnt, hist, blist, ckey, cpos, res, nch, k, NCHP=nchp, CAP=cap, NB=nb, BCAP=BCAP,
+            num_warps=4 if nb <= 2048 else 8,
+        )  # fmt: skip
     if _stop_after < 4:
         return idx, alpha
     _hcount_kernel[(rows, nch)](
-        cnt, ckey, cpos, cp, res, wcnt, palpha, nch, G=G, GP=GP, CAP=cap, ALPHA=need_alpha,
-        num_warps=4,
+        cnt, ckey, cpos, cp, res, wcnt, palpha, hist, blist, nch, k, G=G, GP=GP, NCHP=nchp,
+        CAP=cap, NB=nb, BCAP=BCAP, ALPHA=need_alpha, FUSED=fuse_resolve,
+        num_warps=4 if nb <= 2048 or not fuse_resolve else 8,
     )  # fmt: skip
     if _stop_after < 5:
         return idx, alpha
