@@ -34,7 +34,10 @@ def test_pair_kernels_match_reference_odd_shapes(triton_interpret, fmt):
     assert torch.equal(part.amax(0), torch.stack([fs.amax(a), fs.amax(b)]))
     f = fs.get_format(fmt)
     cfg = CastConfig(bm=16, bn=32, warps=1, group=2)  # masked edge tiles in both tensors
-    for ta, tb in ((True, True), (True, False), (False, True)):
+    cases = [(a, b, part, ta, tb) for ta, tb in ((True, True), (True, False), (False, True))]
+    a2, b2 = _t((32, 64), 5, 3.0), _t((48, 64), 6, 1e-3)  # full tiles only: the unmasked path
+    cases.append((a2, b2, launch_amax_pair(a2, b2, block=512, programs=2), True, True))
+    for a, b, part, ta, tb in cases:
         qa, qta, inva, ama, qb, qtb, invb, amb = launch_cast_pair(
             a, b, part, fmt, f.max, 1, ta, tb, cfg, out_fp32=True
         )

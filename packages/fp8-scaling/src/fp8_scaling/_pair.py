@@ -67,6 +67,7 @@ if HAS_TRITON:
         FMAX: tl.constexpr, EF: tl.constexpr, MF: tl.constexpr, MARGIN: tl.constexpr,
         WRITE_T: tl.constexpr, OUT_FP32: tl.constexpr, E5M2: tl.constexpr,
         BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr, NP_BLOCK: tl.constexpr,
+        EVEN: tl.constexpr,
     ):  # fmt: skip
         offs = tl.arange(0, NP_BLOCK)  # this tensor's partial maxima (stride 2)
         am = tl.max(tl.load(part_ptr + 2 * offs, mask=offs < NP, other=0.0), 0)
@@ -91,7 +92,11 @@ if HAS_TRITON:
         rm = pid_m.to(tl.int64) * BM + tl.arange(0, BM)
         rn = pid_n.to(tl.int64) * BN + tl.arange(0, BN)
         mask = (rm[:, None] < M) & (rn[None, :] < N)
-        x = tl.load(x_ptr + rm[:, None] * N + rn[None, :], mask=mask, other=0.0).to(tl.float32)
+        if EVEN:  # every tile full: no masks
+            x = tl.load(x_ptr + rm[:, None] * N + rn[None, :]).to(tl.float32)
+        else:
+            x = tl.load(x_ptr + rm[:, None] * N + rn[None, :], mask=mask, other=0.0)
+            x = x.to(tl.float32)
         q = tl.minimum(tl.maximum(x * scale, -FMAX), FMAX)
         q = tl.where((tl.abs(x) == float("inf")) | (x != x), float("nan"), q)
         if OUT_FP32:
@@ -100,9 +105,14 @@ if HAS_TRITON:
             qo = q.to(tl.float8e5)
         else:
             qo = q.to(tl.float8e4nv)
-        tl.store(q_ptr + rm[:, None] * N + rn[None, :], qo, mask=mask)
-        if WRITE_T:
-            tl.store(qt_ptr + rn[:, None] * M + rm[None, :], tl.trans(qo), mask=mask.T)
+        if EVEN:
+            tl.store(q_ptr + rm[:, None] * N + rn[None, :], qo)
+            if WRITE_T:
+                tl.store(qt_ptr + rn[:, None] * M + rm[None, :], tl.trans(qo))
+        else:
+            tl.store(q_ptr + rm[:, None] * N + rn[None, :], qo, mask=mask)
+            if WRITE_T:
+                tl.store(qt_ptr + rn[:, None] * M + rm[None, :], tl.trans(qo), mask=mask.T)
 
     @triton.jit
     def _cast_pair_kernel(
@@ -111,17 +121,18 @@ if HAS_TRITON:
         FMAX: tl.constexpr, EF: tl.constexpr, MF: tl.constexpr, MARGIN: tl.constexpr,
         TA: tl.constexpr, TB: tl.constexpr, OUT_FP32: tl.constexpr, E5M2: tl.constexpr,
         BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr, NP_BLOCK: tl.constexpr,
+        EVEN: tl.constexpr,
     ):  # fmt: skip
         pid = tl.program_id(0)
         tiles_a = tl.cdiv(MA, BM) * tl.cdiv(NA, BN)
         if pid < tiles_a:
             _cast_tile(a_ptr, part_ptr, qa_ptr, qta_ptr, inva_ptr, amaxa_ptr, MA, NA, pid, NP,
                        FMAX, EF, MF, MARGIN, TA, OUT_FP32, E5M2, BM, BN, GROUP,
-                       NP_BLOCK)  # fmt: skip
+                       NP_BLOCK, EVEN)  # fmt: skip
         else:
             _cast_tile(b_ptr, part_ptr + 1, qb_ptr, qtb_ptr, invb_ptr, amaxb_ptr, MB, NB,
                        pid - tiles_a, NP, FMAX, EF, MF, MARGIN, TB, OUT_FP32, E5M2, BM, BN,
-                       GROUP, NP_BLOCK)  # fmt: skip
+                       GROUP, NP_BLOCK, EVEN)  # fmt: skip
 
     @functools.cache
     def _inline(which: str, cfg: CastConfig | None = None):
@@ -235,9 +246,10 @@ def launch_cast_pair(
     args = (a, b, partials, qa, qta if transpose_a else qa, qb_arg,
             qtb if transpose_b else qb_arg, inva, invb, amaxa, amaxb, ma, na, mb, nb,
             n_part)  # fmt: skip
+    even = all(d % cfg.bm == 0 for d in (ma, mb)) and all(d % cfg.bn == 0 for d in (na, nb))
     kw = dict(FMAX=consts["FMAX"], EF=consts["EF"], MF=consts["MF"], MARGIN=int(margin),
               TA=transpose_a, TB=transpose_b, OUT_FP32=out_fp32, E5M2=consts["E5M2"],
-              NP_BLOCK=triton.next_power_of_2(n_part))  # fmt: skip
+              NP_BLOCK=triton.next_power_of_2(n_part), EVEN=even)  # fmt: skip
     if wrap is not None:
         wrap(_inline("cast", cfg))[(tiles,)](*args, **kw)
     else:
