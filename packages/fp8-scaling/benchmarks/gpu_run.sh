@@ -12,10 +12,10 @@
 #          then GPU-time (CUDA-graph) cases for the casts and the layer, then variants; JSON + MD
 #          rewritten after each case, so a cut run keeps what it measured.
 #   profile: host cost of one compiled forward+backward step (benchmarks/profile_host.py) for
-#          FP8_PROFILE_KINDS (default ours,ours_pair,bf16,torchao_tensorwise) at
+#          FP8_PROFILE_KINDS (default ours,ours_pair,torchao_tensorwise,bf16) at
 #          FP8_PROFILE_SHAPES (default 4096^3, 8192^3): host seconds per step over 50 un-synced
 #          steps, kernel launches per step, top CPU ops, dynamo graph breaks -> fp8_profile.json
-#          (at most FP8_PROFILE_SECONDS, default 70).
+#          (no new kind/shape after FP8_PROFILE_SECONDS, default 75).
 #   tests: the GPU tests (bit-exact casts, CUDA-graph training = eager), if time is left.
 # FP8_STAGES picks stages (default gpt,cases,tests; the lean kernel run: profile,cases), FP8_CASES the cases, FP8_BENCH_SHAPES the
 # layer shapes (MxKxN,...), FP8_GPT_SECONDS the cap of the GPT stage, FP8_THREADS the CPU threads.
@@ -111,11 +111,11 @@ if [[ $STAGES == *sweep* ]]; then
 fi
 
 if [[ $STAGES == *profile* ]]; then
-  PS=${FP8_PROFILE_SECONDS:-70}; (( PS > $(left) - 30 )) && PS=$(( $(left) - 30 ))
+  PS=${FP8_PROFILE_SECONDS:-75}; (( PS > $(left) - 30 )) && PS=$(( $(left) - 30 ))
   echo "== profile ($PS s)"
   if (( PS > 15 )); then
     timeout $((PS + 30)) python3 packages/fp8-scaling/benchmarks/profile_host.py "$OUT/fp8_profile.json" \
-      --kinds "${FP8_PROFILE_KINDS:-ours,ours_pair,bf16,torchao_tensorwise}" \
+      --kinds "${FP8_PROFILE_KINDS:-ours,ours_pair,torchao_tensorwise,bf16}" \
       --shapes "${FP8_PROFILE_SHAPES:-4096x4096x4096,8192x8192x8192}" --budget "$PS" $PROFILE_ARGS 2>&1 \
       | grep -v "^\s*$" | grep -v "^USDT\|^ERROR:.*gpuGetDeviceCount\|SyncActivityProfiler" | tail -30
   fi
