@@ -104,7 +104,7 @@ FAST = {
     "select_few_rows": ("hist", "hist_ch512", "hist_fr", "hist_ch512_fr", "hist_s512_fr", "torch"),
     "select_many_rows": ("sampled", "sampled_ch2048", "sampled_r16", "sampled_ch2048_r16", "torch"),
     "step2": [4, 1],
-    "fused": [(1024, 8)],
+    "fused": [(1024, 8), (512, 4), (2048, 8)],
 }
 
 

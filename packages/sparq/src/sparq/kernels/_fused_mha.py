@@ -31,12 +31,16 @@ __all__ = ["fused_mha_plan", "fused_mha_supported", "select_fused_mha"]
 
 
 @triton.jit
-def _kt_keys(kt_row, comp, qh, rmask, cols, seq_len, S, window, sinks):
-    """Ordered int32 keys and fp32 logits of positions ``cols`` computed from ``K_t``."""
+def _kt_keys(kt_row, idx_row, q_row, cols, seq_len, S, window, sinks, R: tl.constexpr):
+    """Ordered int32 keys and fp32 logits of positions ``cols`` computed from ``K_t``: a loop
+    over the r gathered rows, each one contiguous run multiply-added into the logits (no
+    reduction across threads)."""
     inb = cols < S
-    kt = tl.load(kt_row + comp[:, None] * S + cols[None, :], mask=rmask[:, None] & inb[None, :],
-                 other=0.0).to(tl.float32)  # fmt: skip
-    logit = tl.sum(qh[:, None] * kt, axis=0)
+    logit = tl.zeros(cols.shape, tl.float32)
+    for j in tl.static_range(R):
+        c = tl.load(idx_row + j).to(tl.int64)
+        kt = tl.load(kt_row + c * S + cols, mask=inb, other=0.0).to(tl.float32)
+        logit += tl.load(q_row + j) * kt
     valid = cols < seq_len
     logit = tl.where(valid, logit, float("-inf"))
     forced = valid & ((cols < sinks) | (cols >= seq_len - window))
@@ -51,13 +55,19 @@ def _fused_sample_kernel(
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     seq_len = tl.load(lens_ptr + bh // HKV)
-    rows = tl.arange(0, RP)
-    rmask = rows < R
-    comp = tl.load(idx_ptr + bh * R + rows, mask=rmask, other=0).to(tl.int64)
-    qh = tl.load(qhat_ptr + bh * R + rows, mask=rmask, other=0.0)
     n = tl.arange(0, SAMP)
     cols = (((n // RUN).to(tl.int64) * S) // (SAMP // RUN) + (n % RUN)).to(tl.int32)
-    u, _ = _kt_keys(kt_ptr + bh * DH * S, comp, qh, rmask, cols, seq_len, S, window, sinks)
+    u, _ = _kt_keys(
+        kt_ptr + bh * DH * S,
+        idx_ptr + bh * R,
+        qhat_ptr + bh * R,
+        cols,
+        seq_len,
+        S,
+        window,
+        sinks,
+        R,
+    )
     tl.store(thr_ptr + bh, _rank_threshold(u, RANK))
 
 
@@ -70,12 +80,18 @@ def _fused_step1_kernel(
     bh = tl.program_id(0).to(tl.int64)
     tile = tl.program_id(1)
     seq_len = tl.load(lens_ptr + bh // HKV)
-    rows = tl.arange(0, RP)
-    rmask = rows < R
-    comp = tl.load(idx_ptr + bh * R + rows, mask=rmask, other=0).to(tl.int64)
-    qh = tl.load(qhat_ptr + bh * R + rows, mask=rmask, other=0.0)
     cols = tile * TILE + tl.arange(0, TILE)
-    u, logit = _kt_keys(kt_ptr + bh * DH * S, comp, qh, rmask, cols, seq_len, S, window, sinks)
+    u, logit = _kt_keys(
+        kt_ptr + bh * DH * S,
+        idx_ptr + bh * R,
+        qhat_ptr + bh * R,
+        cols,
+        seq_len,
+        S,
+        window,
+        sinks,
+        R,
+    )
     m = tl.max(logit, axis=0)
     m_safe = tl.where(m == float("-inf"), 0.0, m)
     tl.store(m_ptr + bh * NT + tile, m)
@@ -98,11 +114,9 @@ def _fused_exact_fallback(
 ):  # fmt: skip
     """Exact radix-16 selection of one row, logits recomputed from ``K_t`` on every pass."""
     seq_len = tl.load(lens_ptr + bh // HKV)
-    rows = tl.arange(0, RP)
-    rmask = rows < R
-    comp = tl.load(idx_ptr + bh * R + rows, mask=rmask, other=0).to(tl.int64)
-    qh = tl.load(qhat_ptr + bh * R + rows, mask=rmask, other=0.0)
     kt_row = kt_ptr + bh * DH * S
+    idx_row = idx_ptr + bh * R
+    q_row = qhat_ptr + bh * R
     offs = tl.arange(0, CHF)
     j = tl.arange(0, 16).to(tl.int64)
     prefix = tl.zeros((), tl.int64)
@@ -110,14 +124,14 @@ def _fused_exact_fallback(
         cand_s = (prefix + (j << (28 - 4 * p)) - 2147483648).to(tl.int32)
         acc = tl.zeros((CHF, 16), tl.int32)
         for start in range(0, S, CHF):
-            uu, _ = _kt_keys(kt_row, comp, qh, rmask, start + offs, seq_len, S, window, sinks)
+            uu, _ = _kt_keys(kt_row, idx_row, q_row, start + offs, seq_len, S, window, sinks, R)
             acc += (uu[:, None] >= cand_s[None, :]).to(tl.int32)
         cn = tl.sum(acc, axis=0)
         prefix = prefix + (tl.max(tl.where(cn >= K, j, 0), axis=0) << (28 - 4 * p))
     T = (prefix - 2147483648).to(tl.int32)
     acc1 = tl.zeros((CHF,), tl.int32)
     for start in range(0, S, CHF):
-        uu, _ = _kt_keys(kt_row, comp, qh, rmask, start + offs, seq_len, S, window, sinks)
+        uu, _ = _kt_keys(kt_row, idx_row, q_row, start + offs, seq_len, S, window, sinks, R)
         acc1 += (uu > T).to(tl.int32)
     need = K - tl.sum(acc1, axis=0)
     carry_sel = tl.zeros((), tl.int32)
@@ -125,7 +139,7 @@ def _fused_exact_fallback(
     alpha = tl.zeros((), tl.float32)
     for start in range(0, S, CHF):
         cols = start + offs
-        uu, lg = _kt_keys(kt_row, comp, qh, rmask, cols, seq_len, S, window, sinks)
+        uu, lg = _kt_keys(kt_row, idx_row, q_row, cols, seq_len, S, window, sinks, R)
         eq = (uu == T).to(tl.int32)
         eq_rank = tl.cumsum(eq, axis=0) - eq + carry_eq
         sel = (uu > T) | ((eq == 1) & (eq_rank < need))
