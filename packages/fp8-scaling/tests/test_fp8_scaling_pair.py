@@ -64,7 +64,7 @@ def test_pair_kernels_one_tensor_and_nan(triton_interpret):
     rq, rqt, rinv = cast_transpose_ref(g, torch.tensor(float("inf")), "e5m2", 0, True)
     assert am == float("inf")
     assert inv == rinv
-    assert qb.numel() == 0
+    assert qb is None  # nothing allocated for a second tensor
     assert _same(q, rq, "e5m2")
     assert _same(qt, rqt, "e5m2")
 

@@ -222,33 +222,35 @@ def launch_cast_pair(
     dt = torch.float32 if out_fp32 else (torch.float8_e5m2 if consts["E5M2"] else
                                           torch.float8_e4m3fn)  # fmt: skip
     (ma, na), (mb, nb) = a.shape, ((0, 0) if single else b.shape)
-    qa = torch.empty((ma, na), dtype=dt, device=a.device)
-    qb = torch.empty((mb, nb), dtype=dt, device=a.device)
-    qta = torch.empty((na, ma) if transpose_a else (0, 0), dtype=dt, device=a.device)
-    qtb = torch.empty((nb, mb) if transpose_b else (0, 0), dtype=dt, device=a.device)
-    transpose_b = transpose_b and not single
+    dev = a.device
+    qa = torch.empty((ma, na), dtype=dt, device=dev)
+    qta = torch.empty((na, ma) if transpose_a else (0, 0), dtype=dt, device=dev)
     # the first tile of each tensor writes its inv and amax; an empty tensor has none: NaN
-    inva, invb, amaxa, amaxb = (
-        torch.empty((), dtype=torch.float32, device=a.device) for _ in range(4)
-    )
+    inva, amaxa = (torch.empty((), dtype=torch.float32, device=dev) for _ in range(2))
     if a.numel() == 0:
         inva.fill_(float("nan"))
         amaxa.fill_(float("nan"))
-    if not single and b.numel() == 0:
-        invb.fill_(float("nan"))
-        amaxb.fill_(float("nan"))
+    qb = qtb = invb = amaxb = None  # a lone tensor: nothing allocated for b
+    if not single:
+        qb = torch.empty((mb, nb), dtype=dt, device=dev)
+        qtb = torch.empty((nb, mb) if transpose_b else (0, 0), dtype=dt, device=dev)
+        invb, amaxb = (torch.empty((), dtype=torch.float32, device=dev) for _ in range(2))
+        if b.numel() == 0:
+            invb.fill_(float("nan"))
+            amaxb.fill_(float("nan"))
     tiles = triton.cdiv(ma, cfg.bm) * triton.cdiv(na, cfg.bn)
     tiles += triton.cdiv(mb, cfg.bm) * triton.cdiv(nb, cfg.bn)
     if tiles == 0:
         return qa, qta, inva, amaxa, qb, qtb, invb, amaxb
     n_part = partials.shape[0]
-    qb_arg = qa if single else qb  # never written when b has no rows (no null pointers)
+    # b's pointers when b has no rows: a's buffers, never written (no null pointers)
+    qb_arg, invb_arg, amaxb_arg = (qa, inva, amaxa) if single else (qb, invb, amaxb)
     args = (a, b, partials, qa, qta if transpose_a else qa, qb_arg,
-            qtb if transpose_b else qb_arg, inva, invb, amaxa, amaxb, ma, na, mb, nb,
-            n_part)  # fmt: skip
+            qtb if (transpose_b and not single) else qb_arg, inva, invb_arg, amaxa, amaxb_arg,
+            ma, na, mb, nb, n_part)  # fmt: skip
     even = all(d % cfg.bm == 0 for d in (ma, mb)) and all(d % cfg.bn == 0 for d in (na, nb))
     kw = dict(FMAX=consts["FMAX"], EF=consts["EF"], MF=consts["MF"], MARGIN=int(margin),
-              TA=transpose_a, TB=transpose_b, OUT_FP32=out_fp32, E5M2=consts["E5M2"],
+              TA=transpose_a, TB=transpose_b and not single, OUT_FP32=out_fp32, E5M2=consts["E5M2"],
               NP_BLOCK=triton.next_power_of_2(n_part), EVEN=even)  # fmt: skip
     if wrap is not None:
         wrap(_inline("cast", cfg))[(tiles,)](*args, **kw)
