@@ -129,9 +129,21 @@ SMALL_VARIANTS = {
             "build policy": "any-suit",
             "move built group": "yes",
             "spaces policy": "any",
+            "search order": "shortest-pile-first",
         },
         "foundations": {"removable": True},
         "max rank": 3,
+    },
+    # the search order hint of Alpha Star and Spanish Patience (shortest piles first)
+    "alpha-star-small": {
+        "tableau piles": {
+            "count": 4,
+            "build policy": "same-suit",
+            "move built group": "yes",
+            "search order": "shortest-pile-first",
+        },
+        "foundations": {"initial cards": "all"},
+        "max rank": 4,
     },
 }
 

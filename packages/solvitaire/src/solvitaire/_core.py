@@ -3,10 +3,10 @@
 Everything compiled lives in this one module so that numba's on-disk cache (``cache=True``)
 is invalidated whenever any of it changes.
 
-A state is one ``int16`` vector. Layout (offsets stored in ``cfg``):
+A state is one ``int8`` vector. Layout (offsets stored in ``cfg``):
 ``[passes, hole top, foundation counts (NF), cells (C), pile lengths (NP), face-down counts (T),
 pile data (NP x CAP)]``; piles are the T tableau piles, the R reserve piles, the stock and the
-waste, bottom card first. A move is seven ``int32``: ``kind, a, b, n, steps, redeals, flags``.
+waste, bottom card first. A move is seven ``int16``: ``kind, a, b, n, steps, redeals, flags``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from numba import njit
 # cfg indices
 T, R, C, NF, MR, BUILD, GPOL, GMODE, SPACES, FPRES, FREM, FCOMP, HPRES, HLOOP = range(14)
 DTYPE, DCOUNT, REDEALS, RSTACK, BASE, DOM, CAP, NCARDS, OFF_F, OFF_C, OFF_L, OFF_D = range(14, 26)
-OFF_DATA, SSIZE, NP, SYM, FDOWN, SUITSYM, GPLACE, RPRUNE = range(26, 34)
-NCFG = 34
+OFF_DATA, SSIZE, NP, SYM, FDOWN, SUITSYM, GPLACE, RPRUNE, ORDER = range(26, 35)
+NCFG = 35
 
 # move kinds
 K_T2F, K_T2T, K_T2C, K_C2T, K_C2F, K_R2T, K_R2F, K_F2T, K_W, K_DEAL = range(10)
@@ -437,7 +437,46 @@ def _stock_moves(S, cfg, mv, k, mode, fe, free_cell):
 
 
 @njit(cache=True)
-def _tableau_moves(S, cfg, mv, k, fe, singles, pdst, psrc):
+def _pile_less(S, cfg, a, b):
+    """Whether tableau pile ``a`` comes before pile ``b``: fewer cards first, then by the
+    cards bottom first (a total order on the piles' contents, so symmetric states order
+    their piles alike)."""
+    na = _len(S, cfg, a)
+    nb = _len(S, cfg, b)
+    if na != nb:
+        return na < nb
+    ba = cfg[OFF_DATA] + a * cfg[CAP]
+    bb = cfg[OFF_DATA] + b * cfg[CAP]
+    for x in range(na):
+        ca = S[ba + x]
+        cb = S[bb + x]
+        if ca != cb:
+            return ca < cb
+    return a < b
+
+
+@njit(cache=True)
+def pile_order(S, cfg, order):
+    """Fill ``order[:T]`` with the tableau piles in the order their moves are tried: with
+    ``ORDER`` set, shortest pile first (moves off short piles, which empty them, and onto
+    short piles come first, as in the reference program's canonical pile order); otherwise
+    the last pile first."""
+    nt = cfg[T]
+    if cfg[ORDER] == 0:
+        for x in range(nt):
+            order[x] = nt - 1 - x
+        return
+    for x in range(nt):  # insertion sort: T is at most a few dozen
+        p = x
+        y = x
+        while y > 0 and _pile_less(S, cfg, p, order[y - 1]):
+            order[y] = order[y - 1]
+            y -= 1
+        order[y] = p
+
+
+@njit(cache=True)
+def _tableau_moves(S, cfg, mv, k, fe, singles, pdst, psrc, order):
     """Tableau-to-tableau moves: single cards (``singles``) or built groups of 2+ cards; under
     "partial-if-card-above-buildable" (GMODE 4) every size is a group, and a part of a built
     group may go onto a card only when the card it uncovers can go to a foundation (the
@@ -458,7 +497,7 @@ def _tableau_moves(S, cfg, mv, k, fe, singles, pdst, psrc):
     # no target at all, and their scan of the piles is skipped
     tops, space = _tops_and_space(S, cfg, nt)
     for ii in range(nt):
-        i = nt - 1 - ii
+        i = order[ii]
         n = _len(S, cfg, i)
         if n == 0:
             continue
@@ -472,7 +511,9 @@ def _tableau_moves(S, cfg, mv, k, fe, singles, pdst, psrc):
             ghi = 1
         else:
             glo = 2
-        for g in range(glo, ghi + 1):
+        for gg in range(ghi - glo + 1):
+            # with ORDER set the largest group is tried first (a whole run onto a space)
+            g = ghi - gg if cfg[ORDER] != 0 else glo + gg
             if gm == 2 and g > 1 and not (g == n and S[od + i] == 0):
                 continue
             if gm == 3 and g > 1 and g != run:
@@ -488,7 +529,7 @@ def _tableau_moves(S, cfg, mv, k, fe, singles, pdst, psrc):
             whole = g == n and S[od + i] == 0
             pol = cfg[GPOL] if (g > 1 and cfg[GPLACE] == 1) else cfg[BUILD]
             for jj in range(nt):
-                j = nt - 1 - jj
+                j = order[jj]
                 if j == i or (rp and j != psrc):
                     continue
                 if _len(S, cfg, j) == 0:
@@ -583,10 +624,12 @@ def gen_moves(S, cfg, mv, k, pdst, pflags, psrc):
         if c != 0 and pdst != 1000 + i:
             k = _place_targets(S, cfg, c, -1, mv, k, K_C2T, i, 1, 0, 0, fe)
     # tableau to tableau: single cards, then built groups
+    order = np.empty(nt, np.int64)
+    pile_order(S, cfg, order)
     if cfg[GMODE] != 4:  # (under PIB every size, 1 included, is made by the group pass)
-        k = _tableau_moves(S, cfg, mv, k, fe, True, pdst, psrc)
+        k = _tableau_moves(S, cfg, mv, k, fe, True, pdst, psrc, order)
     if cfg[GMODE] != 0:
-        k = _tableau_moves(S, cfg, mv, k, fe, False, pdst, psrc)
+        k = _tableau_moves(S, cfg, mv, k, fe, False, pdst, psrc, order)
     if waste_stock and redeal:
         k = _stock_moves(S, cfg, mv, k, 1, fe, free_cell)
     # reserve to tableau

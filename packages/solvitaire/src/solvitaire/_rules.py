@@ -25,7 +25,7 @@ def _obj(props: dict[str, Any]) -> dict[str, Any]:
 
 #: JSON schema (draft 2020-12) of a rules file: every reference field, plus extensions
 #: (``stock.redeals``, ``foundations.direction``, ``tableau piles.kings to bottom``,
-#: ``tableau piles.built group placement``, ``meta``).
+#: ``tableau piles.built group placement``, ``tableau piles.search order``, ``meta``).
 RULES_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     **_obj(
@@ -58,6 +58,8 @@ RULES_SCHEMA: dict[str, Any] = {
                     "face up cards": {"enum": ["all", "top"]},
                     "kings to bottom": {"type": "boolean"},
                     "built group placement": {"enum": ["build-policy", "group-policy"]},
+                    # a search hint (never changes an answer): the order tableau moves are tried
+                    "search order": {"enum": ["last-pile-first", "shortest-pile-first"]},
                 }
             ),
             "foundations": _obj(

@@ -52,16 +52,25 @@ class Status(str, enum.Enum):
 class Result:
     """``status``; ``moves`` (list of :class:`Move`, empty unless SOLVED); ``stats`` (dict:
     ``states`` nodes searched, ``unique_states``, ``dominance_moves``, ``backtracks``,
-    ``max_depth``, ``seconds`` wall time, ``states_per_s``); ``notation``: readable moves."""
+    ``max_depth``, ``seconds`` wall time, ``states_per_s``); ``notation``: readable moves
+    (written on first use, from a second replay of the already verified moves)."""
 
     status: Status
     moves: list[Move] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
-    notation: list[str] = field(default_factory=list)
+    _source: tuple | None = field(default=None, repr=False, compare=False)
+    _notation: list[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def solved(self) -> bool:
         return self.status == Status.SOLVED
+
+    @property
+    def notation(self) -> list[str]:
+        """One readable line per move of :attr:`moves` (empty unless SOLVED)."""
+        if self._notation is None:
+            self._notation = [] if self._source is None else verify_moves(*self._source)
+        return self._notation
 
 
 def _unsupported(rules: Rules) -> None:
@@ -75,7 +84,7 @@ def _unsupported(rules: Rules) -> None:
 
 
 def compile_rules(rules: Rules, d: Deal) -> tuple[np.ndarray, np.ndarray]:
-    """(cfg int64[NCFG], initial state int16[SSIZE]) for the compiled core."""
+    """(cfg int64[NCFG], initial state int8[SSIZE]) for the compiled core."""
     _unsupported(rules)
     r = rules.data
     tp, st = r["tableau piles"], r["stock"]
@@ -133,6 +142,9 @@ def compile_rules(rules: Rules, d: Deal) -> tuple[np.ndarray, np.ndarray]:
         cm.SSIZE: st["size"],
         cm.GPLACE: int(tp.get("built group placement", "build-policy") == "group-policy"),
         cm.RPRUNE: 1,
+        # a search hint from the rules (tableau piles.search order): "shortest-pile-first"
+        # tries moves off and onto the shortest piles first, and the largest groups first
+        cm.ORDER: int(tp.get("search order", "last-pile-first") == "shortest-pile-first"),
     }
     for k, v in vals.items():
         cfg[k] = v
@@ -142,7 +154,7 @@ def compile_rules(rules: Rules, d: Deal) -> tuple[np.ndarray, np.ndarray]:
     cfg[cm.OFF_D] = 2 + nf + nc + np_
     cfg[cm.OFF_DATA] = 2 + nf + nc + np_ + nt
     size = int(cfg[cm.OFF_DATA] + np_ * cap)
-    S = np.zeros(size, np.int16)
+    S = np.zeros(size, np.int8)
     gs = GameState(d, rules)  # normalised start (auto-fills, turned-up cards)
     S[1] = gs.hole
     for i, n in enumerate(gs.found):
@@ -189,19 +201,22 @@ def _to_move(row: list[int], rules: Rules) -> Move:
     return Move(src, a, n if many else 1, dst, b if dst in ("t", "c") else 0)
 
 
-def verify_moves(d: Deal, rules: Rules | str, moves: list[Move]) -> list[str]:
-    """Replay ``moves`` with the independent engine; return their notation. Raises ``ValueError``
-    if a move is illegal or the final position is not won. ``rules``: a Rules or a game name."""
+def verify_moves(
+    d: Deal, rules: Rules | str, moves: list[Move], notation: bool = True
+) -> list[str]:
+    """Replay ``moves`` with the independent engine; return their notation (an empty list when
+    ``notation`` is False). Raises ``ValueError`` if a move is illegal or the final position is
+    not won. ``rules``: a Rules or a game name."""
     rules = load_rules(rules)
     gs = GameState(d, rules)
     out = []
     for i, m in enumerate(moves):
-        text = gs.describe(m)
+        if notation:
+            out.append(gs.describe(m))
         try:
             gs.apply(m)
         except ValueError as e:
             raise ValueError(f"solution move {i + 1} is illegal: {e}") from None
-        out.append(text)
     if not gs.won():
         raise ValueError(f"solution of {len(moves)} moves does not win the game")
     return out
@@ -270,6 +285,14 @@ def solve(
     return res
 
 
+def _doubled(x: np.ndarray) -> np.ndarray:
+    """``x`` in a buffer of twice as many rows; the new rows are left unwritten (the search
+    writes every row before it reads it), so their memory is only touched when used."""
+    y = np.empty((2 * x.shape[0], *x.shape[1:]), x.dtype)
+    y[: x.shape[0]] = x
+    return y
+
+
 def _search(deal, rules, timeout, max_states, memory_limit, max_depth, pile_sym) -> Result:
     """One search (see :func:`solve`); ``pile_sym`` forces pile symmetry (a streamliner)."""
     cfg, S0 = compile_rules(rules, deal)
@@ -280,9 +303,9 @@ def _search(deal, rules, timeout, max_states, memory_limit, max_depth, pile_sym)
     slots = min(max_slots, 1 << 15)
     tab = np.zeros((slots, 2), np.uint64)
     depth_cap = 1024
-    states = np.zeros((depth_cap, S0.shape[0]), np.int16)
+    states = np.zeros((depth_cap, S0.shape[0]), np.int8)
     states[0] = S0
-    mv = np.zeros((4 * cm.MAX_MOVES_NODE, 7), np.int32)
+    mv = np.zeros((4 * cm.MAX_MOVES_NODE, 7), np.int16)
     fs = np.zeros(depth_cap, np.int64)
     fe = np.zeros(depth_cap, np.int64)
     fn = np.zeros(depth_cap, np.int64)
@@ -325,12 +348,10 @@ def _search(deal, rules, timeout, max_states, memory_limit, max_depth, pile_sym)
                 status = cs.MEMORY
                 break
             if grow_rows:
-                states = np.concatenate([states, np.zeros_like(states)])
-                fs, fe, fn, path = (
-                    np.concatenate([x, np.zeros_like(x)]) for x in (fs, fe, fn, path)
-                )
+                states = _doubled(states)
+                fs, fe, fn, path = (_doubled(x) for x in (fs, fe, fn, path))
             else:
-                mv = np.concatenate([mv, np.zeros_like(mv)])
+                mv = _doubled(mv)
             status = cs.RUNNING
             continue
         if status != cs.RUNNING:
@@ -361,8 +382,8 @@ def _search(deal, rules, timeout, max_states, memory_limit, max_depth, pile_sym)
     depth = int(ctl[cs.D_DEPTH])
     moves = [_to_move(row, rules) for row in mv[path[1 : depth + 1]].tolist()]
     try:
-        notation = verify_moves(deal, rules, moves)
+        verify_moves(deal, rules, moves, notation=False)
     except ValueError as e:  # a solver bug: never report an unverified solution
         raise RuntimeError(f"internal error: the solver's solution failed verification: {e}") from e
     stats["solution_length"] = len(moves)
-    return Result(Status.SOLVED, moves, stats, notation)
+    return Result(Status.SOLVED, moves, stats, _source=(deal, rules, moves))
