@@ -10,7 +10,7 @@
 #   4. the harness cases with that table (SPARQ_TUNED_JSON): K1-K4 decode, end-to-end decode
 #      -> sparq_decode_*.{json,md}, sparq_e2e_decode_*.{json,md}
 # Budget knob: BUDGET (seconds, default 235) for the whole run; T_TEST (default 20), T_TUNE
-# (default 120, at most BUDGET minus what is spent minus 85 s) and T_PROF (default 30) cap
+# (default 115, at most BUDGET minus what is spent minus 95 s) and T_PROF (default 40) cap
 # phases 1-3, phase 4 gets what is left (each case is written when it ends).
 # CPU threads: THREADS (default 4). Run from the repository root:
 #   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:) OUT=/tmp/o bash packages/sparq/benchmarks/gpu_run.sh
@@ -51,9 +51,9 @@ fi
 
 # 2. tuning (stops starting new variants at its budget, then writes what it has)
 echo "== phase 2: tuning ($(left) s left)" | tee -a "$LOG"
-TB=${T_TUNE:-120}
-# the harness took 40 s in the 16:42 and 19:09 runs, the profile ~20 s: keep 85 s for them
-[ "$TB" -gt $(( $(left) - 85 )) ] && TB=$(( $(left) - 85 ))
+TB=${T_TUNE:-115}
+# the harness took 40 s in the 16:42 and 19:09 runs, the profile ~30 s: keep 95 s for them
+[ "$TB" -gt $(( $(left) - 95 )) ] && TB=$(( $(left) - 95 ))
 [ "$TB" -lt 10 ] && TB=10
 SM="--fast --base packages/sparq/src/sparq/kernels/tuned.json --only ${TUNE_ONLY:-K1,K2,E2E,K3}"
 [ "$SMOKE" = "1" ] && SM="--smoke"
@@ -63,9 +63,9 @@ if [ -f "$OUT/sparq_tuned.json" ]; then export SPARQ_TUNED_JSON="$OUT/sparq_tune
 # 3. per-kernel profile of the tuned pipelines (printed into the log)
 if [ "$SMOKE" != "1" ] && [ "${PROFILE:-1}" = "1" ]; then
   echo "== phase 3: kernel profile ($(left) s left)" | tee -a "$LOG"
-  TP=${T_PROF:-30}
+  TP=${T_PROF:-40}
   [ "$TP" -gt $(( $(left) - 50 )) ] && TP=$(( $(left) - 50 ))
-  [ "$TP" -ge 5 ] && timeout $TP python3 $HERE/profile_sparq.py --only ${PROF_ONLY:-K1,K2,K3,E2E} 2>&1 | tee -a "$LOG"
+  [ "$TP" -ge 5 ] && timeout $TP python3 $HERE/profile_sparq.py --only ${PROF_ONLY:-K1,K2,K3,E2E} ${PROF_E2E:---e2e} 2>&1 | tee -a "$LOG"
 fi
 
 # 4. harness cases with the tuned table, each written as soon as it finishes

@@ -1,11 +1,13 @@
 """Per-kernel device times of the SparQ decode pipeline (CUDA), to see where a shape's time goes.
 
-Usage: ``python profile_sparq.py [--only K1,K2] [--reps 20]``. For each shape of
+Usage: ``python profile_sparq.py [--only K1,K2] [--reps 20] [--e2e]``. For each shape of
 ``tune_sparq.SHAPES`` (launch choices from the tuning table, ``SPARQ_TUNED_JSON`` or the committed
 one) the pipeline runs ``reps`` times eagerly under ``torch.profiler``; every kernel's mean device
 time per call is printed, with the sum over kernels and the CUDA-graph replay time of the whole
 call (their difference is the idle time between the kernels). The result is printed as one JSON
-line prefixed with ``PROFILE_JSON`` (the GPU script keeps it in its log).
+line prefixed with ``PROFILE_JSON`` (the GPU script keeps it in its log). ``--e2e`` also
+profiles one step of the end-to-end model (``bench_sparq_e2e``: B=16, 32k cache, 8 layers):
+its kernels, how many there are per step, and the share of the SparQ attention kernels.
 """
 
 from __future__ import annotations
@@ -62,6 +64,56 @@ def profile_shape(sh: dict, reps: int) -> dict:
             "idle_us": t_graph - total}  # fmt: skip
 
 
+def profile_e2e_step(reps: int = 3) -> dict:
+    """Kernel device times of one end-to-end decode step (``bench_sparq_e2e`` model, SparQ
+    attention), grouped into the attention kernels and the rest of the step."""
+    from _llama import LlamaShape, TinyLlama
+    from torch.profiler import ProfilerActivity, profile
+
+    from sparq.kernels import sparq_attention_triton
+
+    model = TinyLlama(LlamaShape(), 16, 32768 + 64, "cuda")
+    model.prefill_random(32768)
+    dh = model.dh
+
+    def attn(q, K, V, K_t, vm, lens):
+        return sparq_attention_triton(
+            q, K, V, r=dh // 8, k=2048, local_window=64, sink_tokens=4, v_mean=vm, K_t=K_t,
+            seq_lens=lens, reallocation=False, dense_fallback=False,
+        )  # fmt: skip
+
+    lens0 = model.lens.clone()
+    for _ in range(2):
+        model.step(attn)
+    model.lens.copy_(lens0)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            model.step(attn)
+            model.lens.copy_(lens0)
+        torch.cuda.synchronize()
+    per = defaultdict(float)
+    count = defaultdict(int)
+    for e in prof.events():
+        if str(getattr(e, "device_type", "")).endswith("CUDA"):
+            per[e.name] += e.time_range.elapsed_us()
+            count[e.name] += 1
+    kernels = {n: {"us": per[n] / reps, "per_step": count[n] / reps} for n in per}
+    sparq_names = ("_prep", "_approx", "_h", "_threshold", "_candidate", "_final", "_fused",
+                   "_sparse_attn", "_merge")  # fmt: skip
+    t_attn = sum(v["us"] for n, v in kernels.items() if n.startswith(sparq_names))
+    total = sum(v["us"] for v in kernels.values())
+
+    def one():
+        model.step(attn)
+        model.lens.copy_(lens0)
+
+    t_graph = _time(_graphed([one], "cuda"), 10, "cuda") * 1e6
+    n_kernels = sum(v["per_step"] for v in kernels.values())
+    return {"kernels_us": kernels, "sum_kernels_us": total, "attention_kernels_us": t_attn,
+            "graph_us": t_graph, "kernels_per_step": n_kernels}  # fmt: skip
+
+
 def main(argv: list[str]) -> None:
     reps = int(argv[argv.index("--reps") + 1]) if "--reps" in argv else 20
     names = argv[argv.index("--only") + 1].split(",") if "--only" in argv else list(SHAPES)
@@ -81,6 +133,19 @@ def main(argv: list[str]) -> None:
         for kname, v in sorted(res["kernels_us"].items(), key=lambda x: -x[1]["us"]):
             print(f"    {v['us']:8.1f} us  x{v['per_call']:.0f}  {kname[:90]}", flush=True)
         torch.cuda.empty_cache()
+    if "--e2e" in argv:
+        try:
+            res = profile_e2e_step()
+            out["e2e_step"] = res
+            print(f"e2e step: graph {res['graph_us']:.0f} us, kernels {res['sum_kernels_us']:.0f} "
+                  f"us ({res['kernels_per_step']:.0f} per step), SparQ attention "
+                  f"{res['attention_kernels_us']:.0f} us", flush=True)  # fmt: skip
+            top = sorted(res["kernels_us"].items(), key=lambda x: -x[1]["us"])[:25]
+            for kname, v in top:
+                print(f"    {v['us']:8.1f} us  x{v['per_step']:.0f}  {kname[:90]}", flush=True)
+        except Exception as e:
+            out["e2e_step"] = {"error": repr(e)[:300]}
+            print(f"e2e step: {e!r}"[:300], flush=True)
     print("PROFILE_JSON " + json.dumps(out), flush=True)
 
 
