@@ -175,13 +175,14 @@ def ppo_iteration(
         rows = [tr.step()]
     tr.close()
     pure = cfg.rollout_steps / sps["steps_per_s"]
-    roll, upd = rows[0]["rollout_s"], rows[0]["update_s"]
+    roll, upd, roll_env = rows[0]["rollout_s"], rows[0]["update_s"], rows[0]["rollout_env_s"]
     return {
         "policy": policy,
         "device": device,
         "rollout_device": cfg.rollout_device or device,
         "iteration_s": roll + upd,
         "rollout_s": roll,
+        "rollout_env_s": roll_env,  # inside envs.step; the rest is policy calls, GAE, bookkeeping
         "update_s": upd,
         "pure_stepping_s": pure,
         "overhead_frac": (roll + upd) / pure - 1.0,
@@ -592,7 +593,8 @@ def phase_a(a, res: dict, out: Path, t0: float) -> None:
         log(
             f"PPO iteration {key}: {r['iteration_s']:.2f} s vs {r['pure_stepping_s']:.2f} s "
             f"stepping (+{r['overhead_frac']:.0%}; rollout {r['rollout_s']:.2f} s, update "
-            f"{r['update_s']:.2f} s; graphs update/policy {r['update_graph_used']}/"
+            f"{r['update_s']:.2f} s, env.step {r['rollout_env_s']:.2f} s of the rollout; "
+            f"graphs update/policy {r['update_graph_used']}/"
             f"{r['policy_graph_used']} {r['graph_error'] or r['policy_graph_error']})"
         )
         res["wall_s"] = time.time() - t0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -70,6 +71,15 @@ class NodeObsNormalizer(nn.Module):
         self.register_buffer("_key_f", key_f.to(dev), persistent=False)
         self._pad = self.feat_dim - morph.feat_dim
         self._flat = None
+        # CPU fast path (rollouts call update + normalize once per vector step): one [2, D] x
+        # [D, T·F'] product gives both per-(type, slot) sums; G counts how often flat index d
+        # is read by a node of type t at slot f.
+        fp = morph.feat_dim
+        g = torch.zeros(len(self.type_vocab) * fp, morph.obs_dim, dtype=torch.float64)
+        rows = (types[:, None] * fp + torch.arange(fp)[None, :])[mask]
+        g.index_put_((rows, idx[mask]), torch.ones(rows.numel(), dtype=torch.float64), True)
+        self._g_np = g.numpy().T.copy()  # [D, T·F']
+        self._cnt_np = (onehot @ mask.double()).numpy()  # [T, F'] reads per sample
 
     @torch.no_grad()
     def update(self, obs: torch.Tensor) -> None:
@@ -78,6 +88,9 @@ class NodeObsNormalizer(nn.Module):
         Per-flat-index sums over the batch are gathered into (node, slot) and summed per type,
         which equals summing the node-structured ``[B, N, F]`` view per type without building it.
         """
+        if obs.device.type == "cpu":
+            self._update_np(obs.detach().double().numpy())
+            return
         x = obs.double()
         s1f, s2f = x.sum(0), (x * x).sum(0)  # [D]
         n_b = obs.shape[0] * (self._onehot @ self._mask)  # [T, F']
@@ -95,6 +108,29 @@ class NodeObsNormalizer(nn.Module):
         self.mean[:, :fp] = torch.where(has, new_mean, m_a)
         self.var[:, :fp] = torch.where(has, m2 / tot.clamp(min=1), v_a)
         self.count[:, :fp] = tot
+        self._flat = None
+
+    def _update_np(self, x: np.ndarray) -> None:
+        """:meth:`update` for CPU tensors in numpy (same merge; float64 sums in another order),
+        writing into the buffers' memory."""
+        t, fp = self._cnt_np.shape
+        sums = np.stack((x.sum(0), np.einsum("ij,ij->j", x, x))) @ self._g_np  # [2, T·F']
+        s1, sq = sums.reshape(2, t, fp)
+        n_b = x.shape[0] * self._cnt_np
+        n_c = np.maximum(n_b, 1)
+        mean_b = s1 / n_c
+        var_b = np.maximum(sq / n_c - mean_b**2, 0)
+        mean, var, count = self.mean.numpy(), self.var.numpy(), self.count.numpy()
+        m_a, v_a, n_a = mean[:, :fp], var[:, :fp], count[:, :fp]
+        tot = n_a + n_b
+        tot_c = np.maximum(tot, 1)
+        delta = mean_b - m_a
+        new_mean = m_a + delta * n_b / tot_c
+        m2 = v_a * n_a + var_b * n_b + delta**2 * n_a * n_b / tot_c
+        has = n_b > 0
+        mean[:, :fp] = np.where(has, new_mean, m_a)
+        var[:, :fp] = np.where(has, m2 / tot_c, v_a)
+        count[:, :fp] = tot
         self._flat = None
 
     def _flat_stats(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -101,6 +101,7 @@ class Trainer:
         self.next_obs, _ = self.envs.reset(seed=cfg.seed)
         self.envs.action_space.seed(cfg.seed)
         self.wall0 = 0.0
+        self._env_s = 0.0
         self._columns: list[str] | None = None
         self._tb = None
 
@@ -152,7 +153,9 @@ class Trainer:
                 logp_b[t] = dist.log_prob(action).sum(-1)
                 val_b[t] = value
                 env_act = np.clip(action.cpu().numpy().astype(np.float64), low, high)
+                t_env = time.perf_counter()
                 self.next_obs, rew, term, trunc, info = self.envs.step(env_act)
+                self._env_s += time.perf_counter() - t_env
                 done = term | trunc
                 rew_b[t], term_b[t], trunc_b[t] = self._scale_reward(rew, done), term, trunc
                 if done.any():  # V of the true successor for finished envs (final observation)
@@ -209,6 +212,7 @@ class Trainer:
         for opt in (self.opt_pi, self.opt_v):
             set_lr(opt, frac * cfg.lr)
         t0 = time.perf_counter()
+        self._env_s = 0.0  # time inside envs.step during this rollout
         batch = self.collect()
         if self.roll_agent is not self.agent:  # rollout statistics → model, batch → its device
             self.agent.normalizer.load_state_dict(self.roll_agent.normalizer.state_dict())
@@ -226,6 +230,7 @@ class Trainer:
             "wall_time": time.perf_counter() - self.wall0,
             "sps": cfg.rollout_steps / (t2 - t0),
             "rollout_s": t1 - t0,
+            "rollout_env_s": self._env_s,
             "update_s": t2 - t1,
             "ep_return_mean": float(np.mean(rets)),
             "ep_return_std": float(np.std(rets)),
