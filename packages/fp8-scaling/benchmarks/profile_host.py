@@ -14,6 +14,7 @@ and shape (M tokens, K in, N out), after the warm-up (compilation):
 * ``launches_per_step`` (``cudaLaunchKernel``-type runtime calls) and ``kernels_per_step``
   (device kernels) from ``torch.profiler`` over a few steps, with the kernel names.
 * ``top_cpu_ops``: the CPU ops with the largest self time per step.
+* ``py_top_own``: the Python functions with the most own time per step (cProfile).
 * dynamo's graph-break and recompilation counters while the layer was compiled.
 
 The JSON is rewritten after every (kind, shape), so a time limit keeps what was measured.
@@ -126,6 +127,34 @@ def _profile(step, steps: int, device: str, top: int) -> dict:
     }
 
 
+def _py_profile(step, steps: int, device: str, top: int) -> dict:
+    """cProfile of ``steps`` steps: the Python functions with the most own time per step
+    (inductor's wrapper code, kernel launchers, AOTAutograd's runtime wrappers, ...)."""
+    import cProfile
+    import pstats
+
+    _sync(device)
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    prof.disable()
+    st = pstats.Stats(prof)
+    rows = []
+    for (file, line, fn), (_cc, nc, tt, ct, _callers) in st.stats.items():
+        rows.append(
+            {
+                "function": f"{Path(file).name}:{line}:{fn}",
+                "calls_per_step": nc / steps,
+                "own_us_per_step": 1e6 * tt / steps,
+                "cum_us_per_step": 1e6 * ct / steps,
+            }
+        )
+    rows.sort(key=lambda r: -r["own_us_per_step"])
+    return {"py_top_own": rows[:top], "py_total_own_us_per_step": 1e6 * st.total_tt / steps}
+
+
 def _dynamo_counters() -> dict:
     from torch._dynamo.utils import counters
 
@@ -176,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     rec.update(_host_loop_step(step, args.steps, args.device))
                 rec.update(_profile(step, args.profile_steps, args.device, args.top))
+                rec.update(_py_profile(step, args.profile_steps, args.device, args.top + 5))
             except Exception as exc:  # e.g. torchao missing: record and go on
                 rec["error"] = f"{type(exc).__name__}: {exc}"[:500]
             result["runs"].append(rec)
