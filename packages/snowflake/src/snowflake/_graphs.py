@@ -86,16 +86,22 @@ class GraphedPPOStep:
         saved_s = [
             {p: {k: v.clone() for k, v in o.state[p].items()} for p in o.state} for o in opts
         ]
-        side = torch.cuda.Stream(dev)
-        side.wait_stream(torch.cuda.current_stream(dev))
-        with torch.cuda.stream(side):  # warm-up (lazy inits, cuBLAS handles) off the capture
-            for _ in range(3):
-                self._zero_grad()
-                self._body()
-        torch.cuda.current_stream(dev).wait_stream(side)
-        self._zero_grad()
-        with torch.cuda.graph(self.graph):
-            self.row = self._body()
+        try:
+            side = torch.cuda.Stream(dev)
+            side.wait_stream(torch.cuda.current_stream(dev))
+            with torch.cuda.stream(side):  # warm-up (lazy inits, cuBLAS handles) off the capture
+                for _ in range(3):
+                    self._zero_grad()
+                    self._body()
+            torch.cuda.current_stream(dev).wait_stream(side)
+            self._zero_grad()
+            with torch.cuda.graph(self.graph):
+                self.row = self._body()
+        finally:  # also after a failed capture, so that eager steps start from the same state
+            self._restore(params, saved_p, opts, saved_s)
+
+    def _restore(self, params, saved_p, opts, saved_s) -> None:
+        torch.cuda.synchronize()
         with torch.no_grad():  # undo the warm-up: parameters and Adam state as before
             for p, s in zip(params, saved_p):
                 p.copy_(s)
