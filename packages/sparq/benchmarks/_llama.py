@@ -11,6 +11,69 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _rms_norm_kernel(x_ptr, out_ptr, H, eps, BLOCK: tl.constexpr):
+    """One row: ``x * rsqrt(mean(x^2) + eps)`` in fp32, stored in the output dtype."""
+    row = tl.program_id(0).to(tl.int64)
+    d = tl.arange(0, BLOCK)
+    x = tl.load(x_ptr + row * H + d, mask=d < H, other=0.0).to(tl.float32)
+    r = tl.rsqrt(tl.sum(x * x, axis=0) / H + eps)
+    tl.store(out_ptr + row * H + d, (x * r).to(out_ptr.dtype.element_ty), mask=d < H)
+
+
+@triton.jit
+def _swiglu_kernel(gu_ptr, out_ptr, F_, BLOCK: tl.constexpr):
+    """``silu(gate) * up`` of one row of ``[gate | up]`` (fp32 math, output dtype)."""
+    row = tl.program_id(0).to(tl.int64)
+    d = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    m = d < F_
+    g = tl.load(gu_ptr + row * 2 * F_ + d, mask=m, other=0.0).to(tl.float32)
+    u = tl.load(gu_ptr + row * 2 * F_ + F_ + d, mask=m, other=0.0).to(tl.float32)
+    y = (g / (1.0 + tl.exp(-g))).to(out_ptr.dtype.element_ty).to(tl.float32) * u
+    tl.store(out_ptr + row * F_ + d, y.to(out_ptr.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def _rope_cache_kernel(
+    qkv_ptr, cs_ptr, lens_ptr, q_ptr, k_ptr, v_ptr, kt_ptr, vm_ptr, S, HQ, HKV,
+    DH: tl.constexpr, HALF: tl.constexpr,
+):  # fmt: skip
+    """Program (b, h): rotate query head h (h < HQ) into ``q``, or for KV head j = h - HQ rotate
+    its key and write it into K and K_t at position ``lens[b]``, write the value into V and
+    update the running mean of V (paper: the SparQ cache keeps mean(V))."""
+    b = tl.program_id(0).to(tl.int64)
+    h = tl.program_id(1)
+    i = tl.arange(0, HALF)
+    nqkv = HQ + 2 * HKV
+    c = tl.load(cs_ptr + b * DH + 2 * i)
+    s = tl.load(cs_ptr + b * DH + 2 * i + 1)
+    base = qkv_ptr + b * nqkv * DH + h * DH
+    xe = tl.load(base + 2 * i).to(tl.float32)
+    xo = tl.load(base + 2 * i + 1).to(tl.float32)
+    ye = (xe * c - xo * s).to(q_ptr.dtype.element_ty)
+    yo = (xe * s + xo * c).to(q_ptr.dtype.element_ty)
+    if h < HQ:
+        qb = q_ptr + (b * HQ + h) * DH
+        tl.store(qb + 2 * i, ye)
+        tl.store(qb + 2 * i + 1, yo)
+    else:
+        j = h - HQ
+        pos = tl.load(lens_ptr + b)
+        row = (b * HKV + j) * S
+        tl.store(k_ptr + (row + pos) * DH + 2 * i, ye)
+        tl.store(k_ptr + (row + pos) * DH + 2 * i + 1, yo)
+        tl.store(kt_ptr + row * DH + (2 * i) * S + pos, ye)
+        tl.store(kt_ptr + row * DH + (2 * i + 1) * S + pos, yo)
+        d = tl.arange(0, DH)
+        v = tl.load(qkv_ptr + b * nqkv * DH + (HQ + HKV + j) * DH + d)
+        tl.store(v_ptr + (row + pos) * DH + d, v)
+        vm_row = vm_ptr + (b * HKV + j) * DH + d
+        vm = tl.load(vm_row)
+        tl.store(vm_row, vm + (v.to(tl.float32) - vm) / (pos + 1).to(tl.float32))
 
 
 @dataclass
@@ -26,8 +89,14 @@ class LlamaShape:
 class TinyLlama:
     """Weights and a static cache; :meth:`step` runs one greedy decode step in place."""
 
-    def __init__(self, shape: LlamaShape, batch: int, max_len: int, device, dtype=torch.bfloat16):
+    def __init__(
+        self, shape: LlamaShape, batch: int, max_len: int, device, dtype=torch.bfloat16,
+        fused: bool = False,
+    ):  # fmt: skip
         self.s, self.B, self.S = shape, batch, max_len
+        # fused: RMSNorm, rotary + cache writes + running mean, and SwiGLU as one Triton kernel
+        # each and the residual adds inside the GEMMs (same maths, fewer small kernels per step)
+        self.fused = fused
         self.dh = shape.hidden // shape.heads
         g = torch.Generator(device=device).manual_seed(0)
 
@@ -77,8 +146,46 @@ class TinyLlama:
         xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
         return torch.view_as_real(xc * cis).flatten(-2).to(x.dtype)
 
+    def _rms(self, x: torch.Tensor) -> torch.Tensor:
+        """RMSNorm without weight over the last dim (eps as ``F.rms_norm``: the dtype's eps)."""
+        if not self.fused:
+            return F.rms_norm(x, (x.shape[-1],))
+        H = x.shape[-1]
+        out = torch.empty_like(x)
+        _rms_norm_kernel[(x.numel() // H,)](
+            x, out, H, torch.finfo(x.dtype).eps, BLOCK=triton.next_power_of_2(H), num_warps=8
+        )
+        return out
+
+    def _step_fused(self, attn) -> torch.Tensor:
+        """:meth:`step` with the small per-layer operations fused into Triton kernels."""
+        s, B, dh = self.s, self.B, self.dh
+        pos = self.lens
+        x = self.embed[self.tok]  # (B,h)
+        new_lens = self.lens + 1
+        ang = pos.float()[:, None] * self.inv_freq  # (B,dh/2)
+        cs = torch.view_as_real(torch.polar(torch.ones_like(ang), ang)).contiguous()  # (B,dh/2,2)
+        for L, K, V, K_t, vm in zip(self.layers, self.K, self.V, self.K_t, self.v_mean):
+            qkv = self._rms(x) @ L["qkv"].T  # (B, (Hq+2Hkv)*dh)
+            q = torch.empty(B, s.heads, 1, dh, device=x.device, dtype=x.dtype)
+            _rope_cache_kernel[(B, s.heads + s.kv_heads)](
+                qkv, cs, pos, q, K, V, K_t, vm, self.S, s.heads, s.kv_heads, DH=dh, HALF=dh // 2,
+            )  # fmt: skip
+            a = attn(q, K, V, K_t, vm, new_lens)  # (B,Hq,1,dh)
+            x = torch.addmm(x, a.reshape(B, s.hidden), L["o"].T)
+            gu = self._rms(x) @ L["up"].T  # (B, 2*ffn)
+            act = torch.empty(B, s.ffn, device=x.device, dtype=x.dtype)
+            _swiglu_kernel[(B, triton.cdiv(s.ffn, 1024))](gu, act, s.ffn, BLOCK=1024)
+            x = torch.addmm(x, act, L["down"].T)
+        logits = self._rms(x) @ self.lm_head.T
+        self.tok.copy_(logits.argmax(-1))
+        self.lens.copy_(new_lens)
+        return self.tok
+
     def step(self, attn) -> torch.Tensor:
         """One decode step for ``self.tok``; ``attn(q, K, V, K_t, v_mean, lens)`` -> (B,Hq,1,dh)."""
+        if self.fused:
+            return self._step_fused(attn)
         s, B, dh = self.s, self.B, self.dh
         pos = self.lens  # position of the new token (uniform across the batch here)
         x = self.embed[self.tok][:, None, :]  # (B,1,h)
@@ -108,3 +215,40 @@ class TinyLlama:
         self.tok.copy_(logits[:, 0].argmax(-1))
         self.lens.copy_(new_lens)
         return self.tok
+
+
+def fused_ops_agree(device, dtype) -> str | None:
+    """Check the fused model operations against the plain PyTorch step on a small model: one
+    decode step from the same state must give the same token and the same cache writes (to
+    bf16 rounding). Returns ``None`` when they agree, else what differed."""
+    from sparq.kernels import dense_decode
+
+    shape = LlamaShape(hidden=256, heads=4, kv_heads=2, layers=2, ffn=512, vocab=512)
+    models = [TinyLlama(shape, 2, 64, device, dtype, fused=f) for f in (False, True)]
+    for m in models:
+        m.prefill_random(40)
+        m.tok.copy_(torch.arange(2, device=device) * 7)
+
+    def attn(q, K, V, K_t, vm, lens):
+        return dense_decode(q, K, V, lens, q.shape[-1] ** -0.5)
+
+    toks = [m.step(attn).clone() for m in models]
+    if not torch.equal(toks[0], toks[1]):
+        return f"tokens differ: {toks[0].tolist()} vs {toks[1].tolist()}"
+    a, b = models
+    new = {"K": (slice(None), slice(None), 40), "V": (slice(None), slice(None), 40),
+           "K_t": (Ellipsis, 40), "v_mean": (Ellipsis,)}  # fmt: skip
+    for name, at in new.items():
+        for x, y in zip(getattr(a, name), getattr(b, name)):
+            x, y = x.float(), y.float()
+            # the fused norm rounds like torch's only up to an ulp, which the projection
+            # spreads over the new key/value: normwise 2e-2 at the new position (bf16 ulp is
+            # 2^-8..2^-7 relative); a write at a wrong position or a wrong rotation is O(1)
+            err = (x[at] - y[at]).norm() / x[at].norm().clamp_min(1e-30)
+            if not err <= 2e-2:
+                return f"{name} differs at the new position (normwise {err.item():.3g})"
+            x[at] = 0
+            y[at] = 0
+            if not torch.equal(x, y):
+                return f"{name} differs away from the new position"
+    return None

@@ -12,7 +12,7 @@ import os
 import time
 
 import torch
-from _llama import LlamaShape, TinyLlama
+from _llama import LlamaShape, TinyLlama, fused_ops_agree
 from monobench import Measure, case
 
 FULL = [{"batch": 16, "prefill": 32768, "steps": 64, "layers": 8, "hidden": 4096, "ffn": 14336}]
@@ -61,7 +61,11 @@ def bench_e2e(batch, prefill, steps, layers, hidden, ffn, device):
                        vocab=32000 if hidden >= 4096 else 512)  # fmt: skip
     dtype = torch.bfloat16 if device == "cuda" else torch.float16
     max_len = prefill + steps
-    model = TinyLlama(shape, batch, max_len, device, dtype)
+    # the small per-layer operations (norms, rotary + cache writes, SwiGLU) as fused kernels
+    # when they reproduce the plain step, as an inference engine would run them; the model is
+    # shared by the SparQ and the dense runs
+    why_not_fused = fused_ops_agree(device, dtype)
+    model = TinyLlama(shape, batch, max_len, device, dtype, fused=why_not_fused is None)
     model.prefill_random(prefill)
     dh = model.dh
     r, k = dh // 8, max(1, prefill // 16)  # compression 1/8 by the gpt-fast rule
@@ -107,7 +111,10 @@ def bench_e2e(batch, prefill, steps, layers, hidden, ffn, device):
 
     runs = {name: runner(fn) for name, fn in fns.items()}
     runs["sparq_exact"] = runner(exact)
-    extra = {"r": r, "k": k, "batch": batch, "prefill": prefill, "steps": steps}
+    extra = {"r": r, "k": k, "batch": batch, "prefill": prefill, "steps": steps,
+             "fused_model_ops": why_not_fused is None}  # fmt: skip
+    if why_not_fused is not None:
+        extra["fused_model_ops_error"] = why_not_fused
 
     def check():
         toks = {name: run() for name, run in runs.items()}
