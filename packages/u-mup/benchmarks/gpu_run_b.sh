@@ -4,7 +4,8 @@
 #      2^-3..2^3, then the combination of the per-α argmins (each stage one stacked model);
 #      timeout 180 s (UMUP_B_TIMEOUT), JSON rewritten after the η stage and after every α;
 #      UMUP_B_LR=0.5 skips the η stage (2^-1 was the optimum at width 256 on the H200),
-#      UMUP_B_SEEDS=0,1 / UMUP_B_STEPS shrink it further; UMUP_B_ALPHAS (comma-separated
+#      UMUP_B_SEEDS=0,1 / UMUP_B_STEPS shrink it further; UMUP_B_BATCH / UMUP_B_SEQ set the batch
+#      (default 16 x 128 tokens), UMUP_B_LR_EXP the η grid (LO:HI, default -4:4); UMUP_B_ALPHAS (comma-separated
 #      names) and UMUP_B_ALPHA_EXP (log2 grid LO:HI, default -3:3) pick the α sweep;
 #      UMUP_B_COMBINE=a.json,b.json merges runs of disjoint α sets (e.g. one per GPU) and
 #      trains only the combination of their argmins;

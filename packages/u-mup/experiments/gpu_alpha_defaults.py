@@ -101,6 +101,13 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--steps", type=int, default=int(os.environ.get("UMUP_B_STEPS", 1500)))
     ap.add_argument("--seeds", default=os.environ.get("UMUP_B_SEEDS", "0,1,2"))
+    ap.add_argument("--batch-size", type=int, default=int(os.environ.get("UMUP_B_BATCH", 16)))
+    ap.add_argument("--seq-len", type=int, default=int(os.environ.get("UMUP_B_SEQ", 128)))
+    ap.add_argument(
+        "--lr-exp",
+        default=os.environ.get("UMUP_B_LR_EXP", "-4:4"),
+        help="log2 grid of the η stage as LO:HI",
+    )
     lr_env = os.environ.get("UMUP_B_LR")
     ap.add_argument(
         "--lr",
@@ -132,8 +139,9 @@ def main() -> None:
         ap.error(f"--alphas: unknown {bad or 'empty list'}; choose from {', '.join(ALPHAS)}")
     try:
         lo, hi = (int(v) for v in a.alpha_exp.split(":"))
+        lr_lo, lr_hi = (int(v) for v in a.lr_exp.split(":"))
     except ValueError:
-        ap.error(f"--alpha-exp: expected LO:HI integers such as -3:3, got {a.alpha_exp!r}")
+        ap.error(f"--alpha-exp/--lr-exp: expected LO:HI integers such as -3:3, got {a.alpha_exp!r}")
     import torch
 
     from u_mup._batched import Variant, train_batched
@@ -141,9 +149,16 @@ def main() -> None:
 
     t0 = time.time()
     seeds = [int(s) for s in a.seeds.split(",")]
-    lr_exp = list(range(-4, 5))
+    lr_exp = list(range(lr_lo, lr_hi + 1))
     alpha_exp = [e for e in range(lo, hi + 1) if e != 0]  # α = 2^e; α = 1: the default row
-    spec = RunSpec("umup", width=a.width, n_layers=4, steps=a.steps, batch_size=16, seq_len=128)
+    spec = RunSpec(
+        "umup",
+        width=a.width,
+        n_layers=4,
+        steps=a.steps,
+        batch_size=a.batch_size,
+        seq_len=a.seq_len,
+    )
     spec = RunSpec(**{**spec.__dict__, "head_dim": 64, "dtype": "bf16", "device": "cuda"})
     if a.smoke:
         seeds, lr_exp, alpha_exp = [0, 1], [-1, 0, 1], [-1, 1]
@@ -166,9 +181,14 @@ def main() -> None:
     parts = [json.loads(Path(f).read_text()) for f in a.combine.split(",") if f.strip()]
     if parts:  # η and α stages come from earlier runs
         a.lr = parts[0]["eta"]["best_lr"]
-        keys = {(p["eta"]["best_lr"], tuple(p["seeds"]), p["spec"]["steps"]) for p in parts}
-        if keys != {(a.lr, tuple(seeds), spec.steps)}:
-            ap.error(f"--combine: the runs differ in (η, seeds, steps) or from this one: {keys}")
+        keys = {
+            (p["eta"]["best_lr"], tuple(p["seeds"]), p["spec"]["steps"], p["spec"]["batch_size"])
+            for p in parts
+        }
+        if keys != {(a.lr, tuple(seeds), spec.steps, spec.batch_size)}:
+            ap.error(
+                f"--combine: the runs differ in (η, seeds, steps, batch) or from this one: {keys}"
+            )
     # 1. η with default α's (skipped when --lr / UMUP_B_LR gives the optimum already measured)
     if a.lr is not None:
         lr = a.lr
