@@ -98,6 +98,8 @@ def throughput(sec: float, cores: int, smoke: bool, deadline: float) -> dict:
         (f"thread{c}_c6_x{8 * c}", "Centipede-6", "thread", 8 * c, c),
         (f"async{c}_c20", "Centipede-20", "async", c, c),
         (f"async{c}_c6", "Centipede-6", "async", c, c),
+        (f"thread{c}_c20_x{8 * c}", "Centipede-20", "thread", 8 * c, c),
+        (f"thread{c}_c6_x{16 * c}", "Centipede-6", "thread", 16 * c, c),
         (f"thread{c}_c20_x{c}", "Centipede-20", "thread", c, c),
         (f"thread{c}_c6_x{4 * c}", "Centipede-6", "thread", 4 * c, c),
     ]

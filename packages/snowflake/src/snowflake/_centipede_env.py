@@ -173,7 +173,9 @@ class CentipedeEnv(MujocoEnv):
                 size=len(self.body_joint_qpos),
             )
             qvel = self.init_qvel + s * self.np_random.standard_normal(self.model.nv)
-            self.set_state(qpos, qvel)
+            d = self.data  # what MujocoEnv.set_state does, without its checks and copies
+            d.qpos[:], d.qvel[:] = qpos, qvel
+            mujoco.mj_forward(self.model, d)
             if self._healthy():
                 break
         mujoco.mj_rnePostConstraint(self.model, self.data)
