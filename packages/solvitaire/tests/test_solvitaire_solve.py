@@ -154,3 +154,33 @@ def test_pile_symmetry_streamliner_never_changes_the_answer(small_variants):
         assert fast.status == plain.status, s
         used += "streamliner" in fast.stats  # solved by the streamlined first pass
     assert used >= 1
+
+
+def test_solution_shortcut_gives_legal_shorter_solutions(small_variants, monkeypatch):
+    """Every solution path, shortened (threshold lowered to 0), still replays and is never
+    longer than the DFS path; on some deals it is strictly shorter."""
+    import solvitaire._solve as sv
+
+    monkeypatch.setattr(sv, "SHORTCUT_MIN_DEPTH", 0)
+    shorter = solved = 0
+    for name in ("klondike-small", "freecell-small", "alpha-star-small", "canfield-small"):
+        rules = rules_from_dict(small_variants[name], name=name)
+        for s in range(12):
+            d = deal(rules, s)
+            r = solve(d, rules, memory_limit=2**22)
+            if not r.solved:
+                continue
+            solved += 1
+            verify_moves(d, rules, r.moves)  # raises if a move is illegal or the game not won
+            assert r.stats["solution_length"] <= r.stats["path_length"]
+            shorter += r.stats["solution_length"] < r.stats["path_length"]
+    assert solved >= 12
+    assert shorter >= 1
+
+
+def test_long_path_is_shortened():
+    # Spanish Patience seed 2: the DFS path is ~79k moves, the replayed solution ~6k
+    r = solve(2, "spanish-patience", timeout=20)
+    assert r.solved
+    assert r.stats["path_length"] > 4096
+    assert r.stats["solution_length"] < r.stats["path_length"] // 4

@@ -39,6 +39,11 @@ _SPACES = {
 _DTYPE = {"waste": 0, "tableau piles": 1, "hole": 2}
 
 
+#: Solutions whose DFS path is longer than this are shortened by :func:`_core.shortcut_path`
+#: before the replay (on shorter paths the shortcut search costs more than it saves).
+SHORTCUT_MIN_DEPTH = 4096
+
+
 class Status(str, enum.Enum):
     """Outcome of a search."""
 
@@ -146,28 +151,25 @@ def compile_rules(rules: Rules, d: Deal) -> tuple[np.ndarray, np.ndarray]:
         # tries moves off and onto the shortest piles first, and the largest groups first
         cm.ORDER: int(tp.get("search order", "last-pile-first") == "shortest-pile-first"),
     }
-    for k, v in vals.items():
-        cfg[k] = v
-    cfg[cm.OFF_F] = 2
-    cfg[cm.OFF_C] = 2 + nf
-    cfg[cm.OFF_L] = 2 + nf + nc
-    cfg[cm.OFF_D] = 2 + nf + nc + np_
-    cfg[cm.OFF_DATA] = 2 + nf + nc + np_ + nt
-    size = int(cfg[cm.OFF_DATA] + np_ * cap)
-    S = np.zeros(size, np.int8)
+    of = 2
+    oc = of + nf
+    ol = oc + nc
+    od = ol + np_
+    odata = od + nt
+    vals.update({cm.OFF_F: of, cm.OFF_C: oc, cm.OFF_L: ol, cm.OFF_D: od, cm.OFF_DATA: odata})
+    cfg[list(vals)] = list(vals.values())
+    flat = [0] * (odata + np_ * cap)  # built as a list, converted once
     gs = GameState(d, rules)  # normalised start (auto-fills, turned-up cards)
-    S[1] = gs.hole
-    for i, n in enumerate(gs.found):
-        S[cfg[cm.OFF_F] + i] = n
-    for i, c in enumerate(gs.cells):
-        S[cfg[cm.OFF_C] + i] = c
+    flat[1] = gs.hole
+    flat[of : of + nf] = gs.found
+    flat[oc : oc + nc] = gs.cells
     piles = gs.tab + gs.reserve + [gs.stock, gs.waste]
     for p, cards in enumerate(piles):
-        S[cfg[cm.OFF_L] + p] = len(cards)
-        base = cfg[cm.OFF_DATA] + p * cap
-        S[base : base + len(cards)] = cards
-    for j in range(nt):
-        S[cfg[cm.OFF_D] + j] = gs.down[j]
+        flat[ol + p] = len(cards)
+        base = odata + p * cap
+        flat[base : base + len(cards)] = cards
+    flat[od : od + nt] = gs.down
+    S = np.array(flat, np.int8)
     return cfg, S
 
 
@@ -300,16 +302,17 @@ def _search(deal, rules, timeout, max_states, memory_limit, max_depth, pile_sym)
         cfg[cm.SYM] = 1
     t0 = time.perf_counter()
     max_slots = 1 << int(np.log2(max(memory_limit // 32, 1024)))  # table gets <= half the budget
-    slots = min(max_slots, 1 << 15)
+    slots = min(max_slots, 1 << 12)  # doubled (rehashed) as the search fills it
     tab = np.zeros((slots, 2), np.uint64)
-    depth_cap = 1024
-    states = np.zeros((depth_cap, S0.shape[0]), np.int8)
+    # the stacks: every row is written before it is read, so they start uninitialised
+    depth_cap = 256
+    states = np.empty((depth_cap, S0.shape[0]), np.int8)
     states[0] = S0
-    mv = np.zeros((4 * cm.MAX_MOVES_NODE, 7), np.int16)
-    fs = np.zeros(depth_cap, np.int64)
-    fe = np.zeros(depth_cap, np.int64)
-    fn = np.zeros(depth_cap, np.int64)
-    path = np.zeros(depth_cap, np.int64)
+    mv = np.empty((2 * cm.MAX_MOVES_NODE, 7), np.int16)
+    fs = np.empty(depth_cap, np.int64)
+    fe = np.empty(depth_cap, np.int64)
+    fn = np.empty(depth_cap, np.int64)
+    path = np.empty(depth_cap, np.int64)
     ctl = np.zeros(cs.NCTL, np.int64)
     ctl[cs.D_CANGROW] = int(slots < max_slots)
     status = cs.RUNNING
@@ -380,7 +383,13 @@ def _search(deal, rules, timeout, max_states, memory_limit, max_depth, pile_sym)
     if status == cs.UNSOLVABLE:
         return Result(Status.UNSOLVABLE, stats=stats)
     depth = int(ctl[cs.D_DEPTH])
-    moves = [_to_move(row, rules) for row in mv[path[1 : depth + 1]].tolist()]
+    stats["path_length"] = depth
+    if depth > SHORTCUT_MIN_DEPTH:  # long DFS paths: remove their detours
+        rows = np.empty((depth, mv.shape[1]), mv.dtype)
+        rows = rows[: cs.shortcut_path(states, depth, cfg, mv, path, rows)]
+    else:
+        rows = mv[path[1 : depth + 1]]
+    moves = [_to_move(row, rules) for row in rows.tolist()]
     try:
         verify_moves(deal, rules, moves, notation=False)
     except ValueError as e:  # a solver bug: never report an unverified solution
