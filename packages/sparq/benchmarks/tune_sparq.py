@@ -104,7 +104,7 @@ FAST = {
     "select_few_rows": ("hist", "hist_ch512", "hist_fr", "hist_ch512_fr", "hist_s512_fr", "torch"),
     "select_many_rows": ("sampled", "sampled_ch2048", "sampled_r16", "sampled_ch2048_r16", "torch"),
     "step2": [4, 1],
-    "fused": [(1024, 8), (512, 4), (2048, 8)],
+    "fused": [(1024, 8), (1024, 4), (512, 4), (2048, 8)],
 }
 
 
@@ -370,7 +370,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
             for n in range(1, 6)
         ]  # fmt: skip
     fused_kw = None
-    if fused_mha_supported(G, S, k):
+    if fused_mha_supported(G, S, k, forced=WINDOW + SINKS):
         # step 1 fused with the candidate filter (one head per KV head): vs best step 1 + select
         fl = FAST["fused"] if fast else [(512, 4), (256, 4), (1024, 8), (512, 8)]
         fz = {f"fused_tile{t}_w{w}": {"tile": t, "num_warps": w}

@@ -223,7 +223,8 @@ def sparq_attention_triton(
     if selection == "auto":
         selection = entry.get("selection", "auto")
     sel_kw = entry.get("selection_kw", {}) if selection == entry.get("selection") else {}
-    if selection == "fused" and fused_mha_supported(Hq // Hkv, S, k, sel_kw.get("tile")):
+    forced = max(0, local_window) + max(0, sink_tokens)
+    if selection == "fused" and fused_mha_supported(Hq // Hkv, S, k, sel_kw.get("tile"), forced):
         idx, alpha = select_fused_mha(K_t, i1, q_hat, seq_lens, k, local_window, sink_tokens,
                                       **sel_kw)  # fmt: skip
     else:

@@ -181,12 +181,20 @@ def _fused_final_kernel(
         )  # fmt: skip
 
 
-def fused_mha_plan(S: int, k: int, tile: int | None = None, samples: int | None = None) -> dict:
-    """Launch plan: ``TILE`` (step-1 tile = candidate chunk), ``NT``, ``CAP``, ``slots``, sample."""
+def fused_mha_plan(
+    S: int, k: int, tile: int | None = None, samples: int | None = None, forced: int = 0
+) -> dict:
+    """Launch plan: ``TILE`` (step-1 tile = candidate chunk), ``NT``, ``CAP``, ``slots``, sample.
+
+    ``forced``: window plus sink positions. They are candidates of the tiles that hold them (the
+    last valid tile takes the whole window), so ``CAP`` also covers the expected candidates of
+    such a tile plus the forced positions and four standard deviations.
+    """
     tile = min(tile or 512, max(16, triton.next_power_of_2(S)))
     nt = triton.cdiv(S, tile)
     samp = samples or min(512, max(16, 1 << max(4, (max(1, S // 8)).bit_length() - 1)))
-    cap0 = min(tile, max(16, math.ceil(2 * MARGIN * k * tile / S)))
+    mean = MARGIN * k * tile / S
+    cap0 = min(tile, max(16, math.ceil(2 * mean), math.ceil(mean + forced + 4 * math.sqrt(mean))))
     slots = max(32, triton.next_power_of_2(nt * cap0))
     return {
         "TILE": tile,
@@ -199,9 +207,9 @@ def fused_mha_plan(S: int, k: int, tile: int | None = None, samples: int | None 
     }
 
 
-def fused_mha_supported(G: int, S: int, k: int, tile: int | None = None) -> bool:
+def fused_mha_supported(G: int, S: int, k: int, tile: int | None = None, forced: int = 0) -> bool:
     """Whether :func:`select_fused_mha` applies (one head per group, candidate block fits)."""
-    return G == 1 and S >= 128 and fused_mha_plan(S, k, tile)["slots"] <= MAX_SLOTS
+    return G == 1 and S >= 128 and fused_mha_plan(S, k, tile, forced=forced)["slots"] <= MAX_SLOTS
 
 
 def select_fused_mha(
@@ -236,7 +244,7 @@ def select_fused_mha(
         raise ValueError(f"select_fused_mha needs one query head per KV head, got {q_hat.shape[2]}")
     if not 1 <= k <= S:
         raise ValueError(f"k must be in [1, S={S}], got {k}")
-    plan = fused_mha_plan(S, k, tile)
+    plan = fused_mha_plan(S, k, tile, forced=max(0, local_window) + max(0, sink_tokens))
     if plan["slots"] > MAX_SLOTS or S < 128:
         raise ValueError(
             f"S={S}, k={k}: candidate block too large or row too short; use select_topk"
