@@ -89,6 +89,16 @@ class GameState:
         self.reserve = [list(p) for p in deal.reserve]
         self.hole = deal.hole
         self.passes = 0
+        # rule fields read on every move, looked up once
+        t, f = r["tableau piles"], r["foundations"]
+        self._build = t["build policy"]
+        gp = t["move built group policy"]
+        grp = self._build if gp == "same-as-build" else gp
+        self._group_place = grp if t.get("built group placement") == "group-policy" else None
+        self._spaces = t["spaces policy"]
+        self._auto = self._spaces.startswith("auto")
+        self._to_found = f["present"] and not f["only complete pile moves"]
+        self._fdown = f.get("direction", "up") == "down"
         self._normalise()
 
     def copy(self) -> GameState:
@@ -122,16 +132,15 @@ class GameState:
         n = self.found[f]
         if n >= self.mr:
             return 0
-        if self.rules.data["foundations"].get("direction", "up") == "down":
+        if self._fdown:
             return (self.base - 1 - n) % self.mr + 1
         return (self.base - 1 + n) % self.mr + 1
 
     def _found_target(self, c: int) -> int:
-        r = self.rules.data["foundations"]
-        if not r["present"] or r["only complete pile moves"]:
+        if not self._to_found:
             return -1
-        for f in range(len(self.found)):
-            if f % 4 == suit(c) and self._found_next(f) == rank(c):
+        for f in range(suit(c), len(self.found), 4):  # the foundations of c's suit
+            if self._found_next(f) == rank(c):
                 return f
         return -1
 
@@ -142,8 +151,8 @@ class GameState:
         return d == 1 or (self.rules.data["hole"]["build loops"] and d == self.mr - 1)
 
     def _space_ok(self, c: int) -> bool:
-        pol = self.rules.data["tableau piles"]["spaces policy"]
-        if pol == "no-build" or self.rules.data["tableau piles"]["build policy"] == "no-build":
+        pol = self._spaces
+        if pol == "no-build" or self._build == "no-build":
             return False
         if pol == "kings":
             return (rank(c) - self.base) % self.mr == self.mr - 1
@@ -154,11 +163,7 @@ class GameState:
         p = self.tab[j]
         if not p:
             return self._space_ok(c)
-        t = self.rules.data["tableau piles"]
-        pol = t["build policy"]
-        if n > 1 and t.get("built group placement", "build-policy") == "group-policy":
-            gp = t["move built group policy"]
-            pol = pol if gp == "same-as-build" else gp
+        pol = self._group_place if n > 1 and self._group_place else self._build
         return _builds(pol, c, p[-1], self.mr, self.base)
 
     def _group_sizes(self, i: int) -> list[int]:
@@ -412,8 +417,8 @@ class GameState:
     def _normalise(self, touched: int | None = None) -> None:
         """Auto-fill spaces and turn up each pile's top card; ``touched``: the only tableau
         pile that lost cards (-1: none), or None to check every pile."""
-        pol = self.rules.data["tableau piles"]["spaces policy"]
-        if pol.startswith("auto"):
+        pol = self._spaces
+        if self._auto:
             touched = None
             for p in self.tab:
                 if p:
