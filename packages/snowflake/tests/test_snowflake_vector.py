@@ -85,3 +85,36 @@ def test_generic_env_autoreset_matches_sync():
     assert dones > 0
     fast.close()
     ref.close()
+
+
+def test_worker_threads_run_everything_and_reraise():
+    from snowflake._vector import _Workers
+
+    w = _Workers(3)
+    seen = []
+    w.run(lambda: seen.append(1))  # 3 workers + the calling thread
+    assert len(seen) == 4
+
+    def boom():
+        raise RuntimeError("in a worker")
+
+    with pytest.raises(RuntimeError, match="in a worker"):
+        w.run(boom)
+    w.run(lambda: seen.append(2))  # still usable after an error: all threads reported back
+    assert seen.count(2) == 4
+    w.close()
+    assert not any(t.is_alive() for t in w._threads)
+
+
+def test_many_threads_chunks_cover_all_envs():
+    # 7 envs on 3 threads: 3 chunks pulled dynamically; equal to the one-thread stepper.
+    fast = sf.make_vector_env("Centipede-4", 7, "thread", 3)
+    one = sf.make_vector_env("Centipede-4", 7, "thread", 1)
+    np.testing.assert_array_equal(fast.reset(seed=4)[0], one.reset(seed=4)[0])
+    rng = np.random.default_rng(5)
+    for _ in range(25):
+        act = rng.uniform(-1, 1, (7, sf.num_actuators(4)))
+        for x, y in zip(fast.step(act)[:4], one.step(act)[:4]):
+            np.testing.assert_array_equal(x, y)
+    fast.close()
+    one.close()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import gymnasium as gym
@@ -36,6 +37,53 @@ def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit | None:
             return e
         e = e.env
     return None
+
+
+class _Workers:
+    """Persistent threads that each run a given callable once per :meth:`run`, with the caller.
+
+    Hand-off through C-implemented ``queue.SimpleQueue``s, one put and one get per thread and
+    step: 10–16 µs of the calling thread's CPU (26–38 µs wall) per hand-off to 15 threads on the
+    2-core box, against ≈ 200 µs (350–480 µs wall) for ``ThreadPoolExecutor.submit`` +
+    ``Future.result``. This is serial time of every vector step.
+    """
+
+    def __init__(self, n: int) -> None:
+        self._todo: queue.SimpleQueue = queue.SimpleQueue()
+        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(n)]
+        for t in self._threads:
+            t.start()
+
+    def _loop(self) -> None:
+        while (fn := self._todo.get()) is not None:
+            try:
+                fn()
+                self._done.put(None)
+            except BaseException as e:  # handed to the caller of run()
+                self._done.put(e)
+
+    def run(self, fn: Callable[[], None]) -> None:
+        """``fn()`` on every worker thread and on the calling thread; re-raises the first error."""
+        for _ in self._threads:
+            self._todo.put(fn)
+        err: BaseException | None = None
+        try:
+            fn()
+        except BaseException as e:
+            err = e
+        for _ in self._threads:  # always wait for all, so no thread still runs fn afterwards
+            r = self._done.get()
+            if err is None and r is not None:
+                err = r
+        if err is not None:
+            raise err
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._todo.put(None)
+        for t in self._threads:
+            t.join()
 
 
 class ThreadedVectorEnv(VectorEnv):
@@ -79,7 +127,7 @@ class ThreadedVectorEnv(VectorEnv):
         bounds = np.linspace(0, self.num_envs, n_chunks + 1).astype(int)
         self._chunks = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
         # The calling thread works too, so the pool has one thread fewer.
-        self._pool = ThreadPoolExecutor(self.num_threads - 1) if self.num_threads > 1 else None
+        self._pool = _Workers(self.num_threads - 1) if self.num_threads > 1 else None
 
     def _map(self, fn: Callable[[int, int], Any]) -> None:
         """Run ``fn(a, b)`` over all chunks on the pool and the calling thread (dynamic order;
@@ -94,10 +142,7 @@ class ThreadedVectorEnv(VectorEnv):
             for a, b in todo:
                 fn(a, b)
 
-        futs = [self._pool.submit(drain) for _ in range(self.num_threads - 1)]
-        drain()
-        for f in futs:
-            f.result()
+        self._pool.run(drain)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
         seeds = [None] * self.num_envs
@@ -296,7 +341,7 @@ class ThreadedVectorEnv(VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         if self._pool is not None:
-            self._pool.shutdown()
+            self._pool.close()
         for e in self.envs:
             e.close()
 
