@@ -129,7 +129,7 @@ SMALL_VARIANTS = {
             "build policy": "any-suit",
             "move built group": "yes",
             "spaces policy": "any",
-            "search order": "shortest-pile-first",
+            "search order": "both",
         },
         "foundations": {"removable": True},
         "max rank": 3,
@@ -141,6 +141,17 @@ SMALL_VARIANTS = {
             "build policy": "same-suit",
             "move built group": "yes",
             "search order": "shortest-pile-first",
+        },
+        "foundations": {"initial cards": "all"},
+        "max rank": 4,
+    },
+    # both move orders in alternation (the first to decide answers)
+    "alpha-star-small-both": {
+        "tableau piles": {
+            "count": 4,
+            "build policy": "same-suit",
+            "move built group": "yes",
+            "search order": "both",
         },
         "foundations": {"initial cards": "all"},
         "max rank": 4,

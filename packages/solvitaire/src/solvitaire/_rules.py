@@ -59,7 +59,7 @@ RULES_SCHEMA: dict[str, Any] = {
                     "kings to bottom": {"type": "boolean"},
                     "built group placement": {"enum": ["build-policy", "group-policy"]},
                     # a search hint (never changes an answer): the order tableau moves are tried
-                    "search order": {"enum": ["last-pile-first", "shortest-pile-first"]},
+                    "search order": {"enum": ["last-pile-first", "shortest-pile-first", "both"]},
                 }
             ),
             "foundations": _obj(

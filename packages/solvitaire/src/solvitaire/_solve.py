@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import _core as cm
 from . import _core as cs
+from . import _driver
 from ._deal import Deal
 from ._deal import deal as make_deal
 from ._engine import GameState, Move
@@ -287,108 +287,35 @@ def solve(
     return res
 
 
-def _doubled(x: np.ndarray) -> np.ndarray:
-    """``x`` in a buffer of twice as many rows; the new rows are left unwritten (the search
-    writes every row before it reads it), so their memory is only touched when used."""
-    y = np.empty((2 * x.shape[0], *x.shape[1:]), x.dtype)
-    y[: x.shape[0]] = x
-    return y
-
-
 def _search(deal, rules, timeout, max_states, memory_limit, max_depth, pile_sym) -> Result:
-    """One search (see :func:`solve`); ``pile_sym`` forces pile symmetry (a streamliner)."""
+    """One search (see :func:`solve`); ``pile_sym`` forces pile symmetry (a streamliner).
+    With ``tableau piles.search order`` = ``both``, two searches (one per move order) run in
+    alternation and the first to decide the deal answers (see :mod:`._driver`)."""
     cfg, S0 = compile_rules(rules, deal)
     if pile_sym:
         cfg[cm.SYM] = 1
-    t0 = time.perf_counter()
-    max_slots = 1 << int(np.log2(max(memory_limit // 32, 1024)))  # table gets <= half the budget
-    slots = min(max_slots, 1 << 12)  # doubled (rehashed) as the search fills it
-    tab = np.zeros((slots, 2), np.uint64)
-    # the stacks: every row is written before it is read, so they start uninitialised
-    depth_cap = 256
-    states = np.empty((depth_cap, S0.shape[0]), np.int8)
-    states[0] = S0
-    mv = np.empty((2 * cm.MAX_MOVES_NODE, 7), np.int16)
-    fs = np.empty(depth_cap, np.int64)
-    fe = np.empty(depth_cap, np.int64)
-    fn = np.empty(depth_cap, np.int64)
-    path = np.empty(depth_cap, np.int64)
-    ctl = np.zeros(cs.NCTL, np.int64)
-    ctl[cs.D_CANGROW] = int(slots < max_slots)
-    status = cs.RUNNING
-    if cm.won(S0, cfg):
-        status = cs.SOLVED
-    else:
-        cs.expand(states, 0, cfg, mv, fs, fe, fn, path, tab, _Z, ctl)
-    timed_out = False
-    budget = 20_000
-    while status == cs.RUNNING:
-        tc = time.perf_counter()
-        status = cs.search_chunk(
-            states, cfg, mv, fs, fe, fn, path, tab, _Z, ctl, budget, max_states or 0
-        )
-        # chunks of about 20-50 ms keep the timeout check prompt on a loaded machine too
-        dt = time.perf_counter() - tc
-        grow = dt < 0.02
-        if status == cs.GROW:
-            stacks = states.nbytes + mv.nbytes + 32 * fs.shape[0]
-            if 3 * tab.nbytes + stacks > memory_limit:  # old + doubled table must fit
-                ctl[cs.D_CANGROW] = 0  # fill this table (to 90 %) instead
-            else:
-                bigger = np.zeros((tab.shape[0] * 2, 2), np.uint64)
-                cs.tt_rehash(tab, bigger)
-                tab = bigger
-                ctl[cs.D_CANGROW] = int(tab.shape[0] < max_slots)
-            status = cs.RUNNING
-            continue
-        if status == cs.BUFFER:
-            grow_rows = states.shape[0] - 1 <= ctl[cs.D_DEPTH] + 1
-            extra = (states.nbytes + 32 * fs.shape[0]) if grow_rows else mv.nbytes
-            mem_used = tab.nbytes
-            if mem_used + states.nbytes + mv.nbytes + extra > memory_limit or (
-                grow_rows and states.shape[0] >= max_depth
-            ):
-                status = cs.MEMORY
-                break
-            if grow_rows:
-                states = _doubled(states)
-                fs, fe, fn, path = (_doubled(x) for x in (fs, fe, fn, path))
-            else:
-                mv = _doubled(mv)
-            status = cs.RUNNING
-            continue
-        if status != cs.RUNNING:
-            break
-        if max_states and ctl[cs.D_NODES] >= max_states:
-            timed_out = True
-            break
-        if timeout is not None and time.perf_counter() - t0 > timeout:
-            timed_out = True
-            break
-        budget = min(budget * 2, 200_000) if grow else max(budget // 2, 1000)
-    secs = time.perf_counter() - t0
-    stats = {
-        "states": int(ctl[cs.D_NODES]),
-        "unique_states": int(ctl[cs.D_UNIQUE]),
-        "dominance_moves": int(ctl[cs.D_DOM]),
-        "backtracks": int(ctl[cs.D_BACK]),
-        "max_depth": int(ctl[cs.D_MAXD]),
-        "seconds": secs,
-        "states_per_s": ctl[cs.D_NODES] / secs if secs > 0 else 0.0,
-    }
-    if timed_out:
+    cfgs = [cfg]
+    if rules.data["tableau piles"].get("search order") == "both":
+        other = cfg.copy()
+        other[cm.ORDER] = 1 - cfg[cm.ORDER]
+        cfgs.append(other)
+    outcome, search, stats = _driver.run(
+        cfgs,
+        S0,
+        _Z,
+        timeout=timeout,
+        max_states=max_states,
+        memory_limit=memory_limit,
+        max_depth=max_depth,
+    )
+    if outcome == "timeout":
         return Result(Status.TIMEOUT, stats=stats)
-    if status == cs.MEMORY:
+    if outcome == "memory":
         return Result(Status.MEMORY_LIMIT, stats=stats)
-    if status == cs.UNSOLVABLE:
+    if outcome == "unsolvable":
         return Result(Status.UNSOLVABLE, stats=stats)
-    depth = int(ctl[cs.D_DEPTH])
-    stats["path_length"] = depth
-    if depth > SHORTCUT_MIN_DEPTH:  # long DFS paths: remove their detours
-        rows = np.empty((depth, mv.shape[1]), mv.dtype)
-        rows = rows[: cs.shortcut_path(states, depth, cfg, mv, path, rows)]
-    else:
-        rows = mv[path[1 : depth + 1]]
+    stats["path_length"] = int(search.ctl[cs.D_DEPTH])
+    rows = search.solution_rows(SHORTCUT_MIN_DEPTH)
     moves = [_to_move(row, rules) for row in rows.tolist()]
     try:
         verify_moves(deal, rules, moves, notation=False)

@@ -1,0 +1,172 @@
+"""Drive the compiled search: resumable searches, grown buffers, one or two move orders.
+
+A :class:`Search` owns one depth-first search of the compiled core (its stacks, transposition
+table and counters) and runs it a chunk at a time, growing the table and the stacks within
+its memory budget. :func:`run` runs one search, or two searches of the same deal that try the
+tableau moves in different orders, in alternation (each gets the next chunk while it has
+searched fewer nodes than the other). Both are complete searches, so whichever decides the
+deal first gives the answer: a solution is a solution, and an exhausted search proves the deal
+unsolvable whatever its move order. The pair costs at most about twice the better order's
+nodes, and much less than the worse order where the two differ by orders of magnitude.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import _core as cs
+
+__all__ = ["Search", "run"]
+
+
+def _doubled(x: np.ndarray) -> np.ndarray:
+    """``x`` in a buffer of twice as many rows; the new rows are left unwritten (the search
+    writes every row before it reads it), so their memory is only touched when used."""
+    y = np.empty((2 * x.shape[0], *x.shape[1:]), x.dtype)
+    y[: x.shape[0]] = x
+    return y
+
+
+class Search:
+    """One resumable compiled DFS of the state ``S0`` (int8) under ``cfg`` (int64[NCFG]);
+    ``memory_limit`` in bytes bounds its table and stacks; ``max_depth`` its path length."""
+
+    def __init__(self, cfg: np.ndarray, S0: np.ndarray, Z: np.ndarray, memory_limit: int,
+                 max_depth: int, budget: int = 20_000) -> None:  # fmt: skip
+        self.cfg, self.Z = cfg, Z
+        self.memory_limit, self.max_depth = memory_limit, max_depth
+        # the table gets at most half the budget; it starts small and doubles as it fills
+        self.max_slots = 1 << int(np.log2(max(memory_limit // 32, 1024)))
+        slots = min(self.max_slots, 1 << 12)
+        self.tab = np.zeros((slots, 2), np.uint64)
+        # the stacks: every row is written before it is read, so they start uninitialised
+        cap = 256
+        self.states = np.empty((cap, S0.shape[0]), np.int8)
+        self.states[0] = S0
+        self.mv = np.empty((2 * cs.MAX_MOVES_NODE, 7), np.int16)
+        self.fs, self.fe, self.fn, self.path = (np.empty(cap, np.int64) for _ in range(4))
+        self.ctl = np.zeros(cs.NCTL, np.int64)
+        self.ctl[cs.D_CANGROW] = int(slots < self.max_slots)
+        self.budget = budget  # nodes per chunk: adapts to about 20-50 ms per chunk
+        if cs.won(S0, cfg):
+            self.status = cs.SOLVED
+        else:
+            self.status = cs.RUNNING
+            cs.expand(self.states, 0, cfg, self.mv, self.fs, self.fe, self.fn, self.path,
+                      self.tab, Z, self.ctl)  # fmt: skip
+
+    @property
+    def nodes(self) -> int:
+        return int(self.ctl[cs.D_NODES])
+
+    def step(self, max_nodes: int = 0) -> int:
+        """Search one chunk (about 20-50 ms, the chunk size adapts), stopping at ``max_nodes``
+        nodes in all when it is > 0. Returns the status: RUNNING, SOLVED, UNSOLVABLE or
+        MEMORY (the budget or ``max_depth`` cannot hold the search)."""
+        while self.status == cs.RUNNING:
+            tc = time.perf_counter()
+            st = cs.search_chunk(self.states, self.cfg, self.mv, self.fs, self.fe, self.fn,
+                                 self.path, self.tab, self.Z, self.ctl, self.budget,
+                                 max_nodes)  # fmt: skip
+            if st == cs.GROW:
+                self._grow_table()
+            elif st == cs.BUFFER:
+                if not self._grow_stacks():
+                    self.status = cs.MEMORY
+            elif st == cs.RUNNING:
+                fast = time.perf_counter() - tc < 0.02
+                self.budget = min(self.budget * 2, 200_000) if fast else max(self.budget // 2, 1000)
+                return st
+            else:
+                self.status = st
+        return self.status
+
+    def _grow_table(self) -> None:
+        stacks = self.states.nbytes + self.mv.nbytes + 32 * self.fs.shape[0]
+        if 3 * self.tab.nbytes + stacks > self.memory_limit:  # old + doubled table must fit
+            self.ctl[cs.D_CANGROW] = 0  # fill this table (to 90 %) instead
+            return
+        bigger = np.zeros((self.tab.shape[0] * 2, 2), np.uint64)
+        cs.tt_rehash(self.tab, bigger)
+        self.tab = bigger
+        self.ctl[cs.D_CANGROW] = int(self.tab.shape[0] < self.max_slots)
+
+    def _grow_stacks(self) -> bool:
+        rows = self.states.shape[0] - 1 <= self.ctl[cs.D_DEPTH] + 1
+        extra = (self.states.nbytes + 32 * self.fs.shape[0]) if rows else self.mv.nbytes
+        used = self.tab.nbytes + self.states.nbytes + self.mv.nbytes
+        if used + extra > self.memory_limit or (rows and self.states.shape[0] >= self.max_depth):
+            return False
+        if rows:
+            self.states = _doubled(self.states)
+            self.fs, self.fe, self.fn, self.path = (
+                _doubled(x) for x in (self.fs, self.fe, self.fn, self.path)
+            )
+        else:
+            self.mv = _doubled(self.mv)
+        return True
+
+    def solution_rows(self, shortcut_min_depth: int) -> np.ndarray:
+        """The move rows of the solution (after SOLVED); a path longer than
+        ``shortcut_min_depth`` is shortened by :func:`_core.shortcut_path` first."""
+        depth = int(self.ctl[cs.D_DEPTH])
+        if depth > shortcut_min_depth:
+            rows = np.empty((depth, self.mv.shape[1]), self.mv.dtype)
+            n = cs.shortcut_path(self.states, depth, self.cfg, self.mv, self.path, rows)
+            return rows[:n]
+        return self.mv[self.path[1 : depth + 1]]
+
+
+def run(
+    cfgs: list[np.ndarray],
+    S0: np.ndarray,
+    Z: np.ndarray,
+    *,
+    timeout: float | None,
+    max_states: int | None,
+    memory_limit: int,
+    max_depth: int,
+) -> tuple[str, Search, dict]:
+    """Run one search per ``cfg`` in alternation (the memory budget split evenly) until one
+    decides the deal, or the time, node or memory limits end them. Returns ``(outcome,
+    search, stats)``: outcome ``"solved"``, ``"unsolvable"``, ``"timeout"`` or ``"memory"``;
+    ``search`` is the one that decided (else the first); stats sum over the searches."""
+    t0 = time.perf_counter()
+    each = memory_limit // len(cfgs)
+    # alternating searches start with small chunks: most deals take only a few hundred nodes
+    budget = 20_000 if len(cfgs) == 1 else 256
+    searches = [Search(c, S0, Z, each, max_depth, budget) for c in cfgs]
+    active = list(searches)
+    outcome, winner = "memory", searches[0]
+    while True:
+        done = next((s for s in active if s.status in (cs.SOLVED, cs.UNSOLVABLE)), None)
+        if done is not None:
+            outcome, winner = ("solved" if done.status == cs.SOLVED else "unsolvable"), done
+            break
+        active = [s for s in active if s.status == cs.RUNNING]
+        if not active:
+            break  # every search ran out of memory
+        total = sum(s.nodes for s in searches)
+        if (max_states and total >= max_states) or (
+            timeout is not None and time.perf_counter() - t0 > timeout
+        ):
+            outcome = "timeout"
+            break
+        s = min(active, key=lambda x: x.nodes)  # the one behind gets the next chunk
+        s.step(s.nodes + max_states - total if max_states else 0)
+    secs = time.perf_counter() - t0
+    ctl = sum(s.ctl for s in searches)
+    stats = {
+        "states": int(ctl[cs.D_NODES]),
+        "unique_states": int(ctl[cs.D_UNIQUE]),
+        "dominance_moves": int(ctl[cs.D_DOM]),
+        "backtracks": int(ctl[cs.D_BACK]),
+        "max_depth": int(max(s.ctl[cs.D_MAXD] for s in searches)),
+        "seconds": secs,
+        "states_per_s": ctl[cs.D_NODES] / secs if secs > 0 else 0.0,
+    }
+    if len(searches) > 1 and outcome in ("solved", "unsolvable"):
+        stats["decided_by"] = "shortest-pile-first" if winner.cfg[cs.ORDER] else "last-pile-first"
+    return outcome, winner, stats
