@@ -118,3 +118,15 @@ def test_many_threads_chunks_cover_all_envs():
             np.testing.assert_array_equal(x, y)
     fast.close()
     one.close()
+
+
+def test_dropped_vector_env_ends_its_threads():
+    import gc
+
+    v = sf.make_vector_env("Centipede-4", 4, "thread", 3)
+    threads = list(v._pool._threads)
+    del v
+    gc.collect()
+    for t in threads:
+        t.join(timeout=5)
+    assert not any(t.is_alive() for t in threads)

@@ -11,6 +11,7 @@ import itertools
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -79,9 +80,13 @@ class _Workers:
         if err is not None:
             raise err
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Ask every thread to end after its current task (no waiting)."""
         for _ in self._threads:
             self._todo.put(None)
+
+    def close(self) -> None:
+        self.stop()
         for t in self._threads:
             t.join()
 
@@ -128,6 +133,8 @@ class ThreadedVectorEnv(VectorEnv):
         self._chunks = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
         # The calling thread works too, so the pool has one thread fewer.
         self._pool = _Workers(self.num_threads - 1) if self.num_threads > 1 else None
+        if self._pool is not None:  # an env dropped without close() still ends its threads
+            weakref.finalize(self, self._pool.stop)
 
     def _map(self, fn: Callable[[int, int], Any]) -> None:
         """Run ``fn(a, b)`` over all chunks on the pool and the calling thread (dynamic order;
