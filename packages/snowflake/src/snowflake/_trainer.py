@@ -118,7 +118,7 @@ class Trainer:
         little from more, and idle OpenMP workers spinning next to the physics threads slowed
         stepping by an order of magnitude when they shared cores.
         """
-        if self.roll_device.type != "cpu":
+        if self.roll_agent.normalizer.mean.device.type != "cpu":  # no torch CPU work
             return self._collect()
         prev = torch.get_num_threads()
         torch.set_num_threads(1)
