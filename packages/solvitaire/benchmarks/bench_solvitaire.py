@@ -33,6 +33,8 @@ GAMES = [
     "spiderette@reference-rules",
     "bakers-game",
     "golf",
+    "spanish-patience",
+    "alpha-star",
 ]
 LIMIT_S = 3.0  # the reference's per-deal limit in outcomes/*.tsv
 

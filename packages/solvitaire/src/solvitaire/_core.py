@@ -501,7 +501,7 @@ def _tableau_moves(S, cfg, mv, k, fe, singles, pdst, psrc, order):
         n = _len(S, cfg, i)
         if n == 0:
             continue
-        run = run_length(S, cfg, i) if gm != 0 else 1
+        run = 1 if (singles or gm == 0) else run_length(S, cfg, i)  # singles: g = 1 only
         glo = 1
         ghi = run
         if gm == 4:

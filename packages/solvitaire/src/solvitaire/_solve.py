@@ -190,17 +190,22 @@ _KIND_TO_MOVE = {
 }
 
 
-def _to_move(row: list[int], rules: Rules) -> Move:
-    """The engine's :class:`Move` for one compiled move row ``[kind, a, b, n, steps, ...]``."""
-    kind, a, b, n, steps = row[:5]
-    if kind == cm.K_W:
-        dst, di = (("f", 0), ("t", b), ("c", b))[n]
-        return Move("w", steps, 1, dst, di)
-    if kind == cm.K_DEAL:
-        return Move("s", 0, 1, "h" if rules["stock"]["deal type"] == "hole" else "-", 0)
-    src, dst = _KIND_TO_MOVE[kind]
-    many = kind in (cm.K_T2T, cm.K_SPIDER)
-    return Move(src, a, n if many else 1, dst, b if dst in ("t", "c") else 0)
+def _to_moves(rows: list[list[int]], rules: Rules) -> list[Move]:
+    """The engine's :class:`Move` for each compiled move row ``[kind, a, b, n, steps, ...]``."""
+    deal_to = "h" if rules["stock"]["deal type"] == "hole" else "-"
+    waste_dst = (("f", 0), ("t", None), ("c", None))
+    out = []
+    for kind, a, b, n, steps, *_ in rows:
+        if kind == cm.K_W:
+            dst, di = waste_dst[n]
+            out.append(Move("w", steps, 1, dst, b if di is None else di))
+        elif kind == cm.K_DEAL:
+            out.append(Move("s", 0, 1, deal_to, 0))
+        else:
+            src, dst = _KIND_TO_MOVE[kind]
+            many = kind == cm.K_T2T or kind == cm.K_SPIDER
+            out.append(Move(src, a, n if many else 1, dst, b if dst in ("t", "c") else 0))
+    return out
 
 
 def verify_moves(
@@ -316,7 +321,7 @@ def _search(deal, rules, timeout, max_states, memory_limit, max_depth, pile_sym)
         return Result(Status.UNSOLVABLE, stats=stats)
     stats["path_length"] = int(search.ctl[cs.D_DEPTH])
     rows = search.solution_rows(SHORTCUT_MIN_DEPTH)
-    moves = [_to_move(row, rules) for row in rows.tolist()]
+    moves = _to_moves(rows.tolist(), rules)
     try:
         verify_moves(deal, rules, moves, notation=False)
     except ValueError as e:  # a solver bug: never report an unverified solution
