@@ -80,6 +80,18 @@ SELECT = {
     "hist_fr": {"fuse_resolve": True},
     "hist_ch512_fr": {"chunk": 512, "fuse_resolve": True},
     "hist_s512_fr": {"samples": 512, "thr_warps": 8, "fuse_resolve": True},
+    "hist_lean": {"lean": True},
+    "hist_ch512_lean": {"chunk": 512, "lean": True},
+    "hist_s512_lean": {"samples": 512, "lean": True},
+    "hist_s512_w8_lean": {"samples": 512, "thr_warps": 8, "lean": True},
+    "sampled_lean": {"lean": True, "fallback_block": 128},
+    "sampled_ch2048_lean": {"chunk": 2048, "lean": True, "fallback_block": 128},
+    "sampled_ch1024_lean_cw8": {
+        "chunk": 1024,
+        "lean": True,
+        "fallback_block": 128,
+        "cand_warps": 8,
+    },
     "sampled_r16": {"radix16": True},
     "sampled_ch2048_r16": {"chunk": 2048, "radix16": True},
     "triton": {},
@@ -98,13 +110,37 @@ STEP2 = [
 # (16:45 run: the FMA step 1, the 2048-position histogram chunks and torch.topk were never the
 # fastest on the K2/K3/E2E shapes)
 FAST = {
-    "step1": [0, 6, 7, 8, 10, 11],
+    # 21:56 run: the 1024-position row-loop step 1 was fastest for K2/K3/E2E, the 512 one for K1
+    "step1": [0, 6, 7, 8],
     # the histogram selection for fewer than 4*132 (batch, KV head) rows, the sampled one for
-    # more (19:09 run: each lost clearly on the other side); torch.topk as a safe net
-    "select_few_rows": ("hist", "hist_ch512", "hist_fr", "hist_ch512_fr", "hist_s512_fr", "torch"),
-    "select_many_rows": ("sampled", "sampled_ch2048", "sampled_r16", "sampled_ch2048_r16", "torch"),
+    # more (19:09 run: each lost clearly on the other side); torch.topk as a safe net. 21:56
+    # run: the resolve inside the count kernel and the radix-16 searches were slower.
+    "select_few_rows": (
+        "hist",
+        "hist_ch512",
+        "hist_lean",
+        "hist_ch512_lean",
+        "hist_s512_lean",
+        "hist_s512_w8_lean",
+        "torch",
+    ),
+    "select_many_rows": (
+        "sampled",
+        "sampled_ch2048",
+        "sampled_lean",
+        "sampled_ch2048_lean",
+        "sampled_ch1024_lean_cw8",
+        "torch",
+    ),
     "step2": [4, 1],
-    "fused": [(1024, 8), (1024, 4), (512, 4), (2048, 8)],
+    # (tile, warps, lean, fallback block)
+    "fused": [
+        (1024, 8, False, 256),
+        (1024, 8, True, 64),
+        (1024, 4, True, 64),
+        (2048, 8, True, 64),
+        (512, 4, True, 64),
+    ],
 }
 
 
@@ -325,7 +361,8 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
     sel = {}
     realloc = sh["realloc"]
     for vname, kw in SELECT.items():
-        if smoke and vname not in ("sampled", "sampled_r16", "hist", "hist_fr", "triton", "torch"):
+        if smoke and vname not in ("sampled", "sampled_lean", "hist", "hist_lean", "triton",
+                                   "torch"):  # fmt: skip
             continue
         if fast and vname not in FAST["select_few_rows" if B * Hkv < 4 * 132 else
                                      "select_many_rows"]:  # fmt: skip
@@ -372,9 +409,14 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
     fused_kw = None
     if fused_mha_supported(G, S, k, forced=WINDOW + SINKS):
         # step 1 fused with the candidate filter (one head per KV head): vs best step 1 + select
-        fl = FAST["fused"] if fast else [(512, 4), (256, 4), (1024, 8), (512, 8)]
-        fz = {f"fused_tile{t}_w{w}": {"tile": t, "num_warps": w}
-              for t, w in _few(fl, smoke, 1)}  # fmt: skip
+        fl = FAST["fused"] if fast else [(512, 4, False, 256), (256, 4, False, 256),
+                                         (1024, 8, False, 256), (512, 8, False, 256),
+                                         (1024, 8, True, 64)]  # fmt: skip
+        if smoke:
+            fl = [(64, 4, True, 64)]
+        fz = {f"fused_tile{t}_w{w}" + ("_lean" if ln else ""):
+              {"tile": t, "num_warps": w, "lean": ln, "fallback_block": fb}
+              for t, w, ln, fb in fl}  # fmt: skip
         fused_fns = {
             n: (lambda s, c=c: select_fused_mha(
                 s["K_t"], s["i1"], s["qh"], s["lens"], k, WINDOW, SINKS, **c))

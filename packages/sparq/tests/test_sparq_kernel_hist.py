@@ -60,12 +60,15 @@ def _check(sel, logits, lens, k, window, sinks, check_alpha=True, bucketed=True,
         (2, 2, 1, 300, 19, 3, 2, 64, False),  # MHA, ragged, several chunks, odd S
         (2, 1, 4, 257, 33, 5, 1, 32, False),  # GQA group of 4, many chunks
         (2, 1, 4, 257, 33, 5, 1, 32, True),  # the same, resolve inside the count kernel
+        (2, 1, 4, 257, 33, 5, 1, 32, "lean"),  # scalar statistics in the candidate pass
+        (2, 2, 1, 300, 19, 3, 2, 64, "lean"),
         (1, 2, 3, 130, 40, 0, 0, None, False),  # odd group, default plan (one chunk)
     ],
 )
 def test_hist_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, chunk, fuse):
     logits, lens = sel.case(B, Hkv, G, S, seed=S + k)
-    _check(sel, logits, lens, k, window, sinks, chunk=chunk, fuse_resolve=fuse)
+    kw = {"lean": True} if fuse == "lean" else {"fuse_resolve": fuse}
+    _check(sel, logits, lens, k, window, sinks, chunk=chunk, **kw)
 
 
 def test_hist_selection_without_alpha_selects_the_same(sel):

@@ -47,13 +47,16 @@ def _check(sel, logits, lens, k, window, sinks, **kw):
     [
         (2, 2, 1, 300, 19, 3, 2, 64, False),  # MHA, ragged, several chunks, odd S
         (2, 2, 1, 300, 19, 3, 2, 64, True),  # the same with radix-16 threshold searches
+        (2, 2, 1, 300, 19, 3, 2, 64, "lean"),  # scalar statistics in the candidate pass
+        (2, 1, 4, 257, 33, 5, 1, 32, "lean"),  # the same for a group of 4
         (2, 1, 4, 257, 33, 5, 1, 32, False),  # GQA group of 4
         (1, 2, 3, 130, 40, 0, 0, None, True),  # odd group, default plan
     ],
 )
 def test_sampled_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, chunk, radix16):
     logits, lens = sel.case(B, Hkv, G, S, seed=S + k)
-    _check(sel, logits, lens, k, window, sinks, chunk=chunk, radix16=radix16)
+    kw = {"lean": True} if radix16 == "lean" else {"radix16": radix16}
+    _check(sel, logits, lens, k, window, sinks, chunk=chunk, **kw)
 
 
 def test_bad_sample_takes_the_exact_fallback(sel):

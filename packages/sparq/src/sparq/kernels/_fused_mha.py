@@ -25,7 +25,14 @@ import triton
 import triton.language as tl
 
 from ._select import _global_stats, _ordered
-from ._select_sample import MARGIN, MAX_SLOTS, _final_warps, _pick_candidates, _rank_threshold
+from ._select_sample import (
+    MARGIN,
+    MAX_SLOTS,
+    _final_warps,
+    _pick_candidates,
+    _positions,
+    _rank_threshold,
+)
 
 __all__ = ["fused_mha_plan", "fused_mha_supported", "select_fused_mha"]
 
@@ -75,12 +82,12 @@ def _fused_sample_kernel(
 def _fused_step1_kernel(
     kt_ptr, idx_ptr, qhat_ptr, lens_ptr, thr_ptr, m_ptr, l_ptr, cnt_ptr, ckey_ptr, cpos_ptr,
     cp_ptr, S, NT, HKV, window, sinks, DH: tl.constexpr, R: tl.constexpr, RP: tl.constexpr,
-    TILE: tl.constexpr, CAP: tl.constexpr,
+    TILE: tl.constexpr, CAP: tl.constexpr, LEAN: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     tile = tl.program_id(1)
     seq_len = tl.load(lens_ptr + bh // HKV)
-    cols = tile * TILE + tl.arange(0, TILE)
+    cols = tile * TILE + _positions(TILE, seq_len, LEAN)
     u, logit = _kt_keys(
         kt_ptr + bh * DH * S,
         idx_ptr + bh * R,
@@ -157,7 +164,7 @@ def _fused_final_kernel(
     kt_ptr, idx_ptr, qhat_ptr, lens_ptr, m_ptr, l_ptr, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr,
     out_idx_ptr, alpha_ptr, S, NT, HKV, K, window, sinks, DH: tl.constexpr, R: tl.constexpr,
     RP: tl.constexpr, NTP: tl.constexpr, CAP: tl.constexpr, SLOTS: tl.constexpr,
-    CHF: tl.constexpr,
+    CHF: tl.constexpr, LEAN: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     M2, iz2 = _global_stats(m_ptr, l_ptr, bh, NT, 1, 2, NTP)
@@ -169,7 +176,7 @@ def _fused_final_kernel(
     ok = (tl.sum(cnt, axis=0) >= K) & (tl.max(cnt, axis=0) <= CAP)
     out_row = out_idx_ptr + bh * K
     if ok:
-        slots, sel, dest = _pick_candidates(cnt_ptr, ckey_ptr, bh, NT, K, CAP, SLOTS, False)
+        slots, sel, dest = _pick_candidates(cnt_ptr, ckey_ptr, bh, NT, K, CAP, SLOTS, False, LEAN)
         base = bh * NT * CAP
         tl.store(out_row + dest, tl.load(cpos_ptr + base + slots, mask=sel, other=0), mask=sel)
         lg = tl.load(cp_ptr + base + slots, mask=sel, other=float("-inf"))
@@ -223,6 +230,8 @@ def select_fused_mha(
     *,
     tile: int | None = None,
     num_warps: int | None = None,
+    lean: bool = False,
+    fallback_block: int = 256,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Steps 1-2 of SparQ for ``G = 1``: approximate scores and exact top-k, no logits in memory.
 
@@ -233,6 +242,10 @@ def select_fused_mha(
         seq_lens: ``(B,)`` int64 live lengths.
         k, local_window, sink_tokens: as in :func:`sparq.kernels.select_topk`.
         tile, num_warps: launch overrides (step-1 tile, warps of the step-1 kernel).
+        lean: keep the step-1 and final kernels in one register layout (scalar K_t loads per
+            thread, no shared-memory layout conversions before the scattered candidate stores).
+        fallback_block: positions per step of the exact fallback search (fewer registers for the
+            final kernel's common path when smaller).
 
     Returns:
         ``idx`` ``(B, H, k)`` int32 in increasing order and ``alpha`` ``(B, H, 1)`` fp32, the same
@@ -270,12 +283,13 @@ def select_fused_mha(
     )  # fmt: skip
     _fused_step1_kernel[(rows, nt)](
         K_t, idx32, qh, seq_lens, thr, tmax, tsum, cnt, ckey, cpos, cp, S, nt, H, local_window,
-        sink_tokens, DH=dh, R=r, RP=rp, TILE=plan["TILE"], CAP=cap, num_warps=num_warps or 4,
+        sink_tokens, DH=dh, R=r, RP=rp, TILE=plan["TILE"], CAP=cap, LEAN=lean,
+        num_warps=num_warps or 4,
     )  # fmt: skip
     _fused_final_kernel[(rows,)](
         K_t, idx32, qh, seq_lens, tmax, tsum, cnt, ckey, cpos, cp, idx, alpha, S, nt, H, k,
         local_window, sink_tokens, DH=dh, R=r, RP=rp, NTP=max(2, triton.next_power_of_2(nt)),
-        CAP=cap, SLOTS=plan["slots"], CHF=min(256, max(16, triton.next_power_of_2(S))),
-        num_warps=_final_warps(plan["slots"]),
+        CAP=cap, SLOTS=plan["slots"], CHF=min(fallback_block, max(16, triton.next_power_of_2(S))),
+        LEAN=lean, num_warps=_final_warps(plan["slots"]),
     )  # fmt: skip
     return idx, alpha

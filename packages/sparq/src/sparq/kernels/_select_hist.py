@@ -42,7 +42,13 @@ import triton
 import triton.language as tl
 
 from ._select import _global_stats, _keys
-from ._select_sample import MARGIN, _compact_candidates, _exact_row_fallback, _rank_threshold16
+from ._select_sample import (
+    MARGIN,
+    _compact_candidates,
+    _exact_row_fallback,
+    _positions,
+    _rank_threshold16,
+)
 
 __all__ = ["hist_plan", "hist_supported", "select_topk_hist"]
 
@@ -106,6 +112,7 @@ def _hcand_kernel(
     logit_ptr, lens_ptr, stat_ptr, thr_ptr, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, hist_ptr,
     blist_ptr, S, HKV, NCH, window, sinks, G: tl.constexpr, GP: tl.constexpr, CH: tl.constexpr,
     CAP: tl.constexpr, NB: tl.constexpr, BCAP: tl.constexpr, ALPHA: tl.constexpr,
+    LEAN: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1)
@@ -115,10 +122,11 @@ def _hcand_kernel(
     inv_z = tl.load(stat_ptr + bh * 2 * GP + GP + heads)
     t0 = tl.load(thr_ptr + bh * 2)
     sh = tl.load(thr_ptr + bh * 2 + 1).to(tl.int64)
-    cols = c * CH + tl.arange(0, CH)
+    cols = c * CH + _positions(CH, seq_len, LEAN)
     u, cand, rank, _ = _compact_candidates(
-        logit_ptr + bh * G * S, cols, heads, M, inv_z, seq_len, S, window, sinks, t0, bh, c,
-        NCH, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, G, CAP, ALPHA,
+        logit_ptr + bh * G * S, cols, heads, M, inv_z, stat_ptr + bh * 2 * GP, seq_len, S,
+        window, sinks, t0, bh, c, NCH, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, G, GP, CAP, ALPHA,
+        LEAN,
     )  # fmt: skip
     # histogram: the (wide, clamped) top bucket by one reduced atomic, the others per key
     bkt = _bucket(u, t0, sh, NB)
@@ -182,9 +190,11 @@ def _hresolve_kernel(
 
 
 @triton.jit
-def _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, CAP: tl.constexpr):
+def _chunk_winners(
+    cnt_ptr, ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, CAP: tl.constexpr, LEAN: tl.constexpr
+):  # fmt: skip
     """Slot offsets of chunk ``c`` of row ``bh`` and the mask of its winners."""
-    j = tl.arange(0, CAP)
+    j = _positions(CAP, c, LEAN)
     live = j < tl.load(cnt_ptr + bh * NCH + c)
     slot = (bh * NCH + c) * CAP + j
     u = tl.load(ckey_ptr + slot, mask=live, other=-2147483648)
@@ -198,6 +208,7 @@ def _hcount_kernel(
     cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, res_ptr, wcnt_ptr, palpha_ptr, hist_ptr, blist_ptr, NCH,
     K, G: tl.constexpr, GP: tl.constexpr, NCHP: tl.constexpr, CAP: tl.constexpr,
     NB: tl.constexpr, BCAP: tl.constexpr, ALPHA: tl.constexpr, FUSED: tl.constexpr,
+    LEAN: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1)
@@ -214,7 +225,7 @@ def _hcount_kernel(
         plim = tl.load(res_ptr + bh * 3 + 1)
         ok = tl.load(res_ptr + bh * 3 + 2)
     if ok != 0:
-        j, _, sel = _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, CAP)
+        j, _, sel = _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, CAP, LEAN)
         tl.store(wcnt_ptr + bh * NCH + c, tl.sum(sel.to(tl.int32), axis=0))
         if ALPHA:
             heads = tl.arange(0, GP)
@@ -230,6 +241,7 @@ def _hemit_kernel(
     logit_ptr, lens_ptr, stat_ptr, cnt_ptr, ckey_ptr, cpos_ptr, res_ptr, wcnt_ptr, palpha_ptr,
     out_idx_ptr, alpha_ptr, S, HKV, NCH, K, window, sinks, G: tl.constexpr, GP: tl.constexpr,
     NCHP: tl.constexpr, CAP: tl.constexpr, CHF: tl.constexpr, ALPHA: tl.constexpr,
+    LEAN: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1)
@@ -241,7 +253,7 @@ def _hemit_kernel(
         base = tl.sum(w, axis=0)
         T = tl.load(res_ptr + bh * 3)
         plim = tl.load(res_ptr + bh * 3 + 1)
-        _, pos, sel = _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, CAP)
+        _, pos, sel = _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, CAP, LEAN)
         si = sel.to(tl.int32)
         dest = base + tl.cumsum(si, axis=0) - si
         tl.store(out_row + dest, pos, mask=sel & (dest < K))
@@ -302,6 +314,7 @@ def select_topk_hist(
     need_alpha: bool = True,
     fuse_resolve: bool = False,
     thr_warps: int = 16,
+    lean: bool = False,
     _probe: dict | None = None,
     _stop_after: int = 5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -314,8 +327,10 @@ def select_topk_hist(
     ``need_alpha=False`` skips the softmax mass (``alpha`` is then left uninitialised unless the
     exact fallback ran). ``fuse_resolve`` lets every program of the count kernel resolve its
     row itself instead of launching the resolve kernel (four launches instead of five);
-    ``thr_warps``: warps of the threshold kernel. No host synchronisation (CUDA-graph
-    capturable).
+    ``thr_warps``: warps of the threshold kernel; ``lean``: per-head statistics read as
+    scalars in the candidate pass, and the candidate, count and emit kernels kept in one
+    register layout (no shared-memory layout conversions before their scattered stores). No
+    host synchronisation (CUDA-graph capturable).
     ``_probe`` (tests): a dict that receives ``ok`` ``(B*Hkv,)``, whether each row was resolved
     through the buckets (``False``: the exact full-row fallback ran). ``_stop_after`` (profiling:
     cumulative times of the first n of the five stages) launches only the first n stages (with
@@ -356,7 +371,7 @@ def select_topk_hist(
     _hcand_kernel[(rows, nch)](
         logits, seq_lens, stat, thr, cnt, ckey, cpos, cp, hist, blist, S, Hkv, nch, local_window,
         sink_tokens, G=G, GP=GP, CH=p["CH"], CAP=cap, NB=nb, BCAP=BCAP, ALPHA=need_alpha,
-        num_warps=nw,
+        LEAN=lean, num_warps=nw,
     )  # fmt: skip
     if _stop_after < 3:
         return idx, alpha
@@ -369,7 +384,7 @@ def select_topk_hist(
         return idx, alpha
     _hcount_kernel[(rows, nch)](
         cnt, ckey, cpos, cp, res, wcnt, palpha, hist, blist, nch, k, G=G, GP=GP, NCHP=nchp,
-        CAP=cap, NB=nb, BCAP=BCAP, ALPHA=need_alpha, FUSED=fuse_resolve,
+        CAP=cap, NB=nb, BCAP=BCAP, ALPHA=need_alpha, FUSED=fuse_resolve, LEAN=lean,
         num_warps=4 if nb <= 2048 or not fuse_resolve else 8,
     )  # fmt: skip
     if _stop_after < 5:
@@ -379,7 +394,8 @@ def select_topk_hist(
         local_window, sink_tokens, G=G, GP=GP, NCHP=nchp, CAP=cap,
         # a short fallback block keeps the (rarely taken) exact search from costing the common
         # path registers (61 instead of 155 per thread on sm_90)
-        CHF=min(128, max(16, triton.next_power_of_2(S))), ALPHA=need_alpha, num_warps=4,
+        CHF=min(128, max(16, triton.next_power_of_2(S))), ALPHA=need_alpha, LEAN=lean,
+        num_warps=4,
     )  # fmt: skip
     if _probe is not None:
         _probe["ok"] = res[:, 2] != 0

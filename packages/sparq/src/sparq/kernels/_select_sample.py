@@ -28,7 +28,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._select import _global_stats, _head_scalar, _keys
+from ._select import _global_stats, _head_scalar, _keys, _ordered
 
 __all__ = ["sample_plan", "select_topk_sampled"]
 
@@ -70,17 +70,59 @@ def _rank_thr(u, RANK, R16: tl.constexpr):
 
 
 @triton.jit
+def _positions(CH: tl.constexpr, rt, LEAN: tl.constexpr):
+    """``arange(CH)``; with ``LEAN`` XOR-ed with a runtime zero (``rt < 0`` for a runtime
+    ``rt >= 0``), so that Triton cannot prove the
+    positions contiguous and keeps the loads in the one-value-per-thread layout of the scattered
+    candidate stores (vectorised loads made it convert every tensor, pointers included, through
+    shared memory before the stores)."""
+    j = tl.arange(0, CH)
+    if LEAN:
+        j = j ^ (rt < 0).to(tl.int32)
+    return j
+
+
+@triton.jit
+def _keys_lean(logit_row, cols, stat_row, seq_len, S, window, sinks, G: tl.constexpr,
+               GP: tl.constexpr):  # fmt: skip
+    """:func:`_keys` with each head's ``M_h`` and ``1/Z_h`` read as scalars from ``stat_row``
+    (no reductions over the head vector); also returns head 0's logits (loaded only below the
+    live length: the positions beyond it are invalid, key ``-inf``, anyway)."""
+    inb = cols < S
+    valid = cols < seq_len
+    lg0 = tl.load(logit_row + cols, mask=valid, other=float("-inf"))
+    if G == 1:
+        key = lg0
+    else:
+        key = tl.exp(lg0 - tl.load(stat_row)) * tl.load(stat_row + GP)
+        for h in tl.static_range(1, G):
+            lg = tl.load(logit_row + h * S + cols, mask=valid, other=float("-inf"))
+            key += tl.exp(lg - tl.load(stat_row + h)) * tl.load(stat_row + GP + h)
+    forced = valid & ((cols < sinks) | (cols >= seq_len - window))
+    key = tl.where(forced, float("inf"), key)
+    key = tl.where(valid, key, float("-inf"))
+    return tl.where(inb, _ordered(key), -2147483648), lg0
+
+
+@triton.jit
 def _compact_candidates(
-    logit_row, cols, heads, M, inv_z, seq_len, S, window, sinks, t0, bh, c, NCH, cnt_ptr,
-    ckey_ptr, cpos_ptr, cp_ptr, G: tl.constexpr, CAP: tl.constexpr, ALPHA: tl.constexpr,
+    logit_row, cols, heads, M, inv_z, stat_row, seq_len, S, window, sinks, t0, bh, c, NCH,
+    cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, G: tl.constexpr, GP: tl.constexpr, CAP: tl.constexpr,
+    ALPHA: tl.constexpr, LEAN: tl.constexpr,
 ):  # fmt: skip
     """The candidate pass over chunk ``c`` of row ``bh`` (shared by the sampled and histogram
     selections): keys ``>= t0`` are compacted in position order into the chunk's ``CAP`` slots
     (key, position and, with ``ALPHA``, each head's softmax mass), and the chunk's candidate
     count is stored (it may exceed ``CAP``: the consumers then take their exact fallback).
+    ``LEAN`` reads the per-head statistics as scalars from ``stat_row`` (``M`` then ``1/Z``,
+    ``GP`` apart) and, for one head, reuses the loaded logits for the masses.
     Returns the keys, the candidate mask, each candidate's rank in the chunk and the kept mask.
     """
-    u = _keys(logit_row, cols, heads, M, inv_z, seq_len, S, window, sinks, G)
+    if LEAN:
+        u, lg0 = _keys_lean(logit_row, cols, stat_row, seq_len, S, window, sinks, G, GP)
+    else:
+        u = _keys(logit_row, cols, heads, M, inv_z, seq_len, S, window, sinks, G)
+        lg0 = u.to(tl.float32)  # unused on this path
     cand = u >= t0
     ci = cand.to(tl.int32)
     rank = tl.cumsum(ci, axis=0) - ci
@@ -91,16 +133,27 @@ def _compact_candidates(
     tl.store(cpos_ptr + slot, cols, mask=keep)
     if ALPHA:
         nslot = NCH * CAP
-        for h in tl.static_range(G):
-            lg = tl.load(logit_row + h * S + cols, mask=keep, other=float("-inf"))
-            p = tl.exp(lg - _head_scalar(M, heads, h)) * _head_scalar(inv_z, heads, h)
-            tl.store(cp_ptr + (bh * G + h) * nslot + c * CAP + rank, p, mask=keep)
+        cp_row = cp_ptr + bh * G * nslot + c * CAP
+        if LEAN:
+            for h in tl.static_range(G):
+                if h == 0:
+                    lg = lg0
+                else:
+                    lg = tl.load(logit_row + h * S + cols, mask=keep, other=float("-inf"))
+                p = tl.exp(lg - tl.load(stat_row + h)) * tl.load(stat_row + GP + h)
+                tl.store(cp_row + h * nslot + rank, p, mask=keep)
+        else:
+            for h in tl.static_range(G):
+                lg = tl.load(logit_row + h * S + cols, mask=keep, other=float("-inf"))
+                p = tl.exp(lg - _head_scalar(M, heads, h)) * _head_scalar(inv_z, heads, h)
+                tl.store(cp_row + h * nslot + rank, p, mask=keep)
     return u, cand, rank, keep
 
 
 @triton.jit
 def _pick_candidates(
-    cnt_ptr, ckey_ptr, bh, NC, K, CAP: tl.constexpr, SLOTS: tl.constexpr, R16: tl.constexpr
+    cnt_ptr, ckey_ptr, bh, NC, K, CAP: tl.constexpr, SLOTS: tl.constexpr, R16: tl.constexpr,
+    LEAN: tl.constexpr = False,
 ):  # fmt: skip
     """The ``K`` largest keys of row ``bh``'s candidate block (``NC`` chunks of ``CAP`` slots,
     chunk ``c`` holding ``cnt[c]`` live keys in position order).
@@ -109,7 +162,7 @@ def _pick_candidates(
     of the chosen slots (ties at the threshold go to the earliest slots, i.e. lowest positions)
     and each chosen slot's output index (0..K-1, in slot order).
     """
-    slots = tl.arange(0, SLOTS)
+    slots = _positions(SLOTS, NC, LEAN)
     c = slots // CAP
     live = (c < NC) & ((slots % CAP) < tl.load(cnt_ptr + bh * NC + c, mask=c < NC))
     u = tl.load(ckey_ptr + bh * NC * CAP + slots, mask=live, other=-2147483648)
@@ -144,6 +197,7 @@ def _threshold_kernel(
 def _candidate_kernel(
     logit_ptr, lens_ptr, stat_ptr, thr_ptr, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, S, HKV, NCH,
     window, sinks, G: tl.constexpr, GP: tl.constexpr, CH: tl.constexpr, CAP: tl.constexpr,
+    LEAN: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1)
@@ -151,10 +205,11 @@ def _candidate_kernel(
     heads = tl.arange(0, GP)
     M = tl.load(stat_ptr + bh * 2 * GP + heads)
     inv_z = tl.load(stat_ptr + bh * 2 * GP + GP + heads)
-    cols = c * CH + tl.arange(0, CH)
+    cols = c * CH + _positions(CH, seq_len, LEAN)
     _compact_candidates(
-        logit_ptr + bh * G * S, cols, heads, M, inv_z, seq_len, S, window, sinks,
-        tl.load(thr_ptr + bh), bh, c, NCH, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, G, CAP, True,
+        logit_ptr + bh * G * S, cols, heads, M, inv_z, stat_ptr + bh * 2 * GP, seq_len, S,
+        window, sinks, tl.load(thr_ptr + bh), bh, c, NCH, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr,
+        G, GP, CAP, True, LEAN,
     )  # fmt: skip
 
 
@@ -209,6 +264,7 @@ def _final_kernel(
     logit_ptr, lens_ptr, stat_ptr, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, out_idx_ptr, alpha_ptr,
     S, HKV, NCH, K, window, sinks, G: tl.constexpr, GP: tl.constexpr, NCHP: tl.constexpr,
     CAP: tl.constexpr, SLOTS: tl.constexpr, CHF: tl.constexpr, R16: tl.constexpr,
+    LEAN: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     heads = tl.arange(0, GP)
@@ -217,7 +273,7 @@ def _final_kernel(
     ok = (tl.sum(cnt, axis=0) >= K) & (tl.max(cnt, axis=0) <= CAP)
     out_row = out_idx_ptr + bh * K
     if ok:
-        slots, sel, dest = _pick_candidates(cnt_ptr, ckey_ptr, bh, NCH, K, CAP, SLOTS, R16)
+        slots, sel, dest = _pick_candidates(cnt_ptr, ckey_ptr, bh, NCH, K, CAP, SLOTS, R16, LEAN)
         pos = tl.load(cpos_ptr + bh * NCH * CAP + slots, mask=sel, other=0)
         tl.store(out_row + dest, pos, mask=sel)
         alpha = tl.zeros((GP,), tl.float32)
@@ -287,6 +343,9 @@ def select_topk_sampled(
     samples: int | None = None,
     num_warps: int | None = None,
     radix16: bool = False,
+    lean: bool = False,
+    cand_warps: int = 4,
+    fallback_block: int = 512,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k positions by the group-summed approximate softmax (sampled-threshold variant).
 
@@ -295,7 +354,12 @@ def select_topk_sampled(
     ``idx`` ``(B, Hkv, k)`` int32 in increasing position order and ``alpha`` ``(B, Hkv, G)`` fp32.
     ``chunk``/``samples``/``num_warps`` override the launch plan (tuning); ``radix16`` finds
     the sample threshold and the exact k-th key by 8 radix-16 passes (16 thresholds counted at
-    once) instead of 32 one-bit passes (same result, fewer block reductions). No host
+    once) instead of 32 one-bit passes (same result, fewer block reductions); ``lean`` reads
+    the per-head statistics as scalars in the candidate pass and keeps the candidate and final
+    kernels in one register layout (no shared-memory layout conversions before the scattered
+    stores); ``cand_warps``: the candidate kernel's warps; ``fallback_block``: positions per
+    step of the exact full-row fallback (smaller blocks cost the common path fewer registers,
+    sm_90: 64 instead of 90 per thread at 128, so more rows run at once). No host
     synchronisation: CUDA-graph capturable. Scratch: ``B*Hkv*(NCH*CAP*(2+G) + NCH + 2G + 1)``
     words (about ``3.5*k*(2+G)`` per row).
     """
@@ -329,13 +393,13 @@ def select_topk_sampled(
     )  # fmt: skip
     _candidate_kernel[(rows, nch)](
         logits, seq_lens, stat, thr, cnt, ckey, cpos, cp, S, Hkv, nch, local_window, sink_tokens,
-        G=G, GP=GP, CH=plan["CH"], CAP=cap, num_warps=4,
+        G=G, GP=GP, CH=plan["CH"], CAP=cap, LEAN=lean, num_warps=cand_warps,
     )  # fmt: skip
     _final_kernel[(rows,)](
         logits, seq_lens, stat, cnt, ckey, cpos, cp, idx, alpha, S, Hkv, nch, k, local_window,
         sink_tokens, G=G, GP=GP, NCHP=max(2, triton.next_power_of_2(nch)), CAP=cap,
         SLOTS=plan["slots"],
-        CHF=min(512, max(16, triton.next_power_of_2(S))), R16=radix16,
+        CHF=min(fallback_block, max(16, triton.next_power_of_2(S))), R16=radix16, LEAN=lean,
         num_warps=num_warps or _final_warps(plan["slots"]),
     )  # fmt: skip
     return idx, alpha
