@@ -86,6 +86,7 @@ SELECT = {
     "hist_s512_w8_lean": {"samples": 512, "thr_warps": 8, "lean": True},
     "sampled_lean": {"lean": True, "fallback_block": 128},
     "sampled_ch2048_lean": {"chunk": 2048, "lean": True, "fallback_block": 128},
+    "sampled_lean_s1024": {"lean": True, "fallback_block": 128, "samples": 1024},
     "sampled_ch1024_lean_cw8": {
         "chunk": 1024,
         "lean": True,
@@ -129,6 +130,7 @@ FAST = {
         "sampled_ch2048",
         "sampled_lean",
         "sampled_ch2048_lean",
+        "sampled_lean_s1024",
         "sampled_ch1024_lean_cw8",
         "torch",
     ),

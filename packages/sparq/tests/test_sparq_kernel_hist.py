@@ -59,7 +59,6 @@ def _check(sel, logits, lens, k, window, sinks, check_alpha=True, bucketed=True,
     [
         (2, 2, 1, 300, 19, 3, 2, 64, False),  # MHA, ragged, several chunks, odd S
         (2, 1, 4, 257, 33, 5, 1, 32, False),  # GQA group of 4, many chunks
-        (2, 1, 4, 257, 33, 5, 1, 32, True),  # the same, resolve inside the count kernel
         (2, 1, 4, 257, 33, 5, 1, 32, "lean"),  # scalar statistics in the candidate pass
         (2, 2, 1, 300, 19, 3, 2, 64, "lean"),
         (1, 2, 3, 130, 40, 0, 0, None, False),  # odd group, default plan (one chunk)
