@@ -35,6 +35,7 @@ _CACHE: dict = sys.modules.setdefault(
 ).__dict__.setdefault("cache", {})
 PEAK_BF16 = 9.9e14
 amax_default = _linear_fn.TRITON_OP_AMAX
+pair_default = _linear_fn.AUTO_PAIR
 
 
 def _sqnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -66,7 +67,8 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
     use_compile = device == "cuda" and not kind.endswith("_eager")
     reduce_overhead = kind.endswith("_ro")  # torch.compile(mode="reduce-overhead"): CUDA graphs
     base_kind = kind.removesuffix("_eager").removesuffix("_ro")
-    ours = ("ours", "ours_triton", "ours_inductor", "ours_fastacc", "ours_indamax", "ours_pair")
+    ours = ("ours", "ours_triton", "ours_inductor", "ours_fastacc", "ours_indamax", "ours_pair",
+            "ours_perop")  # fmt: skip
     if base_kind in ours:
         backend = {"ours_triton": "triton", "ours_inductor": "inductor", "ours_pair": "pair"}
         backend = backend.get(base_kind, "auto")
@@ -92,15 +94,18 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
             torch.compiler.cudagraph_mark_step_begin()
         if base_kind == "ours_indamax":  # traced with inductor's amax (set at every call:
             _linear_fn.TRITON_OP_AMAX = False  # dynamo guards on the value it read)
+        if base_kind == "ours_perop":  # "auto" without the pair kernels (one tensor at a time)
+            _linear_fn.AUTO_PAIR = False
         try:
             y = cm(x)
             y.backward(dy)
         finally:
             _linear_fn.TRITON_OP_AMAX = amax_default
+            _linear_fn.AUTO_PAIR = pair_default
         return y
 
     step.cm, step.dy = cm, dy  # for benchmarks/profile_host.py (forward/backward host split)
-    step.plain = not reduce_overhead and base_kind != "ours_indamax"
+    step.plain = not reduce_overhead and base_kind not in ("ours_indamax", "ours_perop")
     _CACHE[key] = (step, x, model)
     return _CACHE[key]
 
@@ -119,9 +124,20 @@ def _reference(m, k, n, device):
     return _CACHE[key]
 
 
+def _poison(device: str) -> None:
+    """NaN bytes in the caching allocator's free blocks: an output buffer that a kernel should
+    have written but did not then holds garbage, not a stale correct copy of an earlier step."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        del_me = torch.full((256 << 20,), float("nan"), device=device)  # 1 GiB
+        del del_me
+
+
 def _check(kind: str, m, k, n, device):
     def run():
         step, x, model = _layer(kind, m, k, n, device)
+        _poison(device)
         y = step()
         yr, dxr, dwr = _reference(m, k, n, device)
         s = [_sqnr(y, yr), _sqnr(x.grad, dxr), _sqnr(model[0].weight.grad, dwr)]
@@ -226,6 +242,22 @@ def bench_pair(m: int, k: int, n: int, device: str) -> Measure:
 def bench_pair_vs_tao(m: int, k: int, n: int, device: str) -> Measure:
     """Variant: ``cast_backend="pair"`` vs torchao tensorwise, both compiled."""
     return _measure("ours_pair", "torchao_tensorwise", m, k, n, device)
+
+
+@case("linear_fp8_perop_vs_bf16", params=_PARAMS, quick_params=_QUICK, devices=("cuda",))
+def bench_perop(m: int, k: int, n: int, device: str) -> Measure:
+    """Variant: the former "auto" (one amax and one cast per tensor, no pair kernels), compiled,
+    vs bf16 (``_linear_fn.AUTO_PAIR = False``)."""
+    return _measure("ours_perop", "bf16", m, k, n, device)
+
+
+@case(
+    "linear_fp8_perop_vs_torchao_tensorwise", params=_PARAMS, quick_params=_QUICK,
+    devices=("cuda",),
+)  # fmt: skip
+def bench_perop_vs_tao(m: int, k: int, n: int, device: str) -> Measure:
+    """Variant: the former "auto" vs torchao tensorwise, both compiled."""
+    return _measure("ours_perop", "torchao_tensorwise", m, k, n, device)
 
 
 @case("linear_fp8_inductor_vs_bf16", params=_PARAMS, quick_params=_QUICK, devices=("cuda",))

@@ -12,7 +12,7 @@
 #          then GPU-time (CUDA-graph) cases for the casts and the layer, then variants; JSON + MD
 #          rewritten after each case, so a cut run keeps what it measured.
 #   profile: host cost of one compiled forward+backward step (benchmarks/profile_host.py) for
-#          FP8_PROFILE_KINDS (default ours,ours_pair,torchao_tensorwise,bf16) at
+#          FP8_PROFILE_KINDS (default ours,ours_perop,torchao_tensorwise,bf16) at
 #          FP8_PROFILE_SHAPES (default 4096^3, 8192^3): host seconds per step over 50 un-synced
 #          steps, kernel launches per step, top CPU ops, dynamo graph breaks -> fp8_profile.json
 #          (no new kind/shape after FP8_PROFILE_SECONDS, default 75).
@@ -47,7 +47,7 @@ SWEEP_SMOKE=""; SWEEP_ENV=""; PROFILE_ARGS=""
 STEPS=${FP8_GPT_STEPS:-2000}
 GPT_ARGS="--layers 12 --d-model 768 --heads 12 --seq-len 256 --batch 16 --lr 6e-4 --bytes 3000000"
 GPT_CAP=${FP8_GPT_SECONDS:-110}  # wall cap of the convergence stage (training stops earlier)
-CASES=${FP8_CASES:-linear_fp8_vs_bf16,linear_fp8_vs_torchao_tensorwise,linear_fp8_pair_vs_bf16,linear_fp8_pair_vs_torchao_tensorwise,linear_fp8_vs_bf16_latency,linear_fp8_vs_torchao_tensorwise_latency,auto_filter_vs_bf16,torchao_tensorwise_vs_bf16,linear_fp8_graph_vs_bf16,linear_fp8_inductor_amax_vs_bf16,linear_fp8_triton_ops_vs_bf16,linear_fp8_inductor_vs_bf16,linear_fp8_eager_vs_bf16,cast_jit_graph,cast_delayed_graph,scaled_mm_vs_bf16_mm}
+CASES=${FP8_CASES:-linear_fp8_vs_bf16,linear_fp8_vs_torchao_tensorwise,linear_fp8_vs_bf16_latency,linear_fp8_vs_torchao_tensorwise_latency,auto_filter_vs_bf16,linear_fp8_perop_vs_bf16,linear_fp8_perop_vs_torchao_tensorwise,torchao_tensorwise_vs_bf16,linear_fp8_graph_vs_bf16,linear_fp8_eager_vs_bf16,linear_fp8_triton_ops_vs_bf16,linear_fp8_inductor_vs_bf16,cast_jit_graph,cast_delayed_graph,scaled_mm_vs_bf16_mm}
 if [[ -n ${FP8_SMOKE:-} ]]; then  # CPU smoke test of this script on tiny sizes
   DEV=cpu; export FP8_QUICK=1
   CASES=${FP8_CASES:-linear_fp8_vs_bf16,linear_fp8_vs_bf16_latency,cast_jit_graph,linear_fp8_graph_vs_bf16}
@@ -115,7 +115,7 @@ if [[ $STAGES == *profile* ]]; then
   echo "== profile ($PS s)"
   if (( PS > 15 )); then
     timeout $((PS + 30)) python3 packages/fp8-scaling/benchmarks/profile_host.py "$OUT/fp8_profile.json" \
-      --kinds "${FP8_PROFILE_KINDS:-ours,ours_pair,torchao_tensorwise,bf16}" \
+      --kinds "${FP8_PROFILE_KINDS:-ours,ours_perop,torchao_tensorwise,bf16}" \
       --shapes "${FP8_PROFILE_SHAPES:-4096x4096x4096,8192x8192x8192}" --budget "$PS" $PROFILE_ARGS 2>&1 \
       | grep -v "^\s*$" | grep -v "^USDT\|^ERROR:.*gpuGetDeviceCount\|SyncActivityProfiler" | tail -30
   fi

@@ -81,24 +81,45 @@ def test_gpu_compile_fullgraph_no_breaks(backend):
     assert torch.equal(x.grad, g_eager)
 
 
-def test_gpu_pair_casts_match_per_tensor_casts():
-    """cast_backend="pair" (x and w in one amax and one cast launch) gives the same FP8
-    operands as one launch per tensor, hence bit-identical outputs and gradients."""
+def _poison_allocator():
+    """Fill the caching allocator's free blocks with NaN bytes, so a buffer that a kernel
+    should have written but did not shows up as garbage instead of a stale correct copy."""
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    junk = torch.full((64 << 20,), float("nan"), device="cuda")  # 256 MB of NaN
+    del junk
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("shape", [(208, 272, 400), (512, 256, 512), (256, 256, 256)])
+def test_gpu_pair_casts_match_per_tensor_casts(shape, compiled):
+    """cast_backend="pair" (x and w in one amax and one cast launch; the gradient through the
+    one-tensor launch) gives the same FP8 operands as one launch per tensor, hence bit-identical
+    outputs and gradients, eager and compiled; shapes where x and w have the same shape
+    included (a compiled launch once returned an unwritten buffer there)."""
     _need_fp8()
+    m, k, n = shape
     torch.manual_seed(0)
-    # 208 and 400 rows: partial 64/128-row tiles at the end of each tensor
-    w = (torch.randn(400, 272, device="cuda") * 0.01).to(torch.bfloat16)
-    x0 = (torch.randn(208, 272, device="cuda") * 30).to(torch.bfloat16)
+    w = (torch.randn(n, k, device="cuda") * 0.01).to(torch.bfloat16)
+    x0 = (torch.randn(m, k, device="cuda") * 30).to(torch.bfloat16)
+    dy = torch.randn(m, n, device="cuda").to(torch.bfloat16)
     out = {}
-    for backend in ("triton", "pair"):
-        lin = fs.Float8Linear(272, 400, bias=False, device="cuda", dtype=torch.bfloat16,
+    torch._dynamo.reset()
+    for backend in ("pair", "triton"):  # the candidate first, on a poisoned allocator
+        lin = fs.Float8Linear(k, n, bias=False, device="cuda", dtype=torch.bfloat16,
                               cast_backend=backend)  # fmt: skip
         with torch.no_grad():
             lin.weight.copy_(w)
-        x = x0.clone().requires_grad_(True)
-        y = lin(x)
-        y.backward(torch.ones_like(y))
-        out[backend] = (y, x.grad, lin.weight.grad)
+        run = torch.compile(lin, fullgraph=True) if (compiled and backend == "pair") else lin
+        res = []
+        for _ in range(2):  # the second call runs the cached compiled code
+            _poison_allocator()
+            x = x0.clone().requires_grad_(True)
+            lin.weight.grad = None
+            y = run(x)
+            y.backward(dy)
+            res = [y.clone(), x.grad.clone(), lin.weight.grad.clone()]
+        out[backend] = res
     for a, b in zip(out["pair"], out["triton"]):
         assert torch.equal(a, b)
 

@@ -217,7 +217,7 @@ else:  # pragma: no cover - torch < 2.6
 def amax_pair_impl(a: torch.Tensor, b: torch.Tensor | None = None, wrap=None) -> torch.Tensor:
     """Partial absolute maxima ``(P, 2)`` of ``a`` and ``b`` (one launch on CUDA; NaN counts as
     inf); the amax of ``a`` is ``out[:, 0].max()``. On CPU ``P = 1`` (the exact amaxes)."""
-    if _use_triton(a) and (b is None or (b.is_cuda and a.dtype == b.dtype)):
+    if _use_triton(a) and (b is None or (_use_triton(b) and a.dtype == b.dtype)):
         return launch_amax_pair(a.contiguous(), None if b is None else b.contiguous(), wrap=wrap)
     zero = torch.zeros((), dtype=torch.float32, device=a.device)
     return torch.stack([amax_ref(a), zero if b is None else amax_ref(b)]).reshape(1, 2)
@@ -242,7 +242,7 @@ def cast_pair_impl(
     _check(a, fmt)
     if b is not None:
         _check(b, fmt)
-    if _use_triton(a, fmt) and (b is None or (b.is_cuda and a.dtype == b.dtype)):
+    if _use_triton(a, fmt) and (b is None or (_use_triton(b) and a.dtype == b.dtype)):
         big = a if b is None or a.numel() >= b.numel() else b
         cfg = _tuned.cast_config(big, delayed=False, compiled=wrap is not None) or DEFAULT_PAIR
         return launch_cast_pair(

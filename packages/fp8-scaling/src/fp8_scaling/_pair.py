@@ -121,7 +121,7 @@ if HAS_TRITON:
         FMAX: tl.constexpr, EF: tl.constexpr, MF: tl.constexpr, MARGIN: tl.constexpr,
         TA: tl.constexpr, TB: tl.constexpr, OUT_FP32: tl.constexpr, E5M2: tl.constexpr,
         BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr, NP_BLOCK: tl.constexpr,
-        EVEN: tl.constexpr,
+        EVEN: tl.constexpr, HAS_B: tl.constexpr,
     ):  # fmt: skip
         pid = tl.program_id(0)
         tiles_a = tl.cdiv(MA, BM) * tl.cdiv(NA, BN)
@@ -129,7 +129,7 @@ if HAS_TRITON:
             _cast_tile(a_ptr, part_ptr, qa_ptr, qta_ptr, inva_ptr, amaxa_ptr, MA, NA, pid, NP,
                        FMAX, EF, MF, MARGIN, TA, OUT_FP32, E5M2, BM, BN, GROUP,
                        NP_BLOCK, EVEN)  # fmt: skip
-        else:
+        elif HAS_B:  # compiled out for a lone tensor: b's placeholder pointers are never used
             _cast_tile(b_ptr, part_ptr + 1, qb_ptr, qtb_ptr, invb_ptr, amaxb_ptr, MB, NB,
                        pid - tiles_a, NP, FMAX, EF, MF, MARGIN, TB, OUT_FP32, E5M2, BM, BN,
                        GROUP, NP_BLOCK, EVEN)  # fmt: skip
@@ -243,15 +243,20 @@ def launch_cast_pair(
     if tiles == 0:
         return qa, qta, inva, amaxa, qb, qtb, invb, amaxb
     n_part = partials.shape[0]
-    # b's pointers when b has no rows: a's buffers, never written (no null pointers)
-    qb_arg, invb_arg, amaxb_arg = (qa, inva, amaxa) if single else (qb, invb, amaxb)
-    args = (a, b, partials, qa, qta if transpose_a else qa, qb_arg,
-            qtb if (transpose_b and not single) else qb_arg, inva, invb_arg, amaxa, amaxb_arg,
-            ma, na, mb, nb, n_part)  # fmt: skip
+    # Placeholders for pointers the kernel never touches (b's when b is None, the transposed
+    # copy when not asked for): the read-only input ``a``, never an output. Passing one output
+    # buffer as two arguments makes torch.compile's functionalization of the launch clone it
+    # and hand back the (unwritten) clone as the op's output.
+    if single:
+        b_args = (a, a, a, a, a)
+    else:
+        b_args = (b, qb, qtb if transpose_b else a, invb, amaxb)
+    args = (a, b_args[0], partials, qa, qta if transpose_a else a, b_args[1], b_args[2], inva,
+            b_args[3], amaxa, b_args[4], ma, na, mb, nb, n_part)  # fmt: skip
     even = all(d % cfg.bm == 0 for d in (ma, mb)) and all(d % cfg.bn == 0 for d in (na, nb))
     kw = dict(FMAX=consts["FMAX"], EF=consts["EF"], MF=consts["MF"], MARGIN=int(margin),
               TA=transpose_a, TB=transpose_b and not single, OUT_FP32=out_fp32, E5M2=consts["E5M2"],
-              NP_BLOCK=triton.next_power_of_2(n_part), EVEN=even)  # fmt: skip
+              NP_BLOCK=triton.next_power_of_2(n_part), EVEN=even, HAS_B=not single)  # fmt: skip
     if wrap is not None:
         wrap(_inline("cast", cfg))[(tiles,)](*args, **kw)
     else:
