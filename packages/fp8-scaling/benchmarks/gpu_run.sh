@@ -47,7 +47,7 @@ SWEEP_SMOKE=""; SWEEP_ENV=""; PROFILE_ARGS=""
 STEPS=${FP8_GPT_STEPS:-2000}
 GPT_ARGS="--layers 12 --d-model 768 --heads 12 --seq-len 256 --batch 16 --lr 6e-4 --bytes 3000000"
 GPT_CAP=${FP8_GPT_SECONDS:-110}  # wall cap of the convergence stage (training stops earlier)
-CASES=${FP8_CASES:-linear_fp8_vs_bf16,linear_fp8_vs_torchao_tensorwise,linear_fp8_vs_bf16_latency,linear_fp8_vs_torchao_tensorwise_latency,auto_filter_vs_bf16,linear_fp8_perop_vs_bf16,linear_fp8_perop_vs_torchao_tensorwise,torchao_tensorwise_vs_bf16,linear_fp8_graph_vs_bf16,linear_fp8_eager_vs_bf16,linear_fp8_triton_ops_vs_bf16,linear_fp8_inductor_vs_bf16,cast_jit_graph,cast_delayed_graph,scaled_mm_vs_bf16_mm}
+CASES=${FP8_CASES:-linear_fp8_vs_bf16,linear_fp8_vs_torchao_tensorwise,linear_fp8_vs_bf16_latency,linear_fp8_vs_torchao_tensorwise_latency,auto_filter_vs_bf16,linear_fp8_perop_vs_bf16,linear_fp8_perop_vs_torchao_tensorwise,torchao_tensorwise_vs_bf16,linear_fp8_graph_vs_bf16,linear_fp8_eager_vs_bf16,linear_fp8_triton_ops_vs_bf16,linear_fp8_inductor_vs_bf16,cast_jit_graph,cast_delayed_graph,scaled_mm_vs_bf16_mm,linear_fp8_fast_accum_all_vs_bf16}
 if [[ -n ${FP8_SMOKE:-} ]]; then  # CPU smoke test of this script on tiny sizes
   DEV=cpu; export FP8_QUICK=1
   CASES=${FP8_CASES:-linear_fp8_vs_bf16,linear_fp8_vs_bf16_latency,cast_jit_graph,linear_fp8_graph_vs_bf16}
