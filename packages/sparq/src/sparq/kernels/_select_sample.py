@@ -72,10 +72,9 @@ def _rank_thr(u, RANK, R16: tl.constexpr):
 @triton.jit
 def _positions(CH: tl.constexpr, rt, LEAN: tl.constexpr):
     """``arange(CH)``; with ``LEAN`` XOR-ed with a runtime zero (``rt < 0`` for a runtime
-    ``rt >= 0``), so that Triton cannot prove the
-    positions contiguous and keeps the loads in the one-value-per-thread layout of the scattered
-    candidate stores (vectorised loads made it convert every tensor, pointers included, through
-    shared memory before the stores)."""
+    ``rt >= 0``), so that Triton cannot prove the positions contiguous and keeps the loads in
+    the one-value-per-thread layout of the scattered candidate stores (vectorised loads made it
+    convert every tensor, pointers included, through shared memory before the stores)."""
     j = tl.arange(0, CH)
     if LEAN:
         j = j ^ (rt < 0).to(tl.int32)
