@@ -67,12 +67,13 @@ def profile_shape(sh: dict, reps: int) -> dict:
 def profile_e2e_step(reps: int = 3) -> dict:
     """Kernel device times of one end-to-end decode step (``bench_sparq_e2e`` model, SparQ
     attention), grouped into the attention kernels and the rest of the step."""
-    from _llama import LlamaShape, TinyLlama
+    from _llama import LlamaShape, TinyLlama, fused_ops_agree
     from torch.profiler import ProfilerActivity, profile
 
     from sparq.kernels import sparq_attention_triton
 
-    model = TinyLlama(LlamaShape(), 16, 32768 + 64, "cuda")
+    fused = fused_ops_agree("cuda", torch.bfloat16) is None  # as the end-to-end benchmark
+    model = TinyLlama(LlamaShape(), 16, 32768 + 64, "cuda", fused=fused)
     model.prefill_random(32768)
     dh = model.dh
 
@@ -111,7 +112,8 @@ def profile_e2e_step(reps: int = 3) -> dict:
     t_graph = _time(_graphed([one], "cuda"), 10, "cuda") * 1e6
     n_kernels = sum(v["per_step"] for v in kernels.values())
     return {"kernels_us": kernels, "sum_kernels_us": total, "attention_kernels_us": t_attn,
-            "graph_us": t_graph, "kernels_per_step": n_kernels}  # fmt: skip
+            "graph_us": t_graph, "kernels_per_step": n_kernels,
+            "fused_model_ops": fused}  # fmt: skip
 
 
 def main(argv: list[str]) -> None:
