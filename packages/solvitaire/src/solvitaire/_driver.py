@@ -4,10 +4,11 @@ A :class:`Search` owns one depth-first search of the compiled core (its stacks, 
 table and counters) and runs it a chunk at a time, growing the table and the stacks within
 its memory budget. :func:`run` runs one search, or two searches of the same deal that try the
 tableau moves in different orders, in alternation (each gets the next chunk while it has
-searched fewer nodes than the other). Both are complete searches, so whichever decides the
-deal first gives the answer: a solution is a solution, and an exhausted search proves the deal
-unsolvable whatever its move order. The pair costs at most about twice the better order's
-nodes, and much less than the worse order where the two differ by orders of magnitude.
+searched fewer nodes than the other, once the first has had a head start). Both are complete
+searches, so whichever decides the deal first gives the answer: a solution is a solution,
+and an exhausted search proves the deal unsolvable whatever its move order. The pair costs
+at most about twice the better order's nodes (plus the head start), and much less than the
+worse order where the two differ by orders of magnitude.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import numpy as np
 from . import _core as cs
 
 __all__ = ["Search", "run"]
+
+#: With two searches, nodes the first one searches alone before the second starts.
+HEAD_START = 512
 
 
 def _doubled(x: np.ndarray) -> np.ndarray:
@@ -154,7 +158,9 @@ def run(
         ):
             outcome = "timeout"
             break
-        s = min(active, key=lambda x: x.nodes)  # the one behind gets the next chunk
+        # the one behind gets the next chunk; the first (the rules' own order) runs HEAD_START
+        # nodes before the second starts: most deals are decided within a few hundred nodes
+        s = min(active, key=lambda x: x.nodes - (HEAD_START if x is searches[0] else 0))
         s.step(s.nodes + max_states - total if max_states else 0)
     secs = time.perf_counter() - t0
     ctl = sum(s.ctl for s in searches)
