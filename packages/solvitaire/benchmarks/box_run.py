@@ -9,7 +9,9 @@ leaves everything it finished:
 1. Spiderette seeds 1-40 at the reference's 3 s limit, under the true rules (complete suits
    only) and under the rules the reference program actually applies (see README);
 2. Klondike seeds left undecided by the earlier partial local run, 60 s each;
-3. Klondike seeds not yet run (``--first`` .. ``--deals``), 60 s each, until the budget ends.
+3. Klondike seeds not yet run (``--first`` .. ``--deals``), 60 s each, until the budget ends;
+4. optionally (``EXTRA_GAMES``, comma-separated presets) seeds 1-40 of other games at
+   ``EXTRA_TIMEOUT`` seconds each (``extra.jsonl``).
 
 ``--ingest DIR`` (run here afterwards) merges a finished run's Klondike results into the local
 SQLite store used by ``klondike_1000.py`` and prints the Spiderette comparison.
@@ -143,6 +145,17 @@ def run(a: argparse.Namespace) -> int:
         log(f"phase 2+3: klondike, {len(tasks)} deals at {a.timeout:g} s "
             f"({len(retry)} previously undecided first)")  # fmt: skip
         rows = _run_phase(pool, tasks, out / "klondike.jsonl", deadline, log)
+        # phase 4 (optional): other games' reference seeds 1-40 at EXTRA_TIMEOUT seconds
+        extra = [g for g in a.extra_games.split(",") if g.strip()]
+        if extra:
+            tasks = [(g, "preset", s, a.extra_timeout, mem) for g in extra for s in range(1, 41)]
+            log(f"phase 4: {', '.join(extra)}, {len(tasks)} deals at {a.extra_timeout:g} s")
+            xrows = _run_phase(pool, tasks, out / "extra.jsonl", deadline, log)
+            for g in extra:
+                rg = [r for r in xrows if r["game"] == g]
+                dec = sum(r["status"] in ("solved", "unsolvable") for r in rg)
+                summary[g] = {"done": len(rg), "decided": dec, "timeout_s": a.extra_timeout}
+                log(f"  {g}: {dec}/{len(rg)} decided within {a.extra_timeout:g} s")
         pool.terminate()
     und = [r for r in rows if r["status"] not in ("solved", "unsolvable")]
     redo = [r for r in rows if r["seed"] in retry]
@@ -217,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retry", default=os.environ.get("KL_RETRY", ",".join(map(str, UNDECIDED))))
     skip = os.environ.get("SKIP_SPIDER") == "1"
     ap.add_argument("--skip-spider", action="store_true", default=skip)
+    ap.add_argument("--extra-games", default=os.environ.get("EXTRA_GAMES", ""))
+    ap.add_argument(
+        "--extra-timeout", type=float, default=float(os.environ.get("EXTRA_TIMEOUT", 60))
+    )
     ap.add_argument("--out", default=None)
     ap.add_argument("--ingest", type=Path, default=None, help="merge a finished run (here)")
     a = ap.parse_args(argv)

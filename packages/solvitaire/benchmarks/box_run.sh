@@ -7,8 +7,8 @@
 # inside and by `timeout`), CORES (default 12-15), JOBS (default 4), KL_DEALS (1000),
 # KL_FIRST (714), KL_RETRY (seeds run first), SKIP_SPIDER=1 (no Spiderette phase),
 # KL_TIMEOUT (60 s per Klondike deal), MEM_GIB (3 GiB per solve),
-# SP_SEEDS (40 Spiderette seeds).
-# Writes to $OUT: box_run.log, spiderette.jsonl, klondike.jsonl, summary.json.
+# SP_SEEDS (40 Spiderette seeds), EXTRA_GAMES and EXTRA_TIMEOUT (other games, seeds 1-40).
+# Writes to $OUT: box_run.log, spiderette.jsonl, klondike.jsonl, extra.jsonl, summary.json.
 set -euo pipefail
 : "${OUT:?set OUT to an empty directory}"
 mkdir -p "$OUT"
