@@ -265,7 +265,7 @@ class ThreadedVectorEnv(VectorEnv):
         )
         buf["act"][:] = actions
         x_before = buf["x_start"].copy()
-        envs, max_steps, skip = self.envs, self.max_steps, b0.frame_skip
+        bases, max_steps, skip = self.base, self.max_steps, b0.frame_skip
         nqv = model.nq + model.nv
         elapsed = self._elapsed + 1
         step, rne, concat = mujoco.mj_step, mujoco.mj_rnePostConstraint, np.concatenate
@@ -284,7 +284,10 @@ class ThreadedVectorEnv(VectorEnv):
             trunc[a:b] = False if max_steps is None else (elapsed[a:b] >= max_steps)
             trunc[a:b] &= ~term[a:b]
             for i in np.nonzero(term[a:b] | trunc[a:b])[0] + a:
-                reset_obs[i] = envs[i].reset()[0]
+                # What env.reset() does below its wrappers (TimeLimit/OrderEnforcing state is
+                # not used here; the step counter is self._elapsed): same RNG draws, same state.
+                mujoco.mj_resetData(model, bases[i].data)
+                reset_obs[i] = bases[i].reset_model()
                 x_reset[i] = views[i][5][last, 0]
 
         self._map(work)
