@@ -358,7 +358,8 @@ def dst_code(mv, i):
 
 @njit(cache=True, inline="always")
 def _tops_and_space(S, cfg, nt):
-    """Ranks of the first ``nt`` piles' top cards as a bit set (bit r) and whether one is empty."""
+    """The first ``nt`` piles' top cards as a bit set (bit = card code, < 64) and whether one
+    of the piles is empty."""
     tops = np.uint64(0)
     space = False
     for j in range(nt):
@@ -366,8 +367,23 @@ def _tops_and_space(S, cfg, nt):
         if t == 0:
             space = True
         else:
-            tops |= np.uint64(1) << np.uint64(t >> 2)
+            tops |= np.uint64(1) << np.uint64(t)
     return tops, space
+
+
+@njit(cache=True, inline="always")
+def _onto_mask(c, pol, base, mr):
+    """Bit set of the card codes that card ``c`` may be built onto under build policy ``pol``
+    (one rank higher, counted from the foundation base; suits by the policy)."""
+    pos = ((c >> 2) - base) % mr
+    if pos == mr - 1 or pol == 3:
+        return np.uint64(0)
+    up = ((base - 1 + pos + 1) % mr + 1) * 4  # code of the higher rank's first suit
+    if pol == 0:
+        return np.uint64(15) << np.uint64(up)
+    if pol == 1:  # the two suits of the other colour (colour = suit & 1)
+        return np.uint64(5 << (1 - (c & 1))) << np.uint64(up)
+    return np.uint64(1) << np.uint64(up + (c & 3))
 
 
 @njit(cache=True)
@@ -389,22 +405,19 @@ def _stock_moves(S, cfg, mv, k, mode, fe, free_cell):
     seen1 = np.uint64(0)
     base = cfg[BASE]
     mr = cfg[MR]
-    tops = np.uint64(0)  # ranks of the tableau tops (bit r); a space takes any card it may
+    tops = np.uint64(0)  # the tableau tops (bit = card code); a space takes any card it may
     space = False
     if mode == 1:
         tops, space = _tops_and_space(S, cfg, nt)
     while True:
         if m > 0:
             c = _waste_card(S, cfg, m)
-            pos = ((c >> 2) - base) % mr  # c goes onto a card of rank position pos + 1
             if mode == 0:
                 f = found_target(S, cfg, c)
                 if f >= 0:
                     k = _add(mv, k, K_W, m, f, 0, steps, red)
             elif mode == 1:
-                if space or (
-                    pos != mr - 1 and (tops >> np.uint64((base + pos) % mr + 1)) & np.uint64(1) != 0
-                ):
+                if space or (tops & _onto_mask(c, cfg[BUILD], base, mr)) != 0:
                     for j in range(nt):
                         if _len(S, cfg, j) == 0:
                             if sym_now(S, cfg) and j != fe:
@@ -519,15 +532,11 @@ def _tableau_moves(S, cfg, mv, k, fe, singles, pdst, psrc, order):
             if gm == 3 and g > 1 and g != run:
                 continue
             c = _at(S, cfg, i, n - g)
-            pos = ((c >> 2) - base) % mr  # the rank that c goes onto: position pos + 1
-            if not space and (
-                pos == mr - 1
-                or (tops >> np.uint64((base - 1 + pos + 1) % mr + 1)) & np.uint64(1) == 0
-            ):
-                continue
+            pol = cfg[GPOL] if (g > 1 and cfg[GPLACE] == 1) else cfg[BUILD]
+            if not space and (tops & _onto_mask(c, pol, base, mr)) == 0:
+                continue  # no pile top takes c (and no space)
             rp = g == 1 and i == pdst and n > 1 and cfg[RPRUNE] == 1
             whole = g == n and S[od + i] == 0
-            pol = cfg[GPOL] if (g > 1 and cfg[GPLACE] == 1) else cfg[BUILD]
             for jj in range(nt):
                 j = order[jj]
                 if j == i or (rp and j != psrc):
