@@ -37,6 +37,11 @@ PIN=(taskset -c "$CORES")
 timeout -k 5 $(( BUDGET + 20 )) "${PIN[@]}" python3 packages/snowflake/benchmarks/gpu_bench.py \
   "${ARGS[@]}" --budget "$BUDGET" 2>&1 | tee -a "$LOG"
 rc=$?
+if [[ "$PHASE" == "a" ]]; then  # GIL-held CPU time per env step on one thread (<= 30 s)
+  echo "serial time per env step (benchmarks/vector_serial.py, one thread)" | tee -a "$LOG"
+  timeout -k 5 30 "${PIN[@]}" python3 packages/snowflake/benchmarks/vector_serial.py --steps 20 \
+    --reps 1 2>&1 | tail -4 | tee -a "$LOG"
+fi
 if [[ "$PHASE" == "a" ]] && python3 -c "import torch, pytest, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
   # CUDA-graph update and rollout policy vs eager, on the GPU (<= 45 s, after the timed part).
   echo "gpu tests: CUDA-graph PPO step/policy vs eager" | tee -a "$LOG"
