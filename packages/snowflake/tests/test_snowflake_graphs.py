@@ -46,3 +46,19 @@ def test_graphed_update_matches_eager_on_cuda(tiny_cfg, policy):
         assert torch.allclose(v, states[1][k], rtol=0, atol=1e-5), k
     for a, b in zip(*rows):
         assert a["approx_kl"] == pytest.approx(b["approx_kl"], rel=1e-3, abs=1e-7)
+
+
+@pytest.mark.gpu
+def test_gpu_rollout_copy_keeps_cpu_normalizer(tiny_cfg):
+    # rollout_device="cuda" next to device="cuda": a separate rollout copy whose normaliser runs
+    # on the CPU; after an update both normalisers hold the same statistics.
+    tr = sf.Trainer(tiny_cfg("snowflake", updates=2, device="cuda", rollout_device="cuda"))
+    assert tr.roll_agent is not tr.agent
+    assert tr.roll_agent.normalizer.mean.device.type == "cpu"
+    rows = [tr.step() for _ in range(2)]
+    assert tr._graphed_policy is not None, tr.policy_graph_error
+    assert all(r["rollout_env_s"] > 0 and r["approx_kl"] == r["approx_kl"] for r in rows)
+    for k in ("mean", "var", "count"):
+        a = getattr(tr.agent.normalizer, k).cpu()
+        assert torch.equal(a, getattr(tr.roll_agent.normalizer, k)), k
+    tr.close()
