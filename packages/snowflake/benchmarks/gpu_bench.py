@@ -576,11 +576,13 @@ def phase_a(a, res: dict, out: Path, t0: float) -> None:
     # with graphs first, then the same without them (what the graphs buy), then all on the CPU.
     gnn_roll = os.environ.get("SNOWFLAKE_GNN_ROLLOUT_DEVICE", dev)
     plan = [("mlp", dev, True, "cpu" if dev != "cpu" else ""), ("snowflake", dev, True, gnn_roll)]
-    if dev != "cpu":
+    if dev != "cpu":  # the MLP's rollout policy on the GPU too (graphed), then the eager runs
+        plan += [("mlp", dev, True, dev)]
         plan += [("mlp", dev, False, "cpu"), ("snowflake", dev, False, gnn_roll)]
         plan += [("mlp", "cpu", False, "")]
     for pol, d, g, rd in plan:
         key = f"{pol}@{d}" + ("" if d == "cpu" else ("+graph" if g else "+eager"))
+        key += f"+rollout_{rd}" if d != "cpu" and rd else ""
         need = 3.0 if a.smoke else (40.0 if (pol, d) == ("snowflake", "cpu") else 10.0)
         if time.time() + need > deadline:
             log(f"PPO iteration {key}: skipped (budget)")
