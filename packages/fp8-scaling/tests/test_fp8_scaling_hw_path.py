@@ -195,3 +195,19 @@ def test_hw_path_pair_compiles_fullgraph(gpu_path):
         out = _pair_vs_triton(compile_pair=True)
     for a, b in zip(out["pair"], out["triton"]):
         assert torch.equal(a, b)
+
+
+def test_auto_pair_routing_by_size(monkeypatch):
+    # "auto" takes the pair kernels for the JIT recipe while the larger of input and weight is
+    # below AUTO_PAIR_MAX_NUMEL elements; "pair" always; delayed scaling never
+    x, w = torch.zeros(32, 64).bfloat16(), torch.zeros(48, 64).bfloat16()
+    jit, fmt = fs.JustInTimeScaling(), fs.E4M3
+    assert _linear_fn._pair_ok(x, w, jit, fmt, "auto")
+    monkeypatch.setattr(_linear_fn, "AUTO_PAIR_MAX_NUMEL", 48 * 64)
+    assert not _linear_fn._pair_ok(x, w, jit, fmt, "auto")
+    assert _linear_fn._pair_ok(x, w, jit, fmt, "pair")
+    assert not _linear_fn._pair_ok(x, w, fs.DelayedScaling(), fmt, "pair")
+    assert not _linear_fn._pair_ok(x.float(), w.float(), jit, fmt, "pair")  # 4-byte inputs
+    monkeypatch.setattr(_linear_fn, "AUTO_PAIR", False)
+    monkeypatch.setattr(_linear_fn, "AUTO_PAIR_MAX_NUMEL", 1 << 27)
+    assert not _linear_fn._pair_ok(x, w, jit, fmt, "auto")

@@ -143,15 +143,23 @@ AUTO_TRITON_MIN_NUMEL: int | None = 1 << 25
 TRITON_OP_AMAX: bool = True
 # "auto" casts the forward's input and weight (JIT recipe, 2-byte inputs) with the pair kernels
 # of :mod:`fp8_scaling._pair` -- both amaxes in one launch, both casts in one launch -- and the
-# gradient with the same two-launch path (the backend "pair" always does). H200, 4096^3, the
-# compiled step was host-bound: 13 launches and 1.07 ms of host time per step with one amax and
-# one cast per tensor (inductor's), against 0.41 ms of GPU work. False: one tensor at a time.
+# gradient with the same two-launch path (the backend "pair" always does), while the larger of
+# input and weight has fewer than AUTO_PAIR_MAX_NUMEL elements; above, one tensor at a time.
+# H200 (runs 8 and 9), compiled forward+backward: at 4096^3 the step is host-bound (0.41 ms of
+# GPU work) and the pair route cut the host time per step from 1.32 to 1.00 ms (4 cast launches
+# instead of 10, plus 6 tiny buffer-initialising kernels inductor adds); at 8192^3 both routes
+# took 2.69-2.84 ms; at 16384x8192x28672 the one-tensor route was 0.5-2 % faster (19.43-19.45
+# vs 19.54-19.92 ms; every cast program of the pair route first reads the amax pass's partial
+# maxima, so its extra work grows with the tile count).
 AUTO_PAIR: bool = True
+AUTO_PAIR_MAX_NUMEL: int = 1 << 27
 
 
 def _pair_ok(x, w, recipe, fmt: FP8Format, fast) -> bool:
     """Whether the forward casts ``x`` and ``w`` with the pair kernels (see ``AUTO_PAIR``)."""
     if fast not in ("pair", "auto", True) or (fast != "pair" and not AUTO_PAIR):
+        return False
+    if fast != "pair" and max(x.numel(), w.numel()) >= AUTO_PAIR_MAX_NUMEL:
         return False
     if _compiling() and not HAS_TRITON_OP:
         return False
