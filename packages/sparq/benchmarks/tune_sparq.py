@@ -65,6 +65,8 @@ STEP1 = [
     {"tile": 256, "num_warps": 4, "fma": False, "rows": True},
     # one head per group: the tensor-core path with all 16 padded rows in the statistics
     {"tile": 512, "num_warps": 4, "fma": False, "row1": False},
+    {"tile": 1024, "num_warps": 8, "fma": False, "rows": True},
+    {"tile": 512, "num_warps": 8, "fma": False, "rows": True},
 ]
 MHA_ONLY_STEP1 = (11,)  # variants that differ from others only when G == 1
 SELECT = {
@@ -93,6 +95,19 @@ SELECT = {
         "fallback_block": 128,
         "cand_warps": 8,
     },
+    "hist_s256_w8_lean": {"samples": 256, "thr_warps": 8, "lean": True},
+    "hist_s512_w4_lean": {"samples": 512, "thr_warps": 4, "lean": True},
+    "hist_s512_w8_lean_cw8": {"samples": 512, "thr_warps": 8, "lean": True, "num_warps": 8},
+    "hist_ch2048_s512_w8_lean": {"chunk": 2048, "samples": 512, "thr_warps": 8, "lean": True},
+    "sampled_lean_s512": {"lean": True, "fallback_block": 128, "samples": 512},
+    "sampled_lean_s1024_w4": {"lean": True, "fallback_block": 128, "samples": 1024, "num_warps": 4},
+    "sampled_lean_s1024_w16": {
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "num_warps": 16,
+    },
+    "sampled_lean_s1024_fb512": {"lean": True, "samples": 1024},
     "sampled_r16": {"radix16": True},
     "sampled_ch2048_r16": {"chunk": 2048, "radix16": True},
     "triton": {},
@@ -111,38 +126,32 @@ STEP2 = [
 # (16:45 run: the FMA step 1, the 2048-position histogram chunks and torch.topk were never the
 # fastest on the K2/K3/E2E shapes)
 FAST = {
-    # 21:56 run: the 1024-position row-loop step 1 was fastest for K2/K3/E2E, the 512 one for K1
-    "step1": [0, 6, 7, 8],
+    # 21:56 and 22:29 runs: the row-loop step 1 was fastest on every shape (512-position tiles
+    # for K1, 1024 for the GQA shapes)
+    "step1": [7, 8, 9, 12, 13],
     # the histogram selection for fewer than 4*132 (batch, KV head) rows, the sampled one for
-    # more (19:09 run: each lost clearly on the other side); torch.topk as a safe net. 21:56
-    # run: the resolve inside the count kernel and the radix-16 searches were slower.
+    # more (19:09 run: each lost clearly on the other side); torch.topk as a safe net. 22:29
+    # run: the lean kernels with 512-key (histogram) and 1024-key (sampled) samples were fastest;
+    # the resolve inside the count kernel and the radix-16 searches were slower.
     "select_few_rows": (
-        "hist",
-        "hist_ch512",
-        "hist_lean",
-        "hist_ch512_lean",
-        "hist_s512_lean",
         "hist_s512_w8_lean",
+        "hist_s256_w8_lean",
+        "hist_s512_w4_lean",
+        "hist_s512_w8_lean_cw8",
+        "hist_ch2048_s512_w8_lean",
         "torch",
     ),
     "select_many_rows": (
-        "sampled",
-        "sampled_ch2048",
-        "sampled_lean",
-        "sampled_ch2048_lean",
         "sampled_lean_s1024",
-        "sampled_ch1024_lean_cw8",
+        "sampled_lean_s512",
+        "sampled_lean_s1024_w4",
+        "sampled_lean_s1024_w16",
+        "sampled_lean_s1024_fb512",
         "torch",
     ),
-    "step2": [4, 1],
-    # (tile, warps, lean, fallback block)
-    "fused": [
-        (1024, 8, False, 256),
-        (1024, 8, True, 64),
-        (1024, 4, True, 64),
-        (2048, 8, True, 64),
-        (512, 4, True, 64),
-    ],
+    "step2": [4, 1, 2, 3],
+    # (tile, warps, lean, fallback block); 22:29 run: no fused variant beat step 1 + selection
+    "fused": [],
 }
 
 
@@ -409,7 +418,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
             for n in range(1, 6)
         ]  # fmt: skip
     fused_kw = None
-    if fused_mha_supported(G, S, k, forced=WINDOW + SINKS):
+    if fused_mha_supported(G, S, k, forced=WINDOW + SINKS) and (FAST["fused"] or not fast):
         # step 1 fused with the candidate filter (one head per KV head): vs best step 1 + select
         fl = FAST["fused"] if fast else [(512, 4, False, 256), (256, 4, False, 256),
                                          (1024, 8, False, 256), (512, 8, False, 256),
