@@ -58,9 +58,10 @@ def test_train_writes_config_and_metrics(tmp_path):
 
 def test_train_rollout_device_is_recorded(tmp_path):
     out = tmp_path / "run"
-    _train(out, "--rollout-device", "cpu")
+    _train(out, "--rollout-device", "cpu", "--no-cuda-graph")
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["device"], cfg["rollout_device"]) == ("cpu", "cpu")
+    assert cfg["cuda_graph"] is False
     assert len((out / "metrics.csv").read_text().strip().splitlines()) == 3
 
 

@@ -50,6 +50,7 @@ def cmd_train(a: argparse.Namespace) -> int:
                 "lr": a.lr,
                 "clip": a.clip,
                 "norm_reward": False if a.no_reward_scaling else None,
+                "cuda_graph": False if a.no_cuda_graph else None,
             }.items()
             if v is not None
         }
@@ -216,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-reward-scaling",
         action="store_true",
         help="train on raw rewards (default: divide by the running std of the discounted return)",
+    )
+    t.add_argument(
+        "--no-cuda-graph",
+        action="store_true",
+        help="with --device cuda: eager PPO steps (default: each minibatch step is one CUDA-graph "
+        "replay)",
     )
     t.add_argument("--tensorboard", action="store_true")
     t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
