@@ -90,7 +90,6 @@ def test_ties_and_bad_samples_stay_exact(sel):
     logits[..., 64:112] += 50
     assert hist_plan(512, 32, chunk=64)["CAP"] < 48
     _check(sel, logits, lens, 32, 2, 1, bucketed=False, chunk=64)
-    _check(sel, logits, lens, 32, 2, 1, bucketed=False, chunk=64, fuse_resolve=True)
     # a constant row: one bucket holds everything (more than the list keeps) -> fallback
     _check(sel, torch.zeros(1, 1, 1, 200), torch.tensor([200]), 24, 0, 0, bucketed=False, chunk=32)
     # more forced positions than k: the k-th key is +inf (clamped top bucket) -> fallback; the
