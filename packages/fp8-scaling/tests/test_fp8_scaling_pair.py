@@ -43,7 +43,8 @@ def test_pair_kernels_match_reference_odd_shapes(triton_interpret, fmt):
         qa, qta, inva, ama, qb, qtb, invb, amb = launch_cast_pair(
             a, b, part, fmt, f.max, 1, ta, tb, cfg, out_fp32=True
         )
-        assert torch.equal(torch.stack([ama, amb]), part.amax(0))
+        assert ama.shape == (1,)  # (1,), not 0-d: see launch_cast_pair
+        assert torch.equal(torch.cat([ama, amb]), part.amax(0))
         for q, qt, x, am, inv, t in ((qa, qta, a, ama, inva, ta), (qb, qtb, b, amb, invb, tb)):
             rq, rqt, rinv = cast_transpose_ref(x, am, fmt, 1, t)
             assert inv == rinv
@@ -97,3 +98,33 @@ def test_pair_backend_accepted_and_emulated_off_gpu():
     assert torch.equal(y_pair, y_auto)
     with pytest.raises(ValueError, match="cast_backend"):
         fs.Float8Linear(32, 48, cast_backend="pairs")
+
+
+def test_pair_route_through_the_layer_matches_per_tensor_kernels(triton_interpret, monkeypatch):
+    # the GPU branch of Float8Linear end to end on the CPU: Triton kernels in the interpreter,
+    # an exact emulation of torch._scaled_mm; the pair route (kernel outputs of shape (1,),
+    # viewed as 0-d scales) against one kernel launch per tensor
+    from fp8_scaling import _cast_ops, _linear_fn, _pair
+
+    def scaled_mm(a, b, scale_a, scale_b, out_dtype=None, use_fast_accum=False):
+        assert scale_a.dim() == scale_b.dim() == 0
+        return (a.double() @ b.double() * (scale_a.double() * scale_b.double())).to(out_dtype)
+
+    monkeypatch.setattr(_cast_ops, "_use_triton", lambda x, fmt=None: True)
+    monkeypatch.setattr(_pair, "_sm_count", lambda index: 2)
+    monkeypatch.setattr(_linear_fn, "hardware_fp8_supported", lambda device: True)
+    monkeypatch.setattr(torch, "_scaled_mm", scaled_mm, raising=False)
+    torch.manual_seed(0)
+    w, x0 = (torch.randn(48, 32) * 0.05).bfloat16(), (torch.randn(48, 32) * 3).bfloat16()
+    out = {}
+    for backend in ("pair", "triton"):
+        lin = fs.Float8Linear(32, 48, bias=False, dtype=torch.bfloat16, cast_backend=backend)
+        with torch.no_grad():
+            lin.weight.copy_(w)
+        x = x0.clone().requires_grad_(True)
+        y = lin(x)
+        y.backward(torch.ones_like(y))
+        out[backend] = (y, x.grad, lin.weight.grad)
+    for a, b in zip(out["pair"], out["triton"]):
+        assert torch.isfinite(a.float()).all()
+        assert torch.equal(a, b)

@@ -311,8 +311,9 @@ class _Float8LinearFn(torch.autograd.Function):
             qx, qxt, invx, amx, qw, qwt, invw, amw = cast_fn(
                 x, weight, part, fmt_f.name, recipe.margin, tx, tw
             )
-            xq = _Q(qx, qxt if tx else None, invx, amx)
-            wq = _Q(qw, qwt if tw else None, invw, amw)
+            # (1,)-shaped scales from the kernels (0-d from the CPU reference): 0-d views
+            xq = _Q(qx, qxt if tx else None, invx.reshape(()), amx.reshape(()))
+            wq = _Q(qw, qwt if tw else None, invw.reshape(()), amw.reshape(()))
         else:
             xq = _quant(
                 x, fmt_f, recipe.margin, recipe, hist[0] if delayed else None, qf,
@@ -361,7 +362,7 @@ class _Float8LinearFn(torch.autograd.Function):
                 part = amax_pair_impl(g)
                 out = cast_pair_impl(g, None, part, fmt, recipe.grad_margin, tg, False)
                 q, qt, inv, am = out[:4]
-            gq = _Q(q, qt if tg else None, inv, am)
+            gq = _Q(q, qt if tg else None, inv.reshape(()), am.reshape(()))
         else:
             gq = _quant(
                 g,

@@ -208,9 +208,9 @@ def launch_cast_pair(
 
     ``partials``: ``(P, 2)`` from :func:`launch_amax_pair`. Returns ``(qa (MA, NA), qta (NA, MA)
     or (0, 0), inv_a, amax_a, qb, qtb, inv_b, amax_b)``, ``inv = 2**-bias`` and the amax
-    float32 0-d per tensor (separate tensors, not views of one buffer: ``torch.compile`` must
-    not see an autograd-saved view of an op's intermediate); with ``b=None`` ``qb``/``qtb``
-    are empty and ``inv_b``/``amax_b`` undefined.
+    float32 of shape (1,) per tensor (separate tensors; not 0-d, because inductor lowers a 0-d
+    ``torch.empty`` to a kernel that writes a zero, one extra launch each); with ``b=None`` the
+    four ``b`` entries are ``None``.
     ``out_fp32`` writes the saturated scaled float32 values instead of FP8 (interpreter tests).
     """
     single = b is None
@@ -226,7 +226,7 @@ def launch_cast_pair(
     qa = torch.empty((ma, na), dtype=dt, device=dev)
     qta = torch.empty((na, ma) if transpose_a else (0, 0), dtype=dt, device=dev)
     # the first tile of each tensor writes its inv and amax; an empty tensor has none: NaN
-    inva, amaxa = (torch.empty((), dtype=torch.float32, device=dev) for _ in range(2))
+    inva, amaxa = (torch.empty((1,), dtype=torch.float32, device=dev) for _ in range(2))
     if a.numel() == 0:
         inva.fill_(float("nan"))
         amaxa.fill_(float("nan"))
@@ -234,7 +234,7 @@ def launch_cast_pair(
     if not single:
         qb = torch.empty((mb, nb), dtype=dt, device=dev)
         qtb = torch.empty((nb, mb) if transpose_b else (0, 0), dtype=dt, device=dev)
-        invb, amaxb = (torch.empty((), dtype=torch.float32, device=dev) for _ in range(2))
+        invb, amaxb = (torch.empty((1,), dtype=torch.float32, device=dev) for _ in range(2))
         if b.numel() == 0:
             invb.fill_(float("nan"))
             amaxb.fill_(float("nan"))
