@@ -141,10 +141,15 @@ def run(
     each = memory_limit // len(cfgs)
     # alternating searches start with small chunks: most deals take only a few hundred nodes
     budget = 20_000 if len(cfgs) == 1 else 256
-    searches = [Search(c, S0, Z, each, max_depth, budget) for c in cfgs]
+    searches = [Search(cfgs[0], S0, Z, each, max_depth, budget)]
     active = list(searches)
     outcome, winner = "memory", searches[0]
     while True:
+        first = searches[0]
+        if len(searches) < len(cfgs) and (first.nodes >= HEAD_START or first.status == cs.MEMORY):
+            # the second search starts once the first has had its head start
+            searches.append(Search(cfgs[1], S0, Z, each, max_depth, budget))
+            active.append(searches[1])
         done = next((s for s in active if s.status in (cs.SOLVED, cs.UNSOLVABLE)), None)
         if done is not None:
             outcome, winner = ("solved" if done.status == cs.SOLVED else "unsolvable"), done

@@ -88,38 +88,23 @@ def _unsupported(rules: Rules) -> None:
         )
 
 
-def compile_rules(rules: Rules, d: Deal) -> tuple[np.ndarray, np.ndarray]:
-    """(cfg int64[NCFG], initial state int8[SSIZE]) for the compiled core."""
+def _rules_cfg(rules: Rules) -> dict[int, int]:
+    """The ``cfg`` entries that depend on the rules alone (computed once per Rules object)."""
+    cached = rules.__dict__.get("_cfg_cache")
+    if cached is not None:
+        return cached
     _unsupported(rules)
     r = rules.data
-    tp, st = r["tableau piles"], r["stock"]
-    nt = tp["count"]
-    nr = len(d.reserve)
-    nc = r["cells"]["count"]
-    nf = len(d.foundations)
-    mr = rules.max_rank
+    tp, st, f = r["tableau piles"], r["stock"], r["foundations"]
     gp = tp["move built group policy"]
     gp = tp["build policy"] if gp == "same-as-build" else gp
     dtype = _DTYPE[st["deal type"]]
-    extra_t = (len(d.stock) // max(nt, 1) + 1) if dtype == 1 else 0
-    cap = max(
-        max((len(p) for p in d.tableau), default=0) + mr * rules.decks + extra_t,
-        len(d.stock) + len(d.waste),
-        sum(len(p) for p in d.reserve),
-        1,
-    )
-    cap = min(cap, rules.n_cards + 1)
-    np_ = nt + nr + 2
-    cfg = np.zeros(cm.NCFG, np.int64)
-    f = r["foundations"]
     two = rules.decks == 2
     down = f.get("direction", "up") == "down"
     vals = {
-        cm.T: nt,
-        cm.R: nr,
-        cm.C: nc,
-        cm.NF: nf,
-        cm.MR: mr,
+        cm.T: tp["count"],
+        cm.C: r["cells"]["count"],
+        cm.MR: rules.max_rank,
         cm.BUILD: _BUILD[tp["build policy"]],
         cm.GPOL: _BUILD[gp],
         cm.GMODE: _GMODE[tp["move built group"]],
@@ -133,11 +118,8 @@ def compile_rules(rules: Rules, d: Deal) -> tuple[np.ndarray, np.ndarray]:
         cm.DCOUNT: st["deal count"],
         cm.REDEALS: rules.redeals,
         cm.RSTACK: int(r["reserve"]["stacked"]),
-        cm.BASE: d.base,
         cm.DOM: int(f["present"] and not two and not f["only complete pile moves"] and not down),
-        cm.CAP: cap,
         cm.NCARDS: rules.n_cards,
-        cm.NP: np_,
         cm.SYM: int(dtype != 1),
         cm.FDOWN: int(down),
         # hole games without foundations or building: suits never matter (exact symmetry)
@@ -151,6 +133,29 @@ def compile_rules(rules: Rules, d: Deal) -> tuple[np.ndarray, np.ndarray]:
         # tries moves off and onto the shortest piles first, and the largest groups first
         cm.ORDER: int(tp.get("search order", "last-pile-first") == "shortest-pile-first"),
     }
+    object.__setattr__(rules, "_cfg_cache", vals)  # Rules is frozen; its data never changes
+    return vals
+
+
+def compile_rules(rules: Rules, d: Deal) -> tuple[np.ndarray, np.ndarray]:
+    """(cfg int64[NCFG], initial state int8[SSIZE]) for the compiled core."""
+    vals = dict(_rules_cfg(rules))
+    nt = vals[cm.T]
+    nc = vals[cm.C]
+    mr = vals[cm.MR]
+    nr = len(d.reserve)
+    nf = len(d.foundations)
+    extra_t = (len(d.stock) // max(nt, 1) + 1) if vals[cm.DTYPE] == 1 else 0
+    cap = max(
+        max((len(p) for p in d.tableau), default=0) + mr * rules.decks + extra_t,
+        len(d.stock) + len(d.waste),
+        sum(len(p) for p in d.reserve),
+        1,
+    )
+    cap = min(cap, vals[cm.NCARDS] + 1)
+    np_ = nt + nr + 2
+    cfg = np.zeros(cm.NCFG, np.int64)
+    vals.update({cm.R: nr, cm.NF: nf, cm.BASE: d.base, cm.CAP: cap, cm.NP: np_})
     of = 2
     oc = of + nf
     ol = oc + nc
