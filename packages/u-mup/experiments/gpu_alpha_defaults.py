@@ -38,26 +38,10 @@ def _mean(recs: list[dict], key: str, by) -> dict:
 
 
 def _paired(recs: list[dict], ref, alt) -> dict | None:
-    """Mean and standard error over seeds of ``loss(ref row)/loss(alt row) − 1``, same seed.
+    """:func:`u_mup.sweep.paired_gap` of the records that the predicates ``ref``/``alt`` pick."""
+    from u_mup.sweep import paired_gap
 
-    ``ref`` and ``alt`` select rows (predicates on a record). None when fewer than two seeds
-    have both rows or a row diverged.
-    """
-    by_seed: dict = defaultdict(dict)
-    for r in recs:
-        for tag, pick in (("ref", ref), ("alt", alt)):
-            if pick(r):
-                by_seed[r["spec"]["seed"]][tag] = r["loss"]
-    xs = [
-        d["ref"] / d["alt"] - 1
-        for d in by_seed.values()
-        if d.get("ref") is not None and d.get("alt") is not None
-    ]
-    if len(xs) < 2:
-        return None
-    m = sum(xs) / len(xs)
-    se = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
-    return {"mean": m, "se": se, "n_seeds": len(xs)}
+    return paired_gap([r for r in recs if ref(r)], [r for r in recs if alt(r)])
 
 
 def _fmt(p: dict | None) -> str:

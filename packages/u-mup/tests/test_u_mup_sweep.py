@@ -117,8 +117,29 @@ def test_cli_independent_search(tmp_path, capsys):
     assert cli.main(ind) == 0
     txt = capsys.readouterr().out
     assert '"best_alphas"' in txt
+    assert '"default_gap_paired"' in txt
+    assert '"improvement_paired"' in txt
     png = tmp_path / "r.png"
     assert cli.main(["plot", str(out), "--out", str(png)]) == 0  # adds the loss-vs-α panels
     assert png.stat().st_size > 1000
     recs = [json.loads(x) for x in out.read_text().splitlines()]
     assert any(r["spec"]["alphas"] for r in recs)
+
+
+def test_paired_gap_by_seed():
+    from u_mup.sweep import paired_gap
+
+    def rec(seed, loss):
+        return {"spec": {"seed": seed}, "loss": loss}
+
+    ref = [rec(0, 1.1), rec(1, 2.2), rec(2, 3.0)]
+    alt = [rec(0, 1.0), rec(1, 2.0), rec(2, 3.0), rec(3, 9.0)]  # seed 3 has no partner
+    g = paired_gap(ref, alt)
+    xs = [0.1, 0.1, 0.0]  # per-seed ratios − 1, by hand
+    m = sum(xs) / 3
+    se = (sum((x - m) ** 2 for x in xs) / 2 / 3) ** 0.5
+    assert g["n_seeds"] == 3
+    assert g["mean"] == pytest.approx(m, rel=1e-12)
+    assert g["se"] == pytest.approx(se, rel=1e-12)
+    assert paired_gap(ref[:1], alt) is None  # one seed: no standard error
+    assert paired_gap([rec(0, None), rec(1, 1.0)], alt) is None  # a diverged row drops its seed

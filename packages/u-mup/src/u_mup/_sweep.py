@@ -107,6 +107,34 @@ def lr_transfer_summary(records: Sequence[dict]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def paired_gap(ref: Iterable[dict], alt: Iterable[dict]) -> dict[str, float] | None:
+    """Seed-paired loss ratio: mean and standard error over seeds of ``loss(ref)/loss(alt) − 1``.
+
+    Rows of one seed share data order and initial weights, so the per-seed ratio removes most of
+    the seed-to-seed variation that a ratio of seed means keeps; the standard error says how much
+    of a gap is noise. ``ref`` and ``alt`` are result records (``{"spec": {"seed": ...},
+    "loss": ...}``); when a seed has several records on one side the last one counts.
+
+    Returns:
+        ``{"mean", "se", "n_seeds"}`` (fractions, e.g. 0.01 = 1 %), or None when fewer than two
+        seeds have a finite loss on both sides (a diverged row has ``loss`` None).
+    """
+    by_seed: dict[int, dict[str, float | None]] = defaultdict(dict)
+    for tag, rows in (("ref", ref), ("alt", alt)):
+        for r in rows:
+            by_seed[r["spec"]["seed"]][tag] = r["loss"]
+    xs = [
+        d["ref"] / d["alt"] - 1
+        for d in by_seed.values()
+        if d.get("ref") is not None and d.get("alt") is not None
+    ]
+    if len(xs) < 2:
+        return None
+    m = sum(xs) / len(xs)
+    se = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
+    return {"mean": m, "se": se, "n_seeds": len(xs)}
+
+
 def sweep_independent(
     store: SweepStore,
     base: RunSpec,
@@ -119,12 +147,16 @@ def sweep_independent(
     combine the per-α argmins and evaluate the combination.
 
     Returns ``{"best_lr", "default_loss", "alpha_curves": {α: {value: loss}}, "best_alphas",
-    "combined_loss", "default_gap": {α: loss(α=1)/min − 1}, "improvement": 1 − combined/default}``.
+    "combined_loss", "default_gap": {α: loss(α=1)/min − 1}, "improvement": 1 − combined/default,
+    "default_gap_paired": {α: paired_gap(...)}, "improvement_paired": paired_gap(...)}``: the
+    ``*_paired`` entries are seed-paired estimates with standard errors (:func:`paired_gap`; None
+    with one seed), so a gap can be told apart from seed noise.
     """
     seeds = list(seeds)
     recs = sweep_lr(store, base, [base.width], lrs, seeds)
     ((lr, default_loss),) = best_lr(recs).values()
     curves: dict[str, dict[float, float]] = {}
+    stages: dict[str, list[dict]] = {}
     for a in alphas:
         specs = [
             replace(base, lr=lr, seed=s, alphas={**base.alphas, a: v})
@@ -134,6 +166,7 @@ def sweep_independent(
             for s in seeds
         ]
         rs = run_specs(store, specs, f"sweep {a}")
+        stages[a] = rs
         curves[a] = _mean_loss(rs, lambda s, a=a: s["alphas"].get(a, 1.0))
     best_alphas = {a: min(c, key=c.get) for a, c in curves.items()}
     combo = {a: v for a, v in best_alphas.items() if v != 1.0}
@@ -143,6 +176,12 @@ def sweep_independent(
         "combined",
     )
     combined = sum(math.inf if r["loss"] is None else r["loss"] for r in rs) / len(rs)
+    defaults = [r for r in recs if r["spec"]["lr"] == lr]
+
+    def at(a: str, v: float) -> list[dict]:
+        return [r for r in stages[a] if r["spec"]["alphas"].get(a, 1.0) == v]
+
+    gap_paired = {a: paired_gap(at(a, 1.0), at(a, b)) for a, b in best_alphas.items()}
     return {
         "best_lr": lr,
         "default_loss": default_loss,
@@ -151,4 +190,6 @@ def sweep_independent(
         "combined_loss": combined,
         "default_gap": {a: c.get(1.0, math.inf) / min(c.values()) - 1 for a, c in curves.items()},
         "improvement": 1 - combined / default_loss,
+        "default_gap_paired": gap_paired,
+        "improvement_paired": paired_gap(defaults, rs),
     }

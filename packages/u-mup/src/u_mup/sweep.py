@@ -3,7 +3,7 @@
 from ._batched import Variant, train_batched
 from ._plot import plot_sweep
 from ._store import SweepStore
-from ._sweep import best_lr, lr_transfer_summary, sweep_independent, sweep_lr
+from ._sweep import best_lr, lr_transfer_summary, paired_gap, sweep_independent, sweep_lr
 from ._train import RunSpec, build_model, train_run
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "best_lr",
     "build_model",
     "lr_transfer_summary",
+    "paired_gap",
     "plot_sweep",
     "sweep_independent",
     "sweep_lr",
