@@ -1,4 +1,5 @@
 import csv
+import math
 
 import numpy as np
 import pytest
@@ -114,13 +115,18 @@ def test_config_validation():
 def test_rollout_uses_one_torch_thread_and_restores(tiny_cfg):
     tr = sf.Trainer(tiny_cfg("mlp", updates=1))
     seen = []
-    dist = tr.agent.dist
+    make = tr.agent.rollout_fn
 
-    def spy(obs):
-        seen.append(torch.get_num_threads())
-        return dist(obs)
+    def spy_make():
+        run = make()
 
-    tr.agent.dist = spy
+        def spy(obs):
+            seen.append(torch.get_num_threads())
+            return run(obs)
+
+        return spy
+
+    tr.agent.rollout_fn = spy_make
     torch.set_num_threads(2)
     tr.collect()
     tr.close()
@@ -202,3 +208,23 @@ def test_separate_rollout_copy_trains_identically(tiny_cfg, policy):
     for k in sd_a:  # weights and normaliser statistics, and the copy is up to date
         assert torch.equal(sd_a[k], sd_b[k]), k
         assert torch.equal(sd_b[k], roll_b[k]), k
+
+
+@pytest.mark.parametrize("policy", ["mlp", "snowflake"])
+def test_rollout_fn_equals_dist_and_value(tiny_cfg, policy):
+    # The rollout's per-step path skips module and distribution layers: same numbers, bit for bit.
+    tr = sf.Trainer(tiny_cfg(policy, updates=1))
+    obs = torch.randn(5, tr.morph.obs_dim)
+    with torch.no_grad():
+        mean, std, value = tr.agent.rollout_fn()(obs)
+        d = tr.agent.dist(obs)
+        assert torch.equal(mean, d.loc)
+        assert torch.equal(std, d.scale)
+        assert torch.equal(value, tr.agent.value(obs))
+        torch.manual_seed(1)
+        a = mean + std * torch.randn(mean.shape)
+        torch.manual_seed(1)
+        assert torch.equal(a, d.sample())  # the rollout's sampling = Normal.sample on a CPU
+        lp = -((a - mean) ** 2) / (2 * std**2) - std.log() - math.log(math.sqrt(2 * math.pi))
+        assert torch.equal(lp, d.log_prob(a))
+    tr.close()

@@ -208,9 +208,52 @@ class ActorCritic(nn.Module):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(obs).squeeze(-1)
 
+    def rollout_fn(self):
+        """Per-step rollout inference ``obs [B, D] → (mean [B, nu], std [B, nu], value [B])``:
+        the same operations as :meth:`dist` and :meth:`value` (bit for bit), with the MLP layers
+        called as plain ``linear``/``tanh`` on the current weights instead of through modules,
+        which is most of the cost of a 16-row step on a CPU. Build it again after the weights
+        are replaced (in-place optimiser updates are seen)."""
+        critic = _layers(self.critic)
+        actor = None
+        if isinstance(self.actor, MLPActor) and self.actor._target_act == self.actor.act_dim:
+            actor = _layers(self.actor.body)
+        log_std = self.actor.log_std if actor is not None else None
+        d_in = self.actor.obs_dim if actor is not None else None
+
+        def run(obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            if actor is not None and obs.shape[-1] == d_in:
+                mean = _apply(actor, obs)
+                std = log_std.expand_as(mean).exp()
+            else:
+                mean, ls = self.actor(obs)
+                std = ls.exp()
+            return mean, std, _apply(critic, obs).squeeze(-1)
+
+        return run
+
     def param_group(self, name: str) -> str:
         """Freezing group of a parameter name (``"critic"`` or an actor group)."""
         head, _, rest = name.partition(".")
         if head == "critic":
             return "critic"
         return rest.split(".")[0]
+
+
+def _layers(seq: nn.Sequential) -> list[tuple[torch.Tensor, torch.Tensor, bool]]:
+    """``(weight, bias, tanh after)`` per linear layer of a :func:`mlp`."""
+    mods = list(seq)
+    out = []
+    for i, m in enumerate(mods):
+        if isinstance(m, nn.Linear):
+            nxt = mods[i + 1] if i + 1 < len(mods) else None
+            out.append((m.weight, m.bias, isinstance(nxt, nn.Tanh)))
+    return out
+
+
+def _apply(layers: list[tuple[torch.Tensor, torch.Tensor, bool]], x: torch.Tensor) -> torch.Tensor:
+    for w, b, act in layers:
+        x = nn.functional.linear(x, w, b)
+        if act:
+            x = torch.tanh(x)
+    return x

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
 import os
 import time
 import warnings
@@ -25,6 +26,7 @@ from ._registry import make_env
 from ._vector import ThreadedVectorEnv, make_vector_env
 
 CKPT_VERSION = 1
+_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))  # as in torch's Normal.log_prob
 
 
 def build_agent(
@@ -140,6 +142,7 @@ class Trainer:
         low, high = self.envs.single_action_space.low, self.envs.single_action_space.high
         agent = self.roll_agent
         graphed = self._policy_graph(k)
+        fast = agent.rollout_fn() if dev.type == "cpu" else None
         ndev = agent.normalizer.mean.device  # the CPU for a separate rollout copy
 
         def normalize(raw: np.ndarray) -> torch.Tensor:
@@ -150,16 +153,24 @@ class Trainer:
                 raw = torch.as_tensor(self.next_obs, device=ndev)
                 agent.normalizer.update(raw)
                 obs = agent.normalize(raw).to(dev)
-                if graphed is None:
-                    dist, value = agent.dist(obs), agent.value(obs)
-                else:  # same maths, one graph replay instead of ~100 (GNN) kernel launches
-                    mean, log_std, value = graphed(obs)
-                    dist = torch.distributions.Normal(mean, log_std.exp(), validate_args=False)
-                action = dist.sample()
-                obs_b[t], act_b[t] = obs, action
-                mean_b[t], std_b[t] = dist.loc, dist.scale
-                logp_b[t] = dist.log_prob(action).sum(-1)
-                val_b[t] = value
+                if fast is not None:  # CPU: same maths as below, without module/distribution layers
+                    mean, std, value = fast(obs)
+                    eps = torch.randn(mean.shape, dtype=mean.dtype)  # contiguous, as Normal.sample
+                    action = mean + std * eps  # = Normal(mean, std).sample(), bit for bit
+                    logp = -((action - mean) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI
+                    obs_b[t], act_b[t], mean_b[t], std_b[t] = obs, action, mean, std
+                    logp_b[t], val_b[t] = logp.sum(-1), value
+                else:
+                    if graphed is None:
+                        dist, value = agent.dist(obs), agent.value(obs)
+                    else:  # same maths, one graph replay instead of ~100 (GNN) kernel launches
+                        mean, log_std, value = graphed(obs)
+                        dist = torch.distributions.Normal(mean, log_std.exp(), validate_args=False)
+                    action = dist.sample()
+                    obs_b[t], act_b[t] = obs, action
+                    mean_b[t], std_b[t] = dist.loc, dist.scale
+                    logp_b[t] = dist.log_prob(action).sum(-1)
+                    val_b[t] = value
                 env_act = np.clip(action.cpu().numpy().astype(np.float64), low, high)
                 t_env = time.perf_counter()
                 self.next_obs, rew, term, trunc, info = self.envs.step(env_act)
