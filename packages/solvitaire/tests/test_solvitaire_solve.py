@@ -42,6 +42,8 @@ def test_oracle_cross_check_thousands(small_variants):
     total = 0
     for name, variant in small_variants.items():
         n = 60 if name in ("flower-garden-small", "two-cell-small") else 300
+        if name == "spanish-small-any-space":  # its oracle takes ~25 s per deal on 2 cores
+            n = 20
         _, decided = _cross_check(variant, name, range(1000, 1000 + n))
         total += decided
     assert total >= 2000
