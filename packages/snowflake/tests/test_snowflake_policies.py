@@ -192,3 +192,22 @@ def test_normaliser_update_equals_node_view_reference():
     fresh.normalize(x)
     fresh.load_state_dict(norm.state_dict())
     assert torch.equal(fresh.normalize(x), norm.normalize(x))
+
+
+def test_normalizer_cpu_path_survives_deepcopy():
+    import copy
+
+    m = _morph(6)
+    norm = sf.NodeObsNormalizer(m.type_names, m.feat_dim)
+    norm.bind(m)
+    x = torch.randn(8, m.obs_dim, dtype=torch.float64)
+    norm.update(x)
+    twin = copy.deepcopy(norm)  # its cached numpy views must follow its own buffers
+    twin.update(x * 3)
+    assert not torch.equal(twin.mean, norm.mean)
+    ref = sf.NodeObsNormalizer(m.type_names, m.feat_dim)
+    ref.bind(m)
+    ref.update(x)
+    ref.update(x * 3)
+    assert torch.equal(twin.mean, ref.mean)
+    assert torch.equal(twin.normalize(x), ref.normalize(x))

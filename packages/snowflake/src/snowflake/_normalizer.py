@@ -71,15 +71,16 @@ class NodeObsNormalizer(nn.Module):
         self.register_buffer("_key_f", key_f.to(dev), persistent=False)
         self._pad = self.feat_dim - morph.feat_dim
         self._flat = None
-        # CPU fast path (rollouts call update + normalize once per vector step): one [2, D] x
-        # [D, T·F'] product gives both per-(type, slot) sums; G counts how often flat index d
-        # is read by a node of type t at slot f.
+        # CPU fast path (rollouts call update + normalize once per vector step, with caches cold
+        # from the physics): per (node, slot) read, the flat index it reads (src) and its
+        # (type, slot) group (dst), so both per-group sums are two bincounts; the flat index's
+        # cell of the [T, F] buffers (lin) for the per-index statistics.
         fp = morph.feat_dim
-        g = torch.zeros(len(self.type_vocab) * fp, morph.obs_dim, dtype=torch.float64)
-        rows = (types[:, None] * fp + torch.arange(fp)[None, :])[mask]
-        g.index_put_((rows, idx[mask]), torch.ones(rows.numel(), dtype=torch.float64), True)
-        self._g_np = g.numpy().T.copy()  # [D, T·F']
+        self._src_np = idx[mask].numpy()
+        self._dst_np = (types[:, None] * fp + torch.arange(fp)[None, :])[mask].numpy()
+        self._lin_np = (key_t * self.feat_dim + key_f).numpy()
         self._cnt_np = (onehot @ mask.double()).numpy()  # [T, F'] reads per sample
+        self._np_views = None
 
     @torch.no_grad()
     def update(self, obs: torch.Tensor) -> None:
@@ -114,13 +115,14 @@ class NodeObsNormalizer(nn.Module):
         """:meth:`update` for CPU tensors in numpy (same merge; float64 sums in another order),
         writing into the buffers' memory."""
         t, fp = self._cnt_np.shape
-        sums = np.stack((x.sum(0), np.einsum("ij,ij->j", x, x))) @ self._g_np  # [2, T·F']
-        s1, sq = sums.reshape(2, t, fp)
+        src, dst = self._src_np, self._dst_np
+        s1 = np.bincount(dst, weights=x.sum(0)[src], minlength=t * fp).reshape(t, fp)
+        sq = np.bincount(dst, weights=(x * x).sum(0)[src], minlength=t * fp).reshape(t, fp)
         n_b = x.shape[0] * self._cnt_np
         n_c = np.maximum(n_b, 1)
         mean_b = s1 / n_c
         var_b = np.maximum(sq / n_c - mean_b**2, 0)
-        mean, var, count = self.mean.numpy(), self.var.numpy(), self.count.numpy()
+        mean, var, count = self._views()
         m_a, v_a, n_a = mean[:, :fp], var[:, :fp], count[:, :fp]
         tot = n_a + n_b
         tot_c = np.maximum(tot, 1)
@@ -133,8 +135,23 @@ class NodeObsNormalizer(nn.Module):
         count[:, :fp] = tot
         self._flat = None
 
+    def _views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """numpy views of the CPU buffers ``mean``, ``var``, ``count`` (in-place loads keep
+        them valid; moving the module drops them)."""
+        mean = self.mean
+        views = getattr(self, "_np_views", None)
+        # A copied module (deepcopy, pickling) carries copies, not views: check the memory.
+        if views is None or views[0].ctypes.data != mean.data_ptr():
+            views = self._np_views = (mean.numpy(), self.var.numpy(), self.count.numpy())
+        return views
+
     def _flat_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(μ, sqrt(σ² + 1e-8))`` per flat index ``[D]``, cached until the statistics change."""
+        if getattr(self, "_flat", None) is None and self.mean.device.type == "cpu":
+            mean, var, _ = self._views()  # same gathers, sum and sqrt as below, in numpy
+            mu = mean.ravel().take(self._lin_np)
+            sd = np.sqrt(var.ravel().take(self._lin_np) + 1e-8)
+            self._flat = (torch.from_numpy(mu), torch.from_numpy(sd))
         if getattr(self, "_flat", None) is None:
             with torch.inference_mode(False), torch.no_grad():
                 mu = self.mean[self._key_t, self._key_f].clone()
@@ -147,7 +164,7 @@ class NodeObsNormalizer(nn.Module):
         self._flat = None
 
     def _apply(self, fn, *args, **kwargs):
-        self._flat = None
+        self._flat = self._np_views = None
         return super()._apply(fn, *args, **kwargs)
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
