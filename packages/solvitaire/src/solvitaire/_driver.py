@@ -41,8 +41,7 @@ class Search:
                  max_depth: int, budget: int = 20_000) -> None:  # fmt: skip
         self.cfg, self.Z = cfg, Z
         self.memory_limit, self.max_depth = memory_limit, max_depth
-        # the table gets at most half the budget; it starts small and doubles as it fills
-        self.max_slots = 1 << int(np.log2(max(memory_limit // 32, 1024)))
+        self.max_slots = self.slots_for(memory_limit)
         slots = min(self.max_slots, 1 << 12)
         self.tab = np.zeros((slots, 2), np.uint64)
         # the stacks: every row is written before it is read, so they start uninitialised
@@ -60,6 +59,17 @@ class Search:
             self.status = cs.RUNNING
             cs.expand(self.states, 0, cfg, self.mv, self.fs, self.fe, self.fn, self.path,
                       self.tab, Z, self.ctl)  # fmt: skip
+
+    @staticmethod
+    def slots_for(memory_limit: int) -> int:
+        """Most table slots for a budget: the table gets at most half of it (16 bytes a slot);
+        it starts small and doubles as it fills."""
+        return 1 << int(np.log2(max(memory_limit // 32, 1024)))
+
+    def release(self) -> None:
+        """Drop the stacks and the table (after MEMORY); counters and the status stay."""
+        self.states = self.mv = self.tab = np.zeros((1, 1), np.int8)
+        self.fs = self.fe = self.fn = self.path = np.zeros(1, np.int64)
 
     @property
     def nodes(self) -> int:
@@ -154,6 +164,17 @@ def run(
         if done is not None:
             outcome, winner = ("solved" if done.status == cs.SOLVED else "unsolvable"), done
             break
+        if any(s.status == cs.MEMORY for s in active):
+            # a search that ran out of memory gives up its stacks and table; the others may
+            # then use the whole budget
+            for s in active:
+                if s.status == cs.MEMORY:
+                    s.release()
+            for s in active:
+                if s.status == cs.RUNNING:
+                    s.memory_limit = memory_limit
+                    s.max_slots = Search.slots_for(memory_limit)
+                    s.ctl[cs.D_CANGROW] = int(s.tab.shape[0] < s.max_slots)
         active = [s for s in active if s.status == cs.RUNNING]
         if not active:
             break  # every search ran out of memory
