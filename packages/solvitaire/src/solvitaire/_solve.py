@@ -247,7 +247,9 @@ def solve(
     """Decide a deal: depth-first search with a transposition table (compiled with numba).
 
     ``deal`` is a :class:`Deal` or a seed (dealt with :func:`solvitaire.deal`); ``timeout`` in
-    seconds; ``max_states`` bounds nodes searched (reported as TIMEOUT when hit);
+    seconds of search (numba's one-time compilation on a process's first solve, tens of seconds
+    with an empty on-disk cache, is not counted); ``max_states`` bounds nodes searched
+    (reported as TIMEOUT when hit);
     ``memory_limit`` in bytes bounds the transposition table (16 bytes per state).
     Every SOLVED result is replayed by the independent engine before it is returned.
     Section 2 of the Solvitaire paper (Blake & Gent, arXiv:1906.12314) describes the search.
