@@ -268,16 +268,9 @@ class Trainer:
         if not (self.cfg.cuda_graph and self.roll_device.type == "cuda") or self.policy_graph_error:
             return None
         if self._graphed_policy is None:
-            try:
-                self._graphed_policy = GraphedPolicy(self.roll_agent, batch)
-            except Exception as e:
-                self.policy_graph_error = repr(e)[:500]
-                warnings.warn(
-                    f"CUDA-graph capture of the rollout policy failed, running eagerly: {e!r}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                return None
+            self._graphed_policy, self.policy_graph_error = _try_capture(
+                lambda: GraphedPolicy(self.roll_agent, batch), "the rollout policy"
+            )
         return self._graphed_policy
 
     def _graph_for(self, batch: dict[str, torch.Tensor]) -> GraphedPPOStep | None:
@@ -285,17 +278,11 @@ class Trainer:
         steps: not on CUDA, ``cfg.cuda_graph`` off, or capture failed (``graph_error``)."""
         if not self.use_graph or self.graph_error:
             return None
-        if self._graphed is None:
-            try:
-                self._graphed = GraphedPPOStep(self.agent, self.opt_pi, self.opt_v, self.cfg, batch)
-            except Exception as e:  # eager steps still work with capturable Adam
-                self.graph_error = repr(e)[:500]
-                warnings.warn(
-                    f"CUDA-graph capture of the PPO step failed, running eagerly: {e!r}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                return None
+        if self._graphed is None:  # on failure eager steps still work with capturable Adam
+            self._graphed, self.graph_error = _try_capture(
+                lambda: GraphedPPOStep(self.agent, self.opt_pi, self.opt_v, self.cfg, batch),
+                "the PPO step",
+            )
         return self._graphed
 
     def _sync_rollout_agent(self) -> None:
@@ -480,3 +467,17 @@ class Trainer:
         self.envs.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def _try_capture(build, what: str):
+    """``(build(), None)``, or ``(None, error text)`` with a warning when the CUDA-graph capture
+    fails (the caller then runs eagerly)."""
+    try:
+        return build(), None
+    except Exception as e:
+        warnings.warn(
+            f"CUDA-graph capture of {what} failed, running eagerly: {e!r}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None, repr(e)[:500]
