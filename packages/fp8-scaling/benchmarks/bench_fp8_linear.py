@@ -68,11 +68,13 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
     reduce_overhead = kind.endswith("_ro")  # torch.compile(mode="reduce-overhead"): CUDA graphs
     base_kind = kind.removesuffix("_eager").removesuffix("_ro")
     ours = ("ours", "ours_triton", "ours_inductor", "ours_fastacc", "ours_indamax", "ours_pair",
-            "ours_perop")  # fmt: skip
+            "ours_perop", "ours_spec", "ours_spec_fastacc")  # fmt: skip
     if base_kind in ours:
-        backend = {"ours_triton": "triton", "ours_inductor": "inductor", "ours_pair": "pair"}
+        backend = {"ours_triton": "triton", "ours_inductor": "inductor", "ours_pair": "pair",
+                   "ours_spec": "spec", "ours_spec_fastacc": "spec"}  # fmt: skip
         backend = backend.get(base_kind, "auto")
-        recipe = JustInTimeScaling(fast_accum="all" if base_kind == "ours_fastacc" else "forward")
+        fast_all = base_kind in ("ours_fastacc", "ours_spec_fastacc")
+        recipe = JustInTimeScaling(fast_accum="all" if fast_all else "forward")
         model = nn.Sequential(Float8Linear.from_linear(lin, recipe, cast_backend=backend))
     elif kind == "ours_auto":
         model = convert_to_float8(model, JustInTimeScaling(), auto_filter=True)
@@ -156,7 +158,7 @@ def _measure(cand: str, base: str, m, k, n, device, timing: str = "pipelined") -
     sync after every step, so each step's host launch time is exposed)."""
     c_step, _, c_model = _layer(cand, m, k, n, device)
     b_step = _layer(base, m, k, n, device)[0]
-    sq = {}
+    sq: dict = {"timing": timing}  # check() adds the SQNRs (the harness reads extra after it)
     if isinstance(c_model[0], Float8Linear):  # which path auto_filter takes at this shape
         sq["candidate_uses_fp8"] = bool(c_model[0].use_fp8_for(_inputs(m, k, n, device)[0]))
 
@@ -172,7 +174,7 @@ def _measure(cand: str, base: str, m, k, n, device, timing: str = "pipelined") -
         flops=3 * 2.0 * m * k * n,
         peak_flops=2 * PEAK_BF16,
         check=check,
-        extra={**sq, "timing": timing},
+        extra=sq,
         timing=timing,
     )
 
@@ -283,6 +285,29 @@ def bench_eager(m: int, k: int, n: int, device: str) -> Measure:
 def bench_fastacc(m: int, k: int, n: int, device: str) -> Measure:
     """Variant: Hopper fast accumulation in the two gradient GEMMs too (fast_accum="all")."""
     return _measure("ours_fastacc", "bf16", m, k, n, device)
+
+
+@case("linear_fp8_spec_vs_bf16", params=_PARAMS, quick_params=_QUICK, devices=("cpu", "cuda"))
+def bench_spec(m: int, k: int, n: int, device: str) -> Measure:
+    """Variant: one-pass JIT casts (``cast_backend="spec"``: the previous scale is reused when
+    the amax measured in the same pass confirms it, else the tensor is recast), vs bf16."""
+    return _measure("ours_spec", "bf16", m, k, n, device)
+
+
+@case(
+    "linear_fp8_spec_vs_torchao_tensorwise", params=_PARAMS, quick_params=_QUICK,
+    devices=("cuda",),
+)  # fmt: skip
+def bench_spec_vs_tao(m: int, k: int, n: int, device: str) -> Measure:
+    """Variant: ``cast_backend="spec"`` vs torchao tensorwise, both compiled."""
+    return _measure("ours_spec", "torchao_tensorwise", m, k, n, device)
+
+
+@case("linear_fp8_spec_fast_accum_all_vs_bf16", params=_PARAMS, quick_params=_QUICK,
+      devices=("cuda",))  # fmt: skip
+def bench_spec_fastacc(m: int, k: int, n: int, device: str) -> Measure:
+    """Variant: one-pass JIT casts and fast accumulation in all three GEMMs, vs bf16."""
+    return _measure("ours_spec_fastacc", "bf16", m, k, n, device)
 
 
 _SMALL = [{"m": 256, "k": 256, "n": 256}]

@@ -14,16 +14,20 @@
 #   profile: host cost of one compiled forward+backward step (benchmarks/profile_host.py) for
 #          FP8_PROFILE_KINDS (default ours,ours_perop,torchao_tensorwise,bf16) at
 #          FP8_PROFILE_SHAPES (default 4096^3, 8192^3): host seconds per step over 50 un-synced
-#          steps, kernel launches per step, top CPU ops, dynamo graph breaks -> fp8_profile.json
-#          (no new kind/shape after FP8_PROFILE_SECONDS, default 75).
+#          steps, kernel launches per step, top CPU ops, dynamo graph breaks, and the GPU kernel
+#          table of one step (name, launches, device µs, share) -> fp8_profile.json (no new
+#          kind/shape after FP8_PROFILE_SECONDS, default 75; FP8_PROFILE_ARGS adds options,
+#          e.g. --no-py to skip the cProfile pass).
 #   tests: the GPU tests (bit-exact casts, CUDA-graph training = eager), if time is left.
 # FP8_STAGES picks stages (default gpt,cases,tests; the lean kernel run: profile,cases), FP8_CASES the cases, FP8_BENCH_SHAPES the
-# layer shapes (MxKxN,...), FP8_GPT_SECONDS the cap of the GPT stage, FP8_THREADS the CPU threads.
+# layer shapes (MxKxN,...), FP8_GPT_SECONDS the cap of the GPT stage, FP8_THREADS the CPU threads,
+# FP8_ROUNDS how often the case list is repeated (spread per case in fp8_spread.json),
+# FP8_REPEATS the timed steps per side and case (default 20).
 # From the repository root, with $OUT an empty folder:
 #   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:) OUT=/tmp/out \
 #     bash packages/fp8-scaling/benchmarks/gpu_run.sh
 # FP8_SMOKE=1 runs the same stages on the CPU with tiny sizes (checks the script itself).
-# Writes flat files to $OUT: run.log, fp8_cases.json/.md; profile: fp8_profile.json; sweep: fp8_tuned.json,
+# Writes flat files to $OUT: run.log, fp8_cases.json/.md, fp8_spread.json; profile: fp8_profile.json; sweep: fp8_tuned.json,
 # fp8_sweep.json; gpt: gpt_losses.json, gpt_loss_curves.png, gpt_bias_distribution.png (run the
 # gpt stage on its own to stay within 6 files).
 set -uo pipefail
@@ -50,7 +54,7 @@ GPT_CAP=${FP8_GPT_SECONDS:-110}  # wall cap of the convergence stage (training s
 CASES=${FP8_CASES:-linear_fp8_vs_bf16,linear_fp8_vs_torchao_tensorwise,linear_fp8_vs_bf16_latency,linear_fp8_vs_torchao_tensorwise_latency,auto_filter_vs_bf16,linear_fp8_perop_vs_bf16,linear_fp8_perop_vs_torchao_tensorwise,torchao_tensorwise_vs_bf16,linear_fp8_graph_vs_bf16,linear_fp8_eager_vs_bf16,linear_fp8_triton_ops_vs_bf16,linear_fp8_inductor_vs_bf16,cast_jit_graph,cast_delayed_graph,scaled_mm_vs_bf16_mm,linear_fp8_fast_accum_all_vs_bf16}
 if [[ -n ${FP8_SMOKE:-} ]]; then  # CPU smoke test of this script on tiny sizes
   DEV=cpu; export FP8_QUICK=1
-  CASES=${FP8_CASES:-linear_fp8_vs_bf16,linear_fp8_vs_bf16_latency,cast_jit_graph,linear_fp8_graph_vs_bf16}
+  CASES=${FP8_CASES:-linear_fp8_vs_bf16,linear_fp8_vs_bf16_latency,cast_jit_graph,linear_fp8_graph_vs_bf16,linear_fp8_spec_vs_bf16,cast_spec_graph}
   PROFILE_ARGS="--device cpu --shapes 64x64x128 --steps 5 --profile-steps 2"
   SWEEP_SMOKE=--smoke; SWEEP_ENV=TRITON_INTERPRET=1
   STEPS=${FP8_GPT_STEPS:-8}
@@ -116,8 +120,9 @@ if [[ $STAGES == *profile* ]]; then
   if (( PS > 15 )); then
     timeout $((PS + 30)) python3 packages/fp8-scaling/benchmarks/profile_host.py "$OUT/fp8_profile.json" \
       --kinds "${FP8_PROFILE_KINDS:-ours,ours_perop,torchao_tensorwise,bf16}" \
-      --shapes "${FP8_PROFILE_SHAPES:-4096x4096x4096,8192x8192x8192}" --budget "$PS" $PROFILE_ARGS 2>&1 \
-      | grep -v "^\s*$" | grep -v "^USDT\|^ERROR:.*gpuGetDeviceCount\|SyncActivityProfiler" | tail -30
+      --shapes "${FP8_PROFILE_SHAPES:-4096x4096x4096,8192x8192x8192}" --budget "$PS" $PROFILE_ARGS \
+      ${FP8_PROFILE_ARGS:-} 2>&1 \
+      | grep -v "^\s*$" | grep -v "^USDT\|^ERROR:.*gpuGetDeviceCount\|SyncActivityProfiler" | tail -80
   fi
 fi
 
@@ -127,7 +132,7 @@ if [[ $STAGES == *cases* ]]; then
   echo "== cases ($T s): $CASES"
   if (( T > 20 )); then
     timeout "$T" python3 packages/fp8-scaling/benchmarks/run_cases.py "$OUT" "$CASES" $DEV 2>&1 \
-      | grep -v "^\s*$" | grep -v "^\[" | tail -80
+      | grep -v "^\s*$" | grep -v "^\[" | tail -150
   fi
 fi
 

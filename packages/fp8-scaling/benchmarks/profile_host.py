@@ -119,12 +119,44 @@ def _profile(step, steps: int, device: str, top: int) -> dict:
         )
     rows.sort(key=lambda r: -r["self_cpu_us_per_step"])
     return {
+        "kernel_table": _kernel_table(prof, steps),
         "profiled_steps": steps,
         "launches_per_step": launches / steps,
         "kernels_per_step": sum(kernels.values()) / steps,
         "kernel_names": {k[:120]: v / steps for k, v in kernels.most_common(40)},
         "top_cpu_ops": rows[:top],
     }
+
+
+def _kernel_table(prof, steps: int) -> list[dict]:
+    """GPU kernels of the profiled steps: name, launches and device time (µs) per step, share of
+    the step's summed kernel time; largest first."""
+    rows = []
+    for a in prof.key_averages():
+        if getattr(a, "device_type", None) != torch.autograd.DeviceType.CUDA:
+            continue
+        us = getattr(a, "self_device_time_total", None)
+        if us is None:  # torch < 2.4
+            us = a.self_cuda_time_total
+        rows.append({"name": a.key[:160], "count_per_step": a.count / steps, "us_per_step": us})
+    total = sum(r["us_per_step"] for r in rows) / steps or 1.0
+    for r in rows:
+        r["us_per_step"] /= steps
+        r["share"] = r["us_per_step"] / total
+    rows.sort(key=lambda r: -r["us_per_step"])
+    return rows[:30]
+
+
+def _print_kernel_table(rec: dict) -> None:
+    table = rec.get("kernel_table") or []
+    total = sum(r["us_per_step"] for r in table)
+    print(f"    GPU kernels per step ({total:.0f} us summed):", flush=True)
+    for r in table[:12]:
+        print(
+            f"    {r['us_per_step']:9.1f} us {100 * r['share']:5.1f} % x{r['count_per_step']:.0f} "
+            f"{r['name'][:90]}",
+            flush=True,
+        )
 
 
 def _py_profile(step, steps: int, device: str, top: int) -> dict:
@@ -175,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--budget", type=float, default=120.0, help="no new (kind, shape) after this")
     p.add_argument("--device", default="cuda")
+    p.add_argument("--no-py", action="store_true", help="skip the cProfile pass (large shapes)")
     args = p.parse_args(argv)
     start = time.perf_counter()
     bench = _bench_module()
@@ -205,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     rec.update(_host_loop_step(step, args.steps, args.device))
                 rec.update(_profile(step, args.profile_steps, args.device, args.top))
-                rec.update(_py_profile(step, args.profile_steps, args.device, args.top + 5))
+                if not args.no_py:
+                    rec.update(_py_profile(step, args.profile_steps, args.device, args.top + 5))
             except Exception as exc:  # e.g. torchao missing: record and go on
                 rec["error"] = f"{type(exc).__name__}: {exc}"[:500]
             result["runs"].append(rec)
@@ -227,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 flush=True,
             )
+            if args.device == "cuda" and "kernel_table" in rec:
+                _print_kernel_table(rec)
     return 0
 
 

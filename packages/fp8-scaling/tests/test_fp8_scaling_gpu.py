@@ -62,7 +62,7 @@ def test_gpu_scaled_mm_matches_emulation():
         assert rel < 1e-2, rel
 
 
-@pytest.mark.parametrize("backend", ["auto", "triton", "pair"])
+@pytest.mark.parametrize("backend", ["auto", "triton", "pair", "spec"])
 def test_gpu_compile_fullgraph_no_breaks(backend):
     _need_fp8()
     torch.manual_seed(0)
@@ -122,6 +122,66 @@ def test_gpu_pair_casts_match_per_tensor_casts(shape, compiled):
         out[backend] = res
     for a, b in zip(out["pair"], out["triton"]):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("fmt", ["e4m3", "e5m2"])
+@pytest.mark.parametrize("shape", [(37, 53), (1000, 3000), (1024, 2048)])
+def test_gpu_spec_cast_bit_exact(fmt, shape):
+    """The one-pass JIT cast gives the two-pass JIT bytes whatever the guess: right (one pass),
+    off by 2 either way or NaN (the recast runs), and with NaN in the input."""
+    from fp8_scaling._speccast import spec_cast_op
+
+    _need_fp8()
+    x = (torch.randn(shape, device="cuda") * 7).to(torch.bfloat16)
+    for nan in (False, True):
+        if nan:  # NaN counts as inf in the amax; the NaN itself stays NaN
+            x[shape[0] // 2, shape[1] // 3] = float("nan")
+        a = amax_op(x)
+        want = cast_transpose_op(x, a, fmt, 1, True)  # the two-pass kernels (bit-exact, above)
+        right = want[2].reciprocal()
+        for guess in (right, right * 2, right / 2, torch.full_like(right, float("nan"))):
+            _poison_allocator()
+            q, qt, inv, am, scale = spec_cast_op(x, guess.reshape(1), fmt, 1, True)
+            assert torch.equal(am, a)
+            assert torch.equal(inv, want[2])
+            assert torch.equal(scale, right)
+            assert torch.equal(q.view(torch.uint8), want[0].view(torch.uint8))
+            assert torch.equal(qt.view(torch.uint8), want[1].view(torch.uint8))
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_gpu_spec_route_matches_per_tensor_casts(compiled):
+    """cast_backend="spec" (one-pass JIT casts reusing the last scale) gives bit-identical
+    outputs and gradients to the two-pass casts, over steps where the scales change."""
+    _need_fp8()
+    m, k, n = 208, 272, 400
+    torch.manual_seed(0)
+    w = (torch.randn(n, k, device="cuda") * 0.01).to(torch.bfloat16)
+    x0 = (torch.randn(m, k, device="cuda") * 30).to(torch.bfloat16)
+    dy = torch.randn(m, n, device="cuda").to(torch.bfloat16)
+    out = {}
+    torch._dynamo.reset()
+    for backend in ("spec", "triton"):
+        lin = fs.Float8Linear(k, n, bias=False, device="cuda", dtype=torch.bfloat16,
+                              cast_backend=backend)  # fmt: skip
+        with torch.no_grad():
+            lin.weight.copy_(w)
+        run = torch.compile(lin, fullgraph=True) if (compiled and backend == "spec") else lin
+        res = []
+        for step in range(4):  # scales change at steps 1 and 3, hold at 2
+            _poison_allocator()
+            f = (1.0, 5.0, 5.0, 0.1)[step]
+            x = (x0 * f).requires_grad_(True)
+            lin.weight.grad = None
+            y = run(x)
+            y.backward(dy * f)
+            res.append([y.clone(), x.grad.clone(), lin.weight.grad.clone()])
+        out[backend] = res
+        if backend == "spec":
+            assert torch.all(lin.fp8_scale_guess != 1.0)  # updated to the last scales
+    for ra, rb in zip(out["spec"], out["triton"]):
+        for a, b in zip(ra, rb):
+            assert torch.equal(a, b)
 
 
 def test_gpu_odd_shapes_fall_back():

@@ -127,17 +127,21 @@ if HAS_TRITON:
         DELAYED: tl.constexpr, WRITE_T: tl.constexpr, OUT_FP32: tl.constexpr,
         E5M2: tl.constexpr, EVEN: tl.constexpr, REVERSE: tl.constexpr,
         BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr, TMODE: tl.constexpr,
-        STAGES: tl.constexpr,
+        STAGES: tl.constexpr, TILE_MAX: tl.constexpr = False, FIXUP: tl.constexpr = False,
     ):  # fmt: skip
         pid = tl.program_id(0)
         nprog = tl.num_programs(0)
         n_m = tl.cdiv(M, BM)
         n_n = tl.cdiv(N, BN)
         n_tiles = n_m * n_n
+        n_iter = n_tiles
         per_group = GROUP * n_n
         if DELAYED:
             scale = tl.load(scale_ptr)
-            acc = tl.zeros([BM, BN], dtype=tl.float32)
+            if TILE_MAX:  # one running scalar per program (each tile reduced)
+                acc = tl.full([], 0.0, tl.float32)
+            else:
+                acc = tl.zeros([BM, BN], dtype=tl.float32)
         else:
             bits = tl.load(amax_ptr).to(tl.int32, bitcast=True)
             ea = (bits >> 23) & 0xFF
@@ -150,7 +154,11 @@ if HAS_TRITON:
             scale = tl.where((ea == 255) & (ma != 0), float("nan"), scale)
             if pid == 0:
                 tl.store(inv_ptr, 1.0 / scale)  # exact: a power of two
-        for t in tl.range(pid, n_tiles, nprog, num_stages=STAGES):
+            if FIXUP:  # q/qt were written with the scale at scale_ptr: recast only if it differs
+                if pid == 0:
+                    tl.store(amax_out_ptr, scale)  # the JIT scale, for the next step's guess
+                n_iter = tl.where(scale == tl.load(scale_ptr), 0, n_tiles)  # NaN: recast
+        for t in tl.range(pid, n_iter, nprog, num_stages=STAGES):
             tile = t
             if REVERSE:  # the tail was read last by the amax pass: still in L2
                 tile = n_tiles - 1 - t
@@ -173,7 +181,11 @@ if HAS_TRITON:
             x = xh.to(tl.float32)
             if DELAYED:
                 ax = tl.abs(x)
-                acc = tl.maximum(acc, tl.where(ax != ax, float("inf"), ax))
+                ax = tl.where(ax != ax, float("inf"), ax)
+                if TILE_MAX:
+                    acc = tl.maximum(acc, tl.max(tl.max(ax, 1), 0))
+                else:
+                    acc = tl.maximum(acc, ax)
             q = _scaled(x, scale, FMAX)
             qo = _fp8(q, E5M2, OUT_FP32)
             q_ptrs = q_ptr + rm[:, None] * N + rn[None, :]
@@ -194,7 +206,10 @@ if HAS_TRITON:
                 else:
                     tl.store(qt_ptrs, qto, mask=(rn[:, None] < N) & (rm[None, :] < M))
         if DELAYED:
-            a = tl.max(tl.max(acc, 1), 0)
+            if TILE_MAX:
+                a = acc
+            else:
+                a = tl.max(tl.max(acc, 1), 0)
             bits_ptr = amax_out_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
             tl.atomic_max(bits_ptr, a.to(tl.int32, bitcast=True), sem="relaxed")
 

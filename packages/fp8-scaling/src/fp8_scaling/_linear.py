@@ -30,7 +30,8 @@ class Float8Linear(nn.Linear):
     (and for dimensions that are not multiples of 16) an exact emulation runs the same function.
 
     Scale state (the amax history of :class:`DelayedScaling`, rows input/weight/grad) lives in the
-    buffer ``fp8_amax_history`` so ``state_dict`` and resuming work.
+    buffer ``fp8_amax_history`` so ``state_dict`` and resuming work. The non-persistent buffer
+    ``fp8_scale_guess`` (3,) holds the last JIT scales for the one-pass cast (``"spec"``).
 
     Args:
         in_features / out_features / bias / device / dtype: as ``nn.Linear``.
@@ -44,7 +45,7 @@ class Float8Linear(nn.Linear):
         cast_backend: how the GPU fast path casts: ``"auto"`` (default: when compiling, our
             Triton kernels for JIT tensors of at least 2**25 elements and plain torch ops that
             inductor fuses for the rest; fused Triton kernels in eager mode), ``"inductor"``,
-            ``"triton"`` or ``"pair"`` (see :func:`fp8_scaling.float8_linear`).
+            ``"triton"``, ``"pair"`` or ``"spec"`` (see :func:`fp8_scaling.float8_linear`).
     """
 
     def __init__(
@@ -81,6 +82,10 @@ class Float8Linear(nn.Linear):
             self.register_buffer("fp8_amax_history", hist)
         else:
             self.fp8_amax_history = None
+        # the last JIT scales (input, weight, grad) for the one-pass cast (cast_backend="spec");
+        # not persistent: any value is a valid guess, so checkpoints do not carry it
+        guess = torch.ones(3, dtype=torch.float32, device=device)
+        self.register_buffer("fp8_scale_guess", guess, persistent=False)
 
     @classmethod
     def from_linear(
@@ -104,6 +109,7 @@ class Float8Linear(nn.Linear):
         new.bias = mod.bias
         if new.fp8_amax_history is not None:
             new.fp8_amax_history = torch.zeros_like(new.fp8_amax_history, device=mod.weight.device)
+        new.fp8_scale_guess = torch.ones_like(new.fp8_scale_guess, device=mod.weight.device)
         return new
 
     def _layer(self) -> str:
@@ -135,7 +141,13 @@ class Float8Linear(nn.Linear):
         if not self.use_fp8_for(x):
             return F.linear(x, self.weight, self.bias)
         return float8_linear(
-            x, self.weight, self.bias, self.recipe, self.fp8_amax_history, self.cast_backend
+            x,
+            self.weight,
+            self.bias,
+            self.recipe,
+            self.fp8_amax_history,
+            self.cast_backend,
+            self.fp8_scale_guess,
         )
 
     def extra_repr(self) -> str:

@@ -33,6 +33,7 @@ from ._kernels import launch_delayed_scale, launch_push
 from ._recipes import ConstantScaling, DelayedScaling, JustInTimeScaling
 from ._scaling import amax as amax_ref
 from ._scaling import compute_bias, compute_scale, quantize
+from ._speccast import spec_cast_impl, spec_cast_op
 from ._torch_cast import amax_torch, cast_pow2_torch, cast_scaled_torch, pow2_scales_torch
 
 __all__ = ["float8_linear", "hardware_fp8_supported", "history_bias"]
@@ -124,7 +125,7 @@ class _Q:
         return self.data_t if self.data_t is not None else self.data.t().contiguous()
 
 
-CAST_BACKENDS = ("auto", "inductor", "triton", "pair")
+CAST_BACKENDS = ("auto", "inductor", "triton", "pair", "spec")
 
 # "auto" under torch.compile: tensors of at least this many elements use our Triton kernels
 # (JIT recipe, as torch.library.triton_op ops) instead of inductor's generated casts; None:
@@ -153,6 +154,13 @@ TRITON_OP_AMAX: bool = True
 # maxima, so its extra work grows with the tile count).
 AUTO_PAIR: bool = True
 AUTO_PAIR_MAX_NUMEL: int = 1 << 27
+# The one-pass JIT cast of :mod:`fp8_scaling._speccast` (cast with the previous step's scale
+# while measuring the amax, recast only if the scale changed: same bytes, one read of the
+# input instead of two). ``cast_backend="spec"`` uses it for every JIT tensor it can take
+# (contiguous 2-D bf16/fp16, no amax group) outside the pair route; "auto" uses it for tensors
+# of at least AUTO_SPEC_MIN_NUMEL elements when AUTO_SPEC is True (not yet measured on a GPU).
+AUTO_SPEC: bool = False
+AUTO_SPEC_MIN_NUMEL: int = 1 << 25
 
 
 def _pair_ok(x, w, recipe, fmt: FP8Format, fast) -> bool:
@@ -182,7 +190,24 @@ def _compiling() -> bool:
         return False
 
 
-def _quant(t, fmt: FP8Format, margin: int, recipe, hist_row, fast, need_t: bool) -> _Q:
+def _spec_ok(t, recipe, fast, guess) -> bool:
+    """Whether the JIT cast of ``t`` takes the one-pass route (see ``AUTO_SPEC``)."""
+    if guess is None or fast not in ("spec", "auto", True):
+        return False
+    if fast != "spec" and not (AUTO_SPEC and t.numel() >= AUTO_SPEC_MIN_NUMEL):
+        return False
+    return (
+        isinstance(recipe, JustInTimeScaling)
+        and recipe.pow2
+        and recipe.amax_group is None
+        and guess.is_floating_point()  # any value is a valid guess (bf16 after .bfloat16())
+        and t.dim() == 2
+        and t.element_size() == 2
+        and t.is_contiguous()
+    )
+
+
+def _quant(t, fmt: FP8Format, margin: int, recipe, hist_row, fast, need_t: bool, guess=None) -> _Q:
     """Quantize one role of one GEMM according to ``recipe`` (``hist_row`` for delayed).
 
     ``fast`` is False (exact reference ops) or a cast backend: ``"auto"`` traces plain torch ops
@@ -190,13 +215,21 @@ def _quant(t, fmt: FP8Format, margin: int, recipe, hist_row, fast, need_t: bool)
     more use the Triton kernels) and launches the Triton kernels directly in eager mode;
     ``"inductor"`` always uses the plain torch ops; ``"triton"`` always uses the Triton kernels
     (when compiling: JIT casts as ``torch.library.triton_op`` ops, whose launches inductor emits
-    itself, on torch >= 2.6; delayed casts as custom ops).
+    itself, on torch >= 2.6; delayed casts as custom ops); ``"spec"`` the one-pass JIT cast of
+    :mod:`fp8_scaling._speccast` with ``guess`` (a float32 0-d view of the layer's scale state,
+    updated in place to the new scale), as ``"auto"`` when it does not apply.
     """
     backend = "reference"
     if fast and recipe.pow2 and fmt.name in _HW_FORMATS:
         compiling = _compiling()
         backend = fast if isinstance(fast, str) else "auto"
-        backend = "auto" if backend == "pair" else backend  # one tensor alone: as "auto"
+        if _spec_ok(t, recipe, backend, guess):
+            cast = spec_cast_op if compiling else spec_cast_impl
+            q, qt, inv, a, scale = cast(t, guess, fmt.name, margin, need_t)
+            with torch.no_grad():
+                guess.copy_(scale)
+            return _Q(q, qt if need_t else None, inv, a)
+        backend = "auto" if backend in ("pair", "spec") else backend  # as "auto" otherwise
         if backend == "auto" and not compiling:
             backend = "triton_eager"
         elif backend == "auto":
@@ -291,7 +324,7 @@ def _shapes_ok(*dims: int) -> bool:
 
 class _Float8LinearFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, hist, recipe, fast):
+    def forward(ctx, x, weight, hist, recipe, fast, state):
         m, k = x.shape
         n = weight.shape[0]
         fmt_f, fmt_b = recipe.formats.forward, recipe.formats.backward
@@ -315,13 +348,15 @@ class _Float8LinearFn(torch.autograd.Function):
             xq = _Q(qx, qxt if tx else None, invx.reshape(()), amx.reshape(()))
             wq = _Q(qw, qwt if tw else None, invw.reshape(()), amw.reshape(()))
         else:
+            st = (None, None) if state is None else (state[0], state[1])
             xq = _quant(
                 x, fmt_f, recipe.margin, recipe, hist[0] if delayed else None, qf,
-                need_dw and fp8_dw,
+                need_dw and fp8_dw, st[0],
             )  # fmt: skip
             wq = _quant(
-                weight, fmt_f, recipe.margin, recipe, hist[1] if delayed else None, qf, need_dx
-            )
+                weight, fmt_f, recipe.margin, recipe, hist[1] if delayed else None, qf, need_dx,
+                st[1],
+            )  # fmt: skip
         y = _mm(
             xq.data,
             wq.data.t(),
@@ -341,12 +376,13 @@ class _Float8LinearFn(torch.autograd.Function):
             wq.inv,
             x if not fp8_dw else None,
             hist,
+            state if hw else None,
         )
         return y
 
     @staticmethod
     def backward(ctx, g):
-        x8, xinv, w8, winv, x_hp, hist = ctx.saved_tensors
+        x8, xinv, w8, winv, x_hp, hist, state = ctx.saved_tensors
         recipe, hw = ctx.recipe, ctx.hw
         delayed = isinstance(recipe, DelayedScaling)
         fp8_dw = recipe.grad_weight == "fp8"
@@ -372,6 +408,7 @@ class _Float8LinearFn(torch.autograd.Function):
                 hist[2] if delayed else None,
                 ctx.fast,
                 need_dw and fp8_dw,
+                None if state is None else state[2],
             )
         dx = dw = None
         if need_dx:
@@ -386,7 +423,7 @@ class _Float8LinearFn(torch.autograd.Function):
                 )
             else:
                 dw = (g.t().to(x_hp.dtype) @ x_hp).to(ctx.w_dtype)
-        return dx, dw, None, None, None
+        return dx, dw, None, None, None, None
 
 
 def float8_linear(
@@ -396,6 +433,7 @@ def float8_linear(
     recipe: JustInTimeScaling | DelayedScaling | ConstantScaling | None = None,
     history: torch.Tensor | None = None,
     fast: bool | str = True,
+    scale_state: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Functional FP8 linear ``y = x W^T + b`` with FP8 forward and backward GEMMs.
 
@@ -414,8 +452,12 @@ def float8_linear(
             ``"inductor"``: plain torch ops always; ``"triton"``: Triton kernels always
             (launched by inductor when compiling, see :func:`_quant`); ``"pair"``: the
             forward's input and weight with one amax launch and one cast launch for both
-            (:mod:`fp8_scaling._pair`, JIT recipe), the gradient as ``"auto"``. ``False``:
-            emulation.
+            (:mod:`fp8_scaling._pair`, JIT recipe), the gradient as ``"auto"``; ``"spec"``:
+            the one-pass JIT cast of :mod:`fp8_scaling._speccast` (needs ``scale_state``).
+            ``False``: emulation.
+        scale_state: optional (3,) float32 tensor, the last JIT scales (rows: input, weight,
+            grad) that the one-pass JIT cast tries first; updated in place. Any initial value
+            works (a wrong guess costs one extra pass, never a different result).
 
     Returns:
         (..., N) tensor.
@@ -426,6 +468,16 @@ def float8_linear(
     if isinstance(recipe, DelayedScaling) and (history is None or history.shape[0] != 3):
         raise ValueError("DelayedScaling needs a (3, history_len) float32 amax history tensor")
     lead = x.shape[:-1]
-    y = _Float8LinearFn.apply(x.reshape(-1, x.shape[-1]), weight, history, recipe, fast)
+    bad_state = scale_state is not None and (
+        scale_state.shape != (3,) or not scale_state.is_floating_point()
+    )
+    if bad_state:
+        raise ValueError(
+            f"scale_state must be a (3,) float32 tensor, got shape {tuple(scale_state.shape)} "
+            f"and dtype {scale_state.dtype}"
+        )
+    y = _Float8LinearFn.apply(
+        x.reshape(-1, x.shape[-1]), weight, history, recipe, fast, scale_state
+    )
     y = y.reshape(*lead, weight.shape[0])
     return y + bias.to(y.dtype) if bias is not None else y

@@ -1,0 +1,147 @@
+"""JIT cast in one pass over the input when the scale is unchanged: reuse, then verify.
+
+The just-in-time recipe (Perez et al. 2023, Section 3, FP8-AMAX) needs the amax of a tensor
+before any element can be cast, so the plain route reads the input twice (amax pass, cast pass).
+The power-of-two scale ``2**bias`` only changes when the amax crosses a power of two, which is
+rare from one step to the next. This route therefore
+
+1. casts the tensor (both layouts) with the scale of the previous step -- the *guess* -- and
+   measures the amax in the same pass (the one-pass kernel of the delayed recipe), then
+2. launches a second kernel that derives the JIT scale from that amax exactly as the JIT cast
+   does; when it equals the guess (the FP8 bytes already written are the JIT bytes) every
+   program exits at once, otherwise it casts the tensor again with the JIT scale.
+
+The result is bit-identical to the two-pass JIT cast in every case (same amax, same scale, same
+saturating cast); only the time differs: one read of the input instead of two when the guess
+holds, three reads when it does not. The new scale is returned so the caller can store it as the
+next guess. NaN in the input gives a NaN scale, which never equals a guess, so the slow path
+recasts (and the output holds NaN, as with the JIT cast).
+
+Operator ``fp8_scaling::spec_cast(x, guess, fmt, margin, transpose) -> (q, qt, inv, amax,
+scale)`` for a contiguous 2-D bf16/fp16 tensor ``x`` (M, N): ``q`` (M, N) and ``qt`` (N, M)
+(``(0, 0)`` without ``transpose``) in ``fmt``'s dtype, float32 0-d ``inv = 2**-bias``, ``amax``
+and ``scale = 2**bias``; ``guess`` is a float32 one-element tensor (any value; NaN/0 just take
+the slow path). The pure-torch reference is :func:`spec_cast_ref` (the JIT cast itself).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import _tuned
+from ._fastcast import CastConfig, _cast2_kernel, _grid_size
+from ._formats import FORMATS
+from ._kernels import HAS_TRITON, _cast_consts
+from ._scaling import amax as amax_ref
+
+if HAS_TRITON:
+    import triton
+
+__all__ = ["launch_spec_cast", "spec_cast_impl", "spec_cast_ok", "spec_cast_op", "spec_cast_ref"]
+
+_DEFAULT = CastConfig(bm=64, bn=128, warps=4)  # the H200's tuned JIT cast tile (8192^2)
+
+
+def spec_cast_ref(x: torch.Tensor, guess: torch.Tensor, fmt: str, margin: int, transpose: bool):
+    """Pure-torch reference: the two-pass JIT cast (the guess does not change the result)."""
+    from ._cast_ops import cast_transpose_ref
+
+    a = amax_ref(x).float()
+    q, qt, inv = cast_transpose_ref(x, a, fmt, margin, transpose)
+    return q, qt, inv, a, torch.reciprocal(inv)
+
+
+def spec_cast_ok(x: torch.Tensor, fmt: str) -> bool:
+    """Whether :func:`spec_cast_impl` runs the Triton kernels for ``x`` (else the reference)."""
+    return (
+        HAS_TRITON
+        and x.is_cuda
+        and fmt in ("e4m3", "e5m2")
+        and x.dim() == 2
+        and x.element_size() == 2
+        and x.is_contiguous()
+        and x.numel() > 0
+    )
+
+
+def launch_spec_cast(
+    x: torch.Tensor,
+    fmt: str,
+    guess: torch.Tensor,
+    margin: int = 0,
+    transpose: bool = True,
+    cfg: CastConfig | None = None,
+    out_fp32: bool = False,
+):
+    """The two launches of the module docstring; returns ``(q, qt, inv, amax, scale)``.
+
+    ``cfg``: tile configuration of both launches (default: the tuned JIT cast configuration
+    for this GPU and shape, else 64x128 tiles with 4 warps). ``out_fp32`` writes the saturated
+    scaled float32 values instead of FP8 (interpreter tests).
+    """
+    if x.dim() != 2 or not x.is_contiguous() or x.element_size() != 2:
+        raise ValueError(
+            f"launch_spec_cast needs a contiguous 2-D bf16/fp16 tensor, got shape "
+            f"{tuple(x.shape)}, dtype {x.dtype}, contiguous {x.is_contiguous()}"
+        )
+    if fmt not in ("e4m3", "e5m2"):
+        raise ValueError(f"launch_spec_cast supports 'e4m3' and 'e5m2', got {fmt!r}")
+    if cfg is None:
+        cfg = (_tuned.cast_config(x, delayed=False) if x.is_cuda else None) or _DEFAULT
+    m, n = x.shape
+    dev = x.device
+    odt = torch.float32 if out_fp32 else FORMATS[fmt].dtype
+    q = torch.empty((m, n), dtype=odt, device=dev)
+    qt = torch.empty((n, m) if transpose else (0, 0), dtype=odt, device=dev)
+    amax = torch.zeros((), dtype=torch.float32, device=dev)
+    inv = torch.empty((), dtype=torch.float32, device=dev)
+    scale = torch.empty((), dtype=torch.float32, device=dev)
+    g = guess.reshape(()).float()
+    fmax = FORMATS[fmt].max
+    tiles = triton.cdiv(m, cfg.bm) * triton.cdiv(n, cfg.bn)
+    grid = (_grid_size(tiles, cfg.waves, dev),)
+    even = (m % cfg.bm == 0) and (n % cfg.bn == 0)
+    tile = dict(BM=cfg.bm, BN=cfg.bn, GROUP=cfg.group, TMODE=cfg.tmode, STAGES=cfg.stages)
+    qt_arg = qt if transpose else q
+    # 1. cast with the guessed scale, amax of x in the same pass (inv_ptr unused: dummy)
+    c1 = _cast_consts(fmt, fmax, margin, True, transpose, out_fp32)
+    _cast2_kernel[grid](
+        x, amax, g, q, qt_arg, inv, amax, m, n, **c1, EVEN=even, TILE_MAX=True, **tile,
+        num_warps=cfg.warps,
+    )  # fmt: skip
+    # 2. JIT scale from that amax; recast only where it differs from the guess
+    c2 = _cast_consts(fmt, fmax, margin, False, transpose, out_fp32)
+    c2["REVERSE"] = False
+    _cast2_kernel[grid](
+        x, amax, g, q, qt_arg, inv, scale, m, n, **c2, EVEN=even, FIXUP=True, **tile,
+        num_warps=cfg.warps,
+    )  # fmt: skip
+    return q, qt, inv, amax, scale
+
+
+def spec_cast_impl(x: torch.Tensor, guess: torch.Tensor, fmt: str, margin: int, transpose: bool):
+    """Body of ``fp8_scaling::spec_cast`` (eager callers use it directly)."""
+    if x.dim() != 2:
+        raise ValueError(f"spec_cast expects a 2-D tensor, got shape {tuple(x.shape)}")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown FP8 format {fmt!r}; expected one of {sorted(FORMATS)}")
+    if spec_cast_ok(x, fmt):
+        return launch_spec_cast(x, fmt, guess, margin, transpose)
+    return spec_cast_ref(x, guess, fmt, margin, transpose)
+
+
+@torch.library.custom_op("fp8_scaling::spec_cast", mutates_args=())
+def spec_cast_op(
+    x: torch.Tensor, guess: torch.Tensor, fmt: str, margin: int, transpose: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """JIT power-of-two cast reusing the previous scale when it still holds (module docstring)."""
+    return spec_cast_impl(x, guess, fmt, margin, transpose)
+
+
+@spec_cast_op.register_fake
+def _(x, guess, fmt, margin, transpose):
+    dt = FORMATS[fmt].dtype
+    m, n = x.shape
+    qt = x.new_empty((n, m) if transpose else (0, 0), dtype=dt)
+    s = [x.new_empty((), dtype=torch.float32) for _ in range(3)]
+    return (x.new_empty((m, n), dtype=dt), qt, *s)
