@@ -156,19 +156,26 @@ def bench_cast_delayed_graph(n: int, device: str) -> Measure:
     )
 
 
-_SPEC = [{"m": 8192, "n": 8192, "guess": "holds"}, {"m": 8192, "n": 8192, "guess": "wrong"}]
-_SPEC += [{"m": 16384, "n": 28672, "guess": "holds"}, {"m": 28672, "n": 8192, "guess": "holds"}]
+_SPEC = [
+    {"m": 8192, "n": 8192, "guess": "holds", "waves": -1},
+    {"m": 8192, "n": 8192, "guess": "wrong", "waves": -1},
+    {"m": 16384, "n": 28672, "guess": "holds", "waves": -1},
+    {"m": 16384, "n": 28672, "guess": "holds", "waves": 4},
+    {"m": 28672, "n": 8192, "guess": "holds", "waves": -1},
+]
 
 
 @case(
-    "cast_spec_graph", params=_SPEC, quick_params=[{"m": 96, "n": 160, "guess": "holds"}],
-    devices=("cpu", "cuda"),
+    "cast_spec_graph", params=_SPEC,
+    quick_params=[{"m": 96, "n": 160, "guess": "holds", "waves": -1}], devices=("cpu", "cuda"),
 )  # fmt: skip
-def bench_cast_spec_graph(m: int, n: int, guess: str, device: str) -> Measure:
+def bench_cast_spec_graph(m: int, n: int, guess: str, waves: int, device: str) -> Measure:
     """One-pass JIT cast (previous scale reused, amax measured in the same pass, recast only if
     the scale changed; :mod:`fp8_scaling._speccast`) vs the two-pass JIT cast (our amax kernel,
     then our cast kernel), same bytes, GPU time (CUDA-graph replay). ``guess="wrong"``: the
-    stored scale is off by a factor of 2 at every call, so the recast always runs."""
+    stored scale is off by a factor of 2 at every call, so the recast always runs. ``waves``:
+    programs per SM of the first pass (-1: the tuned configuration's own)."""
+    from fp8_scaling import _speccast
     from fp8_scaling._speccast import spec_cast_impl
 
     g = torch.Generator(device="cpu").manual_seed(0)
@@ -179,7 +186,11 @@ def bench_cast_spec_graph(m: int, n: int, guess: str, device: str) -> Measure:
     def ours():
         if guess == "wrong":
             state.copy_(right * 2.0)  # a stale scale at every call
-        out = spec_cast_impl(x, state, "e4m3", 0, True)
+        _speccast.SPEC_WAVES = None if waves < 0 else waves  # read at launch (captured)
+        try:
+            out = spec_cast_impl(x, state, "e4m3", 0, True)
+        finally:
+            _speccast.SPEC_WAVES = None
         state.copy_(out[4])  # as the layer does: the new scale is the next guess
         return out
 

@@ -40,6 +40,12 @@ if HAS_TRITON:
 __all__ = ["launch_spec_cast", "spec_cast_impl", "spec_cast_ok", "spec_cast_op", "spec_cast_ref"]
 
 _DEFAULT = CastConfig(bm=64, bn=128, warps=4)  # the H200's tuned JIT cast tile (8192^2)
+# Programs per SM of the first pass (None: the configuration's own ``waves``; with waves=0,
+# one program per tile, each publishing its amax with one atomic); the second pass always
+# walks the tiles with a persistent grid of FIXUP_WAVES programs per SM, so when the guess
+# holds only that many programs start and exit.
+SPEC_WAVES: int | None = None
+FIXUP_WAVES = 8
 
 
 def spec_cast_ref(x: torch.Tensor, guess: torch.Tensor, fmt: str, margin: int, transpose: bool):
@@ -99,7 +105,8 @@ def launch_spec_cast(
     g = guess.reshape(()).float()
     fmax = FORMATS[fmt].max
     tiles = triton.cdiv(m, cfg.bm) * triton.cdiv(n, cfg.bn)
-    grid = (_grid_size(tiles, cfg.waves, dev),)
+    grid = (_grid_size(tiles, cfg.waves if SPEC_WAVES is None else SPEC_WAVES, dev),)
+    grid2 = (_grid_size(tiles, FIXUP_WAVES, dev),)
     even = (m % cfg.bm == 0) and (n % cfg.bn == 0)
     tile = dict(BM=cfg.bm, BN=cfg.bn, GROUP=cfg.group, TMODE=cfg.tmode, STAGES=cfg.stages)
     qt_arg = qt if transpose else q
@@ -112,7 +119,7 @@ def launch_spec_cast(
     # 2. JIT scale from that amax; recast only where it differs from the guess
     c2 = _cast_consts(fmt, fmax, margin, False, transpose, out_fp32)
     c2["REVERSE"] = False
-    _cast2_kernel[grid](
+    _cast2_kernel[grid2](
         x, amax, g, q, qt_arg, inv, scale, m, n, **c2, EVEN=even, FIXUP=True, **tile,
         num_warps=cfg.warps,
     )  # fmt: skip
