@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SparQ kernels on one GPU, in three timed phases that all write into $OUT (6 files at most):
-#   1. kernel test of the histogram selection's ties and exact fallbacks on the GPU     -> log
+#   1. kernel tests on the GPU: radix-256 histogram searches, the selections' ties and exact
+#      fallbacks, the sort-based query preparation                                  -> log
 #      (the tuner checks every variant on the real shapes before timing it)
 #   2. tune_sparq.py --fast on the shapes that need it (K2, K1, E2E, then K3 if time is left;
 #      committed entries are kept unless a complete retune is faster): every variant checked against the references, then timed (CUDA graphs, 100
@@ -9,7 +10,7 @@
 #      the idle time between kernels                                        -> log (PROFILE_JSON)
 #   4. the harness cases with that table (SPARQ_TUNED_JSON): K1-K4 decode, end-to-end decode
 #      -> sparq_decode_*.{json,md}, sparq_e2e_decode_*.{json,md}
-# Budget knob: BUDGET (seconds, default 235) for the whole run; T_TEST (default 20), T_TUNE
+# Budget knob: BUDGET (seconds, default 235) for the whole run; T_TEST (default 25), T_TUNE
 # (default 115, at most BUDGET minus what is spent minus 95 s) and T_PROF (default 40) cap
 # phases 1-3, phase 4 gets what is left (each case is written when it ends).
 # CPU threads: THREADS (default 4). Run from the repository root:
@@ -45,8 +46,11 @@ fi
 # 1. tests (kernel tests run on CUDA when TRITON_INTERPRET is unset)
 if [ "${TESTS:-1}" = "1" ] && [ "$SMOKE" != "1" ]; then
   echo "== phase 1: GPU tests ($(left) s left)" | tee -a "$LOG"
-  timeout ${T_TEST:-20} python3 -m pytest -q -x -p no:cacheprovider -k "${TEST_K:-ties}" \
-    packages/sparq/tests/test_sparq_kernel_hist.py ${EXTRA_TESTS:-} 2>&1 | tail -15 | tee -a "$LOG"
+  timeout ${T_TEST:-25} python3 -m pytest -q -x -p no:cacheprovider \
+    -k "${TEST_K:-ties or h256 or histogram_search or fused_query}" \
+    packages/sparq/tests/test_sparq_kernel_search.py packages/sparq/tests/test_sparq_kernel_hist.py \
+    packages/sparq/tests/test_sparq_kernel_sample.py packages/sparq/tests/test_sparq_kernel.py \
+    ${EXTRA_TESTS:-} 2>&1 | tail -15 | tee -a "$LOG"
 fi
 
 # 2. tuning (stops starting new variants at its budget, then writes what it has)

@@ -108,6 +108,44 @@ SELECT = {
         "num_warps": 16,
     },
     "sampled_lean_s1024_fb512": {"lean": True, "samples": 1024},
+    # radix-256 histogram searches (tl.histogram) for the thresholds and the exact k-th key
+    "sampled_lean_s1024_h": {
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "hist_search": True,
+    },
+    "sampled_lean_h": {"lean": True, "fallback_block": 128, "hist_search": True},
+    "sampled_lean_s1024_h_w4": {
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "hist_search": True,
+        "num_warps": 4,
+    },
+    "sampled_lean_s1024_h_w16": {
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "hist_search": True,
+        "num_warps": 16,
+    },
+    "sampled_ch512_lean_s1024_h": {
+        "chunk": 512,
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "hist_search": True,
+    },
+    "sampled_lean_s1024_h_cw2": {
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "hist_search": True,
+        "cand_warps": 2,
+    },
+    "hist_s512_w8_lean_h": {"samples": 512, "thr_warps": 8, "lean": True, "hist_search": True},
+    "hist_s1024_w8_lean_h": {"samples": 1024, "thr_warps": 8, "lean": True, "hist_search": True},
     "sampled_r16": {"radix16": True},
     "sampled_ch2048_r16": {"chunk": 2048, "radix16": True},
     "triton": {},
@@ -128,30 +166,39 @@ STEP2 = [
 FAST = {
     # 21:56 and 22:29 runs: the row-loop step 1 was fastest on every shape (512-position tiles
     # for K1, 1024 for the GQA shapes)
-    "step1": [7, 8, 9, 12, 13],
+    "step1": [7, 8, 9, 12],  # 00:29 run: 512-position tiles with 8 warps slowest everywhere
     # the histogram selection for fewer than 4*132 (batch, KV head) rows, the sampled one for
     # more (19:09 run: each lost clearly on the other side); torch.topk as a safe net. 22:29
     # run: the lean kernels with 512-key (histogram) and 1024-key (sampled) samples were fastest;
     # the resolve inside the count kernel and the radix-16 searches were slower.
     "select_few_rows": (
         "hist_s512_w8_lean",
-        "hist_s256_w8_lean",
-        "hist_s512_w4_lean",
         "hist_s512_w8_lean_cw8",
-        "hist_ch2048_s512_w8_lean",
+        "hist_s512_w8_lean_h",
+        "hist_s1024_w8_lean_h",
+        "sampled_lean_s1024_h",
+        "sampled_lean_h",
+        "sampled_lean_s1024_h_w16",
         "torch",
     ),
+    # 00:29 run: the 256-key histogram sample misjudged (exact fallback, 2 ms), the 512-key
+    # sampled one too (0.73 ms); 16 warps in the sampled final kernel cost 40 %. The
+    # radix-256 histogram searches against the 00:29 winners; the histogram selection again on
+    # the many-rows side with those searches
     "select_many_rows": (
-        "sampled_lean_s1024",
-        "sampled_lean_s512",
         "sampled_lean_s1024_w4",
-        "sampled_lean_s1024_w16",
-        "sampled_lean_s1024_fb512",
+        "sampled_lean_s1024_h",
+        "sampled_lean_h",
+        "sampled_lean_s1024_h_w4",
+        "sampled_ch512_lean_s1024_h",
+        "sampled_lean_s1024_h_cw2",
+        "hist_s512_w8_lean_h",
         "torch",
     ),
     "step2": [4, 1, 2, 3],
-    # (tile, warps, lean, fallback block); 22:29 run: no fused variant beat step 1 + selection
-    "fused": [],
+    # (tile, warps, lean, fallback block[, histogram searches]); 22:29 run: no fused variant
+    # beat step 1 + selection (1024-position tiles, 8 warps: 577 vs 576 us)
+    "fused": [(1024, 8, False, 256, True), (512, 4, False, 256, True)],
 }
 
 
@@ -271,7 +318,6 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
         approx_logits_reference,
         dense_decode,
         prepare_query,
-        prepare_query_fused,
         select_topk,
         select_topk_hist,
         select_topk_sampled,
@@ -280,6 +326,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
         sparse_attention,
         sparse_attention_reference,
     )
+    from sparq.kernels._dispatch import _PREP
     from sparq.kernels._fused_mha import fused_mha_supported, select_fused_mha
     from sparq.kernels._select_hist import hist_supported
     from sparq.kernels._select_sample import sampled_supported
@@ -330,10 +377,9 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
         e = (out[1] - s0["qh"]).abs().max().item()
         return None if e <= 1e-6 * s0["qh"].abs().max().item() else f"q_hat error {e:.2e}"
 
-    prep_fns = {
-        "torch": lambda s: prepare_query(s["q"], Hkv, r, scale),
-        "fused": lambda s: prepare_query_fused(s["q"], Hkv, r, scale),
-    }
+    prep_fns = {n: (lambda s, f=f: f(s["q"], Hkv, r, scale)) for n, f in _PREP.items()}
+    if smoke:
+        prep_fns = {n: prep_fns[n] for n in ("torch", "fused", "fused_sort")}
     best0 = run_variants("prep", prep_fns, check0, B * Hq * DH * 2)
 
     # step 1: approximate logits
@@ -373,7 +419,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
     realloc = sh["realloc"]
     for vname, kw in SELECT.items():
         if smoke and vname not in ("sampled", "sampled_lean", "hist", "hist_lean", "triton",
-                                   "torch"):  # fmt: skip
+                                   "torch", "sampled_lean_h", "hist_s512_w8_lean_h"):  # fmt: skip
             continue
         if fast and vname not in FAST["select_few_rows" if B * Hkv < 4 * 132 else
                                      "select_many_rows"]:  # fmt: skip
@@ -389,7 +435,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
             if not sampled_supported(S, k, kw.get("chunk")):
                 continue
             sel[vname] = lambda s, kw=kw: select_topk_sampled(
-                s["lg"], s["tm"], s["ts"], s["lens"], k, WINDOW, SINKS, **kw
+                s["lg"], s["tm"], s["ts"], s["lens"], k, WINDOW, SINKS, need_alpha=realloc, **kw
             )
         else:
             sel[vname] = lambda s, f=fns[vname]: f(
@@ -424,10 +470,10 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
                                          (1024, 8, False, 256), (512, 8, False, 256),
                                          (1024, 8, True, 64)]  # fmt: skip
         if smoke:
-            fl = [(64, 4, True, 64)]
-        fz = {f"fused_tile{t}_w{w}" + ("_lean" if ln else ""):
-              {"tile": t, "num_warps": w, "lean": ln, "fallback_block": fb}
-              for t, w, ln, fb in fl}  # fmt: skip
+            fl = [(64, 4, True, 64, True)]
+        fz = {f"fused_tile{t}_w{w}" + ("_lean" if ln else "") + ("_h" if hs else ""):
+              {"tile": t, "num_warps": w, "lean": ln, "fallback_block": fb, "hist_search": hs}
+              for t, w, ln, fb, *hs in fl for hs in [bool(hs and hs[0])]}  # fmt: skip
         fused_fns = {
             n: (lambda s, c=c: select_fused_mha(
                 s["K_t"], s["i1"], s["qh"], s["lens"], k, WINDOW, SINKS, **c))

@@ -122,13 +122,14 @@ def test_approx_logits_matches_reference(B, Hq, Hkv, S, dh, r, fma, row1):
     assert torch.allclose(lse, ref.logsumexp(-1), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("sort", [False, True])
 @pytest.mark.parametrize(("B", "Hq", "Hkv", "dh", "r"), [(2, 4, 2, 64, 7), (2, 6, 3, 128, 33)])
-def test_fused_query_preparation_matches_torch(B, Hq, Hkv, dh, r):
+def test_fused_query_preparation_matches_torch(B, Hq, Hkv, dh, r, sort):
     q, _, _ = _inputs(B, Hq, Hkv, 4, dh, seed=r)
     q[0, 0, 0, :5] = 0  # tied components
     q[1] = 0  # an all-zero query (coverage 1 by definition)
     i1, q_hat = prepare_query(q, Hkv, r, dh**-0.5)
-    j1, p_hat = prepare_query_fused(q, Hkv, r, dh**-0.5)
+    j1, p_hat = prepare_query_fused(q, Hkv, r, dh**-0.5, sort=sort)
     assert j1.dtype == torch.int32
     assert torch.equal(i1.to(torch.int32), j1)
     # same fp32 products; the coverage sums may round in another order: 1e-6 relative

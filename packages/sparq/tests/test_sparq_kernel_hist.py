@@ -62,11 +62,14 @@ def _check(sel, logits, lens, k, window, sinks, check_alpha=True, bucketed=True,
         (2, 1, 4, 257, 33, 5, 1, 32, "lean"),  # scalar statistics in the candidate pass
         (2, 2, 1, 300, 19, 3, 2, 64, "lean"),
         (1, 2, 3, 130, 40, 0, 0, None, False),  # odd group, default plan (one chunk)
+        (2, 1, 4, 257, 33, 5, 1, 32, "h256"),  # sample thresholds by histogram passes
     ],
 )
 def test_hist_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, chunk, fuse):
     logits, lens = sel.case(B, Hkv, G, S, seed=S + k)
     kw = {"lean": True} if fuse == "lean" else {"fuse_resolve": fuse}
+    if fuse == "h256":
+        kw = {"lean": True, "hist_search": True}
     _check(sel, logits, lens, k, window, sinks, chunk=chunk, **kw)
 
 

@@ -51,12 +51,26 @@ def _check(sel, logits, lens, k, window, sinks, **kw):
         (2, 1, 4, 257, 33, 5, 1, 32, "lean"),  # the same for a group of 4
         (2, 1, 4, 257, 33, 5, 1, 32, False),  # GQA group of 4
         (1, 2, 3, 130, 40, 0, 0, None, True),  # odd group, default plan
+        (2, 2, 1, 300, 19, 3, 2, 64, "h256"),  # both searches by radix-256 histograms
     ],
 )
 def test_sampled_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, chunk, radix16):
     logits, lens = sel.case(B, Hkv, G, S, seed=S + k)
     kw = {"lean": True} if radix16 == "lean" else {"radix16": radix16}
+    if radix16 == "h256":
+        kw = {"lean": True, "hist_search": True}
     _check(sel, logits, lens, k, window, sinks, chunk=chunk, **kw)
+
+
+def test_sampled_selection_without_alpha_selects_the_same(sel):
+    # a group of 4 with the histogram searches, against the default searches with alpha
+    logits, lens = sel.case(2, 1, 4, 257, seed=11)
+    tmax, tsum = sel.stats(logits)
+    dev = [x.to(DEVICE) for x in (logits, tmax, tsum, lens)]
+    a, _ = select_topk_sampled(*dev, 33, 5, 1, chunk=32, lean=True, hist_search=True,
+                               need_alpha=False)  # fmt: skip
+    b, _ = select_topk_sampled(*dev, 33, 5, 1, chunk=32, lean=True)
+    assert torch.equal(a.cpu(), b.cpu())
 
 
 def test_bad_sample_takes_the_exact_fallback(sel):
@@ -71,6 +85,10 @@ def test_bad_sample_takes_the_exact_fallback(sel):
     flat = torch.zeros(1, 1, 1, 200)
     _check(sel, flat, torch.tensor([200]), 24, 0, 0, chunk=32)
     _check(sel, flat, torch.tensor([200]), 24, 0, 0, chunk=32, radix16=True)
+    _check(sel, flat, torch.tensor([200]), 24, 0, 0, chunk=32, hist_search=True)
+    # quantised logits: many exact ties at the k-th key among the candidate slots
+    logits, lens = sel.case(2, 1, 1, 240, seed=5, ragged=False)
+    _check(sel, (logits * 4).round() / 4, lens, 30, 0, 0, chunk=64, hist_search=True)
 
 
 def test_plan_and_bad_input(sel):
@@ -85,11 +103,12 @@ def test_plan_and_bad_input(sel):
         select_topk_sampled(logits.to(DEVICE), tmax.to(DEVICE), tsum.to(DEVICE), lens.to(DEVICE), 4)
 
 
-@pytest.mark.parametrize(("B", "H", "S", "k", "window", "sinks", "tile", "boost"), [
-    (2, 2, 300, 40, 3, 2, 64, False),  # ragged, odd S, several tiles: the slot path
-    (1, 1, 256, 32, 2, 1, 64, True),  # top keys packed in one tile: the K_t fallback path
+@pytest.mark.parametrize(("B", "H", "S", "k", "window", "sinks", "tile", "boost", "h256"), [
+    (2, 2, 300, 40, 3, 2, 64, False, False),  # ragged, odd S, several tiles: the slot path
+    (1, 1, 256, 32, 2, 1, 64, True, False),  # top keys packed in one tile: the K_t fallback path
+    (2, 2, 300, 40, 3, 2, 64, False, True),  # searches by radix-256 histograms
 ])  # fmt: skip
-def test_fused_mha_matches_two_step_pipeline(B, H, S, k, window, sinks, tile, boost):
+def test_fused_mha_matches_two_step_pipeline(B, H, S, k, window, sinks, tile, boost, h256):
     from sparq.kernels import approx_logits, prepare_query
     from sparq.kernels._fused_mha import select_fused_mha
 
@@ -105,7 +124,8 @@ def test_fused_mha_matches_two_step_pipeline(B, H, S, k, window, sinks, tile, bo
     lens = lens.to(DEVICE)
     K_t = K.transpose(-1, -2).contiguous()
     i1, q_hat = prepare_query(q, H, r, dh**-0.5)
-    idx, alpha = select_fused_mha(K_t, i1, q_hat, lens, k, window, sinks, tile=tile)
+    idx, alpha = select_fused_mha(K_t, i1, q_hat, lens, k, window, sinks, tile=tile,
+                                  hist_search=h256)  # fmt: skip
     logits, _, _ = approx_logits(K_t, i1, q_hat, lens)
     _, ralpha, key = select_topk_reference(logits.cpu(), lens.cpu(), k, window, sinks)
     idx, alpha = idx.cpu(), alpha.cpu()

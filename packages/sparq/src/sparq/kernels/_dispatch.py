@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -218,7 +219,7 @@ def sparq_attention_triton(
         idx = _cached(("all", B, Hkv, S, str(q.device)), lambda: torch.arange(
             S, device=q.device, dtype=torch.int32).expand(B, Hkv, S).contiguous())  # fmt: skip
         return sparse_attention(q, K, V, idx, seq_lens, scale, **entry.get("step2", {}))
-    prep = prepare_query_fused if entry.get("prep") == "fused" else prepare_query
+    prep = _PREP.get(entry.get("prep", "fused"), prepare_query_fused)
     i1, q_hat = prep(q, Hkv, r, scale)
     if selection == "auto":
         selection = entry.get("selection", "auto")
@@ -235,11 +236,10 @@ def sparq_attention_triton(
             selection = _pick_selection(logits, tmax, tsum, seq_lens, k, local_window, sink_tokens)
         if selection == "sampled" and not sampled_supported(S, k, sel_kw.get("chunk")):
             selection, sel_kw = "triton", {}
-        if selection == "hist":
-            if not hist_supported(S, k):
-                selection, sel_kw = "triton", {}
-            else:
-                sel_kw = {**sel_kw, "need_alpha": bool(reallocation and v_mean is not None)}
+        if selection == "hist" and not hist_supported(S, k):
+            selection, sel_kw = "triton", {}
+        if selection in ("hist", "sampled"):  # alpha only where the blend needs it
+            sel_kw = {**sel_kw, "need_alpha": bool(reallocation and v_mean is not None)}
         idx, alpha = _SELECTORS[selection](
             logits, tmax, tsum, seq_lens, k, local_window, sink_tokens, **sel_kw
         )
@@ -286,6 +286,15 @@ def _full_lens(B: int, S: int, device: torch.device) -> torch.Tensor:
     )
 
 
+# query preparation variants by tuning-table name (one Triton kernel unless "torch")
+_PREP = {
+    "torch": prepare_query,
+    "fused": prepare_query_fused,
+    "fused_w2": functools.partial(prepare_query_fused, num_warps=2),
+    "fused_sort": functools.partial(prepare_query_fused, sort=True),
+    "fused_sort_w1": functools.partial(prepare_query_fused, sort=True, num_warps=1),
+    "fused_sort_w2": functools.partial(prepare_query_fused, sort=True, num_warps=2),
+}
 _SELECTORS = {
     "triton": select_topk,
     "sampled": select_topk_sampled,

@@ -31,7 +31,7 @@ from ._select_sample import (
     _final_warps,
     _pick_candidates,
     _positions,
-    _rank_threshold,
+    _rank_thr,
 )
 
 __all__ = ["fused_mha_plan", "fused_mha_supported", "select_fused_mha"]
@@ -59,6 +59,7 @@ def _kt_keys(kt_row, idx_row, q_row, cols, seq_len, S, window, sinks, R: tl.cons
 def _fused_sample_kernel(
     kt_ptr, idx_ptr, qhat_ptr, lens_ptr, thr_ptr, S, HKV, window, sinks, RANK,
     DH: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, SAMP: tl.constexpr, RUN: tl.constexpr,
+    SEARCH: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     seq_len = tl.load(lens_ptr + bh // HKV)
@@ -75,7 +76,7 @@ def _fused_sample_kernel(
         sinks,
         R,
     )
-    tl.store(thr_ptr + bh, _rank_threshold(u, RANK))
+    tl.store(thr_ptr + bh, _rank_thr(u, RANK, SEARCH))
 
 
 @triton.jit
@@ -164,7 +165,7 @@ def _fused_final_kernel(
     kt_ptr, idx_ptr, qhat_ptr, lens_ptr, m_ptr, l_ptr, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr,
     out_idx_ptr, alpha_ptr, S, NT, HKV, K, window, sinks, DH: tl.constexpr, R: tl.constexpr,
     RP: tl.constexpr, NTP: tl.constexpr, CAP: tl.constexpr, SLOTS: tl.constexpr,
-    CHF: tl.constexpr, LEAN: tl.constexpr,
+    CHF: tl.constexpr, LEAN: tl.constexpr, SEARCH: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     M2, iz2 = _global_stats(m_ptr, l_ptr, bh, NT, 1, 2, NTP)
@@ -176,7 +177,7 @@ def _fused_final_kernel(
     ok = (tl.sum(cnt, axis=0) >= K) & (tl.max(cnt, axis=0) <= CAP)
     out_row = out_idx_ptr + bh * K
     if ok:
-        slots, sel, dest = _pick_candidates(cnt_ptr, ckey_ptr, bh, NT, K, CAP, SLOTS, False, LEAN)
+        slots, sel, dest = _pick_candidates(cnt_ptr, ckey_ptr, bh, NT, K, CAP, SLOTS, SEARCH, LEAN)
         base = bh * NT * CAP
         tl.store(out_row + dest, tl.load(cpos_ptr + base + slots, mask=sel, other=0), mask=sel)
         lg = tl.load(cp_ptr + base + slots, mask=sel, other=float("-inf"))
@@ -232,6 +233,7 @@ def select_fused_mha(
     num_warps: int | None = None,
     lean: bool = False,
     fallback_block: int = 256,
+    hist_search: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Steps 1-2 of SparQ for ``G = 1``: approximate scores and exact top-k, no logits in memory.
 
@@ -246,6 +248,8 @@ def select_fused_mha(
             thread, no shared-memory layout conversions before the scattered candidate stores).
         fallback_block: positions per step of the exact fallback search (fewer registers for the
             final kernel's common path when smaller).
+        hist_search: the sample threshold and the exact k-th key by four radix-256
+            ``tl.histogram`` passes instead of 32 bitwise block counts (same result).
 
     Returns:
         ``idx`` ``(B, H, k)`` int32 in increasing order and ``alpha`` ``(B, H, 1)`` fp32, the same
@@ -279,7 +283,7 @@ def select_fused_mha(
     alpha = torch.empty(B, H, 1, device=dev, dtype=torch.float32)
     _fused_sample_kernel[(rows,)](
         K_t, idx32, qh, seq_lens, thr, S, H, local_window, sink_tokens, plan["RANK"], DH=dh, R=r,
-        RP=rp, SAMP=plan["SAMP"], RUN=plan["RUN"], num_warps=4,
+        RP=rp, SAMP=plan["SAMP"], RUN=plan["RUN"], SEARCH=2 if hist_search else 0, num_warps=4,
     )  # fmt: skip
     _fused_step1_kernel[(rows, nt)](
         K_t, idx32, qh, seq_lens, thr, tmax, tsum, cnt, ckey, cpos, cp, S, nt, H, local_window,
@@ -290,6 +294,6 @@ def select_fused_mha(
         K_t, idx32, qh, seq_lens, tmax, tsum, cnt, ckey, cpos, cp, idx, alpha, S, nt, H, k,
         local_window, sink_tokens, DH=dh, R=r, RP=rp, NTP=max(2, triton.next_power_of_2(nt)),
         CAP=cap, SLOTS=plan["slots"], CHF=min(fallback_block, max(16, triton.next_power_of_2(S))),
-        LEAN=lean, num_warps=_final_warps(plan["slots"]),
+        LEAN=lean, SEARCH=2 if hist_search else 0, num_warps=_final_warps(plan["slots"]),
     )  # fmt: skip
     return idx, alpha

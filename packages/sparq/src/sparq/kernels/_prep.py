@@ -51,14 +51,49 @@ def _prep_kernel(
              mask=hmask[:, None] & sel[None, :])  # fmt: skip
 
 
+@triton.jit
+def _prep_sort_kernel(
+    q_ptr, i1_ptr, qhat_ptr, scale, R, G: tl.constexpr, GP: tl.constexpr, DH: tl.constexpr,
+    DHP: tl.constexpr,
+):  # fmt: skip
+    """:func:`_prep_kernel` by one ``tl.sort`` of the packed (score, lower index first) keys
+    instead of the all-pairs ranking."""
+    bh = tl.program_id(0).to(tl.int64)
+    heads = tl.arange(0, GP)
+    d = tl.arange(0, DHP)
+    hmask = heads < G
+    dmask = d < DH
+    row = q_ptr + bh * G * DH + heads[:, None] * DH
+    q = tl.load(row + d[None, :], mask=hmask[:, None] & dmask[None, :], other=0.0).to(tl.float32)
+    aq = tl.abs(q)
+    s = tl.where(dmask, tl.sum(aq, axis=0), -1.0)  # >= 0 (padding -1 ranks last)
+    # int32 images of non-negative floats keep their order; the low word puts, among equal
+    # scores, the lower component first in a descending sort
+    key = (s.to(tl.int32, bitcast=True).to(tl.int64) << 32) + (DHP - 1 - d)
+    top = tl.sort(key, descending=True)
+    comp = (DHP - 1 - (top & 0xFFFFFFFF)).to(tl.int32)  # components by descending score
+    keep = d < R
+    tl.store(i1_ptr + bh * R + d, comp, mask=keep)
+    qs = tl.load(row + comp[None, :], mask=hmask[:, None] & keep[None, :], other=0.0)
+    qs = qs.to(tl.float32)
+    total = tl.sum(aq, axis=1)  # (GP,)
+    cov = tl.where(total > 0, tl.sum(tl.abs(qs), axis=1) / tl.maximum(total, 1e-30), 1.0)
+    scale_hat = scale / tl.sqrt(tl.maximum(cov, 1e-30))
+    tl.store(qhat_ptr + (bh * G + heads[:, None]) * R + d[None, :], qs * scale_hat[:, None],
+             mask=hmask[:, None] & keep[None, :])  # fmt: skip
+
+
 def prepare_query_fused(
-    q: torch.Tensor, Hkv: int, r: int, scale: float
+    q: torch.Tensor, Hkv: int, r: int, scale: float, *, sort: bool = False, num_warps: int = 4
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Same as :func:`sparq.kernels.prepare_query` in one kernel launch.
 
     Args:
         q: ``(B, Hq, 1, dh)`` query (any float dtype), ``Hq % Hkv == 0``.
         Hkv, r, scale: KV heads, components kept, exact-softmax scale.
+        sort: pick the components by one bitonic ``tl.sort`` of packed (score, index) keys
+            instead of ranking every component against every other (same result).
+        num_warps: warps per (batch, KV head) program.
 
     Returns:
         ``i1`` ``(B, Hkv, r)`` **int32** component indices (descending ``sum |q|``, ties to the
@@ -71,9 +106,15 @@ def prepare_query_fused(
     qc = q.reshape(B, Hq, dh).contiguous()
     i1 = torch.empty(B, Hkv, r, device=q.device, dtype=torch.int32)
     q_hat = torch.empty(B, Hkv, G, r, device=q.device, dtype=torch.float32)
-    dhp = triton.next_power_of_2(dh)
+    dhp = max(2, triton.next_power_of_2(dh))
+    GP = max(2, triton.next_power_of_2(G))
+    if sort:
+        _prep_sort_kernel[(B * Hkv,)](
+            qc, i1, q_hat, float(scale), r, G=G, GP=GP, DH=dh, DHP=dhp, num_warps=num_warps
+        )
+        return i1, q_hat
     _prep_kernel[(B * Hkv,)](
-        qc, i1, q_hat, float(scale), r, G=G, GP=max(2, triton.next_power_of_2(G)), DH=dh,
-        DHP=dhp, JB=min(32, dhp), num_warps=4,
+        qc, i1, q_hat, float(scale), r, G=G, GP=GP, DH=dh,
+        DHP=dhp, JB=min(32, dhp), num_warps=num_warps,
     )  # fmt: skip
     return i1, q_hat

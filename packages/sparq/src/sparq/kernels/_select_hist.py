@@ -41,6 +41,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ._search import _rank_threshold_h256
 from ._select import _global_stats, _keys
 from ._select_sample import (
     MARGIN,
@@ -85,7 +86,7 @@ def _rank_threshold16x2(u, RANK, v, RANKQ):
 def _hthr_kernel(
     logit_ptr, m_ptr, l_ptr, lens_ptr, stat_ptr, thr_ptr, hist_ptr, S, NT, HKV, window, sinks,
     RANK, RANKQ, G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr, SAMP: tl.constexpr,
-    RUN: tl.constexpr, NB: tl.constexpr,
+    RUN: tl.constexpr, NB: tl.constexpr, THR_H: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     seq_len = tl.load(lens_ptr + bh // HKV)
@@ -97,7 +98,11 @@ def _hthr_kernel(
     cols = (((n // RUN).to(tl.int64) * S) // (SAMP // RUN) + (n % RUN)).to(tl.int32)
     u = _keys(logit_ptr + bh * G * S, cols, heads, M, inv_z, seq_len, S, window, sinks, G)
     # T0 over all sample keys, Tq among the unforced ones (forced keys are +inf: 0x7F800000)
-    t0, tq = _rank_threshold16x2(u, RANK, tl.where(u == 2139095040, -2147483648, u), RANKQ)
+    if THR_H:  # two searches by radix-256 histograms
+        t0 = _rank_threshold_h256(u, RANK)
+        tq = _rank_threshold_h256(tl.where(u == 2139095040, -2147483648, u), RANKQ)
+    else:
+        t0, tq = _rank_threshold16x2(u, RANK, tl.where(u == 2139095040, -2147483648, u), RANKQ)
     diff = tl.maximum(tq.to(tl.int64) - t0.to(tl.int64), 0)
     sh = tl.zeros((), tl.int32)
     for s in tl.static_range(33):  # smallest shift putting [T0, Tq] below bucket NB/2
@@ -315,6 +320,7 @@ def select_topk_hist(
     fuse_resolve: bool = False,
     thr_warps: int = 16,
     lean: bool = False,
+    hist_search: bool = False,
     _probe: dict | None = None,
     _stop_after: int = 5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -329,8 +335,9 @@ def select_topk_hist(
     row itself instead of launching the resolve kernel (four launches instead of five);
     ``thr_warps``: warps of the threshold kernel; ``lean``: per-head statistics read as
     scalars in the candidate pass, and the candidate, count and emit kernels kept in one
-    register layout (no shared-memory layout conversions before their scattered stores). No
-    host synchronisation (CUDA-graph capturable).
+    register layout (no shared-memory layout conversions before their scattered stores);
+    ``hist_search``: the two sample thresholds by radix-256 ``tl.histogram`` passes instead of
+    one radix-16 compare block (same result). No host synchronisation (CUDA-graph capturable).
     ``_probe`` (tests): a dict that receives ``ok`` ``(B*Hkv,)``, whether each row was resolved
     through the buckets (``False``: the exact full-row fallback ran). ``_stop_after`` (profiling:
     cumulative times of the first n of the five stages) launches only the first n stages (with
@@ -364,7 +371,8 @@ def select_topk_hist(
     _hthr_kernel[(rows,)](
         logits, tile_max, tile_sum, seq_lens, stat, thr, hist, S, nt, Hkv, local_window,
         sink_tokens, p["RANK"], p["RANKQ"], G=G, GP=GP, NTP=max(2, triton.next_power_of_2(nt)),
-        SAMP=p["SAMP"], RUN=p["RUN"], NB=nb, num_warps=thr_warps,  # 16: no spills at SAMP 1024
+        SAMP=p["SAMP"], RUN=p["RUN"], NB=nb, THR_H=hist_search,
+        num_warps=thr_warps,  # 16: no spills at SAMP 1024
     )  # fmt: skip
     if _stop_after < 2:
         return idx, alpha

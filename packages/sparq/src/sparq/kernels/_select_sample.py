@@ -28,6 +28,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ._search import _rank_threshold_h256
 from ._select import _global_stats, _head_scalar, _keys, _ordered
 
 __all__ = ["sample_plan", "select_topk_sampled"]
@@ -62,7 +63,11 @@ def _rank_threshold16(u, RANK):
 
 @triton.jit
 def _rank_thr(u, RANK, R16: tl.constexpr):
-    if R16:
+    """Rank threshold by the search ``R16`` picks: 0 bitwise, 1 radix-16, 2 radix-256
+    histograms (:func:`_rank_threshold_h256`); all give the same result."""
+    if R16 == 2:
+        t = _rank_threshold_h256(u, RANK)
+    elif R16:
         t = _rank_threshold16(u, RANK)
     else:
         t = _rank_threshold(u, RANK)
@@ -196,7 +201,7 @@ def _threshold_kernel(
 def _candidate_kernel(
     logit_ptr, lens_ptr, stat_ptr, thr_ptr, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, S, HKV, NCH,
     window, sinks, G: tl.constexpr, GP: tl.constexpr, CH: tl.constexpr, CAP: tl.constexpr,
-    LEAN: tl.constexpr,
+    LEAN: tl.constexpr, ALPHA: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1)
@@ -208,7 +213,7 @@ def _candidate_kernel(
     _compact_candidates(
         logit_ptr + bh * G * S, cols, heads, M, inv_z, stat_ptr + bh * 2 * GP, seq_len, S,
         window, sinks, tl.load(thr_ptr + bh), bh, c, NCH, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr,
-        G, GP, CAP, True, LEAN,
+        G, GP, CAP, ALPHA, LEAN,
     )  # fmt: skip
 
 
@@ -263,7 +268,7 @@ def _final_kernel(
     logit_ptr, lens_ptr, stat_ptr, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, out_idx_ptr, alpha_ptr,
     S, HKV, NCH, K, window, sinks, G: tl.constexpr, GP: tl.constexpr, NCHP: tl.constexpr,
     CAP: tl.constexpr, SLOTS: tl.constexpr, CHF: tl.constexpr, R16: tl.constexpr,
-    LEAN: tl.constexpr,
+    LEAN: tl.constexpr, ALPHA: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     heads = tl.arange(0, GP)
@@ -275,11 +280,12 @@ def _final_kernel(
         slots, sel, dest = _pick_candidates(cnt_ptr, ckey_ptr, bh, NCH, K, CAP, SLOTS, R16, LEAN)
         pos = tl.load(cpos_ptr + bh * NCH * CAP + slots, mask=sel, other=0)
         tl.store(out_row + dest, pos, mask=sel)
-        alpha = tl.zeros((GP,), tl.float32)
-        for h in tl.static_range(G):
-            p = tl.load(cp_ptr + (bh * G + h) * NCH * CAP + slots, mask=sel, other=0.0)
-            alpha += tl.where(heads == h, tl.sum(p, axis=0), 0.0)
-        tl.store(alpha_ptr + bh * G + heads, alpha, mask=heads < G)
+        if ALPHA:
+            alpha = tl.zeros((GP,), tl.float32)
+            for h in tl.static_range(G):
+                p = tl.load(cp_ptr + (bh * G + h) * NCH * CAP + slots, mask=sel, other=0.0)
+                alpha += tl.where(heads == h, tl.sum(p, axis=0), 0.0)
+            tl.store(alpha_ptr + bh * G + heads, alpha, mask=heads < G)
     else:
         seq_len = tl.load(lens_ptr + bh // HKV)
         M = tl.load(stat_ptr + bh * 2 * GP + heads)
@@ -345,6 +351,8 @@ def select_topk_sampled(
     lean: bool = False,
     cand_warps: int = 4,
     fallback_block: int = 512,
+    hist_search: bool = False,
+    need_alpha: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k positions by the group-summed approximate softmax (sampled-threshold variant).
 
@@ -358,7 +366,10 @@ def select_topk_sampled(
     kernels in one register layout (no shared-memory layout conversions before the scattered
     stores); ``cand_warps``: the candidate kernel's warps; ``fallback_block``: positions per
     step of the exact full-row fallback (smaller blocks cost the common path fewer registers,
-    sm_90: 64 instead of 90 per thread at 128, so more rows run at once). No host
+    sm_90: 64 instead of 90 per thread at 128, so more rows run at once); ``hist_search``: both
+    searches by four radix-256 ``tl.histogram`` passes (takes precedence over ``radix16``;
+    same result); ``need_alpha=False`` stores no softmax masses (``alpha`` is then left
+    uninitialised unless the exact fallback ran). No host
     synchronisation: CUDA-graph capturable. Scratch: ``B*Hkv*(NCH*CAP*(2+G) + NCH + 2G + 1)``
     words (about ``3.5*k*(2+G)`` per row).
     """
@@ -374,6 +385,7 @@ def select_topk_sampled(
     rows = B * Hkv
     nt = tile_max.shape[-1]
     dev = logits.device
+    search = 2 if hist_search else int(radix16)
     GP = max(2, triton.next_power_of_2(G))
     NTP = max(2, triton.next_power_of_2(nt))
     nch, cap = plan["NCH"], plan["CAP"]
@@ -382,23 +394,24 @@ def select_topk_sampled(
     cnt = torch.empty(rows, nch, device=dev, dtype=torch.int32)
     ckey = torch.empty(rows, nch * cap, device=dev, dtype=torch.int32)
     cpos = torch.empty_like(ckey)
-    cp = torch.empty(rows, G, nch * cap, device=dev, dtype=torch.float32)
+    cp = torch.empty(rows, G, nch * cap, device=dev, dtype=torch.float32) if need_alpha else stat
     idx = torch.empty(B, Hkv, k, device=dev, dtype=torch.int32)
     alpha = torch.empty(B, Hkv, G, device=dev, dtype=torch.float32)
     _threshold_kernel[(rows,)](
         logits, tile_max, tile_sum, seq_lens, stat, thr, S, nt, Hkv, local_window, sink_tokens,
-        plan["RANK"], G=G, GP=GP, NTP=NTP, SAMP=plan["SAMP"], RUN=plan["RUN"], R16=radix16,
+        plan["RANK"], G=G, GP=GP, NTP=NTP, SAMP=plan["SAMP"], RUN=plan["RUN"], R16=search,
         num_warps=4,
     )  # fmt: skip
     _candidate_kernel[(rows, nch)](
         logits, seq_lens, stat, thr, cnt, ckey, cpos, cp, S, Hkv, nch, local_window, sink_tokens,
-        G=G, GP=GP, CH=plan["CH"], CAP=cap, LEAN=lean, num_warps=cand_warps,
+        G=G, GP=GP, CH=plan["CH"], CAP=cap, LEAN=lean, ALPHA=need_alpha, num_warps=cand_warps,
     )  # fmt: skip
     _final_kernel[(rows,)](
         logits, seq_lens, stat, cnt, ckey, cpos, cp, idx, alpha, S, Hkv, nch, k, local_window,
         sink_tokens, G=G, GP=GP, NCHP=max(2, triton.next_power_of_2(nch)), CAP=cap,
         SLOTS=plan["slots"],
-        CHF=min(fallback_block, max(16, triton.next_power_of_2(S))), R16=radix16, LEAN=lean,
+        CHF=min(fallback_block, max(16, triton.next_power_of_2(S))), R16=search, LEAN=lean,
+        ALPHA=need_alpha,
         num_warps=num_warps or _final_warps(plan["slots"]),
     )  # fmt: skip
     return idx, alpha
