@@ -140,6 +140,7 @@ def ppo_iteration(
     device: str = "cpu",
     graph: bool = True,
     rollout_device: str = "",
+    batched_types: bool | None = None,
 ) -> dict:
     """Time full PPO iterations (rollout + GAE + 10 epochs) against pure threaded stepping.
 
@@ -147,6 +148,8 @@ def ppo_iteration(
     On ``device="cpu"`` the rollout runs torch on one thread (the trainer's default), the update
     of the small MLP on one thread too (its 256 x 433 matmuls gain nothing from more), the GNN's
     on ``cores``. On a GPU both the rollout's policy calls and the update run there.
+    ``batched_types``: the GNN's schedule (``GNNActor.batched_types``; ``None``: batched over
+    node types on CUDA, per type on the CPU).
     """
     import torch
 
@@ -171,6 +174,9 @@ def ppo_iteration(
     )
     sps = bench_env("Centipede-20", n_env, "thread", 0.3 if smoke else 1.5, min(cores, n_env))
     tr = sf.Trainer(cfg)
+    for ag in {id(tr.agent): tr.agent, id(tr.roll_agent): tr.roll_agent}.values():
+        if hasattr(ag.actor, "batched_types"):
+            ag.actor.batched_types = batched_types
     t = time.time()
     rows = [tr.step()]
     if time.time() + (time.time() - t) * 1.2 < deadline:
@@ -199,6 +205,11 @@ def ppo_iteration(
         "policy_graph_used": tr._graphed_policy is not None,
         "graph_error": tr.graph_error,
         "policy_graph_error": tr.policy_graph_error,
+        "gnn_batched_types": batched_types,
+        # seconds per phase (Trainer.phase_s): rollout parts summed over its vector steps, then
+        # GAE, batch transfer, update (prep / issuing the minibatch steps / the sync that waits
+        # for them + diagnostics) and the refresh of the rollout copy
+        "phases_s": {k[5:]: v for k, v in rows[0].items() if k.startswith("time/")},
     }
 
 
@@ -255,6 +266,8 @@ def worker(a: argparse.Namespace) -> None:
         )
         if a.init_log_std is not None:
             cfg = sf.PPOConfig(**{**cfg.to_dict(), "init_log_std": a.init_log_std})
+        if a.decoder_gain is not None:
+            cfg = sf.PPOConfig(**{**cfg.to_dict(), "decoder_gain": a.decoder_gain})
         tr = sf.Trainer(cfg, out)
         tr._write_config()
         tr.wall0 = time.perf_counter()
@@ -318,6 +331,8 @@ def launch(a, run, cores, gpu_index, run_dir, train_deadline, eval_deadline):
     cmd += ["--device", a.device, "--gpu-index", str(gpu_index)]
     if env == "Centipede-20" and a.c20_init_log_std is not None:
         cmd += ["--init-log-std", str(a.c20_init_log_std)]
+    if a.decoder_gain is not None:
+        cmd += ["--decoder-gain", str(a.decoder_gain)]
     cmd += ["--smoke"] if a.smoke else []
     n = str(len(cores))
     env_vars = {**os.environ, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
@@ -349,7 +364,15 @@ def collect_csv(root: Path, out_csv: Path) -> dict[str, dict[str, np.ndarray]]:
     return runs
 
 
-DIVERGENCE = ("approx_kl", "clip_frac", "kl_exact", "clip_frac_active")
+DIVERGENCE = (
+    "approx_kl",
+    "clip_frac",
+    "kl_exact",
+    "clip_frac_active",
+    "kl_update",
+    "approx_kl_update",
+    "clip_frac_update",
+)
 
 
 def divergence_summary(runs: dict, env: str) -> dict:
@@ -461,7 +484,8 @@ def md_paper(res: dict) -> list[str]:
         "approx_kl: mean of (r − 1) − log r; clip_frac: share with |r − 1| > 0.1 (cleanrl); "
         "kl_exact: closed-form Gaussian KL(π_old ‖ π); clip_frac_active: share whose clipping "
         "zeroes the gradient (Snowflake's record_ppo_clip). Means over all minibatches of all "
-        "epochs of an update, then over updates and seeds.",
+        "epochs of an update, then over updates and seeds. *_update: the same between the "
+        "policy before and after the whole update, on all samples of its batch.",
     ]
     return lines
 
@@ -504,6 +528,18 @@ def md_a(res: dict) -> str:
             f"{r['rollout_s']:.2f} | {r['update_s']:.2f} | "
             f"{r['iteration_s']:.2f} | {r['pure_stepping_s']:.2f} | +{r['overhead_frac']:.0%} |"
         )
+    its = [r for r in res.get("ppo_iteration", {}).values() if r.get("phases_s")]
+    if its:
+        names = list(dict.fromkeys(k for r in its for k in r["phases_s"]))
+        lines += ["", "Phases of the PPO iterations above (s):", ""]
+        lines += ["| policy, update / rollout policy | " + " | ".join(names) + " |"]
+        lines += ["|---|" + "---|" * len(names)]
+        for r in its:
+            head = f"{r['policy']}, {r['device']}{'' if r.get('cuda_graph') else ' eager'} / "
+            head += f"{r.get('rollout_device')}"
+            head += " per-type" if r.get("gnn_batched_types") is False else ""
+            cells = " | ".join(f"{r['phases_s'].get(k, float('nan')):.3f}" for k in names)
+            lines.append(f"| {head} | {cells} |")
     lines += ["", f"Wall time {res.get('wall_s', float('nan')):.0f} s."]
     return "\n".join(lines)
 
@@ -521,7 +557,8 @@ def md_b(res: dict) -> str:
         f"# snowflake phase b on {res['cores']} cores, {res['date']}",
         "",
         f"Centipede-20 runs start at log-std {res.get('c20_init_log_std', -1.0)}; Centipede-6 runs "
-        f"at the package default -1. Devices: {_devices(res)}.",
+        f"at the package default -1. GNN decoder output gain: "
+        f"{res.get('decoder_gain') or 'package default 0.1'}. Devices: {_devices(res)}.",
         *md_paper(res),
         "",
         "Zero-shot transfer from Centipede-6:",
@@ -575,20 +612,26 @@ def phase_a(a, res: dict, out: Path, t0: float) -> None:
     # CPU (one small matmul chain), the GNN's on the GPU (~19 MFLOP per sample on Centipede-20);
     # with graphs first, then the same without them (what the graphs buy), then all on the CPU.
     gnn_roll = os.environ.get("SNOWFLAKE_GNN_ROLLOUT_DEVICE", dev)
-    plan = [("mlp", dev, True, "cpu" if dev != "cpu" else ""), ("snowflake", dev, True, gnn_roll)]
-    if dev != "cpu":  # the MLP's rollout policy on the GPU too (graphed), then the eager runs
-        plan += [("mlp", dev, True, dev)]
-        plan += [("mlp", dev, False, "cpu"), ("snowflake", dev, False, gnn_roll)]
-        plan += [("mlp", "cpu", False, "")]
-    for pol, d, g, rd in plan:
+    # On a GPU the GNN runs all node types in one batched matmul; "+pertype" is the same run
+    # with the per-type schedule (one Linear/GRUCell call per node type), for comparison.
+    plan = [
+        ("mlp", dev, True, "cpu" if dev != "cpu" else "", None),
+        ("snowflake", dev, True, gnn_roll, None),
+    ]
+    if dev != "cpu":  # per-type GNN schedule, the MLP's rollout policy on the GPU, eager runs
+        plan += [("snowflake", dev, True, gnn_roll, False), ("mlp", dev, True, dev, None)]
+        plan += [("mlp", dev, False, "cpu", None), ("snowflake", dev, False, gnn_roll, None)]
+        plan += [("mlp", "cpu", False, "", None)]
+    for pol, d, g, rd, bt in plan:
         key = f"{pol}@{d}" + ("" if d == "cpu" else ("+graph" if g else "+eager"))
         key += f"+rollout_{rd}" if d != "cpu" and rd else ""
+        key += "+pertype" if bt is False else ""
         need = 3.0 if a.smoke else (40.0 if (pol, d) == ("snowflake", "cpu") else 10.0)
         if time.time() + need > deadline:
             log(f"PPO iteration {key}: skipped (budget)")
             continue
         try:
-            r = ppo_iteration(pol, cores, a.smoke, deadline, d, g, rd if d != "cpu" else "")
+            r = ppo_iteration(pol, cores, a.smoke, deadline, d, g, rd if d != "cpu" else "", bt)
         except Exception as e:  # a GPU failure must not sink the CPU measurements
             res["ppo_iteration"][key] = {"policy": pol, "device": d, "error": repr(e)}
             log(f"PPO iteration {key}: FAILED {e!r}")
@@ -606,7 +649,7 @@ def phase_a(a, res: dict, out: Path, t0: float) -> None:
         (out / "snowflake_a.md").write_text(md_a(res))
 
 
-def experiment_slots(seeds: int) -> list[list[tuple[str, str, int, str]]]:
+def experiment_slots(seeds: int, suite: str = "full") -> list[list[tuple[str, str, int, str]]]:
     """Runs per core slot (``(env, policy, seed, transfer targets)``), most important first.
 
     Centipede-20 (paper effect): each GNN seed on its own core, the three cheap MLP seeds share
@@ -618,10 +661,12 @@ def experiment_slots(seeds: int) -> list[list[tuple[str, str, int, str]]]:
     c20.insert(0, [("Centipede-20", "mlp", s, "") for s in range(seeds)])
     c6 = [[("Centipede-6", p, s, tg)] for s in range(2) for p in ("snowflake", "nervenet")]
     c6.insert(2, [("Centipede-6", "mlp", s, tg) for s in range(2)])
-    return c20 + c6
+    return c20 if suite == "kl" else c20 + c6
 
 
-def run_layout(ncores: int, seeds: int) -> list[tuple[tuple[str, str, int, str], list[int]]]:
+def run_layout(
+    ncores: int, seeds: int, suite: str = "full"
+) -> list[tuple[tuple[str, str, int, str], list[int]]]:
     """``(run, core indices)`` for phase b's 9 + 6 runs on ``ncores`` cores, no core shared by two
     runs when ``ncores`` >= 15.
 
@@ -632,8 +677,9 @@ def run_layout(ncores: int, seeds: int) -> list[tuple[tuple[str, str, int, str],
     first up to 2 cores each, then up to 3 (24 cores: 2 per Centipede-20 run, 1 per Centipede-6
     run; 20 cores: 2 for five of the six Centipede-20 GNN runs). Below 15 cores the older 12-slot
     plan applies (``experiment_slots``: MLP seeds share a core), wrapping onto the given cores.
+    ``suite="kl"``: the 9 Centipede-20 runs only (16 cores: 2 per GNN run, 1-2 per MLP run).
     """
-    slots = experiment_slots(seeds)
+    slots = experiment_slots(seeds, suite)
     runs = [r for slot in slots for r in slot]
     if ncores < len(runs):
         return [(r, [k % ncores]) for k, slot in enumerate(slots) for r in slot]
@@ -667,9 +713,9 @@ def phase_b(a, res: dict, out: Path, t0: float) -> None:
     root = Path(a.runs)
     root.mkdir(parents=True, exist_ok=True)
     avail = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
-    layout = run_layout(len(avail), 1 if a.smoke else 3)
-    if a.smoke:  # C-20 mlp and C-6 snowflake with transfer
-        keep = [layout[0][0], next(r for r, _ in layout if r[0] == "Centipede-6")]
+    layout = run_layout(len(avail), 1 if a.smoke else 3, a.suite)
+    if a.smoke:  # C-20 mlp and C-6 snowflake with transfer (kl suite: a C-20 GNN run)
+        keep = [layout[0][0], next(r for r, _ in layout if r[0] == "Centipede-6" or r[1] != "mlp")]
         layout = [(r, [k % len(avail)]) for k, r in enumerate(keep)]
     t_end = t0 + a.budget - 10.0
     eval_s = 20.0 if a.smoke else 75.0
@@ -682,6 +728,7 @@ def phase_b(a, res: dict, out: Path, t0: float) -> None:
         procs.append(launch(a, run, cores, k, d, train_end, t_end - 5.0))
         names.append(d.name)
     res["c20_init_log_std"] = a.c20_init_log_std
+    res["suite"], res["decoder_gain"] = a.suite, a.decoder_gain
     res["device_request"] = a.device
     res["layout"] = {f"{r[0]}_{r[1]}_s{r[2]}": [avail[i] for i in cidx] for r, cidx in layout}
     log(f"launched {len(procs)} runs on {len(avail)} cores; ending at +{t_end - t0:.0f} s")
@@ -721,7 +768,7 @@ def phase_b(a, res: dict, out: Path, t0: float) -> None:
     poll()
     runs = collect_csv(root, out / "snowflake_b_metrics.csv")
     for env, tag, metrics in (
-        ("Centipede-20", "c20", ["approx_kl", "kl_exact", "clip_frac", "ep_return_mean"]),
+        ("Centipede-20", "c20", ["kl_update", "kl_exact", "clip_frac", "ep_return_mean"]),
         ("Centipede-6", "c6", ["ep_return_mean", "ep_len_mean", "approx_kl"]),
     ):
         sel = {k: c for k, c in runs.items() if k.startswith(env + "_")}
@@ -756,6 +803,21 @@ def main() -> None:
     )
     p.add_argument("--gpu-index", type=int, default=0)
     p.add_argument("--init-log-std", type=float, default=None, help="worker: override")
+    p.add_argument(
+        "--suite",
+        choices=("full", "kl"),
+        default=os.environ.get("SNOWFLAKE_B_SUITE", "full"),
+        help="phase b: full (Centipede-20 divergence + Centipede-6 transfer) or kl (the 9 "
+        "Centipede-20 divergence runs only)",
+    )
+    p.add_argument(
+        "--decoder-gain",
+        type=float,
+        default=float(os.environ["SNOWFLAKE_DECODER_GAIN"])
+        if os.environ.get("SNOWFLAKE_DECODER_GAIN")
+        else None,
+        help="orthogonal gain of the GNN decoder's output layer (default: the package's 0.1)",
+    )
     p.add_argument(
         "--c20-init-log-std",
         type=float,

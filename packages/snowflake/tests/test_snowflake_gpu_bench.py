@@ -58,3 +58,14 @@ def test_phase_b_layout_small_and_large_core_counts(gpu_bench):
     large = gpu_bench.run_layout(48, 3)
     assert max(len(cores) for _, cores in large) == 3
     assert len({c for _, cores in large for c in cores}) == sum(len(c) for _, c in large)
+
+
+def test_phase_b_kl_suite_on_16_cores(gpu_bench):
+    # The divergence-only suite: the 9 Centipede-20 runs, GNN runs on 2 cores each.
+    layout = gpu_bench.run_layout(16, 3, "kl")
+    assert len(layout) == 9
+    assert all(env == "Centipede-20" for (env, *_), _ in layout)
+    used = [c for _, cores in layout for c in cores]
+    assert sorted(used) == list(range(16))
+    gnn = [len(c) for (_, pol, _, _), c in layout if pol != "mlp"]
+    assert gnn == [2] * 6

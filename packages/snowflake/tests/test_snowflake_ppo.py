@@ -184,6 +184,14 @@ def test_divergence_diagnostics_match_closed_form(tiny_cfg, policy):
     ref = torch.distributions.kl_divergence(
         torch.distributions.Normal(batch["mean"], batch["std"]), new
     )
+    # The whole-update divergence of the 4-epoch update is that same KL(π_old ‖ π_new), and its
+    # sample estimator / clip share follow from the ratios of the stored actions.
+    assert diag["kl_update"] == pytest.approx(float(ref.sum(-1).mean()), rel=1e-3)
+    log_r = new.log_prob(batch["actions"]).sum(-1) - batch["logp"]
+    r = log_r.exp()
+    assert diag["approx_kl_update"] == pytest.approx(float(((r - 1) - log_r).mean()), rel=1e-3)
+    assert diag["clip_frac_update"] == pytest.approx(float(((r - 1).abs() > 0.1).float().mean()))
+    assert diag["kl_update"] > 0
     diag = sf.ppo_update(tr.agent, tr.opt_pi, tr.opt_v, batch, one)
     # float32: each dimension's KL is a difference of O(1) terms (ε ≈ 6e-8 each) summed over
     # nu dims, against a KL of ~1e-2, and torch uses another formula: 1e-3 relative.

@@ -109,13 +109,14 @@ class GNNActor(nn.Module):
         self.update = nn.ModuleList(nn.GRUCell(hidden, hidden) for _ in range(t))
         self.decoder = mlp([hidden, hidden, hidden, 1], out_gain=decoder_gain)
         self.log_std = nn.Parameter(torch.zeros(t))
+        self.batched_types: bool | None = None  # None: batched over types on CUDA only
 
     def bind(self, morph: Morphology) -> None:
         """Attach graph tensors of ``morph`` (buffers, not in ``state_dict``).
 
-        Nodes are stored sorted by type and node-major (``[N, B, H]``), so each per-type encoder
-        and GRU works on a contiguous slice and aggregation is a single ``[N, N] @ [N, B·H]``
-        matmul; no gathers inside the propagation loop.
+        Nodes are stored sorted by type and node-major (``[N, B, H]``), so aggregation is a
+        single ``[N, N] @ [N, B·H]`` matmul and the per-type weights are gathered once per
+        forward; no gathers inside the propagation loop.
         """
         if morph.feat_dim > self.feat_dim:
             raise ValueError(
@@ -140,6 +141,40 @@ class GNNActor(nn.Module):
         )
         self._obs_dim = morph.obs_dim
 
+    def _node_weights(self) -> tuple[torch.Tensor, ...]:
+        """Per-node copies of the per-type parameters, gathered once per forward: encoder
+        ``[N, F, H/2]`` and ``[N, 1, H/2]``, GRU input/hidden weights ``[N, H, 3H]`` and biases
+        ``[N, 1, 3H]`` (transposed for ``baddbmm``; gradients flow back to the type's tensors)."""
+        ty = self._types
+
+        def pick(ws: list[torch.Tensor]) -> torch.Tensor:
+            return torch.stack(ws)[ty]
+
+        enc_w = pick([e.weight for e in self.encoder]).transpose(1, 2)
+        enc_b = pick([e.bias for e in self.encoder])[:, None]
+        w_ih = pick([g.weight_ih for g in self.update]).transpose(1, 2)
+        w_hh = pick([g.weight_hh for g in self.update]).transpose(1, 2)
+        b_ih = pick([g.bias_ih for g in self.update])[:, None]
+        b_hh = pick([g.bias_hh for g in self.update])[:, None]
+        return enc_w, enc_b, w_ih, w_hh, b_ih, b_hh
+
+    @staticmethod
+    def _gru(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """GRU cell (``nn.GRUCell``'s equations) from precomputed gates ``[N, B, 3H]`` (input
+        and hidden, biases included) and state ``[N, B, H]``; one fused kernel on CUDA."""
+        if gi.is_cuda:
+            hid = h.shape[-1]
+            out = torch.ops.aten._thnn_fused_gru_cell(
+                gi.reshape(-1, 3 * hid), gh.reshape(-1, 3 * hid), h.reshape(-1, hid)
+            )[0]
+            return out.view_as(h)
+        i_r, i_z, i_n = gi.chunk(3, -1)
+        h_r, h_z, h_n = gh.chunk(3, -1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        return n + z * (h - n)  # = (1 − z)·n + z·h
+
     def _per_type(self, fn, *xs: torch.Tensor) -> torch.Tensor:
         """Apply ``fn(type, *slices)`` to the contiguous node slice ``[n_t, B, ·]`` of each type."""
         outs, start = [], 0
@@ -149,12 +184,26 @@ class GNNActor(nn.Module):
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Action mean ``[B, nu]`` and log-std ``[B, nu]`` from flat normalised obs ``[B, D]``.
+
+        Two schedules of the same maths: on CUDA (or with ``batched_types=True``) every node
+        multiplies by its own type's encoder and GRU weights in one batched matmul (``baddbmm``
+        over nodes, weights gathered once per forward) and the GRU gates run as one fused
+        kernel, which cuts the operators (kernel launches) of a forward + backward about in
+        half; on a CPU, per-type ``nn.Linear``/``nn.GRUCell`` calls on contiguous node slices
+        are faster (larger GEMMs) and are used by default.
+        """
+        batched = self.batched_types if self.batched_types is not None else obs.is_cuda
         b, hid = obs.shape[0], self.hidden
         padded = torch.cat([obs, obs.new_zeros(b, 1)], dim=1).T  # [D+1, B]
         x = padded[self._idx].permute(1, 2, 0)  # [F', B] per node → [N, B, F']
         if x.shape[-1] < self.feat_dim:
             x = nn.functional.pad(x, (0, self.feat_dim - x.shape[-1]))
-        enc = self._per_type(lambda t, xt: torch.tanh(self.encoder[t](xt)), x)
+        if batched:
+            enc_w, enc_b, w_ih, w_hh, b_ih, b_hh = self._node_weights()
+            enc = torch.tanh(torch.baddbmm(enc_b, x, enc_w))  # [N, B, H/2]
+        else:
+            enc = self._per_type(lambda t, xt: torch.tanh(self.encoder[t](xt)), x)
         n = enc.shape[0]
         h = torch.cat([self.embedding[self._types][:, None].expand(n, b, -1), enc], dim=-1)
 
@@ -165,7 +214,10 @@ class GNNActor(nn.Module):
         for _ in range(self.steps):
             msg = self.message(h).reshape(n, b * hid)
             agg = torch.mm(self._adj, msg).view(n, b, hid)  # mean over neighbours
-            h = self._per_type(gru, agg, h)
+            if batched:
+                h = self._gru(torch.baddbmm(b_ih, agg, w_ih), torch.baddbmm(b_hh, h, w_hh), h)
+            else:
+                h = self._per_type(gru, agg, h)
         mean = self.decoder(h[self._act]).squeeze(-1).T  # [nu, B] → [B, nu]
         return mean, self.log_std[self._act_type].expand_as(mean)
 
@@ -173,18 +225,29 @@ class GNNActor(nn.Module):
 class ActorCritic(nn.Module):
     """Normaliser + actor (``"mlp"`` or ``"gnn"``) + MLP critic (64-64 tanh on the flat obs).
 
+    ``decoder_gain``: orthogonal gain of the GNN decoder's output layer (see ``DECODER_GAIN``;
+    1.0 is a plain orthogonal init as in NerveNet/Snowflake's code); unused by the MLP actor.
+
     ``obs`` arguments below are *normalised* flat observations ``float32 [B, D]``; use
     :meth:`normalize` on raw observations first.
     """
 
-    def __init__(self, morph: Morphology, actor: str = "gnn", init_log_std: float = 0.0) -> None:
+    def __init__(
+        self,
+        morph: Morphology,
+        actor: str = "gnn",
+        init_log_std: float = 0.0,
+        decoder_gain: float = DECODER_GAIN,
+    ) -> None:
         super().__init__()
         if actor not in ("gnn", "mlp"):
             raise ValueError(f"actor must be 'gnn' or 'mlp', got {actor!r}.")
         self.kind = actor
         self.normalizer = NodeObsNormalizer(morph.type_names, morph.feat_dim)
         if actor == "gnn":
-            self.actor: nn.Module = GNNActor(morph.type_names, morph.feat_dim)
+            self.actor: nn.Module = GNNActor(
+                morph.type_names, morph.feat_dim, decoder_gain=decoder_gain
+            )
         else:
             self.actor = MLPActor(morph.obs_dim, len(morph.act_node))
         self.critic = mlp([morph.obs_dim, HIDDEN, HIDDEN, 1], out_gain=1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
@@ -24,6 +25,8 @@ class PPOConfig:
     as gymnasium/cleanrl's ``NormalizeReward`` and SB3's ``VecNormalize`` do, so value targets are
     O(1): on the 30k-step Centipede-6 check it lifts `snowflake` from 1.8× to 4.6× longer
     episodes.
+    ``decoder_gain`` (GNN actors): orthogonal gain of the decoder's output layer; 0.1 by default
+    (see ``snowflake._policies.DECODER_GAIN``), 1.0 for a plain orthogonal init.
     ``device`` holds the model and runs the PPO update; ``rollout_device`` (default: the same)
     runs the rollout's policy calls on a copy of the model that is refreshed after every update,
     e.g. ``device="cuda", rollout_device="cpu"``: the update's large minibatches go to the GPU
@@ -48,6 +51,7 @@ class PPOConfig:
     max_grad_norm: float = 5.0
     ent_coef: float = 0.0
     init_log_std: float = -1.0
+    decoder_gain: float = 0.1
     adam_eps: float = 1e-8
     norm_adv: bool = True
     norm_reward: bool = True
@@ -179,8 +183,44 @@ def minibatch_step(agent, opt_pi, opt_v, pi_params, v_params, mb, data, cfg) -> 
         return torch.stack(row)
 
 
+def update_divergence(
+    agent, batch: dict[str, torch.Tensor], cfg: PPOConfig, chunk: int = 512
+) -> dict[str, float]:
+    """How far one whole update moved the policy: π_old (the rollout's ``mean``/``std`` ``[N,
+    nu]``) against the current weights, on every sample of the batch (no gradients; ``chunk``
+    samples per forward).
+
+    ``kl_update`` = closed-form Gaussian KL(π_old ‖ π_new) summed over action dimensions,
+    ``approx_kl_update`` = mean of the sample estimator (r − 1) − log r, ``clip_frac_update`` =
+    share of samples with |r − 1| > clip, all means over the batch. Unlike the per-minibatch
+    diagnostics of :func:`ppo_update` (values just before each optimiser step, averaged over the
+    80 steps, so they include the early, near-zero steps of every epoch), these are the size of
+    the step from one policy to the next: the "KL per update" of PPO analyses (Schulman et al.
+    2017, §4 adaptive-KL; Snowflake's Fig. on policy divergence, as we read it).
+    """
+    kl, akl, clip, n = 0.0, 0.0, 0.0, batch["obs"].shape[0]
+    with torch.no_grad():
+        for s in range(0, n, chunk):
+            sl = slice(s, s + chunk)
+            d = agent.dist(batch["obs"][sl])
+            m0, s0 = batch["mean"][sl], batch["std"][sl]
+            k = torch.log(d.scale / s0) + (s0**2 + (m0 - d.loc) ** 2) / (2 * d.scale**2) - 0.5
+            log_r = d.log_prob(batch["actions"][sl]).sum(-1) - batch["logp"][sl]
+            r = log_r.exp()
+            kl += float(k.sum(-1).double().sum())
+            akl += float(((r - 1) - log_r).double().sum())
+            clip += float(((r - 1).abs() > cfg.clip).double().sum())
+    return {"kl_update": kl / n, "approx_kl_update": akl / n, "clip_frac_update": clip / n}
+
+
 def ppo_update(
-    agent, opt_pi, opt_v, batch: dict[str, torch.Tensor], cfg: PPOConfig, graphed=None
+    agent,
+    opt_pi,
+    opt_v,
+    batch: dict[str, torch.Tensor],
+    cfg: PPOConfig,
+    graphed=None,
+    timings: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Run ``cfg.epochs`` epochs of clipped-surrogate PPO on one rollout ``batch`` (flattened ``[N,
     …]``).
@@ -194,12 +234,20 @@ def ppo_update(
     and ``std`` ``[N, nu]``, two diagnostics as Snowflake's code defines them are added:
     ``kl_exact`` (closed-form Gaussian KL(π_old ‖ π) summed over action dimensions) and
     ``clip_frac_active`` (share of samples whose clipping zeroes the gradient: r > 1 + clip
-    with A > 0, or r < 1 − clip with A < 0).
+    with A > 0, or r < 1 − clip with A < 0), and the size of the whole update from
+    :func:`update_divergence` (``kl_update``, ``approx_kl_update``, ``clip_frac_update``).
 
     ``graphed``: a :class:`GraphedPPOStep` built for these optimisers and this batch layout; each
     minibatch step is then one CUDA-graph replay instead of a few hundred kernel launches (same
     minibatches, same arithmetic up to float rounding).
+
+    ``timings``: if given, receives seconds spent in ``update_prep`` (advantage normalisation,
+    parameter snapshot, graph buffer load), ``update_steps`` (the minibatch steps as issued from
+    Python; on a GPU they run asynchronously) and ``update_diag`` (the one host sync that fetches
+    the diagnostics, i.e. waiting for the queued steps, plus explained variance and update norms).
     """
+    clock = time.perf_counter
+    c0 = clock()
     data = dict(batch)
     val, ret = batch["values"], batch["returns"]
     if cfg.norm_adv:
@@ -213,6 +261,7 @@ def ppo_update(
     n = batch["obs"].shape[0]
     if graphed is not None:
         graphed.load(data)
+    c1 = clock()
     for _ in range(cfg.epochs):
         perm = torch.randperm(n, device=batch["obs"].device)
         for s in range(0, n, cfg.minibatch_size):
@@ -224,6 +273,7 @@ def ppo_update(
             opt_v.zero_grad(set_to_none=True)
             # kept on the device: one host sync per update, not per step
             stats.append(minibatch_step(agent, opt_pi, opt_v, pi_params, v_params, mb, data, cfg))
+    c2 = clock()
     # float32 per minibatch, averaged in float64 (as Python floats would be)
     cols = torch.stack(stats).cpu().double().numpy().T
     kls, fracs, ents, pls, vls = cols[:5]
@@ -238,10 +288,13 @@ def ppo_update(
     }
     if exact:
         out["kl_exact"], out["clip_frac_active"] = float(np.mean(cols[5])), float(np.mean(cols[6]))
+        out.update(update_divergence(agent, batch, cfg))
     norms: dict[str, float] = {}
     with torch.no_grad():
         for name, p in agent.named_parameters():
             g = agent.param_group(name)
             norms[g] = norms.get(g, 0.0) + float((p - before[name]).pow(2).sum())
     out.update({f"update_norm/{g}": v**0.5 for g, v in sorted(norms.items())})
+    if timings is not None:
+        timings.update(update_prep=c1 - c0, update_steps=c2 - c1, update_diag=clock() - c2)
     return out

@@ -20,7 +20,7 @@ import torch
 from ._freeze import FreezeSpec
 from ._graph import morphology_from_env
 from ._graphs import GraphedPolicy, GraphedPPOStep, capturable_adam, set_lr
-from ._policies import ActorCritic
+from ._policies import DECODER_GAIN, ActorCritic
 from ._ppo import PPOConfig, compute_gae, ppo_update
 from ._registry import make_env
 from ._vector import ThreadedVectorEnv, make_vector_env
@@ -30,7 +30,11 @@ _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))  # as in torch's Normal.log_pro
 
 
 def build_agent(
-    env_name: str, policy: str, seed: int = 0, init_log_std: float = 0.0
+    env_name: str,
+    policy: str,
+    seed: int = 0,
+    init_log_std: float = 0.0,
+    decoder_gain: float = DECODER_GAIN,
 ) -> tuple[ActorCritic, FreezeSpec, Any]:
     """Build the :class:`ActorCritic` for ``env_name`` with the ``policy`` preset (seeded init)."""
     spec = FreezeSpec.preset(policy)
@@ -38,7 +42,9 @@ def build_agent(
     morph = morphology_from_env(probe)
     probe.close()
     torch.manual_seed(seed)
-    agent = ActorCritic(morph, actor=spec.actor, init_log_std=init_log_std)
+    agent = ActorCritic(
+        morph, actor=spec.actor, init_log_std=init_log_std, decoder_gain=decoder_gain
+    )
     return agent, spec, morph
 
 
@@ -56,7 +62,7 @@ class Trainer:
         self.out = Path(out) if out is not None else None
         self.device = torch.device(cfg.device)
         self.agent, self.freeze, self.morph = build_agent(
-            cfg.env, cfg.policy, cfg.seed, cfg.init_log_std
+            cfg.env, cfg.policy, cfg.seed, cfg.init_log_std, cfg.decoder_gain
         )
         self.agent.to(self.device)
         self.agent.bind(self.morph)
@@ -107,6 +113,7 @@ class Trainer:
         self.envs.action_space.seed(cfg.seed)
         self.wall0 = 0.0
         self._env_s = 0.0
+        self.phase_s: dict[str, float] = {}  # seconds per phase of the last iteration (step())
         self._columns: list[str] | None = None
         self._tb = None
 
@@ -148,11 +155,17 @@ class Trainer:
         def normalize(raw: np.ndarray) -> torch.Tensor:
             return agent.normalize(torch.as_tensor(raw, device=ndev)).to(dev)
 
+        # Seconds per part of the rollout (perf_counter, ≈ 0.1 µs a call; on a CUDA rollout device
+        # "policy" only launches the kernels and the wait for them lands in "action_out").
+        ph = dict.fromkeys(("normalize", "policy", "action_out", "env", "done", "bookkeeping"), 0.0)
+        clock = time.perf_counter
         with torch.inference_mode():
             for t in range(t_len):
+                c0 = clock()
                 raw = torch.as_tensor(self.next_obs, device=ndev)
                 agent.normalizer.update(raw)
                 obs = agent.normalize(raw).to(dev)
+                c1 = clock()
                 if fast is not None:  # CPU: same maths as below, without module/distribution layers
                     mean, std, value = fast(obs)
                     eps = torch.randn(mean.shape, dtype=mean.dtype)  # contiguous, as Normal.sample
@@ -171,16 +184,18 @@ class Trainer:
                     mean_b[t], std_b[t] = dist.loc, dist.scale
                     logp_b[t] = dist.log_prob(action).sum(-1)
                     val_b[t] = value
+                c2 = clock()
                 env_act = np.clip(action.cpu().numpy().astype(np.float64), low, high)
-                t_env = time.perf_counter()
+                c3 = clock()
                 self.next_obs, rew, term, trunc, info = self.envs.step(env_act)
-                self._env_s += time.perf_counter() - t_env
+                c4 = clock()
                 done = term | trunc
                 rew_b[t], term_b[t], trunc_b[t] = self._scale_reward(rew, done), term, trunc
                 if done.any():  # V of the true successor for finished envs (final observation)
                     idx = np.nonzero(done)[0]
                     fin = normalize(np.stack([info["final_obs"][i] for i in idx]))
                     nval_b[t, torch.as_tensor(idx, device=dev)] = agent.value(fin)
+                c5 = clock()
                 self.ep_ret += rew
                 self.ep_len += 1
                 self.global_step += k
@@ -189,6 +204,14 @@ class Trainer:
                         (float(self.ep_ret[i]), int(self.ep_len[i]), self.global_step)
                     )
                     self.ep_ret[i], self.ep_len[i] = 0.0, 0
+                c6 = clock()
+                ph["normalize"] += c1 - c0
+                ph["policy"] += c2 - c1
+                ph["action_out"] += c3 - c2
+                ph["env"] += c4 - c3
+                ph["done"] += c5 - c4
+                ph["bookkeeping"] += c6 - c5
+            c0 = clock()
             # Elsewhere the successor is the next stored observation: reuse its value.
             last = agent.value(normalize(self.next_obs))
         rew_t = torch.as_tensor(rew_b, dtype=torch.float32, device=dev)
@@ -197,6 +220,9 @@ class Trainer:
         succ_val = torch.cat([val_b[1:], last[None]])
         nval_b = torch.where((term_t + trunc_t) > 0, nval_b, succ_val)
         adv, ret = compute_gae(rew_t, val_b, nval_b, term_t, trunc_t, cfg.gamma, cfg.lam)
+        ph["gae"] = clock() - c0
+        self._env_s += ph["env"]
+        self.phase_s.update(ph)
         flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
         return {
             "obs": flat(obs_b),
@@ -232,14 +258,21 @@ class Trainer:
             set_lr(opt, frac * cfg.lr)
         t0 = time.perf_counter()
         self._env_s = 0.0  # time inside envs.step during this rollout
+        self.phase_s = {}
         batch = self.collect()
+        tc = time.perf_counter()
         if self.roll_agent is not self.agent:  # rollout statistics → model, batch → its device
             self.agent.normalizer.load_state_dict(self.roll_agent.normalizer.state_dict())
             batch = {k: v.to(self.device) for k, v in batch.items()}
         t1 = time.perf_counter()
-        diag = ppo_update(self.agent, self.opt_pi, self.opt_v, batch, cfg, self._graph_for(batch))
+        self.phase_s["to_device"] = t1 - tc
+        diag = ppo_update(
+            self.agent, self.opt_pi, self.opt_v, batch, cfg, self._graph_for(batch), self.phase_s
+        )
+        ts = time.perf_counter()
         self._sync_rollout_agent()
         t2 = time.perf_counter()
+        self.phase_s["sync_rollout_copy"] = t2 - ts
         self.update_idx += 1
         recent = self.episodes[-20:]
         rets = np.array([e[0] for e in recent]) if recent else np.array([np.nan])
@@ -251,6 +284,7 @@ class Trainer:
             "rollout_s": t1 - t0,
             "rollout_env_s": self._env_s,
             "update_s": t2 - t1,
+            **{f"time/{k}": v for k, v in self.phase_s.items()},
             "ep_return_mean": float(np.mean(rets)),
             "ep_return_std": float(np.std(rets)),
             "ep_return_min": float(np.min(rets)),
