@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SparQ kernels on one GPU, in three timed phases that all write into $OUT (6 files at most):
-#   1. kernel tests on the GPU: radix-256 histogram searches, the selections' ties and exact
-#      fallbacks, the sort-based query preparation                                  -> log
+#   1. kernel tests on the GPU: merged count/emit (look-back), radix-256 histogram searches,
+#      the selections' ties and exact fallbacks, the sort-based query preparation  -> log
 #      (the tuner checks every variant on the real shapes before timing it)
 #   2. tune_sparq.py --fast on the shapes that need it (K2, K1, E2E, then K3 if time is left;
 #      committed entries are kept unless a complete retune is faster): every variant checked against the references, then timed (CUDA graphs, 100
@@ -47,7 +47,7 @@ fi
 if [ "${TESTS:-1}" = "1" ] && [ "$SMOKE" != "1" ]; then
   echo "== phase 1: GPU tests ($(left) s left)" | tee -a "$LOG"
   timeout ${T_TEST:-25} python3 -m pytest -q -x -p no:cacheprovider \
-    -k "${TEST_K:-ties or h256 or histogram_search or fused_query}" \
+    -k "${TEST_K:-merged or ties or h256 or histogram_search or fused_query}" \
     packages/sparq/tests/test_sparq_kernel_search.py packages/sparq/tests/test_sparq_kernel_hist.py \
     packages/sparq/tests/test_sparq_kernel_sample.py packages/sparq/tests/test_sparq_kernel.py \
     ${EXTRA_TESTS:-} 2>&1 | tail -15 | tee -a "$LOG"

@@ -80,6 +80,21 @@ def test_hist_selection_without_alpha_selects_the_same(sel):
     assert torch.equal(a, b)
 
 
+def test_merged_count_emit_selects_the_same(sel):
+    # one kernel with a look-back over the chunks' published winner counts: same positions and
+    # order as the count + emit pair, over ragged rows of a group of 3 (7 chunks each)
+    logits, lens = sel.case(2, 2, 3, 210, seed=13)
+    a = _check(sel, logits, lens, 27, 3, 1, check_alpha=False, chunk=32, need_alpha=False,
+               merge_emit=True, lean=True)  # fmt: skip
+    b = _check(sel, logits, lens, 27, 3, 1, chunk=32, lean=True)
+    assert torch.equal(a, b)
+    # a bad sample (one overfull chunk): the ticket-0 program runs the exact fallback
+    logits, lens = sel.case(1, 1, 1, 512, seed=7, ragged=False)
+    logits[..., 64:112] += 50
+    _check(sel, logits, lens, 32, 2, 1, check_alpha=False, bucketed=False, chunk=64,
+           need_alpha=False, merge_emit=True)  # fmt: skip
+
+
 def test_ties_and_bad_samples_stay_exact(sel):
     # quantised logits: many exact ties at the threshold, resolved inside the bucket lists
     logits, lens = sel.case(2, 1, 1, 240, seed=5, ragged=False)

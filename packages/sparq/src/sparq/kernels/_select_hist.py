@@ -86,7 +86,7 @@ def _rank_threshold16x2(u, RANK, v, RANKQ):
 def _hthr_kernel(
     logit_ptr, m_ptr, l_ptr, lens_ptr, stat_ptr, thr_ptr, hist_ptr, S, NT, HKV, window, sinks,
     RANK, RANKQ, G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr, SAMP: tl.constexpr,
-    RUN: tl.constexpr, NB: tl.constexpr, THR_H: tl.constexpr,
+    RUN: tl.constexpr, NB: tl.constexpr, THR_H: tl.constexpr, lb_ptr, LBW: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     seq_len = tl.load(lens_ptr + bh // HKV)
@@ -110,6 +110,8 @@ def _hthr_kernel(
     tl.store(thr_ptr + bh * 2, t0)
     tl.store(thr_ptr + bh * 2 + 1, sh)
     tl.store(hist_ptr + bh * NB + tl.arange(0, NB), tl.zeros((NB,), tl.int32))
+    if LBW > 0:  # look-back words and ticket of the merged count/emit kernel
+        tl.store(lb_ptr + bh * LBW + tl.arange(0, LBW), tl.zeros((LBW,), tl.int32))
 
 
 @triton.jit
@@ -321,6 +323,7 @@ def select_topk_hist(
     thr_warps: int = 16,
     lean: bool = False,
     hist_search: bool = False,
+    merge_emit: bool = False,
     _probe: dict | None = None,
     _stop_after: int = 5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -337,7 +340,9 @@ def select_topk_hist(
     scalars in the candidate pass, and the candidate, count and emit kernels kept in one
     register layout (no shared-memory layout conversions before their scattered stores);
     ``hist_search``: the two sample thresholds by radix-256 ``tl.histogram`` passes instead of
-    one radix-16 compare block (same result). No host synchronisation (CUDA-graph capturable).
+    one radix-16 compare block (same result); ``merge_emit``: without ``need_alpha``, count
+    and emit the winners in one kernel by a decoupled look-back over the chunks (same
+    output, one launch less). No host synchronisation (CUDA-graph capturable).
     ``_probe`` (tests): a dict that receives ``ok`` ``(B*Hkv,)``, whether each row was resolved
     through the buckets (``False``: the exact full-row fallback ran). ``_stop_after`` (profiling:
     cumulative times of the first n of the five stages) launches only the first n stages (with
@@ -368,10 +373,13 @@ def select_topk_hist(
     idx = torch.empty(B, Hkv, k, device=dev, dtype=i32)
     alpha = torch.empty(B, Hkv, G, device=dev, dtype=torch.float32)
     nw = num_warps or 4
+    merge = merge_emit and not need_alpha
+    lbw = triton.next_power_of_2(nch + 1) if merge else 0
+    lb = torch.empty(rows, lbw, device=dev, dtype=i32) if merge else thr
     _hthr_kernel[(rows,)](
         logits, tile_max, tile_sum, seq_lens, stat, thr, hist, S, nt, Hkv, local_window,
         sink_tokens, p["RANK"], p["RANKQ"], G=G, GP=GP, NTP=max(2, triton.next_power_of_2(nt)),
-        SAMP=p["SAMP"], RUN=p["RUN"], NB=nb, THR_H=hist_search,
+        SAMP=p["SAMP"], RUN=p["RUN"], NB=nb, THR_H=hist_search, lb_ptr=lb, LBW=lbw,
         num_warps=thr_warps,  # 16: no spills at SAMP 1024
     )  # fmt: skip
     if _stop_after < 2:
@@ -383,12 +391,24 @@ def select_topk_hist(
     )  # fmt: skip
     if _stop_after < 3:
         return idx, alpha
-    if not fuse_resolve:
+    if not fuse_resolve or merge:
         _hresolve_kernel[(rows,)](
             cnt, hist, blist, ckey, cpos, res, nch, k, NCHP=nchp, CAP=cap, NB=nb, BCAP=BCAP,
             num_warps=4 if nb <= 2048 else 8,
         )  # fmt: skip
     if _stop_after < 4:
+        return idx, alpha
+    if merge:
+        from ._lookback import _hcount_emit_kernel
+
+        if _stop_after >= 5:
+            _hcount_emit_kernel[(rows, nch)](
+                logits, seq_lens, stat, cnt, ckey, cpos, res, lb, idx, alpha, S, Hkv, nch, k,
+                local_window, sink_tokens, G=G, GP=GP, CAP=cap, LBW=lbw,
+                CHF=min(128, max(16, triton.next_power_of_2(S))), LEAN=lean, num_warps=4,
+            )  # fmt: skip
+        if _probe is not None:
+            _probe["ok"] = res[:, 2] != 0
         return idx, alpha
     _hcount_kernel[(rows, nch)](
         cnt, ckey, cpos, cp, res, wcnt, palpha, hist, blist, nch, k, G=G, GP=GP, NCHP=nchp,

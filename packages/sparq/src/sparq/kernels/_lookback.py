@@ -1,0 +1,63 @@
+"""Winner count and emit of the histogram selection in one kernel (decoupled look-back).
+
+:func:`sparq.kernels.select_topk_hist` writes each row's winners in position order: chunk ``c``
+needs the number of winners of chunks ``0..c-1`` (its output offset). Two launches (count, then
+emit) provide it. ``_hcount_emit_kernel`` does it in one: each (row, chunk) program takes its chunk
+number from a per-row ticket counter (so every lower chunk belongs to a program that has already
+started: no deadlock whatever the scheduling order), counts its winners, publishes the count as an
+*aggregate*, then walks back over the lower chunks' published words, summing aggregates until it
+meets an *inclusive* prefix, and publishes its own inclusive prefix. Each word packs
+``count << 2 | flag`` (flag 1: aggregate, 2: inclusive), so one atomic carries value and state.
+The output equals the two-kernel path (same positions, same order). Rows with no softmax mass to
+sum only (``need_alpha=False``); the threshold kernel zeroes the words and the ticket.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from ._select_hist import _chunk_winners
+from ._select_sample import _exact_row_fallback
+
+__all__: list[str] = []
+
+
+@triton.jit
+def _hcount_emit_kernel(
+    logit_ptr, lens_ptr, stat_ptr, cnt_ptr, ckey_ptr, cpos_ptr, res_ptr, lb_ptr, out_idx_ptr,
+    alpha_ptr, S, HKV, NCH, K, window, sinks, G: tl.constexpr, GP: tl.constexpr,
+    CAP: tl.constexpr, LBW: tl.constexpr, CHF: tl.constexpr, LEAN: tl.constexpr,
+):  # fmt: skip
+    bh = tl.program_id(0).to(tl.int64)
+    lb_row = lb_ptr + bh * LBW
+    c = tl.atomic_add(lb_row + NCH, 1)  # ticket: this program's chunk
+    out_row = out_idx_ptr + bh * K
+    if tl.load(res_ptr + bh * 3 + 2) != 0:
+        T = tl.load(res_ptr + bh * 3)
+        plim = tl.load(res_ptr + bh * 3 + 1)
+        _, pos, sel = _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, CAP, LEAN)
+        si = sel.to(tl.int32)
+        w = tl.sum(si, axis=0)
+        base = tl.zeros((), tl.int32)
+        if c == 0:
+            tl.atomic_xchg(lb_row, (w << 2) | 2)
+        else:
+            tl.atomic_xchg(lb_row + c, (w << 2) | 1)
+            j = c - 1
+            while j >= 0:
+                st = tl.atomic_add(lb_row + j, 0)  # 0: not published yet, read again
+                flag = st & 3
+                base += tl.where(flag != 0, st >> 2, 0)
+                j = tl.where(flag == 2, -1, tl.where(flag == 1, j - 1, j))
+            tl.atomic_xchg(lb_row + c, ((base + w) << 2) | 2)
+        dest = base + tl.cumsum(si, axis=0) - si
+        tl.store(out_row + dest, pos, mask=sel & (dest < K))
+    elif c == 0:
+        heads = tl.arange(0, GP)
+        M = tl.load(stat_ptr + bh * 2 * GP + heads)
+        inv_z = tl.load(stat_ptr + bh * 2 * GP + GP + heads)
+        _exact_row_fallback(
+            logit_ptr + bh * G * S, out_row, alpha_ptr, bh, heads, M, inv_z,
+            tl.load(lens_ptr + bh // HKV), S, K, window, sinks, G, GP, CHF,
+        )  # fmt: skip
