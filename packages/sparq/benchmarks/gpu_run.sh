@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SparQ kernels on one GPU, in three timed phases that all write into $OUT (6 files at most):
-#   1. kernel tests on the GPU: merged count/emit (look-back), radix-256 histogram searches,
-#      the selections' ties and exact fallbacks, the sort-based query preparation  -> log
+#   1. kernel tests on the GPU: merged count/emit (look-back; on failure or timeout the tuner
+#      skips those variants), radix-256 histogram searches                          -> log
 #      (the tuner checks every variant on the real shapes before timing it)
 #   2. tune_sparq.py --fast on the shapes that need it (K2, K1, E2E, then K3 if time is left;
 #      committed entries are kept unless a complete retune is faster): every variant checked against the references, then timed (CUDA graphs, 100
@@ -10,7 +10,7 @@
 #      the idle time between kernels                                        -> log (PROFILE_JSON)
 #   4. the harness cases with that table (SPARQ_TUNED_JSON): K1-K4 decode, end-to-end decode
 #      -> sparq_decode_*.{json,md}, sparq_e2e_decode_*.{json,md}
-# Budget knob: BUDGET (seconds, default 235) for the whole run; T_TEST (default 25), T_TUNE
+# Budget knob: BUDGET (seconds, default 235) for the whole run; T_TEST (default 35), T_TUNE
 # (default 115, at most BUDGET minus what is spent minus 95 s) and T_PROF (default 40) cap
 # phases 1-3, phase 4 gets what is left (each case is written when it ends).
 # CPU threads: THREADS (default 4). Run from the repository root:
@@ -46,11 +46,15 @@ fi
 # 1. tests (kernel tests run on CUDA when TRITON_INTERPRET is unset)
 if [ "${TESTS:-1}" = "1" ] && [ "$SMOKE" != "1" ]; then
   echo "== phase 1: GPU tests ($(left) s left)" | tee -a "$LOG"
-  timeout ${T_TEST:-25} python3 -m pytest -q -x -p no:cacheprovider \
-    -k "${TEST_K:-merged or ties or h256 or histogram_search or fused_query}" \
-    packages/sparq/tests/test_sparq_kernel_search.py packages/sparq/tests/test_sparq_kernel_hist.py \
-    packages/sparq/tests/test_sparq_kernel_sample.py packages/sparq/tests/test_sparq_kernel.py \
-    ${EXTRA_TESTS:-} 2>&1 | tail -15 | tee -a "$LOG"
+  # the look-back kernel spins on other programs' words: if its test fails or hangs, the tuner
+  # leaves the merged count/emit variants out (a hang there would eat the tuning phase)
+  if ! timeout ${T_TEST:-35} python3 -m pytest -q -x -p no:cacheprovider \
+      -k "${TEST_K:-merged or histogram_search}" \
+      packages/sparq/tests/test_sparq_kernel_hist.py packages/sparq/tests/test_sparq_kernel_search.py \
+      ${EXTRA_TESTS:-} 2>&1 | tail -15 | tee -a "$LOG"; then
+    export SPARQ_TUNE_SKIP=_m
+    echo "phase 1 failed or timed out: merged count/emit variants skipped" | tee -a "$LOG"
+  fi
 fi
 
 # 2. tuning (stops starting new variants at its budget, then writes what it has)

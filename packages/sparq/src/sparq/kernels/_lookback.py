@@ -45,11 +45,13 @@ def _hcount_emit_kernel(
         else:
             tl.atomic_xchg(lb_row + c, (w << 2) | 1)
             j = c - 1
-            while j >= 0:
+            spins = tl.zeros((), tl.int32)  # a bound, so that no fault can hang the GPU
+            while (j >= 0) & (spins < 4194304):
                 st = tl.atomic_add(lb_row + j, 0)  # 0: not published yet, read again
                 flag = st & 3
                 base += tl.where(flag != 0, st >> 2, 0)
                 j = tl.where(flag == 2, -1, tl.where(flag == 1, j - 1, j))
+                spins += 1
             tl.atomic_xchg(lb_row + c, ((base + w) << 2) | 2)
         dest = base + tl.cumsum(si, axis=0) - si
         tl.store(out_row + dest, pos, mask=sel & (dest < K))
