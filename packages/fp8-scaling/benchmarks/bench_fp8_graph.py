@@ -157,24 +157,42 @@ def bench_cast_delayed_graph(n: int, device: str) -> Measure:
 
 
 _SPEC = [
-    {"m": 8192, "n": 8192, "guess": "holds", "waves": -1},
-    {"m": 8192, "n": 8192, "guess": "wrong", "waves": -1},
-    {"m": 16384, "n": 28672, "guess": "holds", "waves": -1},
-    {"m": 16384, "n": 28672, "guess": "holds", "waves": 4},
-    {"m": 28672, "n": 8192, "guess": "holds", "waves": -1},
+    {"m": 8192, "n": 8192, "guess": "holds", "cfg": "tuned"},
+    {"m": 8192, "n": 8192, "guess": "wrong", "cfg": "tuned"},
+    {"m": 16384, "n": 28672, "guess": "holds", "cfg": "tuned"},
+    {"m": 16384, "n": 28672, "guess": "holds", "cfg": "p4"},
+    {"m": 16384, "n": 28672, "guess": "holds", "cfg": "128x128w8"},
+    {"m": 16384, "n": 28672, "guess": "holds", "cfg": "64x256w8"},
+    {"m": 16384, "n": 28672, "guess": "holds", "cfg": "32x128w4"},
+    {"m": 28672, "n": 8192, "guess": "holds", "cfg": "tuned"},
 ]
+
+
+def _spec_cfg(name: str):
+    """``"tuned"`` (the table's JIT entry), ``"pW"`` (that with W programs per SM in the first
+    pass), or ``"BMxBNwW"`` (tile rows, columns, warps; one program per tile)."""
+    from fp8_scaling._fastcast import CastConfig
+
+    if name == "tuned":
+        return None, None
+    if name.startswith("p"):
+        return None, int(name[1:])
+    tile, warps = name.split("w")
+    bm, bn = (int(v) for v in tile.split("x"))
+    return CastConfig(bm=bm, bn=bn, warps=int(warps)), None
 
 
 @case(
     "cast_spec_graph", params=_SPEC,
-    quick_params=[{"m": 96, "n": 160, "guess": "holds", "waves": -1}], devices=("cpu", "cuda"),
+    quick_params=[{"m": 96, "n": 160, "guess": "holds", "cfg": "32x32w4"}],
+    devices=("cpu", "cuda"),
 )  # fmt: skip
-def bench_cast_spec_graph(m: int, n: int, guess: str, waves: int, device: str) -> Measure:
+def bench_cast_spec_graph(m: int, n: int, guess: str, cfg: str, device: str) -> Measure:
     """One-pass JIT cast (previous scale reused, amax measured in the same pass, recast only if
     the scale changed; :mod:`fp8_scaling._speccast`) vs the two-pass JIT cast (our amax kernel,
     then our cast kernel), same bytes, GPU time (CUDA-graph replay). ``guess="wrong"``: the
-    stored scale is off by a factor of 2 at every call, so the recast always runs. ``waves``:
-    programs per SM of the first pass (-1: the tuned configuration's own)."""
+    stored scale is off by a factor of 2 at every call, so the recast always runs. ``cfg``: the
+    tile configuration of both passes (see :func:`_spec_cfg`)."""
     from fp8_scaling import _speccast
     from fp8_scaling._speccast import spec_cast_impl
 
@@ -186,11 +204,11 @@ def bench_cast_spec_graph(m: int, n: int, guess: str, waves: int, device: str) -
     def ours():
         if guess == "wrong":
             state.copy_(right * 2.0)  # a stale scale at every call
-        _speccast.SPEC_WAVES = None if waves < 0 else waves  # read at launch (captured)
+        _speccast.SPEC_CONFIG, _speccast.SPEC_WAVES = _spec_cfg(cfg)  # read at launch
         try:
             out = spec_cast_impl(x, state, "e4m3", 0, True)
         finally:
-            _speccast.SPEC_WAVES = None
+            _speccast.SPEC_CONFIG = _speccast.SPEC_WAVES = None
         state.copy_(out[4])  # as the layer does: the new scale is the next guess
         return out
 
@@ -207,7 +225,7 @@ def bench_cast_spec_graph(m: int, n: int, guess: str, waves: int, device: str) -
     return Measure(
         candidate=graphed(ours, device),
         baseline=graphed(base, device),
-        candidate_label=f"1-pass JIT, guess {guess} (graph)",
+        candidate_label=f"1-pass JIT, guess {guess}, {cfg} (graph)",
         baseline_label="amax + JIT cast (graph)",
         bytes=4.0 * m * n,  # read bf16 once, write two FP8 copies
         peak_bytes_per_s=HBM,

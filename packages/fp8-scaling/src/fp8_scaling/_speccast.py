@@ -46,6 +46,9 @@ _DEFAULT = CastConfig(bm=64, bn=128, warps=4)  # the H200's tuned JIT cast tile 
 # holds only that many programs start and exit.
 SPEC_WAVES: int | None = None
 FIXUP_WAVES = 8
+# Tile configuration of both passes when set (None: the tuned JIT cast entry of this GPU and
+# shape, else _DEFAULT); benchmarks/bench_fp8_graph.py (case cast_spec_graph) compares them.
+SPEC_CONFIG: CastConfig | None = None
 
 
 def spec_cast_ref(x: torch.Tensor, guess: torch.Tensor, fmt: str, margin: int, transpose: bool):
@@ -93,7 +96,8 @@ def launch_spec_cast(
     if fmt not in ("e4m3", "e5m2"):
         raise ValueError(f"launch_spec_cast supports 'e4m3' and 'e5m2', got {fmt!r}")
     if cfg is None:
-        cfg = (_tuned.cast_config(x, delayed=False) if x.is_cuda else None) or _DEFAULT
+        cfg = SPEC_CONFIG or (_tuned.cast_config(x, delayed=False) if x.is_cuda else None)
+        cfg = cfg or _DEFAULT
     m, n = x.shape
     dev = x.device
     odt = torch.float32 if out_fp32 else FORMATS[fmt].dtype
