@@ -13,8 +13,11 @@ and shape (M tokens, K in, N out), after the warm-up (compilation):
   the same loop (when the host is the bottleneck, device time ~ host time).
 * ``launches_per_step`` (``cudaLaunchKernel``-type runtime calls) and ``kernels_per_step``
   (device kernels) from ``torch.profiler`` over a few steps, with the kernel names.
+* ``kernel_table``: the GPU kernels of a step, largest first: name, launches and device µs per
+  step, share of the step's summed kernel time (printed after each kind and shape).
 * ``top_cpu_ops``: the CPU ops with the largest self time per step.
-* ``py_top_own``: the Python functions with the most own time per step (cProfile).
+* ``py_top_own``: the Python functions with the most own time per step (cProfile; ``--no-py``
+  skips it).
 * dynamo's graph-break and recompilation counters while the layer was compiled.
 
 The JSON is rewritten after every (kind, shape), so a time limit keeps what was measured.
