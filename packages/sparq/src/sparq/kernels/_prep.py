@@ -71,7 +71,8 @@ def _prep_sort_kernel(
     # scores, the lower component first in a descending sort
     key = (s.to(tl.int32, bitcast=True).to(tl.int64) << 32) + (DHP - 1 - d)
     top = tl.sort(key, descending=True)
-    comp = (DHP - 1 - (top & 0xFFFFFFFF)).to(tl.int32)  # components by descending score
+    low = top - ((top >> 32) << 32)  # the low word, 0 .. DHP - 1
+    comp = (DHP - 1 - low).to(tl.int32)  # components by descending score
     keep = d < R
     tl.store(i1_ptr + bh * R + d, comp, mask=keep)
     qs = tl.load(row + comp[None, :], mask=hmask[:, None] & keep[None, :], other=0.0)
