@@ -114,7 +114,7 @@ def throughput(sec: float, cores: int, smoke: bool, deadline: float) -> dict:
         (f"thread{c}_ant_x{4 * c}", "Ant-v5", "thread", 4 * c, c),
         (f"async{c}_ant", "Ant-v5", "async", c, c),
     ]
-    if smoke:
+    if smoke or not os.environ.get("SNOWFLAKE_ANT"):  # Ant-v5: known, set SNOWFLAKE_ANT=1
         plan = [p for p in plan if "ant" not in p[0]]
     res = {}
     for key, env, kind, n, threads in plan:
@@ -141,6 +141,7 @@ def ppo_iteration(
     graph: bool = True,
     rollout_device: str = "",
     batched_types: bool | None = None,
+    pipeline: int = 1,
 ) -> dict:
     """Time full PPO iterations (rollout + GAE + 10 epochs) against pure threaded stepping.
 
@@ -149,7 +150,8 @@ def ppo_iteration(
     of the small MLP on one thread too (its 256 x 433 matmuls gain nothing from more), the GNN's
     on ``cores``. On a GPU both the rollout's policy calls and the update run there.
     ``batched_types``: the GNN's schedule (``GNNActor.batched_types``; ``None``: batched over
-    node types on CUDA, per type on the CPU).
+    node types on CUDA, per type on the CPU). ``pipeline``: env groups stepped in turn
+    (``PPOConfig.pipeline``; 2 = one group's policy call overlaps the other's physics).
     """
     import torch
 
@@ -171,6 +173,7 @@ def ppo_iteration(
         device=device,
         rollout_device=rollout_device,
         cuda_graph=graph,
+        pipeline=pipeline,
     )
     sps = bench_env("Centipede-20", n_env, "thread", 0.3 if smoke else 1.5, min(cores, n_env))
     tr = sf.Trainer(cfg)
@@ -206,6 +209,7 @@ def ppo_iteration(
         "graph_error": tr.graph_error,
         "policy_graph_error": tr.policy_graph_error,
         "gnn_batched_types": batched_types,
+        "pipeline": pipeline,
         # seconds per phase (Trainer.phase_s): rollout parts summed over its vector steps, then
         # GAE, batch transfer, update (prep / issuing the minibatch steps / the sync that waits
         # for them + diagnostics) and the refresh of the rollout copy
@@ -522,6 +526,8 @@ def md_a(res: dict) -> str:
             else f"update on {r['device']}, rollout policy on {r.get('rollout_device', '?')}, "
             f"CUDA graphs update/policy {r.get('update_graph_used')}/{r.get('policy_graph_used')}"
         )
+        where += ", GNN per node type" if r.get("gnn_batched_types") is False else ""
+        where += f", pipeline {r['pipeline']}" if r.get("pipeline", 1) > 1 else ""
         lines.append(
             f"| {r['policy']} (C-20, {r['num_envs']} envs, {r['rollout_steps']} steps, "
             f"{r['epochs']} epochs, {where}) | "
@@ -538,6 +544,7 @@ def md_a(res: dict) -> str:
             head = f"{r['policy']}, {r['device']}{'' if r.get('cuda_graph') else ' eager'} / "
             head += f"{r.get('rollout_device')}"
             head += " per-type" if r.get("gnn_batched_types") is False else ""
+            head += f" pipeline {r['pipeline']}" if r.get("pipeline", 1) > 1 else ""
             cells = " | ".join(f"{r['phases_s'].get(k, float('nan')):.3f}" for k in names)
             lines.append(f"| {head} | {cells} |")
     lines += ["", f"Wall time {res.get('wall_s', float('nan')):.0f} s."]
@@ -614,24 +621,30 @@ def phase_a(a, res: dict, out: Path, t0: float) -> None:
     gnn_roll = os.environ.get("SNOWFLAKE_GNN_ROLLOUT_DEVICE", dev)
     # On a GPU the GNN runs all node types in one batched matmul; "+pertype" is the same run
     # with the per-type schedule (one Linear/GRUCell call per node type), for comparison.
+    # "+pipe2": two env groups stepped in turn, one group's policy call overlapping the other's
+    # physics (PPOConfig.pipeline=2).
     plan = [
-        ("mlp", dev, True, "cpu" if dev != "cpu" else "", None),
-        ("snowflake", dev, True, gnn_roll, None),
+        ("mlp", dev, True, "cpu" if dev != "cpu" else "", None, 1),
+        ("snowflake", dev, True, gnn_roll, None, 1),
+        ("mlp", dev, True, "cpu" if dev != "cpu" else "", None, 2),
+        ("snowflake", dev, True, gnn_roll, None, 2),
     ]
     if dev != "cpu":  # per-type GNN schedule, the MLP's rollout policy on the GPU, eager runs
-        plan += [("snowflake", dev, True, gnn_roll, False), ("mlp", dev, True, dev, None)]
-        plan += [("mlp", dev, False, "cpu", None), ("snowflake", dev, False, gnn_roll, None)]
-        plan += [("mlp", "cpu", False, "", None)]
-    for pol, d, g, rd, bt in plan:
+        plan += [("snowflake", dev, True, gnn_roll, False, 1), ("mlp", dev, True, dev, None, 1)]
+        plan += [("mlp", dev, False, "cpu", None, 1), ("snowflake", dev, False, gnn_roll, None, 1)]
+    for pol, d, g, rd, bt, pipe in plan:
         key = f"{pol}@{d}" + ("" if d == "cpu" else ("+graph" if g else "+eager"))
         key += f"+rollout_{rd}" if d != "cpu" and rd else ""
         key += "+pertype" if bt is False else ""
+        key += f"+pipe{pipe}" if pipe > 1 else ""
         need = 3.0 if a.smoke else (40.0 if (pol, d) == ("snowflake", "cpu") else 10.0)
         if time.time() + need > deadline:
             log(f"PPO iteration {key}: skipped (budget)")
             continue
         try:
-            r = ppo_iteration(pol, cores, a.smoke, deadline, d, g, rd if d != "cpu" else "", bt)
+            r = ppo_iteration(
+                pol, cores, a.smoke, deadline, d, g, rd if d != "cpu" else "", bt, pipe
+            )
         except Exception as e:  # a GPU failure must not sink the CPU measurements
             res["ppo_iteration"][key] = {"policy": pol, "device": d, "error": repr(e)}
             log(f"PPO iteration {key}: FAILED {e!r}")

@@ -31,6 +31,10 @@ class PPOConfig:
     runs the rollout's policy calls on a copy of the model that is refreshed after every update,
     e.g. ``device="cuda", rollout_device="cpu"``: the update's large minibatches go to the GPU
     while the rollout's small per-step batches avoid a GPU round trip per env step.
+    ``pipeline`` (≥ 2, threaded envs): the envs form that many groups with their own threads,
+    and the rollout computes one group's actions while the other groups' physics runs, hiding
+    the per-step policy time behind stepping (same PPO samples; the order of random draws and of
+    normaliser updates differs, so runs are not bit-identical to ``pipeline=1``).
     ``cuda_graph`` (on a CUDA ``device``): each minibatch step of the update is one replay of a
     captured CUDA graph (same algorithm; the step is otherwise bound by kernel-launch latency).
     """
@@ -57,6 +61,7 @@ class PPOConfig:
     norm_reward: bool = True
     vector: str = "thread"
     num_threads: int = 0
+    pipeline: int = 1
     device: str = "cpu"
     rollout_device: str = ""
     cuda_graph: bool = True
@@ -73,6 +78,15 @@ class PPOConfig:
             raise ValueError(
                 f"rollout_steps ({self.rollout_steps}) must be divisible by minibatch_size "
                 f"({self.minibatch_size})."
+            )
+        if self.pipeline < 1 or self.num_envs % self.pipeline:
+            raise ValueError(
+                f"pipeline ({self.pipeline}) must be >= 1 and divide num_envs ({self.num_envs})."
+            )
+        if self.pipeline > 1 and self.vector != "thread":
+            raise ValueError(
+                f"pipeline={self.pipeline} needs vector='thread' (got {self.vector!r}): "
+                "the env groups are ThreadedVectorEnvs."
             )
         if self.total_steps < self.rollout_steps:
             raise ValueError(

@@ -20,10 +20,11 @@ import torch
 from ._freeze import FreezeSpec
 from ._graph import morphology_from_env
 from ._graphs import GraphedPolicy, GraphedPPOStep, capturable_adam, set_lr
+from ._pipeline import STATEFUL, EnvGroups
 from ._policies import DECODER_GAIN, ActorCritic
 from ._ppo import PPOConfig, compute_gae, ppo_update
 from ._registry import make_env
-from ._vector import ThreadedVectorEnv, make_vector_env
+from ._vector import make_vector_env
 
 CKPT_VERSION = 1
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))  # as in torch's Normal.log_prob
@@ -99,7 +100,10 @@ class Trainer:
             self.roll_agent.normalizer.to("cpu")
             self.roll_agent.bind(self.morph)
             self.roll_agent.requires_grad_(False)
-        self.envs = make_vector_env(cfg.env, cfg.num_envs, cfg.vector, cfg.num_threads or None)
+        if cfg.pipeline > 1:  # env groups stepped in turn (policy overlaps physics)
+            self.envs = EnvGroups(cfg.env, cfg.num_envs, cfg.pipeline, cfg.num_threads or None)
+        else:
+            self.envs = make_vector_env(cfg.env, cfg.num_envs, cfg.vector, cfg.num_threads or None)
         self.num_updates = cfg.total_steps // cfg.rollout_steps
         self.update_idx = 0
         self.global_step = 0
@@ -148,7 +152,8 @@ class Trainer:
         term_b, trunc_b = np.zeros((t_len, k), bool), np.zeros((t_len, k), bool)
         low, high = self.envs.single_action_space.low, self.envs.single_action_space.high
         agent = self.roll_agent
-        graphed = self._policy_graph(k)
+        groups = self.envs.slices if isinstance(self.envs, EnvGroups) else [slice(0, k)]
+        graphed = self._policy_graph(k // len(groups))
         fast = agent.rollout_fn() if dev.type == "cpu" else None
         ndev = agent.normalizer.mean.device  # the CPU for a separate rollout copy
 
@@ -159,58 +164,84 @@ class Trainer:
         # "policy" only launches the kernels and the wait for them lands in "action_out").
         ph = dict.fromkeys(("normalize", "policy", "action_out", "env", "done", "bookkeeping"), 0.0)
         clock = time.perf_counter
+
+        def act(t: int, sl: slice) -> np.ndarray:
+            """Policy step for envs ``sl`` at time ``t``: store obs/action/…, return env actions."""
+            c0 = clock()
+            raw = torch.as_tensor(self.next_obs[sl], device=ndev)
+            agent.normalizer.update(raw)
+            obs = agent.normalize(raw).to(dev)
+            c1 = clock()
+            if fast is not None:  # CPU: same maths as below, without module/distribution layers
+                mean, std, value = fast(obs)
+                eps = torch.randn(mean.shape, dtype=mean.dtype)  # contiguous, as Normal.sample
+                action = mean + std * eps  # = Normal(mean, std).sample(), bit for bit
+                logp = -((action - mean) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI
+                obs_b[t, sl], act_b[t, sl], mean_b[t, sl], std_b[t, sl] = obs, action, mean, std
+                logp_b[t, sl], val_b[t, sl] = logp.sum(-1), value
+            else:
+                if graphed is None:
+                    dist, value = agent.dist(obs), agent.value(obs)
+                else:  # same maths, one graph replay instead of ~100 (GNN) kernel launches
+                    mean, log_std, value = graphed(obs)
+                    dist = torch.distributions.Normal(mean, log_std.exp(), validate_args=False)
+                action = dist.sample()
+                obs_b[t, sl], act_b[t, sl] = obs, action
+                mean_b[t, sl], std_b[t, sl] = dist.loc, dist.scale
+                logp_b[t, sl] = dist.log_prob(action).sum(-1)
+                val_b[t, sl] = value
+            c2 = clock()
+            env_act = np.clip(action.cpu().numpy().astype(np.float64), low, high)
+            ph["normalize"] += c1 - c0
+            ph["policy"] += c2 - c1
+            ph["action_out"] += clock() - c2
+            return env_act
+
+        def record(t: int, sl: slice, result) -> None:
+            """Store the step result of envs ``sl`` at time ``t``; episode bookkeeping."""
+            c4 = clock()
+            obs, rew, term, trunc, info = result
+            if sl.start == 0 and sl.stop == k:
+                self.next_obs = obs
+            else:
+                self.next_obs[sl] = obs
+            done = term | trunc
+            rew_b[t, sl] = self._scale_reward(rew, done, sl)
+            term_b[t, sl], trunc_b[t, sl] = term, trunc
+            if done.any():  # V of the true successor for finished envs (final observation)
+                idx = np.nonzero(done)[0]
+                fin = normalize(np.stack([info["final_obs"][i] for i in idx]))
+                nval_b[t, torch.as_tensor(idx + sl.start, device=dev)] = agent.value(fin)
+            c5 = clock()
+            self.ep_ret[sl] += rew
+            self.ep_len[sl] += 1
+            self.global_step += sl.stop - sl.start
+            for i in np.nonzero(done)[0] + sl.start:
+                self.episodes.append((float(self.ep_ret[i]), int(self.ep_len[i]), self.global_step))
+                self.ep_ret[i], self.ep_len[i] = 0.0, 0
+            ph["done"] += c5 - c4
+            ph["bookkeeping"] += clock() - c5
+
         with torch.inference_mode():
-            for t in range(t_len):
-                c0 = clock()
-                raw = torch.as_tensor(self.next_obs, device=ndev)
-                agent.normalizer.update(raw)
-                obs = agent.normalize(raw).to(dev)
-                c1 = clock()
-                if fast is not None:  # CPU: same maths as below, without module/distribution layers
-                    mean, std, value = fast(obs)
-                    eps = torch.randn(mean.shape, dtype=mean.dtype)  # contiguous, as Normal.sample
-                    action = mean + std * eps  # = Normal(mean, std).sample(), bit for bit
-                    logp = -((action - mean) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI
-                    obs_b[t], act_b[t], mean_b[t], std_b[t] = obs, action, mean, std
-                    logp_b[t], val_b[t] = logp.sum(-1), value
-                else:
-                    if graphed is None:
-                        dist, value = agent.dist(obs), agent.value(obs)
-                    else:  # same maths, one graph replay instead of ~100 (GNN) kernel launches
-                        mean, log_std, value = graphed(obs)
-                        dist = torch.distributions.Normal(mean, log_std.exp(), validate_args=False)
-                    action = dist.sample()
-                    obs_b[t], act_b[t] = obs, action
-                    mean_b[t], std_b[t] = dist.loc, dist.scale
-                    logp_b[t] = dist.log_prob(action).sum(-1)
-                    val_b[t] = value
-                c2 = clock()
-                env_act = np.clip(action.cpu().numpy().astype(np.float64), low, high)
-                c3 = clock()
-                self.next_obs, rew, term, trunc, info = self.envs.step(env_act)
-                c4 = clock()
-                done = term | trunc
-                rew_b[t], term_b[t], trunc_b[t] = self._scale_reward(rew, done), term, trunc
-                if done.any():  # V of the true successor for finished envs (final observation)
-                    idx = np.nonzero(done)[0]
-                    fin = normalize(np.stack([info["final_obs"][i] for i in idx]))
-                    nval_b[t, torch.as_tensor(idx, device=dev)] = agent.value(fin)
-                c5 = clock()
-                self.ep_ret += rew
-                self.ep_len += 1
-                self.global_step += k
-                for i in np.nonzero(done)[0]:
-                    self.episodes.append(
-                        (float(self.ep_ret[i]), int(self.ep_len[i]), self.global_step)
-                    )
-                    self.ep_ret[i], self.ep_len[i] = 0.0, 0
-                c6 = clock()
-                ph["normalize"] += c1 - c0
-                ph["policy"] += c2 - c1
-                ph["action_out"] += c3 - c2
-                ph["env"] += c4 - c3
-                ph["done"] += c5 - c4
-                ph["bookkeeping"] += c6 - c5
+            if len(groups) == 1:
+                for t in range(t_len):
+                    env_act = act(t, groups[0])
+                    c3 = clock()
+                    result = self.envs.step(env_act)
+                    ph["env"] += clock() - c3
+                    record(t, groups[0], result)
+            else:  # group g's policy call runs while the other groups' physics runs
+                self.next_obs = np.array(self.next_obs, copy=True)
+                for g, sl in enumerate(groups):
+                    self.envs.step_async(g, act(0, sl))
+                for t in range(t_len):
+                    for g, sl in enumerate(groups):
+                        c3 = clock()
+                        result = self.envs.step_wait(g)
+                        ph["env"] += clock() - c3
+                        record(t, sl, result)
+                        if t + 1 < t_len:
+                            self.envs.step_async(g, act(t + 1, sl))
             c0 = clock()
             # Elsewhere the successor is the next stored observation: reuse its value.
             last = agent.value(normalize(self.next_obs))
@@ -235,18 +266,23 @@ class Trainer:
             "returns": flat(ret),
         }
 
-    def _scale_reward(self, rew: np.ndarray, done: np.ndarray) -> np.ndarray:
+    def _scale_reward(
+        self, rew: np.ndarray, done: np.ndarray, sl: slice | None = None
+    ) -> np.ndarray:
         """``rew / σ(discounted return)`` when ``cfg.norm_reward`` (running statistics over all
-        envs, Chan et al. merge), else ``rew``; the discounted return restarts after ``done``."""
+        envs, Chan et al. merge), else ``rew``; the discounted return restarts after ``done``.
+        ``rew``/``done`` are of the envs ``sl`` (default: all)."""
         if not self.cfg.norm_reward:
             return rew
-        self.disc_ret = self.disc_ret * self.cfg.gamma + rew
+        sl = slice(None) if sl is None else sl
+        disc = self.disc_ret[sl] * self.cfg.gamma + rew
         mean, var, count = self.ret_rms
-        b_mean, b_var, b = self.disc_ret.mean(), self.disc_ret.var(), self.disc_ret.size
+        b_mean, b_var, b = disc.mean(), disc.var(), disc.size
         delta, tot = b_mean - mean, count + b
         m2 = var * count + b_var * b + delta**2 * count * b / tot
         self.ret_rms = np.array([mean + delta * b / tot, m2 / tot, tot])
-        self.disc_ret[done] = 0.0
+        disc[done] = 0.0
+        self.disc_ret[sl] = disc
         return rew / np.sqrt(self.ret_rms[1] + 1e-8)
 
     # ---------------------------------------------------------------- update
@@ -373,7 +409,7 @@ class Trainer:
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         """All state to continue identically: model (+ normaliser), optimisers, RNGs, envs."""
-        env_state = self.envs.get_state() if isinstance(self.envs, ThreadedVectorEnv) else None
+        env_state = self.envs.get_state() if isinstance(self.envs, STATEFUL) else None
         return {
             "version": CKPT_VERSION,
             "config": self.cfg.to_dict(),
@@ -415,7 +451,7 @@ class Trainer:
         self.next_obs = ckpt["next_obs"].copy()
         self.ret_rms = np.array(ckpt.get("ret_rms", self.ret_rms), copy=True)
         self.disc_ret = np.array(ckpt.get("disc_ret", self.disc_ret), copy=True)
-        if ckpt["env_state"] is not None and isinstance(self.envs, ThreadedVectorEnv):
+        if ckpt["env_state"] is not None and isinstance(self.envs, STATEFUL):
             self.envs.set_state(ckpt["env_state"])
         self._sync_rollout_agent()
 

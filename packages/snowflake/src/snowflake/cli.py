@@ -65,6 +65,8 @@ def cmd_train(a: argparse.Namespace) -> int:
             num_threads=a.threads,
             device=a.device,
             rollout_device=a.rollout_device,
+            pipeline=a.pipeline,
+            decoder_gain=a.decoder_gain,
             checkpoint_every=a.checkpoint_every,
             tensorboard=a.tensorboard,
             **over,
@@ -206,6 +208,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="policy calls during rollouts on a copy of the model there (e.g. cpu with "
         "--device cuda); default: --device",
+    )
+    t.add_argument(
+        "--pipeline",
+        type=int,
+        default=1,
+        help="env groups stepped in turn (2: one group's policy call overlaps the other's "
+        "physics; --vector thread only)",
+    )
+    t.add_argument(
+        "--decoder-gain",
+        type=float,
+        default=0.1,
+        help="orthogonal gain of the GNN decoder's output layer (1.0: NerveNet's plain init)",
     )
     t.add_argument("--checkpoint-every", type=int, default=10, help="updates between checkpoints")
     t.add_argument("--rollout-steps", type=int)
