@@ -100,6 +100,7 @@ def throughput(sec: float, cores: int, smoke: bool, deadline: float) -> dict:
         (f"async{c}_c6", "Centipede-6", "async", c, c),
         (f"thread{c}_c20_x{8 * c}", "Centipede-20", "thread", 8 * c, c),
         (f"thread{c}_c6_x{16 * c}", "Centipede-6", "thread", 16 * c, c),
+        (f"thread{c}_c6_x{32 * c}", "Centipede-6", "thread", 32 * c, c),
         (f"thread{c}_c20_x{c}", "Centipede-20", "thread", c, c),
         (f"thread{c}_c6_x{4 * c}", "Centipede-6", "thread", 4 * c, c),
     ]
