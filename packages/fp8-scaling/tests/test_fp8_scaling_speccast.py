@@ -101,6 +101,10 @@ def test_spec_routing(monkeypatch):
     monkeypatch.setattr(_linear_fn, "AUTO_SPEC_MIN_NUMEL", t.numel())
     assert _linear_fn._spec_ok(t, jit, "auto", g)
     assert not _linear_fn._spec_ok(t, jit, "triton", g)
+    # and "auto" then leaves the pair route to tensors below the threshold (or without guesses)
+    assert not _linear_fn._pair_ok(t, t, jit, fs.E4M3, "auto", spec_ready=True)
+    assert _linear_fn._pair_ok(t, t, jit, fs.E4M3, "auto", spec_ready=False)
+    assert _linear_fn._pair_ok(t, t, jit, fs.E4M3, "pair", spec_ready=True)
     monkeypatch.setattr(_linear_fn, "AUTO_SPEC_MIN_NUMEL", t.numel() + 1)
     assert not _linear_fn._spec_ok(t, jit, "auto", g)
 

@@ -163,11 +163,16 @@ AUTO_SPEC: bool = False
 AUTO_SPEC_MIN_NUMEL: int = 1 << 25
 
 
-def _pair_ok(x, w, recipe, fmt: FP8Format, fast) -> bool:
-    """Whether the forward casts ``x`` and ``w`` with the pair kernels (see ``AUTO_PAIR``)."""
+def _pair_ok(x, w, recipe, fmt: FP8Format, fast, spec_ready: bool = False) -> bool:
+    """Whether the forward casts ``x`` and ``w`` with the pair kernels (see ``AUTO_PAIR``);
+    ``spec_ready``: the layer has scale guesses, so "auto" prefers the one-pass casts for
+    tensors of ``AUTO_SPEC_MIN_NUMEL`` elements or more when ``AUTO_SPEC`` is set."""
     if fast not in ("pair", "auto", True) or (fast != "pair" and not AUTO_PAIR):
         return False
-    if fast != "pair" and max(x.numel(), w.numel()) >= AUTO_PAIR_MAX_NUMEL:
+    big = max(x.numel(), w.numel())
+    if fast != "pair" and big >= AUTO_PAIR_MAX_NUMEL:
+        return False
+    if fast != "pair" and AUTO_SPEC and spec_ready and big >= AUTO_SPEC_MIN_NUMEL:
         return False
     if _compiling() and not HAS_TRITON_OP:
         return False
@@ -334,7 +339,7 @@ class _Float8LinearFn(torch.autograd.Function):
         delayed = isinstance(recipe, DelayedScaling)
         need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         fp8_dw = recipe.grad_weight == "fp8"
-        pair = hw and _pair_ok(x, weight, recipe, fmt_f, qf)
+        pair = hw and _pair_ok(x, weight, recipe, fmt_f, qf, state is not None)
         if pair:  # x and w: one amax launch and one cast launch for both
             tx, tw = need_dw and fp8_dw, need_dx
             amax_fn, cast_fn = (
