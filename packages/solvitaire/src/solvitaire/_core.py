@@ -17,12 +17,13 @@ from numba import njit
 # cfg indices
 T, R, C, NF, MR, BUILD, GPOL, GMODE, SPACES, FPRES, FREM, FCOMP, HPRES, HLOOP = range(14)
 DTYPE, DCOUNT, REDEALS, RSTACK, BASE, DOM, CAP, NCARDS, OFF_F, OFF_C, OFF_L, OFF_D = range(14, 26)
-OFF_DATA, SSIZE, NP, SYM, FDOWN, SUITSYM, GPLACE, RPRUNE, ORDER = range(26, 35)
-NCFG = 35
+OFF_DATA, SSIZE, NP, SYM, FDOWN, SUITSYM, GPLACE, RPRUNE, ORDER, DEADLOCK = range(26, 36)
+NCFG = 36
 
 # move kinds
 K_T2F, K_T2T, K_T2C, K_C2T, K_C2F, K_R2T, K_R2F, K_F2T, K_W, K_DEAL = range(10)
 K_T2H, K_C2H, K_R2H, K_SPIDER, K_R2C = range(10, 15)
+SUIT_BITS = np.uint64(0x1111111111111111)  # the card codes of suit 0 (code = rank * 4 + suit)
 MAX_MOVES_NODE = 4096
 
 
@@ -309,6 +310,89 @@ def dominance(S, cfg, mv, k):
             mv[k - 1, 6] = 1
             return k
     return k
+
+
+@njit(cache=True, inline="always")
+def _rank_bits(lo, hi):
+    """Bit set of every card code with a rank in ``lo..hi`` (empty when lo > hi)."""
+    if lo > hi:
+        return np.uint64(0)
+    return ((np.uint64(1) << np.uint64(4 * hi + 4)) - np.uint64(1)) ^ (
+        (np.uint64(1) << np.uint64(4 * lo)) - np.uint64(1)
+    )
+
+
+@njit(cache=True)
+def deadlocked(S, cfg):
+    """True when the position provably cannot be won: a non-empty set D of tableau cards none
+    of which can ever move first. (Used only where ``cfg[DEADLOCK]`` is set: one deck,
+    foundations built up from the ace, no cells and no hole, and only kings (or nothing) may
+    fill a space, so a card leaves its pile only to a foundation or onto a tableau card.)
+
+    D starts as every non-king tableau card and loses each card that has a way out while
+    every card of D stays where it is: a tableau card is *covered* when a card of D lies
+    above it in its pile. A card keeps a way out when (1) it is not covered and no lower
+    card of its suit that is still off the foundations is covered or in D (every one must
+    go up before it), or
+    (2) some card it may be built on is not covered (cards outside the tableau count as
+    uncovered), or (3) the face-up card under it, which it would go along with as part of
+    a built group, is out of D (a king at the bottom of a pile does not count: moving a
+    whole pile to a space only swaps piles). What is left (the greatest such set) is
+    stuck: the first of its cards to move would need a covered card exposed, a covered or
+    stuck card on a foundation, or a carrier from D, i.e. another card of D to have moved
+    before it. A stuck card never reaches its foundation, so the position is lost."""
+    nt = cfg[T]
+    mr = cfg[MR]
+    od = cfg[OFF_D]
+    of = cfg[OFF_F]
+    one = np.uint64(1)
+    D = np.uint64(0)
+    for j in range(nt):
+        for i in range(_len(S, cfg, j)):
+            c = _at(S, cfg, j, i)
+            if (c >> 2) != mr:
+                D |= one << np.uint64(c)
+    if D == 0:
+        return False
+    while True:
+        covered = np.uint64(0)  # tableau cards with a card of D above them
+        for j in range(nt):
+            above = False
+            for i in range(_len(S, cfg, j) - 1, -1, -1):
+                c = _at(S, cfg, j, i)
+                if above:
+                    covered |= one << np.uint64(c)
+                if (D >> np.uint64(c)) & one:
+                    above = True
+        nd = D
+        for j in range(nt):
+            n = _len(S, cfg, j)
+            for i in range(n):
+                c = _at(S, cfg, j, i)
+                bit = one << np.uint64(c)
+                if (D & bit) == 0:
+                    continue
+                r = c >> 2
+                su = c & 3
+                # (1) the foundation: the lower cards of its suit still to go up
+                lower = _rank_bits(S[of + su] + 1, r - 1) & (SUIT_BITS << np.uint64(su))
+                out = (bit & covered) == 0 and (lower & (covered | D)) == 0
+                # (2) a card to be built on that is not covered
+                if not out:
+                    tg = _onto_mask(c, cfg[BUILD], 1, mr)
+                    out = (tg & ~covered) != 0
+                # (3) a face-up carrier under it that is out of D
+                if not out and i > 0 and i > S[od + j]:
+                    h = _at(S, cfg, j, i - 1)
+                    if _builds(cfg[GPOL], c, h, 1, mr) and not (i == 1 and (h >> 2) == mr):
+                        out = ((D >> np.uint64(h)) & one) == 0
+                if out:
+                    nd &= ~bit
+        if nd == D:
+            return True
+        D = nd
+        if D == 0:
+            return False
 
 
 @njit(cache=True)
@@ -772,7 +856,7 @@ def apply_move(S, cfg, mv, i):
 
 RUNNING, SOLVED, UNSOLVABLE, MEMORY, BUFFER, GROW = 0, 1, 2, 3, 4, 5
 # ctl indices
-D_DEPTH, D_STATUS, D_NODES, D_UNIQUE, D_DOM, D_MAXD, D_BACK, D_FILL, D_CANGROW = range(9)
+D_DEPTH, D_STATUS, D_NODES, D_UNIQUE, D_DOM, D_MAXD, D_BACK, D_FILL, D_CANGROW, D_DEAD = range(10)
 NCTL = 10
 ZPOS, ZCARD = 128, 64  # Zobrist table: positions within a pile x card codes
 
@@ -932,6 +1016,12 @@ def expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
     """Open node ``d`` (its state is ``states[d]``). Returns False if it is a transposition."""
     S = states[d]
     start = fe[d - 1] if d > 0 else 0
+    if cfg[DEADLOCK] != 0 and deadlocked(S, cfg):
+        ctl[D_DEAD] += 1
+        fs[d] = start
+        fe[d] = start  # no children: the position is lost
+        fn[d] = start
+        return True
     k = dominance(S, cfg, mv, start)
     if k == start:
         h1, h2 = state_hash2(S, cfg, Z)

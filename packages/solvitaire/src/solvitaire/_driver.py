@@ -203,6 +203,7 @@ def run(
         "states": int(ctl[cs.D_NODES]),
         "unique_states": int(ctl[cs.D_UNIQUE]),
         "dominance_moves": int(ctl[cs.D_DOM]),
+        "deadlocks": int(ctl[cs.D_DEAD]),
         "backtracks": int(ctl[cs.D_BACK]),
         "max_depth": int(max(s.ctl[cs.D_MAXD] for s in searches)),
         "seconds": secs,

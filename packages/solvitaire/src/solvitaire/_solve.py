@@ -129,6 +129,19 @@ def _rules_cfg(rules: Rules) -> dict[int, int]:
         cm.SSIZE: st["size"],
         cm.GPLACE: int(tp.get("built group placement", "build-policy") == "group-policy"),
         cm.RPRUNE: 1,
+        # the deadlock test (a proof that a position is lost) holds where a card leaves its
+        # pile only for a foundation (one deck, aces up) or a tableau card: no cells, no hole,
+        # and only kings (or nothing) fill spaces
+        cm.DEADLOCK: int(
+            f["present"]
+            and not f["only complete pile moves"]
+            and not two
+            and not down
+            and r["cells"]["count"] == 0
+            and not r["hole"]["present"]
+            and tp["spaces policy"] in ("kings", "no-build")
+            and tp["build policy"] != "no-build"
+        ),
         # a search hint from the rules (tableau piles.search order): "shortest-pile-first"
         # tries moves off and onto the shortest piles first, and the largest groups first
         cm.ORDER: int(tp.get("search order", "last-pile-first") == "shortest-pile-first"),
@@ -156,6 +169,8 @@ def compile_rules(rules: Rules, d: Deal) -> tuple[np.ndarray, np.ndarray]:
     np_ = nt + nr + 2
     cfg = np.zeros(cm.NCFG, np.int64)
     vals.update({cm.R: nr, cm.NF: nf, cm.BASE: d.base, cm.CAP: cap, cm.NP: np_})
+    if d.base != 1 or nf != 4:
+        vals[cm.DEADLOCK] = 0  # the test assumes four foundations built up from the ace
     of = 2
     oc = of + nf
     ol = oc + nc
