@@ -30,11 +30,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-#: Klondike seeds 1-713 without a decision in the local store (60 s per deal): timed out on the
-#: 2-core machine and on the 32-core box run of 2026-11-29 19:05 UTC, or cut by its budget (693,
-#: 701). They run first; ``KL_RETRY`` (comma-separated seeds) replaces the list.
-UNDECIDED = [15, 22, 33, 39, 90, 125, 155, 263, 294, 336, 433, 456, 469, 523, 545, 558, 598, 610,
-             619, 627, 669, 679, 693, 701]  # fmt: skip
+#: Klondike seeds 1-1000 without a decision within 60 s in the local store (the 19:05 and 22:29
+#: UTC box runs of 2026-11-29 included). They run first; ``KL_RETRY`` (comma-separated seeds)
+#: replaces the list.
+UNDECIDED = [15, 22, 33, 39, 90, 125, 155, 263, 294, 336, 433, 456, 469, 523, 545, 558, 598,
+             610, 619, 627, 669, 679, 693, 701, 714, 715, 719, 722, 751, 765, 771, 818, 898,
+             1000]  # fmt: skip
 #: Klondike answers decided by the reference program (its outcomes file): a correctness check.
 KNOWN = {1: "unsolvable", 2: "solved", 4: "solved", 5: "solved"}
 SPIDER_SEEDS = range(1, 1 + int(os.environ.get("SP_SEEDS", 40)))
