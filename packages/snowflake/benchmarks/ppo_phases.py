@@ -83,6 +83,7 @@ def measure(a: argparse.Namespace) -> dict:
         device=a.device,
         rollout_device=a.rollout_device,
         seed=a.seed,
+        pipeline=a.pipeline,
     )
     pure = bench_env(a.env, a.num_envs, "thread", a.pure_seconds, a.threads)
     pure_s = cfg.rollout_steps / pure["steps_per_s"]
@@ -101,6 +102,7 @@ def measure(a: argparse.Namespace) -> dict:
         "rollout_device": a.rollout_device or a.device,
         "num_envs": a.num_envs,
         "threads": a.threads,
+        "pipeline": a.pipeline,
         "torch_threads_update": a.torch_threads,
         "rollout_steps": cfg.rollout_steps,
         "minibatch": cfg.minibatch_size,
@@ -123,7 +125,7 @@ def render(res: dict) -> str:
         f"{res['policy']} on {res['env']}, {res['num_envs']} envs / {res['threads']} threads, "
         f"update on {res['device']} ({res['torch_threads_update']} torch threads), rollout policy "
         f"on {res['rollout_device']}; {res['rollout_steps']} steps, {res['epochs']} epochs of "
-        f"{res['minibatch']}",
+        f"{res['minibatch']}; pipeline {res['pipeline']}",
         "",
         "| phase | s | µs per vector step | × pure stepping |",
         "|---|---|---|---|",
@@ -157,6 +159,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--device", default="cpu")
     p.add_argument("--rollout-device", default="")
+    p.add_argument("--pipeline", type=int, default=1, help="env groups stepped in turn")
     p.add_argument("--iters", type=int, default=2)
     p.add_argument("--pure-seconds", type=float, default=3.0)
     p.add_argument("--seed", type=int, default=0)

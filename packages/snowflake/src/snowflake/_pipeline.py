@@ -74,7 +74,8 @@ class EnvGroups(VectorEnv):
                 "choose e.g. groups=2 with an even number of envs."
             )
         size = num_envs // groups
-        nt = max(1, (num_threads or os.cpu_count() or 1) // groups)
+        avail = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        nt = min(size, max(1, (num_threads or avail or 1) // groups))
         self.groups = [make_vector_env(env, size, "thread", nt) for _ in range(groups)]
         self.slices = [slice(g * size, (g + 1) * size) for g in range(groups)]
         g0 = self.groups[0]
