@@ -85,6 +85,24 @@ def correctness() -> dict:
     return {"threaded_equals_single": True, "gnn_c6_runs_on_c100": True}
 
 
+def _indep_worker(job: tuple[str, int, float]) -> float:
+    """Steps/s of one single-threaded ``ThreadedVectorEnv`` (a process of the "indep" case)."""
+    from snowflake._bench import bench_env
+
+    env, n, sec = job
+    return bench_env(env, n, "thread", sec, 1)["steps_per_s"]
+
+
+def indep(env: str, num_envs: int, procs: int, sec: float) -> dict:
+    """``procs`` independent processes, each stepping ``num_envs // procs`` envs on one thread
+    (no GIL shared, no communication): what the cores deliver without a shared GIL."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(procs) as pool:
+        rates = pool.map(_indep_worker, [(env, num_envs // procs, sec)] * procs)
+    return {"steps_per_s": float(sum(rates)), "per_process": rates, "num_envs": num_envs}
+
+
 def throughput(sec: float, cores: int, smoke: bool, deadline: float) -> dict:
     """Steps/s of one env in one process, ``ThreadedVectorEnv`` and ``AsyncVectorEnv``, most
     important cases first; a case is skipped when it would end after ``deadline``."""
@@ -94,13 +112,16 @@ def throughput(sec: float, cores: int, smoke: bool, deadline: float) -> dict:
     plan = [
         ("single_c20", "Centipede-20", "single", 1, 1),
         ("single_c6", "Centipede-6", "single", 1, 1),
-        (f"thread{c}_c20_x{4 * c}", "Centipede-20", "thread", 4 * c, c),
-        (f"thread{c}_c6_x{8 * c}", "Centipede-6", "thread", 8 * c, c),
-        (f"async{c}_c20", "Centipede-20", "async", c, c),
-        (f"async{c}_c6", "Centipede-6", "async", c, c),
         (f"thread{c}_c20_x{8 * c}", "Centipede-20", "thread", 8 * c, c),
         (f"thread{c}_c6_x{16 * c}", "Centipede-6", "thread", 16 * c, c),
         (f"thread{c}_c6_x{32 * c}", "Centipede-6", "thread", 32 * c, c),
+        # c independent one-thread processes: the cores' throughput without a shared GIL
+        (f"indep{c}_c6_x{16 * c}", "Centipede-6", "indep", 16 * c, c),
+        (f"indep{c}_c20_x{8 * c}", "Centipede-20", "indep", 8 * c, c),
+        (f"async{c}_c20", "Centipede-20", "async", c, c),
+        (f"async{c}_c6", "Centipede-6", "async", c, c),
+        (f"thread{c}_c20_x{4 * c}", "Centipede-20", "thread", 4 * c, c),
+        (f"thread{c}_c6_x{8 * c}", "Centipede-6", "thread", 8 * c, c),
         (f"thread{c}_c20_x{c}", "Centipede-20", "thread", c, c),
         (f"thread{c}_c6_x{4 * c}", "Centipede-6", "thread", 4 * c, c),
     ]
@@ -123,7 +144,10 @@ def throughput(sec: float, cores: int, smoke: bool, deadline: float) -> dict:
             log(f"throughput {key}: skipped (budget)")
             continue
         try:
-            r = bench_env(env, n, kind, sec, threads if kind == "thread" else None)
+            if kind == "indep":
+                r = indep(env, n, threads, sec)
+            else:
+                r = bench_env(env, n, kind, sec, threads if kind == "thread" else None)
         except Exception as e:  # one failing backend must not sink the rest
             res[key] = {"env": env, "kind": kind, "num_envs": n, "error": repr(e)}
             log(f"throughput {key}: FAILED {e!r}")
@@ -609,7 +633,7 @@ def phase_a(a, res: dict, out: Path, t0: float) -> None:
     res["topology"] = cpu_topology()
     res["checks"] = correctness()
     write_json(out / "snowflake_a.json", res)
-    res["throughput"] = throughput(0.3 if a.smoke else 1.5, cores, a.smoke, deadline - 30.0)
+    res["throughput"] = throughput(0.3 if a.smoke else 1.5, cores, a.smoke, deadline - 45.0)
     write_json(out / "snowflake_a.json", res)
     (out / "snowflake_a.md").write_text(md_a(res))
     res["ppo_iteration"] = {}
