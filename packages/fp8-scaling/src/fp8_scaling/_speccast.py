@@ -2,8 +2,8 @@
 
 The just-in-time recipe (Perez et al. 2023, Section 3, FP8-AMAX) needs the amax of a tensor
 before any element can be cast, so the plain route reads the input twice (amax pass, cast pass).
-The power-of-two scale ``2**bias`` only changes when the amax crosses a power of two, which is
-rare from one step to the next. This route therefore
+The power-of-two scale ``2**bias`` only changes when the amax crosses a power of two, which in
+most steps it does not (``benchmarks/spec_hit_rate.py``). This route therefore
 
 1. casts the tensor (both layouts) with the scale of the previous step -- the *guess* -- and
    measures the amax in the same pass (the one-pass kernel of the delayed recipe), then
@@ -12,10 +12,12 @@ rare from one step to the next. This route therefore
    program exits at once, otherwise it casts the tensor again with the JIT scale.
 
 The result is bit-identical to the two-pass JIT cast in every case (same amax, same scale, same
-saturating cast); only the time differs: one read of the input instead of two when the guess
-holds, three reads when it does not. The new scale is returned so the caller can store it as the
-next guess. NaN in the input gives a NaN scale, which never equals a guess, so the slow path
-recasts (and the output holds NaN, as with the JIT cast).
+saturating cast); only the traffic differs: one read of the input instead of two when the guess
+holds; two reads and two writes of the FP8 copies when it does not (8 bytes per bf16 element
+instead of 6), so the route pays off while the guess holds more than half the time. The new
+scale is returned so the caller can store it as the next guess. NaN in the input counts as inf
+in the amax, as in the two-pass cast (the output holds NaN there); a NaN guess never equals a
+scale, so it takes the recast.
 
 Operator ``fp8_scaling::spec_cast(x, guess, fmt, margin, transpose) -> (q, qt, inv, amax,
 scale)`` for a contiguous 2-D bf16/fp16 tensor ``x`` (M, N): ``q`` (M, N) and ``qt`` (N, M)
