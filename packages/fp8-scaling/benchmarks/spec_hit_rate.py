@@ -5,7 +5,8 @@ trains the demo GPT (:mod:`fp8_scaling._gpt`) with the JIT recipe, records every
 per role at every step (:class:`fp8_scaling.ScaleRecorder`), and reports, per role, the share of
 (layer, step) pairs whose bias equals the same layer's bias one step earlier: that is the share
 of casts where the one-pass JIT cast (``cast_backend="spec"``) reads the input once; the rest
-read it twice and write the FP8 copies twice (cast, then recast). Steps before ``--skip`` (warm-up) are excluded.
+read it twice and write the FP8 copies twice (cast, then recast). Steps before ``--skip``
+(warm-up) are left out.
 """
 
 from __future__ import annotations
