@@ -160,6 +160,45 @@ SELECT = {
         "hist_search": True,
         "merge_emit": True,
     },
+    # fewer warps in the per-row kernels (block reductions by warp shuffles, more rows per SM)
+    # and the packed radix-4 searches (16 reductions instead of 32)
+    "sampled_lean_s1024_w2": {"lean": True, "fallback_block": 128, "samples": 1024, "num_warps": 2},
+    "sampled_lean_s1024_w4_t2": {
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "num_warps": 4,
+        "thr_warps": 2,
+    },
+    "sampled_lean_s1024_r4_w4": {
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "num_warps": 4,
+        "radix4": True,
+    },
+    "sampled_lean_s1024_r4_w8": {
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "num_warps": 8,
+        "radix4": True,
+    },
+    "sampled_lean_s1024_r4_w4_t2": {
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "num_warps": 4,
+        "thr_warps": 2,
+        "radix4": True,
+    },
+    "sampled_lean_s1024_r4_w2": {
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "num_warps": 2,
+        "radix4": True,
+    },
     "hist_s512_w8_lean_h": {"samples": 512, "thr_warps": 8, "lean": True, "hist_search": True},
     "hist_s1024_w8_lean_h": {"samples": 1024, "thr_warps": 8, "lean": True, "hist_search": True},
     "sampled_r16": {"radix16": True},
@@ -187,35 +226,30 @@ FAST = {
     # more (19:09 run: each lost clearly on the other side); torch.topk as a safe net. 22:29
     # run: the lean kernels with 512-key (histogram) and 1024-key (sampled) samples were fastest;
     # the resolve inside the count kernel and the radix-16 searches were slower.
+    # 00:55 run: the radix-256 histogram searches were slower everywhere (K1 444 vs 276 us) and
+    # the chunk-by-chunk look-back count/emit too (K2 127 vs 113 us); the look-back now reads
+    # all lower chunks' words at once
     "select_few_rows": (
         "hist_s512_w8_lean",
         "hist_s512_w8_lean_cw8",
         "hist_s512_w8_lean_m",
         "hist_s512_w8_lean_cw8_m",
-        "hist_s512_w8_lean_h_m",
-        "hist_s512_w8_lean_h",
-        "sampled_lean_s1024_h",
-        "sampled_lean_h",
         "torch",
     ),
-    # 00:29 run: the 256-key histogram sample misjudged (exact fallback, 2 ms), the 512-key
-    # sampled one too (0.73 ms); 16 warps in the sampled final kernel cost 40 %. The
-    # radix-256 histogram searches against the 00:29 winners; the histogram selection again on
-    # the many-rows side with those searches
     "select_many_rows": (
         "sampled_lean_s1024_w4",
-        "sampled_lean_s1024_h",
-        "sampled_lean_h",
-        "sampled_lean_s1024_h_w4",
-        "sampled_ch512_lean_s1024_h",
-        "sampled_lean_s1024_h_cw2",
-        "hist_s512_w8_lean_h",
+        "sampled_lean_s1024_r4_w4",
+        "sampled_lean_s1024_r4_w8",
+        "sampled_lean_s1024_w2",
+        "sampled_lean_s1024_r4_w2",
+        "sampled_lean_s1024_w4_t2",
+        "sampled_lean_s1024_r4_w4_t2",
         "torch",
     ),
     "step2": [4, 1, 2, 3],
     # (tile, warps, lean, fallback block[, histogram searches]); 22:29 run: no fused variant
     # beat step 1 + selection (1024-position tiles, 8 warps: 577 vs 576 us)
-    "fused": [(1024, 8, False, 256, True), (512, 4, False, 256, True)],
+    "fused": [(1024, 8, False, 256, "r4")],
 }
 
 
@@ -395,8 +429,8 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
         return None if e <= 1e-6 * s0["qh"].abs().max().item() else f"q_hat error {e:.2e}"
 
     prep_fns = {n: (lambda s, f=f: f(s["q"], Hkv, r, scale)) for n, f in _PREP.items()}
-    if fast:  # 00:29 run: the one-kernel preparation beat torch 3-6x on every shape
-        prep_fns = {n: prep_fns[n] for n in ("fused", "fused_sort", "fused_sort_w1", "fused_w2")}
+    if fast:  # 00:55 run: the sorting one, one warp, was fastest on every shape (K1 8 vs 17 us)
+        prep_fns = {n: prep_fns[n] for n in ("fused", "fused_sort_w1", "fused_sort_w2")}
     if smoke:
         prep_fns = {n: prep_fns[n] for n in ("torch", "fused", "fused_sort")}
     best0 = run_variants("prep", prep_fns, check0, B * Hq * DH * 2)
@@ -439,7 +473,8 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
     skip = os.environ.get("SPARQ_TUNE_SKIP", "")
     for vname, kw in SELECT.items():
         if smoke and vname not in ("sampled", "sampled_lean", "hist", "hist_lean", "triton",
-                                   "torch", "sampled_lean_h", "hist_s512_w8_lean_h_m"):  # fmt: skip
+                                   "torch", "sampled_lean_s1024_r4_w2", "hist_s512_w8_lean_m",
+                                   ):  # fmt: skip
             continue
         if skip and vname.endswith(skip):  # gpu_run.sh: their GPU test failed
             continue
@@ -492,10 +527,13 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
                                          (1024, 8, False, 256), (512, 8, False, 256),
                                          (1024, 8, True, 64)]  # fmt: skip
         if smoke:
-            fl = [(64, 4, True, 64, True)]
-        fz = {f"fused_tile{t}_w{w}" + ("_lean" if ln else "") + ("_h" if hs else ""):
-              {"tile": t, "num_warps": w, "lean": ln, "fallback_block": fb, "hist_search": hs}
-              for t, w, ln, fb, *hs in fl for hs in [bool(hs and hs[0])]}  # fmt: skip
+            fl = [(64, 4, True, 64, "r4")]
+        # optional fifth field: True (histogram searches) or "r4" (packed radix-4 searches)
+        sfx = {True: "_h", "r4": "_r4"}
+        fz = {f"fused_tile{t}_w{w}" + ("_lean" if ln else "") + sfx.get(x, ""):
+              {"tile": t, "num_warps": w, "lean": ln, "fallback_block": fb,
+               "hist_search": x is True, "radix4": x == "r4"}
+              for t, w, ln, fb, *ex in fl for x in [ex[0] if ex else None]}  # fmt: skip
         fused_fns = {
             n: (lambda s, c=c: select_fused_mha(
                 s["K_t"], s["i1"], s["qh"], s["lens"], k, WINDOW, SINKS, **c))

@@ -52,13 +52,14 @@ def _check(sel, logits, lens, k, window, sinks, **kw):
         (2, 1, 4, 257, 33, 5, 1, 32, False),  # GQA group of 4
         (1, 2, 3, 130, 40, 0, 0, None, True),  # odd group, default plan
         (2, 2, 1, 300, 19, 3, 2, 64, "h256"),  # both searches by radix-256 histograms
+        (2, 1, 4, 257, 33, 5, 1, 32, "r4"),  # both searches by packed radix-4 passes
     ],
 )
 def test_sampled_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, chunk, radix16):
     logits, lens = sel.case(B, Hkv, G, S, seed=S + k)
     kw = {"lean": True} if radix16 == "lean" else {"radix16": radix16}
-    if radix16 == "h256":
-        kw = {"lean": True, "hist_search": True}
+    if radix16 in ("h256", "r4"):
+        kw = {"lean": True, "hist_search": radix16 == "h256", "radix4": radix16 == "r4"}
     _check(sel, logits, lens, k, window, sinks, chunk=chunk, **kw)
 
 
@@ -86,6 +87,7 @@ def test_bad_sample_takes_the_exact_fallback(sel):
     _check(sel, flat, torch.tensor([200]), 24, 0, 0, chunk=32)
     _check(sel, flat, torch.tensor([200]), 24, 0, 0, chunk=32, radix16=True)
     _check(sel, flat, torch.tensor([200]), 24, 0, 0, chunk=32, hist_search=True)
+    _check(sel, flat, torch.tensor([200]), 24, 0, 0, chunk=32, radix4=True)
     # quantised logits: many exact ties at the k-th key among the candidate slots
     logits, lens = sel.case(2, 1, 1, 240, seed=5, ragged=False)
     _check(sel, (logits * 4).round() / 4, lens, 30, 0, 0, chunk=64, hist_search=True)

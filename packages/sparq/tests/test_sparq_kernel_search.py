@@ -1,4 +1,5 @@
-"""The radix-256 histogram rank search vs ``torch.topk`` on int32 keys (CPU interpreter or CUDA)."""
+"""The radix-256 histogram and packed radix-4 rank searches vs ``torch.topk`` on int32 keys
+(CPU interpreter or CUDA)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.skipif(
     DEVICE is None, reason="needs CUDA or TRITON_INTERPRET=1 set before Python starts"
 )
 
-from sparq.kernels._search import _rank_threshold_h256  # noqa: E402
+from sparq.kernels._search import _rank_threshold4, _rank_threshold_h256  # noqa: E402
 from sparq.kernels._select_sample import _rank_threshold  # noqa: E402
 
 
@@ -26,6 +27,7 @@ def _both_kernel(u_ptr, rank_ptr, out_ptr, N: tl.constexpr):
     rank = tl.load(rank_ptr)
     tl.store(out_ptr, _rank_threshold_h256(u, rank))
     tl.store(out_ptr + 1, _rank_threshold(u, rank))
+    tl.store(out_ptr + 2, _rank_threshold4(u, rank))
 
 
 @pytest.mark.parametrize("case", ["wide", "narrow", "ties", "negative", "short"])
@@ -45,8 +47,8 @@ def test_histogram_search_is_the_rank_th_largest(case):
         u[:10] = torch.arange(10)
     u = u.to(torch.int32)
     for rank in (1, 7, 100, n) if case != "short" else (3, 10, 11):
-        out = torch.zeros(2, dtype=torch.int32, device=DEVICE)
+        out = torch.zeros(3, dtype=torch.int32, device=DEVICE)
         r = torch.tensor([rank], dtype=torch.int32, device=DEVICE)
         _both_kernel[(1,)](u.to(DEVICE), r, out, N=n)
         want = int(torch.topk(u.long(), rank).values[-1])
-        assert out.tolist() == [want, want], (case, rank)
+        assert out.tolist() == [want, want, want], (case, rank)

@@ -234,6 +234,7 @@ def select_fused_mha(
     lean: bool = False,
     fallback_block: int = 256,
     hist_search: bool = False,
+    radix4: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Steps 1-2 of SparQ for ``G = 1``: approximate scores and exact top-k, no logits in memory.
 
@@ -250,6 +251,7 @@ def select_fused_mha(
             final kernel's common path when smaller).
         hist_search: the sample threshold and the exact k-th key by four radix-256
             ``tl.histogram`` passes instead of 32 bitwise block counts (same result).
+        radix4: both searches by 16 radix-4 passes with packed counts (takes precedence).
 
     Returns:
         ``idx`` ``(B, H, k)`` int32 in increasing order and ``alpha`` ``(B, H, 1)`` fp32, the same
@@ -272,6 +274,7 @@ def select_fused_mha(
     dev = K_t.device
     idx32 = comp_idx.to(torch.int32).contiguous()
     qh = q_hat.contiguous()
+    search = 3 if radix4 else 2 if hist_search else 0
     thr = torch.empty(rows, device=dev, dtype=torch.int32)
     tmax = torch.empty(rows, nt, device=dev, dtype=torch.float32)
     tsum = torch.empty_like(tmax)
@@ -283,7 +286,7 @@ def select_fused_mha(
     alpha = torch.empty(B, H, 1, device=dev, dtype=torch.float32)
     _fused_sample_kernel[(rows,)](
         K_t, idx32, qh, seq_lens, thr, S, H, local_window, sink_tokens, plan["RANK"], DH=dh, R=r,
-        RP=rp, SAMP=plan["SAMP"], RUN=plan["RUN"], SEARCH=2 if hist_search else 0, num_warps=4,
+        RP=rp, SAMP=plan["SAMP"], RUN=plan["RUN"], SEARCH=search, num_warps=4,
     )  # fmt: skip
     _fused_step1_kernel[(rows, nt)](
         K_t, idx32, qh, seq_lens, thr, tmax, tsum, cnt, ckey, cpos, cp, S, nt, H, local_window,
@@ -294,6 +297,6 @@ def select_fused_mha(
         K_t, idx32, qh, seq_lens, tmax, tsum, cnt, ckey, cpos, cp, idx, alpha, S, nt, H, k,
         local_window, sink_tokens, DH=dh, R=r, RP=rp, NTP=max(2, triton.next_power_of_2(nt)),
         CAP=cap, SLOTS=plan["slots"], CHF=min(fallback_block, max(16, triton.next_power_of_2(S))),
-        LEAN=lean, SEARCH=2 if hist_search else 0, num_warps=_final_warps(plan["slots"]),
+        LEAN=lean, SEARCH=search, num_warps=_final_warps(plan["slots"]),
     )  # fmt: skip
     return idx, alpha

@@ -5,8 +5,10 @@ needs the number of winners of chunks ``0..c-1`` (its output offset). Two launch
 emit) provide it. ``_hcount_emit_kernel`` does it in one: each (row, chunk) program takes its chunk
 number from a per-row ticket counter (so every lower chunk belongs to a program that has already
 started: no deadlock whatever the scheduling order), counts its winners, publishes the count as an
-*aggregate*, then walks back over the lower chunks' published words, summing aggregates until it
-meets an *inclusive* prefix, and publishes its own inclusive prefix. Each word packs
+*aggregate*, then reads all lower chunks' words in one vector load (again while some are not
+published yet) and sums the nearest *inclusive* prefix and the aggregates after it, and
+publishes its own inclusive prefix. (A chunk-by-chunk walk back cost one memory round trip per
+chunk: 14 µs more than the two kernels on K2 at 00:55 UTC.) Each word packs
 ``count << 2 | flag`` (flag 1: aggregate, 2: inclusive), so one atomic carries value and state.
 The output equals the two-kernel path (same positions, same order). Rows with no softmax mass to
 sum only (``need_alpha=False``); the threshold kernel zeroes the words and the ticket.
@@ -27,7 +29,8 @@ __all__: list[str] = []
 def _hcount_emit_kernel(
     logit_ptr, lens_ptr, stat_ptr, cnt_ptr, ckey_ptr, cpos_ptr, res_ptr, lb_ptr, out_idx_ptr,
     alpha_ptr, S, HKV, NCH, K, window, sinks, G: tl.constexpr, GP: tl.constexpr,
-    CAP: tl.constexpr, LBW: tl.constexpr, CHF: tl.constexpr, LEAN: tl.constexpr,
+    CAP: tl.constexpr, LBW: tl.constexpr, NCHP: tl.constexpr, CHF: tl.constexpr,
+    LEAN: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     lb_row = lb_ptr + bh * LBW
@@ -44,13 +47,20 @@ def _hcount_emit_kernel(
             tl.atomic_xchg(lb_row, (w << 2) | 2)
         else:
             tl.atomic_xchg(lb_row + c, (w << 2) | 1)
-            j = c - 1
+            # read all lower chunks' words at once (one round trip, not one per chunk): the
+            # nearest inclusive prefix plus the aggregates after it, once all those are published
+            jj = tl.arange(0, NCHP)
+            before = jj < c
+            found = tl.zeros((), tl.int32)
             spins = tl.zeros((), tl.int32)  # a bound, so that no fault can hang the GPU
-            while (j >= 0) & (spins < 4194304):
-                st = tl.atomic_add(lb_row + j, 0)  # 0: not published yet, read again
+            while (found == 0) & (spins < 1048576):
+                st = tl.load(lb_row + jj, mask=before, other=0, volatile=True)
                 flag = st & 3
-                base += tl.where(flag != 0, st >> 2, 0)
-                j = tl.where(flag == 2, -1, tl.where(flag == 1, j - 1, j))
+                last = tl.max(tl.where(before & (flag == 2), jj, -1), axis=0)
+                after = before & (jj >= last)
+                gap = tl.sum((after & (flag == 0)).to(tl.int32), axis=0)
+                found = ((last >= 0) & (gap == 0)).to(tl.int32)
+                base = tl.sum(tl.where(after, st >> 2, 0), axis=0)
                 spins += 1
             tl.atomic_xchg(lb_row + c, ((base + w) << 2) | 2)
         dest = base + tl.cumsum(si, axis=0) - si

@@ -404,7 +404,7 @@ def select_topk_hist(
         if _stop_after >= 5:
             _hcount_emit_kernel[(rows, nch)](
                 logits, seq_lens, stat, cnt, ckey, cpos, res, lb, idx, alpha, S, Hkv, nch, k,
-                local_window, sink_tokens, G=G, GP=GP, CAP=cap, LBW=lbw,
+                local_window, sink_tokens, G=G, GP=GP, CAP=cap, LBW=lbw, NCHP=nchp,
                 CHF=min(128, max(16, triton.next_power_of_2(S))), LEAN=lean, num_warps=4,
             )  # fmt: skip
         if _probe is not None:

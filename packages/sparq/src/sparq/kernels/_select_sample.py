@@ -28,50 +28,13 @@ import torch
 import triton
 import triton.language as tl
 
-from ._search import _rank_threshold_h256
+from ._search import _rank_thr, _rank_threshold, _rank_threshold16  # noqa: F401 (re-exported)
 from ._select import _global_stats, _head_scalar, _keys, _ordered
 
 __all__ = ["sample_plan", "select_topk_sampled"]
 
 MARGIN = 1.75  # expected candidates per selected position
 MAX_SLOTS = 16384  # largest candidate block the final kernel keeps in registers
-
-
-@triton.jit
-def _rank_threshold(u, RANK):
-    """Largest int32 ``t`` with ``count(u >= t) >= RANK`` (bitwise search from the top bit)."""
-    prefix = tl.zeros((), tl.int64)
-    for b in tl.static_range(31, -1, -1):
-        cand = prefix | (1 << b)
-        cnt = tl.sum((u >= (cand - 2147483648).to(tl.int32)).to(tl.int32), axis=0)
-        prefix = tl.where(cnt >= RANK, cand, prefix)
-    return (prefix - 2147483648).to(tl.int32)
-
-
-@triton.jit
-def _rank_threshold16(u, RANK):
-    """Same result as :func:`_rank_threshold`: radix-16 search, 8 passes that each count 16
-    candidate thresholds at once (8 block reductions instead of 32)."""
-    j = tl.arange(0, 16).to(tl.int64)
-    prefix = tl.zeros((), tl.int64)
-    for p in tl.static_range(8):
-        cand = ((prefix + (j << (28 - 4 * p))) - 2147483648).to(tl.int32)
-        cnt = tl.sum((u[:, None] >= cand[None, :]).to(tl.int32), axis=0)
-        prefix = prefix + (tl.max(tl.where(cnt >= RANK, j, 0), axis=0) << (28 - 4 * p))
-    return (prefix - 2147483648).to(tl.int32)
-
-
-@triton.jit
-def _rank_thr(u, RANK, R16: tl.constexpr):
-    """Rank threshold by the search ``R16`` picks: 0 bitwise, 1 radix-16, 2 radix-256
-    histograms (:func:`_rank_threshold_h256`); all give the same result."""
-    if R16 == 2:
-        t = _rank_threshold_h256(u, RANK)
-    elif R16:
-        t = _rank_threshold16(u, RANK)
-    else:
-        t = _rank_threshold(u, RANK)
-    return t
 
 
 @triton.jit
@@ -350,9 +313,11 @@ def select_topk_sampled(
     radix16: bool = False,
     lean: bool = False,
     cand_warps: int = 4,
+    thr_warps: int = 4,
     fallback_block: int = 512,
     hist_search: bool = False,
     need_alpha: bool = True,
+    radix4: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k positions by the group-summed approximate softmax (sampled-threshold variant).
 
@@ -364,12 +329,14 @@ def select_topk_sampled(
     once) instead of 32 one-bit passes (same result, fewer block reductions); ``lean`` reads
     the per-head statistics as scalars in the candidate pass and keeps the candidate and final
     kernels in one register layout (no shared-memory layout conversions before the scattered
-    stores); ``cand_warps``: the candidate kernel's warps; ``fallback_block``: positions per
-    step of the exact full-row fallback (smaller blocks cost the common path fewer registers,
-    sm_90: 64 instead of 90 per thread at 128, so more rows run at once); ``hist_search``: both
-    searches by four radix-256 ``tl.histogram`` passes (takes precedence over ``radix16``;
-    same result); ``need_alpha=False`` stores no softmax masses (``alpha`` is then left
-    uninitialised unless the exact fallback ran). No host
+    stores); ``cand_warps``/``thr_warps``: the candidate and threshold kernels' warps (fewer
+    warps: block reductions by warp shuffles with fewer shared-memory barriers);
+    ``fallback_block``: positions per step of the exact full-row fallback (smaller blocks cost
+    the common path fewer registers, sm_90: 64 instead of 90 per thread at 128, so more rows
+    run at once); ``hist_search``: both searches by four radix-256 ``tl.histogram`` passes;
+    ``radix4``: both searches by 16 radix-4 passes, three counts packed in one reduction
+    (takes precedence; all searches give the same result); ``need_alpha=False`` stores no
+    softmax masses (``alpha`` is then left uninitialised unless the exact fallback ran). No host
     synchronisation: CUDA-graph capturable. Scratch: ``B*Hkv*(NCH*CAP*(2+G) + NCH + 2G + 1)``
     words (about ``3.5*k*(2+G)`` per row).
     """
@@ -385,7 +352,7 @@ def select_topk_sampled(
     rows = B * Hkv
     nt = tile_max.shape[-1]
     dev = logits.device
-    search = 2 if hist_search else int(radix16)
+    search = 3 if radix4 else 2 if hist_search else int(radix16)
     GP = max(2, triton.next_power_of_2(G))
     NTP = max(2, triton.next_power_of_2(nt))
     nch, cap = plan["NCH"], plan["CAP"]
@@ -400,7 +367,7 @@ def select_topk_sampled(
     _threshold_kernel[(rows,)](
         logits, tile_max, tile_sum, seq_lens, stat, thr, S, nt, Hkv, local_window, sink_tokens,
         plan["RANK"], G=G, GP=GP, NTP=NTP, SAMP=plan["SAMP"], RUN=plan["RUN"], R16=search,
-        num_warps=4,
+        num_warps=thr_warps,
     )  # fmt: skip
     _candidate_kernel[(rows, nch)](
         logits, seq_lens, stat, thr, cnt, ckey, cpos, cp, S, Hkv, nch, local_window, sink_tokens,
