@@ -296,6 +296,9 @@ def launch_cast2(
     args = (x, amax_in, scale_in, q, qt if transpose else q, inv, amax_out, m, n)
     consts = _cast_consts(fmt_name, fmax, margin, delayed, transpose, out_fp32)
     consts["EVEN"] = (m % cfg.bm == 0) and (n % cfg.bn == 0)
+    # every constexpr passed explicitly: torch.compile's triton wrapper rejects launches that
+    # leave defaulted kernel arguments out ("Incorrect number of arguments")
+    consts.update(TILE_MAX=False, FIXUP=False)
     if wrap is not None:
         wrap(_inline_cast(cfg))[grid](*args, **consts)
     else:
