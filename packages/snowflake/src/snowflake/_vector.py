@@ -203,19 +203,19 @@ class ThreadedVectorEnv(VectorEnv):
     def _fast_buffers(self) -> dict[str, Any]:
         """Batch buffers and, per env, cached views into them and into its ``MjData``.
 
-        Per env ``i``: ``(MjData, ctrl, action row, (qpos, qvel, flat cfrc_ext), raw row, xpos,
-        torso row)``; the ``MjData`` arrays are stable for its lifetime (resets write into the same
-        memory), so one step needs no attribute lookups or view creation per env.
+        Per env ``i``: ``(MjData, ctrl, action row, (qpos, qvel, flat cfrc_ext, flat xpos), raw
+        row, xpos)``; the ``MjData`` arrays are stable for its lifetime (resets write into the same
+        memory), so one step needs no attribute lookups or view creation per env, and one
+        ``concatenate`` copies everything the batched part needs (body positions included).
         """
         if getattr(self, "_buf", None) is None:
             b0 = self.base[0]
             m, k = b0.model, self.num_envs
-            raw = np.empty((k, m.nq + m.nv + 6 * m.nbody))  # qpos ‖ qvel ‖ cfrc_ext per env
-            torso = np.empty((k, len(b0.torso_ids), 3))
+            # qpos ‖ qvel ‖ cfrc_ext ‖ xpos per env
+            raw = np.empty((k, m.nq + m.nv + 6 * m.nbody + 3 * m.nbody))
             act = np.empty((k, m.nu))
             self._buf = {
                 "raw": raw,
-                "torso": torso,
                 "act": act,
                 "x_start": np.array([b.data.xpos[b0.torso_ids[-1], 0] for b in self.base]),
                 "x_reset": np.empty(k),
@@ -227,10 +227,14 @@ class ThreadedVectorEnv(VectorEnv):
                         b.data,
                         b.data.ctrl,
                         act[i],
-                        (b.data.qpos, b.data.qvel, b.data.cfrc_ext.reshape(-1)),
+                        (
+                            b.data.qpos,
+                            b.data.qvel,
+                            b.data.cfrc_ext.reshape(-1),
+                            b.data.xpos.reshape(-1),
+                        ),
                         raw[i],
                         b.data.xpos,
-                        torso[i],
                     )
                     for i, b in enumerate(self.base)
                 ],
@@ -249,14 +253,18 @@ class ThreadedVectorEnv(VectorEnv):
         calling thread); the observation and reward of the whole batch are then assembled in
         numpy.
 
-        Per env the GIL is held only for three numpy calls on cached views (control in; state
-        and torso positions out); ``mj_step`` and ``mj_rnePostConstraint`` release it. The last
+        Per env the GIL is held only for two numpy calls on cached views (control in; state,
+        contact forces and body positions out in one ``concatenate``); ``mj_step`` and
+        ``mj_rnePostConstraint`` release it. The last
         torso's x before the step is the one after the previous step (or reset), kept batched.
         """
         b0 = self.base[0]
         model, ids, last = b0.model, b0.torso_ids, b0.torso_ids[-1]
         buf = self._fast_buffers()
-        raw, torso, views = buf["raw"], buf["torso"], buf["views"]
+        raw, views = buf["raw"], buf["views"]
+        nqv = model.nq + model.nv
+        x0 = nqv + 6 * model.nbody  # start of the body positions in a raw row
+        xyz = raw[:, x0:].reshape(self.num_envs, model.nbody, 3)  # a view
         term, trunc, reset_obs, x_reset = (
             buf["term"],
             buf["trunc"],
@@ -266,20 +274,18 @@ class ThreadedVectorEnv(VectorEnv):
         buf["act"][:] = actions
         x_before = buf["x_start"].copy()
         bases, max_steps, skip = self.base, self.max_steps, b0.frame_skip
-        nqv = model.nq + model.nv
         elapsed = self._elapsed + 1
         step, rne, concat = mujoco.mj_step, mujoco.mj_rnePostConstraint, np.concatenate
 
         def work(a: int, b: int) -> None:
             for i in range(a, b):
-                d, ctrl, act, parts, row, xpos, trow = views[i]
+                d, ctrl, act, parts, row, _ = views[i]
                 ctrl[:] = act
                 step(model, d, nstep=skip)
                 rne(model, d)
                 concat(parts, out=row)
-                xpos.take(ids, axis=0, out=trow)
             # Same batched rule as a single env's step, applied to this chunk's rows.
-            ok = centipede_healthy(torso[a:b], np.isfinite(raw[a:b, :nqv]).all(1))
+            ok = centipede_healthy(xyz[a:b, ids], np.isfinite(raw[a:b, :nqv]).all(1))
             np.logical_not(ok, out=term[a:b])
             trunc[a:b] = False if max_steps is None else (elapsed[a:b] >= max_steps)
             trunc[a:b] &= ~term[a:b]
@@ -291,8 +297,8 @@ class ThreadedVectorEnv(VectorEnv):
                 x_reset[i] = views[i][5][last, 0]
 
         self._map(work)
-        obs = centipede_obs(raw[:, : model.nq], raw[:, model.nq : nqv], raw[:, nqv:])
-        x_after = torso[:, -1, 0]
+        obs = centipede_obs(raw[:, : model.nq], raw[:, model.nq : nqv], raw[:, nqv:x0])
+        x_after = xyz[:, last, 0].copy()
         terms = centipede_reward_terms(
             x_before, x_after, actions, obs[:, -6 * model.nbody :], b0.n, b0.dt
         )
