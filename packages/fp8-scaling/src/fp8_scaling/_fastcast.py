@@ -15,9 +15,12 @@ per GPU and tensor shape from the tuned table (:mod:`fp8_scaling._tuned`):
   the tiles with a grid stride (``waves=0``: one program per tile). ``stages`` > 1 asks the
   compiler to pipeline the loads of the next tile.
 
-In delayed mode the amax of the input is kept elementwise in registers across a program's tiles
-and published once per program with an integer ``atomic_max`` on the float32 bit pattern
-(non-negative floats order like their bits; NaN is mapped to inf first). The JIT scale is the
+In delayed mode the amax of each tile is reduced to a scalar, the running maximum of a
+program's tiles is kept in a register and published once per program with an integer
+``atomic_max`` on the float32 bit pattern (non-negative floats order like their bits; NaN is
+mapped to inf first); ``TILE_MAX=False`` keeps the former elementwise accumulator (a full
+float32 tile in registers, which spilled). ``FIXUP`` is the check pass of the one-pass JIT cast
+(:mod:`fp8_scaling._speccast`). The JIT scale is the
 power-of-two of Perez et al. 2023, Section 3, built from the amax's exponent bits (exact).
 The pure-torch references are :func:`fp8_scaling._cast_ops.cast_transpose_ref` and
 :func:`fp8_scaling._cast_ops.delayed_cast_ref`.
@@ -296,6 +299,9 @@ def launch_cast2(
     args = (x, amax_in, scale_in, q, qt if transpose else q, inv, amax_out, m, n)
     consts = _cast_consts(fmt_name, fmax, margin, delayed, transpose, out_fp32)
     consts["EVEN"] = (m % cfg.bm == 0) and (n % cfg.bn == 0)
+    # delayed: reduce each tile's amax at once into one running scalar per program (a full-tile
+    # float32 accumulator spilled registers on sm_90: 176 bytes of stack at 64x128, 4 warps)
+    consts["TILE_MAX"] = delayed
     # every constexpr passed explicitly: torch.compile's triton wrapper rejects launches that
     # leave defaulted kernel arguments out ("Incorrect number of arguments")
     consts.update(TILE_MAX=False, FIXUP=False)
