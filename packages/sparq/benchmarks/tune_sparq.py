@@ -199,6 +199,22 @@ SELECT = {
         "num_warps": 2,
         "radix4": True,
     },
+    # one head per KV head: alpha from the winners' keys (their logits), no masses stored
+    "sampled_lean_s1024_w4_ka": {
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "num_warps": 4,
+        "key_alpha": True,
+    },
+    "sampled_lean_s1024_r4_w4_ka": {
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "num_warps": 4,
+        "radix4": True,
+        "key_alpha": True,
+    },
     "hist_s512_w8_lean_h": {"samples": 512, "thr_warps": 8, "lean": True, "hist_search": True},
     "hist_s1024_w8_lean_h": {"samples": 1024, "thr_warps": 8, "lean": True, "hist_search": True},
     "sampled_r16": {"radix16": True},
@@ -239,10 +255,10 @@ FAST = {
     "select_many_rows": (
         "sampled_lean_s1024_w4",
         "sampled_lean_s1024_r4_w4",
+        "sampled_lean_s1024_w4_ka",
+        "sampled_lean_s1024_r4_w4_ka",
         "sampled_lean_s1024_r4_w8",
         "sampled_lean_s1024_w2",
-        "sampled_lean_s1024_r4_w2",
-        "sampled_lean_s1024_w4_t2",
         "sampled_lean_s1024_r4_w4_t2",
         "torch",
     ),
@@ -473,7 +489,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
     skip = os.environ.get("SPARQ_TUNE_SKIP", "")
     for vname, kw in SELECT.items():
         if smoke and vname not in ("sampled", "sampled_lean", "hist", "hist_lean", "triton",
-                                   "torch", "sampled_lean_s1024_r4_w2", "hist_s512_w8_lean_m",
+                                   "torch", "sampled_lean_s1024_r4_w4_ka", "hist_s512_w8_lean_m",
                                    ):  # fmt: skip
             continue
         if skip and vname.endswith(skip):  # gpu_run.sh: their GPU test failed

@@ -53,6 +53,7 @@ def _check(sel, logits, lens, k, window, sinks, **kw):
         (1, 2, 3, 130, 40, 0, 0, None, True),  # odd group, default plan
         (2, 2, 1, 300, 19, 3, 2, 64, "h256"),  # both searches by radix-256 histograms
         (2, 1, 4, 257, 33, 5, 1, 32, "r4"),  # both searches by packed radix-4 passes
+        (2, 2, 1, 300, 19, 3, 2, 64, "keyalpha"),  # MHA alpha from the winners' keys
     ],
 )
 def test_sampled_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, chunk, radix16):
@@ -60,6 +61,8 @@ def test_sampled_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks
     kw = {"lean": True} if radix16 == "lean" else {"radix16": radix16}
     if radix16 in ("h256", "r4"):
         kw = {"lean": True, "hist_search": radix16 == "h256", "radix4": radix16 == "r4"}
+    if radix16 == "keyalpha":
+        kw = {"lean": True, "key_alpha": True, "radix4": True}
     _check(sel, logits, lens, k, window, sinks, chunk=chunk, **kw)
 
 

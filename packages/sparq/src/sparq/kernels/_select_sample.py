@@ -176,7 +176,7 @@ def _candidate_kernel(
     _compact_candidates(
         logit_ptr + bh * G * S, cols, heads, M, inv_z, stat_ptr + bh * 2 * GP, seq_len, S,
         window, sinks, tl.load(thr_ptr + bh), bh, c, NCH, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr,
-        G, GP, CAP, ALPHA, LEAN,
+        G, GP, CAP, ALPHA == 1, LEAN,
     )  # fmt: skip
 
 
@@ -243,7 +243,14 @@ def _final_kernel(
         slots, sel, dest = _pick_candidates(cnt_ptr, ckey_ptr, bh, NCH, K, CAP, SLOTS, R16, LEAN)
         pos = tl.load(cpos_ptr + bh * NCH * CAP + slots, mask=sel, other=0)
         tl.store(out_row + dest, pos, mask=sel)
-        if ALPHA:
+        if ALPHA == 2:  # one head: the key is the logit (forced +inf keys: logit reloaded)
+            u = tl.load(ckey_ptr + bh * NCH * CAP + slots, mask=sel, other=0)
+            lg = tl.where(u < 0, u ^ 0x7FFFFFFF, u).to(tl.float32, bitcast=True)
+            forced = sel & (u == 2139095040)
+            lg = tl.where(forced, tl.load(logit_ptr + bh * S + pos, mask=forced, other=0.0), lg)
+            p = tl.exp(lg - tl.load(stat_ptr + bh * 2 * GP)) * tl.load(stat_ptr + bh * 2 * GP + GP)
+            tl.store(alpha_ptr + bh, tl.sum(tl.where(sel, p, 0.0), axis=0))
+        elif ALPHA:
             alpha = tl.zeros((GP,), tl.float32)
             for h in tl.static_range(G):
                 p = tl.load(cp_ptr + (bh * G + h) * NCH * CAP + slots, mask=sel, other=0.0)
@@ -318,6 +325,7 @@ def select_topk_sampled(
     hist_search: bool = False,
     need_alpha: bool = True,
     radix4: bool = False,
+    key_alpha: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k positions by the group-summed approximate softmax (sampled-threshold variant).
 
@@ -336,7 +344,9 @@ def select_topk_sampled(
     run at once); ``hist_search``: both searches by four radix-256 ``tl.histogram`` passes;
     ``radix4``: both searches by 16 radix-4 passes, three counts packed in one reduction
     (takes precedence; all searches give the same result); ``need_alpha=False`` stores no
-    softmax masses (``alpha`` is then left uninitialised unless the exact fallback ran). No host
+    softmax masses (``alpha`` is then left uninitialised unless the exact fallback ran);
+    ``key_alpha`` (one head per KV head): no masses stored either, ``alpha`` is summed from the
+    winners' keys, which are their logits (forced positions' logits reloaded). No host
     synchronisation: CUDA-graph capturable. Scratch: ``B*Hkv*(NCH*CAP*(2+G) + NCH + 2G + 1)``
     words (about ``3.5*k*(2+G)`` per row).
     """
@@ -361,7 +371,12 @@ def select_topk_sampled(
     cnt = torch.empty(rows, nch, device=dev, dtype=torch.int32)
     ckey = torch.empty(rows, nch * cap, device=dev, dtype=torch.int32)
     cpos = torch.empty_like(ckey)
-    cp = torch.empty(rows, G, nch * cap, device=dev, dtype=torch.float32) if need_alpha else stat
+    alpha_mode = 0 if not need_alpha else 2 if key_alpha and G == 1 else 1
+    cp = (
+        torch.empty(rows, G, nch * cap, device=dev, dtype=torch.float32)
+        if alpha_mode == 1
+        else stat
+    )
     idx = torch.empty(B, Hkv, k, device=dev, dtype=torch.int32)
     alpha = torch.empty(B, Hkv, G, device=dev, dtype=torch.float32)
     _threshold_kernel[(rows,)](
@@ -371,14 +386,14 @@ def select_topk_sampled(
     )  # fmt: skip
     _candidate_kernel[(rows, nch)](
         logits, seq_lens, stat, thr, cnt, ckey, cpos, cp, S, Hkv, nch, local_window, sink_tokens,
-        G=G, GP=GP, CH=plan["CH"], CAP=cap, LEAN=lean, ALPHA=need_alpha, num_warps=cand_warps,
+        G=G, GP=GP, CH=plan["CH"], CAP=cap, LEAN=lean, ALPHA=alpha_mode, num_warps=cand_warps,
     )  # fmt: skip
     _final_kernel[(rows,)](
         logits, seq_lens, stat, cnt, ckey, cpos, cp, idx, alpha, S, Hkv, nch, k, local_window,
         sink_tokens, G=G, GP=GP, NCHP=max(2, triton.next_power_of_2(nch)), CAP=cap,
         SLOTS=plan["slots"],
         CHF=min(fallback_block, max(16, triton.next_power_of_2(S))), R16=search, LEAN=lean,
-        ALPHA=need_alpha,
+        ALPHA=alpha_mode,
         num_warps=num_warps or _final_warps(plan["slots"]),
     )  # fmt: skip
     return idx, alpha
