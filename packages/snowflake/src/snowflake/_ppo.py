@@ -212,7 +212,8 @@ def update_divergence(
     the step from one policy to the next: the "KL per update" of PPO analyses (Schulman et al.
     2017, §4 adaptive-KL; Snowflake's Fig. on policy divergence, as we read it).
     """
-    kl, akl, clip, n = 0.0, 0.0, 0.0, batch["obs"].shape[0]
+    n = batch["obs"].shape[0]
+    sums = []  # float64 sums per chunk, kept on the device: one host sync at the end
     with torch.no_grad():
         for s in range(0, n, chunk):
             sl = slice(s, s + chunk)
@@ -221,9 +222,16 @@ def update_divergence(
             k = torch.log(d.scale / s0) + (s0**2 + (m0 - d.loc) ** 2) / (2 * d.scale**2) - 0.5
             log_r = d.log_prob(batch["actions"][sl]).sum(-1) - batch["logp"][sl]
             r = log_r.exp()
-            kl += float(k.sum(-1).double().sum())
-            akl += float(((r - 1) - log_r).double().sum())
-            clip += float(((r - 1).abs() > cfg.clip).double().sum())
+            sums.append(
+                torch.stack(
+                    [
+                        k.sum(-1).double().sum(),
+                        ((r - 1) - log_r).double().sum(),
+                        ((r - 1).abs() > cfg.clip).double().sum(),
+                    ]
+                )
+            )
+    kl, akl, clip = torch.stack(sums).sum(0).cpu().tolist()
     return {"kl_update": kl / n, "approx_kl_update": akl / n, "clip_frac_update": clip / n}
 
 
@@ -304,10 +312,12 @@ def ppo_update(
         out["kl_exact"], out["clip_frac_active"] = float(np.mean(cols[5])), float(np.mean(cols[6]))
         out.update(update_divergence(agent, batch, cfg))
     norms: dict[str, float] = {}
-    with torch.no_grad():
-        for name, p in agent.named_parameters():
+    with torch.no_grad():  # squared change per tensor, fetched in one host sync
+        named = list(agent.named_parameters())
+        sq = torch.stack([(p - before[name]).pow(2).sum() for name, p in named]).double().cpu()
+        for (name, _), v in zip(named, sq.tolist()):
             g = agent.param_group(name)
-            norms[g] = norms.get(g, 0.0) + float((p - before[name]).pow(2).sum())
+            norms[g] = norms.get(g, 0.0) + v
     out.update({f"update_norm/{g}": v**0.5 for g, v in sorted(norms.items())})
     if timings is not None:
         timings.update(update_prep=c1 - c0, update_steps=c2 - c1, update_diag=clock() - c2)
