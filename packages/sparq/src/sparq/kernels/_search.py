@@ -6,7 +6,7 @@ candidate slots. All searches below return the same value (the largest ``t`` wit
 
 * :func:`_rank_threshold`: bitwise from the top bit, 32 reductions;
 * :func:`_rank_threshold16`: 8 radix-16 passes over an ``(n, 16)`` compare block (register
-  spills at thousands of keys);
+  spills at thousands of keys); :func:`_rank_threshold16x2` runs two such searches at once;
 * :func:`_rank_threshold4`: 16 radix-4 passes, the three candidate digits of a pass counted
   in one int64 reduction (three 16-bit count fields);
 * :func:`_rank_threshold_h256`: four radix-256 passes, each one masked ``tl.histogram`` of the
@@ -106,3 +106,21 @@ def _rank_thr(u, RANK, R16: tl.constexpr):
     else:
         t = _rank_threshold(u, RANK)
     return t
+
+
+@triton.jit
+def _rank_threshold16x2(u, RANK, v, RANKQ):
+    """``(_rank_threshold16(u, RANK), _rank_threshold16(v, RANKQ))`` for two equally long int32
+    vectors in the same 8 passes: one (n, 32) compare block and one block reduction per pass."""
+    jj = tl.arange(0, 32)
+    first = jj < 16
+    jl = (jj % 16).to(tl.int64)
+    pu = tl.zeros((), tl.int64)
+    pv = tl.zeros((), tl.int64)
+    for p in tl.static_range(8):
+        cand = ((tl.where(first, pu, pv) + (jl << (28 - 4 * p))) - 2147483648).to(tl.int32)
+        x = tl.where(first[None, :], u[:, None], v[:, None])
+        cnt = tl.sum((x >= cand[None, :]).to(tl.int32), axis=0)
+        pu = pu + (tl.max(tl.where(first & (cnt >= RANK), jl, 0), axis=0) << (28 - 4 * p))
+        pv = pv + (tl.max(tl.where((~first) & (cnt >= RANKQ), jl, 0), axis=0) << (28 - 4 * p))
+    return (pu - 2147483648).to(tl.int32), (pv - 2147483648).to(tl.int32)

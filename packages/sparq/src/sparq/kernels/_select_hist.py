@@ -41,7 +41,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._search import _rank_threshold_h256
+from ._search import _rank_threshold16x2, _rank_threshold_h256
 from ._select import _global_stats, _keys
 from ._select_sample import (
     MARGIN,
@@ -62,24 +62,6 @@ def _bucket(u, t0, sh, NB: tl.constexpr):
     """Bucket of ordered keys ``u >= t0`` (int32): ``min((u - t0) >> sh, NB - 1)``."""
     d = (u.to(tl.int64) - t0.to(tl.int64)) >> sh
     return tl.minimum(d, NB - 1).to(tl.int32)
-
-
-@triton.jit
-def _rank_threshold16x2(u, RANK, v, RANKQ):
-    """``(_rank_threshold16(u, RANK), _rank_threshold16(v, RANKQ))`` for two equally long int32
-    vectors in the same 8 passes: one (n, 32) compare block and one block reduction per pass."""
-    jj = tl.arange(0, 32)
-    first = jj < 16
-    jl = (jj % 16).to(tl.int64)
-    pu = tl.zeros((), tl.int64)
-    pv = tl.zeros((), tl.int64)
-    for p in tl.static_range(8):
-        cand = ((tl.where(first, pu, pv) + (jl << (28 - 4 * p))) - 2147483648).to(tl.int32)
-        x = tl.where(first[None, :], u[:, None], v[:, None])
-        cnt = tl.sum((x >= cand[None, :]).to(tl.int32), axis=0)
-        pu = pu + (tl.max(tl.where(first & (cnt >= RANK), jl, 0), axis=0) << (28 - 4 * p))
-        pv = pv + (tl.max(tl.where((~first) & (cnt >= RANKQ), jl, 0), axis=0) << (28 - 4 * p))
-    return (pu - 2147483648).to(tl.int32), (pv - 2147483648).to(tl.int32)
 
 
 @triton.jit
