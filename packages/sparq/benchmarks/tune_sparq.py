@@ -215,6 +215,14 @@ SELECT = {
         "radix4": True,
         "key_alpha": True,
     },
+    "hist_s512_w8_lean_cw2": {"samples": 512, "thr_warps": 8, "lean": True, "num_warps": 2},
+    "hist_s512_w8_lean_cw2_m": {
+        "samples": 512,
+        "thr_warps": 8,
+        "lean": True,
+        "num_warps": 2,
+        "merge_emit": True,
+    },
     "hist_s512_w8_lean_h": {"samples": 512, "thr_warps": 8, "lean": True, "hist_search": True},
     "hist_s1024_w8_lean_h": {"samples": 1024, "thr_warps": 8, "lean": True, "hist_search": True},
     "sampled_r16": {"radix16": True},
@@ -250,6 +258,8 @@ FAST = {
         "hist_s512_w8_lean_cw8",
         "hist_s512_w8_lean_m",
         "hist_s512_w8_lean_cw8_m",
+        "hist_s512_w8_lean_cw2",
+        "hist_s512_w8_lean_cw2_m",
         "torch",
     ),
     "select_many_rows": (
