@@ -34,6 +34,7 @@ POLICIES = ("mlp", "nervenet", "snowflake")
 # per env step, which cost ~40 ms per step with 15 processes sharing one GPU (19:38 UTC run).
 ROLLOUT_DEVICE = os.environ.get("SNOWFLAKE_ROLLOUT_DEVICE", "cpu")
 TARGETS = ("Centipede-6", "Centipede-8", "Centipede-10", "Centipede-12", "Centipede-20")
+SIZES = (6, 20, 50)  # phase b "size" suite
 
 
 def log(msg: str) -> None:
@@ -358,7 +359,7 @@ def launch(a, run, cores, gpu_index, run_dir, train_deadline, eval_deadline):
     cmd += ["--steps", str(a.steps), "--num-envs", str(a.num_envs), "--transfer", transfer]
     cmd += ["--episodes", str(a.episodes), "--max-eval-steps", str(a.max_eval_steps)]
     cmd += ["--device", a.device, "--gpu-index", str(gpu_index)]
-    if env == "Centipede-20" and a.c20_init_log_std is not None:
+    if (env == "Centipede-20" or a.suite == "size") and a.c20_init_log_std is not None:
         cmd += ["--init-log-std", str(a.c20_init_log_std)]
     if a.decoder_gain is not None:
         cmd += ["--decoder-gain", str(a.decoder_gain)]
@@ -429,6 +430,7 @@ def divergence_summary(runs: dict, env: str) -> dict:
             r[f"{m}_seeds"] = [float(np.mean(x)) for x in cols]
             r[m] = float(np.mean(r[f"{m}_seeds"]))
             r[f"{m}_first_k"] = float(np.mean([np.mean(x[:k_common]) for x in cols]))
+            r[f"{m}_first5"] = float(np.mean([np.mean(x[:5]) for x in cols]))
         out[pol] = r
     if "mlp" in out:
         m0 = out["mlp"]
@@ -437,6 +439,7 @@ def divergence_summary(runs: dict, env: str) -> dict:
                 if m in r and m in m0:
                     r[f"{m}_over_mlp"] = r[m] / max(m0[m], 1e-12)
                     r[f"{m}_over_mlp_first_k"] = r[f"{m}_first_k"] / max(m0[f"{m}_first_k"], 1e-12)
+                    r[f"{m}_over_mlp_first5"] = r[f"{m}_first5"] / max(m0[f"{m}_first5"], 1e-12)
             # names used by earlier result files
             r["kl_over_mlp"] = r.get("approx_kl_over_mlp", float("nan"))
             r["clip_over_mlp"] = r.get("clip_frac_over_mlp", float("nan"))
@@ -519,6 +522,30 @@ def md_paper(res: dict) -> list[str]:
     return lines
 
 
+def md_size(res: dict) -> list[str]:
+    """Size suite: ratio to the MLP on the same size, first 5 updates and the whole run."""
+    by_env = res.get("paper_effect_by_env", {})
+    if not by_env:
+        return []
+    ms = ("kl_exact", "kl_update", "approx_kl", "clip_frac")
+    lines = [
+        "",
+        "Ratio to the MLP of the same size (first 5 updates / whole run; 1 seed each):",
+        "",
+        "| env | policy | updates | " + " | ".join(ms) + " |",
+        "|---|---|---|" + "---|" * len(ms),
+    ]
+    for env, pe in by_env.items():
+        for pol, r in pe.items():
+            cells = " | ".join(
+                f"{r.get(f'{m}_over_mlp_first5', float('nan')):.2f} / "
+                f"{r.get(f'{m}_over_mlp', float('nan')):.2f} ({r.get(f'{m}_first5', 0):.4g})"
+                for m in ms
+            )
+            lines.append(f"| {env} | {pol} | {r['updates_per_run']} | {cells} |")
+    return lines
+
+
 def md_a(res: dict) -> str:
     th = res.get("throughput", {})
     base = {v["env"]: v.get("steps_per_s") for k, v in th.items() if k.startswith("single")}
@@ -592,6 +619,7 @@ def md_b(res: dict) -> str:
         f"at the package default -1. GNN decoder output gain: "
         f"{res.get('decoder_gain') or 'package default 0.1'}. Devices: {_devices(res)}.",
         *md_paper(res),
+        *md_size(res),
         "",
         "Zero-shot transfer from Centipede-6:",
         "",
@@ -699,6 +727,8 @@ def experiment_slots(seeds: int, suite: str = "full") -> list[list[tuple[str, st
     c20.insert(0, [("Centipede-20", "mlp", s, "") for s in range(seeds)])
     c6 = [[("Centipede-6", p, s, tg)] for s in range(2) for p in ("snowflake", "nervenet")]
     c6.insert(2, [("Centipede-6", "mlp", s, tg) for s in range(2)])
+    if suite == "size":  # one seed per (size, policy): does the GNN's update grow with size?
+        return [[(f"Centipede-{n}", p, 0, "")] for n in SIZES for p in POLICIES]
     return c20 if suite == "kl" else c20 + c6
 
 
@@ -715,7 +745,8 @@ def run_layout(
     first up to 2 cores each, then up to 3 (24 cores: 2 per Centipede-20 run, 1 per Centipede-6
     run; 20 cores: 2 for five of the six Centipede-20 GNN runs). Below 15 cores the older 12-slot
     plan applies (``experiment_slots``: MLP seeds share a core), wrapping onto the given cores.
-    ``suite="kl"``: the 9 Centipede-20 runs only (16 cores: 2 per GNN run, 1-2 per MLP run).
+    ``suite="kl"``: the 9 Centipede-20 runs only (16 cores: 2 per GNN run, 1-2 per MLP run);
+    ``suite="size"``: one seed of each policy on Centipede-6/20/50 (spare cores to the largest).
     """
     slots = experiment_slots(seeds, suite)
     runs = [r for slot in slots for r in slot]
@@ -726,6 +757,8 @@ def run_layout(
     # Spare cores go to the costliest runs first: Centipede-20 GNNs (their rollout also runs a
     # GNN per step on the CPU), then the Centipede-20 MLPs, then Centipede-6 (GNNs first).
     groups = [
+        ("Centipede-50", ("nervenet", "snowflake")),
+        ("Centipede-50", ("mlp",)),
         ("Centipede-20", ("nervenet", "snowflake")),
         ("Centipede-20", ("mlp",)),
         ("Centipede-6", ("nervenet", "snowflake")),
@@ -774,6 +807,10 @@ def phase_b(a, res: dict, out: Path, t0: float) -> None:
     def poll() -> None:
         runs = collect_csv(root, out / "snowflake_b_metrics.csv")
         res["paper_effect"] = divergence_summary(runs, "Centipede-20")
+        if a.suite == "size":
+            res["paper_effect_by_env"] = {
+                f"Centipede-{n}": divergence_summary(runs, f"Centipede-{n}") for n in SIZES
+            }
         results = {}
         for d in sorted(root.glob("Centipede*/result.json")):
             with contextlib.suppress(ValueError, OSError):
@@ -805,10 +842,12 @@ def phase_b(a, res: dict, out: Path, t0: float) -> None:
                 res.setdefault("worker_errors", {})[name] = tail
     poll()
     runs = collect_csv(root, out / "snowflake_b_metrics.csv")
-    for env, tag, metrics in (
-        ("Centipede-20", "c20", ["kl_update", "kl_exact", "clip_frac", "ep_return_mean"]),
-        ("Centipede-6", "c6", ["ep_return_mean", "ep_len_mean", "approx_kl"]),
-    ):
+    plots = [("Centipede-20", "c20", ["kl_update", "kl_exact", "clip_frac", "ep_return_mean"])]
+    if a.suite == "size":  # at most 6 files: no Centipede-6 plot here
+        plots.append(("Centipede-50", "c50", ["kl_update", "kl_exact", "clip_frac"]))
+    else:
+        plots.append(("Centipede-6", "c6", ["ep_return_mean", "ep_len_mean", "approx_kl"]))
+    for env, tag, metrics in plots:
         sel = {k: c for k, c in runs.items() if k.startswith(env + "_")}
         if sel:
             plot_curves(sel, metrics, out / f"snowflake_b_{tag}.png", env)
@@ -843,10 +882,10 @@ def main() -> None:
     p.add_argument("--init-log-std", type=float, default=None, help="worker: override")
     p.add_argument(
         "--suite",
-        choices=("full", "kl"),
+        choices=("full", "kl", "size"),
         default=os.environ.get("SNOWFLAKE_B_SUITE", "full"),
-        help="phase b: full (Centipede-20 divergence + Centipede-6 transfer) or kl (the 9 "
-        "Centipede-20 divergence runs only)",
+        help="phase b: full (Centipede-20 divergence + Centipede-6 transfer), kl (the 9 "
+        "Centipede-20 divergence runs only) or size (one seed per policy on Centipede-6/20/50)",
     )
     p.add_argument(
         "--decoder-gain",

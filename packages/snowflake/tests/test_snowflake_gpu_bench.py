@@ -69,3 +69,20 @@ def test_phase_b_kl_suite_on_16_cores(gpu_bench):
     assert sorted(used) == list(range(16))
     gnn = [len(c) for (_, pol, _, _), c in layout if pol != "mlp"]
     assert gnn == [2] * 6
+
+
+def test_phase_b_size_suite_on_16_cores(gpu_bench):
+    # One seed per policy on Centipede-6/20/50; spare cores go to the largest agents first.
+    layout = gpu_bench.run_layout(16, 3, "size")
+    assert sorted({env for (env, *_), _ in layout}) == [
+        "Centipede-20",
+        "Centipede-50",
+        "Centipede-6",
+    ]
+    assert len(layout) == 9
+    assert sorted(c for _, cores in layout for c in cores) == list(range(16))
+    by_env = {}
+    for (env, *_), cores in layout:
+        by_env.setdefault(env, []).append(len(cores))
+    assert by_env["Centipede-50"] == [2, 2, 2]
+    assert by_env["Centipede-20"] == [2, 2, 2]
