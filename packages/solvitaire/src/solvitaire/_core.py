@@ -536,15 +536,17 @@ def _stock_moves(S, cfg, mv, k, mode, fe, free_cell):
 @njit(cache=True)
 def _pile_less(S, cfg, a, b):
     """Whether tableau pile ``a`` comes before pile ``b``: fewer cards first, then by the
-    cards bottom first (a total order on the piles' contents, so symmetric states order
-    their piles alike)."""
+    cards bottom first (``ORDER`` 1) or top first (``ORDER`` 3), a total order on the piles'
+    contents, so symmetric states order their piles alike."""
     na = _len(S, cfg, a)
     nb = _len(S, cfg, b)
     if na != nb:
         return na < nb
     ba = cfg[OFF_DATA] + a * cfg[CAP]
     bb = cfg[OFF_DATA] + b * cfg[CAP]
-    for x in range(na):
+    top = cfg[ORDER] == 3  # ties broken by the cards top first (else bottom first)
+    for y in range(na):
+        x = na - 1 - y if top else y
         ca = S[ba + x]
         cb = S[bb + x]
         if ca != cb:

@@ -18,11 +18,13 @@ import time
 import numpy as np
 
 from . import _core as cs
+from ._rules import SEARCH_ORDERS
 
 __all__ = ["Search", "run"]
 
 #: With two searches, nodes the first one searches alone before the second starts.
 HEAD_START = 512
+_WARM = False  # whether this process has compiled (or loaded) the search already
 
 
 def _doubled(x: np.ndarray) -> np.ndarray:
@@ -150,7 +152,9 @@ def run(
     # numba compiles the search on its first call in a process (tens of seconds in a fresh
     # install whose on-disk cache is empty); that time is not the search's, so the clock
     # restarts after it and a timeout never ends a search before its first chunk
-    cold = not (cs.search_chunk.signatures and cs.expand.signatures)
+    global _WARM
+    cold = not _WARM and not (cs.search_chunk.signatures and cs.expand.signatures)
+    _WARM = True  # (asking numba for its signatures costs ~0.1 ms: once per process)
     t0 = time.perf_counter()
     each = memory_limit // len(cfgs)
     # alternating searches start with small chunks: most deals take only a few hundred nodes
@@ -210,5 +214,6 @@ def run(
         "states_per_s": ctl[cs.D_NODES] / secs if secs > 0 else 0.0,
     }
     if len(searches) > 1 and outcome in ("solved", "unsolvable"):
-        stats["decided_by"] = "shortest-pile-first" if winner.cfg[cs.ORDER] else "last-pile-first"
+        names = {code: name for name, code in SEARCH_ORDERS.items()}
+        stats["decided_by"] = names[int(winner.cfg[cs.ORDER])]
     return outcome, winner, stats

@@ -99,6 +99,7 @@ class GameState:
         self._auto = self._spaces.startswith("auto")
         self._to_found = f["present"] and not f["only complete pile moves"]
         self._fdown = f.get("direction", "up") == "down"
+        self._hole = r["hole"]["present"]
         self._normalise()
 
     def copy(self) -> GameState:
@@ -139,13 +140,17 @@ class GameState:
     def _found_target(self, c: int) -> int:
         if not self._to_found:
             return -1
-        for f in range(suit(c), len(self.found), 4):  # the foundations of c's suit
-            if self._found_next(f) == rank(c):
-                return f
+        found, mr, r = self.found, self.mr, c >> 2
+        for f in range(c & 3, len(found), 4):  # the foundations of c's suit
+            n = found[f]  # (the rank that goes next, as in _found_next)
+            if n < mr:
+                nxt = (self.base - 1 - n) if self._fdown else (self.base - 1 + n)
+                if nxt % mr + 1 == r:
+                    return f
         return -1
 
     def _hole_ok(self, c: int) -> bool:
-        if not self.rules.data["hole"]["present"]:
+        if not self._hole:
             return False
         d = abs(rank(c) - rank(self.hole))
         return d == 1 or (self.rules.data["hole"]["build loops"] and d == self.mr - 1)

@@ -15,6 +15,10 @@ import jsonschema
 __all__ = ["RULES_SCHEMA", "Rules", "game_names", "load_rules"]
 
 _BUILD = ["any-suit", "red-black", "same-suit", "no-build"]
+#: ``tableau piles.search order`` values and the compiled core's code for each (a search hint:
+#: the order in which tableau moves are tried; it never changes an answer). Shortest pile
+#: first breaks ties between piles of one length by their cards, bottom or top card first.
+SEARCH_ORDERS = {"last-pile-first": 0, "shortest-pile-first": 1, "shortest-pile-first-top-ties": 3}
 _RANK_NAMES = ["A", "J", "Q", "K"] + [str(i) for i in range(1, 14)]
 _CARD_PATTERN = r"^(A|J|Q|K|[2-9]|10|1[0-3]?)[CHSD]$"
 
@@ -59,7 +63,18 @@ RULES_SCHEMA: dict[str, Any] = {
                     "kings to bottom": {"type": "boolean"},
                     "built group placement": {"enum": ["build-policy", "group-policy"]},
                     # a search hint (never changes an answer): the order tableau moves are tried
-                    "search order": {"enum": ["last-pile-first", "shortest-pile-first", "both"]},
+                    # (one order, "both" = the first two, or a pair run in alternation)
+                    "search order": {
+                        "oneOf": [
+                            {"enum": [*SEARCH_ORDERS, "both"]},
+                            {
+                                "type": "array",
+                                "items": {"enum": list(SEARCH_ORDERS)},
+                                "minItems": 2,
+                                "maxItems": 2,
+                            },
+                        ]
+                    },
                 }
             ),
             "foundations": _obj(

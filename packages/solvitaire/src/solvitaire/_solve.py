@@ -13,7 +13,7 @@ from . import _driver
 from ._deal import Deal
 from ._deal import deal as make_deal
 from ._engine import GameState, Move
-from ._rules import Rules, load_rules
+from ._rules import SEARCH_ORDERS, Rules, load_rules
 
 __all__ = ["Result", "Status", "compile_rules", "solve"]
 
@@ -88,6 +88,15 @@ def _unsupported(rules: Rules) -> None:
         )
 
 
+def _orders(tp: dict) -> list[int]:
+    """The core's move-order codes of ``tableau piles.search order``: one order, or two
+    searched in alternation ("both" = last pile first and shortest pile first)."""
+    so = tp.get("search order", "last-pile-first")
+    if so == "both":
+        so = ["last-pile-first", "shortest-pile-first"]
+    return [SEARCH_ORDERS[o] for o in ([so] if isinstance(so, str) else so)]
+
+
 def _rules_cfg(rules: Rules) -> dict[int, int]:
     """The ``cfg`` entries that depend on the rules alone (computed once per Rules object)."""
     cached = rules.__dict__.get("_cfg_cache")
@@ -144,7 +153,7 @@ def _rules_cfg(rules: Rules) -> dict[int, int]:
         ),
         # a search hint from the rules (tableau piles.search order): "shortest-pile-first"
         # tries moves off and onto the shortest piles first, and the largest groups first
-        cm.ORDER: int(tp.get("search order", "last-pile-first") == "shortest-pile-first"),
+        cm.ORDER: _orders(tp)[0],
     }
     object.__setattr__(rules, "_cfg_cache", vals)  # Rules is frozen; its data never changes
     return vals
@@ -316,15 +325,16 @@ def solve(
 
 def _search(deal, rules, timeout, max_states, memory_limit, max_depth, pile_sym) -> Result:
     """One search (see :func:`solve`); ``pile_sym`` forces pile symmetry (a streamliner).
-    With ``tableau piles.search order`` = ``both``, two searches (one per move order) run in
-    alternation and the first to decide the deal answers (see :mod:`._driver`)."""
+    With two orders in ``tableau piles.search order`` (``both`` or a pair), two searches (one
+    per move order) run in alternation and the first to decide the deal answers (see
+    :mod:`._driver`)."""
     cfg, S0 = compile_rules(rules, deal)
     if pile_sym:
         cfg[cm.SYM] = 1
     cfgs = [cfg]
-    if rules.data["tableau piles"].get("search order") == "both":
+    for code in _orders(rules.data["tableau piles"])[1:]:
         other = cfg.copy()
-        other[cm.ORDER] = 1 - cfg[cm.ORDER]
+        other[cm.ORDER] = code
         cfgs.append(other)
     outcome, search, stats = _driver.run(
         cfgs,
