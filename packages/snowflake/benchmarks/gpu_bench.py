@@ -116,6 +116,10 @@ def throughput(sec: float, cores: int, smoke: bool, deadline: float) -> dict:
         (f"thread{c}_c20_x{8 * c}", "Centipede-20", "thread", 8 * c, c),
         (f"thread{c}_c6_x{16 * c}", "Centipede-6", "thread", 16 * c, c),
         (f"thread{c}_c6_x{32 * c}", "Centipede-6", "thread", 32 * c, c),
+        # ProcessVectorEnv: c worker processes, one thread each, shared memory
+        (f"process{c}_c6_x{32 * c}", "Centipede-6", "process", 32 * c, c),
+        (f"process{c}_c20_x{8 * c}", "Centipede-20", "process", 8 * c, c),
+        (f"process{c}_c6_x{16 * c}", "Centipede-6", "process", 16 * c, c),
         # c independent one-thread processes: the cores' throughput without a shared GIL
         (f"indep{c}_c6_x{16 * c}", "Centipede-6", "indep", 16 * c, c),
         (f"indep{c}_c20_x{8 * c}", "Centipede-20", "indep", 8 * c, c),
@@ -148,7 +152,7 @@ def throughput(sec: float, cores: int, smoke: bool, deadline: float) -> dict:
             if kind == "indep":
                 r = indep(env, n, threads, sec)
             else:
-                r = bench_env(env, n, kind, sec, threads if kind == "thread" else None)
+                r = bench_env(env, n, kind, sec, threads if kind in ("thread", "process") else None)
         except Exception as e:  # one failing backend must not sink the rest
             res[key] = {"env": env, "kind": kind, "num_envs": n, "error": repr(e)}
             log(f"throughput {key}: FAILED {e!r}")

@@ -14,6 +14,7 @@ from ._graph import Morphology, build_morphology, morphology_from_env
 from ._normalizer import NodeObsNormalizer
 from ._policies import ActorCritic, GNNActor, MLPActor
 from ._ppo import PPOConfig, compute_gae, ppo_update
+from ._procvec import ProcessVectorEnv
 from ._registry import canonical_env_id, make_env, register_centipedes
 from ._trainer import Trainer, build_agent
 from ._vector import ThreadedVectorEnv, make_vector_env
@@ -34,6 +35,7 @@ __all__ = [
     "Morphology",
     "NodeObsNormalizer",
     "PPOConfig",
+    "ProcessVectorEnv",
     "ThreadedVectorEnv",
     "Trainer",
     "__version__",

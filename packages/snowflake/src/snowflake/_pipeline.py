@@ -147,4 +147,10 @@ class EnvGroups(VectorEnv):
             grp.close()
 
 
-STATEFUL = (ThreadedVectorEnv, EnvGroups)  # vector envs whose state goes into checkpoints
+def _stateful() -> tuple[type, ...]:
+    from ._procvec import ProcessVectorEnv
+
+    return (ThreadedVectorEnv, EnvGroups, ProcessVectorEnv)
+
+
+STATEFUL = _stateful()  # vector envs whose state goes into checkpoints

@@ -367,8 +367,9 @@ def make_vector_env(
 ) -> VectorEnv:
     """Vector env of ``num_envs`` copies of ``env`` with ``SAME_STEP`` autoreset.
 
-    ``kind``: ``"thread"`` (:class:`ThreadedVectorEnv`), ``"sync"`` or ``"async"`` (gymnasium's
-    ``SyncVectorEnv`` / ``AsyncVectorEnv``, one process per env).
+    ``kind``: ``"thread"`` (:class:`ThreadedVectorEnv`), ``"process"`` (``ProcessVectorEnv``:
+    ``num_threads`` worker processes, one thread each, shared memory), ``"sync"`` or ``"async"``
+    (gymnasium's ``SyncVectorEnv`` / ``AsyncVectorEnv``, one process per env).
     """
     from ._registry import make_env
 
@@ -379,8 +380,12 @@ def make_vector_env(
     same = gym.vector.AutoresetMode.SAME_STEP
     if kind == "thread":
         return ThreadedVectorEnv(fns, num_threads)
+    if kind == "process":
+        from ._procvec import ProcessVectorEnv
+
+        return ProcessVectorEnv(env, num_envs, num_threads, **env_kwargs)
     if kind == "sync":
         return gym.vector.SyncVectorEnv(fns, autoreset_mode=same)
     if kind == "async":
         return gym.vector.AsyncVectorEnv(fns, autoreset_mode=same)
-    raise ValueError(f"vector kind must be 'thread', 'sync' or 'async', got {kind!r}.")
+    raise ValueError(f"vector kind must be 'thread', 'process', 'sync' or 'async', got {kind!r}.")

@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True)
     t.add_argument("--preset", default="snowflake", choices=["snowflake", "cleanrl"])
-    t.add_argument("--vector", default="thread", choices=["thread", "sync", "async"])
+    t.add_argument("--vector", default="thread", choices=["thread", "process", "sync", "async"])
     t.add_argument("--threads", type=int, default=0, help="env threads (0 = min(num_envs, cores))")
     t.add_argument("--torch-threads", type=int, default=0)
     t.add_argument("--device", default="cpu", help="model and PPO update, e.g. cuda")
@@ -269,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench-env", help="env steps per second")
     b.add_argument("--env", default="Centipede-20")
     b.add_argument("--num-envs", type=int, default=16)
-    b.add_argument("--vector", default="thread", choices=["single", "thread", "sync", "async"])
+    b.add_argument(
+        "--vector", default="thread", choices=["single", "thread", "process", "sync", "async"]
+    )
     b.add_argument("--threads", type=int, default=0)
     b.add_argument("--seconds", type=float, default=10.0)
     b.set_defaults(fn=cmd_bench_env)
