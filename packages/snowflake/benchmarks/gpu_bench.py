@@ -172,8 +172,10 @@ def ppo_iteration(
     rollout_device: str = "",
     batched_types: bool | None = None,
     pipeline: int = 1,
+    vector: str = "thread",
 ) -> dict:
-    """Time full PPO iterations (rollout + GAE + 10 epochs) against pure threaded stepping.
+    """Time full PPO iterations (rollout + GAE + 10 epochs) against pure stepping with the same
+    vector env (``vector``: ``"thread"`` or ``"process"``, one worker per core).
 
     Two iterations when the budget allows (the second is reported: no one-time costs), else one.
     On ``device="cpu"`` the rollout runs torch on one thread (the trainer's default), the update
@@ -204,8 +206,9 @@ def ppo_iteration(
         rollout_device=rollout_device,
         cuda_graph=graph,
         pipeline=pipeline,
+        vector=vector,
     )
-    sps = bench_env("Centipede-20", n_env, "thread", 0.3 if smoke else 1.5, min(cores, n_env))
+    sps = bench_env("Centipede-20", n_env, vector, 0.3 if smoke else 1.5, min(cores, n_env))
     tr = sf.Trainer(cfg)
     for ag in {id(tr.agent): tr.agent, id(tr.roll_agent): tr.roll_agent}.values():
         if hasattr(ag.actor, "batched_types"):
@@ -240,6 +243,7 @@ def ppo_iteration(
         "policy_graph_error": tr.policy_graph_error,
         "gnn_batched_types": batched_types,
         "pipeline": pipeline,
+        "vector": vector,
         # seconds per phase (Trainer.phase_s): rollout parts summed over its vector steps, then
         # GAE, batch transfer, update (prep / issuing the minibatch steps / the sync that waits
         # for them + diagnostics) and the refresh of the rollout copy
@@ -584,6 +588,7 @@ def md_a(res: dict) -> str:
         )
         where += ", GNN per node type" if r.get("gnn_batched_types") is False else ""
         where += f", pipeline {r['pipeline']}" if r.get("pipeline", 1) > 1 else ""
+        where += ", worker processes" if r.get("vector") == "process" else ""
         lines.append(
             f"| {r['policy']} (C-20, {r['num_envs']} envs, {r['rollout_steps']} steps, "
             f"{r['epochs']} epochs, {where}) | "
@@ -601,6 +606,7 @@ def md_a(res: dict) -> str:
             head += f"{r.get('rollout_device')}"
             head += " per-type" if r.get("gnn_batched_types") is False else ""
             head += f" pipeline {r['pipeline']}" if r.get("pipeline", 1) > 1 else ""
+            head += " processes" if r.get("vector") == "process" else ""
             cells = " | ".join(f"{r['phases_s'].get(k, float('nan')):.3f}" for k in names)
             lines.append(f"| {head} | {cells} |")
     lines += ["", f"Wall time {res.get('wall_s', float('nan')):.0f} s."]
@@ -686,21 +692,30 @@ def phase_a(a, res: dict, out: Path, t0: float) -> None:
         ("mlp", dev, True, "cpu" if dev != "cpu" else "", None, 2),
         ("snowflake", dev, True, gnn_roll, None, 2),
     ]
+    plan = [(*p, "thread") for p in plan]
+    # the same with worker processes stepping the envs (ProcessVectorEnv), stepping baseline too
+    plan += [
+        ("mlp", dev, True, "cpu" if dev != "cpu" else "", None, 1, "process"),
+        ("snowflake", dev, True, gnn_roll, None, 1, "process"),
+    ]
     if dev != "cpu":  # per-type GNN schedule, the MLP's rollout policy on the GPU, eager runs
-        plan += [("snowflake", dev, True, gnn_roll, False, 1), ("mlp", dev, True, dev, None, 1)]
-        plan += [("mlp", dev, False, "cpu", None, 1), ("snowflake", dev, False, gnn_roll, None, 1)]
-    for pol, d, g, rd, bt, pipe in plan:
+        plan += [("snowflake", dev, True, gnn_roll, False, 1, "thread")]
+        plan += [("mlp", dev, True, dev, None, 1, "thread")]
+        plan += [("mlp", dev, False, "cpu", None, 1, "thread")]
+        plan += [("snowflake", dev, False, gnn_roll, None, 1, "thread")]
+    for pol, d, g, rd, bt, pipe, vec in plan:
         key = f"{pol}@{d}" + ("" if d == "cpu" else ("+graph" if g else "+eager"))
         key += f"+rollout_{rd}" if d != "cpu" and rd else ""
         key += "+pertype" if bt is False else ""
         key += f"+pipe{pipe}" if pipe > 1 else ""
+        key += "+procs" if vec == "process" else ""
         need = 3.0 if a.smoke else (40.0 if (pol, d) == ("snowflake", "cpu") else 10.0)
         if time.time() + need > deadline:
             log(f"PPO iteration {key}: skipped (budget)")
             continue
         try:
             r = ppo_iteration(
-                pol, cores, a.smoke, deadline, d, g, rd if d != "cpu" else "", bt, pipe
+                pol, cores, a.smoke, deadline, d, g, rd if d != "cpu" else "", bt, pipe, vec
             )
         except Exception as e:  # a GPU failure must not sink the CPU measurements
             res["ppo_iteration"][key] = {"policy": pol, "device": d, "error": repr(e)}
