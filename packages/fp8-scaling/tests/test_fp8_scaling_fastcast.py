@@ -208,11 +208,14 @@ def test_fastcast_kernels_compile_for_sm90():
     ptr = dict.fromkeys(("amax_ptr", "scale_ptr", "inv_ptr", "amax_out_ptr", "out_ptr"), "*fp32")
     for fmt, e5 in (("*fp8e4nv", False), ("*fp8e5", True)):
         types = {"x_ptr": "*bf16", "q_ptr": fmt, "qt_ptr": fmt, **ptr}
-        for tmode, stages, delayed in ((0, 1, False), (1, 1, True), (2, 3, True)):
+        for tmode, stages, delayed, tile_max, fixup in (
+            (0, 1, False, False, False), (1, 1, True, False, False), (2, 3, True, True, False),
+            (0, 1, False, False, True),  # the check pass of the one-pass JIT cast
+        ):  # fmt: skip
             consts = dict(
                 FMAX=448.0, EF=135, MF=0x600000, MARGIN=0, DELAYED=delayed, WRITE_T=True,
                 OUT_FP32=False, E5M2=e5, EVEN=False, REVERSE=not delayed, BM=64, BN=128,
-                GROUP=8, TMODE=tmode, STAGES=stages,
+                GROUP=8, TMODE=tmode, STAGES=stages, TILE_MAX=tile_max, FIXUP=fixup,
             )  # fmt: skip
             ptx = compile_(fc._cast2_kernel, types, consts, 4).asm["ptx"]
             # relaxed, result unused: a fire-and-forget reduction (red.global) or an atomic

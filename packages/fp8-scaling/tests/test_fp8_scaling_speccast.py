@@ -60,7 +60,7 @@ def test_spec_cast_second_pass_skips_only_when_the_guess_holds(triton_interpret)
         consts = _cast_consts("e4m3", 448.0, 0, False, True, True)
         _cast2_kernel[(3,)](
             x, ra.clone(), guess.clone(), q, qt, inv, scale, 37, 53, **consts, EVEN=False,
-            FIXUP=True, BM=16, BN=32, GROUP=2, TMODE=0, STAGES=1, num_warps=1,
+            TILE_MAX=False, FIXUP=True, BM=16, BN=32, GROUP=2, TMODE=0, STAGES=1, num_warps=1,
         )  # fmt: skip
         assert torch.equal(scale, rs)
         assert torch.equal(inv, rs.reciprocal())

@@ -130,8 +130,10 @@ if HAS_TRITON:
         DELAYED: tl.constexpr, WRITE_T: tl.constexpr, OUT_FP32: tl.constexpr,
         E5M2: tl.constexpr, EVEN: tl.constexpr, REVERSE: tl.constexpr,
         BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr, TMODE: tl.constexpr,
-        STAGES: tl.constexpr, TILE_MAX: tl.constexpr = False, FIXUP: tl.constexpr = False,
+        STAGES: tl.constexpr, TILE_MAX: tl.constexpr, FIXUP: tl.constexpr,
     ):  # fmt: skip
+        # every argument is passed explicitly (no defaults): torch.compile's wrapper of a
+        # user-defined Triton kernel (wrap_triton) cannot bind default values
         pid = tl.program_id(0)
         nprog = tl.num_programs(0)
         n_m = tl.cdiv(M, BM)
@@ -302,6 +304,7 @@ def launch_cast2(
     # delayed: reduce each tile's amax at once into one running scalar per program (a full-tile
     # float32 accumulator spilled registers on sm_90: 176 bytes of stack at 64x128, 4 warps)
     consts["TILE_MAX"] = delayed
+    consts["FIXUP"] = False
     # every constexpr passed explicitly: torch.compile's triton wrapper rejects launches that
     # leave defaulted kernel arguments out ("Incorrect number of arguments")
     consts.update(TILE_MAX=False, FIXUP=False)

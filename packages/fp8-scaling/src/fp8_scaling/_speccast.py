@@ -119,14 +119,16 @@ def launch_spec_cast(
     # 1. cast with the guessed scale, amax of x in the same pass (inv_ptr unused: dummy)
     c1 = _cast_consts(fmt, fmax, margin, True, transpose, out_fp32)
     _cast2_kernel[grid](
-        x, amax, g, q, qt_arg, inv, amax, m, n, **c1, EVEN=even, TILE_MAX=True, **tile,
+        x, amax, g, q, qt_arg, inv, amax, m, n, **c1, EVEN=even, TILE_MAX=True, FIXUP=False,
+        **tile,
         num_warps=cfg.warps,
     )  # fmt: skip
     # 2. JIT scale from that amax; recast only where it differs from the guess
     c2 = _cast_consts(fmt, fmax, margin, False, transpose, out_fp32)
     c2["REVERSE"] = False
     _cast2_kernel[grid2](
-        x, amax, g, q, qt_arg, inv, scale, m, n, **c2, EVEN=even, FIXUP=True, **tile,
+        x, amax, g, q, qt_arg, inv, scale, m, n, **c2, EVEN=even, TILE_MAX=False, FIXUP=True,
+        **tile,
         num_warps=cfg.warps,
     )  # fmt: skip
     return q, qt, inv, amax, scale
