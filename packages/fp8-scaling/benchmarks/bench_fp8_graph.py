@@ -160,10 +160,7 @@ _SPEC = [
     {"m": 8192, "n": 8192, "guess": "holds", "cfg": "tuned"},
     {"m": 8192, "n": 8192, "guess": "wrong", "cfg": "tuned"},
     {"m": 16384, "n": 28672, "guess": "holds", "cfg": "tuned"},
-    {"m": 16384, "n": 28672, "guess": "holds", "cfg": "p4"},
-    {"m": 16384, "n": 28672, "guess": "holds", "cfg": "64x128w8"},
-    {"m": 16384, "n": 28672, "guess": "holds", "cfg": "32x128w8"},
-    {"m": 16384, "n": 28672, "guess": "holds", "cfg": "32x128w4"},
+    {"m": 16384, "n": 28672, "guess": "wrong", "cfg": "tuned"},
     {"m": 28672, "n": 8192, "guess": "holds", "cfg": "tuned"},
 ]
 

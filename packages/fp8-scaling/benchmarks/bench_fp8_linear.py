@@ -36,6 +36,7 @@ _CACHE: dict = sys.modules.setdefault(
 PEAK_BF16 = 9.9e14
 amax_default = _linear_fn.TRITON_OP_AMAX
 pair_default = _linear_fn.AUTO_PAIR
+spec_default = _linear_fn.AUTO_SPEC
 
 
 def _sqnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -68,7 +69,7 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
     reduce_overhead = kind.endswith("_ro")  # torch.compile(mode="reduce-overhead"): CUDA graphs
     base_kind = kind.removesuffix("_eager").removesuffix("_ro")
     ours = ("ours", "ours_triton", "ours_inductor", "ours_fastacc", "ours_indamax", "ours_pair",
-            "ours_perop", "ours_spec", "ours_spec_fastacc")  # fmt: skip
+            "ours_perop", "ours_spec", "ours_spec_fastacc", "ours_twopass")  # fmt: skip
     if base_kind in ours:
         backend = {"ours_triton": "triton", "ours_inductor": "inductor", "ours_pair": "pair",
                    "ours_spec": "spec", "ours_spec_fastacc": "spec"}  # fmt: skip
@@ -98,16 +99,20 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
             _linear_fn.TRITON_OP_AMAX = False  # dynamo guards on the value it read)
         if base_kind == "ours_perop":  # "auto" without the pair kernels (one tensor at a time)
             _linear_fn.AUTO_PAIR = False
+        if base_kind == "ours_twopass":  # "auto" without the one-pass JIT casts
+            _linear_fn.AUTO_SPEC = False
         try:
             y = cm(x)
             y.backward(dy)
         finally:
             _linear_fn.TRITON_OP_AMAX = amax_default
             _linear_fn.AUTO_PAIR = pair_default
+            _linear_fn.AUTO_SPEC = spec_default
         return y
 
     step.cm, step.dy = cm, dy  # for benchmarks/profile_host.py (forward/backward host split)
-    step.plain = not reduce_overhead and base_kind not in ("ours_indamax", "ours_perop")
+    step.plain = not reduce_overhead and base_kind not in ("ours_indamax", "ours_perop",
+                                                           "ours_twopass")  # fmt: skip
     _CACHE[key] = (step, x, model)
     return _CACHE[key]
 
@@ -285,6 +290,22 @@ def bench_eager(m: int, k: int, n: int, device: str) -> Measure:
 def bench_fastacc(m: int, k: int, n: int, device: str) -> Measure:
     """Variant: Hopper fast accumulation in the two gradient GEMMs too (fast_accum="all")."""
     return _measure("ours_fastacc", "bf16", m, k, n, device)
+
+
+@case("linear_fp8_twopass_vs_bf16", params=_PARAMS, quick_params=_QUICK, devices=("cpu", "cuda"))
+def bench_twopass(m: int, k: int, n: int, device: str) -> Measure:
+    """Variant: "auto" with the two-pass JIT casts (amax pass, then cast pass) everywhere, i.e.
+    the default before the one-pass casts (``_linear_fn.AUTO_SPEC = False``), vs bf16."""
+    return _measure("ours_twopass", "bf16", m, k, n, device)
+
+
+@case(
+    "linear_fp8_twopass_vs_torchao_tensorwise", params=_PARAMS, quick_params=_QUICK,
+    devices=("cuda",),
+)  # fmt: skip
+def bench_twopass_vs_tao(m: int, k: int, n: int, device: str) -> Measure:
+    """Variant: the two-pass JIT casts vs torchao tensorwise, both compiled."""
+    return _measure("ours_twopass", "torchao_tensorwise", m, k, n, device)
 
 
 @case("linear_fp8_spec_vs_bf16", params=_PARAMS, quick_params=_QUICK, devices=("cpu", "cuda"))

@@ -90,13 +90,16 @@ def test_spec_cast_reference_path_and_errors():
 
 def test_spec_routing(monkeypatch):
     # "spec" takes the one-pass cast for JIT bf16/fp16 2-D tensors with a guess; "auto" only
-    # when AUTO_SPEC is set and the tensor is large enough; delayed and fp32 inputs never
+    # when AUTO_SPEC is set (the default) and the tensor is large enough; delayed and fp32
+    # inputs never
     t, g, jit = torch.zeros(32, 64).bfloat16(), torch.ones(()), fs.JustInTimeScaling()
     assert _linear_fn._spec_ok(t, jit, "spec", g)
     assert not _linear_fn._spec_ok(t, jit, "spec", None)
     assert not _linear_fn._spec_ok(t.float(), jit, "spec", g)
     assert not _linear_fn._spec_ok(t, fs.DelayedScaling(), "spec", g)
-    assert not _linear_fn._spec_ok(t, jit, "auto", g)  # AUTO_SPEC off by default
+    monkeypatch.setattr(_linear_fn, "AUTO_SPEC", False)
+    assert not _linear_fn._spec_ok(t, jit, "auto", g)
+    assert _linear_fn._pair_ok(t, t, jit, fs.E4M3, "auto", spec_ready=True)
     monkeypatch.setattr(_linear_fn, "AUTO_SPEC", True)
     monkeypatch.setattr(_linear_fn, "AUTO_SPEC_MIN_NUMEL", t.numel())
     assert _linear_fn._spec_ok(t, jit, "auto", g)

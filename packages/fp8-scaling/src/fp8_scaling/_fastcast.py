@@ -211,12 +211,16 @@ if HAS_TRITON:
                 else:
                     tl.store(qt_ptrs, qto, mask=(rn[:, None] < N) & (rm[None, :] < M))
         if DELAYED:
+            bits_ptr = amax_out_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
             if TILE_MAX:
-                a = acc
+                # atomics on one address serialise (~4 ns each on the H200: 57,344 programs of
+                # a 16384x28672 cast spent ~0.2 ms in them); the running maximum only grows, so
+                # a program whose maximum is not above it (read from L2) has nothing to add
+                if acc > tl.load(amax_out_ptr, cache_modifier=".cg"):
+                    tl.atomic_max(bits_ptr, acc.to(tl.int32, bitcast=True), sem="relaxed")
             else:
                 a = tl.max(tl.max(acc, 1), 0)
-            bits_ptr = amax_out_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
-            tl.atomic_max(bits_ptr, a.to(tl.int32, bitcast=True), sem="relaxed")
+                tl.atomic_max(bits_ptr, a.to(tl.int32, bitcast=True), sem="relaxed")
 
     @functools.cache
     def _inline_cast(cfg: CastConfig):

@@ -42,9 +42,11 @@ class Float8Linear(nn.Linear):
         name: layer name used in error messages and telemetry.
         check_finite: raise ``ValueError`` naming the layer when an input holds inf/NaN (costs a
             host sync per call). By default non-finite values propagate as NaN instead.
-        cast_backend: how the GPU fast path casts: ``"auto"`` (default: when compiling, our
-            Triton kernels for JIT tensors of at least 2**25 elements and plain torch ops that
-            inductor fuses for the rest; fused Triton kernels in eager mode), ``"inductor"``,
+        cast_backend: how the GPU fast path casts: ``"auto"`` (default: JIT bf16/fp16 tensors
+            of at least 2**25 elements take the one-pass cast that reuses the previous step's
+            scale, smaller layers the pair kernels; otherwise, when compiling, our Triton
+            kernels for JIT tensors of at least 2**25 elements and plain torch ops that inductor
+            fuses for the rest; fused Triton kernels in eager mode), ``"inductor"``,
             ``"triton"``, ``"pair"`` or ``"spec"`` (see :func:`fp8_scaling.float8_linear`).
     """
 
