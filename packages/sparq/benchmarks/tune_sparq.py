@@ -223,6 +223,41 @@ SELECT = {
         "num_warps": 2,
         "merge_emit": True,
     },
+    # the live candidate slots packed into a block of 2048 keys before the search (rows with
+    # more candidates search the padded slots)
+    "sampled_lean_s1024_w4_d2048": {
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "num_warps": 4,
+        "dense_block": 2048,
+    },
+    "sampled_lean_s1024_w4_ka_d2048": {
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "num_warps": 4,
+        "key_alpha": True,
+        "dense_block": 2048,
+    },
+    "sampled_lean_s1024_w8_ka_d2048": {
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "num_warps": 8,
+        "key_alpha": True,
+        "dense_block": 2048,
+    },
+    "sampled_ch512_fc_lean_s1024_w8_ka_d2048": {
+        "chunk": 512,
+        "forced_cap": True,
+        "lean": True,
+        "fallback_block": 128,
+        "samples": 1024,
+        "num_warps": 8,
+        "key_alpha": True,
+        "dense_block": 2048,
+    },
     "hist_s512_w8_lean_h": {"samples": 512, "thr_warps": 8, "lean": True, "hist_search": True},
     "hist_s1024_w8_lean_h": {"samples": 1024, "thr_warps": 8, "lean": True, "hist_search": True},
     "sampled_r16": {"radix16": True},
@@ -253,29 +288,30 @@ FAST = {
     # 00:55 run: the radix-256 histogram searches were slower everywhere (K1 444 vs 276 us) and
     # the chunk-by-chunk look-back count/emit too (K2 127 vs 113 us); the look-back now reads
     # all lower chunks' words at once
+    # 01:13 run: the merged count/emit still lost on K2 (123 vs 113 us) and E2E (77 vs 71),
+    # tied on K3 (38.9 vs 38.8)
     "select_few_rows": (
         "hist_s512_w8_lean",
         "hist_s512_w8_lean_cw8",
-        "hist_s512_w8_lean_m",
-        "hist_s512_w8_lean_cw8_m",
         "hist_s512_w8_lean_cw2",
-        "hist_s512_w8_lean_cw2_m",
+        "hist_s512_w8_lean_cw8_m",
         "torch",
     ),
+    # 01:13 run: the packed radix-4 searches (324 vs 279 us) and 2-warp final kernels (352 us)
+    # were slower on K1, 2-warp thresholds no faster
     "select_many_rows": (
         "sampled_lean_s1024_w4",
-        "sampled_lean_s1024_r4_w4",
         "sampled_lean_s1024_w4_ka",
-        "sampled_lean_s1024_r4_w4_ka",
-        "sampled_lean_s1024_r4_w8",
-        "sampled_lean_s1024_w2",
-        "sampled_lean_s1024_r4_w4_t2",
+        "sampled_lean_s1024_w4_d2048",
+        "sampled_lean_s1024_w4_ka_d2048",
+        "sampled_lean_s1024_w8_ka_d2048",
+        "sampled_ch512_fc_lean_s1024_w8_ka_d2048",
         "torch",
     ),
     "step2": [4, 1, 2, 3],
     # (tile, warps, lean, fallback block[, histogram searches]); 22:29 run: no fused variant
     # beat step 1 + selection (1024-position tiles, 8 warps: 577 vs 576 us)
-    "fused": [(1024, 8, False, 256, "r4")],
+    "fused": [],  # 01:13 run: 588 us with radix-4 searches (step 1 + selection: 565)
 }
 
 
@@ -499,8 +535,8 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
     skip = os.environ.get("SPARQ_TUNE_SKIP", "")
     for vname, kw in SELECT.items():
         if smoke and vname not in ("sampled", "sampled_lean", "hist", "hist_lean", "triton",
-                                   "torch", "sampled_lean_s1024_r4_w4_ka", "hist_s512_w8_lean_m",
-                                   ):  # fmt: skip
+                                   "torch", "sampled_ch512_fc_lean_s1024_w8_ka_d2048",
+                                   "hist_s512_w8_lean_m"):  # fmt: skip
             continue
         if skip and vname.endswith(skip):  # gpu_run.sh: their GPU test failed
             continue

@@ -54,6 +54,7 @@ def _check(sel, logits, lens, k, window, sinks, **kw):
         (2, 2, 1, 300, 19, 3, 2, 64, "h256"),  # both searches by radix-256 histograms
         (2, 1, 4, 257, 33, 5, 1, 32, "r4"),  # both searches by packed radix-4 passes
         (2, 2, 1, 300, 19, 3, 2, 64, "keyalpha"),  # MHA alpha from the winners' keys
+        (2, 1, 4, 257, 33, 5, 1, 32, "dense"),  # live candidate slots packed before the search
     ],
 )
 def test_sampled_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, chunk, radix16):
@@ -63,6 +64,8 @@ def test_sampled_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks
         kw = {"lean": True, "hist_search": radix16 == "h256", "radix4": radix16 == "r4"}
     if radix16 == "keyalpha":
         kw = {"lean": True, "key_alpha": True, "radix4": True}
+    if radix16 == "dense":  # every row's ~60 candidates fit the packed block of 128 keys
+        kw = {"lean": True, "dense_block": 128, "forced_cap": True}
     _check(sel, logits, lens, k, window, sinks, chunk=chunk, **kw)
 
 
@@ -100,6 +103,9 @@ def test_plan_and_bad_input(sel):
     p = sample_plan(16384, 1024)  # K1 row: 16 chunks of 1024, 256 slots each
     assert (p["NCH"], p["CAP"], p["slots"]) == (16, 256, 4096)
     assert p["RANK"] == math.ceil(1.75 * 1024 * p["SAMP"] / 16384)
+    # 512-position chunks with a 64-position window: room for the window in the last chunk
+    assert sample_plan(16384, 1024, 512)["CAP"] == 128
+    assert sample_plan(16384, 1024, 512, forced=68)["CAP"] >= 56 + 68 + 4 * 56**0.5
     assert sampled_supported(32768, 2048)
     assert not sampled_supported(131072, 8192)
     logits, lens = sel.case(1, 1, 1, 32)

@@ -143,6 +143,35 @@ def _pick_candidates(
 
 
 @triton.jit
+def _pick_dense(
+    cnt_ptr, ckey_ptr, bh, NC, K, CAP: tl.constexpr, DS: tl.constexpr, R16: tl.constexpr,
+    LEAN: tl.constexpr,
+):  # fmt: skip
+    """:func:`_pick_candidates` over the live slots only, packed in chunk order into a block of
+    ``DS`` keys (the caller checks that they fit): the searches touch ``DS`` instead of
+    ``NC * CAP`` (padded) keys. Returns the sparse slot offsets of the packed keys."""
+    i = _positions(DS, NC, LEAN)
+    run = tl.zeros((), tl.int32)
+    cidx = tl.zeros((DS,), tl.int32)
+    prev = tl.zeros((DS,), tl.int32)
+    for c in range(0, NC):  # chunk of packed index i: the chunks whose live keys end at or before i
+        run += tl.load(cnt_ptr + bh * NC + c)
+        past = i >= run
+        cidx += past.to(tl.int32)
+        prev = tl.where(past, run, prev)
+    live = i < run
+    slots = tl.where(live, cidx * CAP + (i - prev), 0)
+    u = tl.load(ckey_ptr + bh * NC * CAP + slots, mask=live, other=-2147483648)
+    T = _rank_thr(u, K, R16)
+    need = K - tl.sum((u > T).to(tl.int32), axis=0)
+    eq = (u == T).to(tl.int32)
+    eq_rank = tl.cumsum(eq, axis=0) - eq
+    sel = live & ((u > T) | ((eq == 1) & (eq_rank < need)))
+    sel_i = sel.to(tl.int32)
+    return slots, sel, tl.cumsum(sel_i, axis=0) - sel_i
+
+
+@triton.jit
 def _threshold_kernel(
     logit_ptr, m_ptr, l_ptr, lens_ptr, stat_ptr, thr_ptr, S, NT, HKV, window, sinks, RANK,
     G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr, SAMP: tl.constexpr, RUN: tl.constexpr,
@@ -227,35 +256,51 @@ def _exact_row_fallback(
 
 
 @triton.jit
+def _emit_winners(
+    logit_ptr, stat_ptr, ckey_ptr, cpos_ptr, cp_ptr, out_row, alpha_ptr, bh, slots, sel, dest,
+    S, NCH, G: tl.constexpr, GP: tl.constexpr, CAP: tl.constexpr, ALPHA: tl.constexpr,
+):  # fmt: skip
+    """Winner positions at ``dest`` and alpha from the chosen candidate slots of row ``bh``."""
+    heads = tl.arange(0, GP)
+    pos = tl.load(cpos_ptr + bh * NCH * CAP + slots, mask=sel, other=0)
+    tl.store(out_row + dest, pos, mask=sel)
+    if ALPHA == 2:  # one head: the key is the logit (forced +inf keys: logit reloaded)
+        u = tl.load(ckey_ptr + bh * NCH * CAP + slots, mask=sel, other=0)
+        lg = tl.where(u < 0, u ^ 0x7FFFFFFF, u).to(tl.float32, bitcast=True)
+        forced = sel & (u == 2139095040)
+        lg = tl.where(forced, tl.load(logit_ptr + bh * S + pos, mask=forced, other=0.0), lg)
+        p = tl.exp(lg - tl.load(stat_ptr + bh * 2 * GP)) * tl.load(stat_ptr + bh * 2 * GP + GP)
+        tl.store(alpha_ptr + bh, tl.sum(tl.where(sel, p, 0.0), axis=0))
+    elif ALPHA:
+        alpha = tl.zeros((GP,), tl.float32)
+        for h in tl.static_range(G):
+            p = tl.load(cp_ptr + (bh * G + h) * NCH * CAP + slots, mask=sel, other=0.0)
+            alpha += tl.where(heads == h, tl.sum(p, axis=0), 0.0)
+        tl.store(alpha_ptr + bh * G + heads, alpha, mask=heads < G)
+
+
+@triton.jit
 def _final_kernel(
     logit_ptr, lens_ptr, stat_ptr, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, out_idx_ptr, alpha_ptr,
     S, HKV, NCH, K, window, sinks, G: tl.constexpr, GP: tl.constexpr, NCHP: tl.constexpr,
     CAP: tl.constexpr, SLOTS: tl.constexpr, CHF: tl.constexpr, R16: tl.constexpr,
-    LEAN: tl.constexpr, ALPHA: tl.constexpr,
+    LEAN: tl.constexpr, ALPHA: tl.constexpr, DENSE: tl.constexpr,
 ):  # fmt: skip
     bh = tl.program_id(0).to(tl.int64)
     heads = tl.arange(0, GP)
     ch = tl.arange(0, NCHP)
     cnt = tl.load(cnt_ptr + bh * NCH + ch, mask=ch < NCH, other=0)
-    ok = (tl.sum(cnt, axis=0) >= K) & (tl.max(cnt, axis=0) <= CAP)
+    total = tl.sum(cnt, axis=0)
+    ok = (total >= K) & (tl.max(cnt, axis=0) <= CAP)
     out_row = out_idx_ptr + bh * K
-    if ok:
+    args = (logit_ptr, stat_ptr, ckey_ptr, cpos_ptr, cp_ptr, out_row, alpha_ptr, bh)
+    if ok & (total <= DENSE):  # never true for DENSE = 0 (total >= K >= 1)
+        if DENSE > 0:  # the live slots packed into a block of DENSE keys
+            slots, sel, dest = _pick_dense(cnt_ptr, ckey_ptr, bh, NCH, K, CAP, DENSE, R16, LEAN)
+            _emit_winners(*args, slots, sel, dest, S, NCH, G, GP, CAP, ALPHA)
+    elif ok:
         slots, sel, dest = _pick_candidates(cnt_ptr, ckey_ptr, bh, NCH, K, CAP, SLOTS, R16, LEAN)
-        pos = tl.load(cpos_ptr + bh * NCH * CAP + slots, mask=sel, other=0)
-        tl.store(out_row + dest, pos, mask=sel)
-        if ALPHA == 2:  # one head: the key is the logit (forced +inf keys: logit reloaded)
-            u = tl.load(ckey_ptr + bh * NCH * CAP + slots, mask=sel, other=0)
-            lg = tl.where(u < 0, u ^ 0x7FFFFFFF, u).to(tl.float32, bitcast=True)
-            forced = sel & (u == 2139095040)
-            lg = tl.where(forced, tl.load(logit_ptr + bh * S + pos, mask=forced, other=0.0), lg)
-            p = tl.exp(lg - tl.load(stat_ptr + bh * 2 * GP)) * tl.load(stat_ptr + bh * 2 * GP + GP)
-            tl.store(alpha_ptr + bh, tl.sum(tl.where(sel, p, 0.0), axis=0))
-        elif ALPHA:
-            alpha = tl.zeros((GP,), tl.float32)
-            for h in tl.static_range(G):
-                p = tl.load(cp_ptr + (bh * G + h) * NCH * CAP + slots, mask=sel, other=0.0)
-                alpha += tl.where(heads == h, tl.sum(p, axis=0), 0.0)
-            tl.store(alpha_ptr + bh * G + heads, alpha, mask=heads < G)
+        _emit_winners(*args, slots, sel, dest, S, NCH, G, GP, CAP, ALPHA)
     else:
         seq_len = tl.load(lens_ptr + bh // HKV)
         M = tl.load(stat_ptr + bh * 2 * GP + heads)
@@ -271,7 +316,9 @@ def _final_warps(slots: int) -> int:
     return 16 if slots >= 16384 else 8 if slots >= 4096 else 4
 
 
-def sample_plan(S: int, k: int, chunk: int | None = None, samples: int | None = None) -> dict:
+def sample_plan(
+    S: int, k: int, chunk: int | None = None, samples: int | None = None, forced: int = 0
+) -> dict:
     """Launch plan of :func:`select_topk_sampled` for a row of ``S`` positions and ``k`` winners.
 
     Returns a dict with ``SAMP`` (sample size, power of two, ``<= S/4``), ``RANK`` (sample rank of
@@ -279,7 +326,10 @@ def sample_plan(S: int, k: int, chunk: int | None = None, samples: int | None = 
     the expected ``MARGIN * k * CH / S`` candidates, widened to fill the register block) and
     ``slots = next_pow2(NCH * CAP)``, the final kernel's register block. Without
     ``chunk`` the chunk length (512-4096) giving the fewest slots is taken (1024 on ties). The
-    plan is usable when ``slots <= MAX_SLOTS`` (see :func:`sampled_supported`).
+    plan is usable when ``slots <= MAX_SLOTS`` (see :func:`sampled_supported`). ``forced``
+    (window plus sinks, all candidates of the row's first and last chunks) widens ``CAP`` to
+    the expected candidates plus the forced ones plus four standard deviations, so that short
+    chunks do not overflow at the end of the row.
     """
     samp = samples or min(2048, max(16, 1 << max(4, (max(1, S // 4)).bit_length() - 1)))
     samp = min(samp, max(16, triton.next_power_of_2(S) // 4))
@@ -288,7 +338,11 @@ def sample_plan(S: int, k: int, chunk: int | None = None, samples: int | None = 
     def plan(ch: int) -> dict:
         ch = min(ch, max(16, triton.next_power_of_2(S)))
         nch = triton.cdiv(S, ch)
-        cap0 = min(ch, max(16, math.ceil(2 * MARGIN * k * ch / S)))
+        mean = MARGIN * k * ch / S
+        cap0 = max(16, math.ceil(2 * mean))
+        if forced:
+            cap0 = max(cap0, math.ceil(mean + forced + 4 * mean**0.5))
+        cap0 = min(ch, cap0)
         slots = max(32, triton.next_power_of_2(nch * cap0))
         # the register block is a power of two anyway: give its spare room to the chunks
         return {"CH": ch, "NCH": nch, "CAP": min(ch, slots // nch), "slots": slots}
@@ -326,6 +380,8 @@ def select_topk_sampled(
     need_alpha: bool = True,
     radix4: bool = False,
     key_alpha: bool = False,
+    dense_block: int = 0,
+    forced_cap: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k positions by the group-summed approximate softmax (sampled-threshold variant).
 
@@ -346,7 +402,11 @@ def select_topk_sampled(
     (takes precedence; all searches give the same result); ``need_alpha=False`` stores no
     softmax masses (``alpha`` is then left uninitialised unless the exact fallback ran);
     ``key_alpha`` (one head per KV head): no masses stored either, ``alpha`` is summed from the
-    winners' keys, which are their logits (forced positions' logits reloaded). No host
+    winners' keys, which are their logits (forced positions' logits reloaded); ``dense_block``
+    (a power of two, 0: off): rows with at most that many candidates search them packed into
+    a block of that size instead of the padded ``NCH * CAP`` slots; ``forced_cap``: chunk
+    capacities that also hold the window and sink positions (:func:`sample_plan`; the plain
+    plan when the wider one does not fit). No host
     synchronisation: CUDA-graph capturable. Scratch: ``B*Hkv*(NCH*CAP*(2+G) + NCH + 2G + 1)``
     words (about ``3.5*k*(2+G)`` per row).
     """
@@ -354,6 +414,9 @@ def select_topk_sampled(
     if not 1 <= k <= S:
         raise ValueError(f"k must be in [1, S={S}], got {k}")
     plan = sample_plan(S, k, chunk, samples)
+    if forced_cap:
+        wide = sample_plan(S, k, chunk, samples, max(0, local_window) + max(0, sink_tokens))
+        plan = wide if wide["slots"] <= MAX_SLOTS else plan
     if plan["slots"] > MAX_SLOTS or S < 64:
         raise ValueError(
             f"the sampled selection needs S >= 64 and <= {MAX_SLOTS} candidate slots; got S={S}, "
@@ -393,7 +456,7 @@ def select_topk_sampled(
         sink_tokens, G=G, GP=GP, NCHP=max(2, triton.next_power_of_2(nch)), CAP=cap,
         SLOTS=plan["slots"],
         CHF=min(fallback_block, max(16, triton.next_power_of_2(S))), R16=search, LEAN=lean,
-        ALPHA=alpha_mode,
+        ALPHA=alpha_mode, DENSE=dense_block,
         num_warps=num_warps or _final_warps(plan["slots"]),
     )  # fmt: skip
     return idx, alpha
