@@ -67,6 +67,8 @@ STEP1 = [
     {"tile": 512, "num_warps": 4, "fma": False, "row1": False},
     {"tile": 1024, "num_warps": 8, "fma": False, "rows": True},
     {"tile": 512, "num_warps": 8, "fma": False, "rows": True},
+    {"tile": 2048, "num_warps": 4, "fma": False, "rows": True},
+    {"tile": 1024, "num_warps": 2, "fma": False, "rows": True},
 ]
 MHA_ONLY_STEP1 = (11,)  # variants that differ from others only when G == 1
 SELECT = {
@@ -280,7 +282,8 @@ STEP2 = [
 FAST = {
     # 21:56 and 22:29 runs: the row-loop step 1 was fastest on every shape (512-position tiles
     # for K1, 1024 for the GQA shapes)
-    "step1": [7, 8, 9, 12],  # 00:29 run: 512-position tiles with 8 warps slowest everywhere
+    # 00:29 run: 512-position tiles with 8 warps slowest everywhere
+    "step1": [7, 8, 9, 12, 14, 15],
     # the histogram selection for fewer than 4*132 (batch, KV head) rows, the sampled one for
     # more (19:09 run: each lost clearly on the other side); torch.topk as a safe net. 22:29
     # run: the lean kernels with 512-key (histogram) and 1024-key (sampled) samples were fastest;
