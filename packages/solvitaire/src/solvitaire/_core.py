@@ -346,53 +346,65 @@ def deadlocked(S, cfg):
     od = cfg[OFF_D]
     of = cfg[OFF_F]
     one = np.uint64(1)
+    # the tableau's cards: their pile and height, and per pile the cards below each height
+    where = np.empty(64, np.int64)  # card code -> pile * 256 + height
+    below = np.zeros((nt, cfg[CAP] + 1), np.uint64)  # below[j, i]: cards under height i
+    dl = np.empty(64, np.int64)  # the cards of D
+    nd = 0
     D = np.uint64(0)
     for j in range(nt):
         for i in range(_len(S, cfg, j)):
             c = _at(S, cfg, j, i)
+            where[c] = j * 256 + i
+            below[j, i + 1] = below[j, i] | (one << np.uint64(c))
             if (c >> 2) != mr:
                 D |= one << np.uint64(c)
-    if D == 0:
-        return False
-    while True:
+                dl[nd] = c
+                nd += 1
+    top = np.empty(nt, np.int64)  # height of the highest card of D in each pile
+    while nd > 0:
+        for j in range(nt):
+            top[j] = 0
+        for x in range(nd):
+            w = where[dl[x]]
+            j = w >> 8
+            if (w & 255) + 1 > top[j]:
+                top[j] = (w & 255) + 1
         covered = np.uint64(0)  # tableau cards with a card of D above them
         for j in range(nt):
-            above = False
-            for i in range(_len(S, cfg, j) - 1, -1, -1):
-                c = _at(S, cfg, j, i)
-                if above:
-                    covered |= one << np.uint64(c)
-                if (D >> np.uint64(c)) & one:
-                    above = True
-        nd = D
-        for j in range(nt):
-            n = _len(S, cfg, j)
-            for i in range(n):
-                c = _at(S, cfg, j, i)
-                bit = one << np.uint64(c)
-                if (D & bit) == 0:
-                    continue
-                r = c >> 2
-                su = c & 3
-                # (1) the foundation: the lower cards of its suit still to go up
-                lower = _rank_bits(S[of + su] + 1, r - 1) & (SUIT_BITS << np.uint64(su))
-                out = (bit & covered) == 0 and (lower & (covered | D)) == 0
-                # (2) a card to be built on that is not covered
-                if not out:
-                    tg = _onto_mask(c, cfg[BUILD], 1, mr)
-                    out = (tg & ~covered) != 0
-                # (3) a face-up carrier under it that is out of D
-                if not out and i > 0 and i > S[od + j]:
+            if top[j] > 1:
+                covered |= below[j, top[j] - 1]
+        keep = 0
+        for x in range(nd):
+            c = dl[x]
+            bit = one << np.uint64(c)
+            r = c >> 2
+            su = c & 3
+            # (1) the foundation: the lower cards of its suit still to go up
+            lower = _rank_bits(S[of + su] + 1, r - 1) & (SUIT_BITS << np.uint64(su))
+            out = (bit & covered) == 0 and (lower & (covered | D)) == 0
+            # (2) a card to be built on that is not covered
+            if not out:
+                out = (_onto_mask(c, cfg[BUILD], 1, mr) & ~covered) != 0
+            # (3) a face-up carrier under it that is out of D
+            if not out:
+                w = where[c]
+                j = w >> 8
+                i = w & 255
+                if i > 0 and i > S[od + j]:
                     h = _at(S, cfg, j, i - 1)
                     if _builds(cfg[GPOL], c, h, 1, mr) and not (i == 1 and (h >> 2) == mr):
                         out = ((D >> np.uint64(h)) & one) == 0
-                if out:
-                    nd &= ~bit
-        if nd == D:
+            if not out:
+                dl[keep] = c
+                keep += 1
+        if keep == nd:
             return True
-        D = nd
-        if D == 0:
-            return False
+        nd = keep
+        D = np.uint64(0)
+        for x in range(nd):
+            D |= one << np.uint64(dl[x])
+    return False
 
 
 @njit(cache=True)
@@ -1013,29 +1025,71 @@ def tt_rehash(old, new):
         new[i, 1] = old[x, 1]
 
 
+@njit(cache=True, inline="always")
+def _onto_tableau(mv, i):
+    """Whether move ``i`` puts one or more cards on a tableau pile."""
+    kind = mv[i, 0]
+    if kind == K_T2T or kind == K_C2T or kind == K_R2T:  # noqa: SIM109
+        return True
+    if kind == K_F2T or kind == K_DEAL:  # noqa: SIM109
+        return True
+    return kind == K_W and mv[i, 3] == 1
+
+
+@njit(cache=True)
+def _moved_cards_free(S, cfg, mv, i):
+    """After move ``i`` put cards on a tableau pile of position S: whether every card it
+    moved is a king or may be built on a pile top or a foundation card. A position that was
+    not deadlocked can only become deadlocked through a move whose stuck set contains a moved
+    card (any other stuck set was stuck before the move), and a card that may go onto an
+    uncovered card is never stuck: then the deadlock test can be skipped."""
+    kind = mv[i, 0]
+    if kind == K_DEAL:
+        return False
+    j = mv[i, 2]
+    n = mv[i, 3] if kind == K_T2T else 1
+    mr = cfg[MR]
+    free, _space = _tops_and_space(S, cfg, cfg[T])
+    of = cfg[OFF_F]
+    for su in range(4):
+        free |= _rank_bits(1, S[of + su]) & (SUIT_BITS << np.uint64(su))
+    ln = _len(S, cfg, j)
+    for x in range(ln - n, ln):
+        c = _at(S, cfg, j, x)
+        if (c >> 2) != mr and (_onto_mask(c, cfg[BUILD], 1, mr) & free) == 0:
+            return False
+    return True
+
+
 @njit(cache=True)
 def expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
     """Open node ``d`` (its state is ``states[d]``). Returns False if it is a transposition."""
     S = states[d]
     start = fe[d - 1] if d > 0 else 0
-    if cfg[DEADLOCK] != 0 and deadlocked(S, cfg):
-        ctl[D_DEAD] += 1
-        fs[d] = start
-        fe[d] = start  # no children: the position is lost
-        fn[d] = start
-        return True
+    # the deadlock test runs only where a deadlock can have appeared: at the root and after a
+    # move that put cards on the tableau (moves that only take cards off the tableau or turn
+    # cards face up never make a position harder), once per new state
+    test = cfg[DEADLOCK] != 0 and (
+        d == 0 or (_onto_tableau(mv, path[d]) and not _moved_cards_free(S, cfg, mv, path[d]))
+    )
     k = dominance(S, cfg, mv, start)
     if k == start:
         h1, h2 = state_hash2(S, cfg, Z)
         if not tt_insert(tab, h1, h2, ctl):
             return False
         ctl[D_UNIQUE] += 1
-        if d > 0:
+        if test and deadlocked(S, cfg):
+            k = start  # no children: the position is lost
+            ctl[D_DEAD] += 1
+        elif d > 0:
             pm = path[d]
             psrc = mv[pm, 1] if mv[pm, 0] == K_T2T else -1
             k = gen_moves(S, cfg, mv, start, dst_code(mv, pm), mv[pm, 6], psrc)
         else:
             k = gen_moves(S, cfg, mv, start, -1, 0, -1)
+    elif test and deadlocked(S, cfg):
+        k = start
+        ctl[D_DEAD] += 1
     else:
         ctl[D_DOM] += 1
     fs[d] = start
