@@ -323,7 +323,7 @@ def _rank_bits(lo, hi):
 
 
 @njit(cache=True)
-def deadlocked(S, cfg):
+def deadlocked(S, cfg, forced=True):
     """True when the position provably cannot be won: a non-empty set D of tableau cards none
     of which can ever move first. (Used only where ``cfg[DEADLOCK]`` is set: one deck,
     foundations built up from the ace, no cells and no hole, and only kings (or nothing) may
@@ -340,7 +340,14 @@ def deadlocked(S, cfg):
     whole pile to a space only swaps piles). What is left (the greatest such set) is
     stuck: the first of its cards to move would need a covered card exposed, a covered or
     stuck card on a foundation, or a carrier from D, i.e. another card of D to have moved
-    before it. A stuck card never reaches its foundation, so the position is lost."""
+    before it. A stuck card never reaches its foundation, so the position is lost.
+
+    With ``forced`` (the search uses it at the root only: it costs another pass per round),
+    a card Y with a single way out, onto a card t (Y cannot go up, every other card it could
+    go onto is covered and it has no carrier), *takes* t: Y must leave before the cards
+    under it, can only go onto t, and can never leave t again while D stays put, so for the
+    cards under Y, t counts as covered. (Klondike seed 22: Q♣ lies on Q♠, K♥, 9♣ and 6♠
+    and can only go onto K♦, which Q♠ needs.)"""
     nt = cfg[T]
     mr = cfg[MR]
     od = cfg[OFF_D]
@@ -362,6 +369,7 @@ def deadlocked(S, cfg):
                 dl[nd] = c
                 nd += 1
     top = np.empty(nt, np.int64)  # height of the highest card of D in each pile
+    taken = np.zeros(64, np.uint64)  # per card: cards that cards above it must go onto
     while nd > 0:
         for j in range(nt):
             top[j] = 0
@@ -374,6 +382,28 @@ def deadlocked(S, cfg):
         for j in range(nt):
             if top[j] > 1:
                 covered |= below[j, top[j] - 1]
+        # a card Y with one way out only, onto a card t (it cannot go up, every other card
+        # it could go onto is covered, and it has no carrier): Y must leave before any card
+        # under it can, it can only go onto t and never leaves t again (while D stays put),
+        # so for the cards under Y, t counts as covered (``taken``: per card, the cards the
+        # cards above it must take)
+        for j in range(nt if forced else 0):
+            acc = np.uint64(0)
+            for i in range(_len(S, cfg, j) - 1, -1, -1):
+                c = _at(S, cfg, j, i)
+                taken[c] = acc
+                if i == 0 or (c >> 2) == mr:
+                    continue
+                h = _at(S, cfg, j, i - 1)
+                if i - 1 >= S[od + j] and _builds(cfg[GPOL], c, h, 1, mr):
+                    continue  # a carrier (h face up, in sequence)
+                su = c & 3
+                lower = _rank_bits(S[of + su] + 1, (c >> 2) - 1) & (SUIT_BITS << np.uint64(su))
+                if (lower & (covered | D)) == 0:
+                    continue  # it may go up
+                tg = _onto_mask(c, cfg[BUILD], 1, mr) & ~covered
+                if tg != 0 and (tg & (tg - one)) == 0:
+                    acc |= tg
         keep = 0
         for x in range(nd):
             c = dl[x]
@@ -383,9 +413,9 @@ def deadlocked(S, cfg):
             # (1) the foundation: the lower cards of its suit still to go up
             lower = _rank_bits(S[of + su] + 1, r - 1) & (SUIT_BITS << np.uint64(su))
             out = (bit & covered) == 0 and (lower & (covered | D)) == 0
-            # (2) a card to be built on that is not covered
+            # (2) a card to be built on that is not covered (nor taken by the card above)
             if not out:
-                out = (_onto_mask(c, cfg[BUILD], 1, mr) & ~covered) != 0
+                out = (_onto_mask(c, cfg[BUILD], 1, mr) & ~(covered | taken[c])) != 0
             # (3) a face-up carrier under it that is out of D
             if not out:
                 w = where[c]
@@ -1041,10 +1071,11 @@ def _moved_cards_free(S, cfg, mv, i):
     """After move ``i`` put cards on a tableau pile of position S: whether every card it
     moved is a king or may be built on a pile top or a foundation card. A position that was
     not deadlocked can only become deadlocked through a move whose stuck set contains a moved
-    card (any other stuck set was stuck before the move), and a card that may go onto an
-    uncovered card is never stuck: then the deadlock test can be skipped."""
+    card (any other stuck set was stuck before the move; the moved cards sit on a card they
+    are built on, so they take no card away from the cards under them), and a card that may
+    go onto an uncovered card is never stuck: then the deadlock test can be skipped."""
     kind = mv[i, 0]
-    if kind == K_DEAL:
+    if kind == K_DEAL or cfg[GPOL] != cfg[BUILD]:
         return False
     j = mv[i, 2]
     n = mv[i, 3] if kind == K_T2T else 1
@@ -1078,7 +1109,7 @@ def expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
         if not tt_insert(tab, h1, h2, ctl):
             return False
         ctl[D_UNIQUE] += 1
-        if test and deadlocked(S, cfg):
+        if test and deadlocked(S, cfg, d == 0):
             k = start  # no children: the position is lost
             ctl[D_DEAD] += 1
         elif d > 0:
@@ -1087,7 +1118,7 @@ def expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
             k = gen_moves(S, cfg, mv, start, dst_code(mv, pm), mv[pm, 6], psrc)
         else:
             k = gen_moves(S, cfg, mv, start, -1, 0, -1)
-    elif test and deadlocked(S, cfg):
+    elif test and deadlocked(S, cfg, d == 0):
         k = start
         ctl[D_DEAD] += 1
     else:
