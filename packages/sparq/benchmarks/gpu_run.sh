@@ -10,6 +10,7 @@
 #      the idle time between kernels                                        -> log (PROFILE_JSON)
 #   4. the harness cases with that table (SPARQ_TUNED_JSON): K1-K4 decode, end-to-end decode
 #      -> sparq_decode_*.{json,md}, sparq_e2e_decode_*.{json,md}
+#   5. the GPU accuracy grid tests with the time left (GRID=0 skips them)             -> log
 # Budget knob: BUDGET (seconds, default 235) for the whole run; T_TEST (default 35), T_TUNE
 # (default 115, at most BUDGET minus what is spent minus 95 s) and T_PROF (default 40) cap
 # phases 1-3, phase 4 gets what is left (each case is written when it ends).
@@ -105,5 +106,12 @@ for case in ("sparq_decode", "sparq_e2e_decode"):
               f"base={r.get('baseline', {}).get('median_s', 0) * 1e3:.3f}ms {r.get('error') or ''}",
               flush=True)
 PY
+# 5. the GPU accuracy grid (ragged batches, S >= 64k, CUDA-graph replay) through the dispatch
+#    defaults, with whatever time is left (the 01:13 run ended 70 s inside its budget)
+if [ "$SMOKE" != "1" ] && [ "${GRID:-1}" = "1" ] && [ "$(left)" -ge 25 ]; then
+  echo "== phase 5: GPU accuracy grid ($(left) s left)" | tee -a "$LOG"
+  timeout $(( $(left) - 5 )) python3 -m pytest -q -p no:cacheprovider \
+    packages/sparq/tests/test_sparq_kernel_gpu.py 2>&1 | tail -8 | tee -a "$LOG"
+fi
 echo "== done in $(( $(date +%s) - START )) s (budget $BUDGET s); files in $OUT:" | tee -a "$LOG"
 ls "$OUT" | tee -a "$LOG"
