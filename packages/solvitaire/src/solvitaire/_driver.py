@@ -1,14 +1,14 @@
-"""Drive the compiled search: resumable searches, grown buffers, one or two move orders.
+"""Drive the compiled search: resumable searches, grown buffers, one to three move orders.
 
 A :class:`Search` owns one depth-first search of the compiled core (its stacks, transposition
 table and counters) and runs it a chunk at a time, growing the table and the stacks within
-its memory budget. :func:`run` runs one search, or two searches of the same deal that try the
-tableau moves in different orders, in alternation (each gets the next chunk while it has
-searched fewer nodes than the other, once the first has had a head start). Both are complete
-searches, so whichever decides the deal first gives the answer: a solution is a solution,
-and an exhausted search proves the deal unsolvable whatever its move order. The pair costs
-at most about twice the better order's nodes (plus the head start), and much less than the
-worse order where the two differ by orders of magnitude.
+its memory budget. :func:`run` runs one search, or two or three searches of the same deal
+that try the tableau moves in different orders, in alternation (each gets the next chunk
+while it has searched fewer nodes than the others, once the first has had a head start).
+All are complete searches, so whichever decides the deal first gives the answer: a solution
+is a solution, and an exhausted search proves the deal unsolvable whatever its move order.
+k searches cost at most about k times the best order's nodes (plus the head start), and much
+less than a worse order where the orders differ by orders of magnitude.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ._rules import SEARCH_ORDERS
 
 __all__ = ["Search", "run"]
 
-#: With two searches, nodes the first one searches alone before the second starts.
+#: With several searches, nodes the first one searches alone before the others start.
 HEAD_START = 512
 _WARM = False  # whether this process has compiled (or loaded) the search already
 
@@ -166,10 +166,12 @@ def run(
     outcome, winner = "memory", searches[0]
     while True:
         first = searches[0]
-        if len(searches) < len(cfgs) and (first.nodes >= HEAD_START or first.status == cs.MEMORY):
-            # the second search starts once the first has had its head start
-            searches.append(Search(cfgs[1], S0, Z, each, max_depth, budget))
-            active.append(searches[1])
+        while len(searches) < len(cfgs) and (
+            first.nodes >= HEAD_START or first.status == cs.MEMORY
+        ):
+            # the other searches start once the first has had its head start
+            searches.append(Search(cfgs[len(searches)], S0, Z, each, max_depth, budget))
+            active.append(searches[-1])
         done = next((s for s in active if s.status in (cs.SOLVED, cs.UNSOLVABLE)), None)
         if done is not None:
             outcome, winner = ("solved" if done.status == cs.SOLVED else "unsolvable"), done

@@ -63,7 +63,7 @@ RULES_SCHEMA: dict[str, Any] = {
                     "kings to bottom": {"type": "boolean"},
                     "built group placement": {"enum": ["build-policy", "group-policy"]},
                     # a search hint (never changes an answer): the order tableau moves are tried
-                    # (one order, "both" = the first two, or a pair run in alternation)
+                    # (one order, "both" = the first two, or 2-3 orders run in alternation)
                     "search order": {
                         "oneOf": [
                             {"enum": [*SEARCH_ORDERS, "both"]},
@@ -71,7 +71,7 @@ RULES_SCHEMA: dict[str, Any] = {
                                 "type": "array",
                                 "items": {"enum": list(SEARCH_ORDERS)},
                                 "minItems": 2,
-                                "maxItems": 2,
+                                "maxItems": 3,
                             },
                         ]
                     },

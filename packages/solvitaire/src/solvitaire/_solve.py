@@ -89,8 +89,8 @@ def _unsupported(rules: Rules) -> None:
 
 
 def _orders(tp: dict) -> list[int]:
-    """The core's move-order codes of ``tableau piles.search order``: one order, or two
-    searched in alternation ("both" = last pile first and shortest pile first)."""
+    """The core's move-order codes of ``tableau piles.search order``: one order, or two or
+    three searched in alternation ("both" = last pile first and shortest pile first)."""
     so = tp.get("search order", "last-pile-first")
     if so == "both":
         so = ["last-pile-first", "shortest-pile-first"]
