@@ -377,6 +377,27 @@ class GameState:
 
     def apply(self, m: Move, check: bool = True) -> None:
         """Apply a move in place; raises ``ValueError`` when it is not legal here."""
+        src, si, n, dst, di = m
+        if src == "t" and n == 1 and (dst == "f" or dst == "t"):
+            # the commonest moves (one card off a tableau pile), checked and made directly
+            tab = self.tab
+            p = tab[si] if 0 <= si < len(tab) else None
+            if p is not None and len(p) > self.down[si]:
+                c = p[-1]
+                if dst == "f":
+                    f = self._found_target(c)
+                    if f >= 0:
+                        p.pop()
+                        self.found[f] += 1
+                        self._normalise(si)
+                        return
+                elif 0 <= di < len(tab) and di != si and self._can_place(c, di, 1):
+                    p.pop()
+                    tab[di].append(c)
+                    self._normalise(si)
+                    return
+            if check:  # not legal (the general check below says why)
+                raise ValueError(f"illegal move {m} ({move_str(m)})")
         if check and not self.is_legal(m):
             raise ValueError(f"illegal move {m} ({move_str(m)})")
         if m.src == "w":

@@ -219,21 +219,29 @@ _KIND_TO_MOVE = {
 }
 
 
+#: For each compiled move kind but the stock moves: (src, dst, keeps its card count, keeps b).
+_KIND_ROW = {
+    kind: (src, dst, kind in (cm.K_T2T, cm.K_SPIDER), dst in ("t", "c"))
+    for kind, (src, dst) in _KIND_TO_MOVE.items()
+}
+
+
 def _to_moves(rows: list[list[int]], rules: Rules) -> list[Move]:
     """The engine's :class:`Move` for each compiled move row ``[kind, a, b, n, steps, ...]``."""
     deal_to = "h" if rules["stock"]["deal type"] == "hole" else "-"
     waste_dst = (("f", 0), ("t", None), ("c", None))
+    k_w, k_deal, table = cm.K_W, cm.K_DEAL, _KIND_ROW
+    new = tuple.__new__  # (a Move without NamedTuple's slower constructor)
     out = []
     for kind, a, b, n, steps, *_ in rows:
-        if kind == cm.K_W:
+        if kind == k_w:
             dst, di = waste_dst[n]
-            out.append(Move("w", steps, 1, dst, b if di is None else di))
-        elif kind == cm.K_DEAL:
-            out.append(Move("s", 0, 1, deal_to, 0))
+            out.append(new(Move, ("w", steps, 1, dst, b if di is None else di)))
+        elif kind == k_deal:
+            out.append(new(Move, ("s", 0, 1, deal_to, 0)))
         else:
-            src, dst = _KIND_TO_MOVE[kind]
-            many = kind == cm.K_T2T or kind == cm.K_SPIDER
-            out.append(Move(src, a, n if many else 1, dst, b if dst in ("t", "c") else 0))
+            src, dst, many, keep_b = table[kind]
+            out.append(new(Move, (src, a, n if many else 1, dst, b if keep_b else 0)))
     return out
 
 
