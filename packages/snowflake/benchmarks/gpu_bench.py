@@ -693,8 +693,9 @@ def phase_a(a, res: dict, out: Path, t0: float) -> None:
         ("snowflake", dev, True, gnn_roll, None, 2),
     ]
     plan = [(*p, "thread") for p in plan]
-    # the same with worker processes stepping the envs (ProcessVectorEnv), stepping baseline too
-    plan += [
+    # the same with worker processes stepping the envs (ProcessVectorEnv), stepping baseline too;
+    # right after the two plain cases
+    plan[2:2] = [
         ("mlp", dev, True, "cpu" if dev != "cpu" else "", None, 1, "process"),
         ("snowflake", dev, True, gnn_roll, None, 1, "process"),
     ]
