@@ -159,10 +159,10 @@ AUTO_PAIR_MAX_NUMEL: int = 1 << 27
 # input instead of two). ``cast_backend="spec"`` uses it for every JIT tensor it can take
 # (contiguous 2-D bf16/fp16, no amax group) outside the pair route; "auto" uses it for tensors
 # of at least AUTO_SPEC_MIN_NUMEL elements while AUTO_SPEC is True, and then leaves the pair
-# route to layers whose input and weight are both smaller. H200 (2026-11-30, 01:10 UTC run),
-# compiled forward+backward vs bf16: 1.78x (two rounds) against 1.73-1.75x for the two-pass
-# casts at 16384x8192x28672, 1.86x against 1.80-1.86x at 8192^3, with every program of the
-# first pass still publishing its amax by an atomic (since reduced to those that raise it).
+# route to layers whose input and weight are both smaller. H200 (2026-11-30, runs 11-13),
+# compiled forward+backward: at 16384x8192x28672 the step took 18.8-19.3 ms (1.76-1.79x over
+# bf16 in six measurements) against 19.0-19.1 ms for the two-pass casts in the same runs; at
+# 8192^3 1.77-1.87x against 1.80-1.86x for the pair route.
 AUTO_SPEC: bool = True
 AUTO_SPEC_MIN_NUMEL: int = 1 << 25
 
