@@ -20,7 +20,7 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from ._vector import ThreadedVectorEnv, make_vector_env
+from ._vector import ThreadedVectorEnv, concat_states, make_vector_env, split_state
 
 
 class _Driver:
@@ -127,18 +127,11 @@ class EnvGroups(VectorEnv):
 
     def get_state(self) -> dict[str, Any]:
         """:meth:`ThreadedVectorEnv.get_state` of every group, concatenated over envs."""
-        states = [grp.get_state() for grp in self.groups]
-        out = {k: [x for s in states for x in s[k]] for k in ("physics", "rng", "tl", "xpos")}
-        out["elapsed"] = np.concatenate([s["elapsed"] for s in states])
-        return out
+        return concat_states([grp.get_state() for grp in self.groups])
 
     def set_state(self, state: dict[str, Any]) -> None:
-        if len(state["physics"]) != self.num_envs:
-            raise ValueError(
-                f"state has {len(state['physics'])} envs, these env groups have {self.num_envs}."
-            )
-        for sl, grp in zip(self.slices, self.groups):
-            grp.set_state({k: state[k][sl] for k in ("physics", "rng", "tl", "xpos", "elapsed")})
+        for grp, part in zip(self.groups, split_state(state, self.num_envs, self.slices)):
+            grp.set_state(part)
 
     def close_extras(self, **kwargs: Any) -> None:
         for d in self._drivers:

@@ -21,6 +21,8 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from ._vector import concat_states, split_state
+
 
 def _views(bufs: dict, k: int, d: int, nu: int) -> dict[str, np.ndarray]:
     return {
@@ -160,18 +162,11 @@ class ProcessVectorEnv(VectorEnv):
 
     def get_state(self) -> dict[str, Any]:
         """:meth:`ThreadedVectorEnv.get_state` of every block, concatenated over envs."""
-        states = self._all("get_state")
-        out = {k: [x for s in states for x in s[k]] for k in ("physics", "rng", "tl", "xpos")}
-        out["elapsed"] = np.concatenate([s["elapsed"] for s in states])
-        return out
+        return concat_states(self._all("get_state"))
 
     def set_state(self, state: dict[str, Any]) -> None:
-        if len(state["physics"]) != self.num_envs:
-            raise ValueError(
-                f"state has {len(state['physics'])} envs, this vector env has {self.num_envs}."
-            )
-        keys = ("physics", "rng", "tl", "xpos", "elapsed")
-        self._all("set_state", [{k: state[k][lo:hi] for k in keys} for lo, hi in self.blocks])
+        slices = [slice(lo, hi) for lo, hi in self.blocks]
+        self._all("set_state", split_state(state, self.num_envs, slices))
 
     def close_extras(self, **kwargs: Any) -> None:
         if self._closed:

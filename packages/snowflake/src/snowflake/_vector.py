@@ -389,3 +389,23 @@ def make_vector_env(
     if kind == "async":
         return gym.vector.AsyncVectorEnv(fns, autoreset_mode=same)
     raise ValueError(f"vector kind must be 'thread', 'process', 'sync' or 'async', got {kind!r}.")
+
+
+_STATE_KEYS = ("physics", "rng", "tl", "xpos", "elapsed")
+
+
+def concat_states(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """Join :meth:`ThreadedVectorEnv.get_state` outputs of consecutive env blocks into one."""
+    out = {k: [x for s in states for x in s[k]] for k in _STATE_KEYS if k != "elapsed"}
+    out["elapsed"] = np.concatenate([s["elapsed"] for s in states])
+    return out
+
+
+def split_state(state: dict[str, Any], num_envs: int, slices: list[slice]) -> list[dict[str, Any]]:
+    """Cut a whole-vector state into the per-block states that ``slices`` select."""
+    if len(state["physics"]) != num_envs:
+        raise ValueError(
+            f"state has {len(state['physics'])} envs, this vector env has {num_envs}; "
+            f"restore it into a vector env of the same size."
+        )
+    return [{k: state[k][sl] for k in _STATE_KEYS} for sl in slices]
