@@ -90,6 +90,31 @@ def _poison_allocator():
     del junk
 
 
+def _train_steps(backend, shape, factors, compiled):
+    """A bf16 ``Float8Linear`` with ``cast_backend=backend`` (compiled if asked) run forward and
+    backward once per factor f, on inputs and output gradients scaled by f, each step on a
+    poisoned allocator: ``(module, [[y, dx, dw] per step])``. Same seed, same data per backend."""
+    m, k, n = shape
+    torch.manual_seed(0)
+    w = (torch.randn(n, k, device="cuda") * 0.01).to(torch.bfloat16)
+    x0 = (torch.randn(m, k, device="cuda") * 30).to(torch.bfloat16)
+    dy = torch.randn(m, n, device="cuda").to(torch.bfloat16)
+    lin = fs.Float8Linear(k, n, bias=False, device="cuda", dtype=torch.bfloat16,
+                          cast_backend=backend)  # fmt: skip
+    with torch.no_grad():
+        lin.weight.copy_(w)
+    run = torch.compile(lin, fullgraph=True) if compiled else lin
+    res = []
+    for f in factors:
+        _poison_allocator()
+        x = (x0 * f).requires_grad_(True)
+        lin.weight.grad = None
+        y = run(x)
+        y.backward(dy * f)
+        res.append([y.clone(), x.grad.clone(), lin.weight.grad.clone()])
+    return lin, res
+
+
 @pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("shape", [(208, 272, 400), (512, 256, 512), (256, 256, 256)])
 def test_gpu_pair_casts_match_per_tensor_casts(shape, compiled):
@@ -98,30 +123,13 @@ def test_gpu_pair_casts_match_per_tensor_casts(shape, compiled):
     outputs and gradients, eager and compiled; shapes where x and w have the same shape
     included (a compiled launch once returned an unwritten buffer there)."""
     _need_fp8()
-    m, k, n = shape
-    torch.manual_seed(0)
-    w = (torch.randn(n, k, device="cuda") * 0.01).to(torch.bfloat16)
-    x0 = (torch.randn(m, k, device="cuda") * 30).to(torch.bfloat16)
-    dy = torch.randn(m, n, device="cuda").to(torch.bfloat16)
-    out = {}
     torch._dynamo.reset()
-    for backend in ("pair", "triton"):  # the candidate first, on a poisoned allocator
-        lin = fs.Float8Linear(k, n, bias=False, device="cuda", dtype=torch.bfloat16,
-                              cast_backend=backend)  # fmt: skip
-        with torch.no_grad():
-            lin.weight.copy_(w)
-        run = torch.compile(lin, fullgraph=True) if (compiled and backend == "pair") else lin
-        res = []
-        for _ in range(2):  # the second call runs the cached compiled code
-            _poison_allocator()
-            x = x0.clone().requires_grad_(True)
-            lin.weight.grad = None
-            y = run(x)
-            y.backward(dy)
-            res = [y.clone(), x.grad.clone(), lin.weight.grad.clone()]
-        out[backend] = res
-    for a, b in zip(out["pair"], out["triton"]):
-        assert torch.equal(a, b)
+    # the candidate first, on a poisoned allocator; the second call runs the cached compiled code
+    _, got = _train_steps("pair", shape, (1.0, 1.0), compiled)
+    _, want = _train_steps("triton", shape, (1.0, 1.0), False)
+    for ra, rb in zip(got, want):
+        for a, b in zip(ra, rb):
+            assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("fmt", ["e4m3", "e5m2"])
@@ -154,32 +162,12 @@ def test_gpu_spec_route_matches_per_tensor_casts(compiled):
     """cast_backend="spec" (one-pass JIT casts reusing the last scale) gives bit-identical
     outputs and gradients to the two-pass casts, over steps where the scales change."""
     _need_fp8()
-    m, k, n = 208, 272, 400
-    torch.manual_seed(0)
-    w = (torch.randn(n, k, device="cuda") * 0.01).to(torch.bfloat16)
-    x0 = (torch.randn(m, k, device="cuda") * 30).to(torch.bfloat16)
-    dy = torch.randn(m, n, device="cuda").to(torch.bfloat16)
-    out = {}
     torch._dynamo.reset()
-    for backend in ("spec", "triton"):
-        lin = fs.Float8Linear(k, n, bias=False, device="cuda", dtype=torch.bfloat16,
-                              cast_backend=backend)  # fmt: skip
-        with torch.no_grad():
-            lin.weight.copy_(w)
-        run = torch.compile(lin, fullgraph=True) if (compiled and backend == "spec") else lin
-        res = []
-        for step in range(4):  # scales change at steps 1 and 3, hold at 2
-            _poison_allocator()
-            f = (1.0, 5.0, 5.0, 0.1)[step]
-            x = (x0 * f).requires_grad_(True)
-            lin.weight.grad = None
-            y = run(x)
-            y.backward(dy * f)
-            res.append([y.clone(), x.grad.clone(), lin.weight.grad.clone()])
-        out[backend] = res
-        if backend == "spec":
-            assert torch.all(lin.fp8_scale_guess != 1.0)  # updated to the last scales
-    for ra, rb in zip(out["spec"], out["triton"]):
+    factors = (1.0, 5.0, 5.0, 0.1)  # scales change at steps 1 and 3, hold at 2
+    lin, got = _train_steps("spec", (208, 272, 400), factors, compiled)
+    assert torch.all(lin.fp8_scale_guess != 1.0)  # updated to the last scales
+    _, want = _train_steps("triton", (208, 272, 400), factors, False)
+    for ra, rb in zip(got, want):
         for a, b in zip(ra, rb):
             assert torch.equal(a, b)
 

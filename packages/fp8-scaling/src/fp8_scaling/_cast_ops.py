@@ -140,12 +140,18 @@ def cast_transpose_op(
     return cast_transpose_impl(x, amax, fmt, margin, transpose)
 
 
-@cast_transpose_op.register_fake
-def _(x, amax, fmt, margin, transpose):
+def fake_fp8_outputs(x: torch.Tensor, fmt: str, transpose: bool) -> tuple[torch.Tensor, ...]:
+    """Fake (meta) outputs of a 2-D FP8 cast op: q ``(m, n)``, qt ``(n, m)`` or ``(0, 0)``, one
+    0-d float32 scale."""
     dt = FORMATS[fmt].dtype
     m, n = x.shape
     qt = x.new_empty((n, m) if transpose else (0, 0), dtype=dt)
     return x.new_empty((m, n), dtype=dt), qt, x.new_empty((), dtype=torch.float32)
+
+
+@cast_transpose_op.register_fake
+def _(x, amax, fmt, margin, transpose):
+    return fake_fp8_outputs(x, fmt, transpose)
 
 
 def delayed_cast_impl(
@@ -169,10 +175,7 @@ def delayed_cast_op(
 
 @delayed_cast_op.register_fake
 def _(x, scale, fmt, transpose):
-    dt = FORMATS[fmt].dtype
-    m, n = x.shape
-    qt = x.new_empty((n, m) if transpose else (0, 0), dtype=dt)
-    return x.new_empty((m, n), dtype=dt), qt, x.new_empty((), dtype=torch.float32)
+    return fake_fp8_outputs(x, fmt, transpose)
 
 
 # ``torch.library.triton_op`` (torch >= 2.6): the same JIT kernels, but torch.compile sees the

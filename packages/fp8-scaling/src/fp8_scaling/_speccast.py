@@ -31,6 +31,7 @@ from __future__ import annotations
 import torch
 
 from . import _tuned
+from ._cast_ops import fake_fp8_outputs
 from ._fastcast import CastConfig, _cast2_kernel, _grid_size
 from ._formats import FORMATS
 from ._kernels import HAS_TRITON, _cast_consts
@@ -155,8 +156,5 @@ def spec_cast_op(
 
 @spec_cast_op.register_fake
 def _(x, guess, fmt, margin, transpose):
-    dt = FORMATS[fmt].dtype
-    m, n = x.shape
-    qt = x.new_empty((n, m) if transpose else (0, 0), dtype=dt)
-    s = [x.new_empty((), dtype=torch.float32) for _ in range(3)]
-    return (x.new_empty((m, n), dtype=dt), qt, *s)
+    q, qt, inv = fake_fp8_outputs(x, fmt, transpose)
+    return q, qt, inv, torch.empty_like(inv), torch.empty_like(inv)
