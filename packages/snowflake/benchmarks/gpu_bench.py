@@ -268,6 +268,15 @@ def _device(a: argparse.Namespace) -> str:
     return f"cuda:{gpus[a.gpu_index % len(gpus)]}"
 
 
+def _rollout_device(a: argparse.Namespace, device: str) -> str:
+    """Where a worker's rollout policy copy runs: ``--rollout-device`` (``"model"``: the
+    update's device, a separate copy with its normaliser on the CPU), else ``ROLLOUT_DEVICE``."""
+    if device == "cpu":
+        return ""
+    want = a.rollout_device or ROLLOUT_DEVICE
+    return device if want == "model" else want
+
+
 def worker(a: argparse.Namespace) -> None:
     """One training process on its own cores: train until the deadline, optionally transfer.
 
@@ -299,7 +308,8 @@ def worker(a: argparse.Namespace) -> None:
             total_steps=a.steps,
             checkpoint_every=10**9,
             device=device,
-            rollout_device=ROLLOUT_DEVICE if device != "cpu" else "",
+            rollout_device=_rollout_device(a, device),
+            vector=a.vector,
             **kw,
         )
         if a.init_log_std is not None:
@@ -899,6 +909,10 @@ def main() -> None:
         help="policy maths of phase b runs and the phase a PPO iteration: auto|cpu|cuda",
     )
     p.add_argument("--gpu-index", type=int, default=0)
+    p.add_argument(
+        "--rollout-device", default="", help="worker: cpu|model (default SNOWFLAKE_ROLLOUT_DEVICE)"
+    )
+    p.add_argument("--vector", default="thread", help="worker: thread|process vector env")
     p.add_argument("--init-log-std", type=float, default=None, help="worker: override")
     p.add_argument(
         "--suite",

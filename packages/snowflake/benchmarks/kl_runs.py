@@ -1,0 +1,181 @@
+"""One round of the Centipede-20 policy-divergence runs (``gpu_run_kl.sh``), split by seed.
+
+First, while nothing else of this job runs, the single-process Centipede-20 throughput (one
+core). Then the runs named by ``--runs`` (``policy:seed,...``) start together, each a
+``gpu_bench.py --worker`` process pinned to its own cores (physics on a ``ThreadedVectorEnv``
+with one thread per core; the PPO update on the GPU as CUDA graphs; the GNNs' rollout policy
+calls on the GPU too (one graph replay per vector step), the MLP's on its CPU), each up to
+``--steps`` env steps or until the budget ends. Cores go to runs in proportion to their cost
+(a GNN run weighs 5, an MLP run 4). Every 10 s the per-update rows of all runs are gathered
+into ``kl_metrics.csv`` and the divergence table (``kl_merge.py``) into ``kl.md`` / ``kl.json``,
+so a kill still leaves results. ``kl_merge.py`` joins the rounds' ``kl_metrics.csv`` files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import kl_merge  # a script next to this one
+
+BENCH = Path(__file__).with_name("gpu_bench.py")
+WEIGHT = {"mlp": 4.0, "nervenet": 5.0, "snowflake": 5.0}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def parse_runs(text: str) -> list[tuple[str, int]]:
+    """``"mlp:0,nervenet:0"`` -> ``[("mlp", 0), ("nervenet", 0)]``."""
+    runs = []
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        pol, _, seed = item.partition(":")
+        if pol not in WEIGHT or not seed.isdigit():
+            raise ValueError(f"bad run {item!r}: expected policy:seed, policy in {list(WEIGHT)}")
+        runs.append((pol, int(seed)))
+    return runs
+
+
+def share_cores(runs: list[tuple[str, int]], cores: list[int]) -> list[list[int]]:
+    """Contiguous core blocks, sizes proportional to ``WEIGHT`` (at least one core each; runs
+    share cores round-robin when there are fewer cores than runs)."""
+    if len(cores) < len(runs):
+        return [[cores[k % len(cores)]] for k in range(len(runs))]
+    w = [WEIGHT[p] for p, _ in runs]
+    n = [max(1, int(len(cores) * x / sum(w))) for x in w]
+    k = 0
+    while sum(n) < len(cores):  # leftover cores to the heaviest runs first
+        order = sorted(range(len(runs)), key=lambda i: -w[i])
+        n[order[k % len(runs)]] += 1
+        k += 1
+    out, start = [], 0
+    for m in n:
+        out.append(cores[start : start + m])
+        start += m
+    return out
+
+
+def single_process(seconds: float) -> dict:
+    """Single-process Centipede-20 steps/s on one core (this process's first allowed core)."""
+    from snowflake._bench import bench_env
+
+    r = bench_env("Centipede-20", 1, "single", seconds)
+    log(f"single process Centipede-20: {r['steps_per_s']:.0f} steps/s")
+    return r
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", default="mlp:0,nervenet:0,snowflake:0")
+    p.add_argument("--out", default=os.environ.get("OUT", "/tmp/snowflake_kl"))
+    p.add_argument("--work", default="/tmp/snowflake_kl_runs", help="run directories")
+    p.add_argument("--budget", type=float, default=315.0, help="wall seconds for the round")
+    p.add_argument("--steps", type=int, default=301_056)  # 147 updates of 2048 >= 300k
+    p.add_argument("--decoder-gain", type=float, default=1.0)
+    p.add_argument("--init-log-std", type=float, default=0.0)
+    p.add_argument("--device", default=os.environ.get("SNOWFLAKE_DEVICE", "auto"))
+    p.add_argument("--single-seconds", type=float, default=5.0)
+    p.add_argument("--smoke", action="store_true", help="tiny updates (CPU smoke test)")
+    a = p.parse_args()
+    t0 = float(os.environ.get("SNOWFLAKE_T0", time.time()))
+    out, work = Path(a.out), Path(a.work)
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    runs = parse_runs(a.runs)
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    import torch
+
+    res: dict = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "runs": a.runs,
+        "cores": cores,
+        "budget_s": a.budget,
+        "decoder_gain": a.decoder_gain,
+        "init_log_std": a.init_log_std,
+        "steps_target": a.steps,
+        "cuda": torch.cuda.is_available(),
+        "gpus": os.environ.get("SNOWFLAKE_GPUS", "last visible"),
+    }
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:
+        res["cpu"] = next(ln.split(":", 1)[1].strip() for ln in f if "model name" in ln)
+    if a.single_seconds > 0:  # first, while this job runs nothing else
+        res["single_c20"] = single_process(a.single_seconds)
+    blocks = share_cores(runs, cores)
+    end = t0 + a.budget - 8.0  # time for final.pt, the last gathering and the plot
+    procs, names = [], []
+    for k, ((pol, seed), cs) in enumerate(zip(runs, blocks)):
+        d = work / f"Centipede-20_{pol}_s{seed}"
+        cmd = [sys.executable, str(BENCH), "--worker", "--env", "Centipede-20", "--policy", pol]
+        cmd += ["--seed", str(seed), "--cores", ",".join(map(str, cs)), "--run-dir", str(d)]
+        cmd += ["--train-deadline", str(end), "--eval-deadline", str(end)]
+        cmd += ["--steps", str(a.steps), "--num-envs", "16", "--transfer", ""]
+        cmd += ["--device", a.device, "--gpu-index", str(k)]
+        cmd += ["--init-log-std", str(a.init_log_std), "--decoder-gain", str(a.decoder_gain)]
+        # GNN: rollout policy on the update's GPU (graph replay, ~0.7 ms vs ~15 ms on one core);
+        # MLP: on its CPU (a few small matmuls)
+        cmd += ["--rollout-device", "cpu" if pol == "mlp" else "model"]
+        cmd += ["--smoke"] if a.smoke else []
+        n = str(len(cs))
+        env = {**os.environ, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+        log_f = open(d.with_suffix(".log"), "w")  # noqa: SIM115 (closed with the process)
+        procs.append(subprocess.Popen(cmd, env=env, stdout=log_f, stderr=subprocess.STDOUT))
+        names.append(d.name)
+    res["layout"] = dict(zip(names, blocks))
+    log(f"launched {len(procs)} runs: {res['layout']}; ending at +{end - t0:.0f} s")
+
+    def gather() -> None:
+        sys.path.insert(0, str(BENCH.parent))
+        from gpu_bench import collect_csv
+
+        got = collect_csv(work, out / "kl_metrics.csv")
+        res["progress"] = {k: int(c["global_step"][-1]) for k, c in got.items()}
+        res["wall_s"] = time.time() - t0
+        for name in names:
+            with contextlib.suppress(OSError, ValueError):
+                res.setdefault("workers", {})[name] = json.loads(
+                    (work / name / "result.json").read_text()
+                )
+        if got:
+            s = kl_merge.summarize(got)
+            res["summary"] = s
+            note = (
+                f"{res['date']}, cores {cores[0]}-{cores[-1]}, decoder gain {a.decoder_gain}, "
+                f"init log-std {a.init_log_std}; this round's runs only"
+            )
+            (out / "kl.md").write_text(kl_merge.markdown(s, note))
+        tmp = out / "kl.json.tmp"
+        tmp.write_text(json.dumps(res, indent=2, default=str))
+        os.replace(tmp, out / "kl.json")
+        prog = res["progress"].items()
+        log("progress " + ", ".join(f"{k.split('_', 1)[1]} {v}" for k, v in prog))
+
+    while any(q.poll() is None for q in procs) and time.time() < end + 5.0:
+        time.sleep(1.0 if a.smoke else 10.0)
+        with contextlib.suppress(Exception):  # a half-written CSV row: next time
+            gather()
+    res["exit_codes"] = [q.poll() if q.poll() is not None else "killed" for q in procs]
+    for q in procs:
+        if q.poll() is None:
+            q.kill()
+    for name, q in zip(names, procs):
+        if q.returncode not in (0, None):
+            with contextlib.suppress(OSError):
+                tail = (work / f"{name}.log").read_text()[-1500:]
+                res.setdefault("worker_errors", {})[name] = tail
+    gather()
+    with contextlib.suppress(Exception):
+        kl_merge.plot(kl_merge.read_metrics([out / "kl_metrics.csv"]), out / "kl_c20.png")
+    print((out / "kl.md").read_text() if (out / "kl.md").exists() else "no results")
+    log(f"done in {time.time() - t0:.0f} s; exit codes {res['exit_codes']}")
+
+
+if __name__ == "__main__":
+    main()
