@@ -1,0 +1,114 @@
+"""The compiled depth-first search: node expansion and a resumable search loop.
+
+:func:`search_chunk` runs at most ``budget`` nodes and returns, so the caller can enforce
+wall-clock timeouts between chunks and grow the stacks or the table.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from .apply import apply_move
+from .deadlock import _moved_cards_free, _onto_tableau, deadlocked
+from .dominance import dominance
+from .keys import state_hash2
+from .layout import (
+    BUFFER,
+    D_BACK,
+    D_CANGROW,
+    D_DEAD,
+    D_DEPTH,
+    D_DOM,
+    D_FILL,
+    D_MAXD,
+    D_NODES,
+    D_STATUS,
+    D_UNIQUE,
+    DEADLOCK,
+    GROW,
+    K_T2T,
+    MAX_MOVES_NODE,
+    RUNNING,
+    SOLVED,
+    UNSOLVABLE,
+    won,
+)
+from .movegen import dst_code, gen_moves
+from .table import tt_insert
+
+
+@njit(cache=True)
+def expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
+    """Open node ``d`` (its state is ``states[d]``). Returns False if it is a transposition."""
+    S = states[d]
+    start = fe[d - 1] if d > 0 else 0
+    # the deadlock test runs only where a deadlock can have appeared: at the root and after a
+    # move that put cards on the tableau (moves that only take cards off the tableau or turn
+    # cards face up never make a position harder), once per new state
+    test = cfg[DEADLOCK] != 0 and (
+        d == 0 or (_onto_tableau(mv, path[d]) and not _moved_cards_free(S, cfg, mv, path[d]))
+    )
+    k = dominance(S, cfg, mv, start)
+    if k == start:
+        h1, h2 = state_hash2(S, cfg, Z)
+        if not tt_insert(tab, h1, h2, ctl):
+            return False
+        ctl[D_UNIQUE] += 1
+        if test and deadlocked(S, cfg, d == 0):
+            k = start  # no children: the position is lost
+            ctl[D_DEAD] += 1
+        elif d > 0:
+            pm = path[d]
+            psrc = mv[pm, 1] if mv[pm, 0] == K_T2T else -1
+            k = gen_moves(S, cfg, mv, start, dst_code(mv, pm), mv[pm, 6], psrc)
+        else:
+            k = gen_moves(S, cfg, mv, start, -1, 0, -1)
+    elif test and deadlocked(S, cfg, d == 0):
+        k = start
+        ctl[D_DEAD] += 1
+    else:
+        ctl[D_DOM] += 1
+    fs[d] = start
+    fe[d] = k
+    fn[d] = start
+    return True
+
+
+@njit(cache=True)
+def search_chunk(states, cfg, mv, fs, fe, fn, path, tab, Z, ctl, budget, max_states):
+    """Run the DFS for at most ``budget`` nodes; returns the status (RUNNING when unfinished,
+    BUFFER when the stacks must grow, GROW when the table should double)."""
+    maxd = states.shape[0] - 1
+    while budget > 0:
+        if ctl[D_STATUS] != RUNNING:
+            return ctl[D_STATUS]
+        if ctl[D_CANGROW] != 0 and ctl[D_FILL] * 2 >= tab.shape[0]:
+            return GROW
+        d = ctl[D_DEPTH]
+        if fn[d] < fe[d]:
+            if d + 1 >= maxd or fe[d] + MAX_MOVES_NODE > mv.shape[0]:
+                return BUFFER  # the caller grows the stacks and calls again
+            mi = fn[d]
+            fn[d] = mi + 1
+            states[d + 1, :] = states[d, :]
+            apply_move(states[d + 1], cfg, mv, mi)
+            path[d + 1] = mi
+            ctl[D_NODES] += 1
+            budget -= 1
+            if won(states[d + 1], cfg):
+                ctl[D_DEPTH] = d + 1
+                ctl[D_STATUS] = SOLVED
+                return SOLVED
+            if max_states > 0 and ctl[D_NODES] >= max_states:
+                return RUNNING
+            if expand(states, d + 1, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
+                ctl[D_DEPTH] = d + 1
+                if d + 1 > ctl[D_MAXD]:
+                    ctl[D_MAXD] = d + 1
+        else:
+            if d == 0:
+                ctl[D_STATUS] = UNSOLVABLE
+                return UNSOLVABLE
+            ctl[D_DEPTH] = d - 1
+            ctl[D_BACK] += 1
+    return ctl[D_STATUS]
