@@ -77,8 +77,10 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
         fast_all = base_kind in ("ours_fastacc", "ours_spec_fastacc")
         recipe = JustInTimeScaling(fast_accum="all" if fast_all else "forward")
         model = nn.Sequential(Float8Linear.from_linear(lin, recipe, cast_backend=backend))
-    elif kind == "ours_auto":
+    elif base_kind == "ours_auto":
         model = convert_to_float8(model, JustInTimeScaling(), auto_filter=True)
+    elif base_kind == "ours_auto_tokens":  # decided once at conversion for M = m rows
+        model = convert_to_float8(model, JustInTimeScaling(), auto_filter=True, tokens=m)
     elif base_kind.startswith("torchao"):
         from torchao.float8 import Float8LinearConfig, convert_to_float8_training
 
@@ -166,6 +168,8 @@ def _measure(cand: str, base: str, m, k, n, device, timing: str = "pipelined") -
     sq: dict = {"timing": timing}  # check() adds the SQNRs (the harness reads extra after it)
     if isinstance(c_model[0], Float8Linear):  # which path auto_filter takes at this shape
         sq["candidate_uses_fp8"] = bool(c_model[0].use_fp8_for(_inputs(m, k, n, device)[0]))
+    elif type(c_model[0]) is nn.Linear:  # left unconverted (auto_filter with tokens=)
+        sq["candidate_uses_fp8"] = False
 
     def check():
         sq["candidate_sqnr_db"] = _check(cand, m, k, n, device)()
@@ -227,6 +231,13 @@ def bench_tao_vs_bf16(m: int, k: int, n: int, device: str) -> Measure:
 def bench_auto(m: int, k: int, n: int, device: str) -> Measure:
     """convert_to_float8(auto_filter=True) vs bf16: must never be > 2 % slower."""
     return _measure("ours_auto", "bf16", m, k, n, device)
+
+
+@case("auto_filter_tokens_vs_bf16", params=_PARAMS, quick_params=_QUICK, devices=("cuda",))
+def bench_auto_tokens(m: int, k: int, n: int, device: str) -> Measure:
+    """convert_to_float8(auto_filter=True, tokens=m) vs bf16: layers predicted slower stay the
+    plain nn.Linear objects (decided at conversion, not per call)."""
+    return _measure("ours_auto_tokens", "bf16", m, k, n, device)
 
 
 @case("linear_fp8_triton_ops_vs_bf16", params=_PARAMS, quick_params=_QUICK, devices=("cuda",))

@@ -18,6 +18,12 @@
 #          table of one step (name, launches, device µs, share) -> fp8_profile.json (no new
 #          kind/shape after FP8_PROFILE_SECONDS, default 75; FP8_PROFILE_ARGS adds options,
 #          e.g. --no-py to skip the cProfile pass).
+#   interleaved: benchmarks/interleaved.py -- per shape and pair (FP8_IL_PLAN, default: 4096^3
+#          ours/bf16, ours/torchao tensorwise, auto_filter/bf16 (per call and with tokens=M),
+#          torchao/bf16; 8192^3 and 16384x8192x28672 ours/bf16 and ours/torchao), the compiled
+#          steps timed both as CUDA-graph replays and pipelined, interleaved round by round
+#          (FP8_IL_ROUNDS rounds at most, FP8_IL_STEPS steps per sample, FP8_IL_SECONDS of
+#          timing per shape; no new shape after FP8_IL_BUDGET s) -> fp8_interleaved.json/.png.
 #   tests: the GPU tests (bit-exact casts, CUDA-graph training = eager), if time is left.
 # FP8_STAGES picks stages (default gpt,cases,tests; the lean kernel run: profile,cases), FP8_CASES the cases, FP8_BENCH_SHAPES the
 # layer shapes (MxKxN,...), FP8_GPT_SECONDS the cap of the GPT stage, FP8_THREADS the CPU threads,
@@ -27,7 +33,7 @@
 #   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:) OUT=/tmp/out \
 #     bash packages/fp8-scaling/benchmarks/gpu_run.sh
 # FP8_SMOKE=1 runs the same stages on the CPU with tiny sizes (checks the script itself).
-# Writes flat files to $OUT: run.log, fp8_cases.json/.md, fp8_spread.json; profile: fp8_profile.json; sweep: fp8_tuned.json,
+# Writes flat files to $OUT: run.log, interleaved: fp8_interleaved.json/.png, fp8_cases.json/.md, fp8_spread.json; profile: fp8_profile.json; sweep: fp8_tuned.json,
 # fp8_sweep.json; gpt: gpt_losses.json, gpt_loss_curves.png, gpt_bias_distribution.png (run the
 # gpt stage on its own to stay within 6 files).
 set -uo pipefail
@@ -57,6 +63,8 @@ if [[ -n ${FP8_SMOKE:-} ]]; then  # CPU smoke test of this script on tiny sizes
   CASES=${FP8_CASES:-linear_fp8_vs_bf16,linear_fp8_vs_bf16_latency,cast_jit_graph,linear_fp8_graph_vs_bf16,linear_fp8_spec_vs_bf16,cast_spec_graph}
   PROFILE_ARGS="--device cpu --shapes 64x64x128 --steps 5 --profile-steps 2"
   SWEEP_SMOKE=--smoke; SWEEP_ENV=TRITON_INTERPRET=1
+  export FP8_IL_PLAN=${FP8_IL_PLAN:-64x64x128=ours:bf16+ours_auto:bf16+ours_auto_tokens:bf16}
+  FP8_IL_ROUNDS=${FP8_IL_ROUNDS:-3}; FP8_IL_STEPS=${FP8_IL_STEPS:-2}
   STEPS=${FP8_GPT_STEPS:-8}
   GPT_ARGS="--layers 1 --d-model 16 --heads 2 --seq-len 16 --batch 2 --bytes 20000"
   GPT_CAP=${FP8_GPT_SECONDS:-300}
@@ -101,6 +109,17 @@ if "inference_val_loss" in b:
           f"{b['val_loss_same_batches']:.4f} ({100 * b['inference_rel_gap']:+.2f} %), "
           f"weight bytes {b['fp8_weight_bytes_over_bf16']:.3f}x bf16")
 PY
+fi
+
+if [[ $STAGES == *interleaved* ]]; then
+  IB=${FP8_IL_BUDGET:-150}; (( IB > $(left) - 40 )) && IB=$(( $(left) - 40 ))
+  echo "== interleaved (no new shape after $IB s)"
+  if (( IB > 10 )); then
+    PLAN_ARG=(); [[ -n ${FP8_IL_PLAN:-} ]] && PLAN_ARG=(--plan "$FP8_IL_PLAN")
+    timeout $((IB + 35)) python3 packages/fp8-scaling/benchmarks/interleaved.py "$OUT" \
+      --device $DEV --budget "$IB" --rounds "${FP8_IL_ROUNDS:-40}" --steps "${FP8_IL_STEPS:-10}" \
+      --seconds "${FP8_IL_SECONDS:-15}" "${PLAN_ARG[@]}" 2>&1 | grep -v "^\s*$" | tail -60
+  fi
 fi
 
 if [[ $STAGES == *sweep* ]]; then

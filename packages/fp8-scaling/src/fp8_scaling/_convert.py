@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from . import _linear
 from ._linear import Float8Linear
 from ._recipes import ConstantScaling, DelayedScaling, JustInTimeScaling
 
@@ -27,12 +28,22 @@ def _swap(
     return model
 
 
+def _predicted_slower(mod: nn.Linear, tokens: int) -> bool:
+    """Whether :meth:`Float8Linear.use_fp8_for` would keep high precision at ``tokens`` rows
+    (the same rule, decided once at conversion instead of at every call)."""
+    dev = mod.weight.device
+    if not _linear.hardware_fp8_supported(dev):
+        return False
+    return _linear.predict_speedup(tokens, mod.in_features, mod.out_features, device=dev) <= 1.0
+
+
 def convert_to_float8(
     model: nn.Module,
     recipe: JustInTimeScaling | DelayedScaling | ConstantScaling | None = None,
     module_filter_fn: Callable[[nn.Module, str], bool] | None = None,
     auto_filter: bool = True,
     skip: tuple[str, ...] = _DEFAULT_SKIP,
+    tokens: int | None = None,
 ) -> nn.Module:
     """Replace the ``nn.Linear`` modules of ``model`` (in place) by :class:`Float8Linear`.
 
@@ -48,6 +59,11 @@ def convert_to_float8(
             (decided per input shape at run time, see :meth:`Float8Linear.use_fp8_for`).
         skip: layers whose qualified name contains one of these substrings stay high precision
             (by default the output head and embeddings, as in Perez et al. 2023).
+        tokens: the number of rows M (batch x sequence) the layers will see, if known. With
+            ``auto_filter`` on an FP8 GPU, a layer whose roofline predicts no gain at M rows is
+            then left as the very ``nn.Linear`` object it was (no wrapper, so the compiled graph,
+            guards and kernels are those of the unconverted model), instead of being converted
+            and deciding per call. Layers on a CPU are converted as before (emulation).
 
     Returns:
         ``model``.
@@ -66,7 +82,14 @@ def convert_to_float8(
             return None
         if module_filter_fn is not None and not module_filter_fn(mod, name):
             return None
+        if auto_filter and tokens is not None and _predicted_slower(mod, tokens):
+            return None
         return Float8Linear.from_linear(mod, recipe, auto_filter=auto_filter, name=name)
+
+    if tokens is not None and (not isinstance(tokens, int) or tokens <= 0):
+        raise ValueError(
+            f"tokens must be a positive int (rows M of the layers' inputs), got {tokens!r}"
+        )
 
     if type(model) is nn.Linear:
         raise TypeError(
