@@ -123,3 +123,19 @@ def test_failed_capture_falls_back_to_eager(monkeypatch):
     assert len(res["train"]) == 1
     hist = model.blocks[0].fc1.fp8_amax_history
     assert (hist[:, 1:] == 0).all()  # only the real step's amaxes, the warm-up's were undone
+
+
+def test_stream_mismatch_warning_quiet_only_inside_graphed_blocks(monkeypatch):
+    # the process-global switch goes off for the outermost block and back on when it ends
+    calls = []
+    monkeypatch.setattr(
+        torch._C, "_set_warn_on_accumulate_grad_stream_mismatch", calls.append, raising=False
+    )
+    with _gpt._quiet_grad_stream_mismatch():
+        with _gpt._quiet_grad_stream_mismatch():  # capture inside the graphed training loop
+            pass
+        assert calls == [False, False]
+    assert calls == [False, False, True]
+    with pytest.raises(RuntimeError), _gpt._quiet_grad_stream_mismatch():
+        raise RuntimeError("capture failed")
+    assert calls[-1] is True

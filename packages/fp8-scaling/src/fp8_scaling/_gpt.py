@@ -143,6 +143,36 @@ def _graph_capable(device: torch.device) -> bool:
     return device.type == "cuda" and hasattr(torch.cuda, "make_graphed_callables")
 
 
+_QUIET_DEPTH = [0]
+
+
+@contextlib.contextmanager
+def _quiet_grad_stream_mismatch():
+    """Silence torch's AccumulateGrad stream-mismatch warning (torch >= 2.10) for the block.
+
+    ``torch.cuda.make_graphed_callables`` warms up and captures on a side stream, and the graphed
+    module keeps the captured autograd graph alive, with the parameters' AccumulateGrad nodes
+    created there: the capture's and every later backward then hand the parameter gradients
+    from one stream to another. That costs one event wait and, since the nodes' stream is not
+    the default stream, does not break capture (the GPT runs capture with it); but the warning
+    (an error under ``-W error``) made a strict caller give up the graphs. The switch is
+    process-global without a getter: it is turned back on (torch's default) when the outermost
+    block ends.
+    """
+    setter = getattr(torch._C, "_set_warn_on_accumulate_grad_stream_mismatch", None)
+    if setter is None:  # older torch: no such warning
+        yield
+        return
+    _QUIET_DEPTH[0] += 1
+    setter(False)
+    try:
+        yield
+    finally:
+        _QUIET_DEPTH[0] -= 1
+        if _QUIET_DEPTH[0] == 0:
+            setter(True)
+
+
 def _autocast(device: torch.device, dtype: torch.dtype | None):
     # no autocast weight cache: CUDA-graph capture does not support it (and the FP8 layers cast
     # their weights themselves); the eager and the graphed steps then run the same kernels
@@ -178,7 +208,7 @@ def graph_forward_backward(
     wrapper = _Forward(model)
     pause = recorder.paused() if recorder is not None else contextlib.nullcontext()
     try:
-        with pause, _autocast(sample.device, autocast_dtype):
+        with pause, _autocast(sample.device, autocast_dtype), _quiet_grad_stream_mismatch():
             return torch.cuda.make_graphed_callables(wrapper, (sample,), num_warmup_iters=warmup)
     finally:
         with torch.no_grad():
@@ -226,48 +256,55 @@ def train_steps(
     pending: list[torch.Tensor] = []  # losses still on the device (read in batches: no sync)
     last = float("nan")
     graphed = None
-    for step in range(steps):
-        x, y = _batch(data, batch_size, t, gen, device)
-        if cuda_graph and graphed is None and _graph_capable(device):
-            try:
-                graphed = graph_forward_backward(model, x, autocast_dtype, recorder)
-                out["cuda_graph"] = True
-            except Exception as e:  # keep training eagerly rather than lose the run
-                warnings.warn(f"CUDA-graph capture failed, training eagerly: {e!r}", stacklevel=2)
-                out["cuda_graph_error"] = repr(e)
-                torch.cuda.synchronize()
-            cuda_graph = False  # one attempt
-        eager = graphed is None or (recorder is not None and recorder.active)
-        with _autocast(device, autocast_dtype):
-            logits = model(x) if eager else graphed(x)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        pending.append(loss.detach())
-        if recorder is not None:
-            recorder.step()
-        if callback is not None:
-            callback(step)
-        late = deadline is not None and time.monotonic() > deadline
-        do_val = val_data is not None and val_every and (step % val_every == 0 or step == steps - 1)
-        do_val = do_val or (late and val_data is not None)
-        if do_val or late or len(pending) >= 50 or step == steps - 1 or not on_cuda:
-            out["train"] += torch.stack(pending).float().tolist()
-            pending.clear()
-            last = out["train"][-1]
-        if do_val:
-            fwd = graphed if graphed is not None else model
-            with recorder.paused() if recorder is not None else contextlib.nullcontext():
-                v = evaluate(fwd, val_data, batch_size, device, autocast_dtype, seq_len=t)
-            out["val"].append(v)
-            out["val_steps"].append(step)
-        if progress is not None:
-            progress(step, last)
-        if late:
-            break
+    # graphed steps hand parameter gradients across streams (see _quiet_grad_stream_mismatch)
+    graph_on = cuda_graph and _graph_capable(device)
+    with _quiet_grad_stream_mismatch() if graph_on else contextlib.nullcontext():
+        for step in range(steps):
+            x, y = _batch(data, batch_size, t, gen, device)
+            if cuda_graph and graphed is None and _graph_capable(device):
+                try:
+                    graphed = graph_forward_backward(model, x, autocast_dtype, recorder)
+                    out["cuda_graph"] = True
+                except Exception as e:  # keep training eagerly rather than lose the run
+                    warnings.warn(
+                        f"CUDA-graph capture failed, training eagerly: {e!r}", stacklevel=2
+                    )
+                    out["cuda_graph_error"] = repr(e)
+                    torch.cuda.synchronize()
+                cuda_graph = False  # one attempt
+            eager = graphed is None or (recorder is not None and recorder.active)
+            with _autocast(device, autocast_dtype):
+                logits = model(x) if eager else graphed(x)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            pending.append(loss.detach())
+            if recorder is not None:
+                recorder.step()
+            if callback is not None:
+                callback(step)
+            late = deadline is not None and time.monotonic() > deadline
+            do_val = (
+                val_data is not None and val_every and (step % val_every == 0 or step == steps - 1)
+            )
+            do_val = do_val or (late and val_data is not None)
+            if do_val or late or len(pending) >= 50 or step == steps - 1 or not on_cuda:
+                out["train"] += torch.stack(pending).float().tolist()
+                pending.clear()
+                last = out["train"][-1]
+            if do_val:
+                fwd = graphed if graphed is not None else model
+                with recorder.paused() if recorder is not None else contextlib.nullcontext():
+                    v = evaluate(fwd, val_data, batch_size, device, autocast_dtype, seq_len=t)
+                out["val"].append(v)
+                out["val_steps"].append(step)
+            if progress is not None:
+                progress(step, last)
+            if late:
+                break
     return out
 
 
