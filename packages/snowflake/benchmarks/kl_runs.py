@@ -72,6 +72,35 @@ def single_process(seconds: float) -> dict:
     return r
 
 
+def ppo_iterations(a: argparse.Namespace, cores: list[int], res: dict) -> dict:
+    """``gpu_bench.ppo_iteration`` for each policy of ``--ppo-iter`` (Centipede-20, 16 envs on
+    ``min(16, cores)`` threads; update on the GPU as CUDA graphs, rollout policy on the GPU for
+    the GNN and on the CPU for the MLP), each failure recorded, not raised."""
+    import torch
+    from gpu_bench import ppo_iteration
+
+    dev = "cuda" if a.device != "cpu" and torch.cuda.is_available() else "cpu"
+    if dev == "cuda" and os.environ.get("SNOWFLAKE_GPUS"):
+        dev = f"cuda:{os.environ['SNOWFLAKE_GPUS'].split(',')[0]}"
+    out = {}
+    for pol in [x for x in a.ppo_iter.split(",") if x]:
+        roll = "" if dev == "cpu" else ("cpu" if pol == "mlp" else dev)
+        try:
+            r = ppo_iteration(pol, min(16, len(cores)), a.smoke, time.time() + 40, dev, True, roll)
+        except Exception as e:
+            out[pol] = {"error": repr(e)[:500]}
+            log(f"PPO iteration {pol}: FAILED {e!r}")
+            continue
+        out[pol] = r
+        ph = ", ".join(f"{k} {v:.3f}" for k, v in r["phases_s"].items())
+        log(
+            f"PPO iteration {pol} ({dev}, rollout policy on {roll or dev}): "
+            f"{r['iteration_s']:.2f} s vs {r['pure_stepping_s']:.2f} s stepping "
+            f"(+{r['overhead_frac']:.0%}); phases: {ph}"
+        )
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", default="mlp:0,nervenet:0,snowflake:0")
@@ -83,6 +112,11 @@ def main() -> None:
     p.add_argument("--init-log-std", type=float, default=0.0)
     p.add_argument("--device", default=os.environ.get("SNOWFLAKE_DEVICE", "auto"))
     p.add_argument("--single-seconds", type=float, default=5.0)
+    p.add_argument(
+        "--ppo-iter",
+        default="",
+        help="policies whose PPO iteration is timed first (mlp,snowflake)",
+    )
     p.add_argument("--smoke", action="store_true", help="tiny updates (CPU smoke test)")
     a = p.parse_args()
     t0 = float(os.environ.get("SNOWFLAKE_T0", time.time()))
@@ -108,6 +142,8 @@ def main() -> None:
         res["cpu"] = next(ln.split(":", 1)[1].strip() for ln in f if "model name" in ln)
     if a.single_seconds > 0:  # first, while this job runs nothing else
         res["single_c20"] = single_process(a.single_seconds)
+    if a.ppo_iter:  # PPO iteration vs stepping on up to 16 of the cores, before the runs
+        res["ppo_iteration"] = ppo_iterations(a, cores, res)
     blocks = share_cores(runs, cores)
     end = t0 + a.budget - 8.0  # time for final.pt, the last gathering and the plot
     procs, names = [], []

@@ -97,5 +97,3 @@ def test_merge_of_two_rounds_gives_seed_means_and_ratios(kl_merge, tmp_path):
     text = kl_merge.markdown(s, "note")
     assert "| nervenet | 1 |" in text
     assert "target >= 1.5" in text
-    kl_merge.plot(runs, tmp_path / "p.png")
-    assert (tmp_path / "p.png").stat().st_size > 0

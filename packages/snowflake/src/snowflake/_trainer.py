@@ -163,6 +163,10 @@ class Trainer:
         # Seconds per part of the rollout (perf_counter, ≈ 0.1 µs a call; on a CUDA rollout device
         # "policy" only launches the kernels and the wait for them lands in "action_out").
         ph = dict.fromkeys(("normalize", "policy", "action_out", "env", "done", "bookkeeping"), 0.0)
+        # V of the true successor of steps that ended an episode (final observation): one critic
+        # call for the whole rollout instead of one per vector step with a finished env.
+        fin_obs: list[torch.Tensor] = []
+        fin_at: list[np.ndarray] = []  # flat [t * k + env] positions in nval_b
         clock = time.perf_counter
 
         def act(t: int, sl: slice) -> np.ndarray:
@@ -208,10 +212,10 @@ class Trainer:
             done = term | trunc
             rew_b[t, sl] = self._scale_reward(rew, done, sl)
             term_b[t, sl], trunc_b[t, sl] = term, trunc
-            if done.any():  # V of the true successor for finished envs (final observation)
+            if done.any():  # final observations, normalised now; their values after the loop
                 idx = np.nonzero(done)[0]
-                fin = normalize(np.stack([info["final_obs"][i] for i in idx]))
-                nval_b[t, torch.as_tensor(idx + sl.start, device=dev)] = agent.value(fin)
+                fin_obs.append(normalize(np.stack([info["final_obs"][i] for i in idx])))
+                fin_at.append(t * k + sl.start + idx)
             c5 = clock()
             self.ep_ret[sl] += rew
             self.ep_len[sl] += 1
@@ -242,6 +246,11 @@ class Trainer:
                         record(t, sl, result)
                         if t + 1 < t_len:
                             self.envs.step_async(g, act(t + 1, sl))
+            c0 = clock()
+            if fin_obs:
+                pos = torch.as_tensor(np.concatenate(fin_at), device=dev)
+                nval_b.view(-1)[pos] = agent.value(torch.cat(fin_obs))
+            ph["done"] += clock() - c0
             c0 = clock()
             # Elsewhere the successor is the next stored observation: reuse its value.
             last = agent.value(normalize(self.next_obs))
