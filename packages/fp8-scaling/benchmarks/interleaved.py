@@ -122,6 +122,19 @@ def run_shape(bench, shape, pairs, args, deadline: float) -> dict:
         try:
             rec["sqnr_db"][kind] = bench._check(kind, m, k, n, dev)()
             step, x, model = bench._layer(kind, m, k, n, dev)
+            fns[kind] = {"graph": None, "pipelined": step}
+            f8 = model[0]
+            rec["kinds"][kind] = {
+                "module": type(f8).__name__,
+                "uses_fp8": bool(f8.use_fp8_for(x)) if hasattr(f8, "use_fp8_for") else False,
+                "graph_ms": [],
+                "pipelined_ms": [],
+            }
+        except Exception as exc:  # e.g. torchao missing: the other pairs still run
+            rec["errors"][kind] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            print(f"  {kind}: {rec['errors'][kind]}", flush=True)
+            continue
+        try:  # a failed capture loses only this kind's graph timing
             replay, y = _graphed(step, dev)
             if y is not None:  # the replay computes the same function (catches a lost kernel)
                 replay()
@@ -133,18 +146,11 @@ def run_shape(bench, shape, pairs, args, deadline: float) -> dict:
                 if min(s) < 20:  # same bound as bench_fp8_linear._check
                     raise AssertionError(f"graph replay of {kind}: SQNR {s} dB below 20 dB")
             del y  # the captured call's autograd graph: not kept past the check
-            fns[kind] = {"graph": replay, "pipelined": step}
-            f8 = model[0]
-            rec["kinds"][kind] = {
-                "module": type(f8).__name__,
-                "uses_fp8": bool(f8.use_fp8_for(x)) if hasattr(f8, "use_fp8_for") else False,
-                "setup_s": round(time.perf_counter() - t0, 1),
-                "graph_ms": [],
-                "pipelined_ms": [],
-            }
-        except Exception as exc:  # e.g. torchao missing: the other pairs still run
-            rec["errors"][kind] = f"{type(exc).__name__}: {str(exc)[:300]}"
-            print(f"  {kind}: {rec['errors'][kind]}", flush=True)
+            fns[kind]["graph"] = replay
+        except Exception as exc:
+            rec["errors"][f"{kind} (graph)"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            print(f"  {kind} (graph): {rec['errors'][f'{kind} (graph)']}", flush=True)
+        rec["kinds"][kind]["setup_s"] = round(time.perf_counter() - t0, 1)
         print(f"  {kind}: ready in {time.perf_counter() - t0:.1f} s", flush=True)
     live = [kd for kd in kinds if kd in fns]
     t_end = min(deadline, time.monotonic() + args.seconds)
@@ -153,6 +159,8 @@ def run_shape(bench, shape, pairs, args, deadline: float) -> dict:
         order = live[rounds % len(live) :] + live[: rounds % len(live)]
         for kind in order:
             for mode in ("graph", "pipelined"):
+                if fns[kind][mode] is None:
+                    continue
                 dt = _time(fns[kind][mode], args.steps, dev)
                 rec["kinds"][kind][f"{mode}_ms"].append(round(1e3 * dt, 5))
         rounds += 1
