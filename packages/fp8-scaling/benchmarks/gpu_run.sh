@@ -24,7 +24,7 @@
 #          steps timed both as CUDA-graph replays and pipelined, interleaved round by round
 #          (FP8_IL_ROUNDS rounds at most, FP8_IL_STEPS steps per sample, FP8_IL_SECONDS of
 #          timing per shape; FP8_IL_BUDGET s in all, a shape starts only with 35 s of it left)
-#          -> fp8_interleaved.json/.png.
+#          -> fp8_interleaved.json/.md/.png.
 #   tests: the GPU tests (bit-exact casts, CUDA-graph training = eager), if time is left.
 # FP8_STAGES picks stages (default gpt,cases,tests; the lean kernel run: profile,cases), FP8_CASES the cases, FP8_BENCH_SHAPES the
 # layer shapes (MxKxN,...), FP8_GPT_SECONDS the cap of the GPT stage, FP8_THREADS the CPU threads,
@@ -34,7 +34,7 @@
 #   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:) OUT=/tmp/out \
 #     bash packages/fp8-scaling/benchmarks/gpu_run.sh
 # FP8_SMOKE=1 runs the same stages on the CPU with tiny sizes (checks the script itself).
-# Writes flat files to $OUT: run.log, interleaved: fp8_interleaved.json/.png, fp8_cases.json/.md, fp8_spread.json; profile: fp8_profile.json; sweep: fp8_tuned.json,
+# Writes flat files to $OUT: run.log, interleaved: fp8_interleaved.json/.md/.png, fp8_cases.json/.md, fp8_spread.json; profile: fp8_profile.json; sweep: fp8_tuned.json,
 # fp8_sweep.json; gpt: gpt_losses.json, gpt_loss_curves.png, gpt_bias_distribution.png (run the
 # gpt stage on its own to stay within 6 files).
 set -uo pipefail

@@ -215,9 +215,37 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def markdown(result: dict) -> str:
+    """The pairs of a result as a markdown table (speed-ups: median [q1, q3] {min, max})."""
+    lines = [
+        f"Interleaved timing on {result['device_name']}, {result['date']}, torch "
+        f"{result['torch']}: speed-up = baseline / candidate per round, median [q1, q3] "
+        "{min, max} over the rounds; step times are medians.",
+        "",
+        "| shape | candidate / baseline | rounds | CUDA-graph replay | graph step (ms) "
+        "| pipelined | pipelined step (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(st):
+        if st is None:
+            return "–", "–"
+        sp = f"**{st['median']:.3f}×** [{st['q1']:.3f}, {st['q3']:.3f}]"
+        sp += f" {{{st['min']:.3f}, {st['max']:.3f}}}"
+        return sp, f"{st['candidate_ms_median']:.3f} / {st['baseline_ms_median']:.3f}"
+
+    for shape, rec in result["shapes"].items():
+        for key, modes in rec["pairs"].items():
+            g, gt = cell(modes.get("graph"))
+            p, pt = cell(modes.get("pipelined"))
+            lines.append(f"| {shape} | {key} | {rec['rounds']} | {g} | {gt} | {p} | {pt} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("out", type=Path)
+    ap.add_argument("out", type=Path, help="output folder (with --table: a result JSON)")
+    ap.add_argument("--table", action="store_true", help="print the markdown table of OUT")
     ap.add_argument("--plan", default=DEFAULT_PLAN)
     ap.add_argument("--rounds", type=int, default=40, help="rounds per shape (at most)")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per sample")
@@ -229,6 +257,9 @@ def main(argv=None) -> int:
     )  # fmt: skip
     ap.add_argument("--device", default="cuda")
     args = ap.parse_args(argv)
+    if args.table:
+        print(markdown(json.loads(args.out.read_text())), end="")
+        return 0
     # one static compile per shape and model on both sides (a second shape through the same
     # code would otherwise be recompiled with symbolic sizes, differently for each side)
     torch._dynamo.config.automatic_dynamic_shapes = False
@@ -268,6 +299,7 @@ def main(argv=None) -> int:
                 del bench._CACHE[kind]
         if args.device == "cuda":
             torch.cuda.empty_cache()
+    (args.out / "fp8_interleaved.md").write_text(markdown(result))
     try:
         plot(result, args.out / "fp8_interleaved.png")
     except Exception as exc:  # the JSON is what matters
