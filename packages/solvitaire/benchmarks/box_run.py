@@ -10,6 +10,8 @@ leaves everything it finished:
    only) and under the rules the reference program actually applies (see README);
 2. Klondike seeds left undecided by the earlier partial local run, 60 s each;
 3. Klondike seeds not yet run (``--first`` .. ``--deals``), 60 s each, until the budget ends;
+   (``KL_ORDER``: a search order, or comma-separated orders searched in alternation, for
+   the Klondike deals instead of the preset's);
 4. optionally (``EXTRA_GAMES``, comma-separated presets) seeds 1-40 of other games at
    ``EXTRA_TIMEOUT`` seconds each (``extra.jsonl``).
 
@@ -56,11 +58,26 @@ def _spider_rules(kind: str):
     return rules_from_dict(raw, name="spiderette-reference-effective")
 
 
+def _with_order(rules, order: str):
+    """``rules`` with ``tableau piles.search order`` set to ``order`` (a name, or several
+    comma-separated names searched in alternation): a search hint, never a change of answer."""
+    from solvitaire._rules import rules_from_dict
+
+    raw = json.loads(json.dumps(rules.data))
+    raw.pop("meta", None)
+    names = [x.strip() for x in order.split(",") if x.strip()]
+    raw["tableau piles"]["search order"] = names[0] if len(names) == 1 else names
+    return rules_from_dict(raw, name=f"{rules.name}@{order}")
+
+
 def _job(args: tuple) -> dict:
     game, kind, seed, timeout, mem = args
     from solvitaire import load_rules, solve
 
     rules = _spider_rules(kind) if game == "spiderette" else load_rules(game)
+    if game == "klondike" and os.environ.get("KL_ORDER"):
+        rules = _with_order(rules, os.environ["KL_ORDER"])
+        kind = "order=" + os.environ["KL_ORDER"]
     c0 = time.process_time()
     res = solve(seed, rules, timeout=timeout, memory_limit=mem)
     return {

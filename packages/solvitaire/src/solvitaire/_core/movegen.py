@@ -127,7 +127,8 @@ def _stock_moves(S, cfg, mv, k, mode, fe, free_cell):
                 if f >= 0:
                     k = _add(mv, k, K_W, m, f, 0, steps, red)
             elif mode == 1:
-                if space or (tops & _onto_mask(c, cfg[BUILD], base, mr)) != 0:
+                onto = (tops & _onto_mask(c, cfg[BUILD], base, mr)) != 0
+                if onto or (space and space_ok(cfg, c)):
                     for j in range(nt):
                         if _len(S, cfg, j) == 0:
                             if sym_now(S, cfg) and j != fe:
@@ -245,10 +246,13 @@ def _tableau_moves(S, cfg, mv, k, fe, singles, pdst, psrc, order):
                 continue
             c = _at(S, cfg, i, n - g)
             pol = cfg[GPOL] if (g > 1 and cfg[GPLACE] == 1) else cfg[BUILD]
-            if not space and (tops & _onto_mask(c, pol, base, mr)) == 0:
+            whole = g == n and S[od + i] == 0
+            # a space takes c only when the spaces policy allows it and, with pile symmetry,
+            # the group is not a whole pile (that would only swap two piles)
+            to_space = space and not (sym and whole) and space_ok(cfg, c)
+            if not to_space and (tops & _onto_mask(c, pol, base, mr)) == 0:
                 continue  # no pile top takes c (and no space)
             rp = g == 1 and i == pdst and n > 1 and cfg[RPRUNE] == 1
-            whole = g == n and S[od + i] == 0
             for jj in range(nt):
                 j = order[jj]
                 if j == i or (rp and j != psrc):
