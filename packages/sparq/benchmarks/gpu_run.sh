@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# SparQ kernels on one GPU, in three timed phases that all write into $OUT (6 files at most):
-#   1. kernel tests on the GPU: merged count/emit (look-back; on failure or timeout the tuner
-#      skips those variants), radix-256 histogram searches                          -> log
-#      (the tuner checks every variant on the real shapes before timing it)
-#   2. tune_sparq.py --fast on the shapes that need it (K2, K1, E2E, then K3 if time is left;
-#      committed entries are kept unless a complete retune is faster): every variant checked against the references, then timed (CUDA graphs, 100
-#      replays, rotating inputs), best per shape + dense verdict           -> sparq_tuned.json
+# SparQ kernels on one GPU, in timed phases that all write into $OUT (6 files at most):
+#   1. kernel tests on the GPU: programmatic dependent launch (graph replay with overlapping
+#      launches must equal the serialised output; on failure or timeout the tuner does not
+#      adopt PDL)                                                          -> log
+#   2. tuning. TUNE_MODE=pdl (default): the committed table's kernels, each shape's pipeline
+#      checked against the reference, then timed serialised, with PDL, with L2 eviction hints,
+#      with both, and dense (CUDA graphs, 100 replays, rotating inputs; every mode's graph replay
+#      must equal the serialised output first); "pdl"/"l2" set where faster. TUNE_MODE=fast: tune_sparq.py
+#      --fast (every launch variant checked, then timed; committed entries kept unless a complete
+#      retune is faster)                                                   -> sparq_tuned.json
 #   3. profile_sparq.py: per-kernel device times of each tuned pipeline (torch.profiler) and
 #      the idle time between kernels                                        -> log (PROFILE_JSON)
 #   4. the harness cases with that table (SPARQ_TUNED_JSON): K1-K4 decode, end-to-end decode
 #      -> sparq_decode_*.{json,md}, sparq_e2e_decode_*.{json,md}
 #   5. the GPU accuracy grid tests with the time left (GRID=0 skips them)             -> log
-# Budget knob: BUDGET (seconds, default 235) for the whole run; T_TEST (default 35), T_TUNE
-# (default 115, at most BUDGET minus what is spent minus 95 s) and T_PROF (default 40) cap
+# Budget knob: BUDGET (seconds, default 235) for the whole run; T_TEST (default 60), T_TUNE
+# (default 65, at most BUDGET minus what is spent minus 95 s) and T_PROF (default 30) cap
 # phases 1-3, phase 4 gets what is left (each case is written when it ends).
 # CPU threads: THREADS (default 4). Run from the repository root:
 #   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:) OUT=/tmp/o bash packages/sparq/benchmarks/gpu_run.sh
@@ -47,24 +50,27 @@ fi
 # 1. tests (kernel tests run on CUDA when TRITON_INTERPRET is unset)
 if [ "${TESTS:-1}" = "1" ] && [ "$SMOKE" != "1" ]; then
   echo "== phase 1: GPU tests ($(left) s left)" | tee -a "$LOG"
-  # the look-back kernel spins on other programs' words: if its test fails or hangs, the tuner
-  # leaves the merged count/emit variants out (a hang there would eat the tuning phase)
-  if ! timeout ${T_TEST:-35} python3 -m pytest -q -x -p no:cacheprovider \
-      -k "${TEST_K:-merged or histogram_search}" \
-      packages/sparq/tests/test_sparq_kernel_hist.py packages/sparq/tests/test_sparq_kernel_search.py \
-      ${EXTRA_TESTS:-} 2>&1 | tail -15 | tee -a "$LOG"; then
-    export SPARQ_TUNE_SKIP=_m
-    echo "phase 1 failed or timed out: merged count/emit variants skipped" | tee -a "$LOG"
+  # a failed or cut PDL test keeps the tuner from adopting programmatic dependent launch
+  if ! timeout ${T_TEST:-60} python3 -m pytest -q -x -p no:cacheprovider \
+      -k "${TEST_K:-programmatic}" \
+      packages/sparq/tests/test_sparq_kernel_gpu.py ${EXTRA_TESTS:-} 2>&1 | tail -15 | tee -a "$LOG"; then
+    export SPARQ_TUNE_PDL=0
+    echo "phase 1 failed or timed out: programmatic dependent launch not adopted" | tee -a "$LOG"
   fi
 fi
 
 # 2. tuning (stops starting new variants at its budget, then writes what it has)
 echo "== phase 2: tuning ($(left) s left)" | tee -a "$LOG"
-TB=${T_TUNE:-115}
+TB=${T_TUNE:-65}
 # the harness took 40 s in the 16:42 and 19:09 runs, the profile ~30 s: keep 95 s for them
 [ "$TB" -gt $(( $(left) - 95 )) ] && TB=$(( $(left) - 95 ))
 [ "$TB" -lt 10 ] && TB=10
-SM="--fast --base packages/sparq/src/sparq/kernels/tuned.json --only ${TUNE_ONLY:-K2,K1,E2E,K3}"
+BASE="--base packages/sparq/src/sparq/kernels/tuned.json"
+if [ "${TUNE_MODE:-pdl}" = "pdl" ]; then
+  SM="--pdl-only $BASE --only ${TUNE_ONLY:-K2,E2E,K3,K1}"
+else
+  SM="--fast $BASE --only ${TUNE_ONLY:-K2,K1,E2E,K3}"
+fi
 [ "$SMOKE" = "1" ] && SM="--smoke"
 timeout $((TB + 15)) python3 $HERE/tune_sparq.py "$OUT" $SM --budget "$TB" 2>&1 | tee -a "$LOG"
 if [ -f "$OUT/sparq_tuned.json" ]; then export SPARQ_TUNED_JSON="$OUT/sparq_tuned.json"; fi
@@ -72,9 +78,9 @@ if [ -f "$OUT/sparq_tuned.json" ]; then export SPARQ_TUNED_JSON="$OUT/sparq_tune
 # 3. per-kernel profile of the tuned pipelines (printed into the log)
 if [ "$SMOKE" != "1" ] && [ "${PROFILE:-1}" = "1" ]; then
   echo "== phase 3: kernel profile ($(left) s left)" | tee -a "$LOG"
-  TP=${T_PROF:-40}
+  TP=${T_PROF:-30}
   [ "$TP" -gt $(( $(left) - 50 )) ] && TP=$(( $(left) - 50 ))
-  [ "$TP" -ge 5 ] && timeout $TP python3 $HERE/profile_sparq.py --only ${PROF_ONLY:-K1,K2,K3,E2E} ${PROF_E2E:---e2e} 2>&1 | tee -a "$LOG"
+  [ "$TP" -ge 5 ] && timeout $TP python3 $HERE/profile_sparq.py --only ${PROF_ONLY:-K2,K3,E2E,K1} ${PROF_E2E:---e2e} 2>&1 | tee -a "$LOG"
 fi
 
 # 4. harness cases with the tuned table, each written as soon as it finishes

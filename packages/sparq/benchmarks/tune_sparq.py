@@ -691,10 +691,106 @@ def pipeline(name, sh, dev, reps, entry, sets, fns, detail):
         p["error"] = "pipeline output differs from the reference"
         entry["dense_faster"] = True
         return
-    t_s = _time(_graphed([lambda s=s: sparq(s) for s in sets], dev), reps, dev)
+    t_s = p["t_sparq_serial_s"] = _time(
+        _graphed([lambda s=s: sparq(s) for s in sets], dev), reps, dev
+    )
+    if dev == "cuda" and os.environ.get("SPARQ_TUNE_MODES", "1") == "1":
+        # launch modes: programmatic dependent launch, L2 eviction hints, both
+        modes = {"l2": {"SPARQ_L2": "1"}}
+        if os.environ.get("SPARQ_TUNE_PDL", "1") == "1":
+            modes = {"pdl": {"SPARQ_PDL": "1"}, **modes,
+                     "pdl_l2": {"SPARQ_PDL": "1", "SPARQ_L2": "1"}}  # fmt: skip
+        best, best_env = t_s, {}
+        for mname, env in modes.items():
+            t_m = _time_mode(sparq, sets, s0, nb, reps, dev, p, mname, env)
+            if t_m is not None and t_m < best:
+                best, best_env = t_m, env
+        entry["pdl"] = "SPARQ_PDL" in best_env
+        entry["l2"] = "SPARQ_L2" in best_env
+        t_s = best
     t_d = _time(_graphed([lambda s=s: dense(s) for s in sets], dev), reps, dev)
     p.update({"t_sparq_s": t_s, "t_dense_s": t_d, "speedup": t_d / t_s})
     entry.update({"t_sparq_s": t_s, "t_dense_s": t_d, "dense_faster": t_d <= t_s})
+
+
+def _time_mode(sparq, sets, s0, nb, reps, dev, p, mname, env):
+    """Graph-replay time of the tuned pipeline in one launch mode (environment ``env``, e.g.
+    ``SPARQ_PDL=1``), or ``None``. First checked: a replayed graph of set 0 must give exactly
+    the output of the serialised eager call (with overlapping launches a missing wait would
+    show as a race here)."""
+    want = sparq(s0)[:nb].clone()
+    os.environ.update(env)
+    modes = p.setdefault("modes_s", {})
+    try:
+        sparq(s0)  # compile outside the capture
+        torch.cuda.synchronize()
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            out = sparq(s0)
+        diff = 0.0
+        for _ in range(5):
+            g.replay()
+            torch.cuda.synchronize()
+            diff = max(diff, (out[:nb].float() - want.float()).abs().max().item())
+        if diff != 0.0:
+            p[f"{mname}_error"] = f"graph replay differs from the serialised output by {diff:.2e}"
+            return None
+        t = modes[mname] = _time(_graphed([lambda s=s: sparq(s) for s in sets], dev), reps, dev)
+        return t
+    except Exception as e:  # an unsupported launch: keep the serialised pipeline
+        p[f"{mname}_error"] = repr(e)[:300]
+        return None
+    finally:
+        for k in env:
+            os.environ.pop(k, None)
+
+
+def _pdl_only(shapes, table, path, dev, reps, deadline):
+    """``--pdl-only``: for every shape with a base entry, check the pipeline against the
+    reference and time it serialised, with programmatic dependent launch and dense (no stage
+    re-tuning); the entry gets ``"pdl": true`` where that was faster."""
+    from sparq._reference import sparq_attention_reference
+    from sparq.kernels import _tuned, dense_decode, sparq_attention_triton
+    from sparq.kernels._tuned import shape_key
+
+    fns = (sparq_attention_reference, sparq_attention_triton, dense_decode)
+    dt = torch.bfloat16 if dev == "cuda" else torch.float16
+    for name, sh in shapes.items():
+        if time.monotonic() > deadline:
+            table["detail"][name] = {"skipped": "time budget"}
+            break
+        t0 = time.monotonic()
+        key = shape_key(sh["B"], sh["Hq"], sh["Hkv"], sh["S"], DH, sh["r"], min(sh["k"], sh["S"]))
+        base = table["shapes"].get(key)
+        if base is None:
+            table["detail"][name] = {"skipped": "no base entry"}
+            continue
+        entry = {k: v for k, v in base.items() if k not in ("pdl", "l2")}
+        table["shapes"][key] = entry
+        path.write_text(json.dumps(table, indent=1))
+        _tuned.reload()
+        d = table["detail"].setdefault(name, {"shape": sh})
+        try:
+            sets = _make_sets(sh, dev, dt)
+            d["n_input_sets"] = len(sets)
+            pipeline(name, sh, dev, reps, entry, sets, fns, table["detail"])
+            del sets
+        except Exception as e:  # keep the base entry
+            d["error"] = repr(e)[:300]
+            table["shapes"][key] = base
+        d["tune_seconds"] = time.monotonic() - t0
+        path.write_text(json.dumps(table, indent=1))
+        _tuned.reload()
+        p = d.get("pipeline", {})
+        modes = " ".join(f"{m}={v * 1e6:.1f}us" for m, v in p.get("modes_s", {}).items())
+        errs = " ".join(f"{k}: {v}" for k, v in p.items() if k.endswith("_error"))
+        print(f"{name:4s} {key}: pdl={entry.get('pdl', False)} l2={entry.get('l2', False)} "
+              f"serial={p.get('t_sparq_serial_s', 0) * 1e6:.1f}us {modes} "
+              f"best={p.get('t_sparq_s', 0) * 1e6:.1f}us "
+              f"dense={p.get('t_dense_s', 0) * 1e6:.1f}us speedup={p.get('speedup', 0):.3f} "
+              f"{errs} ({time.monotonic() - t0:.0f}s)", flush=True)  # fmt: skip
+        if dev == "cuda":
+            torch.cuda.empty_cache()
 
 
 def main(argv):
@@ -736,6 +832,10 @@ def main(argv):
     if "--only" in argv:  # e.g. --only K2,K3 to finish the shapes a cut run left out
         names = argv[argv.index("--only") + 1].split(",")
         shapes = {n: shapes[n] for n in names if n in shapes}
+    if "--pdl-only" in argv:  # keep the base entries' kernels, measure PDL on/off and dense
+        _pdl_only(shapes, table, path, dev, reps, deadline)
+        print(f"tuning done in {time.monotonic() - t_start:.0f}s -> {path}", flush=True)
+        return
     for name, sh in shapes.items():
         if time.monotonic() > deadline:
             table["detail"][name] = {"skipped": "time budget"}

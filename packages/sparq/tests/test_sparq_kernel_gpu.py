@@ -136,3 +136,41 @@ def test_cuda_graph_capture_and_replay():
     torch.cuda.synchronize()
     eager = sparq_attention_triton(q, K, V, **kw)
     assert torch.equal(out, eager)
+
+
+@pytest.mark.parametrize(
+    ("B", "Hq", "Hkv", "S", "k", "realloc", "selection"),
+    [
+        (2, 32, 8, 40_000, 2048, False, "hist"),  # GQA, few rows: histogram selection
+        (8, 8, 8, 9_000, 512, True, "sampled"),  # MHA, reallocation: sampled selection
+    ],
+)
+def test_programmatic_dependent_launch_matches_serialised(
+    monkeypatch, B, Hq, Hkv, S, k, realloc, selection
+):
+    # With SPARQ_PDL=1 every kernel waits for its predecessor before touching memory, so a
+    # graphed call (where launches overlap) must give bit-identical output to the serialised
+    # eager call; a missing wait would show up as a race here.
+    if torch.cuda.get_device_capability()[0] < 9:
+        pytest.skip("programmatic dependent launch needs sm_90 or newer")
+    q, K, V, K_t, lens, vm = _case(B, Hq, Hkv, S, 128, torch.bfloat16, seed=3)
+    kw = dict(
+        r=16, k=k, local_window=64, sink_tokens=4, v_mean=vm, K_t=K_t, seq_lens=lens,
+        reallocation=realloc, dense_fallback=False, selection=selection,
+    )  # fmt: skip
+    monkeypatch.setenv("SPARQ_PDL", "0")
+    want = sparq_attention_triton(q, K, V, **kw)
+    monkeypatch.setenv("SPARQ_L2", "1")  # eviction hints change no arithmetic
+    assert torch.equal(sparq_attention_triton(q, K, V, **kw), want)
+    monkeypatch.setenv("SPARQ_PDL", "1")
+    eager = sparq_attention_triton(q, K, V, **kw)  # compiles the PDL kernels
+    torch.cuda.synchronize()
+    assert torch.equal(eager, want)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = sparq_attention_triton(q, K, V, **kw)
+    for _ in range(3):
+        out.zero_()
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out, want)

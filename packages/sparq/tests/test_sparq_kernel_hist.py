@@ -80,6 +80,18 @@ def test_hist_selection_without_alpha_selects_the_same(sel):
     assert torch.equal(a, b)
 
 
+def test_l2_eviction_hints_select_the_same(sel):
+    # the L2 launch mode only adds eviction hints to the logits loads (candidate pass): same
+    # selection and alpha
+    from sparq.kernels._common import pdl_launches
+
+    logits, lens = sel.case(2, 2, 3, 210, seed=5)
+    a = _check(sel, logits, lens, 27, 3, 1, chunk=32, lean=True)
+    with pdl_launches(False, l2=True):
+        b = _check(sel, logits, lens, 27, 3, 1, chunk=32, lean=True)
+    assert torch.equal(a, b)
+
+
 def test_merged_count_emit_selects_the_same(sel):
     # one kernel with a look-back over the chunks' published winner counts: same positions and
     # order as the count + emit pair, over ragged rows of a group of 3 (7 chunks each)

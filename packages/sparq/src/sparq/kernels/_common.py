@@ -1,13 +1,99 @@
-"""Settings shared by the kernels."""
+"""Settings shared by the kernels: interpreter dot products and programmatic dependent launch."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+
+import triton
+import triton.language as tl
 
 # Triton's CPU interpreter mis-evaluates bf16 tensor-core products (it multiplies the raw bit
 # patterns), so under TRITON_INTERPRET=1 the kernels upcast dot operands to fp32 first. Every
 # other instruction (gathers, masks, online softmax, radix select) runs the same code path.
 F32DOT = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+try:  # grid dependency control (sm_90+); Triton >= 3.3 ships the two intrinsics
+    from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+
+    HAS_PDL = True
+except ImportError:  # pragma: no cover - older Triton: launches stay fully serialised
+    HAS_PDL = False
+
+    @triton.jit
+    def gdc_wait():
+        pass
+
+    @triton.jit
+    def gdc_launch_dependents():
+        pass
+
+
+_PDL = {"on": False, "l2": False}
+
+
+@triton.jit
+def pdl_enter(PDL: tl.constexpr):
+    """First statement of every SparQ kernel. With ``PDL`` (the kernel was launched with
+    programmatic dependent launch) it waits until the previous kernel in the stream has finished
+    and its writes are visible (``griddepcontrol.wait``), then lets the next kernel's programs
+    start launching while this one runs (``griddepcontrol.launch_dependents``). No memory is
+    touched before the wait, so every read-after-write and write-after-read order of the
+    serialised launches is kept; only the launch latency and the next grid's ramp-up overlap
+    this kernel's tail."""
+    if PDL:
+        gdc_wait()
+        gdc_launch_dependents()
+
+
+@contextlib.contextmanager
+def pdl_launches(on: bool, l2: bool = False):
+    """Within the block, the kernels of this package launch with programmatic dependent launch
+    (``on``; Hopper and newer; ignored under the interpreter or without the Triton intrinsics)
+    and, with ``l2``, with L2 eviction hints (see :func:`l2_hints`)."""
+    prev = dict(_PDL)
+    _PDL["on"] = bool(on) and HAS_PDL and not F32DOT
+    _PDL["l2"] = bool(l2)
+    try:
+        yield
+    finally:
+        _PDL.update(prev)
+
+
+def l2_hints() -> bool:
+    """Whether the kernels launched now use L2 eviction hints: step 1 streams K_t with
+    ``evict_first`` and writes the approximate logits with ``evict_last``, and the candidate
+    passes read the logits with ``evict_first``, so that the logits scratch (written once, read
+    once right after) tends to stay in L2 instead of being displaced by the K_t stream."""
+    return _PDL["l2"]
+
+
+@triton.jit
+def load_hint(ptr, mask, other, HINT: tl.constexpr):
+    """``tl.load`` with eviction policy ``evict_first`` (HINT 1), ``evict_last`` (2) or none."""
+    if HINT == 1:
+        x = tl.load(ptr, mask=mask, other=other, eviction_policy="evict_first")
+    elif HINT == 2:
+        x = tl.load(ptr, mask=mask, other=other, eviction_policy="evict_last")
+    else:
+        x = tl.load(ptr, mask=mask, other=other)
+    return x
+
+
+@triton.jit
+def store_hint(ptr, value, mask, HINT: tl.constexpr):
+    """``tl.store`` with eviction policy ``evict_first`` (HINT 1), ``evict_last`` (2) or none."""
+    if HINT == 1:
+        tl.store(ptr, value, mask=mask, eviction_policy="evict_first")
+    elif HINT == 2:
+        tl.store(ptr, value, mask=mask, eviction_policy="evict_last")
+    else:
+        tl.store(ptr, value, mask=mask)
+
+
+def pdl_kw() -> dict:
+    """Launch keywords of a kernel: its ``PDL`` flag and, when on, Triton's ``launch_pdl``."""
+    return {"PDL": True, "launch_pdl": True} if _PDL["on"] else {"PDL": False}
 
 
 def fastest(candidates, warmup: int = 1, reps: int = 3):

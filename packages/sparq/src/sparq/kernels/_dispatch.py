@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 
 import torch
 import torch.nn.functional as F
 
-from ._common import fastest
+from ._common import fastest, pdl_launches
 from ._fused_mha import fused_mha_supported, select_fused_mha
 from ._prep import prepare_query_fused
 from ._select import select_topk, select_topk_torch
@@ -213,50 +214,69 @@ def sparq_attention_triton(
             f"{selection!r}"
         )
     entry = tuned_entry(shape_key(B, Hq, Hkv, S, dh, r, k)) or {}
-    if k == S:
-        # every position is selected whatever the scores: exact attention over all of them, and
-        # alpha = 1 makes the reallocation blend the identity
-        idx = _cached(("all", B, Hkv, S, str(q.device)), lambda: torch.arange(
-            S, device=q.device, dtype=torch.int32).expand(B, Hkv, S).contiguous())  # fmt: skip
-        return sparse_attention(q, K, V, idx, seq_lens, scale, **entry.get("step2", {}))
-    # untuned shapes: the sorting preparation, one warp (fastest on every tuned H200 shape at
-    # 00:55 UTC: K1 8.0 vs 17.4 us, K2 3.9 vs 6.5, E2E 4.0 vs 5.2, K3 4.4 vs 5.9)
-    prep = _PREP.get(entry.get("prep", "fused_sort_w1"), prepare_query_fused)
-    i1, q_hat = prep(q, Hkv, r, scale)
-    if selection == "auto":
-        selection = entry.get("selection", "auto")
-    sel_kw = entry.get("selection_kw", {}) if selection == entry.get("selection") else {}
-    forced = max(0, local_window) + max(0, sink_tokens)
-    if selection == "fused" and fused_mha_supported(Hq // Hkv, S, k, sel_kw.get("tile"), forced):
-        idx, alpha = select_fused_mha(K_t, i1, q_hat, seq_lens, k, local_window, sink_tokens,
-                                      **sel_kw)  # fmt: skip
-    else:
-        kw1 = entry.get("step1") or _default_step1(Hq // Hkv)
-        logits, tmax, tsum = approx_logits(K_t, i1, q_hat, seq_lens, **kw1)
-        if selection in ("auto", "fused"):
-            selection = _pick_selection(logits, tmax, tsum, seq_lens, k, local_window, sink_tokens)
-            sel_kw = dict(_UNTUNED_KW.get(selection, {}))
-        if selection == "sampled" and not sampled_supported(S, k, sel_kw.get("chunk")):
-            selection, sel_kw = "triton", {}
-        if selection == "hist" and not hist_supported(S, k):
-            selection, sel_kw = "triton", {}
-        if selection in ("hist", "sampled"):  # alpha only where the blend needs it
-            sel_kw = {**sel_kw, "need_alpha": bool(reallocation and v_mean is not None)}
-        idx, alpha = _SELECTORS[selection](
-            logits, tmax, tsum, seq_lens, k, local_window, sink_tokens, **sel_kw
+    with pdl_launches(_use_pdl(entry, q), _use_flag("SPARQ_L2", entry, "l2") and q.is_cuda):
+        if k == S:
+            # every position is selected whatever the scores: exact attention over all of them, and
+            # alpha = 1 makes the reallocation blend the identity
+            idx = _cached(("all", B, Hkv, S, str(q.device)), lambda: torch.arange(
+                S, device=q.device, dtype=torch.int32).expand(B, Hkv, S).contiguous())  # fmt: skip
+            return sparse_attention(q, K, V, idx, seq_lens, scale, **entry.get("step2", {}))
+        # untuned shapes: the sorting preparation, one warp (fastest on every tuned H200 shape at
+        # 00:55 UTC: K1 8.0 vs 17.4 us, K2 3.9 vs 6.5, E2E 4.0 vs 5.2, K3 4.4 vs 5.9)
+        prep = _PREP.get(entry.get("prep", "fused_sort_w1"), prepare_query_fused)
+        i1, q_hat = prep(q, Hkv, r, scale)
+        if selection == "auto":
+            selection = entry.get("selection", "auto")
+        sel_kw = entry.get("selection_kw", {}) if selection == entry.get("selection") else {}
+        forced = max(0, local_window) + max(0, sink_tokens)
+        if selection == "fused" and fused_mha_supported(
+            Hq // Hkv, S, k, sel_kw.get("tile"), forced
+        ):
+            idx, alpha = select_fused_mha(K_t, i1, q_hat, seq_lens, k, local_window, sink_tokens,
+                                          **sel_kw)  # fmt: skip
+        else:
+            kw1 = entry.get("step1") or _default_step1(Hq // Hkv)
+            logits, tmax, tsum = approx_logits(K_t, i1, q_hat, seq_lens, **kw1)
+            if selection in ("auto", "fused"):
+                selection = _pick_selection(
+                    logits, tmax, tsum, seq_lens, k, local_window, sink_tokens
+                )
+                sel_kw = dict(_UNTUNED_KW.get(selection, {}))
+            if selection == "sampled" and not sampled_supported(S, k, sel_kw.get("chunk")):
+                selection, sel_kw = "triton", {}
+            if selection == "hist" and not hist_supported(S, k):
+                selection, sel_kw = "triton", {}
+            if selection in ("hist", "sampled"):  # alpha only where the blend needs it
+                sel_kw = {**sel_kw, "need_alpha": bool(reallocation and v_mean is not None)}
+            idx, alpha = _SELECTORS[selection](
+                logits, tmax, tsum, seq_lens, k, local_window, sink_tokens, **sel_kw
+            )
+        realloc = reallocation and v_mean is not None
+        return sparse_attention(
+            q,
+            K,
+            V,
+            idx,
+            seq_lens,
+            scale,
+            alpha=alpha.reshape(B, Hq) if realloc else None,
+            v_mean=v_mean.float() if realloc else None,
+            **entry.get("step2", {}),
         )
-    realloc = reallocation and v_mean is not None
-    return sparse_attention(
-        q,
-        K,
-        V,
-        idx,
-        seq_lens,
-        scale,
-        alpha=alpha.reshape(B, Hq) if realloc else None,
-        v_mean=v_mean.float() if realloc else None,
-        **entry.get("step2", {}),
-    )
+
+
+def _use_flag(env_name: str, entry: dict, key: str) -> bool:
+    """A launch option: the environment variable forces it on (``1``) or off (``0``), else the
+    tuned entry's measured verdict (off when absent)."""
+    env = os.environ.get(env_name, "")
+    return env == "1" if env in ("0", "1") else bool(entry.get(key, False))
+
+
+def _use_pdl(entry: dict, q: torch.Tensor) -> bool:
+    """Whether this call's kernels launch with programmatic dependent launch (``SPARQ_PDL``,
+    else the entry's ``"pdl"``). Needs a CUDA device of compute capability 9.0 or newer."""
+    on = _use_flag("SPARQ_PDL", entry, "pdl")
+    return on and q.is_cuda and torch.cuda.get_device_capability(q.device)[0] >= 9
 
 
 def _default_step1(G: int) -> dict:

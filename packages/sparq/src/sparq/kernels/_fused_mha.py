@@ -24,6 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ._common import pdl_enter, pdl_kw
 from ._select import _global_stats, _ordered
 from ._select_sample import (
     MARGIN,
@@ -60,7 +61,9 @@ def _fused_sample_kernel(
     kt_ptr, idx_ptr, qhat_ptr, lens_ptr, thr_ptr, S, HKV, window, sinks, RANK,
     DH: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, SAMP: tl.constexpr, RUN: tl.constexpr,
     SEARCH: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):  # fmt: skip
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     seq_len = tl.load(lens_ptr + bh // HKV)
     n = tl.arange(0, SAMP)
@@ -84,7 +87,9 @@ def _fused_step1_kernel(
     kt_ptr, idx_ptr, qhat_ptr, lens_ptr, thr_ptr, m_ptr, l_ptr, cnt_ptr, ckey_ptr, cpos_ptr,
     cp_ptr, S, NT, HKV, window, sinks, DH: tl.constexpr, R: tl.constexpr, RP: tl.constexpr,
     TILE: tl.constexpr, CAP: tl.constexpr, LEAN: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):  # fmt: skip
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     tile = tl.program_id(1)
     seq_len = tl.load(lens_ptr + bh // HKV)
@@ -166,7 +171,9 @@ def _fused_final_kernel(
     out_idx_ptr, alpha_ptr, S, NT, HKV, K, window, sinks, DH: tl.constexpr, R: tl.constexpr,
     RP: tl.constexpr, NTP: tl.constexpr, CAP: tl.constexpr, SLOTS: tl.constexpr,
     CHF: tl.constexpr, LEAN: tl.constexpr, SEARCH: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):  # fmt: skip
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     M2, iz2 = _global_stats(m_ptr, l_ptr, bh, NT, 1, 2, NTP)
     two = tl.arange(0, 2)
@@ -286,17 +293,17 @@ def select_fused_mha(
     alpha = torch.empty(B, H, 1, device=dev, dtype=torch.float32)
     _fused_sample_kernel[(rows,)](
         K_t, idx32, qh, seq_lens, thr, S, H, local_window, sink_tokens, plan["RANK"], DH=dh, R=r,
-        RP=rp, SAMP=plan["SAMP"], RUN=plan["RUN"], SEARCH=search, num_warps=4,
+        RP=rp, SAMP=plan["SAMP"], RUN=plan["RUN"], SEARCH=search, num_warps=4, **pdl_kw(),
     )  # fmt: skip
     _fused_step1_kernel[(rows, nt)](
         K_t, idx32, qh, seq_lens, thr, tmax, tsum, cnt, ckey, cpos, cp, S, nt, H, local_window,
         sink_tokens, DH=dh, R=r, RP=rp, TILE=plan["TILE"], CAP=cap, LEAN=lean,
-        num_warps=num_warps or 4,
+        num_warps=num_warps or 4, **pdl_kw(),
     )  # fmt: skip
     _fused_final_kernel[(rows,)](
         K_t, idx32, qh, seq_lens, tmax, tsum, cnt, ckey, cpos, cp, idx, alpha, S, nt, H, k,
         local_window, sink_tokens, DH=dh, R=r, RP=rp, NTP=max(2, triton.next_power_of_2(nt)),
         CAP=cap, SLOTS=plan["slots"], CHF=min(fallback_block, max(16, triton.next_power_of_2(S))),
-        LEAN=lean, SEARCH=search, num_warps=_final_warps(plan["slots"]),
+        LEAN=lean, SEARCH=search, num_warps=_final_warps(plan["slots"]), **pdl_kw(),
     )  # fmt: skip
     return idx, alpha

@@ -19,6 +19,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from ._common import pdl_enter
 from ._select_hist import _chunk_winners
 from ._select_sample import _exact_row_fallback
 
@@ -31,7 +32,9 @@ def _hcount_emit_kernel(
     alpha_ptr, S, HKV, NCH, K, window, sinks, G: tl.constexpr, GP: tl.constexpr,
     CAP: tl.constexpr, LBW: tl.constexpr, NCHP: tl.constexpr, CHF: tl.constexpr,
     LEAN: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):  # fmt: skip
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     lb_row = lb_ptr + bh * LBW
     c = tl.atomic_add(lb_row + NCH, 1)  # ticket: this program's chunk

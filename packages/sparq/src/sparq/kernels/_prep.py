@@ -13,6 +13,8 @@ import torch
 import triton
 import triton.language as tl
 
+from ._common import pdl_enter, pdl_kw
+
 __all__ = ["prepare_query_fused"]
 
 
@@ -20,7 +22,9 @@ __all__ = ["prepare_query_fused"]
 def _prep_kernel(
     q_ptr, i1_ptr, qhat_ptr, scale, R, G: tl.constexpr, GP: tl.constexpr, DH: tl.constexpr,
     DHP: tl.constexpr, JB: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):  # fmt: skip
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     heads = tl.arange(0, GP)
     d = tl.arange(0, DHP)
@@ -55,9 +59,11 @@ def _prep_kernel(
 def _prep_sort_kernel(
     q_ptr, i1_ptr, qhat_ptr, scale, R, G: tl.constexpr, GP: tl.constexpr, DH: tl.constexpr,
     DHP: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):  # fmt: skip
     """:func:`_prep_kernel` by one ``tl.sort`` of the packed (score, lower index first) keys
     instead of the all-pairs ranking."""
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     heads = tl.arange(0, GP)
     d = tl.arange(0, DHP)
@@ -111,11 +117,21 @@ def prepare_query_fused(
     GP = max(2, triton.next_power_of_2(G))
     if sort:
         _prep_sort_kernel[(B * Hkv,)](
-            qc, i1, q_hat, float(scale), r, G=G, GP=GP, DH=dh, DHP=dhp, num_warps=num_warps
+            qc,
+            i1,
+            q_hat,
+            float(scale),
+            r,
+            G=G,
+            GP=GP,
+            DH=dh,
+            DHP=dhp,
+            num_warps=num_warps,
+            **pdl_kw(),
         )
         return i1, q_hat
     _prep_kernel[(B * Hkv,)](
         qc, i1, q_hat, float(scale), r, G=G, GP=GP, DH=dh,
-        DHP=dhp, JB=min(32, dhp), num_warps=num_warps,
+        DHP=dhp, JB=min(32, dhp), num_warps=num_warps, **pdl_kw(),
     )  # fmt: skip
     return i1, q_hat

@@ -41,6 +41,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ._common import l2_hints, pdl_enter, pdl_kw
 from ._search import _rank_threshold16x2, _rank_threshold_h256
 from ._select import _global_stats, _keys
 from ._select_sample import (
@@ -69,7 +70,9 @@ def _hthr_kernel(
     logit_ptr, m_ptr, l_ptr, lens_ptr, stat_ptr, thr_ptr, hist_ptr, S, NT, HKV, window, sinks,
     RANK, RANKQ, G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr, SAMP: tl.constexpr,
     RUN: tl.constexpr, NB: tl.constexpr, THR_H: tl.constexpr, lb_ptr, LBW: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):  # fmt: skip
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     seq_len = tl.load(lens_ptr + bh // HKV)
     heads = tl.arange(0, GP)
@@ -102,7 +105,9 @@ def _hcand_kernel(
     blist_ptr, S, HKV, NCH, window, sinks, G: tl.constexpr, GP: tl.constexpr, CH: tl.constexpr,
     CAP: tl.constexpr, NB: tl.constexpr, BCAP: tl.constexpr, ALPHA: tl.constexpr,
     LEAN: tl.constexpr,
+    PDL: tl.constexpr = False, L2: tl.constexpr = False,
 ):  # fmt: skip
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1)
     seq_len = tl.load(lens_ptr + bh // HKV)
@@ -115,7 +120,7 @@ def _hcand_kernel(
     u, cand, rank, _ = _compact_candidates(
         logit_ptr + bh * G * S, cols, heads, M, inv_z, stat_ptr + bh * 2 * GP, seq_len, S,
         window, sinks, t0, bh, c, NCH, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, G, GP, CAP, ALPHA,
-        LEAN,
+        LEAN, 1 if L2 else 0,
     )  # fmt: skip
     # histogram: the (wide, clamped) top bucket by one reduced atomic, the others per key
     bkt = _bucket(u, t0, sh, NB)
@@ -168,7 +173,9 @@ def _resolve_row(
 def _hresolve_kernel(
     cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, cpos_ptr, res_ptr, NCH, K, NCHP: tl.constexpr,
     CAP: tl.constexpr, NB: tl.constexpr, BCAP: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):  # fmt: skip
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     T, plim, ok = _resolve_row(
         cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, cpos_ptr, bh, NCH, K, NCHP, CAP, NB, BCAP
@@ -198,7 +205,9 @@ def _hcount_kernel(
     K, G: tl.constexpr, GP: tl.constexpr, NCHP: tl.constexpr, CAP: tl.constexpr,
     NB: tl.constexpr, BCAP: tl.constexpr, ALPHA: tl.constexpr, FUSED: tl.constexpr,
     LEAN: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):  # fmt: skip
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1)
     if FUSED:  # every chunk resolves its row itself (one launch less); chunk 0 records it
@@ -231,7 +240,9 @@ def _hemit_kernel(
     out_idx_ptr, alpha_ptr, S, HKV, NCH, K, window, sinks, G: tl.constexpr, GP: tl.constexpr,
     NCHP: tl.constexpr, CAP: tl.constexpr, CHF: tl.constexpr, ALPHA: tl.constexpr,
     LEAN: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):  # fmt: skip
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1)
     heads = tl.arange(0, GP)
@@ -362,21 +373,21 @@ def select_topk_hist(
         logits, tile_max, tile_sum, seq_lens, stat, thr, hist, S, nt, Hkv, local_window,
         sink_tokens, p["RANK"], p["RANKQ"], G=G, GP=GP, NTP=max(2, triton.next_power_of_2(nt)),
         SAMP=p["SAMP"], RUN=p["RUN"], NB=nb, THR_H=hist_search, lb_ptr=lb, LBW=lbw,
-        num_warps=thr_warps,  # 16: no spills at SAMP 1024
+        num_warps=thr_warps, **pdl_kw(),  # 16: no spills at SAMP 1024
     )  # fmt: skip
     if _stop_after < 2:
         return idx, alpha
     _hcand_kernel[(rows, nch)](
         logits, seq_lens, stat, thr, cnt, ckey, cpos, cp, hist, blist, S, Hkv, nch, local_window,
         sink_tokens, G=G, GP=GP, CH=p["CH"], CAP=cap, NB=nb, BCAP=BCAP, ALPHA=need_alpha,
-        LEAN=lean, num_warps=nw,
+        LEAN=lean, L2=l2_hints(), num_warps=nw, **pdl_kw(),
     )  # fmt: skip
     if _stop_after < 3:
         return idx, alpha
     if not fuse_resolve or merge:
         _hresolve_kernel[(rows,)](
             cnt, hist, blist, ckey, cpos, res, nch, k, NCHP=nchp, CAP=cap, NB=nb, BCAP=BCAP,
-            num_warps=4 if nb <= 2048 else 8,
+            num_warps=4 if nb <= 2048 else 8, **pdl_kw(),
         )  # fmt: skip
     if _stop_after < 4:
         return idx, alpha
@@ -388,6 +399,7 @@ def select_topk_hist(
                 logits, seq_lens, stat, cnt, ckey, cpos, res, lb, idx, alpha, S, Hkv, nch, k,
                 local_window, sink_tokens, G=G, GP=GP, CAP=cap, LBW=lbw, NCHP=nchp,
                 CHF=min(128, max(16, triton.next_power_of_2(S))), LEAN=lean, num_warps=4,
+                **pdl_kw(),
             )  # fmt: skip
         if _probe is not None:
             _probe["ok"] = res[:, 2] != 0
@@ -395,7 +407,7 @@ def select_topk_hist(
     _hcount_kernel[(rows, nch)](
         cnt, ckey, cpos, cp, res, wcnt, palpha, hist, blist, nch, k, G=G, GP=GP, NCHP=nchp,
         CAP=cap, NB=nb, BCAP=BCAP, ALPHA=need_alpha, FUSED=fuse_resolve, LEAN=lean,
-        num_warps=4 if nb <= 2048 or not fuse_resolve else 8,
+        num_warps=4 if nb <= 2048 or not fuse_resolve else 8, **pdl_kw(),
     )  # fmt: skip
     if _stop_after < 5:
         return idx, alpha
@@ -405,7 +417,7 @@ def select_topk_hist(
         # a short fallback block keeps the (rarely taken) exact search from costing the common
         # path registers (61 instead of 155 per thread on sm_90)
         CHF=min(128, max(16, triton.next_power_of_2(S))), ALPHA=need_alpha, LEAN=lean,
-        num_warps=4,
+        num_warps=4, **pdl_kw(),
     )  # fmt: skip
     if _probe is not None:
         _probe["ok"] = res[:, 2] != 0

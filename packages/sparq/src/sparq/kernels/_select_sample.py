@@ -28,6 +28,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ._common import l2_hints, load_hint, pdl_enter, pdl_kw
 from ._search import _rank_thr, _rank_threshold, _rank_threshold16  # noqa: F401 (re-exported)
 from ._select import _global_stats, _head_scalar, _keys, _ordered
 
@@ -51,19 +52,19 @@ def _positions(CH: tl.constexpr, rt, LEAN: tl.constexpr):
 
 @triton.jit
 def _keys_lean(logit_row, cols, stat_row, seq_len, S, window, sinks, G: tl.constexpr,
-               GP: tl.constexpr):  # fmt: skip
+               GP: tl.constexpr, HINT: tl.constexpr = 0):  # fmt: skip
     """:func:`_keys` with each head's ``M_h`` and ``1/Z_h`` read as scalars from ``stat_row``
     (no reductions over the head vector); also returns head 0's logits (loaded only below the
     live length: the positions beyond it are invalid, key ``-inf``, anyway)."""
     inb = cols < S
     valid = cols < seq_len
-    lg0 = tl.load(logit_row + cols, mask=valid, other=float("-inf"))
+    lg0 = load_hint(logit_row + cols, valid, float("-inf"), HINT)
     if G == 1:
         key = lg0
     else:
         key = tl.exp(lg0 - tl.load(stat_row)) * tl.load(stat_row + GP)
         for h in tl.static_range(1, G):
-            lg = tl.load(logit_row + h * S + cols, mask=valid, other=float("-inf"))
+            lg = load_hint(logit_row + h * S + cols, valid, float("-inf"), HINT)
             key += tl.exp(lg - tl.load(stat_row + h)) * tl.load(stat_row + GP + h)
     forced = valid & ((cols < sinks) | (cols >= seq_len - window))
     key = tl.where(forced, float("inf"), key)
@@ -75,7 +76,7 @@ def _keys_lean(logit_row, cols, stat_row, seq_len, S, window, sinks, G: tl.const
 def _compact_candidates(
     logit_row, cols, heads, M, inv_z, stat_row, seq_len, S, window, sinks, t0, bh, c, NCH,
     cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, G: tl.constexpr, GP: tl.constexpr, CAP: tl.constexpr,
-    ALPHA: tl.constexpr, LEAN: tl.constexpr,
+    ALPHA: tl.constexpr, LEAN: tl.constexpr, HINT: tl.constexpr = 0,
 ):  # fmt: skip
     """The candidate pass over chunk ``c`` of row ``bh`` (shared by the sampled and histogram
     selections): keys ``>= t0`` are compacted in position order into the chunk's ``CAP`` slots
@@ -86,7 +87,7 @@ def _compact_candidates(
     Returns the keys, the candidate mask, each candidate's rank in the chunk and the kept mask.
     """
     if LEAN:
-        u, lg0 = _keys_lean(logit_row, cols, stat_row, seq_len, S, window, sinks, G, GP)
+        u, lg0 = _keys_lean(logit_row, cols, stat_row, seq_len, S, window, sinks, G, GP, HINT)
     else:
         u = _keys(logit_row, cols, heads, M, inv_z, seq_len, S, window, sinks, G)
         lg0 = u.to(tl.float32)  # unused on this path
@@ -176,7 +177,9 @@ def _threshold_kernel(
     logit_ptr, m_ptr, l_ptr, lens_ptr, stat_ptr, thr_ptr, S, NT, HKV, window, sinks, RANK,
     G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr, SAMP: tl.constexpr, RUN: tl.constexpr,
     R16: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):  # fmt: skip
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     seq_len = tl.load(lens_ptr + bh // HKV)
     heads = tl.arange(0, GP)
@@ -194,7 +197,9 @@ def _candidate_kernel(
     logit_ptr, lens_ptr, stat_ptr, thr_ptr, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, S, HKV, NCH,
     window, sinks, G: tl.constexpr, GP: tl.constexpr, CH: tl.constexpr, CAP: tl.constexpr,
     LEAN: tl.constexpr, ALPHA: tl.constexpr,
+    PDL: tl.constexpr = False, L2: tl.constexpr = False,
 ):  # fmt: skip
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1)
     seq_len = tl.load(lens_ptr + bh // HKV)
@@ -205,7 +210,7 @@ def _candidate_kernel(
     _compact_candidates(
         logit_ptr + bh * G * S, cols, heads, M, inv_z, stat_ptr + bh * 2 * GP, seq_len, S,
         window, sinks, tl.load(thr_ptr + bh), bh, c, NCH, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr,
-        G, GP, CAP, ALPHA == 1, LEAN,
+        G, GP, CAP, ALPHA == 1, LEAN, 1 if L2 else 0,
     )  # fmt: skip
 
 
@@ -285,7 +290,9 @@ def _final_kernel(
     S, HKV, NCH, K, window, sinks, G: tl.constexpr, GP: tl.constexpr, NCHP: tl.constexpr,
     CAP: tl.constexpr, SLOTS: tl.constexpr, CHF: tl.constexpr, R16: tl.constexpr,
     LEAN: tl.constexpr, ALPHA: tl.constexpr, DENSE: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):  # fmt: skip
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     heads = tl.arange(0, GP)
     ch = tl.arange(0, NCHP)
@@ -445,11 +452,13 @@ def select_topk_sampled(
     _threshold_kernel[(rows,)](
         logits, tile_max, tile_sum, seq_lens, stat, thr, S, nt, Hkv, local_window, sink_tokens,
         plan["RANK"], G=G, GP=GP, NTP=NTP, SAMP=plan["SAMP"], RUN=plan["RUN"], R16=search,
-        num_warps=thr_warps,
+        num_warps=thr_warps, **pdl_kw(),
     )  # fmt: skip
     _candidate_kernel[(rows, nch)](
         logits, seq_lens, stat, thr, cnt, ckey, cpos, cp, S, Hkv, nch, local_window, sink_tokens,
-        G=G, GP=GP, CH=plan["CH"], CAP=cap, LEAN=lean, ALPHA=alpha_mode, num_warps=cand_warps,
+        G=G, GP=GP, CH=plan["CH"], CAP=cap, LEAN=lean, ALPHA=alpha_mode, L2=l2_hints(),
+        num_warps=cand_warps,
+        **pdl_kw(),
     )  # fmt: skip
     _final_kernel[(rows,)](
         logits, seq_lens, stat, cnt, ckey, cpos, cp, idx, alpha, S, Hkv, nch, k, local_window,
@@ -457,6 +466,6 @@ def select_topk_sampled(
         SLOTS=plan["slots"],
         CHF=min(fallback_block, max(16, triton.next_power_of_2(S))), R16=search, LEAN=lean,
         ALPHA=alpha_mode, DENSE=dense_block,
-        num_warps=num_warps or _final_warps(plan["slots"]),
+        num_warps=num_warps or _final_warps(plan["slots"]), **pdl_kw(),
     )  # fmt: skip
     return idx, alpha

@@ -19,7 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import F32DOT
+from ._common import F32DOT, l2_hints, load_hint, pdl_enter, pdl_kw, store_hint
 
 __all__ = ["approx_logits", "approx_logits_reference"]
 
@@ -44,7 +44,9 @@ def _approx_logits_kernel(
     TILE: tl.constexpr,
     F32DOT: tl.constexpr,
     ROW1: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     tile = tl.program_id(1)
     b = bh // HKV
@@ -107,10 +109,12 @@ def _approx_logits_kernel(
 def _approx_logits_fma_kernel(
     kt_ptr, idx_ptr, qhat_ptr, lens_ptr, logit_ptr, m_ptr, l_ptr, S, NT, HKV,
     DH: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, G: tl.constexpr, TILE: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):  # fmt: skip
     """Same outputs as ``_approx_logits_kernel`` with fp32 multiply-adds per head (no tensor-core
     product, so no padding of the G heads to 16 rows: for small groups it does G/16 of the work
     and exponentials)."""
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     tile = tl.program_id(1)
     seq_len = tl.load(lens_ptr + bh // HKV)
@@ -140,11 +144,14 @@ def _approx_logits_fma_kernel(
 def _approx_logits_rows_kernel(
     kt_ptr, idx_ptr, qhat_ptr, lens_ptr, logit_ptr, m_ptr, l_ptr, S, NT, HKV,
     DH: tl.constexpr, R: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, TILE: tl.constexpr,
+    PDL: tl.constexpr = False, L2: tl.constexpr = False,
 ):  # fmt: skip
     """Same outputs as ``_approx_logits_kernel`` by a loop over the r gathered rows: each row
     of K_t is loaded as one contiguous (TILE,) run and multiply-added into a (G, TILE) fp32
     accumulator, so there is no reduction across threads and no padding of the heads to 16
-    rows (the exponentials of the statistics cover only the G real heads)."""
+    rows (the exponentials of the statistics cover only the G real heads). ``L2``: K_t read
+    with ``evict_first``, the logits written with ``evict_last``."""
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     tile = tl.program_id(1)
     seq_len = tl.load(lens_ptr + bh // HKV)
@@ -155,12 +162,12 @@ def _approx_logits_rows_kernel(
         acc = tl.zeros((TILE,), tl.float32)
         for j in tl.static_range(R):
             c = tl.load(idx_ptr + bh * R + j).to(tl.int64)
-            kt = tl.load(kt_row + c * S + cols, mask=inb, other=0.0).to(tl.float32)
+            kt = load_hint(kt_row + c * S + cols, inb, 0.0, 1 if L2 else 0).to(tl.float32)
             acc += tl.load(qhat_ptr + bh * R + j) * kt
         acc = tl.where(cols < seq_len, acc, float("-inf"))
         m1 = tl.max(acc, axis=0)
         m1_safe = tl.where(m1 == float("-inf"), 0.0, m1)
-        tl.store(logit_ptr + bh * S + cols, acc, mask=inb)
+        store_hint(logit_ptr + bh * S + cols, acc, inb, 2 if L2 else 0)
         tl.store(m_ptr + bh * NT + tile, m1)
         tl.store(l_ptr + bh * NT + tile, tl.sum(tl.exp(acc - m1_safe), axis=0))
     else:
@@ -169,7 +176,7 @@ def _approx_logits_rows_kernel(
         acc = tl.zeros((GP, TILE), tl.float32)
         for j in tl.static_range(R):
             c = tl.load(idx_ptr + bh * R + j).to(tl.int64)
-            kt = tl.load(kt_row + c * S + cols[None, :], mask=inb[None, :], other=0.0)
+            kt = load_hint(kt_row + c * S + cols[None, :], inb[None, :], 0.0, 1 if L2 else 0)
             qj = tl.load(qhat_ptr + (bh * G + heads) * R + j, mask=hmask, other=0.0)
             acc += qj[:, None] * kt.to(tl.float32)
         valid = (cols < seq_len)[None, :] & hmask[:, None]
@@ -177,10 +184,11 @@ def _approx_logits_rows_kernel(
         m = tl.max(acc, axis=1)
         m_safe = tl.where(m == float("-inf"), 0.0, m)
         l = tl.sum(tl.exp(acc - m_safe[:, None]), axis=1)
-        tl.store(
+        store_hint(
             logit_ptr + bh * G * S + heads[:, None].to(tl.int64) * S + cols[None, :],
             acc,
-            mask=hmask[:, None] & inb[None, :],
+            hmask[:, None] & inb[None, :],
+            2 if L2 else 0,
         )
         stat_off = bh * G * NT + heads * NT + tile
         tl.store(m_ptr + stat_off, m, mask=hmask)
@@ -242,15 +250,15 @@ def approx_logits(
     if rows:
         _approx_logits_rows_kernel[(B * Hkv, nt)](
             K_t, idx32, q_hat.contiguous(), seq_lens, logits, tmax, tsum, S, nt, Hkv,
-            DH=dh, R=r, G=G, GP=max(2, triton.next_power_of_2(G)), TILE=tile,
-            num_warps=num_warps or 4,
+            DH=dh, R=r, G=G, GP=max(2, triton.next_power_of_2(G)), TILE=tile, L2=l2_hints(),
+            num_warps=num_warps or 4, **pdl_kw(),
         )  # fmt: skip
         return logits, tmax, tsum
     if fma:
         _approx_logits_fma_kernel[(B * Hkv, nt)](
             K_t, idx32, q_hat.contiguous(), seq_lens, logits, tmax, tsum, S, nt, Hkv,
             DH=dh, R=r, RP=max(2, triton.next_power_of_2(r)), G=G, TILE=tile,
-            num_warps=num_warps or 4,
+            num_warps=num_warps or 4, **pdl_kw(),
         )  # fmt: skip
         return logits, tmax, tsum
     _approx_logits_kernel[(B * Hkv, nt)](
@@ -273,6 +281,7 @@ def approx_logits(
         F32DOT=F32DOT,
         ROW1=G == 1 and row1 is not False,
         num_warps=num_warps or 4,
+        **pdl_kw(),
     )
     return logits, tmax, tsum
 

@@ -17,7 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import F32DOT
+from ._common import F32DOT, pdl_enter, pdl_kw
 
 __all__ = ["sparse_attention", "sparse_attention_reference"]
 
@@ -44,7 +44,9 @@ def _sparse_attn_kernel(
     GP: tl.constexpr,
     BK: tl.constexpr,
     F32DOT: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):
+    pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     split = tl.program_id(1)
     b = bh // HKV
@@ -111,7 +113,9 @@ def _merge_kernel(
     DHP: tl.constexpr,
     NSP: tl.constexpr,
     REALLOC: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):
+    pdl_enter(PDL)
     row = tl.program_id(0).to(tl.int64)
     sp = tl.arange(0, NSP)
     d = tl.arange(0, DHP)
@@ -209,6 +213,7 @@ def sparse_attention(
         F32DOT=F32DOT,
         num_warps=num_warps or (8 if G > 1 else 4),
         num_stages=num_stages or 3,
+        **pdl_kw(),
     )
     out = torch.empty(B, Hq, 1, dh, device=dev, dtype=q.dtype)
     realloc = alpha is not None and v_mean is not None
@@ -226,6 +231,7 @@ def sparse_attention(
         NSP=max(2, triton.next_power_of_2(ns)),
         REALLOC=realloc,
         num_warps=4,
+        **pdl_kw(),
     )
     return out
 
