@@ -316,7 +316,12 @@ def worker(a: argparse.Namespace) -> None:
             cfg = sf.PPOConfig(**{**cfg.to_dict(), "init_log_std": a.init_log_std})
         if a.decoder_gain is not None:
             cfg = sf.PPOConfig(**{**cfg.to_dict(), "decoder_gain": a.decoder_gain})
-        tr = sf.Trainer(cfg, out)
+        if (out / "ckpt_last.pt").exists():  # continue a run of an earlier round, same config
+            keep = ("device", "rollout_device", "num_threads", "vector")
+            tr = sf.Trainer.resume(out, **{k: getattr(cfg, k) for k in keep})
+            res["resumed_from_update"] = tr.update_idx
+        else:
+            tr = sf.Trainer(cfg, out)
         tr._write_config()
         tr.wall0 = time.perf_counter()
         return tr
@@ -335,8 +340,9 @@ def worker(a: argparse.Namespace) -> None:
         if tr is not None:
             with contextlib.suppress(Exception):
                 tr.close()
-        with contextlib.suppress(OSError):
-            (out / "metrics.csv").unlink()
+        if not (out / "ckpt_last.pt").exists():  # (a resumed run keeps its earlier rows)
+            with contextlib.suppress(OSError):
+                (out / "metrics.csv").unlink()
         tr = make("cpu")
         t = time.perf_counter()
         row = tr.step()
@@ -350,6 +356,8 @@ def worker(a: argparse.Namespace) -> None:
         tr._log(tr.step())
         last = time.perf_counter() - t
     tr.save(out / "final.pt")
+    if tr.update_idx < tr.num_updates:  # unfinished: a later round can continue it
+        tr.save(out / "ckpt_last.pt")
     tr.close()
     res.update({"steps": tr.global_step, "updates": tr.update_idx})
     write_json(out / "result.json", res)

@@ -6,8 +6,11 @@
 #   SNOWFLAKE_GPUS      GPU indices for the runs' maths (default: the last visible GPU)
 #   SNOWFLAKE_DECODER_GAIN (default 1.0, NerveNet's init; the package default is 0.1),
 #   SNOWFLAKE_C20_INIT_LOG_STD (default 0, sigma 1 as Snowflake's code; package default -1)
+#   SNOWFLAKE_KL_RESUME kl_resume.tar.gz of an earlier round: its unfinished runs continue (name them
+#                       in SNOWFLAKE_KL_RUNS too)
 #   SNOWFLAKE_PPO_ITER  e.g. mlp,snowflake: first time one PPO iteration against stepping (~10 s each)
-# Writes to $OUT: kl_log.txt, kl.json, kl.md, kl_metrics.csv, kl_c20.png (5 files).
+# Writes to $OUT: kl_log.txt, kl.json, kl.md, kl_metrics.csv, kl_c20.png, and kl_resume.tar.gz
+# when runs stopped short of their steps (<= 6 files).
 #   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:):/tmp/site OUT=<dir> \
 #     SNOWFLAKE_KL_RUNS=mlp:0,nervenet:0,snowflake:0 bash packages/snowflake/benchmarks/gpu_run_kl.sh
 # Smoke test on a small CPU box: SNOWFLAKE_SMOKE=1 SNOWFLAKE_BUDGET=60 OUT=/tmp/sfk bash ...
@@ -30,6 +33,7 @@ fi
 ARGS=(--out "$OUT" --work /tmp/snowflake_kl_runs --budget "$BUDGET"
       --runs "${SNOWFLAKE_KL_RUNS:-mlp:0,nervenet:0,snowflake:0}"
       --decoder-gain "${SNOWFLAKE_DECODER_GAIN:-1.0}" --init-log-std "${SNOWFLAKE_C20_INIT_LOG_STD:-0}")
+if [[ -n "${SNOWFLAKE_KL_RESUME:-}" ]]; then ARGS+=(--resume-from "$SNOWFLAKE_KL_RESUME"); fi
 if [[ -n "${SNOWFLAKE_PPO_ITER:-}" ]]; then ARGS+=(--ppo-iter "$SNOWFLAKE_PPO_ITER"); fi
 if [[ "${SNOWFLAKE_SMOKE:-0}" == "1" ]]; then ARGS+=(--smoke --single-seconds 1); fi
 rm -rf /tmp/snowflake_kl_runs

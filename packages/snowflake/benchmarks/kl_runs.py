@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -101,6 +102,28 @@ def ppo_iterations(a: argparse.Namespace, cores: list[int], res: dict) -> dict:
     return out
 
 
+def pack_unfinished(work: Path, path: Path, limit: float = 9.5e6) -> None:
+    """Runs that stopped short of their steps (``ckpt_last.pt``: model, optimisers, normaliser,
+    env and RNG states) with their ``config.json`` and ``metrics.csv`` into one gzipped tar,
+    smallest first while under ``limit`` bytes, for ``--resume-from`` in a later round."""
+    dirs = sorted(
+        (d.parent for d in work.glob("*/ckpt_last.pt")),
+        key=lambda d: (d / "ckpt_last.pt").stat().st_size,
+    )
+    if not dirs:
+        return
+    packed = []
+    with tarfile.open(path, "w:gz") as tf:
+        for d in dirs:
+            tf.add(d / "config.json", f"{d.name}/config.json")
+            tf.add(d / "metrics.csv", f"{d.name}/metrics.csv")
+            tf.add(d / "ckpt_last.pt", f"{d.name}/ckpt_last.pt")
+            packed.append(d.name)
+            if path.stat().st_size > limit * 0.7:  # compressed size so far (buffered: rough)
+                break
+    log(f"unfinished runs packed for a later round: {packed} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", default="mlp:0,nervenet:0,snowflake:0")
@@ -117,6 +140,7 @@ def main() -> None:
         default="",
         help="policies whose PPO iteration is timed first (mlp,snowflake)",
     )
+    p.add_argument("--resume-from", default="", help="kl_resume.tar.gz of an earlier round")
     p.add_argument("--smoke", action="store_true", help="tiny updates (CPU smoke test)")
     a = p.parse_args()
     t0 = float(os.environ.get("SNOWFLAKE_T0", time.time()))
@@ -124,6 +148,12 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     runs = parse_runs(a.runs)
+    if a.resume_from and not Path(a.resume_from).exists():
+        log(f"no {a.resume_from}: all runs start fresh")
+    elif a.resume_from:  # run directories of an earlier round: those runs continue
+        with tarfile.open(a.resume_from) as tf:
+            tf.extractall(work, filter="data")
+        log(f"resuming {sorted(p.parent.name for p in work.glob('*/ckpt_last.pt'))}")
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
     import torch
 
@@ -207,6 +237,7 @@ def main() -> None:
                 tail = (work / f"{name}.log").read_text()[-1500:]
                 res.setdefault("worker_errors", {})[name] = tail
     gather()
+    pack_unfinished(work, out / "kl_resume.tar.gz")
     with contextlib.suppress(Exception):
         kl_merge.plot(kl_merge.read_metrics([out / "kl_metrics.csv"]), out / "kl_c20.png")
     print((out / "kl.md").read_text() if (out / "kl.md").exists() else "no results")
