@@ -34,29 +34,45 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def parse_runs(text: str) -> list[tuple[str, int]]:
-    """``"mlp:0,nervenet:0"`` -> ``[("mlp", 0), ("nervenet", 0)]``."""
-    runs = []
+def parse_runs(text: str) -> tuple[list[tuple[str, int]], list[int] | None]:
+    """``"mlp:0:4,nervenet:0:6"`` -> ``([("mlp", 0), ("nervenet", 0)], [4, 6])``: runs and,
+    when every run names one, its number of cores (else ``None``)."""
+    runs, ncores = [], []
     for item in (x.strip() for x in text.split(",") if x.strip()):
-        pol, _, seed = item.partition(":")
-        if pol not in WEIGHT or not seed.isdigit():
-            raise ValueError(f"bad run {item!r}: expected policy:seed, policy in {list(WEIGHT)}")
-        runs.append((pol, int(seed)))
-    return runs
+        parts = item.split(":")
+        if (
+            len(parts) not in (2, 3)
+            or parts[0] not in WEIGHT
+            or not all(x.isdigit() for x in parts[1:])
+        ):
+            raise ValueError(
+                f"bad run {item!r}: expected policy:seed or policy:seed:cores, policy in "
+                f"{list(WEIGHT)}"
+            )
+        runs.append((parts[0], int(parts[1])))
+        ncores.append(int(parts[2]) if len(parts) == 3 else 0)
+    return runs, (ncores if all(ncores) else None)
 
 
-def share_cores(runs: list[tuple[str, int]], cores: list[int]) -> list[list[int]]:
-    """Contiguous core blocks, sizes proportional to ``WEIGHT`` (at least one core each; runs
-    share cores round-robin when there are fewer cores than runs)."""
-    if len(cores) < len(runs):
+def share_cores(
+    runs: list[tuple[str, int]], cores: list[int], ncores: list[int] | None = None
+) -> list[list[int]]:
+    """Contiguous core blocks: ``ncores`` each when given and they fit, else sizes proportional
+    to ``WEIGHT`` (at least one core each; runs share cores round-robin when there are fewer
+    cores than runs). A run's 16 envs step on its cores in equal chunks, so 4, 6 or 8 cores
+    waste least (5 cores step no faster than 4: some thread still has 4 envs)."""
+    if ncores and sum(ncores) <= len(cores):
+        n = list(ncores)
+    elif len(cores) < len(runs):
         return [[cores[k % len(cores)]] for k in range(len(runs))]
-    w = [WEIGHT[p] for p, _ in runs]
-    n = [max(1, int(len(cores) * x / sum(w))) for x in w]
-    k = 0
-    while sum(n) < len(cores):  # leftover cores to the heaviest runs first
-        order = sorted(range(len(runs)), key=lambda i: -w[i])
-        n[order[k % len(runs)]] += 1
-        k += 1
+    else:
+        w = [WEIGHT[p] for p, _ in runs]
+        n = [max(1, int(len(cores) * x / sum(w))) for x in w]
+        k = 0
+        while sum(n) < len(cores):  # leftover cores to the heaviest runs first
+            order = sorted(range(len(runs)), key=lambda i: -w[i])
+            n[order[k % len(runs)]] += 1
+            k += 1
     out, start = [], 0
     for m in n:
         out.append(cores[start : start + m])
@@ -147,7 +163,7 @@ def main() -> None:
     out, work = Path(a.out), Path(a.work)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    runs = parse_runs(a.runs)
+    runs, ncores = parse_runs(a.runs)
     if a.resume_from and not Path(a.resume_from).exists():
         log(f"no {a.resume_from}: all runs start fresh")
     elif a.resume_from:  # run directories of an earlier round: those runs continue
@@ -174,7 +190,7 @@ def main() -> None:
         res["single_c20"] = single_process(a.single_seconds)
     if a.ppo_iter:  # PPO iteration vs stepping on up to 16 of the cores, before the runs
         res["ppo_iteration"] = ppo_iterations(a, cores, res)
-    blocks = share_cores(runs, cores)
+    blocks = share_cores(runs, cores, ncores)
     end = t0 + a.budget - 8.0  # time for final.pt, the last gathering and the plot
     procs, names = [], []
     for k, ((pol, seed), cs) in enumerate(zip(runs, blocks)):

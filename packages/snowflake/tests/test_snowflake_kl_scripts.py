@@ -36,7 +36,8 @@ def kl_merge():
 
 
 def test_share_cores_uses_every_core_once_and_favours_gnn_runs(kl_runs):
-    runs = kl_runs.parse_runs("mlp:0,nervenet:0,snowflake:0,mlp:1,nervenet:1")
+    runs, ncores = kl_runs.parse_runs("mlp:0,nervenet:0,snowflake:0,mlp:1,nervenet:1")
+    assert ncores is None
     blocks = kl_runs.share_cores(runs, list(range(8, 32)))
     flat = [c for b in blocks for c in b]
     assert sorted(flat) == list(range(8, 32))  # 24 cores, none shared, none idle
@@ -47,6 +48,12 @@ def test_share_cores_uses_every_core_once_and_favours_gnn_runs(kl_runs):
     assert kl_runs.share_cores(runs, [0, 1]) == [[0], [1], [0], [1], [0]]  # fewer cores: wrap
     with pytest.raises(ValueError, match="policy:seed"):
         kl_runs.parse_runs("mlp")
+    runs, ncores = kl_runs.parse_runs("mlp:0:4,nervenet:0:6")
+    assert ncores == [4, 6]
+    assert kl_runs.share_cores(runs, list(range(8, 32)), ncores) == [
+        list(range(8, 12)),
+        list(range(12, 18)),
+    ]
 
 
 def _write(path: Path, rows: dict[str, dict[str, np.ndarray]]) -> None:
