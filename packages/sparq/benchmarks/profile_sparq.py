@@ -1,13 +1,16 @@
 """Per-kernel device times of the SparQ decode pipeline (CUDA), to see where a shape's time goes.
 
-Usage: ``python profile_sparq.py [--only K1,K2] [--reps 20] [--e2e]``. For each shape of
-``tune_sparq.SHAPES`` (launch choices from the tuning table, ``SPARQ_TUNED_JSON`` or the committed
-one) the pipeline runs ``reps`` times eagerly under ``torch.profiler``; every kernel's mean device
-time per call is printed, with the sum over kernels and the CUDA-graph replay time of the whole
-call (their difference is the idle time between the kernels). The result is printed as one JSON
-line prefixed with ``PROFILE_JSON`` (the GPU script keeps it in its log). ``--e2e`` also
-profiles one step of the end-to-end model (``bench_sparq_e2e``: B=16, 32k cache, 8 layers):
+Usage: ``python profile_sparq.py [--only K1,K2] [--reps 20] [--e2e] [--hist-diag K2,E2E]``.
+For each shape of ``tune_sparq.SHAPES`` (launch choices from the tuning table,
+``SPARQ_TUNED_JSON`` or the committed one) the pipeline runs ``reps`` times eagerly under
+``torch.profiler``; every kernel's mean device time per call is printed, with the sum over kernels
+and the CUDA-graph replay time of the whole call (their difference is the idle time between the
+kernels). The result is printed as one JSON line prefixed with ``PROFILE_JSON`` (the GPU script
+keeps it in its log). ``--e2e`` also profiles one step of the end-to-end model
+(``bench_sparq_e2e``: B=16, 32k cache, 8 layers):
 its kernels, how many there are per step, and the share of the SparQ attention kernels.
+``--hist-diag`` first breaks the histogram selection's candidate pass down (see
+:func:`hist_diag`).
 """
 
 from __future__ import annotations
@@ -116,10 +119,53 @@ def profile_e2e_step(reps: int = 3) -> dict:
             "fused_model_ops": fused}  # fmt: skip
 
 
+def hist_diag(sh: dict, reps: int = 100) -> dict:
+    """Where the histogram candidate pass spends its time (CUDA-graph replays, microseconds):
+    the threshold kernel alone, then threshold + candidate pass in its normal form and with
+    parts left out (``select_topk_hist(_hcand_diag=...)``: 1 no histogram, 2 no compaction, 3
+    the logits read alone, 4 the same with vector loads), and a torch reduction over the same
+    logits (reference read bandwidth)."""
+    from sparq.kernels import approx_logits, prepare_query, select_topk_hist
+    from sparq.kernels._tuned import shape_key, tuned_entry
+
+    B, Hq, Hkv, S, r, k = (sh[x] for x in ("B", "Hq", "Hkv", "S", "r", "k"))
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q = torch.randn(B, Hq, 1, DH, device="cuda", generator=g).bfloat16()
+    K_t = torch.randn(B, Hkv, DH, S, device="cuda", generator=g, dtype=torch.bfloat16)
+    lens = torch.full((B,), S, device="cuda", dtype=torch.int64)
+    i1, qh = prepare_query(q, Hkv, r, DH**-0.5)
+    lg, tm, ts = approx_logits(K_t, i1, qh, lens, rows=True, tile=1024)
+    entry = tuned_entry(shape_key(B, Hq, Hkv, S, DH, r, k)) or {}
+    kw = {**entry.get("selection_kw", {"samples": 512, "thr_warps": 8, "lean": True}),
+          "need_alpha": False}  # fmt: skip
+
+    def sel(n, d=0):
+        return lambda: select_topk_hist(lg, tm, ts, lens, k, WINDOW, SINKS, _stop_after=n,
+                                        _hcand_diag=d, **kw)  # fmt: skip
+
+    res = {"thr": _time(_graphed([sel(1)], "cuda"), reps, "cuda") * 1e6}
+    for d, name in enumerate(("cand", "cand_nohist", "cand_keys_only", "cand_read", "cand_read_v")):
+        res[name] = _time(_graphed([sel(2, d)], "cuda"), reps, "cuda") * 1e6 - res["thr"]
+    res["full_selection"] = _time(_graphed([sel(5)], "cuda"), reps, "cuda") * 1e6
+    res["torch_sum_read"] = _time(_graphed([lambda: lg.sum()], "cuda"), reps, "cuda") * 1e6
+    res["logits_MB"] = lg.numel() * 4 / 1e6
+    return res
+
+
 def main(argv: list[str]) -> None:
     reps = int(argv[argv.index("--reps") + 1]) if "--reps" in argv else 20
     names = argv[argv.index("--only") + 1].split(",") if "--only" in argv else list(SHAPES)
     out = {}
+    if "--hist-diag" in argv:
+        for name in argv[argv.index("--hist-diag") + 1].split(","):
+            try:
+                res = out[f"hist_diag_{name}"] = hist_diag(SHAPES[name])
+                print(f"hist diag {name}: " + " ".join(f"{k}={v:.1f}" for k, v in res.items()),
+                      flush=True)  # fmt: skip
+            except Exception as e:
+                out[f"hist_diag_{name}"] = {"error": repr(e)[:300]}
+                print(f"hist diag {name}: {e!r}"[:300], flush=True)
+            torch.cuda.empty_cache()
     for name in names:
         if name not in SHAPES:
             continue

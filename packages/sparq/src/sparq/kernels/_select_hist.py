@@ -48,6 +48,7 @@ from ._select_sample import (
     MARGIN,
     _compact_candidates,
     _exact_row_fallback,
+    _keys_lean,
     _positions,
     _rank_threshold16,
 )
@@ -105,7 +106,7 @@ def _hcand_kernel(
     blist_ptr, S, HKV, NCH, window, sinks, G: tl.constexpr, GP: tl.constexpr, CH: tl.constexpr,
     CAP: tl.constexpr, NB: tl.constexpr, BCAP: tl.constexpr, ALPHA: tl.constexpr,
     LEAN: tl.constexpr,
-    PDL: tl.constexpr = False, L2: tl.constexpr = False,
+    PDL: tl.constexpr = False, L2: tl.constexpr = False, DIAG: tl.constexpr = 0,
 ):  # fmt: skip
     pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
@@ -117,22 +118,41 @@ def _hcand_kernel(
     t0 = tl.load(thr_ptr + bh * 2)
     sh = tl.load(thr_ptr + bh * 2 + 1).to(tl.int64)
     cols = c * CH + _positions(CH, seq_len, LEAN)
-    u, cand, rank, _ = _compact_candidates(
-        logit_ptr + bh * G * S, cols, heads, M, inv_z, stat_ptr + bh * 2 * GP, seq_len, S,
-        window, sinks, t0, bh, c, NCH, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, G, GP, CAP, ALPHA,
-        LEAN, 1 if L2 else 0,
-    )  # fmt: skip
-    # histogram: the (wide, clamped) top bucket by one reduced atomic, the others per key
-    bkt = _bucket(u, t0, sh, NB)
-    low = cand & (bkt < NB - 1)
-    j = tl.atomic_add(
-        hist_ptr + bh * NB + bkt, tl.full(bkt.shape, 1, tl.int32), mask=low, sem="relaxed"
-    )
-    # the list holds row-relative slot offsets: the resolve reads the very keys stored above
-    # (never recomputed, so no rounding difference between kernels can break the count)
-    tl.store(blist_ptr + (bh * NB + bkt) * BCAP + j, c * CAP + rank, mask=low & (j < BCAP))
-    ntop = tl.sum((cand & (bkt >= NB - 1)).to(tl.int32), axis=0)
-    tl.atomic_add(hist_ptr + bh * NB + NB - 1, ntop, sem="relaxed")
+    if DIAG >= 2:  # profiling only: the logits read (3; 4 vectorised) or the keys (2), then
+        # the count alone
+        if DIAG >= 3:
+            if DIAG == 4:
+                cols = c * CH + tl.arange(0, CH)
+            x = tl.zeros((CH,), tl.float32)
+            for h in tl.static_range(G):
+                x += tl.load(logit_ptr + bh * G * S + h * S + cols, mask=cols < seq_len, other=0.0)
+            n = tl.sum((x > 0).to(tl.int32), axis=0)
+        else:
+            u, _ = _keys_lean(logit_ptr + bh * G * S, cols, stat_ptr + bh * 2 * GP, seq_len, S,
+                              window, sinks, G, GP)  # fmt: skip
+            n = tl.sum((u >= t0).to(tl.int32), axis=0)
+        tl.store(cnt_ptr + bh * NCH + c, n)
+    else:
+        u, cand, rank, _ = _compact_candidates(
+            logit_ptr + bh * G * S, cols, heads, M, inv_z, stat_ptr + bh * 2 * GP, seq_len, S,
+            window, sinks, t0, bh, c, NCH, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, G, GP, CAP,
+            ALPHA, LEAN, 1 if L2 else 0,
+        )  # fmt: skip
+        if DIAG == 0:  # DIAG 1 (profiling only): no histogram
+            # histogram: the (wide, clamped) top bucket by one reduced atomic, the others per key
+            bkt = _bucket(u, t0, sh, NB)
+            low = cand & (bkt < NB - 1)
+            j = tl.atomic_add(
+                hist_ptr + bh * NB + bkt, tl.full(bkt.shape, 1, tl.int32), mask=low,
+                sem="relaxed",
+            )  # fmt: skip
+            # the list holds row-relative slot offsets: the resolve reads the very keys stored
+            # above (never recomputed, so no rounding difference between kernels can break the
+            # count)
+            tl.store(blist_ptr + (bh * NB + bkt) * BCAP + j, c * CAP + rank,
+                     mask=low & (j < BCAP))  # fmt: skip
+            ntop = tl.sum((cand & (bkt >= NB - 1)).to(tl.int32), axis=0)
+            tl.atomic_add(hist_ptr + bh * NB + NB - 1, ntop, sem="relaxed")
 
 
 @triton.jit
@@ -319,6 +339,7 @@ def select_topk_hist(
     merge_emit: bool = False,
     _probe: dict | None = None,
     _stop_after: int = 5,
+    _hcand_diag: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k positions by the group-summed approximate softmax, many programs per row.
 
@@ -339,7 +360,10 @@ def select_topk_hist(
     ``_probe`` (tests): a dict that receives ``ok`` ``(B*Hkv,)``, whether each row was resolved
     through the buckets (``False``: the exact full-row fallback ran). ``_stop_after`` (profiling:
     cumulative times of the first n of the five stages) launches only the first n stages (with
-    ``fuse_resolve`` stage 3 launches nothing).
+    ``fuse_resolve`` stage 3 launches nothing). ``_hcand_diag`` (profiling with
+    ``_stop_after=2``): 1 leaves the histogram out of the candidate pass, 2 also the compaction
+    (keys and counts only), 3 the keys too (the logits read alone; 4: with vector loads); the
+    selection is then void.
     """
     B, Hkv, G, S = logits.shape
     if not 1 <= k <= S:
@@ -380,7 +404,7 @@ def select_topk_hist(
     _hcand_kernel[(rows, nch)](
         logits, seq_lens, stat, thr, cnt, ckey, cpos, cp, hist, blist, S, Hkv, nch, local_window,
         sink_tokens, G=G, GP=GP, CH=p["CH"], CAP=cap, NB=nb, BCAP=BCAP, ALPHA=need_alpha,
-        LEAN=lean, L2=l2_hints(), num_warps=nw, **pdl_kw(),
+        LEAN=lean, L2=l2_hints(), DIAG=_hcand_diag, num_warps=nw, **pdl_kw(),
     )  # fmt: skip
     if _stop_after < 3:
         return idx, alpha
