@@ -100,18 +100,22 @@ def ppo_iterations(a: argparse.Namespace, cores: list[int], res: dict) -> dict:
     if dev == "cuda" and os.environ.get("SNOWFLAKE_GPUS"):
         dev = f"cuda:{os.environ['SNOWFLAKE_GPUS'].split(',')[0]}"
     out = {}
-    for pol in [x for x in a.ppo_iter.split(",") if x]:
+    for item in [x for x in a.ppo_iter.split(",") if x]:
+        pol, _, vec = item.partition(":")  # e.g. snowflake:process (ProcessVectorEnv)
         roll = "" if dev == "cpu" else ("cpu" if pol == "mlp" else dev)
+        nc = min(16, len(cores))
         try:
-            r = ppo_iteration(pol, min(16, len(cores)), a.smoke, time.time() + 40, dev, True, roll)
+            r = ppo_iteration(
+                pol, nc, a.smoke, time.time() + 40, dev, True, roll, None, 1, vec or "thread"
+            )
         except Exception as e:
-            out[pol] = {"error": repr(e)[:500]}
-            log(f"PPO iteration {pol}: FAILED {e!r}")
+            out[item] = {"error": repr(e)[:500]}
+            log(f"PPO iteration {item}: FAILED {e!r}")
             continue
-        out[pol] = r
+        out[item] = r
         ph = ", ".join(f"{k} {v:.3f}" for k, v in r["phases_s"].items())
         log(
-            f"PPO iteration {pol} ({dev}, rollout policy on {roll or dev}): "
+            f"PPO iteration {item} ({dev}, rollout policy on {roll or dev}): "
             f"{r['iteration_s']:.2f} s vs {r['pure_stepping_s']:.2f} s stepping "
             f"(+{r['overhead_frac']:.0%}); phases: {ph}"
         )
