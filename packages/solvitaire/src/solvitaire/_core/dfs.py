@@ -37,6 +37,16 @@ from .movegen import dst_code, gen_moves
 from .table import tt_insert
 
 
+@njit(cache=True, inline="always")
+def _needs_test(S, cfg, mv, path, d):
+    """Whether node ``d`` (state S) gets the deadlock test (see :func:`expand`)."""
+    if cfg[DEADLOCK] == 0:
+        return False
+    if d == 0:
+        return True
+    return _onto_tableau(mv, path[d]) and not _moved_cards_free(S, cfg, mv, path[d])
+
+
 @njit(cache=True)
 def expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
     """Open node ``d`` (its state is ``states[d]``). Returns False if it is a transposition."""
@@ -44,17 +54,16 @@ def expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
     start = fe[d - 1] if d > 0 else 0
     # the deadlock test runs only where a deadlock can have appeared: at the root and after a
     # move that put cards on the tableau (moves that only take cards off the tableau or turn
-    # cards face up never make a position harder), once per new state
-    test = cfg[DEADLOCK] != 0 and (
-        d == 0 or (_onto_tableau(mv, path[d]) and not _moved_cards_free(S, cfg, mv, path[d]))
-    )
-    k = dominance(S, cfg, mv, start)
+    # cards face up never make a position harder), once per new state; whether it is needed
+    # is worked out only for states that are new or take a dominance move (not for
+    # transpositions, most of the nodes)
+    k = dominance(S, cfg, mv, start)  # (writes at mv[start:], above the path's moves)
     if k == start:
         h1, h2 = state_hash2(S, cfg, Z)
         if not tt_insert(tab, h1, h2, ctl):
             return False
         ctl[D_UNIQUE] += 1
-        if test and deadlocked(S, cfg, d == 0):
+        if _needs_test(S, cfg, mv, path, d) and deadlocked(S, cfg, d == 0):
             k = start  # no children: the position is lost
             ctl[D_DEAD] += 1
         elif d > 0:
@@ -63,7 +72,7 @@ def expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
             k = gen_moves(S, cfg, mv, start, dst_code(mv, pm), mv[pm, 6], psrc)
         else:
             k = gen_moves(S, cfg, mv, start, -1, 0, -1)
-    elif test and deadlocked(S, cfg, d == 0):
+    elif _needs_test(S, cfg, mv, path, d) and deadlocked(S, cfg, d == 0):
         k = start
         ctl[D_DEAD] += 1
     else:
