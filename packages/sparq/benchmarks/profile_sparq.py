@@ -123,8 +123,9 @@ def hist_diag(sh: dict, reps: int = 100) -> dict:
     """Where the histogram candidate pass spends its time (CUDA-graph replays, microseconds):
     the threshold kernel alone, then threshold + candidate pass in its normal form and with
     parts left out (``select_topk_hist(_hcand_diag=...)``: 1 no histogram, 2 no compaction, 3
-    the logits read alone, 4 the same with vector loads), and a torch reduction over the same
-    logits (reference read bandwidth)."""
+    the logits read alone, 4 the same with vector loads; and the chunk-major grid), step 1
+    with a row- and a tile-major grid, and a torch reduction over the same logits (reference
+    read bandwidth)."""
     from sparq.kernels import approx_logits, prepare_query, select_topk_hist
     from sparq.kernels._tuned import shape_key, tuned_entry
 
@@ -146,6 +147,15 @@ def hist_diag(sh: dict, reps: int = 100) -> dict:
     res = {"thr": _time(_graphed([sel(1)], "cuda"), reps, "cuda") * 1e6}
     for d, name in enumerate(("cand", "cand_nohist", "cand_keys_only", "cand_read", "cand_read_v")):
         res[name] = _time(_graphed([sel(2, d)], "cuda"), reps, "cuda") * 1e6 - res["thr"]
+    res["cand_chunk_major"] = (
+        _time(_graphed([lambda: select_topk_hist(lg, tm, ts, lens, k, WINDOW, SINKS,
+                                                 _stop_after=2, **{**kw, "chunk_major": True})],
+                       "cuda"), reps, "cuda") * 1e6 - res["thr"]
+    )  # fmt: skip
+    for tmj in (False, True):  # step 1 (row-loop kernel, 1024-position tiles), row/tile-major
+        res["step1_tile_major" if tmj else "step1"] = _time(_graphed([
+            lambda tmj=tmj: approx_logits(K_t, i1, qh, lens, rows=True, tile=1024, tile_major=tmj)
+        ], "cuda"), reps, "cuda") * 1e6  # fmt: skip
     res["full_selection"] = _time(_graphed([sel(5)], "cuda"), reps, "cuda") * 1e6
     res["torch_sum_read"] = _time(_graphed([lambda: lg.sum()], "cuda"), reps, "cuda") * 1e6
     res["logits_MB"] = lg.numel() * 4 / 1e6

@@ -69,6 +69,10 @@ STEP1 = [
     {"tile": 512, "num_warps": 8, "fma": False, "rows": True},
     {"tile": 2048, "num_warps": 4, "fma": False, "rows": True},
     {"tile": 1024, "num_warps": 2, "fma": False, "rows": True},
+    # tile-major grids: the programs running together stream through neighbouring tiles
+    {"tile": 1024, "num_warps": 4, "fma": False, "rows": True, "tile_major": True},
+    {"tile": 2048, "num_warps": 4, "fma": False, "rows": True, "tile_major": True},
+    {"tile": 512, "num_warps": 4, "fma": False, "rows": True, "tile_major": True},
 ]
 MHA_ONLY_STEP1 = (11,)  # variants that differ from others only when G == 1
 SELECT = {
@@ -261,6 +265,15 @@ SELECT = {
         "dense_block": 2048,
     },
     "hist_s512_w8_lean_h": {"samples": 512, "thr_warps": 8, "lean": True, "hist_search": True},
+    # chunk-major candidate pass (consecutive programs read neighbouring chunks of one row)
+    "hist_s512_w8_lean_cm": {"samples": 512, "thr_warps": 8, "lean": True, "chunk_major": True},
+    "hist_s512_w8_lean_cw8_cm": {
+        "samples": 512,
+        "thr_warps": 8,
+        "lean": True,
+        "num_warps": 8,
+        "chunk_major": True,
+    },
     "hist_s1024_w8_lean_h": {"samples": 1024, "thr_warps": 8, "lean": True, "hist_search": True},
     "sampled_r16": {"radix16": True},
     "sampled_ch2048_r16": {"chunk": 2048, "radix16": True},
@@ -283,7 +296,7 @@ FAST = {
     # 21:56 and 22:29 runs: the row-loop step 1 was fastest on every shape (512-position tiles
     # for K1, 1024 for the GQA shapes)
     # 00:29 run: 512-position tiles with 8 warps slowest everywhere
-    "step1": [7, 8, 9, 12, 14, 15],
+    "step1": [7, 8, 9, 12, 14, 15, 16, 17, 18],
     # the histogram selection for fewer than 4*132 (batch, KV head) rows, the sampled one for
     # more (19:09 run: each lost clearly on the other side); torch.topk as a safe net. 22:29
     # run: the lean kernels with 512-key (histogram) and 1024-key (sampled) samples were fastest;
@@ -293,11 +306,12 @@ FAST = {
     # all lower chunks' words at once
     # 01:13 run: the merged count/emit still lost on K2 (123 vs 113 us) and E2E (77 vs 71),
     # tied on K3 (38.9 vs 38.8)
+    # 01:57 run: 2-warp candidate passes slower (K2 131.8 vs 113.5 us), merged count/emit too
     "select_few_rows": (
         "hist_s512_w8_lean",
         "hist_s512_w8_lean_cw8",
-        "hist_s512_w8_lean_cw2",
-        "hist_s512_w8_lean_cw8_m",
+        "hist_s512_w8_lean_cm",
+        "hist_s512_w8_lean_cw8_cm",
         "torch",
     ),
     # 01:13 run: the packed radix-4 searches (324 vs 279 us) and 2-warp final kernels (352 us)
@@ -320,7 +334,10 @@ FAST = {
 
 def _step1_name(c):
     mode = "rows" if c.get("rows") else "fma" if c["fma"] else "dot"
-    return f"tile{c['tile']}_w{c['num_warps']}_{mode}" + ("_full" if c.get("row1") is False else "")
+    full = "_full" if c.get("row1") is False else ""
+    return f"tile{c['tile']}_w{c['num_warps']}_{mode}{full}" + (
+        "_tm" if c.get("tile_major") else ""
+    )
 
 
 def _sync(dev):

@@ -99,6 +99,7 @@ def sparq_loop_reference(q, K, V, r, k, window, sinks, v_mean, lens, scale, real
         (2, 3, 3, 77, 64, 5, "rows", None),  # row-loop multiply-adds, one head per group
         (3, 6, 2, 131, 64, 11, "rows", None),  # row-loop multiply-adds, groups of 3
         (3, 6, 2, 131, 64, 11, "rows_l2", None),  # the same with L2 eviction hints
+        (3, 6, 2, 131, 64, 11, "rows_tm", None),  # the same with a tile-major grid
         (2, 3, 3, 77, 64, 5, False, None),  # G = 1: head row taken out before the statistics
         (2, 3, 3, 77, 64, 5, False, False),  # G = 1 on the 16-row statistics path
         (3, 6, 2, 131, 64, 64, False, None),
@@ -112,6 +113,8 @@ def test_approx_logits_matches_reference(B, Hq, Hkv, S, dh, r, fma, row1):
     K_t = K.transpose(-1, -2).contiguous()
     i1, q_hat = prepare_query(q, Hkv, r, dh**-0.5)
     mode = {"rows": True} if str(fma).startswith("rows") else {"fma": fma, "row1": row1}
+    if fma == "rows_tm":
+        mode["tile_major"] = True
     with pdl_launches(False, l2=fma == "rows_l2"):
         logits, tmax, tsum = approx_logits(K_t, i1, q_hat, lens, **mode)
     ref = approx_logits_reference(K_t, i1, q_hat, lens)

@@ -80,7 +80,7 @@ def test_hist_selection_without_alpha_selects_the_same(sel):
     assert torch.equal(a, b)
 
 
-def test_l2_eviction_hints_select_the_same(sel):
+def test_l2_hints_and_chunk_major_grid_select_the_same(sel):
     # the L2 launch mode only adds eviction hints to the logits loads (candidate pass): same
     # selection and alpha
     from sparq.kernels._common import pdl_launches
@@ -90,6 +90,9 @@ def test_l2_eviction_hints_select_the_same(sel):
     with pdl_launches(False, l2=True):
         b = _check(sel, logits, lens, 20, 3, 1, chunk=32, lean=True)
     assert torch.equal(a, b)
+    # the chunk-major grid of the candidate pass: the same too
+    c = _check(sel, logits, lens, 20, 3, 1, chunk=32, lean=True, chunk_major=True)
+    assert torch.equal(a, c)
 
 
 def test_merged_count_emit_selects_the_same(sel):

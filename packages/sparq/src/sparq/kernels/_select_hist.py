@@ -107,10 +107,15 @@ def _hcand_kernel(
     CAP: tl.constexpr, NB: tl.constexpr, BCAP: tl.constexpr, ALPHA: tl.constexpr,
     LEAN: tl.constexpr,
     PDL: tl.constexpr = False, L2: tl.constexpr = False, DIAG: tl.constexpr = 0,
+    CM: tl.constexpr = False,
 ):  # fmt: skip
     pdl_enter(PDL)
-    bh = tl.program_id(0).to(tl.int64)
-    c = tl.program_id(1)
+    if CM:  # chunk-major grid (NCH, rows): consecutive programs read neighbouring chunks
+        bh = tl.program_id(1).to(tl.int64)
+        c = tl.program_id(0)
+    else:
+        bh = tl.program_id(0).to(tl.int64)
+        c = tl.program_id(1)
     seq_len = tl.load(lens_ptr + bh // HKV)
     heads = tl.arange(0, GP)
     M = tl.load(stat_ptr + bh * 2 * GP + heads)
@@ -337,6 +342,7 @@ def select_topk_hist(
     lean: bool = False,
     hist_search: bool = False,
     merge_emit: bool = False,
+    chunk_major: bool = False,
     _probe: dict | None = None,
     _stop_after: int = 5,
     _hcand_diag: int = 0,
@@ -356,7 +362,9 @@ def select_topk_hist(
     ``hist_search``: the two sample thresholds by radix-256 ``tl.histogram`` passes instead of
     one radix-16 compare block (same result); ``merge_emit``: without ``need_alpha``, count
     and emit the winners in one kernel by a decoupled look-back over the chunks (same
-    output, one launch less). No host synchronisation (CUDA-graph capturable).
+    output, one launch less); ``chunk_major``: the candidate pass launched chunk-major
+    (consecutive programs take consecutive chunks of one row; same output). No host
+    synchronisation (CUDA-graph capturable).
     ``_probe`` (tests): a dict that receives ``ok`` ``(B*Hkv,)``, whether each row was resolved
     through the buckets (``False``: the exact full-row fallback ran). ``_stop_after`` (profiling:
     cumulative times of the first n of the five stages) launches only the first n stages (with
@@ -401,10 +409,10 @@ def select_topk_hist(
     )  # fmt: skip
     if _stop_after < 2:
         return idx, alpha
-    _hcand_kernel[(rows, nch)](
+    _hcand_kernel[(nch, rows) if chunk_major else (rows, nch)](
         logits, seq_lens, stat, thr, cnt, ckey, cpos, cp, hist, blist, S, Hkv, nch, local_window,
         sink_tokens, G=G, GP=GP, CH=p["CH"], CAP=cap, NB=nb, BCAP=BCAP, ALPHA=need_alpha,
-        LEAN=lean, L2=l2_hints(), DIAG=_hcand_diag, num_warps=nw, **pdl_kw(),
+        LEAN=lean, L2=l2_hints(), DIAG=_hcand_diag, CM=chunk_major, num_warps=nw, **pdl_kw(),
     )  # fmt: skip
     if _stop_after < 3:
         return idx, alpha

@@ -144,16 +144,22 @@ def _approx_logits_fma_kernel(
 def _approx_logits_rows_kernel(
     kt_ptr, idx_ptr, qhat_ptr, lens_ptr, logit_ptr, m_ptr, l_ptr, S, NT, HKV,
     DH: tl.constexpr, R: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, TILE: tl.constexpr,
-    PDL: tl.constexpr = False, L2: tl.constexpr = False,
+    PDL: tl.constexpr = False, L2: tl.constexpr = False, TM: tl.constexpr = False,
 ):  # fmt: skip
     """Same outputs as ``_approx_logits_kernel`` by a loop over the r gathered rows: each row
     of K_t is loaded as one contiguous (TILE,) run and multiply-added into a (G, TILE) fp32
     accumulator, so there is no reduction across threads and no padding of the heads to 16
     rows (the exponentials of the statistics cover only the G real heads). ``L2``: K_t read
-    with ``evict_first``, the logits written with ``evict_last``."""
+    with ``evict_first``, the logits written with ``evict_last``. ``TM`` (tile-major grid
+    ``(NT, rows)``): consecutive programs take consecutive tiles of one row, so the programs
+    running together stream through neighbouring addresses."""
     pdl_enter(PDL)
-    bh = tl.program_id(0).to(tl.int64)
-    tile = tl.program_id(1)
+    if TM:
+        bh = tl.program_id(1).to(tl.int64)
+        tile = tl.program_id(0)
+    else:
+        bh = tl.program_id(0).to(tl.int64)
+        tile = tl.program_id(1)
     seq_len = tl.load(lens_ptr + bh // HKV)
     cols = tile * TILE + tl.arange(0, TILE)
     inb = cols < S
@@ -212,6 +218,7 @@ def approx_logits(
     fma: bool | None = None,
     row1: bool | None = None,
     rows: bool = False,
+    tile_major: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Approximate SparQ logits over all positions, tiled, with per-tile softmax statistics.
 
@@ -232,6 +239,8 @@ def approx_logits(
         rows: fp32 multiply-adds over the r gathered rows, one contiguous row load at a time,
             into a (G, TILE) accumulator (no tensor-core padding, no cross-thread reduction;
             takes precedence over ``fma``).
+        tile_major: with ``rows``, launch the programs tile-major (consecutive programs take
+            consecutive tiles of one (batch, KV head) row; same result).
 
     Returns:
         ``logits`` ``(B, Hkv, G, S)`` fp32, ``tile_max`` and ``tile_sum`` ``(B, Hkv, G, NT)`` fp32
@@ -248,9 +257,11 @@ def approx_logits(
     tsum = torch.empty(B, Hkv, G, nt, device=dev, dtype=torch.float32)
     idx32 = comp_idx.to(torch.int32).contiguous()
     if rows:
-        _approx_logits_rows_kernel[(B * Hkv, nt)](
+        grid = (nt, B * Hkv) if tile_major else (B * Hkv, nt)
+        _approx_logits_rows_kernel[grid](
             K_t, idx32, q_hat.contiguous(), seq_lens, logits, tmax, tsum, S, nt, Hkv,
             DH=dh, R=r, G=G, GP=max(2, triton.next_power_of_2(G)), TILE=tile, L2=l2_hints(),
+            TM=tile_major,
             num_warps=num_warps or 4, **pdl_kw(),
         )  # fmt: skip
         return logits, tmax, tsum
