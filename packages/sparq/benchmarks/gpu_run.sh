@@ -10,13 +10,14 @@
 #      --fast (every launch variant checked, then timed; committed entries kept unless a complete
 #      retune is faster)                                                   -> sparq_tuned.json
 #   3. profile_sparq.py: the histogram candidate pass broken down (K2, E2E), per-kernel device
-#      times of each tuned pipeline (torch.profiler) and the idle time between kernels
+#      times of the tuned K3 and K2 pipelines (torch.profiler) and the idle time between kernels
+#      (PROF_ONLY=K1,K2,K3,E2E PROF_E2E=--e2e: all shapes and one end-to-end step)
 #                                                                           -> log (PROFILE_JSON)
 #   4. the harness cases with that table (SPARQ_TUNED_JSON): K1-K4 decode, end-to-end decode
 #      -> sparq_decode_*.{json,md}, sparq_e2e_decode_*.{json,md}
 #   5. the GPU accuracy grid tests with the time left (GRID=0 skips them)             -> log
 # Budget knob: BUDGET (seconds, default 235) for the whole run; T_TEST (default 60), T_TUNE
-# (default 65, at most BUDGET minus what is spent minus 95 s) and T_PROF (default 40) cap
+# (default 90, at most BUDGET minus what is spent minus 95 s) and T_PROF (default 35) cap
 # phases 1-3, phase 4 gets what is left (each case is written when it ends).
 # CPU threads: THREADS (default 4). Run from the repository root:
 #   PYTHONPATH=$(ls -d packages/*/src tools/*/src | paste -sd:) OUT=/tmp/o bash packages/sparq/benchmarks/gpu_run.sh
@@ -62,7 +63,7 @@ fi
 
 # 2. tuning (stops starting new variants at its budget, then writes what it has)
 echo "== phase 2: tuning ($(left) s left)" | tee -a "$LOG"
-TB=${T_TUNE:-65}
+TB=${T_TUNE:-90}
 # the harness took 40 s in the 16:42 and 19:09 runs, the profile ~30 s: keep 95 s for them
 [ "$TB" -gt $(( $(left) - 95 )) ] && TB=$(( $(left) - 95 ))
 [ "$TB" -lt 10 ] && TB=10
@@ -79,10 +80,10 @@ if [ -f "$OUT/sparq_tuned.json" ]; then export SPARQ_TUNED_JSON="$OUT/sparq_tune
 # 3. per-kernel profile of the tuned pipelines (printed into the log)
 if [ "$SMOKE" != "1" ] && [ "${PROFILE:-1}" = "1" ]; then
   echo "== phase 3: kernel profile ($(left) s left)" | tee -a "$LOG"
-  TP=${T_PROF:-40}
+  TP=${T_PROF:-35}
   [ "$TP" -gt $(( $(left) - 50 )) ] && TP=$(( $(left) - 50 ))
   [ "$TP" -ge 5 ] && timeout $TP python3 $HERE/profile_sparq.py --hist-diag ${DIAG_ONLY:-K2,E2E} \
-    --only ${PROF_ONLY:-K2,K3,E2E,K1} ${PROF_E2E:---e2e} 2>&1 | tee -a "$LOG"
+    --only ${PROF_ONLY:-K3,K2} ${PROF_E2E:-} 2>&1 | tee -a "$LOG"
 fi
 
 # 4. harness cases with the tuned table, each written as soon as it finishes
