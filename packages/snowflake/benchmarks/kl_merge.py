@@ -153,6 +153,28 @@ def markdown(summary: dict, note: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def timing(runs: dict[str, dict[str, np.ndarray]]) -> list[str]:
+    """Markdown rows: per run, median seconds per PPO iteration (updates after the first) of
+    the rollout, its ``envs.step`` part, its policy calls and the update, and env steps/s."""
+    lines = [
+        "| run | updates | iteration s | rollout s | env.step s | policy s | update s | steps/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, c in sorted(runs.items()):
+        sl = slice(1, None) if len(c["global_step"]) > 1 else slice(None)
+
+        def med(k: str, c=c, sl=sl) -> float:
+            return float(np.nanmedian(c[k][sl])) if k in c else float("nan")
+
+        it = med("rollout_s") + med("update_s")
+        lines.append(
+            f"| {name} | {len(c['global_step'])} | {it:.2f} | {med('rollout_s'):.2f} | "
+            f"{med('rollout_env_s'):.2f} | {med('time/policy'):.3f} | {med('update_s'):.3f} | "
+            f"{med('sps'):.0f} |"
+        )
+    return lines
+
+
 def plot(runs: dict[str, dict[str, np.ndarray]], path: Path, env: str = "Centipede-20") -> None:
     """approx-KL, clip fraction and closed-form KL per update against env steps, all runs."""
     import matplotlib
@@ -193,6 +215,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "kl_final.json").write_text(json.dumps(s, indent=2, default=float))
     text = markdown(s, a.note)
+    text += "\nPer run, median per PPO iteration:\n\n" + "\n".join(timing(runs)) + "\n"
     (out / "kl_final.md").write_text(text)
     plot(runs, out / "kl_final.png")
     print(text)

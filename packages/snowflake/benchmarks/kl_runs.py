@@ -236,7 +236,8 @@ def main() -> None:
                 f"{res['date']}, cores {cores[0]}-{cores[-1]}, decoder gain {a.decoder_gain}, "
                 f"init log-std {a.init_log_std}; this round's runs only"
             )
-            (out / "kl.md").write_text(kl_merge.markdown(s, note))
+            text = kl_merge.markdown(s, note) + "\nPer run, median per PPO iteration:\n\n"
+            (out / "kl.md").write_text(text + "\n".join(kl_merge.timing(got)) + "\n")
         tmp = out / "kl.json.tmp"
         tmp.write_text(json.dumps(res, indent=2, default=str))
         os.replace(tmp, out / "kl.json")
