@@ -8,6 +8,7 @@
 #   SNOWFLAKE_C20_INIT_LOG_STD (default 0, sigma 1 as Snowflake's code; package default -1)
 #   SNOWFLAKE_KL_RESUME kl_resume.tar.gz of an earlier round: its unfinished runs continue (name them
 #                       in SNOWFLAKE_KL_RUNS too)
+#   SNOWFLAKE_C6_PROCESS=1: also time Centipede-6 on one process and on ProcessVectorEnv (~12 s)
 #   SNOWFLAKE_PPO_ITER  e.g. mlp,snowflake: first time one PPO iteration against stepping (~10 s each)
 # Writes to $OUT: kl_log.txt, kl.json, kl.md, kl_metrics.csv, kl_c20.png, and kl_resume.tar.gz
 # when runs stopped short of their steps (<= 6 files).
@@ -34,6 +35,7 @@ ARGS=(--out "$OUT" --work /tmp/snowflake_kl_runs --budget "$BUDGET"
       --runs "${SNOWFLAKE_KL_RUNS:-mlp:0,nervenet:0,snowflake:0}"
       --decoder-gain "${SNOWFLAKE_DECODER_GAIN:-1.0}" --init-log-std "${SNOWFLAKE_C20_INIT_LOG_STD:-0}")
 if [[ -n "${SNOWFLAKE_KL_RESUME:-}" ]]; then ARGS+=(--resume-from "$SNOWFLAKE_KL_RESUME"); fi
+if [[ "${SNOWFLAKE_C6_PROCESS:-0}" == "1" ]]; then ARGS+=(--c6-process); fi
 if [[ -n "${SNOWFLAKE_PPO_ITER:-}" ]]; then ARGS+=(--ppo-iter "$SNOWFLAKE_PPO_ITER"); fi
 if [[ "${SNOWFLAKE_SMOKE:-0}" == "1" ]]; then ARGS+=(--smoke --single-seconds 1); fi
 rm -rf /tmp/snowflake_kl_runs

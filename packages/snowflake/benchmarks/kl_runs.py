@@ -160,6 +160,7 @@ def main() -> None:
         default="",
         help="policies whose PPO iteration is timed first (mlp,snowflake)",
     )
+    p.add_argument("--c6-process", action="store_true", help="time Centipede-6 worker processes")
     p.add_argument("--resume-from", default="", help="kl_resume.tar.gz of an earlier round")
     p.add_argument("--smoke", action="store_true", help="tiny updates (CPU smoke test)")
     a = p.parse_args()
@@ -192,6 +193,21 @@ def main() -> None:
         res["cpu"] = next(ln.split(":", 1)[1].strip() for ln in f if "model name" in ln)
     if a.single_seconds > 0:  # first, while this job runs nothing else
         res["single_c20"] = single_process(a.single_seconds)
+    if a.c6_process:  # Centipede-6 on worker processes (one per core, up to 16)
+        from snowflake._bench import bench_env
+
+        nproc = min(16, len(cores))
+        for key, kind, n, th in (
+            ("single_c6", "single", 1, None),
+            (f"process{nproc}_c6_x{32 * nproc}", "process", 32 * nproc, nproc),
+        ):
+            try:
+                r = bench_env("Centipede-6", n, kind, 1.5, th)
+            except Exception as e:  # the runs below must still start
+                res[key] = {"error": repr(e)[:300]}
+                continue
+            res[key] = r
+            log(f"Centipede-6 {key}: {r['steps_per_s']:.0f} steps/s")
     if a.ppo_iter:  # PPO iteration vs stepping on up to 16 of the cores, before the runs
         res["ppo_iteration"] = ppo_iterations(a, cores, res)
     blocks = share_cores(runs, cores, ncores)
