@@ -148,15 +148,32 @@ def test_card_moved_back_after_turning_a_card_up(small_variants):
 
 
 def test_pile_symmetry_streamliner_never_changes_the_answer(small_variants):
+    """The streamliner search (pile symmetry while the stock holds cards, which may miss
+    solutions) runs beside the exact one: its solutions answer, its exhausted searches never
+    do. Here it runs first (the head start), so it decides some deals by itself and
+    exhausts others, where the exact search must still give the answer."""
+    import solvitaire._solve as sv
+    from solvitaire import _core, _driver
+
     rules = rules_from_dict(small_variants["spiderette-reference-small"], name="spr")
-    used = 0
-    for s in range(12):
+    by_streamliner = exhausted = 0
+    for s in range(40):
         d = deal(rules, s)
         plain = solve(d, rules, streamline=False, memory_limit=2**22)
-        fast = solve(d, rules, memory_limit=2**22)
-        assert fast.status == plain.status, s
-        used += "streamliner" in fast.stats  # solved by the streamlined first pass
-    assert used >= 1
+        assert solve(d, rules, memory_limit=2**22).status == plain.status, s
+        cfg, S0 = sv.compile_rules(rules, d)
+        stream = cfg.copy()
+        stream[_core.SYM] = 1
+        kw = {"timeout": None, "max_states": None, "memory_limit": 2**22, "max_depth": 10**4}
+        outcome, search, stats = _driver.run([stream, cfg], S0, sv._Z, decisive=[False, True], **kw)
+        assert outcome == plain.status.value, s
+        if stats.get("decided_by") == "streamliner":
+            by_streamliner += 1
+            sv.verify_moves(d, rules, sv._to_moves(search.solution_rows(10**6).tolist(), rules))
+        # the streamliner ran out of moves without a solution: the exact search answered
+        exhausted += search.decisive and stats.get("streamliner_states", 0) > 0
+    assert by_streamliner >= 1
+    assert exhausted >= 1
 
 
 def test_solution_shortcut_gives_legal_shorter_solutions(small_variants, monkeypatch):

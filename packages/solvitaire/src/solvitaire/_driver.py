@@ -40,8 +40,10 @@ class Search:
     ``memory_limit`` in bytes bounds its table and stacks; ``max_depth`` its path length."""
 
     def __init__(self, cfg: np.ndarray, S0: np.ndarray, Z: np.ndarray, memory_limit: int,
-                 max_depth: int, budget: int = 20_000) -> None:  # fmt: skip
+                 max_depth: int, budget: int = 20_000, decisive: bool = True) -> None:  # fmt: skip
         self.cfg, self.Z = cfg, Z
+        # a search that is not decisive (a streamliner) may answer only with a solution
+        self.decisive = decisive
         self.memory_limit, self.max_depth = memory_limit, max_depth
         self.max_slots = self.slots_for(memory_limit)
         slots = min(self.max_slots, 1 << 12)
@@ -72,6 +74,11 @@ class Search:
         """Drop the stacks and the table (after MEMORY); counters and the status stay."""
         self.states = self.mv = self.tab = np.zeros((1, 1), np.int8)
         self.fs = self.fe = self.fn = self.path = np.zeros(1, np.int64)
+
+    @property
+    def answers_no(self) -> bool:
+        """Whether this search proved the deal unsolvable (a streamliner's never does)."""
+        return self.status == cs.UNSOLVABLE and self.decisive
 
     @property
     def nodes(self) -> int:
@@ -144,11 +151,16 @@ def run(
     max_states: int | None,
     memory_limit: int,
     max_depth: int,
+    decisive: list[bool] | None = None,
 ) -> tuple[str, Search, dict]:
     """Run one search per ``cfg`` in alternation (the memory budget split evenly) until one
     decides the deal, or the time, node or memory limits end them. Returns ``(outcome,
     search, stats)``: outcome ``"solved"``, ``"unsolvable"``, ``"timeout"`` or ``"memory"``;
-    ``search`` is the one that decided (else the first); stats sum over the searches."""
+    ``search`` is the one that decided (else the first); stats sum over the searches.
+    ``decisive[i]`` False marks search i as a streamliner (a search that may miss
+    solutions): its solution answers, but its exhausted search only ends it (its memory
+    then goes to the others)."""
+    decisive = [True] * len(cfgs) if decisive is None else decisive
     # numba compiles the search on its first call in a process (tens of seconds in a fresh
     # install whose on-disk cache is empty); that time is not the search's, so the clock
     # restarts after it and a timeout never ends a search before its first chunk
@@ -159,7 +171,7 @@ def run(
     each = memory_limit // len(cfgs)
     # alternating searches start with small chunks: most deals take only a few hundred nodes
     budget = 20_000 if len(cfgs) == 1 else 256
-    searches = [Search(cfgs[0], S0, Z, each, max_depth, budget)]
+    searches = [Search(cfgs[0], S0, Z, each, max_depth, budget, decisive[0])]
     if cold:
         t0 = time.perf_counter()
     active = list(searches)
@@ -167,20 +179,22 @@ def run(
     while True:
         first = searches[0]
         while len(searches) < len(cfgs) and (
-            first.nodes >= HEAD_START or first.status == cs.MEMORY
+            first.nodes >= HEAD_START or first.status in (cs.MEMORY, cs.UNSOLVABLE)
         ):
             # the other searches start once the first has had its head start
-            searches.append(Search(cfgs[len(searches)], S0, Z, each, max_depth, budget))
+            i = len(searches)
+            searches.append(Search(cfgs[i], S0, Z, each, max_depth, budget, decisive[i]))
             active.append(searches[-1])
-        done = next((s for s in active if s.status in (cs.SOLVED, cs.UNSOLVABLE)), None)
+        done = next((s for s in active if s.status == cs.SOLVED or s.answers_no), None)
         if done is not None:
             outcome, winner = ("solved" if done.status == cs.SOLVED else "unsolvable"), done
             break
-        if any(s.status == cs.MEMORY for s in active):
+        ended = (cs.MEMORY, cs.UNSOLVABLE)  # (UNSOLVABLE here: a streamliner's, no answer)
+        if any(s.status in ended for s in active):
             # a search that ran out of memory gives up its stacks and table; the others may
             # then use the whole budget
             for s in active:
-                if s.status == cs.MEMORY:
+                if s.status in ended:
                     s.release()
             for s in active:
                 if s.status == cs.RUNNING:
@@ -188,8 +202,10 @@ def run(
                     s.max_slots = Search.slots_for(memory_limit)
                     s.ctl[cs.D_CANGROW] = int(s.tab.shape[0] < s.max_slots)
         active = [s for s in active if s.status == cs.RUNNING]
-        if not active:
-            break  # every search ran out of memory
+        if not any(s.decisive for s in active) and len(searches) == len(cfgs):
+            # every decisive search ran out of memory (a streamliner's "unsolvable" proves
+            # nothing, and a streamliner alone is not run on)
+            break
         total = sum(s.nodes for s in searches)
         if (max_states and total >= max_states) or (
             timeout is not None and time.perf_counter() - t0 > timeout
@@ -215,7 +231,13 @@ def run(
         "seconds": secs,
         "states_per_s": ctl[cs.D_NODES] / secs if secs > 0 else 0.0,
     }
-    if len(searches) > 1 and outcome in ("solved", "unsolvable"):
+    if outcome == "solved" and not winner.decisive:
+        stats["decided_by"] = "streamliner"
+        stats["streamliner"] = "pile symmetry"
+    elif len(searches) > 1 and outcome in ("solved", "unsolvable"):
         names = {code: name for name, code in SEARCH_ORDERS.items()}
         stats["decided_by"] = names[int(winner.cfg[cs.ORDER])]
+    ss = [s for s in searches if not s.decisive]
+    if ss:
+        stats["streamliner_states"] = sum(s.nodes for s in ss)
     return outcome, winner, stats

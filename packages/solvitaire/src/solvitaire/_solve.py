@@ -286,11 +286,12 @@ def solve(
     Every SOLVED result is replayed by the independent engine before it is returned.
     Section 2 of the Solvitaire paper (Blake & Gent, arXiv:1906.12314) describes the search.
 
-    ``streamline``: in games that deal the stock to every pile, first search for a tenth of
-    the budget treating the piles as interchangeable even while the stock holds cards (a
-    streamliner: it may miss solutions, like the paper's section 6 streamliners); a solution
-    it finds is real (and replayed), any other answer is discarded and the exact search runs
-    with the rest of the budget. So the answer never depends on the streamliner.
+    ``streamline``: in games that deal the stock to every pile, one more search runs in
+    alternation with the exact one(s), treating the piles as interchangeable even while the
+    stock holds cards (a streamliner: it may miss solutions, like the paper's section 6
+    streamliners); a solution it finds is real (and replayed), and when it exhausts its
+    search it just stops (the exact searches go on with its memory). So the answer never
+    depends on the streamliner.
     """
     rules = load_rules(rules)
     if isinstance(deal, (int, np.integer)) and not isinstance(deal, bool):
@@ -302,48 +303,29 @@ def solve(
     if memory_limit < 2**16:
         raise ValueError(f"memory_limit must be at least 65536 bytes, got {memory_limit}")
     st = rules.data["stock"]
-    if not (streamline and st["deal type"] == "tableau piles" and st["size"] > 0):
-        return _search(deal, rules, timeout, max_states, memory_limit, max_depth, False)
-    first = _search(
-        deal,
-        rules,
-        None if timeout is None else 0.1 * timeout,
-        max(max_states // 10, 1) if max_states else (None if timeout else 1_000_000),
-        memory_limit,
-        max_depth,
-        True,
-    )
-    if first.solved:
-        first.stats["streamliner"] = "pile symmetry"
-        return first
-    spent = first.stats["seconds"]
-    res = _search(
-        deal,
-        rules,
-        None if timeout is None else max(timeout - spent, 1e-3),
-        max(max_states - first.stats["states"], 1) if max_states else None,
-        memory_limit,
-        max_depth,
-        False,
-    )
-    res.stats["seconds"] += spent
-    res.stats["streamliner_states"] = first.stats["states"]
-    return res
+    stream = streamline and st["deal type"] == "tableau piles" and st["size"] > 0
+    return _search(deal, rules, timeout, max_states, memory_limit, max_depth, stream)
 
 
-def _search(deal, rules, timeout, max_states, memory_limit, max_depth, pile_sym) -> Result:
-    """One search (see :func:`solve`); ``pile_sym`` forces pile symmetry (a streamliner).
-    With two orders in ``tableau piles.search order`` (``both`` or a pair), two searches (one
-    per move order) run in alternation and the first to decide the deal answers (see
-    :mod:`._driver`)."""
+def _search(deal, rules, timeout, max_states, memory_limit, max_depth, streamliner) -> Result:
+    """The searches of :func:`solve`: one per move order of ``tableau piles.search order``
+    (``both`` or a list: they run in alternation and the first to decide the deal answers,
+    see :mod:`._driver`), and with ``streamliner`` one more, last, that treats the tableau
+    piles as interchangeable even while the stock holds cards (last pile first); it may miss
+    solutions, so only a solution of it answers."""
     cfg, S0 = compile_rules(rules, deal)
-    if pile_sym:
-        cfg[cm.SYM] = 1
     cfgs = [cfg]
     for code in _orders(rules.data["tableau piles"])[1:]:
         other = cfg.copy()
         other[cm.ORDER] = code
         cfgs.append(other)
+    decisive = [True] * len(cfgs)
+    if streamliner:
+        other = cfg.copy()
+        other[cm.SYM] = 1
+        other[cm.ORDER] = SEARCH_ORDERS["last-pile-first"]
+        cfgs.append(other)
+        decisive.append(False)
     outcome, search, stats = _driver.run(
         cfgs,
         S0,
@@ -352,6 +334,7 @@ def _search(deal, rules, timeout, max_states, memory_limit, max_depth, pile_sym)
         max_states=max_states,
         memory_limit=memory_limit,
         max_depth=max_depth,
+        decisive=decisive,
     )
     if outcome == "timeout":
         return Result(Status.TIMEOUT, stats=stats)
