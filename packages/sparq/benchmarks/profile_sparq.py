@@ -147,6 +147,11 @@ def hist_diag(sh: dict, reps: int = 100) -> dict:
     res = {"thr": _time(_graphed([sel(1)], "cuda"), reps, "cuda") * 1e6}
     for d, name in enumerate(("cand", "cand_nohist", "cand_keys_only", "cand_read", "cand_read_v")):
         res[name] = _time(_graphed([sel(2, d)], "cuda"), reps, "cuda") * 1e6 - res["thr"]
+    res["cand_fast"] = (
+        _time(_graphed([lambda: select_topk_hist(lg, tm, ts, lens, k, WINDOW, SINKS,
+                                                 _stop_after=2, **{**kw, "fast_cand": True})],
+                       "cuda"), reps, "cuda") * 1e6 - res["thr"]
+    )  # fmt: skip
     res["cand_chunk_major"] = (
         _time(_graphed([lambda: select_topk_hist(lg, tm, ts, lens, k, WINDOW, SINKS,
                                                  _stop_after=2, **{**kw, "chunk_major": True})],

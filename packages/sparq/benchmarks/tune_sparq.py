@@ -265,6 +265,23 @@ SELECT = {
         "dense_block": 2048,
     },
     "hist_s512_w8_lean_h": {"samples": 512, "thr_warps": 8, "lean": True, "hist_search": True},
+    # candidate pass with fewer instructions per position (unmasked interior chunks, histogram
+    # from the compacted candidates read back): ~116 instead of ~153 per position (sm_90 SASS)
+    "hist_s512_w8_lean_fc": {"samples": 512, "thr_warps": 8, "lean": True, "fast_cand": True},
+    "hist_s512_w8_lean_fc_cw2": {
+        "samples": 512,
+        "thr_warps": 8,
+        "lean": True,
+        "fast_cand": True,
+        "num_warps": 2,
+    },
+    "hist_ch2048_s512_w8_lean_fc": {
+        "chunk": 2048,
+        "samples": 512,
+        "thr_warps": 8,
+        "lean": True,
+        "fast_cand": True,
+    },
     # chunk-major candidate pass (consecutive programs read neighbouring chunks of one row)
     "hist_s512_w8_lean_cm": {"samples": 512, "thr_warps": 8, "lean": True, "chunk_major": True},
     "hist_s512_w8_lean_cw8_cm": {
@@ -311,7 +328,9 @@ FAST = {
         "hist_s512_w8_lean",
         "hist_s512_w8_lean_cw8",
         "hist_s512_w8_lean_cm",
-        "hist_s512_w8_lean_cw8_cm",
+        "hist_s512_w8_lean_fc",
+        "hist_s512_w8_lean_fc_cw2",
+        "hist_ch2048_s512_w8_lean_fc",
         "torch",
     ),
     # 01:13 run: the packed radix-4 searches (324 vs 279 us) and 2-warp final kernels (352 us)
@@ -556,7 +575,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
     for vname, kw in SELECT.items():
         if smoke and vname not in ("sampled", "sampled_lean", "hist", "hist_lean", "triton",
                                    "torch", "sampled_ch512_fc_lean_s1024_w8_ka_d2048",
-                                   "hist_s512_w8_lean_m"):  # fmt: skip
+                                   "hist_s512_w8_lean_m", "hist_s512_w8_lean_fc"):  # fmt: skip
             continue
         if skip and vname.endswith(skip):  # gpu_run.sh: their GPU test failed
             continue

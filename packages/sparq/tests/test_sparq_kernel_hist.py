@@ -63,6 +63,9 @@ def _check(sel, logits, lens, k, window, sinks, check_alpha=True, bucketed=True,
         (2, 2, 1, 300, 19, 3, 2, 64, "lean"),
         (1, 2, 3, 130, 40, 0, 0, None, False),  # odd group, default plan (one chunk)
         (2, 1, 4, 257, 33, 5, 1, 32, "h256"),  # sample thresholds by histogram passes
+        # unmasked interior chunks, histogram from the compacted candidates (alpha too)
+        (2, 1, 4, 257, 33, 5, 1, 32, "fast"),
+        (2, 2, 1, 300, 19, 3, 2, 64, "fast"),
     ],
 )
 def test_hist_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, chunk, fuse):
@@ -70,6 +73,8 @@ def test_hist_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, c
     kw = {"lean": True} if fuse == "lean" else {"fuse_resolve": fuse}
     if fuse == "h256":
         kw = {"lean": True, "hist_search": True}
+    if fuse == "fast":
+        kw = {"lean": True, "fast_cand": True}
     _check(sel, logits, lens, k, window, sinks, chunk=chunk, **kw)
 
 
@@ -90,9 +95,12 @@ def test_l2_hints_and_chunk_major_grid_select_the_same(sel):
     with pdl_launches(False, l2=True):
         b = _check(sel, logits, lens, 20, 3, 1, chunk=32, lean=True)
     assert torch.equal(a, b)
-    # the chunk-major grid of the candidate pass: the same too
+    # the chunk-major grid of the candidate pass and the fast candidate pass: the same too
     c = _check(sel, logits, lens, 20, 3, 1, chunk=32, lean=True, chunk_major=True)
     assert torch.equal(a, c)
+    with pdl_launches(False, l2=True):
+        d = _check(sel, logits, lens, 20, 3, 1, chunk=32, lean=True, fast_cand=True)
+    assert torch.equal(a, d)
 
 
 def test_merged_count_emit_selects_the_same(sel):
@@ -116,6 +124,8 @@ def test_ties_and_bad_samples_stay_exact(sel):
     logits = (logits * 4).round() / 4
     idx = _check(sel, logits, lens, 30, 0, 0, chunk=64)
     assert torch.equal(idx, _check(sel, logits, lens, 30, 0, 0, chunk=64, fuse_resolve=True))
+    fast = {"chunk": 64, "lean": True, "fast_cand": True}
+    assert torch.equal(idx, _check(sel, logits, lens, 30, 0, 0, **fast))
     kth = logits[:, 0, 0].gather(-1, idx[:, 0].long()).amin(-1)  # the threshold key per row
     assert int((logits[:, 0, 0] == kth[:, None]).sum()) > 2, "the case must hold ties"
     # the 48 largest logits in one chunk: that chunk overflows -> exact full-row fallback
@@ -123,6 +133,7 @@ def test_ties_and_bad_samples_stay_exact(sel):
     logits[..., 64:112] += 50
     assert hist_plan(512, 32, chunk=64)["CAP"] < 48
     _check(sel, logits, lens, 32, 2, 1, bucketed=False, chunk=64)
+    _check(sel, logits, lens, 32, 2, 1, bucketed=False, **fast)
     # a constant row: one bucket holds everything (more than the list keeps) -> fallback
     _check(sel, torch.zeros(1, 1, 1, 200), torch.tensor([200]), 24, 0, 0, bucketed=False, chunk=32)
     # more forced positions than k: the k-th key is +inf (clamped top bucket) -> fallback; the

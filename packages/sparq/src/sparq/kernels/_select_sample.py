@@ -73,6 +73,30 @@ def _keys_lean(logit_row, cols, stat_row, seq_len, S, window, sinks, G: tl.const
 
 
 @triton.jit
+def _keys_interior(logit_row, cols, stat_row, S, G: tl.constexpr, GP: tl.constexpr,
+                   HINT: tl.constexpr = 0):  # fmt: skip
+    """:func:`_keys_lean` for positions that are all live and not forced (no masks): the keys
+    are sums of probabilities (>= +0), whose int32 images are their bit patterns."""
+    if HINT == 1:
+        lg0 = tl.load(logit_row + cols, eviction_policy="evict_first")
+    else:
+        lg0 = tl.load(logit_row + cols)
+    if G == 1:
+        key = lg0
+        u = _ordered(key)
+    else:
+        key = tl.exp(lg0 - tl.load(stat_row)) * tl.load(stat_row + GP)
+        for h in tl.static_range(1, G):
+            if HINT == 1:
+                lg = tl.load(logit_row + h * S + cols, eviction_policy="evict_first")
+            else:
+                lg = tl.load(logit_row + h * S + cols)
+            key += tl.exp(lg - tl.load(stat_row + h)) * tl.load(stat_row + GP + h)
+        u = key.to(tl.int32, bitcast=True)
+    return u, lg0
+
+
+@triton.jit
 def _compact_candidates(
     logit_row, cols, heads, M, inv_z, stat_row, seq_len, S, window, sinks, t0, bh, c, NCH,
     cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, G: tl.constexpr, GP: tl.constexpr, CAP: tl.constexpr,
