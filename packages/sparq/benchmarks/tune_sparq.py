@@ -282,6 +282,23 @@ SELECT = {
         "lean": True,
         "fast_cand": True,
     },
+    # the two sample thresholds read off one sort (1048 instead of 2496 sm_90 instructions per
+    # thread in the 8-warp threshold kernel)
+    "hist_s512_w8_lean_fc_ss": {
+        "samples": 512,
+        "thr_warps": 8,
+        "lean": True,
+        "fast_cand": True,
+        "sort_search": True,
+    },
+    "hist_s512_w4_lean_fc_ss": {
+        "samples": 512,
+        "thr_warps": 4,
+        "lean": True,
+        "fast_cand": True,
+        "sort_search": True,
+    },
+    "hist_s512_w8_lean_ss": {"samples": 512, "thr_warps": 8, "lean": True, "sort_search": True},
     # chunk-major candidate pass (consecutive programs read neighbouring chunks of one row)
     "hist_s512_w8_lean_cm": {"samples": 512, "thr_warps": 8, "lean": True, "chunk_major": True},
     "hist_s512_w8_lean_cw8_cm": {
@@ -331,6 +348,9 @@ FAST = {
         "hist_s512_w8_lean_fc",
         "hist_s512_w8_lean_fc_cw2",
         "hist_ch2048_s512_w8_lean_fc",
+        "hist_s512_w8_lean_ss",
+        "hist_s512_w8_lean_fc_ss",
+        "hist_s512_w4_lean_fc_ss",
         "torch",
     ),
     # 01:13 run: the packed radix-4 searches (324 vs 279 us) and 2-warp final kernels (352 us)
@@ -575,7 +595,7 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
     for vname, kw in SELECT.items():
         if smoke and vname not in ("sampled", "sampled_lean", "hist", "hist_lean", "triton",
                                    "torch", "sampled_ch512_fc_lean_s1024_w8_ka_d2048",
-                                   "hist_s512_w8_lean_m", "hist_s512_w8_lean_fc"):  # fmt: skip
+                                   "hist_s512_w8_lean_m", "hist_s512_w8_lean_fc_ss"):  # fmt: skip
             continue
         if skip and vname.endswith(skip):  # gpu_run.sh: their GPU test failed
             continue

@@ -66,6 +66,9 @@ def _check(sel, logits, lens, k, window, sinks, check_alpha=True, bucketed=True,
         # unmasked interior chunks, histogram from the compacted candidates (alpha too)
         (2, 1, 4, 257, 33, 5, 1, 32, "fast"),
         (2, 2, 1, 300, 19, 3, 2, 64, "fast"),
+        # sample thresholds read off one sort (with the fast candidate pass)
+        (2, 1, 4, 257, 33, 5, 1, 32, "sort"),
+        (1, 2, 3, 130, 40, 0, 0, None, "sort"),
     ],
 )
 def test_hist_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, chunk, fuse):
@@ -75,6 +78,8 @@ def test_hist_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, c
         kw = {"lean": True, "hist_search": True}
     if fuse == "fast":
         kw = {"lean": True, "fast_cand": True}
+    if fuse == "sort":
+        kw = {"lean": True, "fast_cand": True, "sort_search": True}
     _check(sel, logits, lens, k, window, sinks, chunk=chunk, **kw)
 
 
@@ -124,7 +129,7 @@ def test_ties_and_bad_samples_stay_exact(sel):
     logits = (logits * 4).round() / 4
     idx = _check(sel, logits, lens, 30, 0, 0, chunk=64)
     assert torch.equal(idx, _check(sel, logits, lens, 30, 0, 0, chunk=64, fuse_resolve=True))
-    fast = {"chunk": 64, "lean": True, "fast_cand": True}
+    fast = {"chunk": 64, "lean": True, "fast_cand": True, "sort_search": True}
     assert torch.equal(idx, _check(sel, logits, lens, 30, 0, 0, **fast))
     kth = logits[:, 0, 0].gather(-1, idx[:, 0].long()).amin(-1)  # the threshold key per row
     assert int((logits[:, 0, 0] == kth[:, None]).sum()) > 2, "the case must hold ties"

@@ -72,7 +72,7 @@ def _hthr_kernel(
     logit_ptr, m_ptr, l_ptr, lens_ptr, stat_ptr, thr_ptr, hist_ptr, S, NT, HKV, window, sinks,
     RANK, RANKQ, G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr, SAMP: tl.constexpr,
     RUN: tl.constexpr, NB: tl.constexpr, THR_H: tl.constexpr, lb_ptr, LBW: tl.constexpr,
-    PDL: tl.constexpr = False,
+    PDL: tl.constexpr = False, THR_SORT: tl.constexpr = False,
 ):  # fmt: skip
     pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
@@ -85,7 +85,13 @@ def _hthr_kernel(
     cols = (((n // RUN).to(tl.int64) * S) // (SAMP // RUN) + (n % RUN)).to(tl.int32)
     u = _keys(logit_ptr + bh * G * S, cols, heads, M, inv_z, seq_len, S, window, sinks, G)
     # T0 over all sample keys, Tq among the unforced ones (forced keys are +inf: 0x7F800000)
-    if THR_H:  # two searches by radix-256 histograms
+    if THR_SORT:  # one sort: T0 and Tq are read off at their ranks (forced keys sort first)
+        srt = tl.sort(u, descending=True)
+        i = tl.arange(0, SAMP)
+        t0 = tl.max(tl.where(i == RANK - 1, srt, -2147483648), axis=0)
+        iq = tl.sum((u == 2139095040).to(tl.int32), axis=0) + RANKQ - 1
+        tq = tl.max(tl.where(i == iq, srt, -2147483648), axis=0)  # INT_MIN past the end
+    elif THR_H:  # two searches by radix-256 histograms
         t0 = _rank_threshold_h256(u, RANK)
         tq = _rank_threshold_h256(tl.where(u == 2139095040, -2147483648, u), RANKQ)
     else:
@@ -412,6 +418,7 @@ def select_topk_hist(
     merge_emit: bool = False,
     chunk_major: bool = False,
     fast_cand: bool = False,
+    sort_search: bool = False,
     _probe: dict | None = None,
     _stop_after: int = 5,
     _hcand_diag: int = 0,
@@ -435,7 +442,8 @@ def select_topk_hist(
     (consecutive programs take consecutive chunks of one row; same output); ``fast_cand``: the
     candidate pass with fewer instructions per position (chunks entirely live and unforced
     skip the masks; the histogram is filled from the compacted candidates read back; same
-    output). No host
+    output); ``sort_search``: the two sample thresholds read off one bitonic sort of the sample
+    instead of eight radix-16 passes (same thresholds). No host
     synchronisation (CUDA-graph capturable).
     ``_probe`` (tests): a dict that receives ``ok`` ``(B*Hkv,)``, whether each row was resolved
     through the buckets (``False``: the exact full-row fallback ran). ``_stop_after`` (profiling:
@@ -477,6 +485,7 @@ def select_topk_hist(
         logits, tile_max, tile_sum, seq_lens, stat, thr, hist, S, nt, Hkv, local_window,
         sink_tokens, p["RANK"], p["RANKQ"], G=G, GP=GP, NTP=max(2, triton.next_power_of_2(nt)),
         SAMP=p["SAMP"], RUN=p["RUN"], NB=nb, THR_H=hist_search, lb_ptr=lb, LBW=lbw,
+        THR_SORT=sort_search,
         num_warps=thr_warps, **pdl_kw(),  # 16: no spills at SAMP 1024
     )  # fmt: skip
     if _stop_after < 2:
