@@ -66,6 +66,7 @@ def _check(sel, logits, lens, k, window, sinks, check_alpha=True, bucketed=True,
         # unmasked interior chunks, histogram from the compacted candidates (alpha too)
         (2, 1, 4, 257, 33, 5, 1, 32, "fast"),
         (2, 2, 1, 300, 19, 3, 2, 64, "fast"),
+        (1, 1, 2, 4096, 1024, 16, 4, 1024, "fast"),  # ~450 candidates per chunk: 4 blocks
         # sample thresholds read off one sort (with the fast candidate pass)
         (2, 1, 4, 257, 33, 5, 1, 32, "sort"),
         (1, 2, 3, 130, 40, 0, 0, None, "sort"),

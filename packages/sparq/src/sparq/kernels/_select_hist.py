@@ -299,12 +299,24 @@ def _chunk_winners(
 
 
 @triton.jit
+def _block_winners(ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, n, b0, CAP: tl.constexpr,
+                   HB: tl.constexpr):  # fmt: skip
+    """Slots ``b0 .. b0 + HB`` of chunk ``c`` (``n`` live): offsets, positions, winner mask."""
+    j = b0 + tl.arange(0, HB)
+    live = j < n
+    slot = (bh * NCH + c) * CAP + j
+    u = tl.load(ckey_ptr + slot, mask=live, other=-2147483648)
+    pos = tl.load(cpos_ptr + slot, mask=live, other=0)
+    return j, pos, live & ((u > T) | ((u == T) & (pos <= plim)))
+
+
+@triton.jit
 def _hcount_kernel(
     cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, res_ptr, wcnt_ptr, palpha_ptr, hist_ptr, blist_ptr, NCH,
     K, G: tl.constexpr, GP: tl.constexpr, NCHP: tl.constexpr, CAP: tl.constexpr,
     NB: tl.constexpr, BCAP: tl.constexpr, ALPHA: tl.constexpr, FUSED: tl.constexpr,
     LEAN: tl.constexpr,
-    PDL: tl.constexpr = False,
+    PDL: tl.constexpr = False, HB: tl.constexpr = 0,
 ):  # fmt: skip
     pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
@@ -321,7 +333,23 @@ def _hcount_kernel(
         T = tl.load(res_ptr + bh * 3)
         plim = tl.load(res_ptr + bh * 3 + 1)
         ok = tl.load(res_ptr + bh * 3 + 2)
-    if ok != 0:
+    if (ok != 0) & (HB > 0):  # only the live slots, HB at a time
+        n = tl.minimum(tl.load(cnt_ptr + bh * NCH + c), CAP)
+        w = tl.zeros((), tl.int32)
+        heads = tl.arange(0, GP)
+        pa = tl.zeros((GP,), tl.float32)
+        for b0 in range(0, n, HB):
+            j, _, sel = _block_winners(ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, n, b0, CAP, HB)
+            w += tl.sum(sel.to(tl.int32), axis=0)
+            if ALPHA:
+                for h in tl.static_range(G):
+                    p = tl.load(cp_ptr + (bh * G + h) * NCH * CAP + c * CAP + j, mask=sel,
+                                other=0.0)  # fmt: skip
+                    pa += tl.where(heads == h, tl.sum(p, axis=0), 0.0)
+        tl.store(wcnt_ptr + bh * NCH + c, w)
+        if ALPHA:
+            tl.store(palpha_ptr + (bh * NCH + c) * GP + heads, pa)
+    elif ok != 0:
         j, _, sel = _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, CAP, LEAN)
         tl.store(wcnt_ptr + bh * NCH + c, tl.sum(sel.to(tl.int32), axis=0))
         if ALPHA:
@@ -339,7 +367,7 @@ def _hemit_kernel(
     out_idx_ptr, alpha_ptr, S, HKV, NCH, K, window, sinks, G: tl.constexpr, GP: tl.constexpr,
     NCHP: tl.constexpr, CAP: tl.constexpr, CHF: tl.constexpr, ALPHA: tl.constexpr,
     LEAN: tl.constexpr,
-    PDL: tl.constexpr = False,
+    PDL: tl.constexpr = False, HB: tl.constexpr = 0,
 ):  # fmt: skip
     pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
@@ -352,10 +380,21 @@ def _hemit_kernel(
         base = tl.sum(w, axis=0)
         T = tl.load(res_ptr + bh * 3)
         plim = tl.load(res_ptr + bh * 3 + 1)
-        _, pos, sel = _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, CAP, LEAN)
-        si = sel.to(tl.int32)
-        dest = base + tl.cumsum(si, axis=0) - si
-        tl.store(out_row + dest, pos, mask=sel & (dest < K))
+        if HB > 0:  # only the live slots, HB at a time
+            n = tl.minimum(tl.load(cnt_ptr + bh * NCH + c), CAP)
+            for b0 in range(0, n, HB):
+                _, pos, sel = _block_winners(ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, n, b0, CAP,
+                                             HB)  # fmt: skip
+                si = sel.to(tl.int32)
+                dest = base + tl.cumsum(si, axis=0) - si
+                tl.store(out_row + dest, pos, mask=sel & (dest < K))
+                base += tl.sum(si, axis=0)
+        else:
+            _, pos, sel = _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, CAP,
+                                         LEAN)  # fmt: skip
+            si = sel.to(tl.int32)
+            dest = base + tl.cumsum(si, axis=0) - si
+            tl.store(out_row + dest, pos, mask=sel & (dest < K))
         if ALPHA:  # noqa: SIM102 (a constexpr and a runtime condition stay separate)
             if c == 0:
                 pa = tl.load(palpha_ptr + (bh * NCH + ch[:, None]) * GP + heads[None, :],
@@ -441,10 +480,11 @@ def select_topk_hist(
     output, one launch less); ``chunk_major``: the candidate pass launched chunk-major
     (consecutive programs take consecutive chunks of one row; same output); ``fast_cand``: the
     candidate pass with fewer instructions per position (chunks entirely live and unforced
-    skip the masks; the histogram is filled from the compacted candidates read back; same
-    output); ``sort_search``: the two sample thresholds read off one bitonic sort of the sample
-    instead of eight radix-16 passes (same thresholds). No host
-    synchronisation (CUDA-graph capturable).
+    skip the masks; the histogram is filled from the compacted candidates read back, and the
+    count and emit kernels walk only the live candidate slots; same output);
+    ``sort_search``: the two sample thresholds read off one bitonic sort of the sample instead
+    of eight radix-16 passes (same thresholds). No host synchronisation (CUDA-graph
+    capturable).
     ``_probe`` (tests): a dict that receives ``ok`` ``(B*Hkv,)``, whether each row was resolved
     through the buckets (``False``: the exact full-row fallback ran). ``_stop_after`` (profiling:
     cumulative times of the first n of the five stages) launches only the first n stages (with
@@ -481,6 +521,7 @@ def select_topk_hist(
     merge = merge_emit and not need_alpha
     lbw = triton.next_power_of_2(nch + 1) if merge else 0
     lb = torch.empty(rows, lbw, device=dev, dtype=i32) if merge else thr
+    hb = max(16, min(128, triton.next_power_of_2(cap)))  # fast_cand: live slots per block
     _hthr_kernel[(rows,)](
         logits, tile_max, tile_sum, seq_lens, stat, thr, hist, S, nt, Hkv, local_window,
         sink_tokens, p["RANK"], p["RANKQ"], G=G, GP=GP, NTP=max(2, triton.next_power_of_2(nt)),
@@ -494,7 +535,7 @@ def select_topk_hist(
         logits, seq_lens, stat, thr, cnt, ckey, cpos, cp, hist, blist, S, Hkv, nch, local_window,
         sink_tokens, G=G, GP=GP, CH=p["CH"], CAP=cap, NB=nb, BCAP=BCAP, ALPHA=need_alpha,
         LEAN=lean, L2=l2_hints(), DIAG=_hcand_diag, CM=chunk_major, FAST=fast_cand,
-        HB=max(16, min(128, triton.next_power_of_2(cap))), num_warps=nw, **pdl_kw(),
+        HB=hb, num_warps=nw, **pdl_kw(),
     )  # fmt: skip
     if _stop_after < 3:
         return idx, alpha
@@ -521,6 +562,7 @@ def select_topk_hist(
     _hcount_kernel[(rows, nch)](
         cnt, ckey, cpos, cp, res, wcnt, palpha, hist, blist, nch, k, G=G, GP=GP, NCHP=nchp,
         CAP=cap, NB=nb, BCAP=BCAP, ALPHA=need_alpha, FUSED=fuse_resolve, LEAN=lean,
+        HB=hb if fast_cand else 0,
         num_warps=4 if nb <= 2048 or not fuse_resolve else 8, **pdl_kw(),
     )  # fmt: skip
     if _stop_after < 5:
@@ -531,6 +573,7 @@ def select_topk_hist(
         # a short fallback block keeps the (rarely taken) exact search from costing the common
         # path registers (61 instead of 155 per thread on sm_90)
         CHF=min(128, max(16, triton.next_power_of_2(S))), ALPHA=need_alpha, LEAN=lean,
+        HB=hb if fast_cand else 0,
         num_warps=4, **pdl_kw(),
     )  # fmt: skip
     if _probe is not None:
