@@ -330,7 +330,8 @@ FAST = {
     # 21:56 and 22:29 runs: the row-loop step 1 was fastest on every shape (512-position tiles
     # for K1, 1024 for the GQA shapes)
     # 00:29 run: 512-position tiles with 8 warps slowest everywhere
-    "step1": [7, 8, 9, 12, 14, 15, 16, 17, 18],
+    # 01:57 run: 8 warps at 1024-position tiles and 2 warps slower on every shape
+    "step1": [7, 8, 9, 14, 16, 17],
     # the histogram selection for fewer than 4*132 (batch, KV head) rows, the sampled one for
     # more (19:09 run: each lost clearly on the other side); torch.topk as a safe net. 22:29
     # run: the lean kernels with 512-key (histogram) and 1024-key (sampled) samples were fastest;
@@ -343,7 +344,6 @@ FAST = {
     # 01:57 run: 2-warp candidate passes slower (K2 131.8 vs 113.5 us), merged count/emit too
     "select_few_rows": (
         "hist_s512_w8_lean",
-        "hist_s512_w8_lean_cw8",
         "hist_s512_w8_lean_cm",
         "hist_s512_w8_lean_fc",
         "hist_s512_w8_lean_fc_cw2",
