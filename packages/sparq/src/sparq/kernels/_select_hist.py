@@ -333,22 +333,24 @@ def _hcount_kernel(
         T = tl.load(res_ptr + bh * 3)
         plim = tl.load(res_ptr + bh * 3 + 1)
         ok = tl.load(res_ptr + bh * 3 + 2)
-    if (ok != 0) & (HB > 0):  # only the live slots, HB at a time
-        n = tl.minimum(tl.load(cnt_ptr + bh * NCH + c), CAP)
-        w = tl.zeros((), tl.int32)
-        heads = tl.arange(0, GP)
-        pa = tl.zeros((GP,), tl.float32)
-        for b0 in range(0, n, HB):
-            j, _, sel = _block_winners(ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, n, b0, CAP, HB)
-            w += tl.sum(sel.to(tl.int32), axis=0)
+    if HB > 0:  # only the live slots, HB at a time
+        if ok != 0:
+            n = tl.minimum(tl.load(cnt_ptr + bh * NCH + c), CAP)
+            w = tl.zeros((), tl.int32)
+            heads = tl.arange(0, GP)
+            pa = tl.zeros((GP,), tl.float32)
+            for b0 in range(0, n, HB):
+                j, _, sel = _block_winners(ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, n, b0, CAP,
+                                           HB)  # fmt: skip
+                w += tl.sum(sel.to(tl.int32), axis=0)
+                if ALPHA:
+                    for h in tl.static_range(G):
+                        p = tl.load(cp_ptr + (bh * G + h) * NCH * CAP + c * CAP + j, mask=sel,
+                                    other=0.0)  # fmt: skip
+                        pa += tl.where(heads == h, tl.sum(p, axis=0), 0.0)
+            tl.store(wcnt_ptr + bh * NCH + c, w)
             if ALPHA:
-                for h in tl.static_range(G):
-                    p = tl.load(cp_ptr + (bh * G + h) * NCH * CAP + c * CAP + j, mask=sel,
-                                other=0.0)  # fmt: skip
-                    pa += tl.where(heads == h, tl.sum(p, axis=0), 0.0)
-        tl.store(wcnt_ptr + bh * NCH + c, w)
-        if ALPHA:
-            tl.store(palpha_ptr + (bh * NCH + c) * GP + heads, pa)
+                tl.store(palpha_ptr + (bh * NCH + c) * GP + heads, pa)
     elif ok != 0:
         j, _, sel = _chunk_winners(cnt_ptr, ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, CAP, LEAN)
         tl.store(wcnt_ptr + bh * NCH + c, tl.sum(sel.to(tl.int32), axis=0))
