@@ -299,6 +299,16 @@ SELECT = {
         "sort_search": True,
     },
     "hist_s512_w8_lean_ss": {"samples": 512, "thr_warps": 8, "lean": True, "sort_search": True},
+    # at most 64 registers in the candidate pass: 8 instead of 7 resident 4-warp programs per
+    # multiprocessor (no spills, sm_90)
+    "hist_s512_w8_lean_fc_ss_r64": {
+        "samples": 512,
+        "thr_warps": 8,
+        "lean": True,
+        "fast_cand": True,
+        "sort_search": True,
+        "cand_maxnreg": 64,
+    },
     # chunk-major candidate pass (consecutive programs read neighbouring chunks of one row)
     "hist_s512_w8_lean_cm": {"samples": 512, "thr_warps": 8, "lean": True, "chunk_major": True},
     "hist_s512_w8_lean_cw8_cm": {
@@ -351,6 +361,7 @@ FAST = {
         "hist_s512_w8_lean_ss",
         "hist_s512_w8_lean_fc_ss",
         "hist_s512_w4_lean_fc_ss",
+        "hist_s512_w8_lean_fc_ss_r64",
         "torch",
     ),
     # 01:13 run: the packed radix-4 searches (324 vs 279 us) and 2-warp final kernels (352 us)

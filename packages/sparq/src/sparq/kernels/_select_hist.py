@@ -460,6 +460,7 @@ def select_topk_hist(
     chunk_major: bool = False,
     fast_cand: bool = False,
     sort_search: bool = False,
+    cand_maxnreg: int | None = None,
     _probe: dict | None = None,
     _stop_after: int = 5,
     _hcand_diag: int = 0,
@@ -485,7 +486,8 @@ def select_topk_hist(
     skip the masks; the histogram is filled from the compacted candidates read back, and the
     count and emit kernels walk only the live candidate slots; same output);
     ``sort_search``: the two sample thresholds read off one bitonic sort of the sample instead
-    of eight radix-16 passes (same thresholds). No host synchronisation (CUDA-graph
+    of eight radix-16 passes (same thresholds); ``cand_maxnreg``: register cap of the candidate
+    pass (more resident programs per multiprocessor). No host synchronisation (CUDA-graph
     capturable).
     ``_probe`` (tests): a dict that receives ``ok`` ``(B*Hkv,)``, whether each row was resolved
     through the buckets (``False``: the exact full-row fallback ran). ``_stop_after`` (profiling:
@@ -537,7 +539,7 @@ def select_topk_hist(
         logits, seq_lens, stat, thr, cnt, ckey, cpos, cp, hist, blist, S, Hkv, nch, local_window,
         sink_tokens, G=G, GP=GP, CH=p["CH"], CAP=cap, NB=nb, BCAP=BCAP, ALPHA=need_alpha,
         LEAN=lean, L2=l2_hints(), DIAG=_hcand_diag, CM=chunk_major, FAST=fast_cand,
-        HB=hb, num_warps=nw, **pdl_kw(),
+        HB=hb, num_warps=nw, **pdl_kw(), **({"maxnreg": cand_maxnreg} if cand_maxnreg else {}),
     )  # fmt: skip
     if _stop_after < 3:
         return idx, alpha
