@@ -80,8 +80,11 @@ def _graphed(step, device: str):
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g, stream=s):  # warm-up and capture on one stream (no stale stream)
         y = step()
-    replay = g.replay
-    replay.keep = (g, step)  # type: ignore[attr-defined]
+
+    def replay():
+        g.replay()
+
+    replay.keep = (g, step)  # the graph (and what it reads) lives as long as the replayer
     return replay, y
 
 
