@@ -88,6 +88,21 @@ def _graphed(step, device: str):
     return replay, y
 
 
+def _gpu_state() -> str | None:
+    """SM clock, temperature, power draw and utilisation from nvidia-smi (None if absent)."""
+    import subprocess
+
+    q = "clocks.sm,clocks.max.sm,temperature.gpu,power.draw,utilization.gpu"
+    try:
+        r = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=5,
+        )  # fmt: skip
+        return r.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def _time(fn, steps: int, device: str) -> float:
     """Seconds per call of ``fn`` over ``steps`` back-to-back calls after one untimed call."""
     fn()
@@ -158,6 +173,7 @@ def run_shape(bench, shape, pairs, args, deadline: float) -> dict:
     live = [kd for kd in kinds if kd in fns]
     t_end = min(deadline, time.monotonic() + args.seconds)
     rounds = 0
+    rec["gpu_state"] = {"before": _gpu_state() if dev == "cuda" else None}
     while rounds < args.rounds and time.monotonic() < t_end and live:
         order = live[rounds % len(live) :] + live[: rounds % len(live)]
         for kind in order:
@@ -168,6 +184,9 @@ def run_shape(bench, shape, pairs, args, deadline: float) -> dict:
                 rec["kinds"][kind][f"{mode}_ms"].append(round(1e3 * dt, 5))
         rounds += 1
     rec["rounds"] = rounds
+    if dev == "cuda":
+        rec["gpu_state"]["after"] = _gpu_state()
+        print(f"  GPU (SM clock, max, temperature, power, utilisation): {rec['gpu_state']}")
     for cand, base in pairs:
         if cand not in fns or base not in fns:
             continue
