@@ -10,7 +10,8 @@ leaves everything it finished:
    only) and under the rules the reference program actually applies (see README);
 2. Klondike seeds left undecided by the earlier partial local run, 60 s each;
 3. Klondike seeds not yet run (``--first`` .. ``--deals``), 60 s each, until the budget ends;
-   (``KL_ORDER``: a search order, or comma-separated orders searched in alternation, for
+   (``KL_SKIP``: seeds left out; ``KL_SLOWEST_FIRST=1``: the longest deals of the local
+   store first; ``KL_ORDER``: a search order, or comma-separated orders searched in alternation, for
    the Klondike deals instead of the preset's);
 4. optionally (``EXTRA_GAMES``, comma-separated presets) seeds 1-40 of other games at
    ``EXTRA_TIMEOUT`` seconds each (``extra.jsonl``).
@@ -68,6 +69,21 @@ def _with_order(rules, order: str):
     names = [x.strip() for x in order.split(",") if x.strip()]
     raw["tableau piles"]["search order"] = names[0] if len(names) == 1 else names
     return rules_from_dict(raw, name=f"{rules.name}@{order}")
+
+
+def _stored(column: str) -> dict[int, object]:
+    """``seconds`` or ``status`` per Klondike seed in ``results/klondike_1000.sqlite`` (empty
+    if absent; one row per seed and solver version there)."""
+    import sqlite3
+
+    path = HERE / "results" / "klondike_1000.sqlite"
+    if not path.exists():
+        return {}
+    con = sqlite3.connect(path)
+    try:
+        return dict(con.execute(f"SELECT seed, {column} FROM results"))
+    finally:
+        con.close()
 
 
 def _job(args: tuple) -> dict:
@@ -157,8 +173,14 @@ def run(a: argparse.Namespace) -> int:
                 summary[f"spiderette_{k}"] = {"done": len(rk), "decided": dec}
                 log(f"  spiderette ({k} rules): {dec}/{len(rk)} decided within 3 s")
         retry = [int(x) for x in a.retry.split(",") if x.strip()]
-        seeds = [s for s in retry if s <= a.deals]
-        seeds += [s for s in range(a.first, a.deals + 1) if s not in seeds]
+        skip = {int(x) for x in a.skip.split(",") if x.strip()}
+        seeds = [s for s in retry if s <= a.deals and s not in skip]
+        rest = [s for s in range(a.first, a.deals + 1) if s not in seeds and s not in skip]
+        if a.slowest_first:
+            # longest first (by the times in the local store) keeps every core busy to the end
+            known = _stored("seconds")
+            rest.sort(key=lambda s: -known.get(s, float("inf")))
+        seeds += rest
         tasks = [("klondike", "preset", s, a.timeout, mem) for s in seeds]
         log(f"phase 2+3: klondike, {len(tasks)} deals at {a.timeout:g} s "
             f"({len(retry)} previously undecided first)")  # fmt: skip
@@ -176,6 +198,13 @@ def run(a: argparse.Namespace) -> int:
                 log(f"  {g}: {dec}/{len(rg)} decided within {a.extra_timeout:g} s")
         pool.terminate()
     und = [r for r in rows if r["status"] not in ("solved", "unsolvable")]
+    # a decided deal whose answer differs from the local store's decided answer: a regression
+    before = _stored("status")
+    changed = [r["seed"] for r in rows if r["status"] in ("solved", "unsolvable")
+               and before.get(r["seed"]) in ("solved", "unsolvable")
+               and before[r["seed"]] != r["status"]]  # fmt: skip
+    if changed:
+        log(f"ANSWER CHANGED against the local store: seeds {changed}")
     redo = [r for r in rows if r["seed"] in retry]
     summary["klondike"] = {
         "done": len(rows),
@@ -183,6 +212,8 @@ def run(a: argparse.Namespace) -> int:
         "previously_undecided_done": len(redo),
         "previously_undecided_decided": sum(r["status"] in ("solved", "unsolvable") for r in redo),
         "mean_s": round(sum(r["seconds"] for r in rows) / max(len(rows), 1), 3),
+        "decided": len(rows) - len(und),
+        "answers_changed": changed,
     }
     summary["wall_s"] = round(time.monotonic() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -246,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=float(os.environ.get("KL_TIMEOUT", 60)))
     ap.add_argument("--memory-gib", type=float, default=float(os.environ.get("MEM_GIB", 3)))
     ap.add_argument("--retry", default=os.environ.get("KL_RETRY", ",".join(map(str, UNDECIDED))))
+    ap.add_argument("--skip", default=os.environ.get("KL_SKIP", ""), help="seeds not to run")
+    ap.add_argument("--slowest-first", action="store_true",
+                    default=os.environ.get("KL_SLOWEST_FIRST") == "1")  # fmt: skip
     skip = os.environ.get("SKIP_SPIDER") == "1"
     ap.add_argument("--skip-spider", action="store_true", default=skip)
     ap.add_argument("--extra-games", default=os.environ.get("EXTRA_GAMES", ""))

@@ -6,7 +6,8 @@
 # Knobs (environment): BUDGET_S (default 480: wall seconds for the whole script, enforced
 # inside and by `timeout`), CORES (default 12-15), JOBS (default 4), KL_DEALS (1000),
 # KL_FIRST (714), KL_RETRY (seeds run first), SKIP_SPIDER=1 (no Spiderette phase),
-# KL_TIMEOUT (60 s per Klondike deal), KL_ORDER (search order(s) for Klondike),
+# KL_TIMEOUT (60 s per Klondike deal), KL_ORDER (search order(s) for Klondike), KL_SKIP
+# (seeds left out), KL_SLOWEST_FIRST=1 (longest deals first),
 # MEM_GIB (3 GiB per solve),
 # SP_SEEDS (40 Spiderette seeds), EXTRA_GAMES and EXTRA_TIMEOUT (other games, seeds 1-40).
 # Writes to $OUT: box_run.log, spiderette.jsonl, klondike.jsonl, extra.jsonl, summary.json.
