@@ -101,6 +101,9 @@ def ppo_iterations(a: argparse.Namespace, cores: list[int], res: dict) -> dict:
         dev = f"cuda:{os.environ['SNOWFLAKE_GPUS'].split(',')[0]}"
     out = {}
     for item in [x for x in a.ppo_iter.split(",") if x]:
+        if time.time() > a.t0 + a.prelude_s:  # the runs need the rest of the budget
+            log(f"PPO iteration {item}: skipped (past {a.prelude_s:.0f} s)")
+            continue
         pol, _, vec = item.partition(":")  # e.g. snowflake:process (ProcessVectorEnv)
         roll = "" if dev == "cpu" else ("cpu" if pol == "mlp" else dev)
         nc = min(16, len(cores))
@@ -160,11 +163,12 @@ def main() -> None:
         default="",
         help="policies whose PPO iteration is timed first (mlp,snowflake)",
     )
+    p.add_argument("--prelude-s", type=float, default=60.0, help="no PPO timing after this")
     p.add_argument("--c6-process", action="store_true", help="time Centipede-6 worker processes")
     p.add_argument("--resume-from", default="", help="kl_resume.tar.gz of an earlier round")
     p.add_argument("--smoke", action="store_true", help="tiny updates (CPU smoke test)")
     a = p.parse_args()
-    t0 = float(os.environ.get("SNOWFLAKE_T0", time.time()))
+    t0 = a.t0 = float(os.environ.get("SNOWFLAKE_T0", time.time()))
     out, work = Path(a.out), Path(a.work)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
