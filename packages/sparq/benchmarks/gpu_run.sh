@@ -10,8 +10,9 @@
 #      equal the serialised output first), and dense; committed entries (K1) are kept, and
 #      also where a retune is slower. TUNE_MODE=pdl: only the launch modes of the committed
 #      entries                                                              -> sparq_tuned.json
-#   3. profile_sparq.py: the histogram candidate pass broken down (DIAG_ONLY=K2), per-kernel
-#      device times of the tuned pipelines (PROF_ONLY=K2; PROF_E2E=--e2e: one end-to-end step)
+#   3. profile_sparq.py: per-kernel device times of the tuned pipelines (PROF_ONLY=K2,K3;
+#      PROF_E2E=--e2e: one end-to-end step; DIAG_ONLY=K2: the histogram candidate pass broken
+#      down first)
 #                                                                           -> log (PROFILE_JSON)
 #   4. the harness cases with that table (SPARQ_TUNED_JSON): K1-K4 decode, end-to-end decode
 #      -> sparq_decode_*.{json,md}, sparq_e2e_decode_*.{json,md}
@@ -83,8 +84,8 @@ if [ "$SMOKE" != "1" ] && [ "${PROFILE:-1}" = "1" ]; then
   echo "== phase 3: kernel profile ($(left) s left)" | tee -a "$LOG"
   TP=${T_PROF:-25}
   [ "$TP" -gt $(( $(left) - 50 )) ] && TP=$(( $(left) - 50 ))
-  [ "$TP" -ge 5 ] && timeout $TP python3 $HERE/profile_sparq.py --hist-diag ${DIAG_ONLY:-K2} \
-    --only ${PROF_ONLY:-K2} ${PROF_E2E:-} 2>&1 | tee -a "$LOG"
+  [ "$TP" -ge 5 ] && timeout $TP python3 $HERE/profile_sparq.py ${DIAG_ONLY:+--hist-diag $DIAG_ONLY} \
+    --only ${PROF_ONLY:-K2,K3} ${PROF_E2E:-} 2>&1 | tee -a "$LOG"
 fi
 
 # 4. harness cases with the tuned table, each written as soon as it finishes

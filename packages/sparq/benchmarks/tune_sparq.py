@@ -299,6 +299,26 @@ SELECT = {
         "sort_search": True,
     },
     "hist_s512_w8_lean_ss": {"samples": 512, "thr_warps": 8, "lean": True, "sort_search": True},
+    # histogram counts without returned values, the k-th key's bucket gathered by the resolve
+    # kernel (03:35 UTC run: the per-candidate returning atomics and list stores cost ~22 of the
+    # 76 us of K2's candidate pass)
+    "hist_s512_w8_lean_fc_ss_nl": {
+        "samples": 512,
+        "thr_warps": 8,
+        "lean": True,
+        "fast_cand": True,
+        "sort_search": True,
+        "no_lists": True,
+    },
+    "hist_s512_w8_lean_fc_ss_nl_r64": {
+        "samples": 512,
+        "thr_warps": 8,
+        "lean": True,
+        "fast_cand": True,
+        "sort_search": True,
+        "no_lists": True,
+        "cand_maxnreg": 64,
+    },
     # at most 64 registers in the candidate pass: 8 instead of 7 resident 4-warp programs per
     # multiprocessor (no spills, sm_90)
     "hist_s512_w8_lean_fc_ss_r64": {
@@ -340,8 +360,9 @@ FAST = {
     # 21:56 and 22:29 runs: the row-loop step 1 was fastest on every shape (512-position tiles
     # for K1, 1024 for the GQA shapes)
     # 00:29 run: 512-position tiles with 8 warps slowest everywhere
-    # 01:57 run: 8 warps at 1024-position tiles and 2 warps slower on every shape
-    "step1": [7, 8, 9, 14, 16, 17],
+    # 01:57 run: 8 warps at 1024-position tiles and 2 warps slower on every shape; 03:35 run:
+    # tile-major grids slower (K2 141 vs 118 us, E2E 78 vs 66)
+    "step1": [7, 8, 9, 14],
     # the histogram selection for fewer than 4*132 (batch, KV head) rows, the sampled one for
     # more (19:09 run: each lost clearly on the other side); torch.topk as a safe net. 22:29
     # run: the lean kernels with 512-key (histogram) and 1024-key (sampled) samples were fastest;
@@ -352,16 +373,15 @@ FAST = {
     # 01:13 run: the merged count/emit still lost on K2 (123 vs 113 us) and E2E (77 vs 71),
     # tied on K3 (38.9 vs 38.8)
     # 01:57 run: 2-warp candidate passes slower (K2 131.8 vs 113.5 us), merged count/emit too
+    # 03:35 run: the chunk-major candidate pass slower (K2 84 vs 76 us), fast_cand alone 75.4
     "select_few_rows": (
         "hist_s512_w8_lean",
-        "hist_s512_w8_lean_cm",
-        "hist_s512_w8_lean_fc",
-        "hist_s512_w8_lean_fc_cw2",
-        "hist_ch2048_s512_w8_lean_fc",
-        "hist_s512_w8_lean_ss",
         "hist_s512_w8_lean_fc_ss",
-        "hist_s512_w4_lean_fc_ss",
+        "hist_s512_w8_lean_ss",
+        "hist_s512_w8_lean_fc_ss_nl",
+        "hist_s512_w8_lean_fc_ss_nl_r64",
         "hist_s512_w8_lean_fc_ss_r64",
+        "hist_ch2048_s512_w8_lean_fc",
         "torch",
     ),
     # 01:13 run: the packed radix-4 searches (324 vs 279 us) and 2-warp final kernels (352 us)
@@ -606,7 +626,8 @@ def tune_shape(name, sh, dev, reps, deadline, detail, smoke=False, fast=False):
     for vname, kw in SELECT.items():
         if smoke and vname not in ("sampled", "sampled_lean", "hist", "hist_lean", "triton",
                                    "torch", "sampled_ch512_fc_lean_s1024_w8_ka_d2048",
-                                   "hist_s512_w8_lean_m", "hist_s512_w8_lean_fc_ss"):  # fmt: skip
+                                   "hist_s512_w8_lean_m",
+                                   "hist_s512_w8_lean_fc_ss_nl"):  # fmt: skip
             continue
         if skip and vname.endswith(skip):  # gpu_run.sh: their GPU test failed
             continue

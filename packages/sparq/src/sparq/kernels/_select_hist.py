@@ -113,6 +113,7 @@ def _hcand_fast(
     heads, M, inv_z, seq_len, S, NCH, window, sinks, t0, sh, G: tl.constexpr, GP: tl.constexpr,
     CH: tl.constexpr, CAP: tl.constexpr, NB: tl.constexpr, BCAP: tl.constexpr,
     ALPHA: tl.constexpr, LEAN: tl.constexpr, HINT: tl.constexpr, HB: tl.constexpr,
+    NOLIST: tl.constexpr = False,
 ):  # fmt: skip
     """The candidate pass with fewer instructions per position (same result): chunks whose
     positions are all live and unforced compute their keys without masks, and the histogram
@@ -160,10 +161,15 @@ def _hcand_fast(
         uu = tl.load(ckey_ptr + (bh * NCH + c) * CAP + jj, mask=m, other=-2147483648)
         bkt = _bucket(uu, t0, sh, NB)
         low = m & (bkt < NB - 1)
-        j = tl.atomic_add(
-            hist_ptr + bh * NB + bkt, tl.full(bkt.shape, 1, tl.int32), mask=low, sem="relaxed"
-        )
-        tl.store(blist_ptr + (bh * NB + bkt) * BCAP + j, c * CAP + jj, mask=low & (j < BCAP))
+        if NOLIST:  # counts only (no returned value: fire-and-forget reductions)
+            tl.atomic_add(
+                hist_ptr + bh * NB + bkt, tl.full(bkt.shape, 1, tl.int32), mask=low, sem="relaxed"
+            )
+        else:
+            j = tl.atomic_add(
+                hist_ptr + bh * NB + bkt, tl.full(bkt.shape, 1, tl.int32), mask=low, sem="relaxed"
+            )
+            tl.store(blist_ptr + (bh * NB + bkt) * BCAP + j, c * CAP + jj, mask=low & (j < BCAP))
         ntop += tl.sum((m & (bkt >= NB - 1)).to(tl.int32), axis=0)
     tl.atomic_add(hist_ptr + bh * NB + NB - 1, ntop, sem="relaxed")
 
@@ -176,6 +182,7 @@ def _hcand_kernel(
     LEAN: tl.constexpr,
     PDL: tl.constexpr = False, L2: tl.constexpr = False, DIAG: tl.constexpr = 0,
     CM: tl.constexpr = False, FAST: tl.constexpr = False, HB: tl.constexpr = 128,
+    NOLIST: tl.constexpr = False,
 ):  # fmt: skip
     pdl_enter(PDL)
     if CM:  # chunk-major grid (NCH, rows): consecutive programs read neighbouring chunks
@@ -209,7 +216,7 @@ def _hcand_kernel(
         _hcand_fast(
             logit_ptr, stat_ptr, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, hist_ptr, blist_ptr, bh,
             c, cols, heads, M, inv_z, seq_len, S, NCH, window, sinks, t0, sh, G, GP, CH, CAP,
-            NB, BCAP, ALPHA, LEAN, 1 if L2 else 0, HB,
+            NB, BCAP, ALPHA, LEAN, 1 if L2 else 0, HB, NOLIST,
         )  # fmt: skip
     else:
         u, cand, rank, _ = _compact_candidates(
@@ -269,13 +276,47 @@ def _resolve_row(
 
 
 @triton.jit
+def _gather_bucket(cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, thr_ptr, bh, NCH,
+                   K, NCHP: tl.constexpr, CAP: tl.constexpr, NB: tl.constexpr,
+                   BCAP: tl.constexpr, SB: tl.constexpr):  # fmt: skip
+    """Without bucket lists from the candidate pass (``nolist``): the slot offsets of the keys
+    in the bucket of the k-th key, gathered in slot order from the row's compacted candidates
+    into that bucket's list (the histogram already holds their number)."""
+    ch = tl.arange(0, NCHP)
+    cnt = tl.minimum(tl.load(cnt_ptr + bh * NCH + ch, mask=ch < NCH, other=0), CAP)
+    b = tl.arange(0, NB)
+    h = tl.load(hist_ptr + bh * NB + b)
+    total = tl.sum(h, axis=0)
+    incl = total - (tl.cumsum(h, axis=0) - h)
+    bstar = tl.max(tl.where(incl >= K, b, -1), axis=0)
+    t0 = tl.load(thr_ptr + bh * 2)
+    sh = tl.load(thr_ptr + bh * 2 + 1).to(tl.int64)
+    n_in = tl.zeros((), tl.int32)
+    for s0 in range(0, tl.max(cnt, axis=0), SB):
+        jj = s0 + tl.arange(0, SB)
+        live = jj[None, :] < cnt[:, None]
+        slot = ch[:, None] * CAP + jj[None, :]
+        u = tl.load(ckey_ptr + bh * NCH * CAP + slot, mask=live, other=-2147483648)
+        hit = live & (u >= t0) & (_bucket(u, t0, sh, NB) == bstar)
+        f = tl.reshape(hit.to(tl.int32), (NCHP * SB,))
+        r = tl.cumsum(f, axis=0) - f + n_in
+        tl.store(blist_ptr + (bh * NB + tl.maximum(bstar, 0)) * BCAP + r,
+                 tl.reshape(slot, (NCHP * SB,)), mask=(f > 0) & (r < BCAP))  # fmt: skip
+        n_in += tl.sum(f, axis=0)
+    tl.debug_barrier()  # the list is read back by other threads of this program
+
+
+@triton.jit
 def _hresolve_kernel(
     cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, cpos_ptr, res_ptr, NCH, K, NCHP: tl.constexpr,
     CAP: tl.constexpr, NB: tl.constexpr, BCAP: tl.constexpr,
-    PDL: tl.constexpr = False,
+    PDL: tl.constexpr = False, NOLIST: tl.constexpr = False, thr_ptr=None, SB: tl.constexpr = 64,
 ):  # fmt: skip
     pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
+    if NOLIST:
+        _gather_bucket(cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, thr_ptr, bh, NCH, K, NCHP, CAP, NB,
+                       BCAP, SB)  # fmt: skip
     T, plim, ok = _resolve_row(
         cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, cpos_ptr, bh, NCH, K, NCHP, CAP, NB, BCAP
     )
@@ -461,6 +502,7 @@ def select_topk_hist(
     fast_cand: bool = False,
     sort_search: bool = False,
     cand_maxnreg: int | None = None,
+    no_lists: bool = False,
     _probe: dict | None = None,
     _stop_after: int = 5,
     _hcand_diag: int = 0,
@@ -487,8 +529,10 @@ def select_topk_hist(
     count and emit kernels walk only the live candidate slots; same output);
     ``sort_search``: the two sample thresholds read off one bitonic sort of the sample instead
     of eight radix-16 passes (same thresholds); ``cand_maxnreg``: register cap of the candidate
-    pass (more resident programs per multiprocessor). No host synchronisation (CUDA-graph
-    capturable).
+    pass (more resident programs per multiprocessor); ``no_lists`` (with ``fast_cand``): the
+    candidate pass only counts the histogram (atomics without a returned value) and the resolve
+    kernel gathers the keys of the k-th key's bucket from the compacted candidates itself
+    (same output). No host synchronisation (CUDA-graph capturable).
     ``_probe`` (tests): a dict that receives ``ok`` ``(B*Hkv,)``, whether each row was resolved
     through the buckets (``False``: the exact full-row fallback ran). ``_stop_after`` (profiling:
     cumulative times of the first n of the five stages) launches only the first n stages (with
@@ -526,6 +570,9 @@ def select_topk_hist(
     lbw = triton.next_power_of_2(nch + 1) if merge else 0
     lb = torch.empty(rows, lbw, device=dev, dtype=i32) if merge else thr
     hb = max(16, min(128, triton.next_power_of_2(cap)))  # fast_cand: live slots per block
+    nolist = bool(no_lists and fast_cand)
+    if nolist and fuse_resolve:
+        raise ValueError("no_lists needs the separate resolve kernel: pass fuse_resolve=False")
     _hthr_kernel[(rows,)](
         logits, tile_max, tile_sum, seq_lens, stat, thr, hist, S, nt, Hkv, local_window,
         sink_tokens, p["RANK"], p["RANKQ"], G=G, GP=GP, NTP=max(2, triton.next_power_of_2(nt)),
@@ -538,7 +585,7 @@ def select_topk_hist(
     _hcand_kernel[(nch, rows) if chunk_major else (rows, nch)](
         logits, seq_lens, stat, thr, cnt, ckey, cpos, cp, hist, blist, S, Hkv, nch, local_window,
         sink_tokens, G=G, GP=GP, CH=p["CH"], CAP=cap, NB=nb, BCAP=BCAP, ALPHA=need_alpha,
-        LEAN=lean, L2=l2_hints(), DIAG=_hcand_diag, CM=chunk_major, FAST=fast_cand,
+        LEAN=lean, L2=l2_hints(), DIAG=_hcand_diag, CM=chunk_major, FAST=fast_cand, NOLIST=nolist,
         HB=hb, num_warps=nw, **pdl_kw(), **({"maxnreg": cand_maxnreg} if cand_maxnreg else {}),
     )  # fmt: skip
     if _stop_after < 3:
@@ -546,6 +593,7 @@ def select_topk_hist(
     if not fuse_resolve or merge:
         _hresolve_kernel[(rows,)](
             cnt, hist, blist, ckey, cpos, res, nch, k, NCHP=nchp, CAP=cap, NB=nb, BCAP=BCAP,
+            NOLIST=nolist, thr_ptr=thr, SB=max(16, min(128, 8192 // nchp)),
             num_warps=4 if nb <= 2048 else 8, **pdl_kw(),
         )  # fmt: skip
     if _stop_after < 4:
