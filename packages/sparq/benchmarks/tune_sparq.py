@@ -786,14 +786,15 @@ def pipeline(name, sh, dev, reps, entry, sets, fns, detail):
         # launch modes: programmatic dependent launch, L2 eviction hints, both
         modes = {"l2": {"SPARQ_L2": "1"}}
         if os.environ.get("SPARQ_TUNE_PDL", "1") == "1":
-            modes = {"pdl": {"SPARQ_PDL": "1"}, **modes,
+            # early (1) and late (2) trigger of the next kernel's launch
+            modes = {"pdl": {"SPARQ_PDL": "1"}, "pdl_late": {"SPARQ_PDL": "2"}, **modes,
                      "pdl_l2": {"SPARQ_PDL": "1", "SPARQ_L2": "1"}}  # fmt: skip
         best, best_env = t_s, {}
         for mname, env in modes.items():
             t_m = _time_mode(sparq, sets, s0, nb, reps, dev, p, mname, env)
             if t_m is not None and t_m < best:
                 best, best_env = t_m, env
-        entry["pdl"] = "SPARQ_PDL" in best_env
+        entry["pdl"] = int(best_env.get("SPARQ_PDL", 0))
         entry["l2"] = "SPARQ_L2" in best_env
         t_s = best
     t_d = _time(_graphed([lambda s=s: dense(s) for s in sets], dev), reps, dev)

@@ -162,15 +162,16 @@ def test_programmatic_dependent_launch_matches_serialised(
     want = sparq_attention_triton(q, K, V, **kw)
     monkeypatch.setenv("SPARQ_L2", "1")  # eviction hints change no arithmetic
     assert torch.equal(sparq_attention_triton(q, K, V, **kw), want)
-    monkeypatch.setenv("SPARQ_PDL", "1")
-    eager = sparq_attention_triton(q, K, V, **kw)  # compiles the PDL kernels
-    torch.cuda.synchronize()
-    assert torch.equal(eager, want)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = sparq_attention_triton(q, K, V, **kw)
-    for _ in range(3):
-        out.zero_()
-        graph.replay()
+    for mode in ("1", "2"):  # the next kernel launched early / late
+        monkeypatch.setenv("SPARQ_PDL", mode)
+        eager = sparq_attention_triton(q, K, V, **kw)  # compiles the PDL kernels
         torch.cuda.synchronize()
-        assert torch.equal(out, want)
+        assert torch.equal(eager, want)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = sparq_attention_triton(q, K, V, **kw)
+        for _ in range(3):
+            out.zero_()
+            graph.replay()
+            torch.cuda.synchronize()
+            assert torch.equal(out, want)

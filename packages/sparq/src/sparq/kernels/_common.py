@@ -29,30 +29,42 @@ except ImportError:  # pragma: no cover - older Triton: launches stay fully seri
         pass
 
 
-_PDL = {"on": False, "l2": False}
+_PDL = {"on": 0, "l2": False}
 
 
 @triton.jit
 def pdl_enter(PDL: tl.constexpr):
     """First statement of every SparQ kernel. With ``PDL`` (the kernel was launched with
     programmatic dependent launch) it waits until the previous kernel in the stream has finished
-    and its writes are visible (``griddepcontrol.wait``), then lets the next kernel's programs
-    start launching while this one runs (``griddepcontrol.launch_dependents``). No memory is
-    touched before the wait, so every read-after-write and write-after-read order of the
-    serialised launches is kept; only the launch latency and the next grid's ramp-up overlap
-    this kernel's tail."""
+    and its writes are visible (``griddepcontrol.wait``); with ``PDL == 1`` it then lets the
+    next kernel's programs start launching while this one runs
+    (``griddepcontrol.launch_dependents``; ``PDL == 2`` does that at the end, see
+    :func:`pdl_exit`). No memory is touched before the wait, so every read-after-write and
+    write-after-read order of the serialised launches is kept; only the launch latency and the
+    next grid's ramp-up overlap this kernel's tail."""
     if PDL:
         gdc_wait()
+        if PDL == 1:
+            gdc_launch_dependents()
+
+
+@triton.jit
+def pdl_exit(PDL: tl.constexpr):
+    """Last statement of every SparQ kernel: with ``PDL == 2`` (late trigger) the next kernel may
+    start launching once every program of this one has done its work."""
+    if PDL == 2:
         gdc_launch_dependents()
 
 
 @contextlib.contextmanager
-def pdl_launches(on: bool, l2: bool = False):
+def pdl_launches(on: int, l2: bool = False):
     """Within the block, the kernels of this package launch with programmatic dependent launch
-    (``on``; Hopper and newer; ignored under the interpreter or without the Triton intrinsics)
-    and, with ``l2``, with L2 eviction hints (see :func:`l2_hints`)."""
+    (``on``: 1 the next kernel may launch as soon as every program of this one has started, 2
+    once every program has done its work, 0 off; Hopper and newer; ignored under the
+    interpreter or without the Triton intrinsics) and, with ``l2``, with L2 eviction hints (see
+    :func:`l2_hints`)."""
     prev = dict(_PDL)
-    _PDL["on"] = bool(on) and HAS_PDL and not F32DOT
+    _PDL["on"] = int(on) if (on and HAS_PDL and not F32DOT) else 0
     _PDL["l2"] = bool(l2)
     try:
         yield
@@ -93,7 +105,7 @@ def store_hint(ptr, value, mask, HINT: tl.constexpr):
 
 def pdl_kw() -> dict:
     """Launch keywords of a kernel: its ``PDL`` flag and, when on, Triton's ``launch_pdl``."""
-    return {"PDL": True, "launch_pdl": True} if _PDL["on"] else {"PDL": False}
+    return {"PDL": _PDL["on"], "launch_pdl": True} if _PDL["on"] else {"PDL": 0}
 
 
 def fastest(candidates, warmup: int = 1, reps: int = 3):

@@ -272,11 +272,16 @@ def _use_flag(env_name: str, entry: dict, key: str) -> bool:
     return env == "1" if env in ("0", "1") else bool(entry.get(key, False))
 
 
-def _use_pdl(entry: dict, q: torch.Tensor) -> bool:
-    """Whether this call's kernels launch with programmatic dependent launch (``SPARQ_PDL``,
-    else the entry's ``"pdl"``). Needs a CUDA device of compute capability 9.0 or newer."""
-    on = _use_flag("SPARQ_PDL", entry, "pdl")
-    return on and q.is_cuda and torch.cuda.get_device_capability(q.device)[0] >= 9
+def _use_pdl(entry: dict, q: torch.Tensor) -> int:
+    """This call's programmatic dependent launch mode: 0 off, 1 the next kernel may launch once
+    every program of the current one has started, 2 once every program has done its work
+    (``SPARQ_PDL=0|1|2``, else the entry's ``"pdl"``: ``true``/1 or 2). Needs a CUDA device of
+    compute capability 9.0 or newer."""
+    env = os.environ.get("SPARQ_PDL", "")
+    mode = int(env) if env in ("0", "1", "2") else int(entry.get("pdl", 0) or 0)
+    if not (mode and q.is_cuda and torch.cuda.get_device_capability(q.device)[0] >= 9):
+        return 0
+    return mode
 
 
 def _default_step1(G: int) -> dict:

@@ -24,7 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import pdl_enter, pdl_kw
+from ._common import pdl_enter, pdl_exit, pdl_kw
 from ._select import _global_stats, _ordered
 from ._select_sample import (
     MARGIN,
@@ -80,6 +80,7 @@ def _fused_sample_kernel(
         R,
     )
     tl.store(thr_ptr + bh, _rank_thr(u, RANK, SEARCH))
+    pdl_exit(PDL)
 
 
 @triton.jit
@@ -118,6 +119,7 @@ def _fused_step1_kernel(
     tl.store(ckey_ptr + slot, u, mask=keep)
     tl.store(cpos_ptr + slot, cols, mask=keep)
     tl.store(cp_ptr + slot, logit, mask=keep)
+    pdl_exit(PDL)
 
 
 @triton.jit
@@ -194,6 +196,7 @@ def _fused_final_kernel(
             kt_ptr, idx_ptr, qhat_ptr, lens_ptr, out_row, alpha_ptr, bh, M, inv_z, S, HKV, K,
             window, sinks, DH, R, RP, CHF,
         )  # fmt: skip
+    pdl_exit(PDL)
 
 
 def fused_mha_plan(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from ._common import pdl_enter
+from ._common import pdl_enter, pdl_exit
 from ._select_hist import _chunk_winners
 from ._select_sample import _exact_row_fallback
 
@@ -76,3 +76,4 @@ def _hcount_emit_kernel(
             logit_ptr + bh * G * S, out_row, alpha_ptr, bh, heads, M, inv_z,
             tl.load(lens_ptr + bh // HKV), S, K, window, sinks, G, GP, CHF,
         )  # fmt: skip
+    pdl_exit(PDL)

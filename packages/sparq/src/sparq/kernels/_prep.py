@@ -13,7 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import pdl_enter, pdl_kw
+from ._common import pdl_enter, pdl_exit, pdl_kw
 
 __all__ = ["prepare_query_fused"]
 
@@ -53,6 +53,7 @@ def _prep_kernel(
     qh = q * scale_hat[:, None]
     tl.store(qhat_ptr + (bh * G + heads[:, None]) * R + rank[None, :], qh,
              mask=hmask[:, None] & sel[None, :])  # fmt: skip
+    pdl_exit(PDL)
 
 
 @triton.jit
@@ -88,6 +89,7 @@ def _prep_sort_kernel(
     scale_hat = scale / tl.sqrt(tl.maximum(cov, 1e-30))
     tl.store(qhat_ptr + (bh * G + heads[:, None]) * R + d[None, :], qs * scale_hat[:, None],
              mask=hmask[:, None] & keep[None, :])  # fmt: skip
+    pdl_exit(PDL)
 
 
 def prepare_query_fused(

@@ -41,7 +41,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import l2_hints, pdl_enter, pdl_kw
+from ._common import l2_hints, pdl_enter, pdl_exit, pdl_kw
 from ._search import _rank_threshold16x2, _rank_threshold_h256
 from ._select import _global_stats, _keys
 from ._select_sample import (
@@ -105,6 +105,7 @@ def _hthr_kernel(
     tl.store(hist_ptr + bh * NB + tl.arange(0, NB), tl.zeros((NB,), tl.int32))
     if LBW > 0:  # look-back words and ticket of the merged count/emit kernel
         tl.store(lb_ptr + bh * LBW + tl.arange(0, LBW), tl.zeros((LBW,), tl.int32))
+    pdl_exit(PDL)
 
 
 @triton.jit
@@ -239,6 +240,7 @@ def _hcand_kernel(
                      mask=low & (j < BCAP))  # fmt: skip
             ntop = tl.sum((cand & (bkt >= NB - 1)).to(tl.int32), axis=0)
             tl.atomic_add(hist_ptr + bh * NB + NB - 1, ntop, sem="relaxed")
+    pdl_exit(PDL)
 
 
 @triton.jit
@@ -323,6 +325,7 @@ def _hresolve_kernel(
     tl.store(res_ptr + bh * 3, T)
     tl.store(res_ptr + bh * 3 + 1, plim)
     tl.store(res_ptr + bh * 3 + 2, ok)
+    pdl_exit(PDL)
 
 
 @triton.jit
@@ -402,6 +405,7 @@ def _hcount_kernel(
                 p = tl.load(cp_ptr + (bh * G + h) * NCH * CAP + c * CAP + j, mask=sel, other=0.0)
                 pa += tl.where(heads == h, tl.sum(p, axis=0), 0.0)
             tl.store(palpha_ptr + (bh * NCH + c) * GP + heads, pa)
+    pdl_exit(PDL)
 
 
 @triton.jit
@@ -451,6 +455,7 @@ def _hemit_kernel(
             logit_ptr + bh * G * S, out_row, alpha_ptr, bh, heads, M, inv_z, seq_len, S, K,
             window, sinks, G, GP, CHF,
         )  # fmt: skip
+    pdl_exit(PDL)
 
 
 def hist_plan(S: int, k: int, chunk: int | None = None, samples: int | None = None) -> dict:

@@ -28,7 +28,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import l2_hints, load_hint, pdl_enter, pdl_kw
+from ._common import l2_hints, load_hint, pdl_enter, pdl_exit, pdl_kw
 from ._search import _rank_thr, _rank_threshold, _rank_threshold16  # noqa: F401 (re-exported)
 from ._select import _global_stats, _head_scalar, _keys, _ordered
 
@@ -214,6 +214,7 @@ def _threshold_kernel(
     cols = (((n // RUN).to(tl.int64) * S) // (SAMP // RUN) + (n % RUN)).to(tl.int32)
     u = _keys(logit_ptr + bh * G * S, cols, heads, M, inv_z, seq_len, S, window, sinks, G)
     tl.store(thr_ptr + bh, _rank_thr(u, RANK, R16))
+    pdl_exit(PDL)
 
 
 @triton.jit
@@ -236,6 +237,7 @@ def _candidate_kernel(
         window, sinks, tl.load(thr_ptr + bh), bh, c, NCH, cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr,
         G, GP, CAP, ALPHA == 1, LEAN, 1 if L2 else 0,
     )  # fmt: skip
+    pdl_exit(PDL)
 
 
 @triton.jit
@@ -340,6 +342,7 @@ def _final_kernel(
             logit_ptr + bh * G * S, out_row, alpha_ptr, bh, heads, M, inv_z, seq_len, S, K,
             window, sinks, G, GP, CHF,
         )  # fmt: skip
+    pdl_exit(PDL)
 
 
 def _final_warps(slots: int) -> int:

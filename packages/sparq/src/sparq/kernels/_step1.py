@@ -19,7 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import F32DOT, l2_hints, load_hint, pdl_enter, pdl_kw, store_hint
+from ._common import F32DOT, l2_hints, load_hint, pdl_enter, pdl_exit, pdl_kw, store_hint
 
 __all__ = ["approx_logits", "approx_logits_reference"]
 
@@ -103,6 +103,7 @@ def _approx_logits_kernel(
         stat_off = bh * G * NT + heads * NT + tile
         tl.store(m_ptr + stat_off, m, mask=hmask)
         tl.store(l_ptr + stat_off, l, mask=hmask)
+    pdl_exit(PDL)
 
 
 @triton.jit
@@ -138,6 +139,7 @@ def _approx_logits_fma_kernel(
         tl.store(logit_ptr + (bh * G + h) * S + cols, logits, mask=cols < S)
         tl.store(m_ptr + (bh * G + h) * NT + tile, m)
         tl.store(l_ptr + (bh * G + h) * NT + tile, l)
+    pdl_exit(PDL)
 
 
 @triton.jit
@@ -199,6 +201,7 @@ def _approx_logits_rows_kernel(
         stat_off = bh * G * NT + heads * NT + tile
         tl.store(m_ptr + stat_off, m, mask=hmask)
         tl.store(l_ptr + stat_off, l, mask=hmask)
+    pdl_exit(PDL)
 
 
 def _tile_for(S: int, G: int, rp: int = 16) -> int:

@@ -17,7 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import F32DOT, pdl_enter, pdl_kw
+from ._common import F32DOT, pdl_enter, pdl_exit, pdl_kw
 
 __all__ = ["sparse_attention", "sparse_attention_reference"]
 
@@ -97,6 +97,7 @@ def _sparse_attn_kernel(
     tl.store(pm_ptr + off, m_i, mask=hmask)
     tl.store(pl_ptr + off, l_i, mask=hmask)
     tl.store(pacc_ptr + off[:, None] * DH + d[None, :], acc, mask=hmask[:, None] & dmask[None, :])
+    pdl_exit(PDL)
 
 
 @triton.jit
@@ -139,6 +140,7 @@ def _merge_kernel(
         vm = tl.load(vmean_ptr + (row // G) * DH + d, mask=dmask, other=0.0)
         y = a * y + (1.0 - a) * vm
     tl.store(out_ptr + row * DH + d, y.to(out_ptr.dtype.element_ty), mask=dmask)
+    pdl_exit(PDL)
 
 
 def _num_splits(bh: int, k: int, bk: int, sms: int = 132) -> int:
