@@ -362,7 +362,8 @@ FAST = {
     # 00:29 run: 512-position tiles with 8 warps slowest everywhere
     # 01:57 run: 8 warps at 1024-position tiles and 2 warps slower on every shape; 03:35 run:
     # tile-major grids slower (K2 141 vs 118 us, E2E 78 vs 66)
-    "step1": [7, 8, 9, 14],
+    # (K1, one head per group, keeps its committed entry: 2048-position tiles, 4 warps)
+    "step1": [8, 9],
     # the histogram selection for fewer than 4*132 (batch, KV head) rows, the sampled one for
     # more (19:09 run: each lost clearly on the other side); torch.topk as a safe net. 22:29
     # run: the lean kernels with 512-key (histogram) and 1024-key (sampled) samples were fastest;
@@ -395,7 +396,8 @@ FAST = {
         "sampled_ch512_fc_lean_s1024_w8_ka_d2048",
         "torch",
     ),
-    "step2": [4, 1, 2, 3],
+    # 00:29-03:35 runs: 64-row blocks, 4 warps, 2 stages fastest on every shape
+    "step2": [4],
     # (tile, warps, lean, fallback block[, histogram searches]); 22:29 run: no fused variant
     # beat step 1 + selection (1024-position tiles, 8 warps: 577 vs 576 us)
     "fused": [],  # 01:13 run: 588 us with radix-4 searches (step 1 + selection: 565)
