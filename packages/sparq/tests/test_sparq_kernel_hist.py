@@ -69,7 +69,6 @@ def _check(sel, logits, lens, k, window, sinks, check_alpha=True, bucketed=True,
         (1, 1, 2, 4096, 1024, 16, 4, 1024, "fast"),  # ~450 candidates per chunk: 4 blocks
         # sample thresholds read off one sort (with the fast candidate pass)
         (2, 1, 4, 257, 33, 5, 1, 32, "sort"),
-        (1, 2, 3, 130, 40, 0, 0, None, "sort"),
         # histogram counts only; the resolve gathers the k-th key's bucket itself
         (2, 1, 4, 257, 33, 5, 1, 32, "nolist"),
         (1, 1, 2, 4096, 1024, 16, 4, 1024, "nolist"),
