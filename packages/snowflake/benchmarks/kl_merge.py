@@ -153,6 +153,46 @@ def markdown(summary: dict, note: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+WINDOWS = (
+    ("first 2 updates", 0, 4097),
+    ("4-20k", 4097, 20481),
+    ("20-100k", 20481, 100001),
+    ("100-200k", 100001, 200001),
+    ("200-300k", 200001, 10**9),
+    ("whole run", 0, 10**9),
+)
+
+
+def windows(runs: dict[str, dict[str, np.ndarray]], env: str = "Centipede-20") -> list[str]:
+    """Markdown rows: per window of env steps, ``nervenet`` / ``snowflake`` over ``mlp`` of the
+    per-update means (each run's mean over its updates in the window, then over seeds)."""
+    ms = ("kl_exact", "kl_update", "approx_kl", "clip_frac")
+
+    def mean(pol: str, m: str, lo: int, hi: int) -> float:
+        vals = []
+        for name, c in runs.items():
+            e, p, _ = _split(name)
+            if e == env and p == pol and m in c:
+                sel = (c["global_step"] >= lo) & (c["global_step"] < hi)
+                if sel.any():
+                    vals.append(np.nanmean(c[m][sel]))
+        return float(np.mean(vals)) if vals else float("nan")
+
+    lines = [
+        "| window | " + " | ".join(f"{m} nervenet / snowflake" for m in ms) + " |",
+        "|---|" + "---|" * len(ms),
+    ]
+    for label, lo, hi in WINDOWS:
+        cells = []
+        for m in ms:
+            b = mean("mlp", m, lo, hi)
+            cells.append(
+                f"{mean('nervenet', m, lo, hi) / b:.2f} / {mean('snowflake', m, lo, hi) / b:.2f}"
+            )
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def timing(runs: dict[str, dict[str, np.ndarray]]) -> list[str]:
     """Markdown rows: per run, median seconds per PPO iteration (updates after the first) of
     the rollout, its ``envs.step`` part, its policy calls and the update, and env steps/s."""
@@ -215,6 +255,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "kl_final.json").write_text(json.dumps(s, indent=2, default=float))
     text = markdown(s, a.note)
+    text += "\nRatio to mlp by window of env steps:\n\n" + "\n".join(windows(runs)) + "\n"
     text += "\nPer run, median per PPO iteration:\n\n" + "\n".join(timing(runs)) + "\n"
     (out / "kl_final.md").write_text(text)
     plot(runs, out / "kl_final.png")

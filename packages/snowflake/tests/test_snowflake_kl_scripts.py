@@ -101,6 +101,11 @@ def test_merge_of_two_rounds_gives_seed_means_and_ratios(kl_merge, tmp_path):
     assert nn["clip_frac_over_mlp_per_seed"][1] == pytest.approx(
         nn["per_seed"][1]["clip_frac"] / mlp["per_seed"][1]["clip_frac"]
     )
+    whole = kl_merge.windows(runs)[-1].split("|")  # the "whole run" row
+    assert whole[1].strip() == "whole run"
+    nn_ratio, sf_ratio = (float(x) for x in whole[4].split("/"))  # approx_kl column
+    assert nn_ratio == pytest.approx(nn["approx_kl_over_mlp"], abs=0.005)  # printed to 2 decimals
+    assert sf_ratio == pytest.approx(s["policies"]["snowflake"]["approx_kl_over_mlp"], abs=0.005)
     text = kl_merge.markdown(s, "note")
     assert "| nervenet | 1 |" in text
     assert "target >= 1.5" in text
