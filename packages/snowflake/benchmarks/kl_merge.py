@@ -232,10 +232,11 @@ def plot(runs: dict[str, dict[str, np.ndarray]], path: Path, env: str = "Centipe
         for ax, m in zip(axes, ms):
             if m in c:
                 lab = pol if seed == 0 else None
-                ax.plot(c["global_step"], c[m], color=colors.get(pol, "k"), alpha=0.7, label=lab)
+                x = c["global_step"] / 1e3
+                ax.plot(x, c[m], color=colors.get(pol, "k"), alpha=0.7, label=lab)
     for ax, m in zip(axes, ms):
         ax.set_title(f"{env}: {m}", fontsize=9)
-        ax.set_xlabel("env steps")
+        ax.set_xlabel("env steps (thousands)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
