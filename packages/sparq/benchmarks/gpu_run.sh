@@ -3,7 +3,7 @@
 #   1. (TESTS=1) kernel tests on the GPU: programmatic dependent launch (graph replay with
 #      overlapping launches must equal the serialised output; on failure or timeout the tuner
 #      does not adopt PDL)                                                  -> log
-#   2. tuning. TUNE_MODE=fast (default): tune_sparq.py --fast on K2, K3, E2E (TUNE_ONLY): every
+#   2. tuning. TUNE_MODE=fast (default): tune_sparq.py --fast on K2, E2E, K3 (TUNE_ONLY): every
 #      launch variant checked against the references, then timed (CUDA graphs, 100 replays,
 #      rotating inputs); the best pipeline then checked and timed serialised, with programmatic
 #      dependent launch, with L2 eviction hints and with both (each mode's graph replay must
@@ -73,7 +73,7 @@ BASE="--base packages/sparq/src/sparq/kernels/tuned.json"
 if [ "${TUNE_MODE:-fast}" = "pdl" ]; then
   SM="--pdl-only $BASE --only ${TUNE_ONLY:-K2,E2E,K3,K1}"
 else
-  SM="--fast $BASE --only ${TUNE_ONLY:-K2,K3,E2E}"
+  SM="--fast $BASE --only ${TUNE_ONLY:-K2,E2E,K3}"
 fi
 [ "$SMOKE" = "1" ] && SM="--smoke"
 timeout $((TB + 15)) python3 $HERE/tune_sparq.py "$OUT" $SM --budget "$TB" 2>&1 | tee -a "$LOG"

@@ -310,6 +310,16 @@ SELECT = {
         "sort_search": True,
         "no_lists": True,
     },
+    # the k-th key's bucket gathered by one counter atomic per key instead of a scan (04:05
+    # run: the scan made K2's resolve kernel 15.8 instead of 5.6 us)
+    "hist_s512_w8_lean_fc_ss_nl2": {
+        "samples": 512,
+        "thr_warps": 8,
+        "lean": True,
+        "fast_cand": True,
+        "sort_search": True,
+        "no_lists": 2,
+    },
     "hist_s512_w8_lean_fc_ss_nl_r64": {
         "samples": 512,
         "thr_warps": 8,
@@ -375,14 +385,13 @@ FAST = {
     # tied on K3 (38.9 vs 38.8)
     # 01:57 run: 2-warp candidate passes slower (K2 131.8 vs 113.5 us), merged count/emit too
     # 03:35 run: the chunk-major candidate pass slower (K2 84 vs 76 us), fast_cand alone 75.4
+    # 04:05 run: K2 fc_ss_nl 96.2 us (committed), E2E fc_ss 65.3 (committed), K3 ss 37.8; the
+    # 64-register caps and 2048-position chunks never faster
     "select_few_rows": (
-        "hist_s512_w8_lean",
+        "hist_s512_w8_lean_fc_ss_nl2",
+        "hist_s512_w8_lean_fc_ss_nl",
         "hist_s512_w8_lean_fc_ss",
         "hist_s512_w8_lean_ss",
-        "hist_s512_w8_lean_fc_ss_nl",
-        "hist_s512_w8_lean_fc_ss_nl_r64",
-        "hist_s512_w8_lean_fc_ss_r64",
-        "hist_ch2048_s512_w8_lean_fc",
         "torch",
     ),
     # 01:13 run: the packed radix-4 searches (324 vs 279 us) and 2-warp final kernels (352 us)

@@ -72,6 +72,7 @@ def _check(sel, logits, lens, k, window, sinks, check_alpha=True, bucketed=True,
         # histogram counts only; the resolve gathers the k-th key's bucket itself
         (2, 1, 4, 257, 33, 5, 1, 32, "nolist"),
         (1, 1, 2, 4096, 1024, 16, 4, 1024, "nolist"),
+        (2, 1, 4, 257, 33, 5, 1, 32, "nolist2"),  # the bucket gathered by counter atomics
     ],
 )
 def test_hist_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, chunk, fuse):
@@ -83,8 +84,9 @@ def test_hist_selection_matches_reference(sel, B, Hkv, G, S, k, window, sinks, c
         kw = {"lean": True, "fast_cand": True}
     if fuse == "sort":
         kw = {"lean": True, "fast_cand": True, "sort_search": True}
-    if fuse == "nolist":
-        kw = {"lean": True, "fast_cand": True, "sort_search": True, "no_lists": True}
+    if fuse in ("nolist", "nolist2"):
+        kw = {"lean": True, "fast_cand": True, "sort_search": True,
+              "no_lists": 2 if fuse == "nolist2" else True}  # fmt: skip
     _check(sel, logits, lens, k, window, sinks, chunk=chunk, **kw)
 
 
@@ -137,6 +139,7 @@ def test_ties_and_bad_samples_stay_exact(sel):
     fast = {"chunk": 64, "lean": True, "fast_cand": True, "sort_search": True}
     assert torch.equal(idx, _check(sel, logits, lens, 30, 0, 0, **fast))
     assert torch.equal(idx, _check(sel, logits, lens, 30, 0, 0, **fast, no_lists=True))
+    assert torch.equal(idx, _check(sel, logits, lens, 30, 0, 0, **fast, no_lists=2))
     kth = logits[:, 0, 0].gather(-1, idx[:, 0].long()).amin(-1)  # the threshold key per row
     assert int((logits[:, 0, 0] == kth[:, None]).sum()) > 2, "the case must hold ties"
     # the 48 largest logits in one chunk: that chunk overflows -> exact full-row fallback

@@ -72,7 +72,8 @@ def _hthr_kernel(
     logit_ptr, m_ptr, l_ptr, lens_ptr, stat_ptr, thr_ptr, hist_ptr, S, NT, HKV, window, sinks,
     RANK, RANKQ, G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr, SAMP: tl.constexpr,
     RUN: tl.constexpr, NB: tl.constexpr, THR_H: tl.constexpr, lb_ptr, LBW: tl.constexpr,
-    PDL: tl.constexpr = False, THR_SORT: tl.constexpr = False,
+    PDL: tl.constexpr = False, THR_SORT: tl.constexpr = False, gc_ptr=None,
+    GC: tl.constexpr = False,
 ):  # fmt: skip
     pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
@@ -103,6 +104,8 @@ def _hthr_kernel(
     tl.store(thr_ptr + bh * 2, t0)
     tl.store(thr_ptr + bh * 2 + 1, sh)
     tl.store(hist_ptr + bh * NB + tl.arange(0, NB), tl.zeros((NB,), tl.int32))
+    if GC:  # the bucket-gather counter of the resolve kernel (no_lists=2)
+        tl.store(gc_ptr + bh, 0)
     if LBW > 0:  # look-back words and ticket of the merged count/emit kernel
         tl.store(lb_ptr + bh * LBW + tl.arange(0, LBW), tl.zeros((LBW,), tl.int32))
     pdl_exit(PDL)
@@ -280,7 +283,8 @@ def _resolve_row(
 @triton.jit
 def _gather_bucket(cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, thr_ptr, bh, NCH,
                    K, NCHP: tl.constexpr, CAP: tl.constexpr, NB: tl.constexpr,
-                   BCAP: tl.constexpr, SB: tl.constexpr):  # fmt: skip
+                   BCAP: tl.constexpr, SB: tl.constexpr, gc_ptr=None,
+                   ATOMIC: tl.constexpr = False):  # fmt: skip
     """Without bucket lists from the candidate pass (``nolist``): the slot offsets of the keys
     in the bucket of the k-th key, gathered in slot order from the row's compacted candidates
     into that bucket's list (the histogram already holds their number)."""
@@ -300,11 +304,16 @@ def _gather_bucket(cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, thr_ptr, bh, NCH,
         slot = ch[:, None] * CAP + jj[None, :]
         u = tl.load(ckey_ptr + bh * NCH * CAP + slot, mask=live, other=-2147483648)
         hit = live & (u >= t0) & (_bucket(u, t0, sh, NB) == bstar)
-        f = tl.reshape(hit.to(tl.int32), (NCHP * SB,))
-        r = tl.cumsum(f, axis=0) - f + n_in
-        tl.store(blist_ptr + (bh * NB + tl.maximum(bstar, 0)) * BCAP + r,
-                 tl.reshape(slot, (NCHP * SB,)), mask=(f > 0) & (r < BCAP))  # fmt: skip
-        n_in += tl.sum(f, axis=0)
+        if ATOMIC:  # a handful of hits per row: one counter atomic each, no scan
+            r = tl.atomic_add(gc_ptr + bh + tl.zeros_like(slot), 1, mask=hit, sem="relaxed")
+            tl.store(blist_ptr + (bh * NB + tl.maximum(bstar, 0)) * BCAP + r, slot,
+                     mask=hit & (r < BCAP))  # fmt: skip
+        else:
+            f = tl.reshape(hit.to(tl.int32), (NCHP * SB,))
+            r = tl.cumsum(f, axis=0) - f + n_in
+            tl.store(blist_ptr + (bh * NB + tl.maximum(bstar, 0)) * BCAP + r,
+                     tl.reshape(slot, (NCHP * SB,)), mask=(f > 0) & (r < BCAP))  # fmt: skip
+            n_in += tl.sum(f, axis=0)
     tl.debug_barrier()  # the list is read back by other threads of this program
 
 
@@ -312,13 +321,14 @@ def _gather_bucket(cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, thr_ptr, bh, NCH,
 def _hresolve_kernel(
     cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, cpos_ptr, res_ptr, NCH, K, NCHP: tl.constexpr,
     CAP: tl.constexpr, NB: tl.constexpr, BCAP: tl.constexpr,
-    PDL: tl.constexpr = False, NOLIST: tl.constexpr = False, thr_ptr=None, SB: tl.constexpr = 64,
+    PDL: tl.constexpr = False, NOLIST: tl.constexpr = 0, thr_ptr=None, SB: tl.constexpr = 64,
+    gc_ptr=None,
 ):  # fmt: skip
     pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
     if NOLIST:
         _gather_bucket(cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, thr_ptr, bh, NCH, K, NCHP, CAP, NB,
-                       BCAP, SB)  # fmt: skip
+                       BCAP, SB, gc_ptr, NOLIST == 2)  # fmt: skip
     T, plim, ok = _resolve_row(
         cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, cpos_ptr, bh, NCH, K, NCHP, CAP, NB, BCAP
     )
@@ -536,8 +546,9 @@ def select_topk_hist(
     of eight radix-16 passes (same thresholds); ``cand_maxnreg``: register cap of the candidate
     pass (more resident programs per multiprocessor); ``no_lists`` (with ``fast_cand``): the
     candidate pass only counts the histogram (atomics without a returned value) and the resolve
-    kernel gathers the keys of the k-th key's bucket from the compacted candidates itself
-    (same output). No host synchronisation (CUDA-graph capturable).
+    kernel gathers the keys of the k-th key's bucket from the compacted candidates itself, by a
+    scan (``True``/1) or by one counter atomic per gathered key (2; same output). No host
+    synchronisation (CUDA-graph capturable).
     ``_probe`` (tests): a dict that receives ``ok`` ``(B*Hkv,)``, whether each row was resolved
     through the buckets (``False``: the exact full-row fallback ran). ``_stop_after`` (profiling:
     cumulative times of the first n of the five stages) launches only the first n stages (with
@@ -575,14 +586,15 @@ def select_topk_hist(
     lbw = triton.next_power_of_2(nch + 1) if merge else 0
     lb = torch.empty(rows, lbw, device=dev, dtype=i32) if merge else thr
     hb = max(16, min(128, triton.next_power_of_2(cap)))  # fast_cand: live slots per block
-    nolist = bool(no_lists and fast_cand)
+    nolist = int(no_lists) if fast_cand else 0  # 1: gather by a scan, 2: by counter atomics
+    gcnt = torch.empty(rows, device=dev, dtype=i32) if nolist == 2 else thr
     if nolist and fuse_resolve:
         raise ValueError("no_lists needs the separate resolve kernel: pass fuse_resolve=False")
     _hthr_kernel[(rows,)](
         logits, tile_max, tile_sum, seq_lens, stat, thr, hist, S, nt, Hkv, local_window,
         sink_tokens, p["RANK"], p["RANKQ"], G=G, GP=GP, NTP=max(2, triton.next_power_of_2(nt)),
         SAMP=p["SAMP"], RUN=p["RUN"], NB=nb, THR_H=hist_search, lb_ptr=lb, LBW=lbw,
-        THR_SORT=sort_search,
+        THR_SORT=sort_search, gc_ptr=gcnt, GC=nolist == 2,
         num_warps=thr_warps, **pdl_kw(),  # 16: no spills at SAMP 1024
     )  # fmt: skip
     if _stop_after < 2:
@@ -598,7 +610,7 @@ def select_topk_hist(
     if not fuse_resolve or merge:
         _hresolve_kernel[(rows,)](
             cnt, hist, blist, ckey, cpos, res, nch, k, NCHP=nchp, CAP=cap, NB=nb, BCAP=BCAP,
-            NOLIST=nolist, thr_ptr=thr, SB=max(16, min(128, 8192 // nchp)),
+            NOLIST=nolist, thr_ptr=thr, SB=max(16, min(128, 8192 // nchp)), gc_ptr=gcnt,
             num_warps=4 if nb <= 2048 else 8, **pdl_kw(),
         )  # fmt: skip
     if _stop_after < 4:
