@@ -46,7 +46,9 @@ def _positions(CH: tl.constexpr, rt, LEAN: tl.constexpr):
     convert every tensor, pointers included, through shared memory before the stores)."""
     j = tl.arange(0, CH)
     if LEAN:
-        j = j ^ (rt < 0).to(tl.int32)
+        # as a tensor: Triton passes an integer argument equal to 1 as a compile-time constant
+        z = tl.zeros((), tl.int32) + rt
+        j = j ^ (z < 0).to(tl.int32)
     return j
 
 
