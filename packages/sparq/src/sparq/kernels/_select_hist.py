@@ -52,6 +52,7 @@ from ._select_sample import (
     _keys_lean,
     _positions,
     _rank_threshold16,
+    _store_compacted,
 )
 
 __all__ = ["hist_plan", "hist_supported", "select_topk_hist"]
@@ -129,25 +130,10 @@ def _hcand_fast(
     interior = (lo >= sinks) & (lo + CH <= seq_len - window) & (lo + CH <= S)
     if interior:
         u, lg0 = _keys_interior(row, cols, stat_row, S, G, GP, HINT)
-        cand = u >= t0
-        ci = cand.to(tl.int32)
-        rank = tl.cumsum(ci, axis=0) - ci
-        n = tl.sum(ci, axis=0)
-        tl.store(cnt_ptr + bh * NCH + c, n)
-        keep = cand & (rank < CAP)
-        slot = (bh * NCH + c) * CAP + rank
-        tl.store(ckey_ptr + slot, u, mask=keep)
-        tl.store(cpos_ptr + slot, cols, mask=keep)
-        if ALPHA:
-            nslot = NCH * CAP
-            cp_row = cp_ptr + bh * G * nslot + c * CAP
-            for h in tl.static_range(G):
-                if h == 0:
-                    lg = lg0
-                else:
-                    lg = tl.load(row + h * S + cols, mask=keep, other=float("-inf"))
-                pr = tl.exp(lg - tl.load(stat_row + h)) * tl.load(stat_row + GP + h)
-                tl.store(cp_row + h * nslot + rank, pr, mask=keep)
+        _, _, keep, n = _store_compacted(
+            u, lg0, t0, cols, row, heads, M, inv_z, stat_row, S, bh, c, NCH,
+            cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, G, GP, CAP, ALPHA, True,
+        )  # fmt: skip
     else:
         _, _, _, keep = _compact_candidates(
             row, cols, heads, M, inv_z, stat_row, seq_len, S, window, sinks, t0, bh, c, NCH,

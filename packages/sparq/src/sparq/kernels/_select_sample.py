@@ -117,10 +117,27 @@ def _compact_candidates(
     else:
         u = _keys(logit_row, cols, heads, M, inv_z, seq_len, S, window, sinks, G)
         lg0 = u.to(tl.float32)  # unused on this path
+    cand, rank, keep, _ = _store_compacted(
+        u, lg0, t0, cols, logit_row, heads, M, inv_z, stat_row, S, bh, c, NCH,
+        cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, G, GP, CAP, ALPHA, LEAN,
+    )  # fmt: skip
+    return u, cand, rank, keep
+
+
+@triton.jit
+def _store_compacted(
+    u, lg0, t0, cols, logit_row, heads, M, inv_z, stat_row, S, bh, c, NCH,
+    cnt_ptr, ckey_ptr, cpos_ptr, cp_ptr, G: tl.constexpr, GP: tl.constexpr, CAP: tl.constexpr,
+    ALPHA: tl.constexpr, LEAN: tl.constexpr,
+):  # fmt: skip
+    """The stores of :func:`_compact_candidates` for keys ``u`` already computed (``lg0``: head
+    0's logits on the ``LEAN`` path): the chunk's candidate count, then the kept keys, positions
+    and, with ``ALPHA``, masses. Returns the candidate mask, ranks, kept mask and count."""
     cand = u >= t0
     ci = cand.to(tl.int32)
     rank = tl.cumsum(ci, axis=0) - ci
-    tl.store(cnt_ptr + bh * NCH + c, tl.sum(ci, axis=0))
+    n = tl.sum(ci, axis=0)
+    tl.store(cnt_ptr + bh * NCH + c, n)
     keep = cand & (rank < CAP)
     slot = (bh * NCH + c) * CAP + rank
     tl.store(ckey_ptr + slot, u, mask=keep)
@@ -141,7 +158,7 @@ def _compact_candidates(
                 lg = tl.load(logit_row + h * S + cols, mask=keep, other=float("-inf"))
                 p = tl.exp(lg - _head_scalar(M, heads, h)) * _head_scalar(inv_z, heads, h)
                 tl.store(cp_row + h * nslot + rank, p, mask=keep)
-    return u, cand, rank, keep
+    return cand, rank, keep, n
 
 
 @triton.jit
