@@ -173,6 +173,7 @@ def ppo_iteration(
     batched_types: bool | None = None,
     pipeline: int = 1,
     vector: str = "thread",
+    compile_losses: bool = False,
 ) -> dict:
     """Time full PPO iterations (rollout + GAE + 10 epochs) against pure stepping with the same
     vector env (``vector``: ``"thread"`` or ``"process"``, one worker per core).
@@ -207,6 +208,7 @@ def ppo_iteration(
         cuda_graph=graph,
         pipeline=pipeline,
         vector=vector,
+        compile=compile_losses,
     )
     sps = bench_env("Centipede-20", n_env, vector, 0.3 if smoke else 1.5, min(cores, n_env))
     tr = sf.Trainer(cfg)
@@ -244,6 +246,7 @@ def ppo_iteration(
         "gnn_batched_types": batched_types,
         "pipeline": pipeline,
         "vector": vector,
+        "compile": compile_losses,
         # seconds per phase (Trainer.phase_s): rollout parts summed over its vector steps, then
         # GAE, batch transfer, update (prep / issuing the minibatch steps / the sync that waits
         # for them + diagnostics) and the refresh of the rollout copy

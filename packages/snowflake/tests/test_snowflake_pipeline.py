@@ -45,11 +45,13 @@ def test_env_groups_equal_one_threaded_env_with_state_roundtrip():
     ref.close()
 
 
-def test_pipelined_rollout_is_a_valid_rollout(tiny_cfg):
-    # pipeline=2: the actions of one group are computed while the other group steps. Replaying
-    # the stored actions through a fresh vector env must reproduce every episode (return and
-    # length), i.e. each env got the action computed for its own current observation.
-    cfg = tiny_cfg("snowflake", updates=1, num_envs=4, num_threads=2, pipeline=2)
+@pytest.mark.parametrize("vector", ["thread", "process"])
+def test_pipelined_rollout_is_a_valid_rollout(tiny_cfg, vector):
+    # pipeline=2: the actions of one group are computed while the other group steps (threads,
+    # or worker processes). Replaying the stored actions through a fresh vector env must
+    # reproduce every episode (return and length), i.e. each env got the action computed for
+    # its own current observation.
+    cfg = tiny_cfg("snowflake", updates=1, num_envs=4, num_threads=2, pipeline=2, vector=vector)
     tr = sf.Trainer(cfg)
     batch = tr.collect()
     assert batch["obs"].shape == (cfg.rollout_steps, tr.morph.obs_dim)

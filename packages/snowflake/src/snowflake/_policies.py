@@ -162,7 +162,7 @@ class GNNActor(nn.Module):
     def _gru(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """GRU cell (``nn.GRUCell``'s equations) from precomputed gates ``[N, B, 3H]`` (input
         and hidden, biases included) and state ``[N, B, H]``; one fused kernel on CUDA."""
-        if gi.is_cuda:
+        if gi.is_cuda and not torch.compiler.is_compiling():  # compiled: inductor fuses below
             hid = h.shape[-1]
             out = torch.ops.aten._thnn_fused_gru_cell(
                 gi.reshape(-1, 3 * hid), gh.reshape(-1, 3 * hid), h.reshape(-1, hid)

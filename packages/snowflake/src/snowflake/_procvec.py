@@ -79,15 +79,31 @@ class ProcessVectorEnv(VectorEnv):
     ``info["final_obs"]``). Results equal a :class:`ThreadedVectorEnv` of all envs bit for bit;
     :meth:`get_state`/:meth:`set_state` cover every env. Workers are started with ``spawn`` (a
     few seconds: each imports this package).
+
+    ``groups`` > 1 splits the envs into that many equal groups (``slices[g]``), each with its own
+    ``procs // groups`` workers, which :meth:`step_async` / :meth:`step_wait` step separately:
+    the caller computes one group's actions while the other groups' workers run the physics
+    (double buffering for two groups, as EnvPool's asynchronous mode does). Unlike threaded env
+    groups, the caller's work here shares no GIL with the physics.
     """
 
     def __init__(
-        self, env: str, num_envs: int, procs: int | None = None, **env_kwargs: Any
+        self,
+        env: str,
+        num_envs: int,
+        procs: int | None = None,
+        groups: int = 1,
+        **env_kwargs: Any,
     ) -> None:
         from ._registry import make_env
 
         avail = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        procs = max(1, min(num_envs, procs or avail or 1))
+        if groups < 1 or num_envs % groups:
+            raise ValueError(
+                f"num_envs ({num_envs}) must be a positive multiple of groups ({groups}); "
+                "choose e.g. groups=2 with an even number of envs."
+            )
+        procs = max(groups, min(num_envs, procs or avail or 1))
         probe = make_env(env, disable_env_checker=True, **env_kwargs)
         self.single_observation_space = probe.observation_space
         self.single_action_space = probe.action_space
@@ -110,8 +126,15 @@ class ProcessVectorEnv(VectorEnv):
             "flags": ctx.RawArray("B", num_envs * 2),
         }
         self._v = _views(bufs, num_envs, d, nu)
-        bounds = np.linspace(0, num_envs, procs + 1).astype(int)
-        self.blocks = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+        size = num_envs // groups
+        self.slices = [slice(g * size, (g + 1) * size) for g in range(groups)]
+        per = procs // groups  # workers per group; a block never spans two groups
+        self.blocks, self._group_workers = [], []
+        for sl in self.slices:
+            bounds = np.linspace(sl.start, sl.stop, per + 1).astype(int)
+            first = len(self.blocks)
+            self.blocks += [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+            self._group_workers.append(range(first, len(self.blocks)))
         self._conns, self._procs = [], []
         for lo, hi in self.blocks:
             parent, child = ctx.Pipe()
@@ -145,20 +168,42 @@ class ProcessVectorEnv(VectorEnv):
         self._all("reset", seeds)
         return self._v["obs"].copy(), {}
 
-    def step(self, actions: np.ndarray):
-        self._v["act"][:] = actions
-        self._all("step")
-        obs = self._v["obs"].copy()
-        flags = self._v["flags"].astype(bool)
+    def step_async(self, g: int, actions: np.ndarray) -> None:
+        """Start stepping group ``g`` (envs ``slices[g]``) with ``actions`` ``[size, nu]``; its
+        worker processes run while the caller works."""
+        self._v["act"][self.slices[g]] = actions
+        for w in self._group_workers[g]:
+            self._conns[w].send(("step", None))
+
+    def step_wait(self, g: int):
+        """Wait for group ``g``'s step; returns its ``(obs, rew, term, trunc, info)`` (env indices
+        relative to the group; ``info["final_obs"]`` for envs that finished)."""
+        err = None
+        for w in self._group_workers[g]:
+            r = self._conns[w].recv()
+            if isinstance(r, BaseException):
+                err = r
+        if err is not None:
+            raise err
+        return self._result(self.slices[g])
+
+    def _result(self, sl: slice):
+        obs = self._v["obs"][sl].copy()
+        flags = self._v["flags"][sl].astype(bool)
         term, trunc = flags[:, 0].copy(), flags[:, 1].copy()
         done = term | trunc
         infos: dict[str, Any] = {}
         if done.any():
-            final = np.full(self.num_envs, None, dtype=object)
+            final = np.full(done.size, None, dtype=object)
             for i in np.nonzero(done)[0]:
-                final[i] = self._v["fin"][i].copy()
+                final[i] = self._v["fin"][sl.start + i].copy()
             infos["final_obs"], infos["_final_obs"] = final, done
-        return obs, self._v["rew"].copy(), term, trunc, infos
+        return obs, self._v["rew"][sl].copy(), term, trunc, infos
+
+    def step(self, actions: np.ndarray):
+        self._v["act"][:] = actions
+        self._all("step")
+        return self._result(slice(0, self.num_envs))
 
     def get_state(self) -> dict[str, Any]:
         """:meth:`ThreadedVectorEnv.get_state` of every block, concatenated over envs."""

@@ -100,7 +100,13 @@ class Trainer:
             self.roll_agent.normalizer.to("cpu")
             self.roll_agent.bind(self.morph)
             self.roll_agent.requires_grad_(False)
-        if cfg.pipeline > 1:  # env groups stepped in turn (policy overlaps physics)
+        if cfg.pipeline > 1 and cfg.vector == "process":  # worker-process groups
+            from ._procvec import ProcessVectorEnv
+
+            self.envs = ProcessVectorEnv(
+                cfg.env, cfg.num_envs, cfg.num_threads or None, groups=cfg.pipeline
+            )
+        elif cfg.pipeline > 1:  # env groups stepped in turn (policy overlaps physics)
             self.envs = EnvGroups(cfg.env, cfg.num_envs, cfg.pipeline, cfg.num_threads or None)
         else:
             self.envs = make_vector_env(cfg.env, cfg.num_envs, cfg.vector, cfg.num_threads or None)
@@ -152,7 +158,7 @@ class Trainer:
         term_b, trunc_b = np.zeros((t_len, k), bool), np.zeros((t_len, k), bool)
         low, high = self.envs.single_action_space.low, self.envs.single_action_space.high
         agent = self.roll_agent
-        groups = self.envs.slices if isinstance(self.envs, EnvGroups) else [slice(0, k)]
+        groups = self.envs.slices if cfg.pipeline > 1 else [slice(0, k)]
         graphed = self._policy_graph(k // len(groups))
         fast = agent.rollout_fn() if dev.type == "cpu" else None
         ndev = agent.normalizer.mean.device  # the CPU for a separate rollout copy
@@ -359,7 +365,9 @@ class Trainer:
             return None
         if self._graphed is None:  # on failure eager steps still work with capturable Adam
             self._graphed, self.graph_error = _try_capture(
-                lambda: GraphedPPOStep(self.agent, self.opt_pi, self.opt_v, self.cfg, batch),
+                lambda: GraphedPPOStep(
+                    self.agent, self.opt_pi, self.opt_v, self.cfg, batch, self.cfg.compile
+                ),
                 "the PPO step",
             )
         return self._graphed

@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="env groups stepped in turn (2: one group's policy call overlaps the other's "
-        "physics; --vector thread only)",
+        "physics; --vector thread or process)",
     )
     t.add_argument(
         "--decoder-gain",
