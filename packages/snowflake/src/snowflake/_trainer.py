@@ -260,12 +260,17 @@ class Trainer:
             c0 = clock()
             # Elsewhere the successor is the next stored observation: reuse its value.
             last = agent.value(normalize(self.next_obs))
-        rew_t = torch.as_tensor(rew_b, dtype=torch.float32, device=dev)
-        term_t = torch.as_tensor(term_b, dtype=torch.float32, device=dev)
-        trunc_t = torch.as_tensor(trunc_b, dtype=torch.float32, device=dev)
-        succ_val = torch.cat([val_b[1:], last[None]])
-        nval_b = torch.where((term_t + trunc_t) > 0, nval_b, succ_val)
-        adv, ret = compute_gae(rew_t, val_b, nval_b, term_t, trunc_t, cfg.gamma, cfg.lam)
+        # GAE on the CPU: its loop over the T vector steps is ~6 tiny operators per step, which
+        # on a GPU rollout device would be ~800 kernel launches; the float32 arithmetic is the
+        # same elementwise operations either way.
+        rew_t = torch.as_tensor(rew_b, dtype=torch.float32)
+        term_t = torch.as_tensor(term_b, dtype=torch.float32)
+        trunc_t = torch.as_tensor(trunc_b, dtype=torch.float32)
+        val_c = val_b.cpu()
+        succ_val = torch.cat([val_c[1:], last.cpu()[None]])
+        nval_c = torch.where((term_t + trunc_t) > 0, nval_b.cpu(), succ_val)
+        adv, ret = compute_gae(rew_t, val_c, nval_c, term_t, trunc_t, cfg.gamma, cfg.lam)
+        adv, ret = adv.to(dev), ret.to(dev)
         ph["gae"] = clock() - c0
         self._env_s += ph["env"]
         self.phase_s.update(ph)
