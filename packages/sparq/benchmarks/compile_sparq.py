@@ -1,11 +1,13 @@
 """Compile every SparQ Triton kernel variant for sm_90 without a GPU (compile errors only).
 
-Usage: ``python compile_sparq.py`` (without ``TRITON_INTERPRET``). Triton's CUDA driver is
-replaced by a stand-in that reports an sm_90 target, and every launch becomes a compile-only
-warm-up on CPU tensors, so the code paths of the dispatch (query preparation, step 1, the
-histogram and sampled selections with their options, the fused MHA selection, step 2) are
-compiled with the real compile-time constants of a few shapes (including a single-chunk row,
-where Triton turns an integer argument equal to 1 into a constant), in every launch mode.
+Usage: ``python compile_sparq.py [--attend-only]`` (without ``TRITON_INTERPRET``;
+``--attend-only``: only the fused selection + attention path, ``hist_attention``). Triton's
+CUDA driver is replaced by a stand-in that reports an sm_90 target, and every launch becomes a
+compile-only warm-up on CPU tensors, so the code paths of the dispatch (query preparation,
+step 1, the histogram and sampled selections with their options, the fused MHA selection,
+step 2, the fused selection + attention) are compiled with the real compile-time constants of
+a few shapes (including a single-chunk row, where Triton turns an integer argument equal to 1
+into a constant), in every launch mode.
 Under the interpreter such errors stay hidden (it runs only the branches taken). Prints one
 line per variant and exits with status 1 if any failed. Takes about ten minutes on one core.
 """
@@ -57,7 +59,8 @@ def _fake_driver():
     jit.JITFunction.run = compile_only
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    only_attend = "--attend-only" in argv
     os.environ.pop("TRITON_INTERPRET", None)
     _fake_driver()
     import torch
@@ -65,6 +68,7 @@ def main() -> int:
     from sparq.kernels import approx_logits, select_topk_hist, select_topk_sampled, sparse_attention
     from sparq.kernels._common import pdl_launches
     from sparq.kernels._fused_mha import fused_mha_supported, select_fused_mha
+    from sparq.kernels._hist_attend import hist_attention
     from sparq.kernels._prep import prepare_query_fused
     from sparq.kernels._select_sample import sampled_supported
 
@@ -90,6 +94,14 @@ def main() -> int:
         {"lean": True, "hist_search": True},
         {},
     ]
+    attend_kw = [
+        {"lean": True},
+        {"samples": 512, "thr_warps": 8, "lean": True, "num_warps": 8, "fused_resolve": True},
+        {"samples": 512, "thr_warps": 8, "lean": True, "fast_cand": True, "sort_search": True,
+         "fused_resolve": True, "block": 32},
+        {"samples": 512, "thr_warps": 8, "lean": True, "fast_cand": True, "sort_search": True,
+         "no_lists": 1},
+    ]  # fmt: skip
     sampled_kw = [
         {"lean": True, "fallback_block": 128},
         {},
@@ -105,13 +117,19 @@ def main() -> int:
             for B, Hkv, G, S, k in shapes:
                 shp = f"B={B} Hkv={Hkv} G={G} S={S} k={k} pdl={pdl} l2={l2}"
                 q = torch.randn(B, Hkv * G, 1, dh).bfloat16()
+                lens = torch.full((B,), S)
+                K = torch.empty(B, Hkv, S, dh).bfloat16()
+                lg, tm = torch.empty(B, Hkv, G, S), torch.empty(B, Hkv, G, -(-S // 1024))
+                for kw in attend_kw:
+                    attempt(f"attend {kw} {shp}", hist_attention, q, K, K, lg, tm, tm, lens, k,
+                            16, 2, **kw)  # fmt: skip
+                if only_attend:
+                    continue
                 attempt(f"prep {shp}", prepare_query_fused, q, Hkv, r, 0.1, sort=True)
                 K_t = torch.empty(B, Hkv, dh, S).bfloat16()
                 i1 = torch.zeros(B, Hkv, r, dtype=torch.int32)
                 qh = torch.randn(B, Hkv, G, r)
-                lens = torch.full((B,), S)
                 attempt(f"step1 {shp}", approx_logits, K_t, i1, qh, lens, rows=True)
-                lg, tm = torch.empty(B, Hkv, G, S), torch.empty(B, Hkv, G, -(-S // 1024))
                 args = (lg, tm, tm, lens, k, 16, 2)
                 for kw in hist_kw:
                     kw = {"need_alpha": False, **kw}
@@ -121,7 +139,6 @@ def main() -> int:
                 if G == 1 and fused_mha_supported(G, S, k, forced=18):
                     attempt(f"fused mha {shp}", select_fused_mha, K_t, i1, qh, lens, k, 16, 2,
                             lean=True, fallback_block=128)  # fmt: skip
-                K = torch.empty(B, Hkv, S, dh).bfloat16()
                 idx = torch.zeros(B, Hkv, k, dtype=torch.int32)
                 attempt(f"step2 {shp}", sparse_attention, q, K, K, idx, lens, 0.1)
     print(f"{len(failed)} failed" + (": " + "; ".join(failed) if failed else ""))
@@ -129,4 +146,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))

@@ -9,7 +9,9 @@
 #      dependent launch, with L2 eviction hints and with both (each mode's graph replay must
 #      equal the serialised output first), and dense; committed entries (K1) are kept, and
 #      also where a retune is slower. TUNE_MODE=pdl: only the launch modes of the committed
-#      entries                                                              -> sparq_tuned.json
+#      entries. TUNE_MODE=attend: the committed entries (TUNE_ONLY, default K3,E2E,K2) against
+#      the fused selection + attention variants (ATTEND, tune_sparq.py --attend), serialised
+#      and with programmatic dependent launch                               -> sparq_tuned.json
 #   3. profile_sparq.py: per-kernel device times of the tuned pipelines (PROF_ONLY=K2,K3;
 #      PROF_E2E=--e2e: one end-to-end step; DIAG_ONLY=K2: the histogram candidate pass broken
 #      down first)
@@ -17,7 +19,7 @@
 #   4. the harness cases with that table (SPARQ_TUNED_JSON): K1-K4 decode, end-to-end decode
 #      -> sparq_decode_*.{json,md}, sparq_e2e_decode_*.{json,md}
 #   5. the GPU kernel tests (accuracy grid, CUDA graphs, PDL) with the time left (GRID=0 skips
-#      them)                                                                -> log
+#      them; GRID_FILES / GRID_K: other test files / a -k expression)      -> log
 # Budget knob: BUDGET (seconds, default 235) for the whole run; T_TEST (default 60), T_TUNE
 # (default 130, at most BUDGET minus what is spent minus 95 s) and T_PROF (default 25) cap
 # phases 1-3, phase 4 gets what is left (each case is written when it ends).
@@ -70,7 +72,9 @@ TB=${T_TUNE:-130}
 [ "$TB" -gt $(( $(left) - 95 )) ] && TB=$(( $(left) - 95 ))
 [ "$TB" -lt 10 ] && TB=10
 BASE="--base packages/sparq/src/sparq/kernels/tuned.json"
-if [ "${TUNE_MODE:-fast}" = "pdl" ]; then
+if [ "${TUNE_MODE:-fast}" = "attend" ]; then
+  SM="--attend ${ATTEND:-attend_fr,attend,attend_fr_ss,attend_fr_bk32} $BASE --only ${TUNE_ONLY:-K3,E2E,K2}"
+elif [ "${TUNE_MODE:-fast}" = "pdl" ]; then
   SM="--pdl-only $BASE --only ${TUNE_ONLY:-K2,E2E,K3,K1}"
 else
   SM="--fast $BASE --only ${TUNE_ONLY:-K2,E2E,K3}"
@@ -121,8 +125,8 @@ PY
 #    defaults, with whatever time is left (the 01:13 run ended 70 s inside its budget)
 if [ "$SMOKE" != "1" ] && [ "${GRID:-1}" = "1" ] && [ "$(left)" -ge 25 ]; then
   echo "== phase 5: GPU accuracy grid ($(left) s left)" | tee -a "$LOG"
-  timeout $(( $(left) - 5 )) python3 -m pytest -v -p no:cacheprovider \
-    packages/sparq/tests/test_sparq_kernel_gpu.py 2>&1 | grep -E "PASS|FAIL|ERROR|passed|failed|Error" \
+  timeout $(( $(left) - 5 )) python3 -m pytest -v -p no:cacheprovider ${GRID_K:+-k "$GRID_K"} \
+    ${GRID_FILES:-packages/sparq/tests/test_sparq_kernel_gpu.py} 2>&1 | grep -E "PASS|FAIL|ERROR|passed|failed|Error" \
     | tail -16 | tee -a "$LOG"
 fi
 echo "== done in $(( $(date +%s) - START )) s (budget $BUDGET s); files in $OUT:" | tee -a "$LOG"

@@ -1,7 +1,9 @@
 """Per-shape tuning of the SparQ kernels: correctness of every variant first, then timings.
 
 Usage: ``python tune_sparq.py OUT_DIR [--smoke] [--fast] [--budget SECONDS] [--only K3,K2]
-[--base TABLE.json]``. ``--fast`` times a short list of launch variants per stage (``FAST``);
+[--base TABLE.json] [--attend attend,attend_fr,...]``. ``--attend`` keeps the base entries'
+stages and times them against the fused selection + attention variants (``ATTEND``).
+``--fast`` times a short list of launch variants per stage (``FAST``);
 ``--base`` starts from an earlier table (same GPU model) so shapes not tuned now keep their
 entries; ``--only`` tunes the named shapes in the given order.
 
@@ -893,6 +895,126 @@ def _pdl_only(shapes, table, path, dev, reps, deadline):
             torch.cuda.empty_cache()
 
 
+# --attend: entry patches timed against each shape's committed entry (histogram selection
+# without reallocation): the chunks of the selection attend their own winners (no count/emit
+# kernels, no index list, no separate step 2); "fused_resolve": every chunk resolves its row
+# itself (no resolve kernel; needs the bucket lists, so a no_lists entry drops them)
+ATTEND = {
+    "attend_fr": {"attend": {"fused_resolve": True}},
+    "attend": {"attend": {}},
+    "attend_fr_bk32": {"attend": {"fused_resolve": True, "block": 32}},
+    "attend_fr_ss": {"attend": {"fused_resolve": True}, "selection_kw": {"sort_search": True}},
+}
+
+
+def _patched(base, patch):
+    """``base`` entry with ``patch`` applied (``selection_kw`` merged)."""
+    e = {k: v for k, v in base.items() if k not in ("pdl", "l2", "t_sparq_s")}
+    skw = {**base.get("selection_kw", {}), **patch.get("selection_kw", {})}
+    att = patch.get("attend")
+    if att is not None:
+        e["attend"] = dict(att)
+        if att.get("fused_resolve"):
+            skw.pop("no_lists", None)
+    e["selection_kw"] = skw
+    return e
+
+
+def _attend_only(shapes, table, path, dev, reps, deadline, names):
+    """``--attend``: for every shape with a histogram base entry, the base entry and each
+    ``ATTEND`` patch: the pipeline checked against the package reference (as ``pipeline``),
+    then timed as graph replays serialised and with programmatic dependent launch (each mode's
+    replay first checked to equal the serialised output), with the base entry's L2 setting;
+    the fastest becomes the entry (dense timed once per shape)."""
+    from sparq._reference import sparq_attention_reference
+    from sparq.kernels import _tuned, dense_decode, sparq_attention_triton
+    from sparq.kernels._tuned import shape_key
+
+    dt = torch.bfloat16 if dev == "cuda" else torch.float16
+    for name, sh in shapes.items():
+        if time.monotonic() > deadline:
+            table["detail"][name] = {"skipped": "time budget"}
+            break
+        t0 = time.monotonic()
+        key = shape_key(sh["B"], sh["Hq"], sh["Hkv"], sh["S"], DH, sh["r"], min(sh["k"], sh["S"]))
+        base = table["shapes"].get(key)
+        d = table["detail"].setdefault(name, {"shape": sh})
+        if base is None or base.get("selection") != "hist" or sh["realloc"]:
+            d["skipped"] = "no histogram base entry without reallocation"
+            continue
+        r, k, nb = sh["r"], sh["k"], min(sh["B"], 2)
+        kw = {"r": r, "k": k, "local_window": WINDOW, "sink_tokens": SINKS,
+              "reallocation": sh["realloc"]}  # fmt: skip
+
+        def sparq(s, kw=kw):
+            return sparq_attention_triton(s["q"], s["K"], s["V"], K_t=s["K_t"],
+                                          v_mean=s["vm"], seq_lens=s["lens"],
+                                          dense_fallback=False, **kw)  # fmt: skip
+
+        sets = _make_sets(sh, dev, dt)
+        s0 = sets[0]
+        ref = sparq_attention_reference(
+            s0["q"][:nb], s0["K"][:nb], s0["V"][:nb], K_t=s0["K_t"][:nb], v_mean=s0["vm"][:nb],
+            seq_lens=s0["lens"][:nb], **kw,
+        ).float()  # fmt: skip
+        res = d["variants"] = {}
+        l2 = "1" if base.get("l2") else "0"
+        cands = {"base": _patched(base, {}), **{n: _patched(base, ATTEND[n]) for n in names}}
+        best, seen = (math.inf, None, None), []
+        for vname, entry in cands.items():
+            if time.monotonic() > deadline:
+                res[vname] = {"skipped": "time budget"}
+                continue
+            if entry in seen:
+                continue  # the same entry as a variant already timed
+            seen.append(entry)
+            table["shapes"][key] = entry
+            path.write_text(json.dumps(table, indent=1))
+            _tuned.reload()
+            p = res[vname] = {"entry": entry}
+            try:
+                y = sparq(s0)[:nb].float()
+                err = (y - ref).abs().max().item() / max(1e-6, ref.abs().max().item())
+                p["rel_err_vs_fp32_reference"] = err
+                if not (math.isfinite(err) and err <= 3e-2):
+                    p["error"] = "pipeline output differs from the reference"
+                    continue
+                for mname, env in (("serial", {"SPARQ_PDL": "0", "SPARQ_L2": l2}),
+                                   ("pdl", {"SPARQ_PDL": "1", "SPARQ_L2": l2})):  # fmt: skip
+                    if time.monotonic() > deadline:
+                        break
+                    t_m = _time_mode(sparq, sets, s0, nb, reps, dev, p, mname, env)
+                    if t_m is not None and t_m < best[0]:
+                        best = (t_m, vname, {**entry, "pdl": int(env["SPARQ_PDL"]),
+                                             "l2": l2 == "1"})  # fmt: skip
+            except Exception as e:  # a variant that fails is recorded, the others go on
+                p["error"] = repr(e)[:300]
+            if dev == "cuda":
+                torch.cuda.empty_cache()
+        if best[2] is None:
+            table["shapes"][key] = base
+        else:
+            t_d = _time(_graphed([lambda s=s: dense_decode(s["q"], s["K"], s["V"], None,
+                                                           DH**-0.5) for s in sets], dev),
+                        reps, dev)  # fmt: skip
+            entry = best[2]
+            entry.update({"t_sparq_s": best[0], "t_dense_s": t_d, "dense_faster": t_d <= best[0],
+                          "attend_variant": best[1]})  # fmt: skip
+            table["shapes"][key] = entry
+        d["tune_seconds"] = time.monotonic() - t0
+        path.write_text(json.dumps(table, indent=1))
+        _tuned.reload()
+        times = " ".join(f"{v}:" + "/".join(f"{x * 1e6:.1f}" for x in p.get("modes_s", {}).values())
+                         + (" ERR " + p["error"][:80] if "error" in p else "")
+                         for v, p in res.items())  # fmt: skip
+        e = table["shapes"][key]
+        print(f"{name:4s} {key}: {times} -> {e.get('attend_variant', 'base')} "
+              f"pdl={e.get('pdl')} sparq={e.get('t_sparq_s', 0) * 1e6:.1f}us "
+              f"dense={e.get('t_dense_s', 0) * 1e6:.1f}us ({time.monotonic() - t0:.0f}s)",
+              flush=True)  # fmt: skip
+        del sets
+
+
 def main(argv):
     out = Path(argv[1])
     smoke = "--smoke" in argv
@@ -932,6 +1054,11 @@ def main(argv):
     if "--only" in argv:  # e.g. --only K2,K3 to finish the shapes a cut run left out
         names = argv[argv.index("--only") + 1].split(",")
         shapes = {n: shapes[n] for n in names if n in shapes}
+    if "--attend" in argv:  # the base entries against their fused selection + attention
+        names = [n for n in argv[argv.index("--attend") + 1].split(",") if n in ATTEND]
+        _attend_only(shapes, table, path, dev, reps, deadline, names)
+        print(f"tuning done in {time.monotonic() - t_start:.0f}s -> {path}", flush=True)
+        return
     if "--pdl-only" in argv:  # keep the base entries' kernels, measure PDL on/off and dense
         _pdl_only(shapes, table, path, dev, reps, deadline)
         print(f"tuning done in {time.monotonic() - t_start:.0f}s -> {path}", flush=True)

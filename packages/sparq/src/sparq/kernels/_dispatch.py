@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from ._common import fastest, pdl_launches
 from ._fused_mha import fused_mha_supported, select_fused_mha
+from ._hist_attend import hist_attention
 from ._prep import prepare_query_fused
 from ._select import select_topk, select_topk_torch
 from ._select_hist import hist_supported, select_topk_hist
@@ -187,6 +188,10 @@ def sparq_attention_triton(
             shape uses the histogram selection for fewer than ``4 * 132`` rows, else the
             sampled one when it applies, else the Triton one).
 
+    A tuned entry with ``"attend": {...}`` (histogram selection, no reallocation) runs
+    :func:`~sparq.kernels._hist_attend.hist_attention` instead of the selection's count and emit
+    kernels and step 2: each candidate chunk attends its own winners (same positions).
+
     Returns:
         ``(B, Hq, 1, dh)`` in ``q.dtype``.
     """
@@ -246,8 +251,14 @@ def sparq_attention_triton(
                 selection, sel_kw = "triton", {}
             if selection == "hist" and not hist_supported(S, k):
                 selection, sel_kw = "triton", {}
+            realloc = reallocation and v_mean is not None
+            attend = entry.get("attend")
+            if selection == "hist" and isinstance(attend, dict) and not realloc:
+                # the chunks of the selection attend their own winners (no index list)
+                return hist_attention(q, K, V, logits, tmax, tsum, seq_lens, k, local_window,
+                                      sink_tokens, scale, **attend, **sel_kw)  # fmt: skip
             if selection in ("hist", "sampled"):  # alpha only where the blend needs it
-                sel_kw = {**sel_kw, "need_alpha": bool(reallocation and v_mean is not None)}
+                sel_kw = {**sel_kw, "need_alpha": bool(realloc)}
             idx, alpha = _SELECTORS[selection](
                 logits, tmax, tsum, seq_lens, k, local_window, sink_tokens, **sel_kw
             )

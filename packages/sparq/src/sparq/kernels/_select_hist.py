@@ -506,6 +506,7 @@ def select_topk_hist(
     no_lists: bool = False,
     _probe: dict | None = None,
     _stop_after: int = 5,
+    _buffers: dict | None = None,
     _hcand_diag: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k positions by the group-summed approximate softmax, many programs per row.
@@ -535,7 +536,9 @@ def select_topk_hist(
     kernel gathers the keys of the k-th key's bucket from the compacted candidates itself, by a
     scan (``True``/1) or by one counter atomic per gathered key (2; same output). No host
     synchronisation (CUDA-graph capturable).
-    ``_probe`` (tests): a dict that receives ``ok`` ``(B*Hkv,)``, whether each row was resolved
+    ``_buffers`` (:func:`sparq.kernels._hist_attend.hist_attention`): a dict that receives the
+    scratch tensors and launch sizes. ``_probe`` (tests): a dict that receives ``ok``
+    ``(B*Hkv,)``, whether each row was resolved
     through the buckets (``False``: the exact full-row fallback ran). ``_stop_after`` (profiling:
     cumulative times of the first n of the five stages) launches only the first n stages (with
     ``fuse_resolve`` stage 3 launches nothing). ``_hcand_diag`` (profiling with
@@ -576,6 +579,9 @@ def select_topk_hist(
     gcnt = torch.empty(rows, device=dev, dtype=i32) if nolist == 2 else thr
     if nolist and fuse_resolve:
         raise ValueError("no_lists needs the separate resolve kernel: pass fuse_resolve=False")
+    if _buffers is not None:  # the scratch of the passes, for kernels launched after them
+        _buffers.update(stat=stat, cnt=cnt, ckey=ckey, cpos=cpos, res=res, hist=hist,
+                        blist=blist, nch=nch, cap=cap, nb=nb, nchp=nchp, GP=GP)  # fmt: skip
     _hthr_kernel[(rows,)](
         logits, tile_max, tile_sum, seq_lens, stat, thr, hist, S, nt, Hkv, local_window,
         sink_tokens, p["RANK"], p["RANKQ"], G=G, GP=GP, NTP=max(2, triton.next_power_of_2(nt)),

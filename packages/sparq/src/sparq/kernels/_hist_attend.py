@@ -1,0 +1,205 @@
+"""Histogram selection and step 2 without the index list: every chunk attends its own winners.
+
+:func:`select_topk_hist` ends with two kernels that only turn the chunks' winners into a
+position-ordered index list (a count per chunk, then a prefix-sum emit), and step 2
+(:func:`sparq.kernels.sparse_attention`) splits that list again across programs. The order of
+the selected rows does not matter to attention, so here the chunk programs of the selection do
+step 2 directly (paper Alg. 1, step 3, split like flash-decoding with one split per chunk):
+
+1. ``_hthr_kernel``, ``_hcand_kernel`` (and ``_hresolve_kernel`` unless ``fused_resolve``) of the
+   histogram selection, unchanged: the row threshold ``T`` and the last tied position ``P_lim``.
+2. ``_hattend_kernel`` (rows x chunks): the chunk's candidate slots are compared against
+   ``(T, P_lim)`` (with ``fused_resolve`` every program resolves its row itself first), the
+   winners' K and V rows are gathered and an online softmax runs for all ``G`` query heads of the
+   KV group; the chunk's partial ``(max, sum, acc)`` is stored. A row the buckets could not
+   resolve (the sample misjudged) is selected exactly by the chunk-0 program over the whole row,
+   which then attends all ``k`` winners itself.
+3. ``_merge_kernel`` of step 2 merges the chunks' partials.
+
+Two launches fewer than selection + step 2, and no index list in memory. The selected set is the
+same as :func:`select_topk_hist`'s (ties to the lowest positions); only the summation order of
+the attention differs. No reallocation (alpha is not summed): the dispatch uses this path for
+shapes without the mean-value blend. No host synchronisation (CUDA-graph capturable).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import F32DOT, pdl_enter, pdl_exit, pdl_kw
+from ._select_hist import BCAP, _block_winners, _resolve_row, select_topk_hist
+from ._select_sample import _exact_row_fallback
+from ._step2 import _merge_kernel
+
+__all__ = ["hist_attention"]
+
+
+@triton.jit
+def _online_step(q, kb, vb, ok, m_i, l_i, acc, scale, F32DOT: tl.constexpr):
+    """Online softmax over one block of gathered rows ``kb``/``vb`` ``(BK, DHP)``."""
+    if F32DOT:
+        s = tl.dot(q.to(tl.float32), tl.trans(kb.to(tl.float32))) * scale
+    else:
+        s = tl.dot(q, tl.trans(kb)) * scale  # (GP, BK) fp32
+    s = tl.where(ok[None, :], s, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(s, axis=1))
+    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+    corr = tl.exp(m_i - m_safe)
+    p = tl.exp(s - m_safe[:, None])
+    l_i = l_i * corr + tl.sum(p, axis=1)
+    if F32DOT:
+        pv = tl.dot(p.to(vb.dtype).to(tl.float32), vb.to(tl.float32))
+    else:
+        pv = tl.dot(p.to(vb.dtype), vb)
+    return m_new, l_i, acc * corr[:, None] + pv
+
+
+@triton.jit
+def _hattend_kernel(
+    q_ptr, k_ptr, v_ptr, logit_ptr, lens_ptr, stat_ptr, cnt_ptr, ckey_ptr, cpos_ptr, res_ptr,
+    hist_ptr, blist_ptr, fidx_ptr, falpha_ptr, pm_ptr, pl_ptr, pacc_ptr, S, HKV, NCH, K,
+    window, sinks, scale, DH: tl.constexpr, DHP: tl.constexpr, G: tl.constexpr,
+    GP: tl.constexpr, GS: tl.constexpr, NCHP: tl.constexpr, CAP: tl.constexpr,
+    NB: tl.constexpr, BCAP: tl.constexpr, BK: tl.constexpr, CHF: tl.constexpr,
+    FUSED: tl.constexpr, F32DOT: tl.constexpr, PDL: tl.constexpr = False,
+):  # fmt: skip
+    pdl_enter(PDL)
+    bh = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1)
+    seq_len = tl.load(lens_ptr + bh // HKV)
+    if FUSED:  # every chunk resolves its row itself (the resolve kernel is not launched)
+        T, plim, ok = _resolve_row(
+            cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, cpos_ptr, bh, NCH, K, NCHP, CAP, NB, BCAP
+        )
+    else:
+        T = tl.load(res_ptr + bh * 3)
+        plim = tl.load(res_ptr + bh * 3 + 1)
+        ok = tl.load(res_ptr + bh * 3 + 2)
+    heads = tl.arange(0, GP)
+    d = tl.arange(0, DHP)
+    hmask = heads < G
+    dmask = d < DH
+    q = tl.load(q_ptr + bh * G * DH + heads[:, None] * DH + d[None, :],
+                mask=hmask[:, None] & dmask[None, :], other=0.0)  # fmt: skip
+    k_base = k_ptr + bh * S * DH
+    v_base = v_ptr + bh * S * DH
+    m_i = tl.full((GP,), float("-inf"), tl.float32)
+    l_i = tl.zeros((GP,), tl.float32)
+    acc = tl.zeros((GP, DHP), tl.float32)
+    if ok != 0:
+        n = tl.minimum(tl.load(cnt_ptr + bh * NCH + c), CAP)
+        for b0 in range(0, n, BK):
+            _, pos, sel = _block_winners(ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, n, b0, CAP, BK)
+            take = sel & (pos < seq_len)
+            off = pos.to(tl.int64)[:, None] * DH + d[None, :]
+            kvm = take[:, None] & dmask[None, :]
+            kb = tl.load(k_base + off, mask=kvm, other=0.0)
+            vb = tl.load(v_base + off, mask=kvm, other=0.0)
+            m_i, l_i, acc = _online_step(q, kb, vb, take, m_i, l_i, acc, scale, F32DOT)
+    elif c == 0:
+        # the sample misjudged this row: its exact selection over the whole row (rare), written
+        # to a scratch index row that this program then attends alone
+        hs = tl.arange(0, GS)
+        M = tl.load(stat_ptr + bh * 2 * GS + hs)
+        inv_z = tl.load(stat_ptr + bh * 2 * GS + GS + hs)
+        _exact_row_fallback(
+            logit_ptr + bh * G * S, fidx_ptr + bh * K, falpha_ptr, bh, hs, M, inv_z, seq_len, S,
+            K, window, sinks, G, GS, CHF,
+        )  # fmt: skip
+        tl.debug_barrier()  # the index row is read back by other threads of this program
+        for b0 in range(0, K, BK):
+            j = b0 + tl.arange(0, BK)
+            jm = j < K
+            pos = tl.load(fidx_ptr + bh * K + j, mask=jm, other=0)
+            take = jm & (pos < seq_len)
+            off = pos.to(tl.int64)[:, None] * DH + d[None, :]
+            kvm = take[:, None] & dmask[None, :]
+            kb = tl.load(k_base + off, mask=kvm, other=0.0)
+            vb = tl.load(v_base + off, mask=kvm, other=0.0)
+            m_i, l_i, acc = _online_step(q, kb, vb, take, m_i, l_i, acc, scale, F32DOT)
+    po = bh * G * NCH + heads * NCH + c
+    tl.store(pm_ptr + po, m_i, mask=hmask)
+    tl.store(pl_ptr + po, l_i, mask=hmask)
+    tl.store(pacc_ptr + po[:, None] * DH + d[None, :], acc, mask=hmask[:, None] & dmask[None, :])
+    pdl_exit(PDL)
+
+
+def hist_attention(
+    q: torch.Tensor,
+    K: torch.Tensor,
+    V: torch.Tensor,
+    logits: torch.Tensor,
+    tile_max: torch.Tensor,
+    tile_sum: torch.Tensor,
+    seq_lens: torch.Tensor,
+    k: int,
+    local_window: int = 0,
+    sink_tokens: int = 0,
+    scale: float | None = None,
+    *,
+    fused_resolve: bool = False,
+    block: int = 64,
+    num_warps: int = 4,
+    num_stages: int = 2,
+    _probe: dict | None = None,
+    **select_kw,
+) -> torch.Tensor:
+    """Top-k selection (histogram) and exact attention over the winners, chunk by chunk.
+
+    Args:
+        q: ``(B, Hq, 1, dh)`` bf16/fp16 query; ``K``, ``V``: ``(B, Hkv, S, dh)`` caches.
+        logits, tile_max, tile_sum: step 1's outputs (:func:`sparq.kernels.approx_logits`):
+            ``(B, Hkv, G, S)`` fp32 approximate logits and ``(B, Hkv, G, NT)`` tile statistics.
+        seq_lens: ``(B,)`` int64 live lengths; ``k``: positions attended (window and sinks
+            count towards it); ``local_window``, ``sink_tokens``: always-selected positions.
+        scale: exact-softmax scale (default ``dh ** -0.5``).
+        fused_resolve: every chunk program resolves its row's threshold itself (one launch
+            fewer; not with ``no_lists``, whose resolve kernel gathers the bucket).
+        block, num_warps, num_stages: launch of the attend kernel (candidate slots per step).
+        select_kw: launch options of :func:`select_topk_hist` (``chunk``, ``samples``,
+            ``thr_warps``, ``lean``, ``fast_cand``, ``sort_search``, ``no_lists``, ...).
+
+    Returns:
+        ``(B, Hq, 1, dh)`` in ``q.dtype``: the same as ``sparse_attention`` over
+        ``select_topk_hist``'s indices (paper Alg. 1 without reallocation), up to the summation
+        order.
+    """
+    B, Hq, _, dh = q.shape
+    Hkv, S = K.shape[1], K.shape[2]
+    G = Hq // Hkv
+    fused_resolve = fused_resolve or bool(select_kw.pop("fuse_resolve", False))
+    if fused_resolve and select_kw.get("no_lists"):
+        raise ValueError("fused_resolve=True needs the bucket lists: pass no_lists=False")
+    if select_kw.pop("need_alpha", False):
+        raise ValueError("hist_attention does not sum alpha: use select_topk_hist for realloc")
+    scale = float(scale) if scale is not None else dh**-0.5
+    buf: dict = {}
+    select_topk_hist(
+        logits, tile_max, tile_sum, seq_lens, k, local_window, sink_tokens, need_alpha=False,
+        _stop_after=2 if fused_resolve else 3, _buffers=buf, **select_kw,
+    )  # fmt: skip
+    rows, nch, dev = B * Hkv, buf["nch"], q.device
+    fidx = torch.empty(rows, k, device=dev, dtype=torch.int32)  # exact fallback rows only
+    falpha = torch.empty(rows, G, device=dev, dtype=torch.float32)
+    pm = torch.empty(B, Hq, nch, device=dev, dtype=torch.float32)
+    pl = torch.empty_like(pm)
+    pacc = torch.empty(B, Hq, nch, dh, device=dev, dtype=torch.float32)
+    _hattend_kernel[(rows, nch)](
+        q.contiguous(), K, V, logits, seq_lens, buf["stat"], buf["cnt"], buf["ckey"],
+        buf["cpos"], buf["res"], buf["hist"], buf["blist"], fidx, falpha, pm, pl, pacc, S, Hkv,
+        nch, k, local_window, sink_tokens, scale, DH=dh, DHP=triton.next_power_of_2(dh), G=G,
+        GP=max(16, triton.next_power_of_2(G)), GS=buf["GP"], NCHP=buf["nchp"], CAP=buf["cap"],
+        NB=buf["nb"], BCAP=BCAP, BK=block, CHF=min(128, max(16, triton.next_power_of_2(S))),
+        FUSED=fused_resolve, F32DOT=F32DOT, num_warps=num_warps, num_stages=num_stages,
+        **pdl_kw(),
+    )  # fmt: skip
+    out = torch.empty(B, Hq, 1, dh, device=dev, dtype=q.dtype)
+    _merge_kernel[(B * Hq,)](
+        pm, pl, pacc, pm, pm, out, nch, G=G, DH=dh, DHP=triton.next_power_of_2(dh),
+        NSP=max(2, triton.next_power_of_2(nch)), REALLOC=False, num_warps=4, **pdl_kw(),
+    )  # fmt: skip
+    if _probe is not None and not fused_resolve:
+        _probe["ok"] = buf["res"][:, 2] != 0
+    return out
