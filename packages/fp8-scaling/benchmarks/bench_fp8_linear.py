@@ -15,7 +15,8 @@ import torch
 from monobench import Measure, case
 from torch import nn
 
-from fp8_scaling import Float8Linear, JustInTimeScaling, _linear_fn, convert_to_float8
+from fp8_scaling import Float8Linear, JustInTimeScaling, _linear_fn, _speccast, convert_to_float8
+from fp8_scaling._fastcast import CastConfig
 
 # every compiled model is a new guard set for the same wrapper code: allow them all, so no
 # variant silently falls back to eager after dynamo's default limit of 8 recompiles
@@ -69,7 +70,8 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
     reduce_overhead = kind.endswith("_ro")  # torch.compile(mode="reduce-overhead"): CUDA graphs
     base_kind = kind.removesuffix("_eager").removesuffix("_ro")
     ours = ("ours", "ours_triton", "ours_inductor", "ours_fastacc", "ours_indamax", "ours_pair",
-            "ours_perop", "ours_spec", "ours_spec_fastacc", "ours_twopass")  # fmt: skip
+            "ours_perop", "ours_spec", "ours_spec_fastacc", "ours_twopass",
+            "ours_v2first", "ours_tk")  # fmt: skip
     if base_kind in ours:
         backend = {"ours_triton": "triton", "ours_inductor": "inductor", "ours_pair": "pair",
                    "ours_spec": "spec", "ours_spec_fastacc": "spec"}  # fmt: skip
@@ -103,6 +105,10 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
             _linear_fn.AUTO_PAIR = False
         if base_kind == "ours_twopass":  # "auto" without the one-pass JIT casts
             _linear_fn.AUTO_SPEC = False
+        if base_kind == "ours_v2first":  # one-pass casts with the former first-pass kernel
+            _speccast.SPEC_FIRST = CastConfig(64, 128, 4)
+        if base_kind == "ours_tk":  # one-pass casts as triton_op (launched by inductor's code)
+            _linear_fn.SPEC_TRITON_OP = True
         try:
             y = cm(x)
             y.backward(dy)
@@ -110,11 +116,14 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
             _linear_fn.TRITON_OP_AMAX = amax_default
             _linear_fn.AUTO_PAIR = pair_default
             _linear_fn.AUTO_SPEC = spec_default
+            _speccast.SPEC_FIRST = None
+            _linear_fn.SPEC_TRITON_OP = False
         return y
 
     step.cm, step.dy = cm, dy  # for benchmarks/profile_host.py (forward/backward host split)
     step.plain = not reduce_overhead and base_kind not in ("ours_indamax", "ours_perop",
-                                                           "ours_twopass")  # fmt: skip
+                                                           "ours_twopass", "ours_v2first",
+                                                           "ours_tk")  # fmt: skip
     _CACHE[key] = (step, x, model)
     return _CACHE[key]
 

@@ -25,6 +25,11 @@
 #          (FP8_IL_ROUNDS rounds at most, FP8_IL_STEPS steps per sample, FP8_IL_SECONDS of
 #          timing per shape; FP8_IL_BUDGET s in all, a shape starts only with 35 s of it left)
 #          -> fp8_interleaved.json/.md/.png.
+#   castbw: benchmarks/cast_bw.py -- the first-pass kernels of the one-pass JIT cast checked
+#          byte for byte, then timed (CUDA-graph replay, round-robin) at 8192^2 and 16384x28672,
+#          E4M3 and E5M2, next to a torch copy (roofline) and a plain torch cast + transpose;
+#          writes fp8_castbw.json and fp8_tuned.json (the fastest as "cast_spec"), which the
+#          later stages use (FP8_SCALING_TUNED); FP8_CASTBW_SECONDS (default 80) caps it.
 #   tests: the GPU tests (bit-exact casts, CUDA-graph training = eager), if time is left.
 # FP8_STAGES picks stages (default gpt,cases,tests; the lean kernel run: profile,cases), FP8_CASES the cases, FP8_BENCH_SHAPES the
 # layer shapes (MxKxN,...), FP8_GPT_SECONDS the cap of the GPT stage, FP8_THREADS the CPU threads,
@@ -110,6 +115,17 @@ if "inference_val_loss" in b:
           f"{b['val_loss_same_batches']:.4f} ({100 * b['inference_rel_gap']:+.2f} %), "
           f"weight bytes {b['fp8_weight_bytes_over_bf16']:.3f}x bf16")
 PY
+fi
+
+if [[ $STAGES == *castbw* ]]; then
+  CB=${FP8_CASTBW_SECONDS:-80}; (( CB > $(left) - 10 )) && CB=$(( $(left) - 10 ))
+  echo "== castbw ($CB s)"
+  if (( CB > 15 )); then
+    timeout $((CB + 30)) env $SWEEP_ENV python3 packages/fp8-scaling/benchmarks/cast_bw.py "$OUT" \
+      --budget "$CB" ${SWEEP_SMOKE:-} ${FP8_CASTBW_ARGS:-} 2>&1 | grep -v "^\s*$" | tail -120
+  fi
+  [[ -s $OUT/fp8_tuned.json ]] && export FP8_SCALING_TUNED="$OUT/fp8_tuned.json" \
+    && echo "tuned table: $FP8_SCALING_TUNED"
 fi
 
 if [[ $STAGES == *interleaved* ]]; then

@@ -32,13 +32,18 @@ import torch
 
 from . import _tuned
 from ._cast_ops import fake_fp8_outputs
-from ._fastcast import CastConfig, _cast2_kernel, _grid_size
+from ._fastcast import CastConfig, _cast2_kernel, _grid_size, _inline_cast
 from ._formats import FORMATS
 from ._kernels import HAS_TRITON, _cast_consts
 from ._scaling import amax as amax_ref
+from ._spec_first import SpecConfig, launch_spec_first
 
 if HAS_TRITON:
     import triton
+
+HAS_TRITON_OP = hasattr(torch.library, "triton_op") and hasattr(torch.library, "wrap_triton")
+if HAS_TRITON_OP:
+    from torch.library import wrap_triton
 
 __all__ = ["launch_spec_cast", "spec_cast_impl", "spec_cast_ok", "spec_cast_op", "spec_cast_ref"]
 
@@ -52,6 +57,10 @@ FIXUP_WAVES = 8
 # Tile configuration of both passes when set (None: the tuned JIT cast entry of this GPU and
 # shape, else _DEFAULT); benchmarks/bench_fp8_graph.py (case cast_spec_graph) compares them.
 SPEC_CONFIG: CastConfig | None = None
+# First-pass kernel when set: a SpecConfig runs fp8_scaling._spec_first's kernel, a CastConfig
+# the general cast kernel; None: the tuned table's "cast_spec" entry of this GPU and shape, else
+# the general kernel with the tile configuration above (benchmarks/cast_bw.py compares them).
+SPEC_FIRST: SpecConfig | CastConfig | None = None
 
 
 def spec_cast_ref(x: torch.Tensor, guess: torch.Tensor, fmt: str, margin: int, transpose: bool):
@@ -84,12 +93,18 @@ def launch_spec_cast(
     transpose: bool = True,
     cfg: CastConfig | None = None,
     out_fp32: bool = False,
+    first: SpecConfig | CastConfig | None = None,
+    wrap=None,
 ):
     """The two launches of the module docstring; returns ``(q, qt, inv, amax, scale)``.
 
     ``cfg``: tile configuration of both launches (default: the tuned JIT cast configuration
-    for this GPU and shape, else 64x128 tiles with 4 warps). ``out_fp32`` writes the saturated
-    scaled float32 values instead of FP8 (interpreter tests).
+    for this GPU and shape, else 64x128 tiles with 4 warps). ``first``: the first pass's kernel
+    (a :class:`SpecConfig`: :mod:`fp8_scaling._spec_first`; default ``SPEC_FIRST``, else the
+    tuned ``cast_spec`` entry, else the general kernel with ``cfg``). ``out_fp32`` writes the
+    saturated scaled float32 values instead of FP8 (interpreter tests). ``wrap``:
+    ``torch.library.wrap_triton`` inside a ``triton_op`` (every kernel argument is then a
+    distinct tensor, and the first pass uses pointers, not tensor descriptors).
     """
     if x.dim() != 2 or not x.is_contiguous() or x.element_size() != 2:
         raise ValueError(
@@ -101,6 +116,10 @@ def launch_spec_cast(
     if cfg is None:
         cfg = SPEC_CONFIG or (_tuned.cast_config(x, delayed=False) if x.is_cuda else None)
         cfg = cfg or _DEFAULT
+    if first is None:
+        first = SPEC_FIRST or (_tuned.spec_first_config(x) if x.is_cuda else None)
+    if isinstance(first, CastConfig):
+        cfg, first = first, None
     m, n = x.shape
     dev = x.device
     odt = torch.float32 if out_fp32 else FORMATS[fmt].dtype
@@ -116,22 +135,30 @@ def launch_spec_cast(
     grid2 = (_grid_size(tiles, FIXUP_WAVES, dev),)
     even = (m % cfg.bm == 0) and (n % cfg.bn == 0)
     tile = dict(BM=cfg.bm, BN=cfg.bn, GROUP=cfg.group, TMODE=cfg.tmode, STAGES=cfg.stages)
-    qt_arg = qt if transpose else q
-    # 1. cast with the guessed scale, amax of x in the same pass (inv_ptr unused: dummy)
-    c1 = _cast_consts(fmt, fmax, margin, True, transpose, out_fp32)
-    _cast2_kernel[grid](
-        x, amax, g, q, qt_arg, inv, amax, m, n, **c1, EVEN=even, TILE_MAX=True, FIXUP=False,
-        **tile,
-        num_warps=cfg.warps,
-    )  # fmt: skip
+    # unused pointer arguments get a tensor of their own: a traced launch (wrap_triton) must
+    # not see one output buffer as two arguments (functionalization would return a clone)
+    qt_arg = qt if transpose else x
+    # 1. cast with the guessed scale, amax of x in the same pass (inv_ptr unused)
+    if first is not None:
+        launch_spec_first(x, g, q, qt if transpose else None, amax, fmt, fmax, first, wrap=wrap)
+    else:
+        c1 = _cast_consts(fmt, fmax, margin, True, transpose, out_fp32)
+        c1.update(EVEN=even, TILE_MAX=True, FIXUP=False)
+        if wrap is not None:
+            wrap(_inline_cast(cfg))[grid](x, g, g, q, qt_arg, g, amax, m, n, **c1)
+        else:
+            _cast2_kernel[grid](
+                x, g, g, q, qt_arg, g, amax, m, n, **c1, **tile, num_warps=cfg.warps
+            )  # fmt: skip
     # 2. JIT scale from that amax; recast only where it differs from the guess
     c2 = _cast_consts(fmt, fmax, margin, False, transpose, out_fp32)
-    c2["REVERSE"] = False
-    _cast2_kernel[grid2](
-        x, amax, g, q, qt_arg, inv, scale, m, n, **c2, EVEN=even, TILE_MAX=False, FIXUP=True,
-        **tile,
-        num_warps=cfg.warps,
-    )  # fmt: skip
+    c2.update(REVERSE=False, EVEN=even, TILE_MAX=False, FIXUP=True)
+    if wrap is not None:
+        wrap(_inline_cast(cfg))[grid2](x, amax, g, q, qt_arg, inv, scale, m, n, **c2)
+    else:
+        _cast2_kernel[grid2](
+            x, amax, g, q, qt_arg, inv, scale, m, n, **c2, **tile, num_warps=cfg.warps
+        )  # fmt: skip
     return q, qt, inv, amax, scale
 
 
@@ -158,3 +185,17 @@ def spec_cast_op(
 def _(x, guess, fmt, margin, transpose):
     q, qt, inv = fake_fp8_outputs(x, fmt, transpose)
     return q, qt, inv, torch.empty_like(inv), torch.empty_like(inv)
+
+
+if HAS_TRITON_OP:
+
+    @torch.library.triton_op("fp8_scaling::spec_cast_tk", mutates_args=())
+    def spec_cast_tk(
+        x: torch.Tensor, guess: torch.Tensor, fmt: str, margin: int, transpose: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:func:`spec_cast_op` whose two launches torch.compile emits in its own wrapper code
+        (no Python operator call per step); CUDA tensors that :func:`spec_cast_ok` accepts."""
+        if spec_cast_ok(x, fmt):
+            return launch_spec_cast(x, fmt, guess, margin, transpose, wrap=wrap_triton)
+        q, qt, inv, a, s = spec_cast_ref(x, guess, fmt, margin, transpose)
+        return q, qt, inv, a, s

@@ -8,13 +8,17 @@ table (a fresh sweep). Layout::
     {"format": 1, "gpus": {"NVIDIA H200": {
         "cast_jit":     {"8192x8192": {"kernel": "v2", "bm": 128, ...}, ...},
         "cast_delayed": {"8192x8192": {...}},
-        "amax":         {"67108864": {"kernel": "v2", "block": 8192, ...}}}}}
+        "amax":         {"67108864": {"kernel": "v2", "block": 8192, ...}},
+        "cast_spec":    {"8192x8192": {"kernel": "v3", "bm": 64, "bn": 128, "tma": 1, ...}}}}}
 
 Lookup takes the exact shape (or element count) when present, else the entry of the nearest
 element count. A GPU without an entry, or an entry with ``"kernel": "legacy"``, uses the
 self-tuning kernels of :mod:`fp8_scaling._kernels` (the safe default). ``"compiled_ok": false``
 in a GPU's entry (the sweep compiles a layer with the tuned kernels and compares it with eager
-mode) keeps the self-tuning kernels for launches traced by ``torch.compile``.
+mode) keeps the self-tuning kernels for launches traced by ``torch.compile``. ``cast_spec``
+names the first-pass kernel of the one-pass JIT cast: ``"v3"`` (:mod:`fp8_scaling._spec_first`,
+with its :class:`~fp8_scaling._spec_first.SpecConfig`) or ``"v2"`` (the general cast kernel
+with the ``cast_jit`` configuration, also the choice when the GPU has no entry).
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ import torch
 
 from ._fastcast import AmaxConfig, CastConfig
 
-__all__ = ["amax_config", "cast_config", "gpu_name", "load_table", "reset_table"]
+__all__ = [
+    "amax_config",
+    "cast_config",
+    "gpu_name",
+    "load_table",
+    "reset_table",
+    "spec_first_config",
+]
 
 _DEFAULT_PATH = Path(__file__).with_name("tuned.json")
 _STATE: dict = {}
@@ -56,6 +67,7 @@ def reset_table() -> None:
     """Forget the loaded table and every cached lookup (after changing ``FP8_SCALING_TUNED``)."""
     _STATE.clear()
     _lookup.cache_clear()
+    _spec_lookup.cache_clear()
 
 
 @functools.cache
@@ -121,3 +133,30 @@ def amax_config(x: torch.Tensor, compiled: bool = False) -> AmaxConfig | None:
     if gpu is None or not isinstance(n, int):
         return None
     return _lookup(gpu, "amax", n, str(n), compiled)
+
+
+@functools.cache
+def _spec_lookup(gpu: str, numel: int, key: str):
+    from ._spec_first import SpecConfig
+
+    entries = load_table().get("gpus", {}).get(gpu, {}).get("cast_spec")
+    if not isinstance(entries, dict) or not entries:
+        return None
+    e = _nearest(entries, numel, key)
+    if not isinstance(e, dict) or e.get("kernel") not in ("v2", "v3"):
+        return None
+    try:
+        return (SpecConfig if e["kernel"] == "v3" else CastConfig).from_dict(e)
+    except (TypeError, ValueError):
+        return None
+
+
+def spec_first_config(x: torch.Tensor):
+    """Tuned first pass of the one-pass JIT cast for the 2-D CUDA tensor ``x``: a
+    :class:`~fp8_scaling._spec_first.SpecConfig` (``"v3"``), a :class:`CastConfig` (``"v2"``,
+    the general kernel with that tile) or ``None`` (the general kernel, ``cast_jit`` tile)."""
+    gpu = _gpu(x.device)
+    m, n = x.shape
+    if gpu is None or not (isinstance(m, int) and isinstance(n, int)):
+        return None
+    return _spec_lookup(gpu, m * n, f"{m}x{n}")

@@ -1,0 +1,235 @@
+"""First pass of the one-pass JIT cast: cast with a given scale, amax of the input on its bits.
+
+The one-pass JIT cast (:mod:`fp8_scaling._speccast`) first casts a contiguous (M, N) bf16/fp16
+tensor in both layouts with the previous step's scale and measures the amax in the same pass.
+This module holds a leaner kernel for that pass than the general cast of
+:mod:`fp8_scaling._fastcast`:
+
+* the amax is taken on the **16-bit patterns**: ``bits & 0x7FFF`` orders non-negative values
+  like their magnitudes and puts every NaN above inf, so one integer ``max`` per element
+  replaces ``abs``, the NaN test and a float ``max``; the same ``bits >= inf bits`` test marks
+  the elements whose FP8 value is NaN (inf and NaN inputs, as the reference cast). The amax is
+  exact (every bf16/fp16 value is a float32) and NaN counts as inf (Perez et al. 2023,
+  Section 3: the scale is derived from the amax; a NaN must not yield a finite scale);
+* ``amax``: 0 reduces each tile to a scalar (int32) as it goes; 1 keeps an elementwise int16
+  maximum across a program's tiles and reduces it once (persistent grids); either way one
+  integer ``atomic_max`` on the float32 bits per program;
+* ``tma``: 1 moves the tiles with Hopper's tensor-memory accelerator (host-side tensor
+  descriptors: the load, the row-major store and the transposed store of each tile are bulk
+  copies through shared memory; edge tiles are clipped by the hardware, no masks). Needs the
+  row strides 16-byte aligned (N % 16 == 0 and M % 16 == 0); other shapes use the pointer
+  kernel;
+* ``waves``: programs per SM (0: one program per tile), walking the tiles with a grid
+  stride; ``stages`` > 1 asks the compiler to pipeline the next tile's load;
+* ``tmode`` as in :mod:`fp8_scaling._fastcast`: 0 transposes the FP8 tile, 2 the 16-bit tile
+  (cast a second time).
+
+Pure-torch reference: :func:`fp8_scaling._cast_ops.delayed_cast_ref` (a cast with a given
+scale that also returns the amax), which the interpreter tests compare with over odd shapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import torch
+
+from ._fastcast import _grid_size
+from ._kernels import HAS_TRITON
+
+if HAS_TRITON:
+    import triton
+    import triton.language as tl
+
+__all__ = ["SpecConfig", "launch_spec_first", "tma_ok"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecConfig:
+    """Launch configuration of :func:`launch_spec_first` (module docstring)."""
+
+    bm: int = 64
+    bn: int = 128
+    warps: int = 8
+    waves: int = 0
+    amax: int = 0
+    tma: int = 0
+    tmode: int = 0
+    group: int = 8
+    stages: int = 1
+
+    def name(self) -> str:
+        return (
+            f"v3_{self.bm}x{self.bn}w{self.warps}p{self.waves}a{self.amax}"
+            f"{'tma' if self.tma else ''}t{self.tmode}g{self.group}"
+            + (f"s{self.stages}" if self.stages > 1 else "")
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SpecConfig:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: int(v) for k, v in d.items() if k in fields})
+
+
+def tma_ok(m: int, n: int) -> bool:
+    """Whether tensor descriptors can address (M, N) 2-byte inputs and their FP8 copies."""
+    return m % 16 == 0 and n % 16 == 0
+
+
+if HAS_TRITON:
+
+    @triton.jit
+    def _to_fp8(v, E5M2: tl.constexpr, OUT_FP32: tl.constexpr):
+        if OUT_FP32:
+            return v
+        elif E5M2:
+            return v.to(tl.float8e5)
+        else:
+            return v.to(tl.float8e4nv)
+
+    @triton.jit
+    def _cast_tile(xh, scale, FMAX: tl.constexpr, INF: tl.constexpr, E5M2: tl.constexpr,
+                   OUT_FP32: tl.constexpr):  # fmt: skip
+        """FP8 values of a 16-bit tile and its magnitude bits (NaN above inf)."""
+        bits = xh.to(tl.int16, bitcast=True) & tl.full([], 0x7FFF, tl.int16)
+        v = tl.minimum(tl.maximum(xh.to(tl.float32) * scale, -FMAX), FMAX)
+        v = tl.where(bits >= tl.full([], INF, tl.int16), float("nan"), v)
+        return _to_fp8(v, E5M2, OUT_FP32), bits
+
+    @triton.jit
+    def _spec_first_kernel(
+        x_ptr, scale_ptr, q_ptr, qt_ptr, amax_ptr, M, N,
+        FMAX: tl.constexpr, INF: tl.constexpr, FP16: tl.constexpr, E5M2: tl.constexpr,
+        OUT_FP32: tl.constexpr, WRITE_T: tl.constexpr, EVEN: tl.constexpr,
+        BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr, AMAX: tl.constexpr,
+        TMA: tl.constexpr, TMODE: tl.constexpr, STAGES: tl.constexpr,
+    ):  # fmt: skip
+        pid = tl.program_id(0)
+        nprog = tl.num_programs(0)
+        n_m = tl.cdiv(M, BM)
+        n_n = tl.cdiv(N, BN)
+        n_tiles = n_m * n_n
+        per_group = GROUP * n_n
+        scale = tl.load(scale_ptr)
+        if AMAX == 1:
+            acc = tl.zeros([BM, BN], dtype=tl.int16)
+        else:
+            acc = tl.full([], 0, tl.int32)
+        for tile in tl.range(pid, n_tiles, nprog, num_stages=STAGES):
+            g = tile // per_group
+            first_m = g * GROUP
+            gsize = tl.minimum(n_m - first_m, GROUP)
+            pid_m = first_m + (tile % per_group) % gsize
+            pid_n = (tile % per_group) // gsize
+            if TMA:
+                xh = x_ptr.load([pid_m * BM, pid_n * BN])
+            else:
+                rm = pid_m.to(tl.int64) * BM + tl.arange(0, BM)
+                rn = pid_n.to(tl.int64) * BN + tl.arange(0, BN)
+                rm = tl.max_contiguous(tl.multiple_of(rm, BM), BM)
+                rn = tl.max_contiguous(tl.multiple_of(rn, BN), BN)
+                if EVEN:
+                    xh = tl.load(x_ptr + rm[:, None] * N + rn[None, :])
+                else:
+                    mask = (rm[:, None] < M) & (rn[None, :] < N)
+                    xh = tl.load(x_ptr + rm[:, None] * N + rn[None, :], mask=mask, other=0.0)
+            qo, bits = _cast_tile(xh, scale, FMAX, INF, E5M2, OUT_FP32)
+            if AMAX == 1:
+                acc = tl.maximum(acc, bits)
+            else:
+                acc = tl.maximum(acc, tl.max(bits.to(tl.int32)))
+            if WRITE_T:
+                if TMODE == 2:  # transpose the 16-bit tile, cast it again (same bytes)
+                    qto, _b = _cast_tile(tl.trans(xh), scale, FMAX, INF, E5M2, OUT_FP32)
+                else:
+                    qto = tl.trans(qo)
+            if TMA:
+                q_ptr.store([pid_m * BM, pid_n * BN], qo)
+                if WRITE_T:
+                    qt_ptr.store([pid_n * BN, pid_m * BM], qto)
+            else:
+                if EVEN:
+                    tl.store(q_ptr + rm[:, None] * N + rn[None, :], qo)
+                else:
+                    tl.store(q_ptr + rm[:, None] * N + rn[None, :], qo, mask=mask)
+                if WRITE_T:
+                    qt_ptrs = qt_ptr + rn[:, None] * M + rm[None, :]
+                    if EVEN:
+                        tl.store(qt_ptrs, qto)
+                    else:
+                        tl.store(qt_ptrs, qto, mask=(rn[:, None] < N) & (rm[None, :] < M))
+        if AMAX == 1:
+            m = tl.max(acc.to(tl.int32))
+        else:
+            m = acc
+        m = tl.minimum(m, INF)  # NaN counts as inf
+        if FP16:
+            a = m.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+            abits = a.to(tl.int32, bitcast=True)
+        else:
+            abits = m << 16  # bf16 -> float32 bits
+        bits_ptr = amax_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
+        # relaxed: the kernel boundary orders it before the check pass reads the amax
+        tl.atomic_max(bits_ptr, abits, sem="relaxed")
+
+    @functools.cache
+    def _inline_first(cfg: SpecConfig):
+        """A one-config autotuner of the kernel (launch options for ``wrap_triton``)."""
+        c = triton.Config(
+            {"BM": cfg.bm, "BN": cfg.bn, "GROUP": cfg.group, "AMAX": cfg.amax, "TMA": False,
+             "TMODE": cfg.tmode, "STAGES": cfg.stages},
+            num_warps=cfg.warps,
+        )  # fmt: skip
+        return triton.autotune(configs=[c], key=["M", "N"])(_spec_first_kernel)
+
+
+def launch_spec_first(
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    q: torch.Tensor,
+    qt: torch.Tensor | None,
+    amax: torch.Tensor,
+    fmt: str,
+    fmax: float,
+    cfg: SpecConfig,
+    wrap=None,
+) -> None:
+    """Cast ``x`` (M, N) with the float32 one-element ``scale`` into ``q`` (M, N) and, unless
+    ``qt`` is None, ``qt`` (N, M); raise the float32 0-d ``amax`` (zero-initialised by the
+    caller) to the input's amax. ``q``/``qt`` of dtype float32 receive the saturated scaled
+    values instead of FP8 (interpreter tests). ``wrap``: ``torch.library.wrap_triton`` inside
+    a ``triton_op`` (pointer loads and stores then, no tensor descriptors)."""
+    m, n = x.shape
+    if m * n == 0:
+        return
+    if cfg.tmode not in (0, 2) or cfg.amax not in (0, 1):
+        raise ValueError(f"SpecConfig needs tmode 0 or 2 and amax 0 or 1, got {cfg}")
+    tiles = triton.cdiv(m, cfg.bm) * triton.cdiv(n, cfg.bn)
+    if x.is_cuda:
+        grid = (_grid_size(tiles, cfg.waves, x.device),)
+    else:  # interpreter: ``waves`` programs in all, so that the tile loop runs several times
+        grid = (min(tiles, cfg.waves) if cfg.waves > 0 else tiles,)
+    write_t = qt is not None
+    use_tma = bool(cfg.tma) and tma_ok(m, n) and wrap is None
+    if use_tma:
+        from triton.tools.tensor_descriptor import TensorDescriptor
+
+        xa = TensorDescriptor.from_tensor(x, [cfg.bm, cfg.bn])
+        qa = TensorDescriptor.from_tensor(q, [cfg.bm, cfg.bn])
+        qta = TensorDescriptor.from_tensor(qt, [cfg.bn, cfg.bm]) if write_t else qa
+    else:  # without a transposed copy x stands in for qt (never written): distinct arguments
+        xa, qa, qta = x, q, (qt if write_t else x)
+    consts = dict(
+        FMAX=fmax, INF=0x7C00 if x.dtype == torch.float16 else 0x7F80,
+        FP16=x.dtype == torch.float16, E5M2=fmt == "e5m2", OUT_FP32=q.dtype == torch.float32,
+        WRITE_T=write_t, EVEN=(m % cfg.bm == 0) and (n % cfg.bn == 0),
+    )  # fmt: skip
+    if wrap is not None:
+        wrap(_inline_first(cfg))[grid](xa, scale, qa, qta, amax, m, n, **consts)
+        return
+    _spec_first_kernel[grid](
+        xa, scale, qa, qta, amax, m, n, **consts,
+        BM=cfg.bm, BN=cfg.bn, GROUP=cfg.group, AMAX=cfg.amax, TMA=use_tma, TMODE=cfg.tmode,
+        STAGES=cfg.stages, num_warps=cfg.warps,
+    )  # fmt: skip
