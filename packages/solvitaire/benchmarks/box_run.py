@@ -14,7 +14,11 @@ leaves everything it finished:
    store first; ``KL_ORDER``: a search order, or comma-separated orders searched in alternation, for
    the Klondike deals instead of the preset's);
 4. optionally (``EXTRA_GAMES``, comma-separated presets) seeds 1-40 of other games at
-   ``EXTRA_TIMEOUT`` seconds each (``extra.jsonl``).
+   ``EXTRA_TIMEOUT`` seconds each (``extra.jsonl``);
+5. optionally (``REF_GAMES``: comma-separated games, or ``all``) every deal of those games that
+   the reference program decided (``outcomes/*.tsv``), at ``REF_TIMEOUT`` seconds each (60, the
+   slow test's limit), under the rules the reference applies (Spiderette: see README); rows go
+   to ``extra.jsonl`` with the reference's answer, and a different answer is logged as FAIL.
 
 ``--ingest DIR`` (run here afterwards) merges a finished run's Klondike results into the local
 SQLite store used by ``klondike_1000.py`` and prints the Spiderette comparison.
@@ -86,10 +90,31 @@ def _stored(column: str) -> dict[int, object]:
         con.close()
 
 
+OUTCOMES = HERE.parents[2].parent / "shared" / "solvitaire" / "outcomes"
+
+
+def _ref_rows(games: str) -> list[tuple[str, int, str, int]]:
+    """(game, seed, reference answer, reference ms) of every deal the reference decided."""
+    import csv
+
+    names = sorted(p.stem for p in OUTCOMES.glob("*.tsv")) if games == "all" else games.split(",")
+    rows = []
+    for g in (x.strip() for x in names if x.strip()):
+        with open(OUTCOMES / f"{g}.tsv") as f:
+            for r in csv.DictReader(f, delimiter="\t"):
+                if r["outcome"] != "timed-out":
+                    rows.append((g, int(r["seed"]), r["outcome"], int(r["ms"])))
+    return rows
+
+
 def _job(args: tuple) -> dict:
     game, kind, seed, timeout, mem = args
     from solvitaire import load_rules, solve
 
+    want = None
+    if kind.startswith("ref:"):  # phase 5: kind = "ref:<the reference's answer>"
+        want = kind[4:]
+        kind = "effective" if game == "spiderette" else "preset"
     rules = _spider_rules(kind) if game == "spiderette" else load_rules(game)
     if game == "klondike" and os.environ.get("KL_ORDER"):
         rules = _with_order(rules, os.environ["KL_ORDER"])
@@ -105,6 +130,8 @@ def _job(args: tuple) -> dict:
         "cpu_s": round(time.process_time() - c0, 4),
         "states": res.stats["states"],
         "unique_states": res.stats["unique_states"],
+        **({"reference": want} if want else {}),
+        **({"decided_by": res.stats["decided_by"]} if "decided_by" in res.stats else {}),
     }
 
 
@@ -126,6 +153,13 @@ def _run_phase(pool, tasks, out_file, deadline, log) -> list[dict]:
             f.write(json.dumps(row) + "\n")
             f.flush()
             rows.append(row)
+            if (
+                row.get("reference")
+                and row["status"] in ("solved", "unsolvable")
+                and (row["status"] != row["reference"])
+            ):
+                log(f"  FAIL: {row['game']} seed {row['seed']}: {row['status']}, the reference "
+                    f"decided {row['reference']}")  # fmt: skip
             if row["status"] not in ("solved", "unsolvable") or row["seconds"] > 5:
                 log(f"  {row['game']}/{row['rules']} seed {row['seed']}: {row['status']} "
                     f"{row['seconds']:.2f} s, {row['states']:,} states")  # fmt: skip
@@ -181,10 +215,28 @@ def run(a: argparse.Namespace) -> int:
             known = _stored("seconds")
             rest.sort(key=lambda s: -known.get(s, float("inf")))
         seeds += rest
+        # phase 5 first when asked (REF_GAMES): the reference's decided deals, longest first
+        if a.ref_games:
+            refs = sorted(_ref_rows(a.ref_games), key=lambda r: -r[3])
+            tasks = [(g, f"ref:{want}", s, a.ref_timeout, mem) for g, s, want, _ in refs]
+            log(f"phase 5: reference outcomes, {len(tasks)} deals at {a.ref_timeout:g} s")
+            rrows = _run_phase(pool, tasks, out / "extra.jsonl", deadline, log)
+            dec = {"solved", "unsolvable"}
+            summary["reference_outcomes"] = {
+                "done": len(rrows),
+                "of": len(tasks),
+                "reproduced": sum(r["status"] == r["reference"] for r in rrows),
+                "disagree": [(r["game"], r["seed"]) for r in rrows
+                             if r["status"] in dec and r["status"] != r["reference"]],
+                "undecided": [(r["game"], r["seed"]) for r in rrows if r["status"] not in dec],
+            }  # fmt: skip
+            log("  reference outcomes: " + json.dumps(summary["reference_outcomes"]))
         tasks = [("klondike", "preset", s, a.timeout, mem) for s in seeds]
-        log(f"phase 2+3: klondike, {len(tasks)} deals at {a.timeout:g} s "
-            f"({len(retry)} previously undecided first)")  # fmt: skip
-        rows = _run_phase(pool, tasks, out / "klondike.jsonl", deadline, log)
+        rows = []
+        if tasks:
+            log(f"phase 2+3: klondike, {len(tasks)} deals at {a.timeout:g} s "
+                f"({len(retry)} previously undecided first)")  # fmt: skip
+            rows = _run_phase(pool, tasks, out / "klondike.jsonl", deadline, log)
         # phase 4 (optional): other games' reference seeds 1-40 at EXTRA_TIMEOUT seconds
         extra = [g for g in a.extra_games.split(",") if g.strip()]
         if extra:
@@ -286,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--extra-timeout", type=float, default=float(os.environ.get("EXTRA_TIMEOUT", 60))
     )
+    ap.add_argument("--ref-games", default=os.environ.get("REF_GAMES", ""))
+    ap.add_argument("--ref-timeout", type=float, default=float(os.environ.get("REF_TIMEOUT", 60)))
     ap.add_argument("--out", default=None)
     ap.add_argument("--ingest", type=Path, default=None, help="merge a finished run (here)")
     a = ap.parse_args(argv)

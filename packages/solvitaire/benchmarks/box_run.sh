@@ -9,7 +9,9 @@
 # KL_TIMEOUT (60 s per Klondike deal), KL_ORDER (search order(s) for Klondike), KL_SKIP
 # (seeds left out), KL_SLOWEST_FIRST=1 (longest deals first),
 # MEM_GIB (3 GiB per solve),
-# SP_SEEDS (40 Spiderette seeds), EXTRA_GAMES and EXTRA_TIMEOUT (other games, seeds 1-40).
+# SP_SEEDS (40 Spiderette seeds), EXTRA_GAMES and EXTRA_TIMEOUT (other games, seeds 1-40),
+# REF_GAMES (games or `all`: every deal the reference decided, first) and REF_TIMEOUT (60 s);
+# KL_RETRY= KL_DEALS=0 runs no Klondike deals.
 # Writes to $OUT: box_run.log, spiderette.jsonl, klondike.jsonl, extra.jsonl, summary.json.
 set -euo pipefail
 : "${OUT:?set OUT to an empty directory}"

@@ -30,6 +30,22 @@ def test_every_reference_deal_vector(shared_dir):
     assert n == 81 * 12
 
 
+@pytest.mark.parametrize("game", ["spiderette", "spider", "will-o-the-wisp", "east-haven"])
+def test_piles_in_the_reference_order_where_the_stock_deals_to_them(shared_dir, game):
+    # where the stock is dealt to every pile, a pile's place is part of the deal (which pile
+    # gets which stock card), and the reference keeps those piles in their dealing order: the
+    # vectors then list them in that order, and ours must match pile by pile, not as a multiset
+    rules = load_rules(game)
+    n = 0
+    for line in (shared_dir / "deals" / f"{game}.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        ours = deal(rules, rec["seed"]).to_dict(rules)["tableau piles"]
+        ours = [["##" if c.islower() else c for c in p] for p in ours]
+        assert ours == rec["deal"]["tableau piles"], (game, rec["seed"])
+        n += 1
+    assert n == 12
+
+
 @pytest.mark.parametrize("game", ["klondike", "canfield", "golf", "fore-cell", "spider"])
 def test_deal_json_round_trip(game):
     r = load_rules(game)

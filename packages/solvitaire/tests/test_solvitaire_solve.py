@@ -213,6 +213,7 @@ def test_both_orders_agree_with_each_order(small_variants):
     answers = {}
     pair = ["shortest-pile-first", "shortest-pile-first-top-ties"]
     orders = ("both", "last-pile-first", "shortest-pile-first", "shortest-pile-first-top-ties")
+    orders += ("reference",)
     for order in (*orders, pair):
         v = dict(base, **{"tableau piles": dict(base["tableau piles"], **{"search order": order})})
         rules = rules_from_dict(v, name=f"a-{order}")
@@ -220,3 +221,39 @@ def test_both_orders_agree_with_each_order(small_variants):
     assert len({tuple(a) for a in answers.values()}) == 1, answers
     assert Status.SOLVED in answers["both"]
     assert Status.UNSOLVABLE in answers["both"]
+
+
+def test_depth_limited_search_never_changes_the_answer(small_variants):
+    """A depth-limited search (``search depth limit``) beside the exact one: a node at the
+    limit counts as a dead end, so its exhausted search proves nothing unless the limit cut no
+    node; it restarts 4x deeper instead. Its solutions answer (replayed like any other). Here
+    it runs first (the head start), so it decides deals by itself, some after deepening."""
+    import solvitaire._solve as sv
+    from solvitaire import _core, _driver
+
+    base = small_variants["spiderette-reference-small"]
+    capped = dict(
+        base, **{"tableau piles": dict(base["tableau piles"], **{"search depth limit": 2})}
+    )
+    rules = rules_from_dict(base, name="spr")
+    assert rules_from_dict(capped, name="c").data["tableau piles"]["search depth limit"] == 2
+    by_capped = deeper = 0
+    for s in range(40):
+        d = deal(rules, s)
+        plain = solve(d, rules, streamline=False, memory_limit=2**22)
+        assert (
+            solve(d, rules_from_dict(capped, name="c"), memory_limit=2**22).status == plain.status
+        )
+        cfg, S0 = sv.compile_rules(rules, d)
+        cap = cfg.copy()
+        cap[_core.DCAP] = 2
+        kw = {"timeout": None, "max_states": None, "memory_limit": 2**22, "max_depth": 10**4}
+        outcome, search, stats = _driver.run([cap, cfg], S0, sv._Z, decisive=[False, True], **kw)
+        assert outcome == plain.status.value, s
+        if stats.get("decided_by") == "depth-limited":
+            by_capped += 1
+            deeper += stats["depth_limit"] > 2
+            if outcome == "solved":
+                sv.verify_moves(d, rules, sv._to_moves(search.solution_rows(10**6).tolist(), rules))
+    assert by_capped >= 1
+    assert deeper >= 1

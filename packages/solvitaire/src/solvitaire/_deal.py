@@ -296,6 +296,11 @@ def deal(rules: Rules | str, seed: int) -> Deal:
         while deck:
             tab[t % n].append(deck.pop())
             t += 1
+        if r["tableau piles"]["diagonal deal"] and r["stock"]["deal type"] == "tableau piles":
+            # the reference deals each diagonal row from its last pile down, so its first pile
+            # is the shortest, and its stock deals start at that first pile: where the stock
+            # goes to every pile, a pile's place is part of the deal (Spiderette)
+            tab.reverse()
     if r["tableau piles"].get("kings to bottom"):
         tab = [
             [c for c in p if rank(c) == rules.max_rank]

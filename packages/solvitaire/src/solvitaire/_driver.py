@@ -41,7 +41,7 @@ class Search:
 
     def __init__(self, cfg: np.ndarray, S0: np.ndarray, Z: np.ndarray, memory_limit: int,
                  max_depth: int, budget: int = 20_000, decisive: bool = True) -> None:  # fmt: skip
-        self.cfg, self.Z = cfg, Z
+        self.cfg, self.Z, self.S0 = cfg, Z, S0
         # a search that is not decisive (a streamliner) may answer only with a solution
         self.decisive = decisive
         self.memory_limit, self.max_depth = memory_limit, max_depth
@@ -77,8 +77,28 @@ class Search:
 
     @property
     def answers_no(self) -> bool:
-        """Whether this search proved the deal unsolvable (a streamliner's never does)."""
-        return self.status == cs.UNSOLVABLE and self.decisive
+        """Whether this search proved the deal unsolvable (a streamliner's never does; a
+        depth-limited one's only when its limit cut nothing)."""
+        if self.status != cs.UNSOLVABLE:
+            return False
+        return self.decisive or (self.cfg[cs.DCAP] > 0 and self.ctl[cs.D_CUT] == 0)
+
+    @property
+    def deepen(self) -> bool:
+        """Whether this is a depth-limited search that ran out of moves below its limit
+        (then it starts again with a limit 4 times deeper)."""
+        return self.status == cs.UNSOLVABLE and self.cfg[cs.DCAP] > 0 and self.ctl[cs.D_CUT] > 0
+
+    def deeper(self) -> Search:
+        """A fresh search like this one with a 4 times deeper limit; it carries the node
+        count on (the alternation gives chunks to the search with the fewest nodes)."""
+        cfg = self.cfg.copy()
+        cfg[cs.DCAP] *= 4
+        s = Search(cfg, self.S0, self.Z, self.memory_limit, self.max_depth,
+                   self.budget, self.decisive)  # fmt: skip
+        for i in (cs.D_NODES, cs.D_UNIQUE, cs.D_DOM, cs.D_BACK, cs.D_DEAD):
+            s.ctl[i] += self.ctl[i]
+        return s
 
     @property
     def nodes(self) -> int:
@@ -186,6 +206,11 @@ def run(
             searches.append(Search(cfgs[i], S0, Z, each, max_depth, budget, decisive[i]))
             active.append(searches[-1])
         done = next((s for s in active if s.status == cs.SOLVED or s.answers_no), None)
+        if done is None:
+            for i, s in enumerate(searches):
+                if s in active and s.deepen:
+                    searches[i] = s.deeper()  # (the old one's stacks and table are dropped)
+                    active[active.index(s)] = searches[i]
         if done is not None:
             outcome, winner = ("solved" if done.status == cs.SOLVED else "unsolvable"), done
             break
@@ -231,7 +256,10 @@ def run(
         "seconds": secs,
         "states_per_s": ctl[cs.D_NODES] / secs if secs > 0 else 0.0,
     }
-    if outcome == "solved" and not winner.decisive:
+    if outcome in ("solved", "unsolvable") and winner.cfg[cs.DCAP] > 0:
+        stats["decided_by"] = "depth-limited"
+        stats["depth_limit"] = int(winner.cfg[cs.DCAP])
+    elif outcome == "solved" and not winner.decisive:
         stats["decided_by"] = "streamliner"
         stats["streamliner"] = "pile symmetry"
     elif len(searches) > 1 and outcome in ("solved", "unsolvable"):

@@ -18,7 +18,12 @@ _BUILD = ["any-suit", "red-black", "same-suit", "no-build"]
 #: ``tableau piles.search order`` values and the compiled core's code for each (a search hint:
 #: the order in which tableau moves are tried; it never changes an answer). Shortest pile
 #: first breaks ties between piles of one length by their cards, bottom or top card first.
-SEARCH_ORDERS = {"last-pile-first": 0, "shortest-pile-first": 1, "shortest-pile-first-top-ties": 3}
+SEARCH_ORDERS = {
+    "last-pile-first": 0,
+    "shortest-pile-first": 1,
+    "shortest-pile-first-top-ties": 3,
+    "reference": 4,
+}
 _RANK_NAMES = ["A", "J", "Q", "K"] + [str(i) for i in range(1, 14)]
 _CARD_PATTERN = r"^(A|J|Q|K|[2-9]|10|1[0-3]?)[CHSD]$"
 
@@ -75,6 +80,9 @@ RULES_SCHEMA: dict[str, Any] = {
                             },
                         ]
                     },
+                    # a search hint (never changes an answer): > 0 adds a depth-limited search
+                    # (restarted 4x deeper each time it runs out of moves) beside the others
+                    "search depth limit": {"type": "integer", "minimum": 0},
                 }
             ),
             "foundations": _obj(

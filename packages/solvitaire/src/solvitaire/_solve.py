@@ -320,6 +320,14 @@ def _search(deal, rules, timeout, max_states, memory_limit, max_depth, streamlin
         other[cm.ORDER] = code
         cfgs.append(other)
     decisive = [True] * len(cfgs)
+    cap = rules.data["tableau piles"].get("search depth limit", 0)
+    if cap:
+        # a depth-limited search (no move below depth ``cap``, then 4x deeper on each restart):
+        # a DFS that runs down a path millions of moves deep misses short solutions beside it
+        other = cfg.copy()
+        other[cm.DCAP] = cap
+        cfgs.append(other)
+        decisive.append(False)
     if streamliner:
         other = cfg.copy()
         other[cm.SYM] = 1

@@ -16,6 +16,7 @@ from .layout import (
     BUFFER,
     D_BACK,
     D_CANGROW,
+    D_CUT,
     D_DEAD,
     D_DEPTH,
     D_DOM,
@@ -24,6 +25,7 @@ from .layout import (
     D_NODES,
     D_STATUS,
     D_UNIQUE,
+    DCAP,
     DEADLOCK,
     GROW,
     K_T2T,
@@ -95,6 +97,12 @@ def search_chunk(states, cfg, mv, fs, fe, fn, path, tab, Z, ctl, budget, max_sta
             return GROW
         d = ctl[D_DEPTH]
         if fn[d] < fe[d]:
+            if cfg[DCAP] > 0 and d >= cfg[DCAP]:
+                # a depth-limited search goes no deeper: the node counts as a dead end, so an
+                # exhausted search that cut a node proves nothing (see _driver)
+                fn[d] = fe[d]
+                ctl[D_CUT] += 1
+                continue
             if d + 1 >= maxd or fe[d] + MAX_MOVES_NODE > mv.shape[0]:
                 return BUFFER  # the caller grows the stacks and calls again
             mi = fn[d]

@@ -15,7 +15,8 @@ from numba import njit
 T, R, C, NF, MR, BUILD, GPOL, GMODE, SPACES, FPRES, FREM, FCOMP, HPRES, HLOOP = range(14)
 DTYPE, DCOUNT, REDEALS, RSTACK, BASE, DOM, CAP, NCARDS, OFF_F, OFF_C, OFF_L, OFF_D = range(14, 26)
 OFF_DATA, SSIZE, NP, SYM, FDOWN, SUITSYM, GPLACE, RPRUNE, ORDER, DEADLOCK = range(26, 36)
-NCFG = 36
+DCAP = 36  # > 0: a depth-limited search (no move below this depth; see dfs.search_chunk)
+NCFG = 37
 
 # move kinds
 K_T2F, K_T2T, K_T2C, K_C2T, K_C2F, K_R2T, K_R2F, K_F2T, K_W, K_DEAL = range(10)
@@ -26,7 +27,8 @@ MAX_MOVES_NODE = 4096
 # search status codes and the indices of the control vector ``ctl`` shared by the DFS steps
 RUNNING, SOLVED, UNSOLVABLE, MEMORY, BUFFER, GROW = 0, 1, 2, 3, 4, 5
 D_DEPTH, D_STATUS, D_NODES, D_UNIQUE, D_DOM, D_MAXD, D_BACK, D_FILL, D_CANGROW, D_DEAD = range(10)
-NCTL = 10
+D_CUT = 10  # nodes a depth-limited search did not expand for its depth limit
+NCTL = 11
 
 
 @njit(cache=True, inline="always")
@@ -69,6 +71,8 @@ def sym_now(S, cfg):
     dealt to every pile in a fixed order still holds cards (then a pile's place matters)."""
     if cfg[SYM] == 1:
         return True
+    if cfg[ORDER] == 4:  # the reference program's search: no pile symmetry in these games
+        return False
     return cfg[DTYPE] == 1 and S[cfg[OFF_L] + cfg[T] + cfg[R]] == 0
 
 

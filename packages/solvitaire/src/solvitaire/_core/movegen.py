@@ -188,7 +188,7 @@ def pile_order(S, cfg, order):
     short piles come first, as in the reference program's canonical pile order); otherwise
     the last pile first."""
     nt = cfg[T]
-    if cfg[ORDER] == 0:
+    if cfg[ORDER] == 0 or cfg[ORDER] == 4:
         for x in range(nt):
             order[x] = nt - 1 - x
         return
@@ -222,6 +222,9 @@ def _tableau_moves(S, cfg, mv, k, fe, singles, pdst, psrc, order):
     # ranks of the top cards (bit r) and whether a space exists: most (pile, size) pairs have
     # no target at all, and their scan of the piles is skipped
     tops, space = _tops_and_space(S, cfg, nt)
+    # ORDER 4 (the reference program's order): per source pile, every target pile in turn
+    # and, per target, the largest group first (below, otherwise: per size, every target)
+    by_target = cfg[ORDER] == 4 and not singles
     for ii in range(nt):
         i = order[ii]
         n = _len(S, cfg, i)
@@ -237,6 +240,14 @@ def _tableau_moves(S, cfg, mv, k, fe, singles, pdst, psrc, order):
             ghi = 1
         else:
             glo = 2
+        if by_target:
+            for jj in range(nt):
+                j = order[jj]
+                if j != i:
+                    for g in range(ghi, glo - 1, -1):
+                        k = _group_move(S, cfg, mv, k, i, j, g, n, run, sym, space, tops, fe,
+                                        pdst, psrc)  # fmt: skip
+            continue
         for gg in range(ghi - glo + 1):
             # with ORDER set the largest group is tried first (a whole run onto a space)
             g = ghi - gg if cfg[ORDER] != 0 else glo + gg
@@ -266,6 +277,38 @@ def _tableau_moves(S, cfg, mv, k, fe, singles, pdst, psrc, order):
                     if gm == 4 and g < run and found_target(S, cfg, _at(S, cfg, i, n - g - 1)) < 0:
                         continue
                     k = _add(mv, k, K_T2T, i, j, g, 0, 0)
+    return k
+
+
+@njit(cache=True, inline="always")
+def _group_move(S, cfg, mv, k, i, j, g, n, run, sym, space, tops, fe, pdst, psrc):
+    """Append the move of the top ``g`` cards of tableau pile ``i`` (``n`` cards, a built run
+    of ``run``) onto pile ``j`` when it is legal and not pruned (see :func:`_tableau_moves`)."""
+    gm = cfg[GMODE]
+    od = cfg[OFF_D]
+    if gm == 2 and g > 1 and not (g == n and S[od + i] == 0):
+        return k
+    if gm == 3 and g > 1 and g != run:
+        return k
+    c = _at(S, cfg, i, n - g)
+    pol = cfg[GPOL] if (g > 1 and cfg[GPLACE] == 1) else cfg[BUILD]
+    whole = g == n and S[od + i] == 0
+    # a space takes c only when the spaces policy allows it and, with pile symmetry, the group
+    # is not a whole pile (that would only swap two piles)
+    to_space = space and not (sym and whole) and space_ok(cfg, c)
+    if not to_space and (tops & _onto_mask(c, pol, cfg[BASE], cfg[MR])) == 0:
+        return k  # no pile top takes c (and no space)
+    if g == 1 and i == pdst and n > 1 and cfg[RPRUNE] == 1 and j != psrc:
+        return k
+    if _len(S, cfg, j) == 0:
+        if sym and (whole or j != fe):
+            return k
+        if space_ok(cfg, c):
+            k = _add(mv, k, K_T2T, i, j, g, 0, 0)
+    elif _builds(pol, c, _top(S, cfg, j), cfg[BASE], cfg[MR]):
+        if gm == 4 and g < run and found_target(S, cfg, _at(S, cfg, i, n - g - 1)) < 0:
+            return k
+        k = _add(mv, k, K_T2T, i, j, g, 0, 0)
     return k
 
 
@@ -330,7 +373,8 @@ def gen_moves(S, cfg, mv, k, pdst, pflags, psrc):
             k = _add(mv, k, K_C2F, i, f, 1, 0, 0)
         if hole_ok(S, cfg, c):
             k = _add(mv, k, K_C2H, i, 0, 1, 0, 0)
-    for i in range(nt):
+    for ii in range(nt):
+        i = nt - 1 - ii if cfg[ORDER] == 4 else ii  # (the reference's order: last pile first)
         c = _top(S, cfg, i)
         if c == 0 or (pdst == i and not pdom):
             continue
