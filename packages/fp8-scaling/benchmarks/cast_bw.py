@@ -15,10 +15,11 @@
    the same rounds: ``torch_clone`` (a copy of the bf16 tensor: 2 bytes read + 2 written per
    element, the same traffic as the cast, i.e. the roofline), ``torch_cast_t``
    (``x.to(fp8)`` and ``.t().contiguous()``, unscaled) and ``cast_amax_given`` (the JIT cast
-   pass alone, amax already known: the previous 2-pass route's second pass). Variants are timed
-   round-robin over ``--rounds`` rounds (rotated order) so clock changes hit all of them; the
-   median per variant is reported in us and TB/s (4 bytes per element); the bytes of every
-   variant at the timed shape are checked again after timing;
+   pass alone, amax already known: the previous 2-pass route's second pass), and the first
+   pass of every variant alone (``first:<name>``: what the zero fill and check pass add).
+   Variants are timed round-robin over ``--rounds`` rounds (rotated order) so clock changes
+   hit all of them; the median per variant is reported in us and TB/s (4 bytes per element);
+   the bytes of every variant at the timed shape are checked again after timing;
 3. ``OUT_DIR/fp8_castbw.json`` (all timings) and ``OUT_DIR/fp8_tuned.json`` (the packaged table
    plus a ``cast_spec`` entry per shape naming the fastest variant, read by
    :func:`fp8_scaling._tuned.spec_first_config` through ``FP8_SCALING_TUNED``), both rewritten
@@ -43,7 +44,7 @@ import torch
 from fp8_scaling import _tuned
 from fp8_scaling._fastcast import CastConfig, launch_cast2
 from fp8_scaling._spec_first import SpecConfig
-from fp8_scaling._speccast import launch_spec_cast, spec_cast_ref
+from fp8_scaling._speccast import first_pass, launch_spec_cast, spec_cast_ref
 
 FMAX = {"e4m3": 448.0, "e5m2": 57344.0}
 DT = {"e4m3": torch.float8_e4m3fn, "e5m2": torch.float8_e5m2}
@@ -196,6 +197,17 @@ def time_shape(m, n, fmt, variants, device, rounds, reps, left) -> dict:
     }
     for v in variants:
         fns[vname(v)] = lambda v=v: _spec(x, fmt, guess, v, device != "cuda")
+    # the first pass alone (no zero fill, no check pass) of every variant: "first:<name>"
+    q = torch.empty((m, n), dtype=torch.float32 if device != "cuda" else DT[fmt], device=device)
+    qt = torch.empty((n, m), dtype=q.dtype, device=device)
+    amax = torch.zeros((), dtype=torch.float32, device=device)
+    g0 = guess.reshape(())
+    for v in variants:
+        spec = v if isinstance(v, SpecConfig) else None
+        tile = v if isinstance(v, CastConfig) else jit_cfg
+        fns["first:" + vname(v)] = lambda s=spec, t=tile: first_pass(
+            x, g0, q, qt, amax, fmt, 0, t, s
+        )
     graphs, samples, errors = {}, {}, {}
     for k, fn in fns.items():
         try:

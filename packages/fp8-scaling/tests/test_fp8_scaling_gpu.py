@@ -157,6 +157,48 @@ def test_gpu_spec_cast_bit_exact(fmt, shape):
             assert torch.equal(qt.view(torch.uint8), want[1].view(torch.uint8))
 
 
+@pytest.mark.parametrize("tma", [0, 1])
+@pytest.mark.parametrize("fmt", ["e4m3", "e5m2"])
+@pytest.mark.parametrize("shape", [(37, 53), (1000, 3000), (1024, 2048)])
+def test_gpu_spec_first_pass_bit_exact(tma, fmt, shape):
+    """The first-pass kernel of _spec_first (bit-pattern amax; pointers or tensor descriptors,
+    per-tile or persistent) inside the one-pass cast gives the two-pass JIT bytes."""
+    from fp8_scaling._spec_first import SpecConfig
+    from fp8_scaling._speccast import launch_spec_cast
+
+    _need_fp8()
+    x = (torch.randn(shape, device="cuda") * 7).to(torch.bfloat16)
+    x[0, 1] = float("-inf")
+    a = amax_op(x)
+    want = cast_transpose_op(x, a, fmt, 0, True)
+    right = want[2].reciprocal()
+    for first in (SpecConfig(64, 128, 8, tma=tma), SpecConfig(64, 128, 8, 4, 1, tma, 0, 8, 2)):
+        for guess in (right, right * 2):
+            _poison_allocator()
+            q, qt, inv, am, scale = launch_spec_cast(x, fmt, guess.reshape(1), 0, True, first=first)
+            assert torch.equal(inv, want[2])
+            assert torch.equal(am, a)
+            assert torch.equal(scale, right)
+            assert torch.equal(q.view(torch.uint8), want[0].view(torch.uint8))
+            assert torch.equal(qt.view(torch.uint8), want[1].view(torch.uint8))
+
+
+def test_gpu_spec_route_as_triton_op_matches_per_tensor_casts(monkeypatch):
+    """Compiled, the one-pass casts as triton_op (launched from inductor's code) give the same
+    outputs and gradients as the two-pass casts."""
+    from fp8_scaling import _linear_fn
+
+    _need_fp8()
+    torch._dynamo.reset()
+    monkeypatch.setattr(_linear_fn, "SPEC_TRITON_OP", True)
+    factors = (1.0, 5.0, 5.0, 0.1)
+    _lin, got = _train_steps("spec", (208, 272, 400), factors, True)
+    _, want = _train_steps("triton", (208, 272, 400), factors, False)
+    for ra, rb in zip(got, want):
+        for a, b in zip(ra, rb):
+            assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("compiled", [False, True])
 def test_gpu_spec_route_matches_per_tensor_casts(compiled):
     """cast_backend="spec" (one-pass JIT casts reusing the last scale) gives bit-identical

@@ -131,25 +131,14 @@ def launch_spec_cast(
     g = guess.reshape(()).float()
     fmax = FORMATS[fmt].max
     tiles = triton.cdiv(m, cfg.bm) * triton.cdiv(n, cfg.bn)
-    grid = (_grid_size(tiles, cfg.waves if SPEC_WAVES is None else SPEC_WAVES, dev),)
     grid2 = (_grid_size(tiles, FIXUP_WAVES, dev),)
     even = (m % cfg.bm == 0) and (n % cfg.bn == 0)
     tile = dict(BM=cfg.bm, BN=cfg.bn, GROUP=cfg.group, TMODE=cfg.tmode, STAGES=cfg.stages)
     # unused pointer arguments get a tensor of their own: a traced launch (wrap_triton) must
     # not see one output buffer as two arguments (functionalization would return a clone)
     qt_arg = qt if transpose else x
-    # 1. cast with the guessed scale, amax of x in the same pass (inv_ptr unused)
-    if first is not None:
-        launch_spec_first(x, g, q, qt if transpose else None, amax, fmt, fmax, first, wrap=wrap)
-    else:
-        c1 = _cast_consts(fmt, fmax, margin, True, transpose, out_fp32)
-        c1.update(EVEN=even, TILE_MAX=True, FIXUP=False)
-        if wrap is not None:
-            wrap(_inline_cast(cfg))[grid](x, g, g, q, qt_arg, g, amax, m, n, **c1)
-        else:
-            _cast2_kernel[grid](
-                x, g, g, q, qt_arg, g, amax, m, n, **c1, **tile, num_warps=cfg.warps
-            )  # fmt: skip
+    # 1. cast with the guessed scale, amax of x in the same pass
+    first_pass(x, g, q, qt if transpose else None, amax, fmt, margin, cfg, first, wrap)
     # 2. JIT scale from that amax; recast only where it differs from the guess
     c2 = _cast_consts(fmt, fmax, margin, False, transpose, out_fp32)
     c2.update(REVERSE=False, EVEN=even, TILE_MAX=False, FIXUP=True)
@@ -160,6 +149,29 @@ def launch_spec_cast(
             x, amax, g, q, qt_arg, inv, scale, m, n, **c2, **tile, num_warps=cfg.warps
         )  # fmt: skip
     return q, qt, inv, amax, scale
+
+
+def first_pass(x, g, q, qt, amax, fmt: str, margin: int, cfg: CastConfig, first, wrap=None):
+    """The first launch of :func:`launch_spec_cast` alone: cast ``x`` with the scale at ``g``
+    into ``q`` and ``qt`` (None: no transposed copy), raise ``amax`` (zeroed) to x's amax.
+    ``first``: a :class:`SpecConfig` (kernel of :mod:`fp8_scaling._spec_first`) or None (the
+    general kernel with the tile ``cfg``)."""
+    fmax = FORMATS[fmt].max
+    if first is not None:
+        launch_spec_first(x, g, q, qt, amax, fmt, fmax, first, wrap=wrap)
+        return
+    m, n = x.shape
+    tiles = triton.cdiv(m, cfg.bm) * triton.cdiv(n, cfg.bn)
+    grid = (_grid_size(tiles, cfg.waves if SPEC_WAVES is None else SPEC_WAVES, x.device),)
+    c1 = _cast_consts(fmt, fmax, margin, True, qt is not None, q.dtype == torch.float32)
+    c1.update(EVEN=(m % cfg.bm == 0) and (n % cfg.bn == 0), TILE_MAX=True, FIXUP=False)
+    qt_arg = x if qt is None else qt  # never written without a transposed copy
+    # amax_ptr and inv_ptr are unused in this mode: the read-only scale stands in for them
+    if wrap is not None:
+        wrap(_inline_cast(cfg))[grid](x, g, g, q, qt_arg, g, amax, m, n, **c1)
+    else:
+        tile = dict(BM=cfg.bm, BN=cfg.bn, GROUP=cfg.group, TMODE=cfg.tmode, STAGES=cfg.stages)
+        _cast2_kernel[grid](x, g, g, q, qt_arg, g, amax, m, n, **c1, **tile, num_warps=cfg.warps)
 
 
 def spec_cast_impl(x: torch.Tensor, guess: torch.Tensor, fmt: str, margin: int, transpose: bool):
