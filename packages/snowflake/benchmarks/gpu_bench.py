@@ -174,6 +174,7 @@ def ppo_iteration(
     pipeline: int = 1,
     vector: str = "thread",
     compile_losses: bool = False,
+    split_streams: bool = False,
 ) -> dict:
     """Time full PPO iterations (rollout + GAE + 10 epochs) against pure stepping with the same
     vector env (``vector``: ``"thread"`` or ``"process"``, one worker per core).
@@ -209,6 +210,7 @@ def ppo_iteration(
         pipeline=pipeline,
         vector=vector,
         compile=compile_losses,
+        split_streams=split_streams,
     )
     sps = bench_env("Centipede-20", n_env, vector, 0.3 if smoke else 1.5, min(cores, n_env))
     tr = sf.Trainer(cfg)
@@ -247,6 +249,7 @@ def ppo_iteration(
         "pipeline": pipeline,
         "vector": vector,
         "compile": compile_losses,
+        "split_streams": split_streams,
         # seconds per phase (Trainer.phase_s): rollout parts summed over its vector steps, then
         # GAE, batch transfer, update (prep / issuing the minibatch steps / the sync that waits
         # for them + diagnostics) and the refresh of the rollout copy

@@ -48,7 +48,7 @@ L=$(left)
 if [[ "$L" -gt 20 ]]; then
   echo "== update alone, snowflake (budget $(( L - 12 ))s)" | tee -a "$LOG"
   timeout -k 5 $(( L - 12 )) "${PIN[@]}" python3 packages/snowflake/benchmarks/update_bench.py \
-    "${UPD[@]}" --policy snowflake --variants foreach,fused,tf32,compile \
+    "${UPD[@]}" --policy snowflake --variants foreach,fused,streams,compile+streams,tf32,compile --profile \
     --json "$OUT/update_snowflake.json" 2>&1 | tee -a "$LOG"
 fi
 L=$(left)

@@ -6,10 +6,11 @@ same GPU and the MLP's on the CPU; the second of two iterations is reported. Pur
 same vector env (same kind, same 16 envs, same workers) with uniform random actions, measured
 just before in the same process. Overhead = iteration / pure stepping − 1.
 
-Cases (``--plan``, comma-separated ``policy:vector:pipeline[:compile]``), e.g.
+Cases (``--plan``, comma-separated ``policy:vector:pipeline[:compile][:streams]``), e.g.
 ``snowflake:thread:1`` (the configuration of the earlier runs), ``snowflake:process:2``
 (worker processes in two groups, one group's policy call overlapping the other's physics),
-``snowflake:process:2:compile`` (the same with the compiled minibatch forward + loss).
+``snowflake:process:2:compile`` (the same with the compiled minibatch forward + loss),
+``…:streams`` (the critic's half of each update step on a second CUDA stream).
 Results are written after every case (``--json``, ``--md``); a case that would end after the
 budget is skipped.
 
@@ -27,8 +28,8 @@ from pathlib import Path
 from gpu_bench import ppo_iteration
 
 DEFAULT_PLAN = (
-    "snowflake:process:2,mlp:process:2,snowflake:thread:1,snowflake:process:1,"
-    "mlp:thread:1,mlp:process:1,snowflake:thread:2,snowflake:process:2:compile"
+    "snowflake:process:2,mlp:process:2,snowflake:process:1,snowflake:thread:1,"
+    "mlp:process:1,snowflake:process:2:streams,mlp:thread:1,snowflake:process:2:compile:streams"
 )
 
 
@@ -87,7 +88,7 @@ def main() -> None:
         res["gpu"] = torch.cuda.get_device_name()
     for case in a.plan.split(","):
         pol, vec, pipe, *rest = case.split(":")
-        comp = "compile" in rest
+        comp, streams = "compile" in rest, "streams" in rest
         need = (60.0 if comp else 25.0) if not a.smoke else 3.0
         if time.time() + need > deadline:
             print(f"PPO iteration {case}: skipped (budget)", flush=True)
@@ -108,6 +109,7 @@ def main() -> None:
                 int(pipe),
                 vec,
                 comp,
+                streams,
             )
         except Exception as e:  # one failing case must not sink the others
             res["cases"][case] = {"error": repr(e)[:500]}

@@ -13,6 +13,8 @@ Variants (``--variants``, comma-separated):
   ``torch.compile`` before the capture (``PPOConfig(compile=True)``);
 * ``tf32``: ``fused`` with TF32 matmuls (changes rounding: not used by the package; shown for
   scale only);
+* ``streams``: ``fused`` with the critic's half of every step on a second CUDA stream
+  (``GraphedPPOStep(split_streams=True)``); ``compile+streams`` both;
 * ``eager``: no graph, fused Adam.
 
 Correctness: every variant's parameters after one update from the same start are compared with
@@ -65,10 +67,11 @@ def run_variant(name: str, a: argparse.Namespace) -> tuple[dict, dict[str, torch
         minibatch_size=a.minibatch,
         epochs=a.epochs,
         device=a.device,
-        compile=name == "compile",
+        compile="compile" in name,
     )
-    torch.backends.cuda.matmul.allow_tf32 = name == "tf32"
-    torch.backends.cudnn.allow_tf32 = name == "tf32"
+    tf32 = "tf32" in name
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
     agent, spec, morph = build_agent(cfg.env, cfg.policy, 0, cfg.init_log_std, cfg.decoder_gain)
     agent.to(dev)
     agent.bind(morph)
@@ -87,7 +90,9 @@ def run_variant(name: str, a: argparse.Namespace) -> tuple[dict, dict[str, torch
     batch = make_batch(morph, cfg.rollout_steps, a.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     t0 = time.perf_counter()
-    graphed = GraphedPPOStep(agent, opt_pi, opt_v, cfg, batch, cfg.compile) if graph else None
+    graphed = None
+    if graph:
+        graphed = GraphedPPOStep(agent, opt_pi, opt_v, cfg, batch, cfg.compile, "streams" in name)
     sync()
     build_s = time.perf_counter() - t0
     if name == "foreach":  # the divergence pass as before: chunks of 512
@@ -95,6 +100,7 @@ def run_variant(name: str, a: argparse.Namespace) -> tuple[dict, dict[str, torch
 
         orig = ppo_mod.update_divergence
         ppo_mod.update_divergence = lambda ag, b, c: orig(ag, b, c, chunk=512)
+    res_prof = None
     try:
         torch.manual_seed(1)  # same minibatch order for every variant
         ppo_update(agent, opt_pi, opt_v, batch, cfg, graphed)
@@ -125,12 +131,15 @@ def run_variant(name: str, a: argparse.Namespace) -> tuple[dict, dict[str, torch
                     minibatch_step(agent, opt_pi, opt_v, pi, v, mb, batch, cfg)
         sync()
         steps_alone = time.perf_counter() - t
+        if a.profile:  # CPU: exercises the code, no kernels to count
+            res_prof = profile_step(agent, opt_pi, opt_v, pi, v, perm, batch, cfg, graphed)
     finally:
         if name == "foreach":
             ppo_mod.update_divergence = orig
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = True
     n_mb = cfg.epochs * cfg.rollout_steps // cfg.minibatch_size
+    prof = res_prof
     res = {
         "variant": name,
         "policy": a.policy,
@@ -144,7 +153,52 @@ def run_variant(name: str, a: argparse.Namespace) -> tuple[dict, dict[str, torch
         "graph": graphed is not None,
         "fused_adam": fused,
     }
+    if prof:
+        res["profile"] = prof
     return res, after_one
+
+
+def profile_step(agent, opt_pi, opt_v, pi, v, perm, batch, cfg, graphed) -> dict:
+    """GPU kernels of ``reps`` eager minibatch steps (the ops a captured step replays): count,
+    summed kernel time and the top kernels by time, per step. Uses the variant's compiled loss
+    when it has one."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from snowflake._ppo import minibatch_losses, minibatch_step
+
+    losses = graphed.losses if graphed is not None else minibatch_losses
+    reps = 3
+    mbs = [perm[i * cfg.minibatch_size : (i + 1) * cfg.minibatch_size] for i in range(reps + 1)]
+
+    def one(mb):
+        opt_pi.zero_grad(set_to_none=True)
+        opt_v.zero_grad(set_to_none=True)
+        split = graphed.split if graphed is not None else None
+        minibatch_step(agent, opt_pi, opt_v, pi, v, mb, batch, cfg, losses, split)
+
+    one(mbs[-1])  # warm (lazy inits outside the profile)
+    cuda = batch["obs"].is_cuda
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync()
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=acts) as p:
+        for mb in mbs[:reps]:
+            one(mb)
+        sync()
+    kern: dict[str, list[float]] = {}
+    for e in p.events():
+        if str(getattr(e, "device_type", "")).endswith("CUDA"):
+            k = kern.setdefault(e.name[:90], [0, 0.0])
+            k[0] += 1
+            k[1] += e.time_range.elapsed_us()
+    n = sum(c for c, _ in kern.values()) / reps
+    us = sum(t for _, t in kern.values()) / reps
+    top = sorted(kern.items(), key=lambda kv: -kv[1][1])[:25]
+    return {
+        "kernels_per_step": n,
+        "kernel_us_per_step": us,
+        "top": [{"name": k, "per_step": c / reps, "us_per_step": t / reps} for k, (c, t) in top],
+    }
 
 
 def main() -> None:
@@ -152,12 +206,13 @@ def main() -> None:
     p.add_argument("--env", default="Centipede-20")
     p.add_argument("--policy", default="snowflake", choices=("mlp", "nervenet", "snowflake"))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--variants", default="foreach,fused,tf32,compile")
+    p.add_argument("--variants", default="foreach,fused,streams,tf32,compile,compile+streams")
     p.add_argument("--rollout-steps", type=int, default=2048)
     p.add_argument("--minibatch", type=int, default=256)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--json", default="")
+    p.add_argument("--profile", action="store_true", help="GPU kernels of eager steps")
     a = p.parse_args()
     out: dict = {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "variants": {}}
     if torch.cuda.is_available():
@@ -183,6 +238,17 @@ def main() -> None:
             f"params vs first variant {res['max_abs_param_diff_vs_first']:.2e})",
             flush=True,
         )
+        if "profile" in res:
+            pr = res["profile"]
+            print(
+                f"  {pr['kernels_per_step']:.0f} kernels per eager step, "
+                f"{pr['kernel_us_per_step']:.0f} µs of kernel time; top: "
+                + "; ".join(
+                    f"{t['name'][:40]} x{t['per_step']:.0f} {t['us_per_step']:.0f} µs"
+                    for t in pr["top"][:6]
+                ),
+                flush=True,
+            )
         if a.json:
             with open(a.json, "w") as f:
                 json.dump(out, f, indent=2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ._ppo import PPOConfig, minibatch_losses, minibatch_step
+from ._ppo import PPOConfig, actor_losses, critic_loss, minibatch_losses, minibatch_step
 
 KEYS = ("obs", "actions", "logp", "advantages", "returns", "mean", "std")
 
@@ -62,6 +62,7 @@ class GraphedPPOStep:
         cfg: PPOConfig,
         batch: dict[str, torch.Tensor],
         compile_losses: bool = False,
+        split_streams: bool = False,
     ):
         dev = batch["obs"].device
         if dev.type != "cuda":
@@ -81,6 +82,14 @@ class GraphedPPOStep:
         self.losses = minibatch_losses
         if compile_losses:
             self.losses = torch.compile(minibatch_losses, dynamic=False)
+        # split_streams: the critic's half of the step on a second stream (a fork/join inside
+        # the graph), so its kernels run beside the actor's
+        self.split = None
+        if split_streams:
+            fns = (actor_losses, critic_loss)
+            if compile_losses:
+                fns = tuple(torch.compile(f, dynamic=False) for f in fns)
+            self.split = (*fns, torch.cuda.Stream(dev))
         self.graph = torch.cuda.CUDAGraph()
         self._capture(dev)
 
@@ -95,6 +104,7 @@ class GraphedPPOStep:
             self.data,
             self.cfg,
             self.losses,
+            self.split,
         )
 
     def _zero_grad(self) -> None:

@@ -41,6 +41,9 @@ class PPOConfig:
     ``compile`` (with ``cuda_graph`` on CUDA): the minibatch forward + loss, and so its backward,
     is ``torch.compile``'d before the capture (fused kernels, fewer launches; same maths up to
     float rounding; compiling takes tens of seconds at the first update).
+    ``split_streams`` (with ``cuda_graph`` on CUDA): the critic's loss, backward, clipping and
+    Adam step run on a second stream inside the graph, beside the actor's (they share no
+    parameters: same updates).
     """
 
     env: str = "Centipede-6"
@@ -70,6 +73,7 @@ class PPOConfig:
     rollout_device: str = ""
     cuda_graph: bool = True
     compile: bool = False
+    split_streams: bool = False
     checkpoint_every: int = 10
     tensorboard: bool = False
 
@@ -161,10 +165,9 @@ def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:
     return float("nan") if var == 0 else float(1 - (target - pred).var() / var)
 
 
-def minibatch_losses(agent, mb, data, clip: float, ent_coef: float):
-    """Forward part of :func:`minibatch_step` on the minibatch ``mb`` (``int64 [M]``): returns
-    ``(loss, diagnostics [5] or [7])``; the loss is what :func:`minibatch_step` back-propagates.
-    No host sync and no Python state, so it can be compiled (``torch.compile``) as one piece."""
+def actor_losses(agent, mb, data, clip: float, ent_coef: float):
+    """Actor part of :func:`minibatch_losses`: ``(pg − ent_coef·entropy, diagnostics)`` with the
+    diagnostics row ``[4]`` or ``[6]`` (no value loss)."""
     obs = data["obs"][mb]
     dist = agent.dist(obs)
     logp = dist.log_prob(data["actions"][mb]).sum(-1)
@@ -173,14 +176,12 @@ def minibatch_losses(agent, mb, data, clip: float, ent_coef: float):
     entropy = dist.entropy().sum(-1).mean()
     a = data["advantages"][mb]
     pg = torch.max(-a * ratio, -a * ratio.clamp(1 - clip, 1 + clip)).mean()
-    v_loss = 0.5 * (agent.value(obs) - data["returns"][mb]).pow(2).mean()
     with torch.no_grad():
         row = [
             ((ratio - 1) - log_ratio).mean(),
             ((ratio - 1).abs() > clip).float().mean(),
             entropy.detach(),
             pg.detach(),
-            v_loss.detach(),
         ]
         if "mean" in data and "std" in data:
             m0, s0 = data["mean"][mb], data["std"][mb]
@@ -189,11 +190,29 @@ def minibatch_losses(agent, mb, data, clip: float, ent_coef: float):
             active = ((ratio > 1 + clip) & (a > 0)) | ((ratio < 1 - clip) & (a < 0))
             row += [kl.sum(-1).mean(), active.float().mean()]
         row_t = torch.stack(row)
-    return pg - ent_coef * entropy + v_loss, row_t
+    return pg - ent_coef * entropy, row_t
+
+
+def critic_loss(agent, mb, data) -> torch.Tensor:
+    """Value loss ½·mean (V(s) − R)² on the minibatch ``mb`` (scalar)."""
+    return 0.5 * (agent.value(data["obs"][mb]) - data["returns"][mb]).pow(2).mean()
+
+
+def _join_row(row_pi: torch.Tensor, v_loss: torch.Tensor) -> torch.Tensor:
+    return torch.cat([row_pi[:4], v_loss.detach()[None], row_pi[4:]])
+
+
+def minibatch_losses(agent, mb, data, clip: float, ent_coef: float):
+    """Forward part of :func:`minibatch_step` on the minibatch ``mb`` (``int64 [M]``): returns
+    ``(loss, diagnostics [5] or [7])``; the loss is what :func:`minibatch_step` back-propagates.
+    No host sync and no Python state, so it can be compiled (``torch.compile``) as one piece."""
+    loss_pi, row_pi = actor_losses(agent, mb, data, clip, ent_coef)
+    v_loss = critic_loss(agent, mb, data)
+    return loss_pi + v_loss, _join_row(row_pi, v_loss)
 
 
 def minibatch_step(
-    agent, opt_pi, opt_v, pi_params, v_params, mb, data, cfg, losses=minibatch_losses
+    agent, opt_pi, opt_v, pi_params, v_params, mb, data, cfg, losses=minibatch_losses, split=None
 ) -> torch.Tensor:
     """One clipped-surrogate PPO step on the minibatch ``mb`` (``int64 [M]`` indices into the
     flat batch ``data``): loss, backward, gradient-norm clipping, both Adam steps.
@@ -204,7 +223,26 @@ def minibatch_step(
     Gradients are expected to be cleared (``None``) on entry and are left in place; no host sync,
     so the same call can be captured in a CUDA graph (:class:`GraphedPPOStep`). ``losses``: the
     forward part (:func:`minibatch_losses`, or a compiled version of it).
+
+    ``split`` = ``(actor_fn, critic_fn, stream)`` (CUDA): the critic's loss, backward, clipping
+    and Adam step run on ``stream`` while the actor's run on the current stream. Actor and
+    critic share no parameters, so every gradient and update is the one of the summed loss.
     """
+    if split is not None:
+        actor_fn, critic_fn, side = split
+        main = torch.cuda.current_stream()
+        side.wait_stream(main)
+        with torch.cuda.stream(side):
+            v_loss = critic_fn(agent, mb, data)
+            v_loss.backward()
+            nn.utils.clip_grad_norm_(v_params, cfg.max_grad_norm)
+            opt_v.step()
+        loss_pi, row_pi = actor_fn(agent, mb, data, cfg.clip, cfg.ent_coef)
+        loss_pi.backward()
+        nn.utils.clip_grad_norm_(pi_params, cfg.max_grad_norm)
+        opt_pi.step()
+        main.wait_stream(side)
+        return _join_row(row_pi, v_loss)
     loss, row = losses(agent, mb, data, cfg.clip, cfg.ent_coef)
     loss.backward()
     nn.utils.clip_grad_norm_(pi_params, cfg.max_grad_norm)

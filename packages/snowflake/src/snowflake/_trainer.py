@@ -371,7 +371,13 @@ class Trainer:
         if self._graphed is None:  # on failure eager steps still work with capturable Adam
             self._graphed, self.graph_error = _try_capture(
                 lambda: GraphedPPOStep(
-                    self.agent, self.opt_pi, self.opt_v, self.cfg, batch, self.cfg.compile
+                    self.agent,
+                    self.opt_pi,
+                    self.opt_v,
+                    self.cfg,
+                    batch,
+                    self.cfg.compile,
+                    self.cfg.split_streams,
                 ),
                 "the PPO step",
             )
