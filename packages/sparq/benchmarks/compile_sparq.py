@@ -101,6 +101,10 @@ def main(argv: list[str]) -> int:
          "fused_resolve": True, "block": 32},
         {"samples": 512, "thr_warps": 8, "lean": True, "fast_cand": True, "sort_search": True,
          "no_lists": 1},
+        {"samples": 512, "thr_warps": 8, "lean": True, "num_warps": 8, "fused_resolve": True,
+         "merge": True},
+        {"samples": 512, "thr_warps": 8, "lean": True, "fast_cand": True, "sort_search": True,
+         "fused_resolve": True, "merge": True, "block": 128, "num_warps": 8},
     ]  # fmt: skip
     sampled_kw = [
         {"lean": True, "fallback_block": 128},

@@ -898,13 +898,19 @@ def _pdl_only(shapes, table, path, dev, reps, deadline):
 # --attend: entry patches timed against each shape's committed entry (histogram selection
 # without reallocation): the chunks of the selection attend their own winners (no count/emit
 # kernels, no index list, no separate step 2); "fused_resolve": every chunk resolves its row
-# itself (no resolve kernel; needs the bucket lists, so a no_lists entry drops them)
+# itself (no resolve kernel; needs the bucket lists, so a no_lists entry drops them); "merge":
+# the last chunk program of a row merges the row (no merge kernel)
 ATTEND = {
+    "attend_fr_m": {"attend": {"fused_resolve": True, "merge": True}},
     "attend_fr": {"attend": {"fused_resolve": True}},
     "attend": {"attend": {}},
+    "attend_fr_m_ss": {"attend": {"fused_resolve": True, "merge": True},
+                       "selection_kw": {"sort_search": True}},
+    "attend_fr_m_bk128_w8": {"attend": {"fused_resolve": True, "merge": True, "block": 128,
+                                        "num_warps": 8}},
     "attend_fr_bk32": {"attend": {"fused_resolve": True, "block": 32}},
     "attend_fr_ss": {"attend": {"fused_resolve": True}, "selection_kw": {"sort_search": True}},
-}
+}  # fmt: skip
 
 
 def _patched(base, patch):

@@ -14,7 +14,8 @@ step 2 directly (paper Alg. 1, step 3, split like flash-decoding with one split 
    KV group; the chunk's partial ``(max, sum, acc)`` is stored. A row the buckets could not
    resolve (the sample misjudged) is selected exactly by the chunk-0 program over the whole row,
    which then attends all ``k`` winners itself.
-3. ``_merge_kernel`` of step 2 merges the chunks' partials.
+3. ``_merge_kernel`` of step 2 merges the chunks' partials (with ``merge``: the last chunk
+   program of each row to finish does it, found by a per-row atomic counter).
 
 Two launches fewer than selection + step 2, and no index list in memory. The selected set is the
 same as :func:`select_topk_hist`'s (ties to the lowest positions); only the summation order of
@@ -63,7 +64,8 @@ def _hattend_kernel(
     window, sinks, scale, DH: tl.constexpr, DHP: tl.constexpr, G: tl.constexpr,
     GP: tl.constexpr, GS: tl.constexpr, NCHP: tl.constexpr, CAP: tl.constexpr,
     NB: tl.constexpr, BCAP: tl.constexpr, BK: tl.constexpr, CHF: tl.constexpr,
-    FUSED: tl.constexpr, F32DOT: tl.constexpr, PDL: tl.constexpr = False,
+    FUSED: tl.constexpr, F32DOT: tl.constexpr, PDL: tl.constexpr = False, ctr_ptr=None,
+    out_ptr=None, MERGE: tl.constexpr = False, MB: tl.constexpr = 16,
 ):  # fmt: skip
     pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
@@ -123,7 +125,61 @@ def _hattend_kernel(
     tl.store(pm_ptr + po, m_i, mask=hmask)
     tl.store(pl_ptr + po, l_i, mask=hmask)
     tl.store(pacc_ptr + po[:, None] * DH + d[None, :], acc, mask=hmask[:, None] & dmask[None, :])
+    if MERGE:  # the row's last chunk program to finish merges the row (no merge kernel)
+        tl.debug_barrier()  # every thread's partial stores before the release below
+        done = tl.atomic_add(ctr_ptr + bh, 1, sem="acq_rel")
+        if done == NCH - 1:
+            tl.debug_barrier()
+            _merge_row(pm_ptr, pl_ptr, pacc_ptr, out_ptr, bh, NCH, G, DH, DHP, NCHP, MB)
+            tl.store(ctr_ptr + bh, 0)  # ready for the next call
     pdl_exit(PDL)
+
+
+@triton.jit
+def _merge_row(pm_ptr, pl_ptr, pacc_ptr, out_ptr, bh, NCH, G: tl.constexpr, DH: tl.constexpr,
+               DHP: tl.constexpr, NCHP: tl.constexpr, MB: tl.constexpr):  # fmt: skip
+    """Merge the ``NCH`` chunk partials of every query head of row ``bh`` (as
+    ``_merge_kernel``, ``MB`` partials at a time; loads bypass L1: other programs wrote them)."""
+    sp = tl.arange(0, NCHP)
+    d = tl.arange(0, DHP)
+    dmask = d < DH
+    for h in tl.static_range(G):
+        row = bh * G + h
+        m = tl.load(pm_ptr + row * NCH + sp, mask=sp < NCH, other=float("-inf"),
+                    cache_modifier=".cg")  # fmt: skip
+        M = tl.max(m, axis=0)
+        M = tl.where(float("-inf") == M, 0.0, M)
+        y = tl.zeros((DHP,), tl.float32)
+        L = tl.zeros((), tl.float32)
+        for c0 in range(0, NCH, MB):
+            j = c0 + tl.arange(0, MB)
+            jm = j < NCH
+            mj = tl.load(pm_ptr + row * NCH + j, mask=jm, other=float("-inf"),
+                         cache_modifier=".cg")  # fmt: skip
+            lj = tl.load(pl_ptr + row * NCH + j, mask=jm, other=0.0, cache_modifier=".cg")
+            aj = tl.load(pacc_ptr + (row * NCH + j[:, None]) * DH + d[None, :],
+                         mask=jm[:, None] & dmask[None, :], other=0.0,
+                         cache_modifier=".cg")  # fmt: skip
+            w = tl.where(jm, tl.exp(mj - M), 0.0)
+            L += tl.sum(w * lj, axis=0)
+            y += tl.sum(w[:, None] * aj, axis=0)
+        y = tl.where(L > 0, y / tl.maximum(L, 1e-30), 0.0)
+        tl.store(out_ptr + row * DH + d, y.to(out_ptr.dtype.element_ty), mask=dmask)
+
+
+_COUNTERS: dict[tuple, torch.Tensor] = {}
+
+
+def _counters(rows: int, dev: torch.device) -> torch.Tensor:
+    """Zeroed int32 per-row counters of the in-kernel merge, kept per row count and device (the
+    kernel leaves them at zero); not kept when made inside a CUDA-graph capture."""
+    key = (rows, str(dev))
+    t = _COUNTERS.get(key)
+    if t is None:
+        t = torch.zeros(rows, device=dev, dtype=torch.int32)
+        if not (t.is_cuda and torch.cuda.is_current_stream_capturing()):
+            _COUNTERS[key] = t
+    return t
 
 
 def hist_attention(
@@ -140,6 +196,7 @@ def hist_attention(
     scale: float | None = None,
     *,
     fused_resolve: bool = False,
+    merge: bool = False,
     block: int = 64,
     num_warps: int = 4,
     num_stages: int = 2,
@@ -157,6 +214,10 @@ def hist_attention(
         scale: exact-softmax scale (default ``dh ** -0.5``).
         fused_resolve: every chunk program resolves its row's threshold itself (one launch
             fewer; not with ``no_lists``, whose resolve kernel gathers the bucket).
+        merge: the last chunk program of a row to finish merges the row's partials (an atomic
+            counter per row, left at zero for the next call; no merge kernel). Calls of the same
+            row count on one device share the counters: do not run two at once on different
+            streams.
         block, num_warps, num_stages: launch of the attend kernel (candidate slots per step).
         select_kw: launch options of :func:`select_topk_hist` (``chunk``, ``samples``,
             ``thr_warps``, ``lean``, ``fast_cand``, ``sort_search``, ``no_lists``, ...).
@@ -186,6 +247,8 @@ def hist_attention(
     pm = torch.empty(B, Hq, nch, device=dev, dtype=torch.float32)
     pl = torch.empty_like(pm)
     pacc = torch.empty(B, Hq, nch, dh, device=dev, dtype=torch.float32)
+    out = torch.empty(B, Hq, 1, dh, device=dev, dtype=q.dtype)
+    ctr = _counters(rows, dev) if merge else pm
     _hattend_kernel[(rows, nch)](
         q.contiguous(), K, V, logits, seq_lens, buf["stat"], buf["cnt"], buf["ckey"],
         buf["cpos"], buf["res"], buf["hist"], buf["blist"], fidx, falpha, pm, pl, pacc, S, Hkv,
@@ -193,13 +256,13 @@ def hist_attention(
         GP=max(16, triton.next_power_of_2(G)), GS=buf["GP"], NCHP=buf["nchp"], CAP=buf["cap"],
         NB=buf["nb"], BCAP=BCAP, BK=block, CHF=min(128, max(16, triton.next_power_of_2(S))),
         FUSED=fused_resolve, F32DOT=F32DOT, num_warps=num_warps, num_stages=num_stages,
-        **pdl_kw(),
+        ctr_ptr=ctr, out_ptr=out, MERGE=merge, **pdl_kw(),
     )  # fmt: skip
-    out = torch.empty(B, Hq, 1, dh, device=dev, dtype=q.dtype)
-    _merge_kernel[(B * Hq,)](
-        pm, pl, pacc, pm, pm, out, nch, G=G, DH=dh, DHP=triton.next_power_of_2(dh),
-        NSP=max(2, triton.next_power_of_2(nch)), REALLOC=False, num_warps=4, **pdl_kw(),
-    )  # fmt: skip
+    if not merge:
+        _merge_kernel[(B * Hq,)](
+            pm, pl, pacc, pm, pm, out, nch, G=G, DH=dh, DHP=triton.next_power_of_2(dh),
+            NSP=max(2, triton.next_power_of_2(nch)), REALLOC=False, num_warps=4, **pdl_kw(),
+        )  # fmt: skip
     if _probe is not None and not fused_resolve:
         _probe["ok"] = buf["res"][:, 2] != 0
     return out
