@@ -61,6 +61,8 @@ VARIANTS: list[CastConfig | SpecConfig] = [
     SpecConfig(64, 128, 8, 0, 0, 1, 2),  # TMA, 16-bit transpose
     SpecConfig(64, 128, 8, 4, 1, 1, 0, 8, 2),  # TMA, persistent, pipelined
     SpecConfig(128, 128, 8, 2, 1, 1, 0, 8, 2),
+    SpecConfig(64, 128, 4, 4, 1, 1, 0, 8, 3),
+    SpecConfig(64, 64, 4, 0, 0, 1),
     SpecConfig(32, 128, 4, 0, 0, 0),  # pointers: 98 registers
     SpecConfig(128, 128, 16, 0, 0, 0),  # pointers: 63 registers
     SpecConfig(64, 128, 8, 4, 1, 0, 0, 8, 3),  # pointers, persistent, pipelined
@@ -117,20 +119,19 @@ def check(v, device: str, shapes, guesses=("right", "wrong", "nan")) -> str | No
     return None
 
 
-def _worker(names: list[str], shapes, device: str) -> dict:
+def _worker(variants: list, shapes, device: str) -> dict:
     torch.set_num_threads(1)
-    todo = {vname(v): v for v in VARIANTS}
-    return {nm: check(todo[nm], device, shapes) for nm in names}
+    return {vname(v): check(v, device, shapes) for v in variants}
 
 
 def checks(variants, shapes, device: str, workers: int, timeout: float) -> dict:
     names = [vname(v) for v in variants]
-    if workers <= 1 or device != "cuda":
+    if workers <= 1:
         return {vname(v): check(v, device, shapes) for v in variants}
     import concurrent.futures as cf
     import multiprocessing as mp
 
-    chunks = [names[i::workers] for i in range(workers)]
+    chunks = [list(variants[i::workers]) for i in range(workers)]
     pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
     res: dict = {}
     try:
@@ -145,9 +146,10 @@ def checks(variants, shapes, device: str, workers: int, timeout: float) -> dict:
             proc.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
         todo = {vname(v): v for v in variants}
-        for nm in names:
+        for i, nm in enumerate(names):  # the first three (most promising) here, not the rest
             if nm not in res:
-                res[nm] = check(todo[nm], device, shapes, guesses=("right",))
+                ok = i < 3
+                res[nm] = check(todo[nm], device, shapes) if ok else "not checked: out of time"
     return res
 
 
@@ -270,7 +272,7 @@ def main(argv=None) -> int:
     ap.add_argument("--formats", default="e4m3,e5m2")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--reps", type=int, default=10)
-    ap.add_argument("--workers", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args(argv)
     start = time.monotonic()
@@ -295,7 +297,8 @@ def main(argv=None) -> int:
         "shapes": {},
     }
     t0 = time.monotonic()
-    res["checks"] = checks(variants, chk_shapes, device, args.workers, max(10.0, left() * 0.5))
+    workers = args.workers if device == "cuda" else 1
+    res["checks"] = checks(variants, chk_shapes, device, workers, max(10.0, left() * 0.7))
     res["check_seconds"] = round(time.monotonic() - t0, 1)
     for k, why in res["checks"].items():
         print(f"check {k:<34} {'ok' if why is None else 'FAILED: ' + why}", flush=True)
