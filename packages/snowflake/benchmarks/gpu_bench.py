@@ -221,8 +221,13 @@ def ppo_iteration(
     rows = [tr.step()]
     if time.time() + (time.time() - t) * 1.2 < deadline:
         rows = [tr.step()]
+    # pure stepping again, now on the trainer's own vector env (same workers, random actions):
+    # stepping rates drift by ±10 % within a run, so the baseline is the mean of both
+    sps_after = step_rate(tr.envs, 0.3 if smoke else 1.5)
     tr.close()
-    pure = cfg.rollout_steps / sps["steps_per_s"]
+    pure_before = cfg.rollout_steps / sps["steps_per_s"]
+    pure_after = cfg.rollout_steps / sps_after
+    pure = 0.5 * (pure_before + pure_after)
     roll, upd, roll_env = rows[0]["rollout_s"], rows[0]["update_s"], rows[0]["rollout_env_s"]
     return {
         "policy": policy,
@@ -233,6 +238,8 @@ def ppo_iteration(
         "rollout_env_s": roll_env,  # inside envs.step; the rest is policy calls, GAE, bookkeeping
         "update_s": upd,
         "pure_stepping_s": pure,
+        "pure_stepping_before_s": pure_before,  # a fresh vector env of the same kind, before
+        "pure_stepping_after_s": pure_after,  # the trainer's own vector env, after
         "overhead_frac": (roll + upd) / pure - 1.0,
         "rollout_overhead_frac": roll / pure - 1.0,
         "num_envs": n_env,
@@ -255,6 +262,22 @@ def ppo_iteration(
         # for them + diagnostics) and the refresh of the rollout copy
         "phases_s": {k[5:]: v for k, v in rows[0].items() if k.startswith("time/")},
     }
+
+
+def step_rate(envs, sec: float) -> float:
+    """Env steps per second of ``envs`` (a vector env) with uniform random actions, after a
+    0.3 s warm-up."""
+    rng = np.random.default_rng(0)
+    low, high = envs.single_action_space.low, envs.single_action_space.high
+    shape = (envs.num_envs, low.size)
+    t_end = time.perf_counter() + 0.3
+    while time.perf_counter() < t_end:
+        envs.step(rng.uniform(low, high, size=shape))
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < sec:
+        envs.step(rng.uniform(low, high, size=shape))
+        steps += envs.num_envs
+    return steps / (time.perf_counter() - t0)
 
 
 # ----------------------------------------------------------------------------- workers

@@ -3,8 +3,10 @@
 Each case is :func:`gpu_bench.ppo_iteration`: Centipede-20, 16 envs, 2048 transitions, 10 epochs
 of minibatch 256, the update on ``--device`` (CUDA graphs), the GNN's rollout policy calls on the
 same GPU and the MLP's on the CPU; the second of two iterations is reported. Pure stepping is the
-same vector env (same kind, same 16 envs, same workers) with uniform random actions, measured
-just before in the same process. Overhead = iteration / pure stepping − 1.
+same vector env with uniform random actions, measured twice: before the iterations on a fresh
+vector env of the same kind (16 envs, 16 workers), and after them on the trainer's own vector
+env (all groups stepped together); the baseline is the mean of the two (stepping rates drift by
+±10 % within a run). Overhead = iteration / pure stepping − 1.
 
 Cases (``--plan``, comma-separated ``policy:vector:pipeline[:compile][:streams]``), e.g.
 ``snowflake:thread:1`` (the configuration of the earlier runs), ``snowflake:process:2``
@@ -40,8 +42,8 @@ def render(res: dict) -> str:
         "",
         "Centipede-20, 16 envs, 2048 steps, 10 epochs x 8 minibatches of 256; second iteration.",
         "",
-        "| case | iteration s | pure stepping s | overhead | rollout s | env.step s | "
-        "normalise | policy | done | GAE | update s |",
+        "| case | iteration s | pure stepping s (before / after) | overhead | rollout s | "
+        "env.step s | normalise | policy | done | GAE | update s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, r in res["cases"].items():
@@ -50,7 +52,8 @@ def render(res: dict) -> str:
             continue
         ph = r.get("phases_s", {})
         lines.append(
-            f"| {key} | {r['iteration_s']:.3f} | {r['pure_stepping_s']:.3f} | "
+            f"| {key} | {r['iteration_s']:.3f} | {r['pure_stepping_s']:.3f} "
+            f"({r['pure_stepping_before_s']:.3f} / {r['pure_stepping_after_s']:.3f}) | "
             f"**{r['overhead_frac']:+.1%}** | {r['rollout_s']:.3f} | {r['rollout_env_s']:.3f} | "
             f"{ph.get('normalize', float('nan')):.3f} | {ph.get('policy', float('nan')):.3f} | "
             f"{ph.get('done', float('nan')):.3f} | {ph.get('gae', float('nan')):.3f} | "

@@ -51,6 +51,8 @@ def cmd_train(a: argparse.Namespace) -> int:
                 "clip": a.clip,
                 "norm_reward": False if a.no_reward_scaling else None,
                 "cuda_graph": False if a.no_cuda_graph else None,
+                "compile": True if a.compile else None,
+                "split_streams": True if a.split_streams else None,
             }.items()
             if v is not None
         }
@@ -232,6 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-reward-scaling",
         action="store_true",
         help="train on raw rewards (default: divide by the running std of the discounted return)",
+    )
+    t.add_argument(
+        "--compile",
+        action="store_true",
+        help="with --device cuda: torch.compile the minibatch forward/backward inside the graph",
+    )
+    t.add_argument(
+        "--split-streams",
+        action="store_true",
+        help="with --device cuda: the critic's half of each PPO step on a second CUDA stream",
     )
     t.add_argument(
         "--no-cuda-graph",
