@@ -17,8 +17,8 @@ This module holds a leaner kernel for that pass than the general cast of
 * ``tma``: 1 moves the tiles with Hopper's tensor-memory accelerator (host-side tensor
   descriptors: the load, the row-major store and the transposed store of each tile are bulk
   copies through shared memory; edge tiles are clipped by the hardware, no masks). Needs the
-  row strides 16-byte aligned (N % 16 == 0 and M % 16 == 0); other shapes use the pointer
-  kernel;
+  row strides and the input's address 16-byte aligned (N % 16 == 0 and M % 16 == 0); other
+  inputs use the pointer kernel;
 * ``waves``: programs per SM (0: one program per tile), walking the tiles with a grid
   stride; ``stages`` > 1 asks the compiler to pipeline the next tile's load;
 * ``tmode`` as in :mod:`fp8_scaling._fastcast`: 0 transposes the FP8 tile, 2 the 16-bit tile
@@ -211,7 +211,7 @@ def launch_spec_first(
     else:  # interpreter: ``waves`` programs in all, so that the tile loop runs several times
         grid = (min(tiles, cfg.waves) if cfg.waves > 0 else tiles,)
     write_t = qt is not None
-    use_tma = bool(cfg.tma) and tma_ok(m, n) and wrap is None
+    use_tma = bool(cfg.tma) and tma_ok(m, n) and wrap is None and x.data_ptr() % 16 == 0
     if use_tma:
         from triton.tools.tensor_descriptor import TensorDescriptor
 
