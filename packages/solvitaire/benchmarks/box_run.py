@@ -49,18 +49,20 @@ SPIDER_SEEDS = range(1, 1 + int(os.environ.get("SP_SEEDS", 40)))
 SPIDER_LIMIT_S = 3.0
 
 
-def _spider_rules(kind: str):
+def _spider_rules(kind: str, game: str = "spiderette"):
+    """Spiderette (or Simple Simon) under its true rules (``kind`` "true") or under the rules
+    the reference program applies (single cards go up; groups go by the group policy)."""
     from solvitaire import load_rules
     from solvitaire._rules import rules_from_dict
 
-    rules = load_rules("spiderette")
+    rules = load_rules(game)
     if kind == "true":
         return rules
     raw = json.loads(json.dumps(rules.data))
     raw["foundations"]["only complete pile moves"] = False
     raw["tableau piles"]["built group placement"] = "group-policy"
     raw.pop("meta", None)
-    return rules_from_dict(raw, name="spiderette-reference-effective")
+    return rules_from_dict(raw, name=f"{game}-reference-effective")
 
 
 def _with_order(rules, order: str):
@@ -114,8 +116,11 @@ def _job(args: tuple) -> dict:
     want = None
     if kind.startswith("ref:"):  # phase 5: kind = "ref:<the reference's answer>"
         want = kind[4:]
-        kind = "effective" if game == "spiderette" else "preset"
-    rules = _spider_rules(kind) if game == "spiderette" else load_rules(game)
+        kind = "effective" if game in ("spiderette", "simple-simon") else "preset"
+    if game in ("spiderette", "simple-simon"):
+        rules = _spider_rules(kind, game)
+    else:
+        rules = load_rules(game)
     if game == "klondike" and os.environ.get("KL_ORDER"):
         rules = _with_order(rules, os.environ["KL_ORDER"])
         kind = "order=" + os.environ["KL_ORDER"]

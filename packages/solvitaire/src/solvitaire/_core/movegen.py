@@ -186,9 +186,10 @@ def pile_order(S, cfg, order):
     """Fill ``order[:T]`` with the tableau piles in the order their moves are tried: with
     ``ORDER`` set, shortest pile first (moves off short piles, which empty them, and onto
     short piles come first, as in the reference program's canonical pile order); otherwise
-    the last pile first."""
+    the last pile first. ``ORDER`` 4 (the reference program's order): shortest first where
+    the piles are interchangeable (its canonical pile order), else the last pile first."""
     nt = cfg[T]
-    if cfg[ORDER] == 0 or cfg[ORDER] == 4:
+    if cfg[ORDER] == 0 or (cfg[ORDER] == 4 and not sym_now(S, cfg)):
         for x in range(nt):
             order[x] = nt - 1 - x
         return
@@ -373,8 +374,10 @@ def gen_moves(S, cfg, mv, k, pdst, pflags, psrc):
             k = _add(mv, k, K_C2F, i, f, 1, 0, 0)
         if hole_ok(S, cfg, c):
             k = _add(mv, k, K_C2H, i, 0, 1, 0, 0)
+    order = np.empty(nt, np.int64)
+    pile_order(S, cfg, order)
     for ii in range(nt):
-        i = nt - 1 - ii if cfg[ORDER] == 4 else ii  # (the reference's order: last pile first)
+        i = order[ii] if cfg[ORDER] == 4 else ii  # (the reference's order: as its other moves)
         c = _top(S, cfg, i)
         if c == 0 or (pdst == i and not pdom):
             continue
@@ -393,8 +396,6 @@ def gen_moves(S, cfg, mv, k, pdst, pflags, psrc):
         if c != 0 and pdst != 1000 + i:
             k = _place_targets(S, cfg, c, -1, mv, k, K_C2T, i, 1, 0, 0, fe)
     # tableau to tableau: single cards, then built groups
-    order = np.empty(nt, np.int64)
-    pile_order(S, cfg, order)
     if cfg[GMODE] != 4:  # (under PIB every size, 1 included, is made by the group pass)
         k = _tableau_moves(S, cfg, mv, k, fe, True, pdst, psrc, order)
     if cfg[GMODE] != 0:
