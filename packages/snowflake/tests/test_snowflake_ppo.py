@@ -236,3 +236,56 @@ def test_rollout_fn_equals_dist_and_value(tiny_cfg, policy):
         lp = -((a - mean) ** 2) / (2 * std**2) - std.log() - math.log(math.sqrt(2 * math.pi))
         assert torch.equal(lp, d.log_prob(a))
     tr.close()
+
+
+class _NoStream:
+    """Stand-in for a CUDA stream on the CPU: waits and stream contexts do nothing."""
+
+    def wait_stream(self, other) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+@pytest.mark.parametrize("policy", ["mlp", "snowflake"])
+def test_split_step_equals_joint_step(tiny_cfg, policy, monkeypatch):
+    # split=(actor, critic, stream, stream): the critic's backward/clip/Adam and the actor's
+    # diagnostics are issued separately (on CUDA: on other streams). Actor and critic share no
+    # parameters, so weights and diagnostics equal the joint step's exactly (same operations).
+    from snowflake._ppo import actor_losses, critic_loss, minibatch_step
+
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda *a: _NoStream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: s)
+    tr = sf.Trainer(tiny_cfg(policy, updates=1))
+    batch = tr.collect()
+    init = {k: v.clone() for k, v in tr.agent.state_dict().items()}
+    pi = [p for g in tr.opt_pi.param_groups for p in g["params"]]
+    v = [p for g in tr.opt_v.param_groups for p in g["params"]]
+    opt_state = (tr.opt_pi.state_dict(), tr.opt_v.state_dict())
+    out = []
+    for split in (None, (actor_losses, critic_loss, _NoStream(), _NoStream())):
+        tr.agent.load_state_dict(init)
+        tr.opt_pi.load_state_dict(opt_state[0])
+        tr.opt_v.load_state_dict(opt_state[1])
+        rows = []
+        for s in (0, 32):
+            tr.opt_pi.zero_grad(set_to_none=True)
+            tr.opt_v.zero_grad(set_to_none=True)
+            mb = torch.arange(s, s + 32)
+            rows.append(
+                minibatch_step(tr.agent, tr.opt_pi, tr.opt_v, pi, v, mb, batch, tr.cfg, split=split)
+            )
+        out.append(({k: x.clone() for k, x in tr.agent.state_dict().items()}, rows))
+    assert out[0][1][0].shape == (7,)
+    for a, b in zip(out[0][1], out[1][1]):
+        assert torch.equal(a, b)
+    changed = 0
+    for k, x in out[0][0].items():
+        assert torch.equal(x, out[1][0][k]), k
+        changed += int(not torch.equal(x, init[k]))
+    assert changed > 0
+    tr.close()

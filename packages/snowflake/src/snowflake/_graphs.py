@@ -82,14 +82,14 @@ class GraphedPPOStep:
         self.losses = minibatch_losses
         if compile_losses:
             self.losses = torch.compile(minibatch_losses, dynamic=False)
-        # split_streams: the critic's half of the step on a second stream (a fork/join inside
-        # the graph), so its kernels run beside the actor's
+        # split_streams: the critic's half of the step and the actor's diagnostics on two more
+        # streams (fork/join inside the graph), so their kernels run beside the actor's
         self.split = None
         if split_streams:
             fns = (actor_losses, critic_loss)
             if compile_losses:
                 fns = tuple(torch.compile(f, dynamic=False) for f in fns)
-            self.split = (*fns, torch.cuda.Stream(dev))
+            self.split = (*fns, torch.cuda.Stream(dev), torch.cuda.Stream(dev))
         self.graph = torch.cuda.CUDAGraph()
         self._capture(dev)
 

@@ -165,9 +165,10 @@ def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> float:
     return float("nan") if var == 0 else float(1 - (target - pred).var() / var)
 
 
-def actor_losses(agent, mb, data, clip: float, ent_coef: float):
+def actor_losses(agent, mb, data, clip: float, ent_coef: float, diag: bool = True):
     """Actor part of :func:`minibatch_losses`: ``(pg − ent_coef·entropy, diagnostics)`` with the
-    diagnostics row ``[4]`` or ``[6]`` (no value loss)."""
+    diagnostics row ``[4]`` or ``[6]`` (no value loss); with ``diag=False`` the second item is
+    the tuple of inputs of :func:`actor_diagnostics` instead (to compute it elsewhere)."""
     obs = data["obs"][mb]
     dist = agent.dist(obs)
     logp = dist.log_prob(data["actions"][mb]).sum(-1)
@@ -176,21 +177,31 @@ def actor_losses(agent, mb, data, clip: float, ent_coef: float):
     entropy = dist.entropy().sum(-1).mean()
     a = data["advantages"][mb]
     pg = torch.max(-a * ratio, -a * ratio.clamp(1 - clip, 1 + clip)).mean()
-    with torch.no_grad():
-        row = [
-            ((ratio - 1) - log_ratio).mean(),
-            ((ratio - 1).abs() > clip).float().mean(),
-            entropy.detach(),
-            pg.detach(),
-        ]
-        if "mean" in data and "std" in data:
-            m0, s0 = data["mean"][mb], data["std"][mb]
-            s1 = dist.scale
-            kl = torch.log(s1 / s0) + (s0**2 + (m0 - dist.loc) ** 2) / (2 * s1**2) - 0.5
-            active = ((ratio > 1 + clip) & (a > 0)) | ((ratio < 1 - clip) & (a < 0))
-            row += [kl.sum(-1).mean(), active.float().mean()]
-        row_t = torch.stack(row)
-    return pg - ent_coef * entropy, row_t
+    terms = (ratio, log_ratio, entropy, pg, dist.loc, dist.scale)
+    loss = pg - ent_coef * entropy
+    if not diag:
+        return loss, terms
+    return loss, actor_diagnostics(mb, data, clip, *terms)
+
+
+@torch.no_grad()
+def actor_diagnostics(mb, data, clip, ratio, log_ratio, entropy, pg, loc, scale) -> torch.Tensor:
+    """Approx-KL, clip fraction, entropy, policy loss (+ closed-form KL and active clip fraction
+    when ``data`` holds the rollout's ``mean``/``std``) of one minibatch → float32 ``[4]`` or
+    ``[6]``."""
+    row = [
+        ((ratio - 1) - log_ratio).mean(),
+        ((ratio - 1).abs() > clip).float().mean(),
+        entropy.detach(),
+        pg.detach(),
+    ]
+    if "mean" in data and "std" in data:
+        a = data["advantages"][mb]
+        m0, s0 = data["mean"][mb], data["std"][mb]
+        kl = torch.log(scale / s0) + (s0**2 + (m0 - loc) ** 2) / (2 * scale**2) - 0.5
+        active = ((ratio > 1 + clip) & (a > 0)) | ((ratio < 1 - clip) & (a < 0))
+        row += [kl.sum(-1).mean(), active.float().mean()]
+    return torch.stack(row)
 
 
 def critic_loss(agent, mb, data) -> torch.Tensor:
@@ -224,12 +235,14 @@ def minibatch_step(
     so the same call can be captured in a CUDA graph (:class:`GraphedPPOStep`). ``losses``: the
     forward part (:func:`minibatch_losses`, or a compiled version of it).
 
-    ``split`` = ``(actor_fn, critic_fn, stream)`` (CUDA): the critic's loss, backward, clipping
-    and Adam step run on ``stream`` while the actor's run on the current stream. Actor and
-    critic share no parameters, so every gradient and update is the one of the summed loss.
+    ``split`` = ``(actor_fn, critic_fn, stream, diag_stream)`` (CUDA): the critic's loss,
+    backward, clipping and Adam step run on ``stream`` and the actor's diagnostics on
+    ``diag_stream``, while the actor's loss, backward, clipping and Adam step run on the current
+    stream. Actor and critic share no parameters, so every gradient and update is the one of the
+    summed loss. (Tensors shared between streams stay referenced here until the join.)
     """
     if split is not None:
-        actor_fn, critic_fn, side = split
+        actor_fn, critic_fn, side, diag_s = split
         main = torch.cuda.current_stream()
         side.wait_stream(main)
         with torch.cuda.stream(side):
@@ -237,12 +250,18 @@ def minibatch_step(
             v_loss.backward()
             nn.utils.clip_grad_norm_(v_params, cfg.max_grad_norm)
             opt_v.step()
-        loss_pi, row_pi = actor_fn(agent, mb, data, cfg.clip, cfg.ent_coef)
+        loss_pi, terms = actor_fn(agent, mb, data, cfg.clip, cfg.ent_coef, False)
+        diag_s.wait_stream(main)
+        with torch.cuda.stream(diag_s):
+            row_pi = actor_diagnostics(mb, data, cfg.clip, *terms)
         loss_pi.backward()
         nn.utils.clip_grad_norm_(pi_params, cfg.max_grad_norm)
         opt_pi.step()
         main.wait_stream(side)
-        return _join_row(row_pi, v_loss)
+        main.wait_stream(diag_s)
+        row = _join_row(row_pi, v_loss)
+        del terms
+        return row
     loss, row = losses(agent, mb, data, cfg.clip, cfg.ent_coef)
     loss.backward()
     nn.utils.clip_grad_norm_(pi_params, cfg.max_grad_norm)
