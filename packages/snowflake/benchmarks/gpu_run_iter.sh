@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# snowflake: PPO iteration overhead over pure stepping on 16 cores + one GPU (<= SNOWFLAKE_BUDGET
-# s, default 290), then the PPO update alone by variant. Pinned to SNOWFLAKE_CORES (default 8-23),
-# GPU SNOWFLAKE_GPU (default 1; CUDA_VISIBLE_DEVICES is set to it). Writes to $OUT (5 files):
+# snowflake: PPO iteration overhead over pure stepping on 16 cores + one GPU, <= SNOWFLAKE_BUDGET s
+# (default 290): GPU tests (not slow), PPO iterations vs stepping (SNOWFLAKE_PLAN, see
+# iter_overhead.py), then the PPO update alone by variant. Pinned to SNOWFLAKE_CORES (default
+# 8-23), GPU SNOWFLAKE_GPU (default 1; CUDA_VISIBLE_DEVICES is set to it). $OUT gets 5 files:
 #   iter_log.txt, iter_overhead.json/.md (iteration vs stepping per configuration),
 #   update_snowflake.json, update_mlp.json (update alone: foreach Adam / fused / compiled / TF32).
 # Run from the repository root with mujoco + gymnasium importable:
@@ -36,6 +37,12 @@ left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
   python3 -c "import mujoco, gymnasium, torch; print('mujoco', mujoco.__version__, 'gymnasium', gymnasium.__version__, 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
   echo "cores $CORES (nproc $N), GPU $CUDA_VISIBLE_DEVICES, budget ${BUDGET}s, commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)"
 } 2>&1 | tee "$LOG"
+# 0. correctness on the GPU: graphed update and rollout policy vs eager, GNN schedules (<= 40 s)
+if python3 -c "import torch, pytest, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+  echo "== gpu tests (not slow)" | tee -a "$LOG"
+  timeout -k 5 40 "${PIN[@]}" python3 -m pytest -q -p no:cacheprovider -m "gpu and not slow" \
+    packages/snowflake/tests/test_snowflake_graphs.py 2>&1 | tail -8 | tee -a "$LOG"
+fi
 # 1. PPO iteration vs stepping (the criterion), ~60 % of the budget
 IT=$(( $(left) * 60 / 100 ))
 echo "== PPO iteration vs pure stepping (budget ${IT}s)" | tee -a "$LOG"

@@ -147,7 +147,15 @@ class Trainer:
             torch.set_num_threads(prev)
 
     def _collect(self) -> dict[str, torch.Tensor]:
-        cfg, dev = self.cfg, self.roll_device
+        cfg, mdev = self.cfg, self.roll_device
+        agent = self.roll_agent
+        ndev = agent.normalizer.mean.device  # the CPU for a separate rollout copy
+        # A separate rollout copy on a GPU (normaliser on the CPU): only the model's forward runs
+        # there (one graph replay, one packed copy back); sampling, log-probabilities and the
+        # rollout buffers stay on the CPU, as in the CPU rollout (no per-step kernel launches
+        # for them, no per-step GPU stores). Otherwise everything runs on the rollout device.
+        remote = mdev.type != "cpu" and ndev.type == "cpu"
+        dev = ndev if remote else mdev  # where the rollout's tensors live
         t_len, k = cfg.rollout_steps // cfg.num_envs, cfg.num_envs
         d, a = self.morph.obs_dim, len(self.morph.act_node)
         obs_b = torch.zeros(t_len, k, d, device=dev)
@@ -157,11 +165,24 @@ class Trainer:
         rew_b = np.zeros((t_len, k))
         term_b, trunc_b = np.zeros((t_len, k), bool), np.zeros((t_len, k), bool)
         low, high = self.envs.single_action_space.low, self.envs.single_action_space.high
-        agent = self.roll_agent
         groups = self.envs.slices if cfg.pipeline > 1 else [slice(0, k)]
         graphed = self._policy_graph(k // len(groups))
-        fast = agent.rollout_fn() if dev.type == "cpu" else None
-        ndev = agent.normalizer.mean.device  # the CPU for a separate rollout copy
+        fast = agent.rollout_fn() if mdev.type == "cpu" else None
+
+        def value(obs: torch.Tensor) -> torch.Tensor:
+            return agent.value(obs.to(mdev)).to(dev)
+
+        if remote:
+
+            def fast(obs: torch.Tensor):  # the CPU path's variant: model on the GPU
+                o = obs.to(mdev)
+                if graphed is not None:
+                    mean, log_std, val = graphed(o)
+                else:
+                    mean, log_std = agent.actor(o)
+                    val = agent.value(o)
+                out = torch.cat([mean, log_std, val[:, None]], 1).cpu()
+                return out[:, :a], out[:, a : 2 * a].exp(), out[:, 2 * a]
 
         def normalize(raw: np.ndarray) -> torch.Tensor:
             return agent.normalize(torch.as_tensor(raw, device=ndev)).to(dev)
@@ -255,11 +276,11 @@ class Trainer:
             c0 = clock()
             if fin_obs:
                 pos = torch.as_tensor(np.concatenate(fin_at), device=dev)
-                nval_b.view(-1)[pos] = agent.value(torch.cat(fin_obs))
+                nval_b.view(-1)[pos] = value(torch.cat(fin_obs))
             ph["done"] += clock() - c0
             c0 = clock()
             # Elsewhere the successor is the next stored observation: reuse its value.
-            last = agent.value(normalize(self.next_obs))
+            last = value(normalize(self.next_obs))
         # GAE on the CPU: its loop over the T vector steps is ~6 tiny operators per step, which
         # on a GPU rollout device would be ~800 kernel launches; the float32 arithmetic is the
         # same elementwise operations either way.
