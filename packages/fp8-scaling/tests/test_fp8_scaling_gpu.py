@@ -172,7 +172,9 @@ def test_gpu_spec_first_pass_bit_exact(tma, fmt, shape):
     a = amax_op(x)
     want = cast_transpose_op(x, a, fmt, 0, True)
     right = want[2].reciprocal()
-    for first in (SpecConfig(64, 128, 8, tma=tma), SpecConfig(64, 128, 8, 4, 1, tma, 0, 8, 2)):
+    firsts = [SpecConfig(64, 128, 8, tma=tma), SpecConfig(64, 128, 8, 4, 1, tma, 0, 8, 2)]
+    firsts += [SpecConfig(64, 128, 8, tmode=3)] if not tma else []  # packed transposition
+    for first in firsts:
         for guess in (right, right * 2):
             _poison_allocator()
             q, qt, inv, am, scale = launch_spec_cast(x, fmt, guess.reshape(1), 0, True, first=first)

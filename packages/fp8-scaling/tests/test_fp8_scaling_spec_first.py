@@ -163,3 +163,33 @@ def test_one_pass_cast_traced_launch_arguments(triton_interpret):
                 assert _same(qt, rqt, fmt)
             else:
                 assert qt.numel() == 0
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"), [((36, 53), torch.bfloat16), ((48, 80), torch.float16)]
+)
+def test_packed_transpose_matches_fp8_tile_transpose(triton_interpret, shape, dtype):
+    # tmode 3 packs four rows' FP8 bytes into 32-bit words before transposing: its q and qt
+    # bytes equal those of tmode 0 (same rounding, here the interpreter's) and qt is q.T;
+    # the amax is exact; M % 4 != 0 falls back to tmode 0
+    x = _x(shape, dtype, 7)
+    x.view(-1)[9] = float("nan")
+    m, n = shape
+    out = {}
+    for tmode in (0, 3):
+        q = torch.empty(m, n, dtype=torch.float8_e4m3fn)
+        qt = torch.empty(n, m, dtype=torch.float8_e4m3fn)
+        amax = torch.zeros(())
+        cfg = SpecConfig(16, 32, 1, 0, 0, 0, tmode, 2)
+        launch_spec_first(x, torch.ones(1) * 4, q, qt, amax, "e4m3", 448.0, cfg)
+        out[tmode] = (q.view(torch.uint8), qt.view(torch.uint8), amax)
+    assert torch.equal(out[3][0], out[0][0])
+    assert torch.equal(out[3][1], out[0][0].t())
+    assert out[3][2].item() == float("inf")
+    q = torch.empty(37, 53, dtype=torch.float8_e4m3fn)
+    qt = torch.empty(53, 37, dtype=torch.float8_e4m3fn)
+    amax = torch.zeros(())
+    x = _x((37, 53), torch.bfloat16, 8)
+    launch_spec_first(x, torch.ones(1), q, qt, amax, "e4m3", 448.0, SpecConfig(16, 32, 1, tmode=3))
+    assert torch.equal(qt.view(torch.uint8), q.view(torch.uint8).t())
+    assert torch.equal(amax, x.float().abs().max())

@@ -22,7 +22,9 @@ This module holds a leaner kernel for that pass than the general cast of
 * ``waves``: programs per SM (0: one program per tile), walking the tiles with a grid
   stride; ``stages`` > 1 asks the compiler to pipeline the next tile's load;
 * ``tmode`` as in :mod:`fp8_scaling._fastcast`: 0 transposes the FP8 tile, 2 the 16-bit tile
-  (cast a second time).
+  (cast a second time); 3 loads rows 4i..4i+3 of a tile as four sub-tiles and packs their FP8
+  bytes into one 32-bit word per column, so the transposed copy moves 32-bit words (pointer
+  kernel, one program per tile or a grid stride; M % 4 == 0, else tmode 0).
 
 Pure-torch reference: :func:`fp8_scaling._cast_ops.delayed_cast_ref` (a cast with a given
 scale that also returns the amax), which the interpreter tests compare with over odd shapes.
@@ -42,7 +44,7 @@ if HAS_TRITON:
     import triton
     import triton.language as tl
 
-__all__ = ["SpecConfig", "launch_spec_first", "tma_ok"]
+__all__ = ["SpecConfig", "launch_spec_first", "packed_ok", "tma_ok"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +72,12 @@ class SpecConfig:
     def from_dict(cls, d: dict) -> SpecConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: int(v) for k, v in d.items() if k in fields})
+
+
+def packed_ok(x: torch.Tensor, q: torch.Tensor, qt: torch.Tensor | None) -> bool:
+    """Whether the packed transposition (``tmode`` 3) applies: FP8 outputs with a transposed
+    copy whose rows are whole 32-bit words (M % 4 == 0)."""
+    return qt is not None and q.element_size() == 1 and x.shape[0] % 4 == 0
 
 
 def tma_ok(m: int, n: int) -> bool:
@@ -173,6 +181,72 @@ if HAS_TRITON:
         # relaxed: the kernel boundary orders it before the check pass reads the amax
         tl.atomic_max(bits_ptr, abits, sem="relaxed")
 
+    @triton.jit
+    def _phase(x_ptr, q_ptr, r4, rn, M, N, scale, J: tl.constexpr, FMAX: tl.constexpr,
+               INF: tl.constexpr, E5M2: tl.constexpr, EVEN: tl.constexpr):  # fmt: skip
+        """Rows 4*r4 + J of a tile: cast, store row-major; their bytes shifted to byte J of a
+        32-bit word, and the tile's largest magnitude bits."""
+        rows = r4 * 4 + J
+        ptrs = rows[:, None] * N + rn[None, :]
+        if EVEN:
+            xh = tl.load(x_ptr + ptrs)
+        else:
+            mask = (rows[:, None] < M) & (rn[None, :] < N)
+            xh = tl.load(x_ptr + ptrs, mask=mask, other=0.0)
+        qo, bits = _cast_tile(xh, scale, FMAX, INF, E5M2, False)
+        if EVEN:
+            tl.store(q_ptr + ptrs, qo)
+        else:
+            tl.store(q_ptr + ptrs, qo, mask=mask)
+        word = qo.to(tl.uint8, bitcast=True).to(tl.uint32) << (8 * J)
+        return word, tl.max(bits.to(tl.int32))
+
+    @triton.jit
+    def _spec_first_packed_kernel(
+        x_ptr, scale_ptr, q_ptr, qt32_ptr, amax_ptr, M, N,
+        FMAX: tl.constexpr, INF: tl.constexpr, FP16: tl.constexpr, E5M2: tl.constexpr,
+        EVEN: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr,
+    ):  # fmt: skip
+        """tmode 3: rows 4i..4i+3 of a tile are loaded as four (BM/4, BN) tiles; their FP8
+        bytes are packed into one 32-bit word per column, so the transposed copy moves 32-bit
+        elements (the words are the transposed copy's bytes in memory order). M % 4 == 0."""
+        pid = tl.program_id(0)
+        nprog = tl.num_programs(0)
+        n_m = tl.cdiv(M, BM)
+        n_n = tl.cdiv(N, BN)
+        per_group = GROUP * n_n
+        m4 = M // 4
+        scale = tl.load(scale_ptr)
+        acc = tl.full([], 0, tl.int32)
+        for tile in range(pid, n_m * n_n, nprog):
+            g = tile // per_group
+            first_m = g * GROUP
+            gsize = tl.minimum(n_m - first_m, GROUP)
+            pid_m = first_m + (tile % per_group) % gsize
+            pid_n = (tile % per_group) // gsize
+            r4 = pid_m.to(tl.int64) * (BM // 4) + tl.arange(0, BM // 4)
+            rn = pid_n.to(tl.int64) * BN + tl.arange(0, BN)
+            rn = tl.max_contiguous(tl.multiple_of(rn, BN), BN)
+            w0, a0 = _phase(x_ptr, q_ptr, r4, rn, M, N, scale, 0, FMAX, INF, E5M2, EVEN)
+            w1, a1 = _phase(x_ptr, q_ptr, r4, rn, M, N, scale, 1, FMAX, INF, E5M2, EVEN)
+            w2, a2 = _phase(x_ptr, q_ptr, r4, rn, M, N, scale, 2, FMAX, INF, E5M2, EVEN)
+            w3, a3 = _phase(x_ptr, q_ptr, r4, rn, M, N, scale, 3, FMAX, INF, E5M2, EVEN)
+            acc = tl.maximum(acc, tl.maximum(tl.maximum(a0, a1), tl.maximum(a2, a3)))
+            words = tl.trans((w0 | w1 | w2 | w3).to(tl.int32, bitcast=True))
+            t_ptrs = qt32_ptr + rn[:, None] * m4 + r4[None, :]
+            if EVEN:
+                tl.store(t_ptrs, words)
+            else:
+                tl.store(t_ptrs, words, mask=(rn[:, None] < N) & (r4[None, :] < m4))
+        m = tl.minimum(acc, INF)  # NaN counts as inf
+        if FP16:
+            a = m.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+            abits = a.to(tl.int32, bitcast=True)
+        else:
+            abits = m << 16
+        bits_ptr = amax_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
+        tl.atomic_max(bits_ptr, abits, sem="relaxed")
+
     @functools.cache
     def _inline_first(cfg: SpecConfig):
         """A one-config autotuner of the kernel (launch options for ``wrap_triton``)."""
@@ -203,14 +277,24 @@ def launch_spec_first(
     m, n = x.shape
     if m * n == 0:
         return
-    if cfg.tmode not in (0, 2) or cfg.amax not in (0, 1):
-        raise ValueError(f"SpecConfig needs tmode 0 or 2 and amax 0 or 1, got {cfg}")
+    if cfg.tmode not in (0, 2, 3) or cfg.amax not in (0, 1):
+        raise ValueError(f"SpecConfig needs tmode 0, 2 or 3 and amax 0 or 1, got {cfg}")
     tiles = triton.cdiv(m, cfg.bm) * triton.cdiv(n, cfg.bn)
     if x.is_cuda:
         grid = (_grid_size(tiles, cfg.waves, x.device),)
     else:  # interpreter: ``waves`` programs in all, so that the tile loop runs several times
         grid = (min(tiles, cfg.waves) if cfg.waves > 0 else tiles,)
     write_t = qt is not None
+    if cfg.tmode == 3 and packed_ok(x, q, qt) and wrap is None:
+        _spec_first_packed_kernel[grid](
+            x, scale, q, qt.view(torch.int32), amax, m, n, FMAX=fmax,
+            INF=0x7C00 if x.dtype == torch.float16 else 0x7F80, FP16=x.dtype == torch.float16,
+            E5M2=fmt == "e5m2", EVEN=(m % cfg.bm == 0) and (n % cfg.bn == 0), BM=cfg.bm,
+            BN=cfg.bn, GROUP=cfg.group, num_warps=cfg.warps,
+        )  # fmt: skip
+        return
+    if cfg.tmode == 3:  # not applicable: the FP8 tile is transposed instead
+        cfg = dataclasses.replace(cfg, tmode=0)
     use_tma = bool(cfg.tma) and tma_ok(m, n) and wrap is None and x.data_ptr() % 16 == 0
     if use_tma:
         from triton.tools.tensor_descriptor import TensorDescriptor
