@@ -105,6 +105,8 @@ def main(argv: list[str]) -> int:
          "merge": True},
         {"samples": 512, "thr_warps": 8, "lean": True, "fast_cand": True, "sort_search": True,
          "fused_resolve": True, "merge": True, "block": 128, "num_warps": 8},
+        {"samples": 512, "thr_warps": 8, "lean": True, "num_warps": 8, "fused_resolve": True,
+         "merge": True, "thr_in_cand": True, "sort_search": True},
     ]  # fmt: skip
     sampled_kw = [
         {"lean": True, "fallback_block": 128},

@@ -899,7 +899,8 @@ def _pdl_only(shapes, table, path, dev, reps, deadline):
 # without reallocation): the chunks of the selection attend their own winners (no count/emit
 # kernels, no index list, no separate step 2); "fused_resolve": every chunk resolves its row
 # itself (no resolve kernel; needs the bucket lists, so a no_lists entry drops them); "merge":
-# the last chunk program of a row merges the row (no merge kernel)
+# the last chunk program of a row merges the row (no merge kernel); "thr_in_cand": no threshold
+# kernel, the candidate programs derive their row's thresholds (few rows only)
 ATTEND = {
     "attend_fr_m": {"attend": {"fused_resolve": True, "merge": True}},
     "attend_fr": {"attend": {"fused_resolve": True}},
@@ -908,6 +909,9 @@ ATTEND = {
                        "selection_kw": {"sort_search": True}},
     "attend_fr_m_bk128_w8": {"attend": {"fused_resolve": True, "merge": True, "block": 128,
                                         "num_warps": 8}},
+    "attend_fr_m_t": {"attend": {"fused_resolve": True, "merge": True, "thr_in_cand": True}},
+    "attend_fr_m_t_ss": {"attend": {"fused_resolve": True, "merge": True, "thr_in_cand": True},
+                         "selection_kw": {"sort_search": True}},
     "attend_fr_bk32": {"attend": {"fused_resolve": True, "block": 32}},
     "attend_fr_ss": {"attend": {"fused_resolve": True}, "selection_kw": {"sort_search": True}},
 }  # fmt: skip
@@ -973,6 +977,9 @@ def _attend_only(shapes, table, path, dev, reps, deadline, names):
                 continue
             if entry in seen:
                 continue  # the same entry as a variant already timed
+            if entry.get("attend", {}).get("thr_in_cand") and sh["B"] * sh["Hkv"] * math.ceil(
+                    sh["S"] / entry["selection_kw"].get("chunk", 1024)) > 2048:  # fmt: skip
+                continue  # thresholds per candidate program: only for about one wave of them
             seen.append(entry)
             table["shapes"][key] = entry
             path.write_text(json.dumps(table, indent=1))

@@ -48,7 +48,11 @@ def _run(sel, logits, lens, q, K, V, k, window, sinks, bucketed=True, **kw):
         assert torch.equal(y, hist_attention(*dev, k, window, sinks, **kw).cpu().float())
     if "ok" in probe:
         assert bool(torch.all(probe["ok"] == bucketed)), probe["ok"]
-    skw = {x: v for x, v in kw.items() if x not in ("fused_resolve", "block", "num_warps", "merge")}
+    skw = {
+        x: v
+        for x, v in kw.items()
+        if x in ("chunk", "lean", "fast_cand", "sort_search", "no_lists", "samples")
+    }
     idx, _ = select_topk_hist(*dev[3:], k, window, sinks, need_alpha=False, **skw)
     scale = q.shape[-1] ** -0.5
     y32 = sparse_attention_reference(q, K, V, idx.cpu(), lens, scale).float()
@@ -69,6 +73,12 @@ def _run(sel, logits, lens, q, K, V, k, window, sinks, bucketed=True, **kw):
         (2, 1, 4, 257, 64, 33, 5, 1, {"chunk": 32, "lean": True}),  # ragged, GQA group of 4
         # every chunk resolves its row, the last one to finish merges it
         (2, 1, 2, 200, 32, 30, 2, 1, {"chunk": 32, "fused_resolve": True, "merge": True}),
+        # ... and no threshold kernel: the candidate programs derive the thresholds on a kept
+        # histogram that the merging program zeroes again (the second call checks that)
+        pytest.param(2, 1, 4, 257, 64, 33, 5, 1, {"chunk": 32, "lean": True,
+                                                  "fused_resolve": True, "merge": True,
+                                                  "thr_in_cand": True, "sort_search": True},
+                     marks=pytest.mark.slow),
         pytest.param(2, 2, 1, 300, 32, 19, 3, 2, {"chunk": 64, "fused_resolve": True},
                      marks=pytest.mark.slow),  # MHA, every chunk resolves its row
         pytest.param(1, 2, 3, 200, 64, 40, 0, 0, {"chunk": 64, "lean": True, "fast_cand": True,
@@ -88,7 +98,22 @@ def test_hist_attention_exact_fallback_row(sel):
     logits, lens, q, K, V = _case(sel, 2, 1, 1, 512, 32, seed=7)
     logits[..., 64:112] += 50
     _run(sel, logits, lens, q, K, V, 32, 2, 1, bucketed=False, chunk=64, block=16)
-    _run(sel, logits, lens, q, K, V, 32, 2, 1, bucketed=False, chunk=64, merge=True)
+    _run(
+        sel,
+        logits,
+        lens,
+        q,
+        K,
+        V,
+        32,
+        2,
+        1,
+        bucketed=False,
+        chunk=64,
+        merge=True,
+        fused_resolve=True,
+        thr_in_cand=True,
+    )
 
 
 def test_hist_attention_bad_input(sel):
@@ -97,6 +122,8 @@ def test_hist_attention_bad_input(sel):
     args = [x.to(DEVICE) for x in (q, K, V, logits, tmax, tsum, lens)]
     with pytest.raises(ValueError, match="bucket lists"):
         hist_attention(*args, 8, fused_resolve=True, fast_cand=True, no_lists=True)
+    with pytest.raises(ValueError, match="merge=True"):
+        hist_attention(*args, 8, thr_in_cand=True)
     with pytest.raises(ValueError, match="alpha"):
         hist_attention(*args, 8, need_alpha=True)
 

@@ -7,7 +7,8 @@ the selected rows does not matter to attention, so here the chunk programs of th
 step 2 directly (paper Alg. 1, step 3, split like flash-decoding with one split per chunk):
 
 1. ``_hthr_kernel``, ``_hcand_kernel`` (and ``_hresolve_kernel`` unless ``fused_resolve``) of the
-   histogram selection, unchanged: the row threshold ``T`` and the last tied position ``P_lim``.
+   histogram selection, unchanged: the row threshold ``T`` and the last tied position ``P_lim``
+   (``thr_in_cand``: no threshold kernel, the candidate programs derive the thresholds).
 2. ``_hattend_kernel`` (rows x chunks): the chunk's candidate slots are compared against
    ``(T, P_lim)`` (with ``fused_resolve`` every program resolves its row itself first), the
    winners' K and V rows are gathered and an online softmax runs for all ``G`` query heads of the
@@ -30,7 +31,7 @@ import triton
 import triton.language as tl
 
 from ._common import F32DOT, pdl_enter, pdl_exit, pdl_kw
-from ._select_hist import BCAP, _block_winners, _resolve_row, select_topk_hist
+from ._select_hist import BCAP, _block_winners, _resolve_row, hist_plan, select_topk_hist
 from ._select_sample import _exact_row_fallback
 from ._step2 import _merge_kernel
 
@@ -66,6 +67,7 @@ def _hattend_kernel(
     NB: tl.constexpr, BCAP: tl.constexpr, BK: tl.constexpr, CHF: tl.constexpr,
     FUSED: tl.constexpr, F32DOT: tl.constexpr, PDL: tl.constexpr = False, ctr_ptr=None,
     out_ptr=None, MERGE: tl.constexpr = False, MB: tl.constexpr = 16,
+    ZERO_HIST: tl.constexpr = False,
 ):  # fmt: skip
     pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
@@ -131,6 +133,8 @@ def _hattend_kernel(
         if done == NCH - 1:
             tl.debug_barrier()
             _merge_row(pm_ptr, pl_ptr, pacc_ptr, out_ptr, bh, NCH, G, DH, DHP, NCHP, MB)
+            if ZERO_HIST:  # every chunk of the row has read the histogram: zero for next call
+                tl.store(hist_ptr + bh * NB + tl.arange(0, NB), tl.zeros((NB,), tl.int32))
             tl.store(ctr_ptr + bh, 0)  # ready for the next call
     pdl_exit(PDL)
 
@@ -170,13 +174,14 @@ def _merge_row(pm_ptr, pl_ptr, pacc_ptr, out_ptr, bh, NCH, G: tl.constexpr, DH: 
 _COUNTERS: dict[tuple, torch.Tensor] = {}
 
 
-def _counters(rows: int, dev: torch.device) -> torch.Tensor:
-    """Zeroed int32 per-row counters of the in-kernel merge, kept per row count and device (the
-    kernel leaves them at zero); not kept when made inside a CUDA-graph capture."""
-    key = (rows, str(dev))
+def _counters(rows: int, dev: torch.device, width: int = 0) -> torch.Tensor:
+    """Zeroed int32 per-row counters of the in-kernel merge (``width`` 0) or histograms
+    (``(rows, width)``), kept per size and device (the kernel leaves them at zero); not kept
+    when made inside a CUDA-graph capture."""
+    key = (rows, width, str(dev))
     t = _COUNTERS.get(key)
     if t is None:
-        t = torch.zeros(rows, device=dev, dtype=torch.int32)
+        t = torch.zeros((rows, width) if width else (rows,), device=dev, dtype=torch.int32)
         if not (t.is_cuda and torch.cuda.is_current_stream_capturing()):
             _COUNTERS[key] = t
     return t
@@ -197,6 +202,7 @@ def hist_attention(
     *,
     fused_resolve: bool = False,
     merge: bool = False,
+    thr_in_cand: bool = False,
     block: int = 64,
     num_warps: int = 4,
     num_stages: int = 2,
@@ -218,6 +224,9 @@ def hist_attention(
             counter per row, left at zero for the next call; no merge kernel). Calls of the same
             row count on one device share the counters: do not run two at once on different
             streams.
+        thr_in_cand: (with ``merge`` and ``fused_resolve``) no threshold kernel: every
+            candidate program derives its row's thresholds itself, on a kept histogram that the
+            row's merging program zeroes again (suits rows x chunks within one wave, e.g. B=1).
         block, num_warps, num_stages: launch of the attend kernel (candidate slots per step).
         select_kw: launch options of :func:`select_topk_hist` (``chunk``, ``samples``,
             ``thr_warps``, ``lean``, ``fast_cand``, ``sort_search``, ``no_lists``, ...).
@@ -235,11 +244,17 @@ def hist_attention(
         raise ValueError("fused_resolve=True needs the bucket lists: pass no_lists=False")
     if select_kw.pop("need_alpha", False):
         raise ValueError("hist_attention does not sum alpha: use select_topk_hist for realloc")
+    if thr_in_cand and not (merge and fused_resolve):
+        raise ValueError("thr_in_cand=True needs merge=True and fused_resolve=True")
     scale = float(scale) if scale is not None else dh**-0.5
     buf: dict = {}
+    hist = None
+    if thr_in_cand:
+        nb = hist_plan(S, min(k, S), select_kw.get("chunk"), select_kw.get("samples"))["NB"]
+        hist = _counters(B * Hkv, q.device, nb)
     select_topk_hist(
         logits, tile_max, tile_sum, seq_lens, k, local_window, sink_tokens, need_alpha=False,
-        _stop_after=2 if fused_resolve else 3, _buffers=buf, **select_kw,
+        _stop_after=2 if fused_resolve else 3, _buffers=buf, _hist=hist, **select_kw,
     )  # fmt: skip
     rows, nch, dev = B * Hkv, buf["nch"], q.device
     fidx = torch.empty(rows, k, device=dev, dtype=torch.int32)  # exact fallback rows only
@@ -256,7 +271,7 @@ def hist_attention(
         GP=max(16, triton.next_power_of_2(G)), GS=buf["GP"], NCHP=buf["nchp"], CAP=buf["cap"],
         NB=buf["nb"], BCAP=BCAP, BK=block, CHF=min(128, max(16, triton.next_power_of_2(S))),
         FUSED=fused_resolve, F32DOT=F32DOT, num_warps=num_warps, num_stages=num_stages,
-        ctr_ptr=ctr, out_ptr=out, MERGE=merge, **pdl_kw(),
+        ctr_ptr=ctr, out_ptr=out, MERGE=merge, ZERO_HIST=thr_in_cand, **pdl_kw(),
     )  # fmt: skip
     if not merge:
         _merge_kernel[(B * Hq,)](

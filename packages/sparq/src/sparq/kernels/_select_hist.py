@@ -69,16 +69,14 @@ def _bucket(u, t0, sh, NB: tl.constexpr):
 
 
 @triton.jit
-def _hthr_kernel(
-    logit_ptr, m_ptr, l_ptr, lens_ptr, stat_ptr, thr_ptr, hist_ptr, S, NT, HKV, window, sinks,
-    RANK, RANKQ, G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr, SAMP: tl.constexpr,
-    RUN: tl.constexpr, NB: tl.constexpr, THR_H: tl.constexpr, lb_ptr, LBW: tl.constexpr,
-    PDL: tl.constexpr = False, THR_SORT: tl.constexpr = False, gc_ptr=None,
-    GC: tl.constexpr = False,
+def _row_thresholds(
+    logit_ptr, m_ptr, l_ptr, stat_ptr, thr_ptr, bh, seq_len, S, NT, window, sinks, RANK, RANKQ,
+    G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr, SAMP: tl.constexpr,
+    RUN: tl.constexpr, NB: tl.constexpr, THR_H: tl.constexpr, THR_SORT: tl.constexpr,
 ):  # fmt: skip
-    pdl_enter(PDL)
-    bh = tl.program_id(0).to(tl.int64)
-    seq_len = tl.load(lens_ptr + bh // HKV)
+    """Step 1 of the selection for row ``bh``: the global softmax statistics (stored at
+    ``stat_ptr``), the sample thresholds ``T0``/``Tq`` and the bucket shift (stored at
+    ``thr_ptr``). Deterministic: every program that runs it for a row gets the same values."""
     heads = tl.arange(0, GP)
     M, inv_z = _global_stats(m_ptr, l_ptr, bh, NT, G, GP, NTP)
     tl.store(stat_ptr + bh * 2 * GP + heads, M)
@@ -104,6 +102,23 @@ def _hthr_kernel(
         sh += ((diff >> s) >= NB // 2).to(tl.int32)
     tl.store(thr_ptr + bh * 2, t0)
     tl.store(thr_ptr + bh * 2 + 1, sh)
+
+
+@triton.jit
+def _hthr_kernel(
+    logit_ptr, m_ptr, l_ptr, lens_ptr, stat_ptr, thr_ptr, hist_ptr, S, NT, HKV, window, sinks,
+    RANK, RANKQ, G: tl.constexpr, GP: tl.constexpr, NTP: tl.constexpr, SAMP: tl.constexpr,
+    RUN: tl.constexpr, NB: tl.constexpr, THR_H: tl.constexpr, lb_ptr, LBW: tl.constexpr,
+    PDL: tl.constexpr = False, THR_SORT: tl.constexpr = False, gc_ptr=None,
+    GC: tl.constexpr = False,
+):  # fmt: skip
+    pdl_enter(PDL)
+    bh = tl.program_id(0).to(tl.int64)
+    seq_len = tl.load(lens_ptr + bh // HKV)
+    _row_thresholds(
+        logit_ptr, m_ptr, l_ptr, stat_ptr, thr_ptr, bh, seq_len, S, NT, window, sinks, RANK,
+        RANKQ, G, GP, NTP, SAMP, RUN, NB, THR_H, THR_SORT,
+    )  # fmt: skip
     tl.store(hist_ptr + bh * NB + tl.arange(0, NB), tl.zeros((NB,), tl.int32))
     if GC:  # the bucket-gather counter of the resolve kernel (no_lists=2)
         tl.store(gc_ptr + bh, 0)
@@ -172,7 +187,9 @@ def _hcand_kernel(
     LEAN: tl.constexpr,
     PDL: tl.constexpr = False, L2: tl.constexpr = False, DIAG: tl.constexpr = 0,
     CM: tl.constexpr = False, FAST: tl.constexpr = False, HB: tl.constexpr = 128,
-    NOLIST: tl.constexpr = False,
+    NOLIST: tl.constexpr = False, tm_ptr=None, ts_ptr=None, NT=1, RANK=1, RANKQ=1,
+    THR_IN: tl.constexpr = False, NTP: tl.constexpr = 2, SAMP: tl.constexpr = 16,
+    RUN: tl.constexpr = 1, THR_H: tl.constexpr = False, THR_SORT: tl.constexpr = False,
 ):  # fmt: skip
     pdl_enter(PDL)
     if CM:  # chunk-major grid (NCH, rows): consecutive programs read neighbouring chunks
@@ -182,6 +199,13 @@ def _hcand_kernel(
         bh = tl.program_id(0).to(tl.int64)
         c = tl.program_id(1)
     seq_len = tl.load(lens_ptr + bh // HKV)
+    if THR_IN:  # no threshold kernel: every chunk derives its row's thresholds itself (the
+        # same values in every program; each stores them, then reads them back below)
+        _row_thresholds(
+            logit_ptr, tm_ptr, ts_ptr, stat_ptr, thr_ptr, bh, seq_len, S, NT, window, sinks,
+            RANK, RANKQ, G, GP, NTP, SAMP, RUN, NB, THR_H, THR_SORT,
+        )  # fmt: skip
+        tl.debug_barrier()
     heads = tl.arange(0, GP)
     M = tl.load(stat_ptr + bh * 2 * GP + heads)
     inv_z = tl.load(stat_ptr + bh * 2 * GP + GP + heads)
@@ -507,6 +531,7 @@ def select_topk_hist(
     _probe: dict | None = None,
     _stop_after: int = 5,
     _buffers: dict | None = None,
+    _hist: torch.Tensor | None = None,
     _hcand_diag: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k positions by the group-summed approximate softmax, many programs per row.
@@ -537,7 +562,9 @@ def select_topk_hist(
     scan (``True``/1) or by one counter atomic per gathered key (2; same output). No host
     synchronisation (CUDA-graph capturable).
     ``_buffers`` (:func:`sparq.kernels._hist_attend.hist_attention`): a dict that receives the
-    scratch tensors and launch sizes. ``_probe`` (tests): a dict that receives ``ok``
+    scratch tensors and launch sizes; ``_hist``: a zeroed ``(B*Hkv, NB)`` int32 histogram that
+    the caller zeroes again after use: then there is no threshold kernel, every candidate
+    program derives its row's thresholds itself. ``_probe`` (tests): a dict that receives ``ok``
     ``(B*Hkv,)``, whether each row was resolved
     through the buckets (``False``: the exact full-row fallback ran). ``_stop_after`` (profiling:
     cumulative times of the first n of the five stages) launches only the first n stages (with
@@ -559,7 +586,10 @@ def select_topk_hist(
     i32 = torch.int32
     stat = torch.empty(rows, 2, GP, device=dev, dtype=torch.float32)
     thr = torch.empty(rows, 2, device=dev, dtype=i32)
-    hist = torch.empty(rows, nb, device=dev, dtype=i32)
+    # _hist (hist_attention with merge): a zeroed histogram that the caller's last kernel
+    # zeroes again; then the candidate pass derives the thresholds (no threshold kernel)
+    thr_in = _hist is not None
+    hist = _hist if thr_in else torch.empty(rows, nb, device=dev, dtype=i32)
     blist = torch.empty(rows, nb, BCAP, device=dev, dtype=i32)
     cnt = torch.empty(rows, nch, device=dev, dtype=i32)
     ckey = torch.empty(rows, nch * cap, device=dev, dtype=i32)
@@ -579,16 +609,24 @@ def select_topk_hist(
     gcnt = torch.empty(rows, device=dev, dtype=i32) if nolist == 2 else thr
     if nolist and fuse_resolve:
         raise ValueError("no_lists needs the separate resolve kernel: pass fuse_resolve=False")
+    if thr_in and (nolist or merge):
+        raise ValueError("a caller-zeroed histogram (_hist) needs no_lists=False, merge_emit=False")
     if _buffers is not None:  # the scratch of the passes, for kernels launched after them
         _buffers.update(stat=stat, cnt=cnt, ckey=ckey, cpos=cpos, res=res, hist=hist,
                         blist=blist, nch=nch, cap=cap, nb=nb, nchp=nchp, GP=GP)  # fmt: skip
-    _hthr_kernel[(rows,)](
-        logits, tile_max, tile_sum, seq_lens, stat, thr, hist, S, nt, Hkv, local_window,
-        sink_tokens, p["RANK"], p["RANKQ"], G=G, GP=GP, NTP=max(2, triton.next_power_of_2(nt)),
-        SAMP=p["SAMP"], RUN=p["RUN"], NB=nb, THR_H=hist_search, lb_ptr=lb, LBW=lbw,
-        THR_SORT=sort_search, gc_ptr=gcnt, GC=nolist == 2,
-        num_warps=thr_warps, **pdl_kw(),  # 16: no spills at SAMP 1024
-    )  # fmt: skip
+    ntp = max(2, triton.next_power_of_2(nt))
+    thr_kw = {"tm_ptr": tile_max, "ts_ptr": tile_sum, "NT": nt, "RANK": p["RANK"],
+              "RANKQ": p["RANKQ"], "THR_IN": True, "NTP": ntp, "SAMP": p["SAMP"],
+              "RUN": p["RUN"], "THR_H": hist_search, "THR_SORT": sort_search}  # fmt: skip
+    if not thr_in:
+        thr_kw = {}
+        _hthr_kernel[(rows,)](
+            logits, tile_max, tile_sum, seq_lens, stat, thr, hist, S, nt, Hkv, local_window,
+            sink_tokens, p["RANK"], p["RANKQ"], G=G, GP=GP, NTP=ntp, SAMP=p["SAMP"],
+            RUN=p["RUN"], NB=nb, THR_H=hist_search, lb_ptr=lb, LBW=lbw, THR_SORT=sort_search,
+            gc_ptr=gcnt, GC=nolist == 2,
+            num_warps=thr_warps, **pdl_kw(),  # 16: no spills at SAMP 1024
+        )  # fmt: skip
     if _stop_after < 2:
         return idx, alpha
     _hcand_kernel[(nch, rows) if chunk_major else (rows, nch)](
@@ -596,6 +634,7 @@ def select_topk_hist(
         sink_tokens, G=G, GP=GP, CH=p["CH"], CAP=cap, NB=nb, BCAP=BCAP, ALPHA=need_alpha,
         LEAN=lean, L2=l2_hints(), DIAG=_hcand_diag, CM=chunk_major, FAST=fast_cand, NOLIST=nolist,
         HB=hb, num_warps=nw, **pdl_kw(), **({"maxnreg": cand_maxnreg} if cand_maxnreg else {}),
+        **thr_kw,
     )  # fmt: skip
     if _stop_after < 3:
         return idx, alpha
