@@ -2,7 +2,8 @@
 
 Each case is :func:`gpu_bench.ppo_iteration`: Centipede-20, 16 envs, 2048 transitions, 10 epochs
 of minibatch 256, the update on ``--device`` (CUDA graphs), the GNN's rollout policy calls on the
-same GPU and the MLP's on the CPU; the second of two iterations is reported. Pure stepping is the
+same GPU and the MLP's on the CPU; of ``--iters`` iterations, the one of median duration after
+the first is reported. Pure stepping is the
 same vector env with uniform random actions, measured twice: before the iterations on a fresh
 vector env of the same kind (16 envs, 16 workers), and after them on the trainer's own vector
 env (all groups stepped together); the baseline is the mean of the two (stepping rates drift by
@@ -40,7 +41,8 @@ def render(res: dict) -> str:
         f"# PPO iteration vs pure stepping, {res['date_utc']} UTC, {res['cores']} cores, "
         f"{res.get('gpu', 'no GPU')}",
         "",
-        "Centipede-20, 16 envs, 2048 steps, 10 epochs x 8 minibatches of 256; second iteration.",
+        "Centipede-20, 16 envs, 2048 steps, 10 epochs x 8 minibatches of 256; the iteration of "
+        "median duration after the first.",
         "",
         "| case | iteration s | pure stepping s (before / after) | overhead | rollout s | "
         "env.step s | normalise | policy | done | GAE | update s |",
@@ -68,6 +70,7 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=150.0, help="wall seconds for all cases")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda")
     p.add_argument("--smoke", action="store_true", help="tiny sizes (CPU test of the script)")
+    p.add_argument("--iters", type=int, default=4, help="iterations per case (first not counted)")
     p.add_argument("--json", default="iter_overhead.json")
     p.add_argument("--md", default="")
     a = p.parse_args()
@@ -113,6 +116,7 @@ def main() -> None:
                 vec,
                 comp,
                 streams,
+                a.iters,
             )
         except Exception as e:  # one failing case must not sink the others
             res["cases"][case] = {"error": repr(e)[:500]}
