@@ -31,8 +31,8 @@ from pathlib import Path
 from gpu_bench import ppo_iteration
 
 DEFAULT_PLAN = (
-    "snowflake:process:2,mlp:process:2,snowflake:process:1,snowflake:thread:1,"
-    "mlp:process:1,snowflake:process:2:streams,mlp:thread:1,snowflake:process:2:compile:streams"
+    "snowflake:process:2:streams,mlp:process:2,snowflake:process:2,snowflake:process:1,"
+    "snowflake:thread:1,mlp:process:1,mlp:thread:1,snowflake:process:2:compile:streams"
 )
 
 
