@@ -314,6 +314,7 @@ def main(argv=None) -> int:
     table = json.loads(json.dumps(_tuned.load_table() or {"format": 1, "gpus": {}}))
     entry = table.setdefault("gpus", {}).setdefault(gpu, {})
     spec_entries = entry.setdefault("cast_spec", {})
+    traced_entries = entry.setdefault("cast_spec_traced", {})
     out_json, out_tab = args.out / "fp8_castbw.json", args.out / "fp8_tuned.json"
     for m, n in shapes:
         for fmt in args.formats.split(","):
@@ -333,6 +334,11 @@ def main(argv=None) -> int:
             if v is not None and fmt == "e4m3":  # the table is keyed by shape; E4M3 decides
                 spec_entries[f"{m}x{n}"] = table_entry(v, tim[nm]["us"])
                 print(f"  -> cast_spec {m}x{n}: {nm}")
+                plain = [u for u in good if not getattr(u, "tma", 0)]  # for traced launches
+                v, nm = best_variant(tim, plain)
+                if v is not None:
+                    traced_entries[f"{m}x{n}"] = table_entry(v, tim[nm]["us"])
+                    print(f"  -> cast_spec_traced {m}x{n}: {nm}")
             json_text = json.dumps(res, indent=1)
             out_json.write_text(json_text)
             table["source"] = (

@@ -124,7 +124,9 @@ def test_tuned_cast_spec_lookup(tmp_path, monkeypatch):
             "1024x1024": {"kernel": "v2", "bm": 64, "bn": 128, "warps": 8},
             "64x64": {"kernel": "other"}}  # fmt: skip
     path = tmp_path / "tuned.json"
-    path.write_text(json.dumps({"format": 1, "gpus": {"GPU A": {"cast_spec": spec}}}))
+    traced = {"8192x8192": {"kernel": "v3", "bm": 32, "bn": 128, "warps": 4}}
+    table = {"GPU A": {"cast_spec": spec, "cast_spec_traced": traced}, "GPU B": {}}
+    path.write_text(json.dumps({"format": 1, "gpus": table}))
     monkeypatch.setenv("FP8_SCALING_TUNED", str(path))
     _tuned.reset_table()
     try:
@@ -134,6 +136,8 @@ def test_tuned_cast_spec_lookup(tmp_path, monkeypatch):
         assert look("GPU A", 1024 * 1024, "1024x1024") == CastConfig(64, 128, 8)
         assert look("GPU A", 64 * 64, "64x64") is None
         assert look("GPU B", 64 * 64, "64x64") is None
+        # launches traced by torch.compile: their own entries when the table has them
+        assert look("GPU A", 8192 * 8192, "8192x8192", True) == SpecConfig(32, 128, 4)
         assert _tuned.spec_first_config(torch.zeros(8, 8)) is None
     finally:
         monkeypatch.delenv("FP8_SCALING_TUNED")

@@ -117,7 +117,8 @@ def launch_spec_cast(
         cfg = SPEC_CONFIG or (_tuned.cast_config(x, delayed=False) if x.is_cuda else None)
         cfg = cfg or _DEFAULT
     if first is None:
-        first = SPEC_FIRST or (_tuned.spec_first_config(x) if x.is_cuda else None)
+        traced = wrap is not None
+        first = SPEC_FIRST or (_tuned.spec_first_config(x, traced) if x.is_cuda else None)
     if isinstance(first, CastConfig):
         cfg, first = first, None
     m, n = x.shape

@@ -9,7 +9,8 @@ table (a fresh sweep). Layout::
         "cast_jit":     {"8192x8192": {"kernel": "v2", "bm": 128, ...}, ...},
         "cast_delayed": {"8192x8192": {...}},
         "amax":         {"67108864": {"kernel": "v2", "block": 8192, ...}},
-        "cast_spec":    {"8192x8192": {"kernel": "v3", "bm": 64, "bn": 128, "tma": 1, ...}}}}}
+        "cast_spec":    {"8192x8192": {"kernel": "v3", "bm": 64, "bn": 128, "tma": 1, ...}},
+        "cast_spec_traced": {...}}}}   # same, without tensor descriptors (torch.compile)
 
 Lookup takes the exact shape (or element count) when present, else the entry of the nearest
 element count. A GPU without an entry, or an entry with ``"kernel": "legacy"``, uses the
@@ -136,10 +137,12 @@ def amax_config(x: torch.Tensor, compiled: bool = False) -> AmaxConfig | None:
 
 
 @functools.cache
-def _spec_lookup(gpu: str, numel: int, key: str):
+def _spec_lookup(gpu: str, numel: int, key: str, traced: bool = False):
     from ._spec_first import SpecConfig
 
-    entries = load_table().get("gpus", {}).get(gpu, {}).get("cast_spec")
+    gpu_entry = load_table().get("gpus", {}).get(gpu, {})
+    entries = gpu_entry.get("cast_spec_traced") if traced else None
+    entries = entries or gpu_entry.get("cast_spec")
     if not isinstance(entries, dict) or not entries:
         return None
     e = _nearest(entries, numel, key)
@@ -151,12 +154,14 @@ def _spec_lookup(gpu: str, numel: int, key: str):
         return None
 
 
-def spec_first_config(x: torch.Tensor):
+def spec_first_config(x: torch.Tensor, traced: bool = False):
     """Tuned first pass of the one-pass JIT cast for the 2-D CUDA tensor ``x``: a
     :class:`~fp8_scaling._spec_first.SpecConfig` (``"v3"``), a :class:`CastConfig` (``"v2"``,
-    the general kernel with that tile) or ``None`` (the general kernel, ``cast_jit`` tile)."""
+    the general kernel with that tile) or ``None`` (the general kernel, ``cast_jit`` tile).
+    ``traced``: for launches traced by torch.compile (``cast_spec_traced`` entries, the fastest
+    variant without tensor descriptors, when the table has them)."""
     gpu = _gpu(x.device)
     m, n = x.shape
     if gpu is None or not (isinstance(m, int) and isinstance(n, int)):
         return None
-    return _spec_lookup(gpu, m * n, f"{m}x{n}")
+    return _spec_lookup(gpu, m * n, f"{m}x{n}", traced)
