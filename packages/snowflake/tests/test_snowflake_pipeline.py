@@ -45,7 +45,10 @@ def test_env_groups_equal_one_threaded_env_with_state_roundtrip():
     ref.close()
 
 
-@pytest.mark.parametrize("vector", ["thread", "process"])
+@pytest.mark.parametrize(
+    "vector",
+    ["thread", pytest.param("process", marks=pytest.mark.slow)],  # process: ~10-40 s
+)
 def test_pipelined_rollout_is_a_valid_rollout(tiny_cfg, vector):
     # pipeline=2: the actions of one group are computed while the other group steps (threads,
     # or worker processes). Replaying the stored actions through a fresh vector env must
