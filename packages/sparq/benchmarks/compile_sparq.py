@@ -130,12 +130,17 @@ def main(argv: list[str]) -> int:
                     attempt(f"attend {kw} {shp}", hist_attention, q, K, K, lg, tm, tm, lens, k,
                             16, 2, **kw)  # fmt: skip
                 if only_attend:
+                    K_t = torch.empty(B, Hkv, dh, S).bfloat16()
+                    attempt(f"step1 prep {shp}", approx_logits, K_t, None, None, lens, rows=True,
+                            prep_q=(q, r, 0.1))  # fmt: skip
                     continue
                 attempt(f"prep {shp}", prepare_query_fused, q, Hkv, r, 0.1, sort=True)
                 K_t = torch.empty(B, Hkv, dh, S).bfloat16()
                 i1 = torch.zeros(B, Hkv, r, dtype=torch.int32)
                 qh = torch.randn(B, Hkv, G, r)
                 attempt(f"step1 {shp}", approx_logits, K_t, i1, qh, lens, rows=True)
+                attempt(f"step1 prep {shp}", approx_logits, K_t, None, None, lens, rows=True,
+                        prep_q=(q, r, 0.1))  # fmt: skip
                 args = (lg, tm, tm, lens, k, 16, 2)
                 for kw in hist_kw:
                     kw = {"need_alpha": False, **kw}

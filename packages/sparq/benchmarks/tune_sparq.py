@@ -900,7 +900,8 @@ def _pdl_only(shapes, table, path, dev, reps, deadline):
 # kernels, no index list, no separate step 2); "fused_resolve": every chunk resolves its row
 # itself (no resolve kernel; needs the bucket lists, so a no_lists entry drops them); "merge":
 # the last chunk program of a row merges the row (no merge kernel); "thr_in_cand": no threshold
-# kernel, the candidate programs derive their row's thresholds (few rows only)
+# kernel, the candidate programs derive their row's thresholds (few rows only); "prep":
+# "in_step1": no query-preparation kernel, step 1 prepares the query itself
 ATTEND = {
     "attend_fr_m": {"attend": {"fused_resolve": True, "merge": True}},
     "attend_fr": {"attend": {"fused_resolve": True}},
@@ -912,6 +913,12 @@ ATTEND = {
     "attend_fr_m_t": {"attend": {"fused_resolve": True, "merge": True, "thr_in_cand": True}},
     "attend_fr_m_t_ss": {"attend": {"fused_resolve": True, "merge": True, "thr_in_cand": True},
                          "selection_kw": {"sort_search": True}},
+    "attend_fr_m_p": {"attend": {"fused_resolve": True, "merge": True}, "prep": "in_step1"},
+    "attend_fr_m_t_p": {"attend": {"fused_resolve": True, "merge": True, "thr_in_cand": True},
+                        "prep": "in_step1"},
+    "attend_fr_m_t_ss_p": {"attend": {"fused_resolve": True, "merge": True,
+                                      "thr_in_cand": True},
+                           "selection_kw": {"sort_search": True}, "prep": "in_step1"},
     "attend_fr_bk32": {"attend": {"fused_resolve": True, "block": 32}},
     "attend_fr_ss": {"attend": {"fused_resolve": True}, "selection_kw": {"sort_search": True}},
 }  # fmt: skip
@@ -927,6 +934,7 @@ def _patched(base, patch):
         if att.get("fused_resolve"):
             skw.pop("no_lists", None)
     e["selection_kw"] = skw
+    e.update({k: v for k, v in patch.items() if k not in ("attend", "selection_kw")})
     return e
 
 

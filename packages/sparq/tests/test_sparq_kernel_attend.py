@@ -1,4 +1,5 @@
-"""Selection + step 2 fused chunk by chunk (``hist_attention``) vs the two-stage kernels.
+"""Fewer launches per decode step: selection + step 2 fused chunk by chunk
+(``hist_attention``) vs the two-stage kernels, and step 1 preparing the query itself.
 
 Runs on CPU under ``TRITON_INTERPRET=1`` or on CUDA. The reference output is
 ``sparse_attention_reference`` over the indices of ``select_topk_hist`` (itself checked against
@@ -151,17 +152,40 @@ def test_dispatch_uses_the_tuned_attend_entry(monkeypatch):
 
     monkeypatch.setattr("sparq.kernels._dispatch.hist_attention", spy)
     out = {}
-    for name, entry in (("two_stage", base), ("attend", {**base, "attend": {"block": 16}})):
+    fewest = {**base, "prep": "in_step1", "attend": {"fused_resolve": True, "merge": True,
+                                                      "thr_in_cand": True}}  # fmt: skip
+    for name, entry in (("two_stage", base), ("attend", {**base, "attend": {"block": 16}}),
+                        ("fewest", fewest)):  # fmt: skip
         monkeypatch.setattr("sparq.kernels._dispatch.tuned_entry", lambda key, e=entry: e)
         dev = [x.to(DEVICE) for x in (q, K, V)]
         out[name] = sparq_attention_triton(
             *dev, K_t=dev[1].transpose(-1, -2).contiguous(), dense_fallback=False,
             **{**kw, "seq_lens": lens.to(DEVICE)},
         ).cpu().float()  # fmt: skip
-    assert len(calls) == 1
+    assert len(calls) == 2
     assert calls[0]["block"] == 16
+    assert calls[1]["thr_in_cand"]
     # same positions, other summation order: no more than twice the two-stage kernels' error
     # against the fp32 reference, plus one half-precision ulp of the largest output
     e2 = (out["two_stage"] - ref).abs().max().item()
-    e1 = (out["attend"] - ref).abs().max().item()
-    assert e1 <= 2 * e2 + 2**-8 * ref.abs().max().item(), (e1, e2)
+    for name in ("attend", "fewest"):
+        e1 = (out[name] - ref).abs().max().item()
+        assert e1 <= 2 * e2 + 2**-8 * ref.abs().max().item(), (name, e1, e2)
+
+
+@pytest.mark.parametrize(("G", "dh", "r"), [(1, 64, 8), (3, 32, 5)])
+def test_step1_prepares_the_query_itself(G, dh, r):
+    from sparq.kernels import approx_logits, prepare_query_fused
+
+    g = torch.Generator().manual_seed(G)
+    B, Hkv, S = 2, 2, 150
+    q = torch.randn(B, Hkv * G, 1, dh, generator=g).to(DT).to(DEVICE)
+    K_t = torch.randn(B, Hkv, dh, S, generator=g).to(DT).to(DEVICE)
+    lens = torch.tensor([S, 97]).to(DEVICE)
+    i1, qh = prepare_query_fused(q, Hkv, r, 0.3, sort=True)
+    want = approx_logits(K_t, i1, qh, lens, rows=True, tile=64)
+    got = approx_logits(K_t, None, None, lens, rows=True, tile=64, prep_q=(q, r, 0.3))
+    for a, b in zip(want, got):  # the same components and products in the same order
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="rows=True"):
+        approx_logits(K_t, None, None, lens, prep_q=(q, r, 0.3))

@@ -229,19 +229,24 @@ def sparq_attention_triton(
         # untuned shapes: the sorting preparation, one warp (fastest on every tuned H200 shape at
         # 00:55 UTC: K1 8.0 vs 17.4 us, K2 3.9 vs 6.5, E2E 4.0 vs 5.2, K3 4.4 vs 5.9)
         prep = _PREP.get(entry.get("prep", "fused_sort_w1"), prepare_query_fused)
-        i1, q_hat = prep(q, Hkv, r, scale)
+        # "in_step1": the row-loop step 1 prepares the query itself (one launch fewer)
+        in_step1 = entry.get("prep") == "in_step1"
+        i1, q_hat = (None, None) if in_step1 else prep(q, Hkv, r, scale)
         if selection == "auto":
             selection = entry.get("selection", "auto")
         sel_kw = entry.get("selection_kw", {}) if selection == entry.get("selection") else {}
         forced = max(0, local_window) + max(0, sink_tokens)
+        kw1 = entry.get("step1") or _default_step1(Hq // Hkv)
+        if in_step1 and (selection == "fused" or not kw1.get("rows")):
+            i1, q_hat = prepare_query_fused(q, Hkv, r, scale, sort=True, num_warps=1)
         if selection == "fused" and fused_mha_supported(
             Hq // Hkv, S, k, sel_kw.get("tile"), forced
         ):
             idx, alpha = select_fused_mha(K_t, i1, q_hat, seq_lens, k, local_window, sink_tokens,
                                           **sel_kw)  # fmt: skip
         else:
-            kw1 = entry.get("step1") or _default_step1(Hq // Hkv)
-            logits, tmax, tsum = approx_logits(K_t, i1, q_hat, seq_lens, **kw1)
+            pq = (q, r, scale) if i1 is None else None
+            logits, tmax, tsum = approx_logits(K_t, i1, q_hat, seq_lens, prep_q=pq, **kw1)
             if selection in ("auto", "fused"):
                 selection = _pick_selection(
                     logits, tmax, tsum, seq_lens, k, local_window, sink_tokens

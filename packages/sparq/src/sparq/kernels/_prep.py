@@ -57,15 +57,10 @@ def _prep_kernel(
 
 
 @triton.jit
-def _prep_sort_kernel(
-    q_ptr, i1_ptr, qhat_ptr, scale, R, G: tl.constexpr, GP: tl.constexpr, DH: tl.constexpr,
-    DHP: tl.constexpr,
-    PDL: tl.constexpr = False,
-):  # fmt: skip
-    """:func:`_prep_kernel` by one ``tl.sort`` of the packed (score, lower index first) keys
-    instead of the all-pairs ranking."""
-    pdl_enter(PDL)
-    bh = tl.program_id(0).to(tl.int64)
+def _prep_sort_row(q_ptr, i1_ptr, qhat_ptr, scale, R, bh, G: tl.constexpr, GP: tl.constexpr,
+                   DH: tl.constexpr, DHP: tl.constexpr):  # fmt: skip
+    """The query preparation of row ``bh`` (one KV group) by one ``tl.sort`` of the packed
+    (score, lower index first) keys; stores ``i1`` and ``q_hat`` of the row."""
     heads = tl.arange(0, GP)
     d = tl.arange(0, DHP)
     hmask = heads < G
@@ -89,6 +84,19 @@ def _prep_sort_kernel(
     scale_hat = scale / tl.sqrt(tl.maximum(cov, 1e-30))
     tl.store(qhat_ptr + (bh * G + heads[:, None]) * R + d[None, :], qs * scale_hat[:, None],
              mask=hmask[:, None] & keep[None, :])  # fmt: skip
+
+
+@triton.jit
+def _prep_sort_kernel(
+    q_ptr, i1_ptr, qhat_ptr, scale, R, G: tl.constexpr, GP: tl.constexpr, DH: tl.constexpr,
+    DHP: tl.constexpr,
+    PDL: tl.constexpr = False,
+):  # fmt: skip
+    """:func:`_prep_kernel` by one ``tl.sort`` of the packed (score, lower index first) keys
+    instead of the all-pairs ranking."""
+    pdl_enter(PDL)
+    bh = tl.program_id(0).to(tl.int64)
+    _prep_sort_row(q_ptr, i1_ptr, qhat_ptr, scale, R, bh, G, GP, DH, DHP)
     pdl_exit(PDL)
 
 

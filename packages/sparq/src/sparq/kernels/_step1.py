@@ -20,6 +20,7 @@ import triton
 import triton.language as tl
 
 from ._common import F32DOT, l2_hints, load_hint, pdl_enter, pdl_exit, pdl_kw, store_hint
+from ._prep import _prep_sort_row
 
 __all__ = ["approx_logits", "approx_logits_reference"]
 
@@ -147,6 +148,7 @@ def _approx_logits_rows_kernel(
     kt_ptr, idx_ptr, qhat_ptr, lens_ptr, logit_ptr, m_ptr, l_ptr, S, NT, HKV,
     DH: tl.constexpr, R: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, TILE: tl.constexpr,
     PDL: tl.constexpr = False, L2: tl.constexpr = False, TM: tl.constexpr = False,
+    q_ptr=None, scale=1.0, PREP: tl.constexpr = False, DHP: tl.constexpr = 2,
 ):  # fmt: skip
     """Same outputs as ``_approx_logits_kernel`` by a loop over the r gathered rows: each row
     of K_t is loaded as one contiguous (TILE,) run and multiply-added into a (G, TILE) fp32
@@ -154,7 +156,9 @@ def _approx_logits_rows_kernel(
     rows (the exponentials of the statistics cover only the G real heads). ``L2``: K_t read
     with ``evict_first``, the logits written with ``evict_last``. ``TM`` (tile-major grid
     ``(NT, rows)``): consecutive programs take consecutive tiles of one row, so the programs
-    running together stream through neighbouring addresses."""
+    running together stream through neighbouring addresses. ``PREP``: no query-preparation
+    kernel before this one; every program prepares its row's query from ``q_ptr`` itself (the
+    same values in every program of the row), stores ``i1``/``q_hat`` and reads them back."""
     pdl_enter(PDL)
     if TM:
         bh = tl.program_id(1).to(tl.int64)
@@ -162,6 +166,9 @@ def _approx_logits_rows_kernel(
     else:
         bh = tl.program_id(0).to(tl.int64)
         tile = tl.program_id(1)
+    if PREP:
+        _prep_sort_row(q_ptr, idx_ptr, qhat_ptr, scale, R, bh, G, GP, DH, DHP)
+        tl.debug_barrier()  # read back below by other threads of this program
     seq_len = tl.load(lens_ptr + bh // HKV)
     cols = tile * TILE + tl.arange(0, TILE)
     inb = cols < S
@@ -222,6 +229,7 @@ def approx_logits(
     row1: bool | None = None,
     rows: bool = False,
     tile_major: bool = False,
+    prep_q: tuple | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Approximate SparQ logits over all positions, tiled, with per-tile softmax statistics.
 
@@ -244,12 +252,26 @@ def approx_logits(
             takes precedence over ``fma``).
         tile_major: with ``rows``, launch the programs tile-major (consecutive programs take
             consecutive tiles of one (batch, KV head) row; same result).
+        prep_q: ``(q, r, scale)`` with ``rows``: no separate query preparation; every program
+            derives ``i1`` and ``q_hat`` from ``q`` ``(B, Hq, 1, dh)`` itself (as
+            :func:`sparq.kernels.prepare_query_fused` with ``sort=True``); ``comp_idx`` and
+            ``q_hat`` are then ignored (pass ``None``).
 
     Returns:
         ``logits`` ``(B, Hkv, G, S)`` fp32, ``tile_max`` and ``tile_sum`` ``(B, Hkv, G, NT)`` fp32
         with ``NT = ceil(S / TILE)`` (``tile_sum`` is ``sum exp(logit - tile_max)``).
     """
     B, Hkv, dh, S = K_t.shape
+    pq = {}
+    if prep_q is not None:
+        if not rows:
+            raise ValueError("prep_q needs rows=True (the row-loop step 1)")
+        q, r, scale = prep_q
+        G = q.shape[1] // Hkv
+        comp_idx = torch.empty(B, Hkv, r, device=K_t.device, dtype=torch.int32)
+        q_hat = torch.empty(B, Hkv, G, r, device=K_t.device, dtype=torch.float32)
+        pq = {"q_ptr": q.reshape(B, G * Hkv, dh).contiguous(), "scale": float(scale),
+              "PREP": True, "DHP": max(2, triton.next_power_of_2(dh))}  # fmt: skip
     G, r = q_hat.shape[2], q_hat.shape[3]
     rp = max(16, triton.next_power_of_2(r))
     tile = tile or _tile_for(S, G, rp)
@@ -265,7 +287,7 @@ def approx_logits(
             K_t, idx32, q_hat.contiguous(), seq_lens, logits, tmax, tsum, S, nt, Hkv,
             DH=dh, R=r, G=G, GP=max(2, triton.next_power_of_2(G)), TILE=tile, L2=l2_hints(),
             TM=tile_major,
-            num_warps=num_warps or 4, **pdl_kw(),
+            num_warps=num_warps or 4, **pdl_kw(), **pq,
         )  # fmt: skip
         return logits, tmax, tsum
     if fma:
