@@ -906,6 +906,7 @@ ATTEND = {
     "attend_fr_m": {"attend": {"fused_resolve": True, "merge": True}},
     "attend_fr": {"attend": {"fused_resolve": True}},
     "attend": {"attend": {}},
+    "attend_m": {"attend": {"merge": True}},
     "attend_fr_m_ss": {"attend": {"fused_resolve": True, "merge": True},
                        "selection_kw": {"sort_search": True}},
     "attend_fr_m_bk128_w8": {"attend": {"fused_resolve": True, "merge": True, "block": 128,
