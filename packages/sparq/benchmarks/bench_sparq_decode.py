@@ -116,7 +116,8 @@ def bench_sparq_decode(name, B, Hq, Hkv, S, r, k, realloc, device, dh=128, windo
 
     entry = tuned_entry(shape_key(B, Hq, Hkv, S, dh, r, min(k, S))) or {}
     extra = {
-        "tuned": {x: entry[x] for x in ("selection_variant", "step1", "step2") if x in entry},
+        "tuned": {x: entry[x] for x in ("selection_variant", "step1", "step2", "attend", "prep",
+                                        "pdl", "l2") if x in entry},
         "shape": name, "dh": dh, "window": window, "sinks": sinks, "n_input_sets": n_sets,
         "dense_fallback": fallback, "sparq_model_bytes": sparq_bytes, "dense_bytes": dense_bytes,
         "compression": sparq_bytes / dense_bytes,
