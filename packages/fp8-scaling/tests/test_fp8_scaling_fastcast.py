@@ -15,6 +15,7 @@ import fp8_scaling as fs
 from fp8_scaling import _tuned
 from fp8_scaling._cast_ops import cast_transpose_ref, delayed_cast_ref
 from fp8_scaling._fastcast import AmaxConfig, CastConfig
+from fp8_scaling._spec_first import SpecConfig
 
 
 def _x(shape, seed=0, spike=True):
@@ -166,6 +167,11 @@ def test_packaged_table_is_valid():
                 assert isinstance(entries, bool)
                 continue
             for key, e in entries.items():
+                if kind.startswith("cast_spec"):  # first pass of the one-pass cast
+                    assert e.get("kernel") in ("v2", "v3"), (gpu, kind, key)
+                    cfg = (SpecConfig if e["kernel"] == "v3" else CastConfig).from_dict(e)
+                    assert cfg.bm * cfg.bn >= 1024
+                    continue
                 assert e.get("kernel") in ("v2", "legacy"), (gpu, kind, key)
                 if e["kernel"] == "v2":
                     cls = AmaxConfig if kind == "amax" else CastConfig

@@ -47,6 +47,7 @@ CASES = [  # pointer kernels on the odd bf16 shape, the descriptor kernel on the
     (CFGS[1], (37, 53), torch.bfloat16),
     (CFGS[1], (48, 80), torch.float16),
     (CFGS[2], (48, 80), torch.float16),
+    (SpecConfig(16, 32, 1, 0, 2, 0, 0, 2), (37, 53), torch.bfloat16),  # axis-wise tile max
 ]
 
 
@@ -184,7 +185,7 @@ def test_packed_transpose_matches_fp8_tile_transpose(triton_interpret, shape, dt
         q = torch.empty(m, n, dtype=torch.float8_e4m3fn)
         qt = torch.empty(n, m, dtype=torch.float8_e4m3fn)
         amax = torch.zeros(())
-        cfg = SpecConfig(16, 32, 1, 0, 0, 0, tmode, 2)
+        cfg = SpecConfig(16, 32, 1, 2, 1, 0, tmode, 2, 2)  # persistent: several tiles each
         launch_spec_first(x, torch.ones(1) * 4, q, qt, amax, "e4m3", 448.0, cfg)
         out[tmode] = (q.view(torch.uint8), qt.view(torch.uint8), amax)
     assert torch.equal(out[3][0], out[0][0])

@@ -11,9 +11,11 @@ This module holds a leaner kernel for that pass than the general cast of
   the elements whose FP8 value is NaN (inf and NaN inputs, as the reference cast). The amax is
   exact (every bf16/fp16 value is a float32) and NaN counts as inf (Perez et al. 2023,
   Section 3: the scale is derived from the amax; a NaN must not yield a finite scale);
-* ``amax``: 0 reduces each tile to a scalar (int32) as it goes; 1 keeps an elementwise int16
-  maximum across a program's tiles and reduces it once (persistent grids); either way one
-  integer ``atomic_max`` on the float32 bits per program;
+* ``amax``: 0 reduces each tile to a scalar (int32) as it goes (2: axis by axis); 1 keeps an
+  elementwise int16 maximum across a program's tiles and reduces it once; either way one
+  integer ``atomic_max`` on the float32 bits per program. (On the H200 with triton 3.6, run 18,
+  every configuration with a per-tile reduction wrote wrong bytes, amax right; ``amax`` 1
+  passed. The interpreter runs all of them correctly.);
 * ``tma``: 1 moves the tiles with Hopper's tensor-memory accelerator (host-side tensor
   descriptors: the load, the row-major store and the transposed store of each tile are bulk
   copies through shared memory; edge tiles are clipped by the hardware, no masks). Needs the
@@ -145,6 +147,8 @@ if HAS_TRITON:
             qo, bits = _cast_tile(xh, scale, FMAX, INF, E5M2, OUT_FP32)
             if AMAX == 1:
                 acc = tl.maximum(acc, bits)
+            elif AMAX == 2:  # axis by axis, as the general kernel reduces its tiles
+                acc = tl.maximum(acc, tl.max(tl.max(bits.to(tl.int32), 1), 0))
             else:
                 acc = tl.maximum(acc, tl.max(bits.to(tl.int32)))
             if WRITE_T:
@@ -185,7 +189,7 @@ if HAS_TRITON:
     def _phase(x_ptr, q_ptr, r4, rn, M, N, scale, J: tl.constexpr, FMAX: tl.constexpr,
                INF: tl.constexpr, E5M2: tl.constexpr, EVEN: tl.constexpr):  # fmt: skip
         """Rows 4*r4 + J of a tile: cast, store row-major; their bytes shifted to byte J of a
-        32-bit word, and the tile's largest magnitude bits."""
+        32-bit word, and their magnitude bits."""
         rows = r4 * 4 + J
         ptrs = rows[:, None] * N + rn[None, :]
         if EVEN:
@@ -199,13 +203,14 @@ if HAS_TRITON:
         else:
             tl.store(q_ptr + ptrs, qo, mask=mask)
         word = qo.to(tl.uint8, bitcast=True).to(tl.uint32) << (8 * J)
-        return word, tl.max(bits.to(tl.int32))
+        return word, bits
 
     @triton.jit
     def _spec_first_packed_kernel(
         x_ptr, scale_ptr, q_ptr, qt32_ptr, amax_ptr, M, N,
         FMAX: tl.constexpr, INF: tl.constexpr, FP16: tl.constexpr, E5M2: tl.constexpr,
         EVEN: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr,
+        STAGES: tl.constexpr,
     ):  # fmt: skip
         """tmode 3: rows 4i..4i+3 of a tile are loaded as four (BM/4, BN) tiles; their FP8
         bytes are packed into one 32-bit word per column, so the transposed copy moves 32-bit
@@ -217,8 +222,8 @@ if HAS_TRITON:
         per_group = GROUP * n_n
         m4 = M // 4
         scale = tl.load(scale_ptr)
-        acc = tl.full([], 0, tl.int32)
-        for tile in range(pid, n_m * n_n, nprog):
+        acc = tl.zeros([BM // 4, BN], dtype=tl.int16)  # elementwise, reduced once at the end
+        for tile in tl.range(pid, n_m * n_n, nprog, num_stages=STAGES):
             g = tile // per_group
             first_m = g * GROUP
             gsize = tl.minimum(n_m - first_m, GROUP)
@@ -238,7 +243,7 @@ if HAS_TRITON:
                 tl.store(t_ptrs, words)
             else:
                 tl.store(t_ptrs, words, mask=(rn[:, None] < N) & (r4[None, :] < m4))
-        m = tl.minimum(acc, INF)  # NaN counts as inf
+        m = tl.minimum(tl.max(acc.to(tl.int32)), INF)  # NaN counts as inf
         if FP16:
             a = m.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
             abits = a.to(tl.int32, bitcast=True)
@@ -277,8 +282,8 @@ def launch_spec_first(
     m, n = x.shape
     if m * n == 0:
         return
-    if cfg.tmode not in (0, 2, 3) or cfg.amax not in (0, 1):
-        raise ValueError(f"SpecConfig needs tmode 0, 2 or 3 and amax 0 or 1, got {cfg}")
+    if cfg.tmode not in (0, 2, 3) or cfg.amax not in (0, 1, 2):
+        raise ValueError(f"SpecConfig needs tmode 0, 2 or 3 and amax 0, 1 or 2, got {cfg}")
     tiles = triton.cdiv(m, cfg.bm) * triton.cdiv(n, cfg.bn)
     if x.is_cuda:
         grid = (_grid_size(tiles, cfg.waves, x.device),)
@@ -290,7 +295,7 @@ def launch_spec_first(
             x, scale, q, qt.view(torch.int32), amax, m, n, FMAX=fmax,
             INF=0x7C00 if x.dtype == torch.float16 else 0x7F80, FP16=x.dtype == torch.float16,
             E5M2=fmt == "e5m2", EVEN=(m % cfg.bm == 0) and (n % cfg.bn == 0), BM=cfg.bm,
-            BN=cfg.bn, GROUP=cfg.group, num_warps=cfg.warps,
+            BN=cfg.bn, GROUP=cfg.group, STAGES=cfg.stages, num_warps=cfg.warps,
         )  # fmt: skip
         return
     if cfg.tmode == 3:  # not applicable: the FP8 tile is transposed instead
