@@ -218,6 +218,10 @@ def test_both_orders_agree_with_each_order(small_variants):
         v = dict(base, **{"tableau piles": dict(base["tableau piles"], **{"search order": order})})
         rules = rules_from_dict(v, name=f"a-{order}")
         answers[str(order)] = [solve(deal(rules, s), rules).status for s in range(20)]
+    # a head start for the first order (nodes it searches alone) changes no answer either
+    tp = dict(base["tableau piles"], **{"search order": pair, "search head start": 40})
+    rules = rules_from_dict(dict(base, **{"tableau piles": tp}), name="a-head-start")
+    answers["head start"] = [solve(deal(rules, s), rules).status for s in range(20)]
     assert len({tuple(a) for a in answers.values()}) == 1, answers
     assert Status.SOLVED in answers["both"]
     assert Status.UNSOLVABLE in answers["both"]

@@ -172,6 +172,7 @@ def run(
     memory_limit: int,
     max_depth: int,
     decisive: list[bool] | None = None,
+    head_start: int | None = None,
 ) -> tuple[str, Search, dict]:
     """Run one search per ``cfg`` in alternation (the memory budget split evenly) until one
     decides the deal, or the time, node or memory limits end them. Returns ``(outcome,
@@ -179,7 +180,9 @@ def run(
     ``search`` is the one that decided (else the first); stats sum over the searches.
     ``decisive[i]`` False marks search i as a streamliner (a search that may miss
     solutions): its solution answers, but its exhausted search only ends it (its memory
-    then goes to the others)."""
+    then goes to the others). ``head_start``: nodes the first search runs alone before the
+    others start (default :data:`HEAD_START`)."""
+    hs = HEAD_START if head_start is None else head_start
     decisive = [True] * len(cfgs) if decisive is None else decisive
     # numba compiles the search on its first call in a process (tens of seconds in a fresh
     # install whose on-disk cache is empty); that time is not the search's, so the clock
@@ -199,7 +202,7 @@ def run(
     while True:
         first = searches[0]
         while len(searches) < len(cfgs) and (
-            first.nodes >= HEAD_START or first.status in (cs.MEMORY, cs.UNSOLVABLE)
+            first.nodes >= hs or first.status in (cs.MEMORY, cs.UNSOLVABLE)
         ):
             # the other searches start once the first has had its head start
             i = len(searches)
@@ -237,9 +240,9 @@ def run(
         ):
             outcome = "timeout"
             break
-        # the one behind gets the next chunk; the first (the rules' own order) runs HEAD_START
+        # the one behind gets the next chunk; the first (the rules' own order) runs ``hs``
         # nodes before the second starts: most deals are decided within a few hundred nodes
-        s = min(active, key=lambda x: x.nodes - (HEAD_START if x is searches[0] else 0))
+        s = min(active, key=lambda x: x.nodes - (hs if x is searches[0] else 0))
         s.step(s.nodes + max_states - total if max_states else 0)
         if cold:
             cold = False

@@ -83,6 +83,9 @@ RULES_SCHEMA: dict[str, Any] = {
                     # a search hint (never changes an answer): > 0 adds a depth-limited search
                     # (restarted 4x deeper each time it runs out of moves) beside the others
                     "search depth limit": {"type": "integer", "minimum": 0},
+                    # a search hint: nodes the first order searches alone before the others
+                    # start (default 512)
+                    "search head start": {"type": "integer", "minimum": 0},
                 }
             ),
             "foundations": _obj(

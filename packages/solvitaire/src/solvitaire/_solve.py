@@ -343,6 +343,7 @@ def _search(deal, rules, timeout, max_states, memory_limit, max_depth, streamlin
         memory_limit=memory_limit,
         max_depth=max_depth,
         decisive=decisive,
+        head_start=rules.data["tableau piles"].get("search head start"),
     )
     if outcome == "timeout":
         return Result(Status.TIMEOUT, stats=stats)
