@@ -43,8 +43,8 @@ if python3 -c "import torch, pytest, sys; sys.exit(0 if torch.cuda.is_available(
   timeout -k 5 40 "${PIN[@]}" python3 -m pytest -q -p no:cacheprovider -m "gpu and not slow" \
     packages/snowflake/tests/test_snowflake_graphs.py 2>&1 | tail -8 | tee -a "$LOG"
 fi
-# 1. PPO iteration vs stepping (the criterion), ~60 % of the budget
-IT=$(( $(left) * 60 / 100 ))
+# 1. PPO iteration vs stepping (the criterion), SNOWFLAKE_ITER_PCT (default 60) % of the budget
+IT=$(( $(left) * ${SNOWFLAKE_ITER_PCT:-60} / 100 ))
 echo "== PPO iteration vs pure stepping (budget ${IT}s)" | tee -a "$LOG"
 timeout -k 5 $(( IT + 20 )) "${PIN[@]}" python3 packages/snowflake/benchmarks/iter_overhead.py \
   "${SMOKE[@]}" "${PLAN[@]}" --budget "$IT" --json "$OUT/iter_overhead.json" \
@@ -55,7 +55,8 @@ L=$(left)
 if [[ "$L" -gt 20 ]]; then
   echo "== update alone, snowflake (budget $(( L - 12 ))s)" | tee -a "$LOG"
   timeout -k 5 $(( L - 12 )) "${PIN[@]}" python3 packages/snowflake/benchmarks/update_bench.py \
-    "${UPD[@]}" --policy snowflake --variants foreach,fused,streams,compile+streams,tf32,compile --profile \
+    "${UPD[@]}" --policy snowflake --profile \
+    --variants "${SNOWFLAKE_UPDATE_VARIANTS:-foreach,fused,streams,compile+streams,tf32,compile}" \
     --json "$OUT/update_snowflake.json" 2>&1 | tee -a "$LOG"
 fi
 L=$(left)
