@@ -18,7 +18,9 @@ leaves everything it finished:
 5. optionally (``REF_GAMES``: comma-separated games, or ``all``) every deal of those games that
    the reference program decided (``outcomes/*.tsv``), at ``REF_TIMEOUT`` seconds each (60, the
    slow test's limit), under the rules the reference applies (Spiderette: see README); rows go
-   to ``extra.jsonl`` with the reference's answer, and a different answer is logged as FAIL.
+   to ``extra.jsonl`` with the reference's answer, and a different answer is logged as FAIL
+   (``REF_ORDER``: a search order, or comma-separated orders, instead of the presets';
+   ``REF_ONLY``: comma-separated ``game:seed`` deals, the others left out).
 
 ``--ingest DIR`` (run here afterwards) merges a finished run's Klondike results into the local
 SQLite store used by ``klondike_1000.py`` and prints the Spiderette comparison.
@@ -100,11 +102,12 @@ def _ref_rows(games: str) -> list[tuple[str, int, str, int]]:
     import csv
 
     names = sorted(p.stem for p in OUTCOMES.glob("*.tsv")) if games == "all" else games.split(",")
+    only = {x.strip() for x in os.environ.get("REF_ONLY", "").split(",") if x.strip()}
     rows = []
     for g in (x.strip() for x in names if x.strip()):
         with open(OUTCOMES / f"{g}.tsv") as f:
             for r in csv.DictReader(f, delimiter="\t"):
-                if r["outcome"] != "timed-out":
+                if r["outcome"] != "timed-out" and (not only or f"{g}:{r['seed']}" in only):
                     rows.append((g, int(r["seed"]), r["outcome"], int(r["ms"])))
     return rows
 
@@ -121,6 +124,9 @@ def _job(args: tuple) -> dict:
         rules = _spider_rules(kind, game)
     else:
         rules = load_rules(game)
+    if want and os.environ.get("REF_ORDER"):
+        rules = _with_order(rules, os.environ["REF_ORDER"])
+        kind = "order=" + os.environ["REF_ORDER"]
     if game == "klondike" and os.environ.get("KL_ORDER"):
         rules = _with_order(rules, os.environ["KL_ORDER"])
         kind = "order=" + os.environ["KL_ORDER"]

@@ -11,7 +11,7 @@
 # MEM_GIB (3 GiB per solve),
 # SP_SEEDS (40 Spiderette seeds), EXTRA_GAMES and EXTRA_TIMEOUT (other games, seeds 1-40),
 # REF_GAMES (games or `all`: every deal the reference decided, first) and REF_TIMEOUT (60 s);
-# KL_RETRY= KL_DEALS=0 runs no Klondike deals.
+# REF_ORDER (search order(s) for them), REF_ONLY (game:seed,...); KL_RETRY= KL_DEALS=0: no Klondike.
 # Writes to $OUT: box_run.log, spiderette.jsonl, klondike.jsonl, extra.jsonl, summary.json.
 set -euo pipefail
 : "${OUT:?set OUT to an empty directory}"
