@@ -19,7 +19,7 @@
 #   4. the harness cases with that table (SPARQ_TUNED_JSON): K1-K4 decode, end-to-end decode
 #      -> sparq_decode_*.{json,md}, sparq_e2e_decode_*.{json,md}
 #   5. the GPU kernel tests (accuracy grid, CUDA graphs, PDL) with the time left (GRID=0 skips
-#      them; GRID_FILES / GRID_K: other test files / a -k expression)      -> log
+#      them; GRID_FILES / GRID_K / GRID_M: other test files, -k / -m expressions)   -> log
 # Budget knob: BUDGET (seconds, default 235) for the whole run; T_TEST (default 60), T_TUNE
 # (default 130, at most BUDGET minus what is spent minus 95 s) and T_PROF (default 25) cap
 # phases 1-3, phase 4 gets what is left (each case is written when it ends).
@@ -125,7 +125,7 @@ PY
 #    defaults, with whatever time is left (the 01:13 run ended 70 s inside its budget)
 if [ "$SMOKE" != "1" ] && [ "${GRID:-1}" = "1" ] && [ "$(left)" -ge 25 ]; then
   echo "== phase 5: GPU accuracy grid ($(left) s left)" | tee -a "$LOG"
-  timeout $(( $(left) - 5 )) python3 -m pytest -v -p no:cacheprovider ${GRID_K:+-k "$GRID_K"} \
+  timeout $(( $(left) - 5 )) python3 -m pytest -v -p no:cacheprovider ${GRID_K:+-k "$GRID_K"} ${GRID_M:+-m "$GRID_M"} \
     ${GRID_FILES:-packages/sparq/tests/test_sparq_kernel_gpu.py} 2>&1 | grep -E "PASS|FAIL|ERROR|passed|failed|Error" \
     | tail -16 | tee -a "$LOG"
 fi
