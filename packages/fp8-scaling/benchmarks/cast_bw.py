@@ -57,6 +57,8 @@ VARIANTS: list[CastConfig | SpecConfig] = [
     SpecConfig(64, 128, 8, 8, 1, 0, 0, 8, 3),
     SpecConfig(64, 128, 8, 4, 1, 0, 0, 8, 2),
     SpecConfig(64, 128, 8, 4, 1, 0, 0, 8, 4),
+    SpecConfig(64, 128, 8, 4, 1, 0, 0, 1, 3),  # tile order: row by row
+    SpecConfig(64, 128, 8, 4, 1, 0, 0, 32, 3),  # tile order: panels of 32 row tiles
     SpecConfig(64, 128, 4, 4, 1, 0, 0, 8, 3),
     SpecConfig(128, 128, 8, 2, 1, 0, 0, 8, 3),
     SpecConfig(128, 128, 16, 2, 1, 0, 0, 8, 3),
