@@ -157,12 +157,12 @@ def test_gpu_spec_cast_bit_exact(fmt, shape):
             assert torch.equal(qt.view(torch.uint8), want[1].view(torch.uint8))
 
 
-@pytest.mark.parametrize("tma", [0, 1])
 @pytest.mark.parametrize("fmt", ["e4m3", "e5m2"])
 @pytest.mark.parametrize("shape", [(37, 53), (1000, 3000), (1024, 2048)])
-def test_gpu_spec_first_pass_bit_exact(tma, fmt, shape):
-    """The first-pass kernel of _spec_first (bit-pattern amax; pointers or tensor descriptors,
-    per-tile or persistent) inside the one-pass cast gives the two-pass JIT bytes."""
+def test_gpu_spec_first_pass_bit_exact(fmt, shape):
+    """The first-pass kernel of _spec_first (bit-pattern amax accumulated elementwise; one
+    program per tile, the shipped persistent configuration, the packed transposition) inside
+    the one-pass cast gives the two-pass JIT bytes."""
     from fp8_scaling._spec_first import SpecConfig
     from fp8_scaling._speccast import launch_spec_cast
 
@@ -172,8 +172,8 @@ def test_gpu_spec_first_pass_bit_exact(tma, fmt, shape):
     a = amax_op(x)
     want = cast_transpose_op(x, a, fmt, 0, True)
     right = want[2].reciprocal()
-    firsts = [SpecConfig(64, 128, 8, tma=tma), SpecConfig(64, 128, 8, 4, 1, tma, 0, 8, 2)]
-    firsts += [SpecConfig(64, 128, 8, tmode=3)] if not tma else []  # packed transposition
+    firsts = [SpecConfig(64, 128, 8, 0, 1), SpecConfig(64, 128, 8, 4, 1, 0, 0, 8, 3)]
+    firsts.append(SpecConfig(64, 128, 8, 4, 1, 0, 3, 8, 3))
     for first in firsts:
         for guess in (right, right * 2):
             _poison_allocator()
