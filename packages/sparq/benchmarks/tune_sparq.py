@@ -921,21 +921,41 @@ ATTEND = {
                                       "thr_in_cand": True},
                            "selection_kw": {"sort_search": True}, "prep": "in_step1"},
     "attend_fr_bk32": {"attend": {"fused_resolve": True, "block": 32}},
+    # refinements of an entry that already attends (round-2 tuning)
+    "w8": {"attend+": {"num_warps": 8}},
+    "bk32": {"attend+": {"block": 32}},
+    "bk128_w8": {"attend+": {"block": 128, "num_warps": 8}},
+    "st3": {"attend+": {"num_stages": 3}},
+    "t512": {"step1+": {"tile": 512}},
+    "t2048_w8": {"step1+": {"tile": 2048, "num_warps": 8}},
+    "ss": {"selection_kw": {"sort_search": True}},
+    "p": {"prep": "in_step1"},
     "attend_fr_ss": {"attend": {"fused_resolve": True}, "selection_kw": {"sort_search": True}},
 }  # fmt: skip
 
 
 def _patched(base, patch):
-    """``base`` entry with ``patch`` applied (``selection_kw`` merged)."""
-    e = {k: v for k, v in base.items() if k not in ("pdl", "l2", "t_sparq_s")}
+    """``base`` entry with ``patch`` applied (``selection_kw`` merged; ``"attend+"`` and
+    ``"step1+"`` merged into the base entry's ``attend`` / ``step1``)."""
+    e = {
+        k: v
+        for k, v in base.items()
+        if k not in ("pdl", "l2", "t_sparq_s", "t_dense_s", "dense_faster", "attend_variant")
+    }
     skw = {**base.get("selection_kw", {}), **patch.get("selection_kw", {})}
     att = patch.get("attend")
+    if "attend+" in patch and "attend" in base:
+        att = {**base["attend"], **patch["attend+"]}
     if att is not None:
         e["attend"] = dict(att)
         if att.get("fused_resolve"):
             skw.pop("no_lists", None)
+    if "step1+" in patch:
+        e["step1"] = {**base.get("step1", {}), **patch["step1+"]}
     e["selection_kw"] = skw
-    e.update({k: v for k, v in patch.items() if k not in ("attend", "selection_kw")})
+    e.update(
+        {k: v for k, v in patch.items() if k not in ("attend", "attend+", "step1+", "selection_kw")}
+    )
     return e
 
 
@@ -1020,8 +1040,13 @@ def _attend_only(shapes, table, path, dev, reps, deadline, names):
                                                            DH**-0.5) for s in sets], dev),
                         reps, dev)  # fmt: skip
             entry = best[2]
+            av = best[1]
+            if best[1] == "base":
+                av = base.get("attend_variant", "base")
+            elif "attend" in base:  # a refinement of an entry that already attends
+                av = f"{base.get('attend_variant', 'attend')}+{best[1]}"
             entry.update({"t_sparq_s": best[0], "t_dense_s": t_d, "dense_faster": t_d <= best[0],
-                          "attend_variant": best[1]})  # fmt: skip
+                          "attend_variant": av})  # fmt: skip
             table["shapes"][key] = entry
         d["tune_seconds"] = time.monotonic() - t0
         path.write_text(json.dumps(table, indent=1))
