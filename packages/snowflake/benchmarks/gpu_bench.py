@@ -264,6 +264,7 @@ def ppo_iteration(
         "policy_graph_used": tr._graphed_policy is not None,
         "graph_error": tr.graph_error,
         "policy_graph_error": tr.policy_graph_error,
+        "policy_compile_error": getattr(tr._graphed_policy, "compile_error", ""),
         "gnn_batched_types": batched_types,
         "pipeline": pipeline,
         "vector": vector,

@@ -165,25 +165,40 @@ class GraphedPolicy:
     The graph reads the model's parameters in place, so optimiser steps and
     ``load_state_dict`` (which copies in place) are seen by later replays. Outputs are static
     buffers, overwritten by the next call: ``(mean [B, nu], log_std [B, nu], value [B])``.
+    ``compile``: capture the ``torch.compile``'d forward (fused kernels); if compiling or its
+    capture fails, the plain forward is captured instead (``compile_error`` says why).
     """
 
-    def __init__(self, agent, batch: int) -> None:
+    def __init__(self, agent, batch: int, compile: bool = False) -> None:
         dev = next(agent.parameters()).device
         if dev.type != "cuda":
             raise ValueError(f"a CUDA-graph policy needs the model on CUDA, got device {dev}.")
         self.obs = torch.zeros(batch, agent.morph.obs_dim, device=dev)
+        self.compile_error = ""
+
+        def forward(obs: torch.Tensor):
+            mean, log_std = agent.actor(obs)
+            return mean, log_std, agent.value(obs)
+
+        if compile:
+            try:
+                self._capture(torch.compile(forward, dynamic=False), dev)
+                return
+            except Exception as e:  # plain forward below
+                self.compile_error = repr(e)[:500]
+        self._capture(forward, dev)
+
+    def _capture(self, forward, dev: torch.device) -> None:
         self.graph = torch.cuda.CUDAGraph()
         side = torch.cuda.Stream(dev)
         side.wait_stream(torch.cuda.current_stream(dev))
         with torch.no_grad():
             with torch.cuda.stream(side):  # warm-up off the capture (pure: no state changes)
                 for _ in range(2):
-                    agent.actor(self.obs)
-                    agent.value(self.obs)
+                    forward(self.obs)
             torch.cuda.current_stream(dev).wait_stream(side)
             with torch.cuda.graph(self.graph):
-                self.mean, self.log_std = agent.actor(self.obs)
-                self.value = agent.value(self.obs)
+                self.mean, self.log_std, self.value = forward(self.obs)
 
     def __call__(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         self.obs.copy_(obs)

@@ -39,8 +39,9 @@ class PPOConfig:
     ``cuda_graph`` (on a CUDA ``device``): each minibatch step of the update is one replay of a
     captured CUDA graph (same algorithm; the step is otherwise bound by kernel-launch latency).
     ``compile`` (with ``cuda_graph`` on CUDA): the minibatch forward + loss, and so its backward,
-    is ``torch.compile``'d before the capture (fused kernels, fewer launches; same maths up to
-    float rounding; compiling takes tens of seconds at the first update).
+    and the forward of a separate rollout copy on a GPU (``rollout_device="cuda"``) are
+    ``torch.compile``'d before their capture (fused kernels, fewer launches; same maths up to
+    float rounding; compiling takes tens of seconds at the first iteration).
     ``split_streams`` (with ``cuda_graph`` on CUDA): the critic's loss, backward, clipping and
     Adam step run on a second stream inside the graph, beside the actor's (they share no
     parameters: same updates).

@@ -380,7 +380,10 @@ class Trainer:
             return None
         if self._graphed_policy is None:
             self._graphed_policy, self.policy_graph_error = _try_capture(
-                lambda: GraphedPolicy(self.roll_agent, batch), "the rollout policy"
+                lambda: GraphedPolicy(
+                    self.roll_agent, batch, self.cfg.compile and self.roll_agent is not self.agent
+                ),
+                "the rollout policy",
             )
         return self._graphed_policy
 
