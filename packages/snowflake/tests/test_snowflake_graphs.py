@@ -91,6 +91,7 @@ def test_gnn_cuda_schedule_matches_per_type_on_cuda():
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:TensorFloat32 tensor cores:UserWarning")
 def test_compiled_losses_match_eager_on_cpu():
     # PPOConfig(compile=True) compiles minibatch_losses (forward + loss, hence its backward).
     # Same maths: loss and diagnostics to float32 rounding (1e-5 on O(1) values), gradients
@@ -125,6 +126,8 @@ def test_compiled_losses_match_eager_on_cpu():
 
 @pytest.mark.gpu
 @pytest.mark.slow
+# inductor's advice to enable TF32 (we keep float32 matmuls on purpose)
+@pytest.mark.filterwarnings("ignore:TensorFloat32 tensor cores:UserWarning")
 def test_compiled_and_split_graphed_updates_match_eager_on_cuda(tiny_cfg):
     # compile=True: the captured minibatch step runs torch.compile'd forward/backward kernels;
     # split_streams=True: the critic's half runs on a second stream. After one update the
