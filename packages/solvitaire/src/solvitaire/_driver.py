@@ -230,9 +230,10 @@ def run(
                     s.max_slots = Search.slots_for(memory_limit)
                     s.ctl[cs.D_CANGROW] = int(s.tab.shape[0] < s.max_slots)
         active = [s for s in active if s.status == cs.RUNNING]
-        if not any(s.decisive for s in active) and len(searches) == len(cfgs):
+        if not any(s.decisive or s.cfg[cs.DCAP] > 0 for s in active) and len(searches) == len(cfgs):
             # every decisive search ran out of memory (a streamliner's "unsolvable" proves
-            # nothing, and a streamliner alone is not run on)
+            # nothing, and a streamliner alone is not run on; a depth-limited search is: its
+            # short stacks often outlive a search run out of memory down a deep path)
             break
         total = sum(s.nodes for s in searches)
         if (max_states and total >= max_states) or (
