@@ -47,6 +47,8 @@ CASES = [  # pointer kernels on the odd bf16 shape, the descriptor kernel on the
     (CFGS[1], (37, 53), torch.bfloat16),
     (CFGS[2], (48, 80), torch.float16),
     (SpecConfig(16, 32, 1, 0, 2, 0, 0, 2), (37, 53), torch.bfloat16),  # axis-wise tile max
+    (SpecConfig(16, 32, 1, 2, 1, 0, 0, 2, 2, 1), (37, 53), torch.bfloat16),  # float32 bits
+    (SpecConfig(16, 32, 1, 0, 0, 0, 0, 2, 1, 1), (48, 80), torch.float16),
 ]
 
 
@@ -177,16 +179,17 @@ def test_packed_transpose_matches_fp8_tile_transpose(triton_interpret):
     x.view(-1)[9] = float("nan")
     m, n = x.shape
     out = {}
-    for tmode in (0, 3):
+    for tmode, b32 in ((0, 0), (3, 0), (3, 1)):
         q = torch.empty(m, n, dtype=torch.float8_e4m3fn)
         qt = torch.empty(n, m, dtype=torch.float8_e4m3fn)
         amax = torch.zeros(())
-        cfg = SpecConfig(16, 32, 1, 2, 1, 0, tmode, 2, 2)  # persistent: several tiles each
+        cfg = SpecConfig(16, 32, 1, 2, 1, 0, tmode, 2, 2, b32)  # persistent: several tiles
         launch_spec_first(x, torch.ones(1) * 4, q, qt, amax, "e4m3", 448.0, cfg)
-        out[tmode] = (q.view(torch.uint8), qt.view(torch.uint8), amax)
-    assert torch.equal(out[3][0], out[0][0])
-    assert torch.equal(out[3][1], out[0][0].t())
-    assert out[3][2].item() == float("inf")
+        out[tmode, b32] = (q.view(torch.uint8), qt.view(torch.uint8), amax)
+    for key in ((3, 0), (3, 1)):
+        assert torch.equal(out[key][0], out[0, 0][0])
+        assert torch.equal(out[key][1], out[0, 0][0].t())
+        assert out[key][2].item() == float("inf")
     q = torch.empty(37, 53, dtype=torch.float8_e4m3fn)
     qt = torch.empty(53, 37, dtype=torch.float8_e4m3fn)
     amax = torch.zeros(())

@@ -62,12 +62,14 @@ class SpecConfig:
     tmode: int = 0
     group: int = 8
     stages: int = 1
+    bits32: int = 0
 
     def name(self) -> str:
         return (
             f"v3_{self.bm}x{self.bn}w{self.warps}p{self.waves}a{self.amax}"
             f"{'tma' if self.tma else ''}t{self.tmode}g{self.group}"
             + (f"s{self.stages}" if self.stages > 1 else "")
+            + ("b32" if self.bits32 else "")
         )
 
     @classmethod
@@ -100,12 +102,30 @@ if HAS_TRITON:
 
     @triton.jit
     def _cast_tile(xh, scale, FMAX: tl.constexpr, INF: tl.constexpr, E5M2: tl.constexpr,
-                   OUT_FP32: tl.constexpr):  # fmt: skip
-        """FP8 values of a 16-bit tile and its magnitude bits (NaN above inf)."""
-        bits = xh.to(tl.int16, bitcast=True) & tl.full([], 0x7FFF, tl.int16)
-        v = tl.minimum(tl.maximum(xh.to(tl.float32) * scale, -FMAX), FMAX)
-        v = tl.where(bits >= tl.full([], INF, tl.int16), float("nan"), v)
+                   OUT_FP32: tl.constexpr, BITS32: tl.constexpr):  # fmt: skip
+        """FP8 values of a 16-bit tile and its magnitude bits (NaN above inf): of the 16-bit
+        patterns, or with BITS32 of the (exact) float32 values."""
+        xf = xh.to(tl.float32)
+        if BITS32:
+            bits = xf.to(tl.int32, bitcast=True) & 0x7FFFFFFF
+            special = bits >= 0x7F800000
+        else:
+            bits = xh.to(tl.int16, bitcast=True) & tl.full([], 0x7FFF, tl.int16)
+            special = bits >= tl.full([], INF, tl.int16)
+        v = tl.minimum(tl.maximum(xf * scale, -FMAX), FMAX)
+        v = tl.where(special, float("nan"), v)
         return _to_fp8(v, E5M2, OUT_FP32), bits
+
+    @triton.jit
+    def _amax_bits(m, INF: tl.constexpr, FP16: tl.constexpr, BITS32: tl.constexpr):
+        """float32 bits of the amax from the largest magnitude bits ``m`` (int32 scalar)."""
+        if BITS32:
+            return tl.minimum(m, 0x7F800000)  # NaN counts as inf
+        m = tl.minimum(m, INF)
+        if FP16:
+            a = m.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+            return a.to(tl.int32, bitcast=True)
+        return m << 16  # bf16 -> float32 bits
 
     @triton.jit
     def _spec_first_kernel(
@@ -113,7 +133,7 @@ if HAS_TRITON:
         FMAX: tl.constexpr, INF: tl.constexpr, FP16: tl.constexpr, E5M2: tl.constexpr,
         OUT_FP32: tl.constexpr, WRITE_T: tl.constexpr, EVEN: tl.constexpr,
         BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr, AMAX: tl.constexpr,
-        TMA: tl.constexpr, TMODE: tl.constexpr, STAGES: tl.constexpr,
+        TMA: tl.constexpr, TMODE: tl.constexpr, STAGES: tl.constexpr, BITS32: tl.constexpr,
     ):  # fmt: skip
         pid = tl.program_id(0)
         nprog = tl.num_programs(0)
@@ -123,7 +143,7 @@ if HAS_TRITON:
         per_group = GROUP * n_n
         scale = tl.load(scale_ptr)
         if AMAX == 1:
-            acc = tl.zeros([BM, BN], dtype=tl.int16)
+            acc = tl.zeros([BM, BN], dtype=tl.int32 if BITS32 else tl.int16)
         else:
             acc = tl.full([], 0, tl.int32)
         for tile in tl.range(pid, n_tiles, nprog, num_stages=STAGES):
@@ -144,7 +164,7 @@ if HAS_TRITON:
                 else:
                     mask = (rm[:, None] < M) & (rn[None, :] < N)
                     xh = tl.load(x_ptr + rm[:, None] * N + rn[None, :], mask=mask, other=0.0)
-            qo, bits = _cast_tile(xh, scale, FMAX, INF, E5M2, OUT_FP32)
+            qo, bits = _cast_tile(xh, scale, FMAX, INF, E5M2, OUT_FP32, BITS32)
             if AMAX == 1:
                 acc = tl.maximum(acc, bits)
             elif AMAX == 2:  # axis by axis, as the general kernel reduces its tiles
@@ -153,7 +173,7 @@ if HAS_TRITON:
                 acc = tl.maximum(acc, tl.max(bits.to(tl.int32)))
             if WRITE_T:
                 if TMODE == 2:  # transpose the 16-bit tile, cast it again (same bytes)
-                    qto, _b = _cast_tile(tl.trans(xh), scale, FMAX, INF, E5M2, OUT_FP32)
+                    qto, _b = _cast_tile(tl.trans(xh), scale, FMAX, INF, E5M2, OUT_FP32, BITS32)
                 else:
                     qto = tl.trans(qo)
             if TMA:
@@ -175,19 +195,15 @@ if HAS_TRITON:
             m = tl.max(acc.to(tl.int32))
         else:
             m = acc
-        m = tl.minimum(m, INF)  # NaN counts as inf
-        if FP16:
-            a = m.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
-            abits = a.to(tl.int32, bitcast=True)
-        else:
-            abits = m << 16  # bf16 -> float32 bits
+        abits = _amax_bits(m, INF, FP16, BITS32)
         bits_ptr = amax_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
         # relaxed: the kernel boundary orders it before the check pass reads the amax
         tl.atomic_max(bits_ptr, abits, sem="relaxed")
 
     @triton.jit
     def _phase(x_ptr, q_ptr, r4, rn, M, N, scale, J: tl.constexpr, FMAX: tl.constexpr,
-               INF: tl.constexpr, E5M2: tl.constexpr, EVEN: tl.constexpr):  # fmt: skip
+               INF: tl.constexpr, E5M2: tl.constexpr, EVEN: tl.constexpr,
+               BITS32: tl.constexpr):  # fmt: skip
         """Rows 4*r4 + J of a tile: cast, store row-major; their bytes shifted to byte J of a
         32-bit word, and their magnitude bits."""
         rows = r4 * 4 + J
@@ -197,7 +213,7 @@ if HAS_TRITON:
         else:
             mask = (rows[:, None] < M) & (rn[None, :] < N)
             xh = tl.load(x_ptr + ptrs, mask=mask, other=0.0)
-        qo, bits = _cast_tile(xh, scale, FMAX, INF, E5M2, False)
+        qo, bits = _cast_tile(xh, scale, FMAX, INF, E5M2, False, BITS32)
         if EVEN:
             tl.store(q_ptr + ptrs, qo)
         else:
@@ -210,7 +226,7 @@ if HAS_TRITON:
         x_ptr, scale_ptr, q_ptr, qt32_ptr, amax_ptr, M, N,
         FMAX: tl.constexpr, INF: tl.constexpr, FP16: tl.constexpr, E5M2: tl.constexpr,
         EVEN: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr,
-        STAGES: tl.constexpr,
+        STAGES: tl.constexpr, BITS32: tl.constexpr,
     ):  # fmt: skip
         """tmode 3: rows 4i..4i+3 of a tile are loaded as four (BM/4, BN) tiles; their FP8
         bytes are packed into one 32-bit word per column, so the transposed copy moves 32-bit
@@ -222,7 +238,8 @@ if HAS_TRITON:
         per_group = GROUP * n_n
         m4 = M // 4
         scale = tl.load(scale_ptr)
-        acc = tl.zeros([BM // 4, BN], dtype=tl.int16)  # elementwise, reduced once at the end
+        # elementwise, reduced once at the end
+        acc = tl.zeros([BM // 4, BN], dtype=tl.int32 if BITS32 else tl.int16)
         for tile in tl.range(pid, n_m * n_n, nprog, num_stages=STAGES):
             g = tile // per_group
             first_m = g * GROUP
@@ -232,10 +249,10 @@ if HAS_TRITON:
             r4 = pid_m.to(tl.int64) * (BM // 4) + tl.arange(0, BM // 4)
             rn = pid_n.to(tl.int64) * BN + tl.arange(0, BN)
             rn = tl.max_contiguous(tl.multiple_of(rn, BN), BN)
-            w0, a0 = _phase(x_ptr, q_ptr, r4, rn, M, N, scale, 0, FMAX, INF, E5M2, EVEN)
-            w1, a1 = _phase(x_ptr, q_ptr, r4, rn, M, N, scale, 1, FMAX, INF, E5M2, EVEN)
-            w2, a2 = _phase(x_ptr, q_ptr, r4, rn, M, N, scale, 2, FMAX, INF, E5M2, EVEN)
-            w3, a3 = _phase(x_ptr, q_ptr, r4, rn, M, N, scale, 3, FMAX, INF, E5M2, EVEN)
+            w0, a0 = _phase(x_ptr, q_ptr, r4, rn, M, N, scale, 0, FMAX, INF, E5M2, EVEN, BITS32)
+            w1, a1 = _phase(x_ptr, q_ptr, r4, rn, M, N, scale, 1, FMAX, INF, E5M2, EVEN, BITS32)
+            w2, a2 = _phase(x_ptr, q_ptr, r4, rn, M, N, scale, 2, FMAX, INF, E5M2, EVEN, BITS32)
+            w3, a3 = _phase(x_ptr, q_ptr, r4, rn, M, N, scale, 3, FMAX, INF, E5M2, EVEN, BITS32)
             acc = tl.maximum(acc, tl.maximum(tl.maximum(a0, a1), tl.maximum(a2, a3)))
             words = tl.trans((w0 | w1 | w2 | w3).to(tl.int32, bitcast=True))
             t_ptrs = qt32_ptr + rn[:, None] * m4 + r4[None, :]
@@ -243,12 +260,7 @@ if HAS_TRITON:
                 tl.store(t_ptrs, words)
             else:
                 tl.store(t_ptrs, words, mask=(rn[:, None] < N) & (r4[None, :] < m4))
-        m = tl.minimum(tl.max(acc.to(tl.int32)), INF)  # NaN counts as inf
-        if FP16:
-            a = m.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
-            abits = a.to(tl.int32, bitcast=True)
-        else:
-            abits = m << 16
+        abits = _amax_bits(tl.max(acc.to(tl.int32)), INF, FP16, BITS32)
         bits_ptr = amax_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
         tl.atomic_max(bits_ptr, abits, sem="relaxed")
 
@@ -257,7 +269,7 @@ if HAS_TRITON:
         """A one-config autotuner of the kernel (launch options for ``wrap_triton``)."""
         c = triton.Config(
             {"BM": cfg.bm, "BN": cfg.bn, "GROUP": cfg.group, "AMAX": cfg.amax, "TMA": False,
-             "TMODE": cfg.tmode, "STAGES": cfg.stages},
+             "TMODE": cfg.tmode, "STAGES": cfg.stages, "BITS32": bool(cfg.bits32)},
             num_warps=cfg.warps,
         )  # fmt: skip
         return triton.autotune(configs=[c], key=["M", "N"])(_spec_first_kernel)
@@ -295,7 +307,8 @@ def launch_spec_first(
             x, scale, q, qt.view(torch.int32), amax, m, n, FMAX=fmax,
             INF=0x7C00 if x.dtype == torch.float16 else 0x7F80, FP16=x.dtype == torch.float16,
             E5M2=fmt == "e5m2", EVEN=(m % cfg.bm == 0) and (n % cfg.bn == 0), BM=cfg.bm,
-            BN=cfg.bn, GROUP=cfg.group, STAGES=cfg.stages, num_warps=cfg.warps,
+            BN=cfg.bn, GROUP=cfg.group, STAGES=cfg.stages, BITS32=bool(cfg.bits32),
+            num_warps=cfg.warps,
         )  # fmt: skip
         return
     if cfg.tmode == 3:  # not applicable: the FP8 tile is transposed instead
@@ -320,5 +333,5 @@ def launch_spec_first(
     _spec_first_kernel[grid](
         xa, scale, qa, qta, amax, m, n, **consts,
         BM=cfg.bm, BN=cfg.bn, GROUP=cfg.group, AMAX=cfg.amax, TMA=use_tma, TMODE=cfg.tmode,
-        STAGES=cfg.stages, num_warps=cfg.warps,
+        STAGES=cfg.stages, BITS32=bool(cfg.bits32), num_warps=cfg.warps,
     )  # fmt: skip
