@@ -265,6 +265,7 @@ def ppo_iteration(
         "graph_error": tr.graph_error,
         "policy_graph_error": tr.policy_graph_error,
         "policy_compile_error": getattr(tr._graphed_policy, "compile_error", ""),
+        "compile_error": getattr(tr, "compile_error", ""),
         "gnn_batched_types": batched_types,
         "pipeline": pipeline,
         "vector": vector,

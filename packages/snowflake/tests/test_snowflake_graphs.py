@@ -138,6 +138,7 @@ def test_compiled_and_split_graphed_updates_match_eager_on_cuda(tiny_cfg):
         torch.manual_seed(0)
         tr.step()
         assert tr.graph_error == "", tr.graph_error
+        assert tr.compile_error == "", tr.compile_error
         states.append({k: v.detach().cpu() for k, v in tr.agent.state_dict().items()})
         tr.close()
     for other in states[1:]:

@@ -81,7 +81,7 @@ class Trainer:
         # On CUDA the minibatch step is captured as a graph (cfg.cuda_graph): Adam must be
         # capturable there, with its learning rate as a device tensor.
         self.use_graph = cfg.cuda_graph and self.device.type == "cuda"
-        self.graph_error = self.policy_graph_error = ""
+        self.graph_error = self.policy_graph_error = self.compile_error = ""
         self._graphed: GraphedPPOStep | None = None
         self._graphed_policy: GraphedPolicy | None = None
         if self.use_graph:
@@ -393,18 +393,25 @@ class Trainer:
         if not self.use_graph or self.graph_error:
             return None
         if self._graphed is None:  # on failure eager steps still work with capturable Adam
-            self._graphed, self.graph_error = _try_capture(
-                lambda: GraphedPPOStep(
+            cfg = self.cfg
+
+            def build(compile_losses: bool) -> GraphedPPOStep:
+                return GraphedPPOStep(
                     self.agent,
                     self.opt_pi,
                     self.opt_v,
-                    self.cfg,
+                    cfg,
                     batch,
-                    self.cfg.compile,
-                    self.cfg.split_streams,
-                ),
-                "the PPO step",
+                    compile_losses,
+                    cfg.split_streams,
+                )
+
+            self._graphed, self.graph_error = _try_capture(
+                lambda: build(cfg.compile), "the PPO step"
             )
+            if self._graphed is None and cfg.compile:  # retry without torch.compile
+                self.compile_error = self.graph_error
+                self._graphed, self.graph_error = _try_capture(lambda: build(False), "the PPO step")
         return self._graphed
 
     def _sync_rollout_agent(self) -> None:
