@@ -1,7 +1,8 @@
 """Where the time of one PPO iteration goes, phase by phase, against pure stepping.
 
 One :class:`snowflake.Trainer` iteration (rollout of ``--rollout-steps`` transitions on
-``--num-envs`` threaded envs, GAE, ``--epochs`` epochs of minibatch ``--minibatch``) is timed
+``--num-envs`` envs (``--vector thread|process``, ``--pipeline`` groups), GAE, ``--epochs``
+epochs of minibatch ``--minibatch``) is timed
 with the trainer's own phase clocks (``Trainer.phase_s``, the ``time/*`` columns of
 ``metrics.csv``); the last of ``--iters`` iterations is reported (no one-time costs). Pure
 stepping is the same vector env with random actions. Per phase: seconds, µs per vector step
@@ -84,8 +85,11 @@ def measure(a: argparse.Namespace) -> dict:
         rollout_device=a.rollout_device,
         seed=a.seed,
         pipeline=a.pipeline,
+        vector=a.vector,
+        compile=a.compile,
+        split_streams=a.split_streams,
     )
-    pure = bench_env(a.env, a.num_envs, "thread", a.pure_seconds, a.threads)
+    pure = bench_env(a.env, a.num_envs, a.vector, a.pure_seconds, a.threads)
     pure_s = cfg.rollout_steps / pure["steps_per_s"]
     tr = sf.Trainer(cfg)
     rows = [tr.step() for _ in range(a.iters)]
@@ -103,6 +107,7 @@ def measure(a: argparse.Namespace) -> dict:
         "num_envs": a.num_envs,
         "threads": a.threads,
         "pipeline": a.pipeline,
+        "vector": a.vector,
         "torch_threads_update": a.torch_threads,
         "rollout_steps": cfg.rollout_steps,
         "minibatch": cfg.minibatch_size,
@@ -125,7 +130,7 @@ def render(res: dict) -> str:
         f"{res['policy']} on {res['env']}, {res['num_envs']} envs / {res['threads']} threads, "
         f"update on {res['device']} ({res['torch_threads_update']} torch threads), rollout policy "
         f"on {res['rollout_device']}; {res['rollout_steps']} steps, {res['epochs']} epochs of "
-        f"{res['minibatch']}; pipeline {res['pipeline']}",
+        f"{res['minibatch']}; pipeline {res['pipeline']}, {res['vector']} envs",
         "",
         "| phase | s | µs per vector step | × pure stepping |",
         "|---|---|---|---|",
@@ -160,6 +165,9 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--rollout-device", default="")
     p.add_argument("--pipeline", type=int, default=1, help="env groups stepped in turn")
+    p.add_argument("--vector", default="thread", choices=("thread", "process"))
+    p.add_argument("--compile", action="store_true", help="PPOConfig(compile=True) (CUDA)")
+    p.add_argument("--split-streams", action="store_true", help="PPOConfig(split_streams=True)")
     p.add_argument("--iters", type=int, default=2)
     p.add_argument("--pure-seconds", type=float, default=3.0)
     p.add_argument("--seed", type=int, default=0)
