@@ -107,6 +107,9 @@ def main(argv: list[str]) -> int:
          "fused_resolve": True, "merge": True, "block": 128, "num_warps": 8},
         {"samples": 512, "thr_warps": 8, "lean": True, "num_warps": 8, "fused_resolve": True,
          "merge": True, "thr_in_cand": True, "sort_search": True},
+        {"samples": 512, "thr_warps": 8, "lean": True, "num_warps": 8, "splits": 64},
+        {"samples": 512, "thr_warps": 8, "lean": True, "fast_cand": True, "sort_search": True,
+         "no_lists": True, "splits": 6, "block": 32},
     ]  # fmt: skip
     sampled_kw = [
         {"lean": True, "fallback_block": 128},

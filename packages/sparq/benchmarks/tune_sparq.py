@@ -921,6 +921,13 @@ ATTEND = {
                                       "thr_in_cand": True},
                            "selection_kw": {"sort_search": True}, "prep": "in_step1"},
     "attend_fr_bk32": {"attend": {"fused_resolve": True, "block": 32}},
+    # the lean layout: as many programs per row as the entry's step 2 has splits (each walks
+    # the winners of consecutive chunks), the exact fallback in the merge kernel
+    "sp": {"attend": {"splits": ("step2", 1)}},
+    "sp_x2": {"attend": {"splits": ("step2", 2)}},
+    "sp_half": {"attend": {"splits": ("step2", 0.5)}},
+    "sp_bk32": {"attend": {"splits": ("step2", 1), "block": 32}},
+    "sp_w8": {"attend": {"splits": ("step2", 1), "num_warps": 8}},
     # refinements of an entry that already attends (round-2 tuning)
     "w8": {"attend+": {"num_warps": 8}},
     "bk32": {"attend+": {"block": 32}},
@@ -947,7 +954,11 @@ def _patched(base, patch):
     if "attend+" in patch and "attend" in base:
         att = {**base["attend"], **patch["attend+"]}
     if att is not None:
-        e["attend"] = dict(att)
+        att = dict(att)
+        if isinstance(att.get("splits"), (list, tuple)):  # ("step2", f): f x the step-2 splits
+            base_sp = base.get("step2", {}).get("num_splits", 8)
+            att["splits"] = max(1, round(base_sp * att["splits"][1]))
+        e["attend"] = att
         if att.get("fused_resolve"):
             skw.pop("no_lists", None)
     if "step1+" in patch:

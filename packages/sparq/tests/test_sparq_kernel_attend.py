@@ -72,6 +72,8 @@ def _run(sel, logits, lens, q, K, V, k, window, sinks, bucketed=True, **kw):
     ("B", "Hkv", "G", "S", "dh", "k", "window", "sinks", "kw"),
     [
         (2, 1, 4, 257, 64, 33, 5, 1, {"chunk": 32, "lean": True}),  # ragged, GQA group of 4
+        # the lean layout: 3 programs per row walk 3 chunks each (the last one 3 of 9)
+        (2, 1, 4, 257, 64, 33, 5, 1, {"chunk": 32, "lean": True, "splits": 3, "block": 16}),
         # every chunk resolves its row, the last one to finish merges it
         (2, 1, 2, 200, 32, 30, 2, 1, {"chunk": 32, "fused_resolve": True, "merge": True}),
         # ... and no threshold kernel: the candidate programs derive the thresholds on a kept
@@ -99,22 +101,11 @@ def test_hist_attention_exact_fallback_row(sel):
     logits, lens, q, K, V = _case(sel, 2, 1, 1, 512, 32, seed=7)
     logits[..., 64:112] += 50
     _run(sel, logits, lens, q, K, V, 32, 2, 1, bucketed=False, chunk=64, block=16)
-    _run(
-        sel,
-        logits,
-        lens,
-        q,
-        K,
-        V,
-        32,
-        2,
-        1,
-        bucketed=False,
-        chunk=64,
-        merge=True,
-        fused_resolve=True,
-        thr_in_cand=True,
-    )
+    fb = {"bucketed": False, "chunk": 64}
+    _run(sel, logits, lens, q, K, V, 32, 2, 1, **fb, merge=True, fused_resolve=True,
+         thr_in_cand=True)  # fmt: skip
+    # the lean layout: the merge kernel selects and attends the row exactly
+    _run(sel, logits, lens, q, K, V, 32, 2, 1, **fb, splits=3)
 
 
 def test_hist_attention_bad_input(sel):
@@ -125,6 +116,8 @@ def test_hist_attention_bad_input(sel):
         hist_attention(*args, 8, fused_resolve=True, fast_cand=True, no_lists=True)
     with pytest.raises(ValueError, match="merge=True"):
         hist_attention(*args, 8, thr_in_cand=True)
+    with pytest.raises(ValueError, match="splits needs"):
+        hist_attention(*args, 8, splits=2, merge=True)
     with pytest.raises(ValueError, match="alpha"):
         hist_attention(*args, 8, need_alpha=True)
 
@@ -152,8 +145,7 @@ def test_dispatch_uses_the_tuned_attend_entry(monkeypatch):
 
     monkeypatch.setattr("sparq.kernels._dispatch.hist_attention", spy)
     out = {}
-    fewest = {**base, "prep": "in_step1", "attend": {"fused_resolve": True, "merge": True,
-                                                      "thr_in_cand": True}}  # fmt: skip
+    fewest = {**base, "prep": "in_step1", "attend": {"splits": 2}}
     for name, entry in (("two_stage", base), ("attend", {**base, "attend": {"block": 16}}),
                         ("fewest", fewest)):  # fmt: skip
         monkeypatch.setattr("sparq.kernels._dispatch.tuned_entry", lambda key, e=entry: e)
@@ -164,7 +156,7 @@ def test_dispatch_uses_the_tuned_attend_entry(monkeypatch):
         ).cpu().float()  # fmt: skip
     assert len(calls) == 2
     assert calls[0]["block"] == 16
-    assert calls[1]["thr_in_cand"]
+    assert calls[1]["splits"] == 2
     # same positions, other summation order: no more than twice the two-stage kernels' error
     # against the fp32 reference, plus one half-precision ulp of the largest output
     e2 = (out["two_stage"] - ref).abs().max().item()

@@ -171,6 +171,117 @@ def _merge_row(pm_ptr, pl_ptr, pacc_ptr, out_ptr, bh, NCH, G: tl.constexpr, DH: 
         tl.store(out_ptr + row * DH + d, y.to(out_ptr.dtype.element_ty), mask=dmask)
 
 
+@triton.jit
+def _hattend_split_kernel(
+    q_ptr, k_ptr, v_ptr, lens_ptr, cnt_ptr, ckey_ptr, cpos_ptr, res_ptr, pm_ptr, pl_ptr,
+    pacc_ptr, S, HKV, NCH, CPP, NSPLIT, scale, DH: tl.constexpr, DHP: tl.constexpr,
+    G: tl.constexpr, GP: tl.constexpr, CAP: tl.constexpr, BK: tl.constexpr,
+    F32DOT: tl.constexpr, PDL: tl.constexpr = False,
+):  # fmt: skip
+    """Lean attend kernel: program ``(row, split)`` walks the winners of ``CPP`` consecutive
+    chunks (as much work per program as a step-2 split); rows the buckets did not resolve are
+    left to :func:`_hmerge_kernel` (empty partials here)."""
+    pdl_enter(PDL)
+    bh = tl.program_id(0).to(tl.int64)
+    sp = tl.program_id(1)
+    seq_len = tl.load(lens_ptr + bh // HKV)
+    T = tl.load(res_ptr + bh * 3)
+    plim = tl.load(res_ptr + bh * 3 + 1)
+    ok = tl.load(res_ptr + bh * 3 + 2)
+    heads = tl.arange(0, GP)
+    d = tl.arange(0, DHP)
+    hmask = heads < G
+    dmask = d < DH
+    q = tl.load(q_ptr + bh * G * DH + heads[:, None] * DH + d[None, :],
+                mask=hmask[:, None] & dmask[None, :], other=0.0)  # fmt: skip
+    k_base = k_ptr + bh * S * DH
+    v_base = v_ptr + bh * S * DH
+    m_i = tl.full((GP,), float("-inf"), tl.float32)
+    l_i = tl.zeros((GP,), tl.float32)
+    acc = tl.zeros((GP, DHP), tl.float32)
+    c_lo = sp * CPP
+    c_hi = tl.where(ok != 0, tl.minimum(c_lo + CPP, NCH), c_lo)
+    for c in range(c_lo, c_hi):
+        n = tl.minimum(tl.load(cnt_ptr + bh * NCH + c), CAP)
+        for b0 in range(0, n, BK):
+            _, pos, sel = _block_winners(ckey_ptr, cpos_ptr, T, plim, bh, c, NCH, n, b0, CAP, BK)
+            take = sel & (pos < seq_len)
+            off = pos.to(tl.int64)[:, None] * DH + d[None, :]
+            kvm = take[:, None] & dmask[None, :]
+            kb = tl.load(k_base + off, mask=kvm, other=0.0)
+            vb = tl.load(v_base + off, mask=kvm, other=0.0)
+            m_i, l_i, acc = _online_step(q, kb, vb, take, m_i, l_i, acc, scale, F32DOT)
+    po = bh * G * NSPLIT + heads * NSPLIT + sp
+    tl.store(pm_ptr + po, m_i, mask=hmask)
+    tl.store(pl_ptr + po, l_i, mask=hmask)
+    tl.store(pacc_ptr + po[:, None] * DH + d[None, :], acc, mask=hmask[:, None] & dmask[None, :])
+    pdl_exit(PDL)
+
+
+@triton.jit
+def _hmerge_kernel(
+    pm_ptr, pl_ptr, pacc_ptr, q_ptr, k_ptr, v_ptr, logit_ptr, lens_ptr, stat_ptr, res_ptr,
+    fidx_ptr, falpha_ptr, out_ptr, S, HKV, NSPLIT, K, window, sinks, scale, DH: tl.constexpr,
+    DHP: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, GS: tl.constexpr,
+    NSP: tl.constexpr, BK: tl.constexpr, CHF: tl.constexpr, F32DOT: tl.constexpr,
+    PDL: tl.constexpr = False,
+):  # fmt: skip
+    """Program ``b * Hq + h``: merges the splits of its query head (as ``_merge_kernel``); for a
+    row the buckets did not resolve, the group's head-0 program selects the row exactly and
+    attends its ``k`` winners for all ``G`` heads instead (rare)."""
+    pdl_enter(PDL)
+    row = tl.program_id(0).to(tl.int64)
+    bh = row // G
+    h = row % G
+    d = tl.arange(0, DHP)
+    dmask = d < DH
+    if tl.load(res_ptr + bh * 3 + 2) != 0:
+        sp = tl.arange(0, NSP)
+        smask = sp < NSPLIT
+        m = tl.load(pm_ptr + row * NSPLIT + sp, mask=smask, other=float("-inf"))
+        l = tl.load(pl_ptr + row * NSPLIT + sp, mask=smask, other=0.0)
+        a = tl.load(pacc_ptr + (row * NSPLIT + sp[:, None]) * DH + d[None, :],
+                    mask=smask[:, None] & dmask[None, :], other=0.0)  # fmt: skip
+        M = tl.max(m, axis=0)
+        M = tl.where(float("-inf") == M, 0.0, M)
+        w = tl.where(smask, tl.exp(m - M), 0.0)
+        L = tl.sum(w * l, axis=0)
+        y = tl.sum(w[:, None] * a, axis=0)
+        y = tl.where(L > 0, y / tl.maximum(L, 1e-30), 0.0)
+        tl.store(out_ptr + row * DH + d, y.to(out_ptr.dtype.element_ty), mask=dmask)
+    elif h == 0:
+        seq_len = tl.load(lens_ptr + bh // HKV)
+        hs = tl.arange(0, GS)
+        M = tl.load(stat_ptr + bh * 2 * GS + hs)
+        inv_z = tl.load(stat_ptr + bh * 2 * GS + GS + hs)
+        _exact_row_fallback(
+            logit_ptr + bh * G * S, fidx_ptr + bh * K, falpha_ptr, bh, hs, M, inv_z, seq_len, S,
+            K, window, sinks, G, GS, CHF,
+        )  # fmt: skip
+        tl.debug_barrier()  # the index row is read back by other threads of this program
+        heads = tl.arange(0, GP)
+        hmask = heads < G
+        q = tl.load(q_ptr + bh * G * DH + heads[:, None] * DH + d[None, :],
+                    mask=hmask[:, None] & dmask[None, :], other=0.0)  # fmt: skip
+        m_i = tl.full((GP,), float("-inf"), tl.float32)
+        l_i = tl.zeros((GP,), tl.float32)
+        acc = tl.zeros((GP, DHP), tl.float32)
+        for b0 in range(0, K, BK):
+            j = b0 + tl.arange(0, BK)
+            jm = j < K
+            pos = tl.load(fidx_ptr + bh * K + j, mask=jm, other=0)
+            take = jm & (pos < seq_len)
+            off = pos.to(tl.int64)[:, None] * DH + d[None, :]
+            kvm = take[:, None] & dmask[None, :]
+            kb = tl.load(k_ptr + bh * S * DH + off, mask=kvm, other=0.0)
+            vb = tl.load(v_ptr + bh * S * DH + off, mask=kvm, other=0.0)
+            m_i, l_i, acc = _online_step(q, kb, vb, take, m_i, l_i, acc, scale, F32DOT)
+        y = tl.where(l_i[:, None] > 0, acc / tl.maximum(l_i, 1e-30)[:, None], 0.0)
+        tl.store(out_ptr + (bh * G + heads[:, None]) * DH + d[None, :],
+                 y.to(out_ptr.dtype.element_ty), mask=hmask[:, None] & dmask[None, :])  # fmt: skip
+    pdl_exit(PDL)
+
+
 _COUNTERS: dict[tuple, torch.Tensor] = {}
 
 
@@ -203,6 +314,7 @@ def hist_attention(
     fused_resolve: bool = False,
     merge: bool = False,
     thr_in_cand: bool = False,
+    splits: int | None = None,
     block: int = 64,
     num_warps: int = 4,
     num_stages: int = 2,
@@ -227,6 +339,10 @@ def hist_attention(
         thr_in_cand: (with ``merge`` and ``fused_resolve``) no threshold kernel: every
             candidate program derives its row's thresholds itself, on a kept histogram that the
             row's merging program zeroes again (suits rows x chunks within one wave, e.g. B=1).
+        splits: the lean layout: ``splits`` programs per row, each walking the winners of
+            ``ceil(chunks / splits)`` consecutive chunks (as much work per program as a step-2
+            split; the exact fallback moves to the merge kernel). Not with ``fused_resolve``,
+            ``merge`` or ``thr_in_cand``.
         block, num_warps, num_stages: launch of the attend kernel (candidate slots per step).
         select_kw: launch options of :func:`select_topk_hist` (``chunk``, ``samples``,
             ``thr_warps``, ``lean``, ``fast_cand``, ``sort_search``, ``no_lists``, ...).
@@ -246,6 +362,8 @@ def hist_attention(
         raise ValueError("hist_attention does not sum alpha: use select_topk_hist for realloc")
     if thr_in_cand and not (merge and fused_resolve):
         raise ValueError("thr_in_cand=True needs merge=True and fused_resolve=True")
+    if splits is not None and (fused_resolve or merge or thr_in_cand):
+        raise ValueError("splits needs fused_resolve=False, merge=False, thr_in_cand=False")
     scale = float(scale) if scale is not None else dh**-0.5
     buf: dict = {}
     hist = None
@@ -263,6 +381,28 @@ def hist_attention(
     pl = torch.empty_like(pm)
     pacc = torch.empty(B, Hq, nch, dh, device=dev, dtype=torch.float32)
     out = torch.empty(B, Hq, 1, dh, device=dev, dtype=q.dtype)
+    if splits is not None:
+        cpp = triton.cdiv(nch, max(1, min(int(splits), nch)))
+        ns = triton.cdiv(nch, cpp)
+        pm = torch.empty(B, Hq, ns, device=dev, dtype=torch.float32)
+        pl = torch.empty_like(pm)
+        pacc = torch.empty(B, Hq, ns, dh, device=dev, dtype=torch.float32)
+        dhp, gp = triton.next_power_of_2(dh), max(16, triton.next_power_of_2(G))
+        _hattend_split_kernel[(rows, ns)](
+            q.contiguous(), K, V, seq_lens, buf["cnt"], buf["ckey"], buf["cpos"], buf["res"], pm,
+            pl, pacc, S, Hkv, nch, cpp, ns, scale, DH=dh, DHP=dhp, G=G, GP=gp, CAP=buf["cap"],
+            BK=block, F32DOT=F32DOT, num_warps=num_warps, num_stages=num_stages, **pdl_kw(),
+        )  # fmt: skip
+        _hmerge_kernel[(B * Hq,)](
+            pm, pl, pacc, q.contiguous(), K, V, logits, seq_lens, buf["stat"], buf["res"], fidx,
+            falpha, out, S, Hkv, ns, k, local_window, sink_tokens, scale, DH=dh, DHP=dhp, G=G,
+            GP=gp, GS=buf["GP"], NSP=max(2, triton.next_power_of_2(ns)), BK=64,
+            CHF=min(128, max(16, triton.next_power_of_2(S))), F32DOT=F32DOT, num_warps=4,
+            **pdl_kw(),
+        )  # fmt: skip
+        if _probe is not None:
+            _probe["ok"] = buf["res"][:, 2] != 0
+        return out
     ctr = _counters(rows, dev) if merge else pm
     _hattend_kernel[(rows, nch)](
         q.contiguous(), K, V, logits, seq_lens, buf["stat"], buf["cnt"], buf["ckey"],
