@@ -928,6 +928,10 @@ ATTEND = {
     "sp_half": {"attend": {"splits": ("step2", 0.5)}},
     "sp_bk32": {"attend": {"splits": ("step2", 1), "block": 32}},
     "sp_w8": {"attend": {"splits": ("step2", 1), "num_warps": 8}},
+    # one block of 128 candidate slots per step: about one step per chunk (~1.75 k CH / S
+    # candidates), 8 warps for the (128, dh) K and V tiles
+    "sp_bk128_w8": {"attend": {"splits": ("step2", 1), "block": 128, "num_warps": 8}},
+    "sp_x2_bk128_w8": {"attend": {"splits": ("step2", 2), "block": 128, "num_warps": 8}},
     # refinements of an entry that already attends (round-2 tuning)
     "w8": {"attend+": {"num_warps": 8}},
     "bk32": {"attend+": {"block": 32}},
