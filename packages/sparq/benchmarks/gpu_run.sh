@@ -73,7 +73,7 @@ TB=${T_TUNE:-130}
 [ "$TB" -lt 10 ] && TB=10
 BASE="--base packages/sparq/src/sparq/kernels/tuned.json"
 if [ "${TUNE_MODE:-fast}" = "attend" ]; then
-  SM="--attend ${ATTEND:-sp_x2_bk128_w8,sp,sp_bk128_w8,sp_x2} $BASE --only ${TUNE_ONLY:-K3,E2E,K2}"
+  SM="--attend ${ATTEND:-sp_x2_bk128_w8,sp,sp_bk128_w8,sp_x2,ss} $BASE --only ${TUNE_ONLY:-K3,E2E,K2}"
 elif [ "${TUNE_MODE:-fast}" = "pdl" ]; then
   SM="--pdl-only $BASE --only ${TUNE_ONLY:-K2,E2E,K3,K1}"
 else
