@@ -104,7 +104,7 @@ def main(argv: list[str]) -> int:
         {"samples": 512, "thr_warps": 8, "lean": True, "num_warps": 8, "fused_resolve": True,
          "merge": True},
         {"samples": 512, "thr_warps": 8, "lean": True, "fast_cand": True, "sort_search": True,
-         "fused_resolve": True, "merge": True, "block": 128, "num_warps": 8},
+         "fused_resolve": True, "merge": True, "block": 128, "attend_warps": 8},
         {"samples": 512, "thr_warps": 8, "lean": True, "num_warps": 8, "fused_resolve": True,
          "merge": True, "thr_in_cand": True, "sort_search": True},
         {"samples": 512, "thr_warps": 8, "lean": True, "num_warps": 8, "splits": 64},

@@ -134,7 +134,8 @@ def test_dispatch_uses_the_tuned_attend_entry(monkeypatch):
     lens = torch.tensor([S, 250])
     kw = {"r": 8, "k": 40, "local_window": 4, "sink_tokens": 1, "seq_lens": lens}
     ref = sparq_attention_reference(q.float(), K.float(), V.float(), **kw).float()
-    base = {"selection": "hist", "selection_kw": {"chunk": 64, "lean": True},
+    # the selection's warps and the attend kernel's warps are separate keys (no clash)
+    base = {"selection": "hist", "selection_kw": {"chunk": 64, "lean": True, "num_warps": 2},
             "step1": {"rows": True, "tile": 64}}  # fmt: skip
     calls = []
     real = sparq.kernels._dispatch.hist_attention
@@ -146,8 +147,8 @@ def test_dispatch_uses_the_tuned_attend_entry(monkeypatch):
     monkeypatch.setattr("sparq.kernels._dispatch.hist_attention", spy)
     out = {}
     fewest = {**base, "prep": "in_step1", "attend": {"splits": 2}}
-    for name, entry in (("two_stage", base), ("attend", {**base, "attend": {"block": 16}}),
-                        ("fewest", fewest)):  # fmt: skip
+    attend = {**base, "attend": {"block": 16, "attend_warps": 2}}
+    for name, entry in (("two_stage", base), ("attend", attend), ("fewest", fewest)):
         monkeypatch.setattr("sparq.kernels._dispatch.tuned_entry", lambda key, e=entry: e)
         dev = [x.to(DEVICE) for x in (q, K, V)]
         out[name] = sparq_attention_triton(

@@ -316,7 +316,7 @@ def hist_attention(
     thr_in_cand: bool = False,
     splits: int | None = None,
     block: int = 64,
-    num_warps: int = 4,
+    attend_warps: int = 4,
     num_stages: int = 2,
     _probe: dict | None = None,
     **select_kw,
@@ -343,7 +343,8 @@ def hist_attention(
             ``ceil(chunks / splits)`` consecutive chunks (as much work per program as a step-2
             split; the exact fallback moves to the merge kernel). Not with ``fused_resolve``,
             ``merge`` or ``thr_in_cand``.
-        block, num_warps, num_stages: launch of the attend kernel (candidate slots per step).
+        block, attend_warps, num_stages: launch of the attend kernel (candidate slots per step,
+            warps, pipeline stages; ``num_warps`` in ``select_kw`` is the selection's).
         select_kw: launch options of :func:`select_topk_hist` (``chunk``, ``samples``,
             ``thr_warps``, ``lean``, ``fast_cand``, ``sort_search``, ``no_lists``, ...).
 
@@ -391,7 +392,7 @@ def hist_attention(
         _hattend_split_kernel[(rows, ns)](
             q.contiguous(), K, V, seq_lens, buf["cnt"], buf["ckey"], buf["cpos"], buf["res"], pm,
             pl, pacc, S, Hkv, nch, cpp, ns, scale, DH=dh, DHP=dhp, G=G, GP=gp, CAP=buf["cap"],
-            BK=block, F32DOT=F32DOT, num_warps=num_warps, num_stages=num_stages, **pdl_kw(),
+            BK=block, F32DOT=F32DOT, num_warps=attend_warps, num_stages=num_stages, **pdl_kw(),
         )  # fmt: skip
         _hmerge_kernel[(B * Hq,)](
             pm, pl, pacc, q.contiguous(), K, V, logits, seq_lens, buf["stat"], buf["res"], fidx,
@@ -410,7 +411,7 @@ def hist_attention(
         nch, k, local_window, sink_tokens, scale, DH=dh, DHP=triton.next_power_of_2(dh), G=G,
         GP=max(16, triton.next_power_of_2(G)), GS=buf["GP"], NCHP=buf["nchp"], CAP=buf["cap"],
         NB=buf["nb"], BCAP=BCAP, BK=block, CHF=min(128, max(16, triton.next_power_of_2(S))),
-        FUSED=fused_resolve, F32DOT=F32DOT, num_warps=num_warps, num_stages=num_stages,
+        FUSED=fused_resolve, F32DOT=F32DOT, num_warps=attend_warps, num_stages=num_stages,
         ctr_ptr=ctr, out_ptr=out, MERGE=merge, ZERO_HIST=thr_in_cand, **pdl_kw(),
     )  # fmt: skip
     if not merge:
