@@ -45,9 +45,6 @@ class Search:
         # a search that is not decisive (a streamliner) may answer only with a solution
         self.decisive = decisive
         self.memory_limit, self.max_depth = memory_limit, max_depth
-        # with several searches: the whole budget less what the others hold now (set by run()
-        # before each chunk); the stacks may use it, the table keeps to its share
-        self.shared_limit = memory_limit
         self.max_slots = self.slots_for(memory_limit)
         slots = min(self.max_slots, 1 << 12)
         self.tab = np.zeros((slots, 2), np.uint64)
@@ -129,15 +126,9 @@ class Search:
                 self.status = st
         return self.status
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the table and the stacks."""
-        return self.tab.nbytes + self.states.nbytes + self.mv.nbytes + 32 * self.fs.shape[0]
-
     def _grow_table(self) -> None:
         stacks = self.states.nbytes + self.mv.nbytes + 32 * self.fs.shape[0]
-        limit = min(self.memory_limit, self.shared_limit)
-        if 3 * self.tab.nbytes + stacks > limit:  # old + doubled table must fit
+        if 3 * self.tab.nbytes + stacks > self.memory_limit:  # old + doubled table must fit
             self.ctl[cs.D_CANGROW] = 0  # fill this table (to 90 %) instead
             return
         bigger = np.zeros((self.tab.shape[0] * 2, 2), np.uint64)
@@ -149,8 +140,7 @@ class Search:
         rows = self.states.shape[0] - 1 <= self.ctl[cs.D_DEPTH] + 1
         extra = (self.states.nbytes + 32 * self.fs.shape[0]) if rows else self.mv.nbytes
         used = self.tab.nbytes + self.states.nbytes + self.mv.nbytes
-        # a deep DFS path may take the memory the other searches leave unused
-        if used + extra > self.shared_limit or (rows and self.states.shape[0] >= self.max_depth):
+        if used + extra > self.memory_limit or (rows and self.states.shape[0] >= self.max_depth):
             return False
         if rows:
             self.states = _doubled(self.states)
@@ -254,10 +244,6 @@ def run(
         # the one behind gets the next chunk; the first (the rules' own order) runs ``hs``
         # nodes before the second starts: most deals are decided within a few hundred nodes
         s = min(active, key=lambda x: x.nodes - (hs if x is searches[0] else 0))
-        if len(active) > 1:
-            s.shared_limit = memory_limit - sum(x.nbytes for x in active if x is not s)
-        else:
-            s.shared_limit = s.memory_limit
         s.step(s.nodes + max_states - total if max_states else 0)
         if cold:
             cold = False

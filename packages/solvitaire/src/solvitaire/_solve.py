@@ -272,7 +272,7 @@ def solve(
     *,
     timeout: float | None = None,
     max_states: int | None = None,
-    memory_limit: int = 1024 * 2**20,
+    memory_limit: int = 2048 * 2**20,
     max_depth: int = 2_000_000,
     streamline: bool = True,
 ) -> Result:
@@ -282,7 +282,8 @@ def solve(
     seconds of search (numba's one-time compilation on a process's first solve, tens of seconds
     with an empty on-disk cache, is not counted); ``max_states`` bounds nodes searched
     (reported as TIMEOUT when hit);
-    ``memory_limit`` in bytes bounds the transposition table (16 bytes per state).
+    ``memory_limit`` in bytes (default 2 GiB) bounds the transposition tables (16 bytes per
+    state) and DFS stacks, split evenly between the searches of several move orders.
     Every SOLVED result is replayed by the independent engine before it is returned.
     Section 2 of the Solvitaire paper (Blake & Gent, arXiv:1906.12314) describes the search.
 
