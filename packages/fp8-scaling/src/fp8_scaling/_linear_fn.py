@@ -170,7 +170,8 @@ AUTO_SPEC_MIN_NUMEL: int = 1 << 25
 # call per cast and step: ~0.3 ms of host time per cast on the H200's host, round 0 profile of
 # 2026-11-30) or, with SPEC_TRITON_OP, the triton_op ``fp8_scaling::spec_cast_tk`` whose
 # launches inductor emits in its wrapper code (same kernels and bytes; TMA first passes run
-# with pointers there). Not yet measured on the GPU, hence off by default.
+# with pointers there). H200 runs 18-19 (2026-11-30) measured no step gain beyond run-to-run
+# noise at 8192^3 and 16384x8192x28672, hence off by default.
 SPEC_TRITON_OP: bool = False
 
 
