@@ -33,29 +33,9 @@ import triton.language as tl
 from ._common import F32DOT, pdl_enter, pdl_exit, pdl_kw
 from ._select_hist import BCAP, _block_winners, _resolve_row, hist_plan, select_topk_hist
 from ._select_sample import _exact_row_fallback
-from ._step2 import _merge_kernel
+from ._step2 import _group_q, _merge_kernel, _online_step
 
 __all__ = ["hist_attention"]
-
-
-@triton.jit
-def _online_step(q, kb, vb, ok, m_i, l_i, acc, scale, F32DOT: tl.constexpr):
-    """Online softmax over one block of gathered rows ``kb``/``vb`` ``(BK, DHP)``."""
-    if F32DOT:
-        s = tl.dot(q.to(tl.float32), tl.trans(kb.to(tl.float32))) * scale
-    else:
-        s = tl.dot(q, tl.trans(kb)) * scale  # (GP, BK) fp32
-    s = tl.where(ok[None, :], s, float("-inf"))
-    m_new = tl.maximum(m_i, tl.max(s, axis=1))
-    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-    corr = tl.exp(m_i - m_safe)
-    p = tl.exp(s - m_safe[:, None])
-    l_i = l_i * corr + tl.sum(p, axis=1)
-    if F32DOT:
-        pv = tl.dot(p.to(vb.dtype).to(tl.float32), vb.to(tl.float32))
-    else:
-        pv = tl.dot(p.to(vb.dtype), vb)
-    return m_new, l_i, acc * corr[:, None] + pv
 
 
 @triton.jit
@@ -81,17 +61,9 @@ def _hattend_kernel(
         T = tl.load(res_ptr + bh * 3)
         plim = tl.load(res_ptr + bh * 3 + 1)
         ok = tl.load(res_ptr + bh * 3 + 2)
-    heads = tl.arange(0, GP)
-    d = tl.arange(0, DHP)
-    hmask = heads < G
-    dmask = d < DH
-    q = tl.load(q_ptr + bh * G * DH + heads[:, None] * DH + d[None, :],
-                mask=hmask[:, None] & dmask[None, :], other=0.0)  # fmt: skip
+    heads, hmask, d, dmask, q, m_i, l_i, acc = _group_q(q_ptr, bh, G, DH, GP, DHP)
     k_base = k_ptr + bh * S * DH
     v_base = v_ptr + bh * S * DH
-    m_i = tl.full((GP,), float("-inf"), tl.float32)
-    l_i = tl.zeros((GP,), tl.float32)
-    acc = tl.zeros((GP, DHP), tl.float32)
     if ok != 0:
         n = tl.minimum(tl.load(cnt_ptr + bh * NCH + c), CAP)
         for b0 in range(0, n, BK):
@@ -188,17 +160,9 @@ def _hattend_split_kernel(
     T = tl.load(res_ptr + bh * 3)
     plim = tl.load(res_ptr + bh * 3 + 1)
     ok = tl.load(res_ptr + bh * 3 + 2)
-    heads = tl.arange(0, GP)
-    d = tl.arange(0, DHP)
-    hmask = heads < G
-    dmask = d < DH
-    q = tl.load(q_ptr + bh * G * DH + heads[:, None] * DH + d[None, :],
-                mask=hmask[:, None] & dmask[None, :], other=0.0)  # fmt: skip
+    heads, hmask, d, dmask, q, m_i, l_i, acc = _group_q(q_ptr, bh, G, DH, GP, DHP)
     k_base = k_ptr + bh * S * DH
     v_base = v_ptr + bh * S * DH
-    m_i = tl.full((GP,), float("-inf"), tl.float32)
-    l_i = tl.zeros((GP,), tl.float32)
-    acc = tl.zeros((GP, DHP), tl.float32)
     c_lo = sp * CPP
     c_hi = tl.where(ok != 0, tl.minimum(c_lo + CPP, NCH), c_lo)
     for c in range(c_lo, c_hi):
@@ -259,13 +223,7 @@ def _hmerge_kernel(
             K, window, sinks, G, GS, CHF,
         )  # fmt: skip
         tl.debug_barrier()  # the index row is read back by other threads of this program
-        heads = tl.arange(0, GP)
-        hmask = heads < G
-        q = tl.load(q_ptr + bh * G * DH + heads[:, None] * DH + d[None, :],
-                    mask=hmask[:, None] & dmask[None, :], other=0.0)  # fmt: skip
-        m_i = tl.full((GP,), float("-inf"), tl.float32)
-        l_i = tl.zeros((GP,), tl.float32)
-        acc = tl.zeros((GP, DHP), tl.float32)
+        heads, hmask, d, dmask, q, m_i, l_i, acc = _group_q(q_ptr, bh, G, DH, GP, DHP)
         for b0 in range(0, K, BK):
             j = b0 + tl.arange(0, BK)
             jm = j < K

@@ -23,6 +23,46 @@ __all__ = ["sparse_attention", "sparse_attention_reference"]
 
 
 @triton.jit
+def _group_q(q_ptr, bh, G: tl.constexpr, DH: tl.constexpr, GP: tl.constexpr, DHP: tl.constexpr):
+    """The ``G`` query heads of KV head ``bh`` (``(GP, DHP)``, zero-padded) with an empty online
+    softmax state: returns ``heads, hmask, d, dmask, q, m_i, l_i, acc``."""
+    heads = tl.arange(0, GP)
+    d = tl.arange(0, DHP)
+    hmask = heads < G
+    dmask = d < DH
+    q = tl.load(
+        q_ptr + bh * G * DH + heads[:, None] * DH + d[None, :],
+        mask=hmask[:, None] & dmask[None, :],
+        other=0.0,
+    )
+    m_i = tl.full((GP,), float("-inf"), tl.float32)
+    l_i = tl.zeros((GP,), tl.float32)
+    acc = tl.zeros((GP, DHP), tl.float32)
+    return heads, hmask, d, dmask, q, m_i, l_i, acc
+
+
+@triton.jit
+def _online_step(q, kb, vb, ok, m_i, l_i, acc, scale, F32DOT: tl.constexpr):
+    """Online softmax over one block of gathered rows ``kb``/``vb`` ``(BK, DHP)`` (rows where
+    ``ok`` is false are masked out); returns the new ``m_i, l_i, acc``."""
+    if F32DOT:
+        s = tl.dot(q.to(tl.float32), tl.trans(kb.to(tl.float32))) * scale
+    else:
+        s = tl.dot(q, tl.trans(kb)) * scale  # (GP, BK) fp32
+    s = tl.where(ok[None, :], s, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(s, axis=1))
+    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+    corr = tl.exp(m_i - m_safe)
+    p = tl.exp(s - m_safe[:, None])
+    l_i = l_i * corr + tl.sum(p, axis=1)
+    if F32DOT:
+        pv = tl.dot(p.to(vb.dtype).to(tl.float32), vb.to(tl.float32))
+    else:
+        pv = tl.dot(p.to(vb.dtype), vb)
+    return m_new, l_i, acc * corr[:, None] + pv
+
+
+@triton.jit
 def _sparse_attn_kernel(
     q_ptr,  # (BH, G, dh) input dtype
     k_ptr,  # (BH, S, dh)
@@ -51,21 +91,9 @@ def _sparse_attn_kernel(
     split = tl.program_id(1)
     b = bh // HKV
     seq_len = tl.load(lens_ptr + b)
-    heads = tl.arange(0, GP)
-    d = tl.arange(0, DHP)
-    hmask = heads < G
-    dmask = d < DH
-
-    q = tl.load(
-        q_ptr + bh * G * DH + heads[:, None] * DH + d[None, :],
-        mask=hmask[:, None] & dmask[None, :],
-        other=0.0,
-    )
+    heads, hmask, d, dmask, q, m_i, l_i, acc = _group_q(q_ptr, bh, G, DH, GP, DHP)
     k_base = k_ptr + bh * S * DH
     v_base = v_ptr + bh * S * DH
-    m_i = tl.full((GP,), float("-inf"), tl.float32)
-    l_i = tl.zeros((GP,), tl.float32)
-    acc = tl.zeros((GP, DHP), tl.float32)
     lo = split * CHUNK
     hi = tl.minimum(lo + CHUNK, K)
     for start in range(lo, hi, BK):
@@ -77,22 +105,7 @@ def _sparse_attn_kernel(
         kv_mask = ok[:, None] & dmask[None, :]
         kb = tl.load(k_base + kv_off, mask=kv_mask, other=0.0)
         vb = tl.load(v_base + kv_off, mask=kv_mask, other=0.0)
-        if F32DOT:
-            s = tl.dot(q.to(tl.float32), tl.trans(kb.to(tl.float32))) * scale
-        else:
-            s = tl.dot(q, tl.trans(kb)) * scale  # (GP, BK) fp32
-        s = tl.where(ok[None, :], s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, axis=1))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-        corr = tl.exp(m_i - m_safe)
-        p = tl.exp(s - m_safe[:, None])
-        l_i = l_i * corr + tl.sum(p, axis=1)
-        if F32DOT:
-            pv = tl.dot(p.to(vb.dtype).to(tl.float32), vb.to(tl.float32))
-        else:
-            pv = tl.dot(p.to(vb.dtype), vb)
-        acc = acc * corr[:, None] + pv
-        m_i = m_new
+        m_i, l_i, acc = _online_step(q, kb, vb, ok, m_i, l_i, acc, scale, F32DOT)
     off = bh * G * NSPLIT + heads * NSPLIT + split
     tl.store(pm_ptr + off, m_i, mask=hmask)
     tl.store(pl_ptr + off, l_i, mask=hmask)
