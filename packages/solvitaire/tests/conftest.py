@@ -117,22 +117,6 @@ SMALL_VARIANTS = {
         "stock": {"size": 3, "deal type": "tableau piles"},
         "max rank": 3,
     },
-    # the reference program's move order and a depth-limited search beside shortest pile first
-    "spiderette-reference-small-order": {
-        "tableau piles": {
-            "count": 3,
-            "build policy": "any-suit",
-            "move built group": "yes",
-            "move built group policy": "same-suit",
-            "built group placement": "group-policy",
-            "diagonal deal": True,
-            "face up cards": "top",
-            "search order": ["reference", "shortest-pile-first"],
-            "search depth limit": 3,
-        },
-        "stock": {"size": 3, "deal type": "tableau piles"},
-        "max rank": 3,
-    },
     "flower-garden-small": {
         "tableau piles": {"count": 3, "build policy": "any-suit"},
         "foundations": {"removable": True},
@@ -171,6 +155,18 @@ SMALL_VARIANTS = {
         },
         "foundations": {"initial cards": "all"},
         "max rank": 4,
+    },
+}
+
+# the same game with the reference program's move order and a depth-limited search beside
+# shortest pile first (neither may change an answer)
+_SPIDERETTE_REF = SMALL_VARIANTS["spiderette-reference-small"]
+SMALL_VARIANTS["spiderette-reference-small-order"] = {
+    **_SPIDERETTE_REF,
+    "tableau piles": {
+        **_SPIDERETTE_REF["tableau piles"],
+        "search order": ["reference", "shortest-pile-first"],
+        "search depth limit": 3,
     },
 }
 
