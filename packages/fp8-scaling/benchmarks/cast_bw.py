@@ -319,7 +319,9 @@ def main(argv=None) -> int:
     good = [v for v in variants if res["checks"].get(vname(v)) is None]
     table = json.loads(json.dumps(_tuned.load_table() or {"format": 1, "gpus": {}}))
     entry = table.setdefault("gpus", {}).setdefault(gpu, {})
-    source0 = str(table.get("source", ""))[:400]
+    # keep the provenance of the other entries only (cast_spec's own is rewritten below)
+    source0 = str(table.get("source", "")).split(" cast_spec(_traced):")[0]
+    source0 = source0.split("(cast_spec entries); ")[-1]
     spec_entries = entry.setdefault("cast_spec", {})
     traced_entries = entry.setdefault("cast_spec_traced", {})
     out_json, out_tab = args.out / "fp8_castbw.json", args.out / "fp8_tuned.json"
