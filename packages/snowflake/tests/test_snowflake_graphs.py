@@ -19,6 +19,22 @@ def test_set_lr_keeps_tensor_storage():
     assert plain.param_groups[0]["lr"] == 5e-4
 
 
+def test_try_capture_reports_empty_error_on_success():
+    # Trainer.graph_error / policy_graph_error are "" unless a capture failed (None would read
+    # as "never attempted" to callers that compare with "").
+    from snowflake._trainer import _try_capture
+
+    assert _try_capture(lambda: 42, "x") == (42, "")
+
+    def fail():
+        raise RuntimeError("no capture here")
+
+    with pytest.warns(RuntimeWarning, match="no capture here"):
+        obj, err = _try_capture(fail, "x")
+    assert obj is None
+    assert "no capture here" in err
+
+
 def test_graphed_step_rejects_cpu_batch(tiny_cfg):
     tr = sf.Trainer(tiny_cfg("mlp", updates=1))
     assert not tr.use_graph  # CPU: eager minibatch steps
@@ -148,7 +164,11 @@ def test_split_graphed_update_matches_eager_on_cuda(tiny_cfg):
         tr = sf.Trainer(tiny_cfg("snowflake", updates=1, device="cuda", **kw))
         torch.manual_seed(0)
         tr.step()
-        assert tr.graph_error == "", tr.graph_error
+        assert tr.graph_error == "", tr.graph_error  # "" = captured, or eager by choice
+        # the split run really replays a captured split-stream step (not an eager fallback)
+        split = kw.get("split_streams", False)
+        assert (tr._graphed is not None) == split
+        assert split is False or tr._graphed.split is not None
         states.append({k: v.detach().cpu() for k, v in tr.agent.state_dict().items()})
         tr.close()
     for k, v in states[0].items():

@@ -599,10 +599,11 @@ class Trainer:
 
 
 def _try_capture(build, what: str):
-    """``(build(), None)``, or ``(None, error text)`` with a warning when the CUDA-graph capture
-    fails (the caller then runs eagerly)."""
+    """``(build(), "")``, or ``(None, error text)`` with a warning when the CUDA-graph capture
+    fails (the caller then runs eagerly). The error text is ``""`` exactly when ``build``
+    succeeded, as ``Trainer.graph_error`` documents."""
     try:
-        return build(), None
+        return build(), ""
     except Exception as e:
         warnings.warn(
             f"CUDA-graph capture of {what} failed, running eagerly: {e!r}",
