@@ -56,6 +56,11 @@ def _inputs(m, k, n, device):
     return _CACHE[key]
 
 
+# kinds "ours_fa_<key>": the default layer with the recipe's fast_accum set to the value
+FA_KINDS = {"none": "none", "all": "all", "fwd": "forward", "gi": "output+grad_input",
+            "gw": "output+grad_weight", "grads": "grad_input+grad_weight"}  # fmt: skip
+
+
 def _layer(kind: str, m: int, k: int, n: int, device: str):
     """A compiled one-layer model of the given kind and a step() doing forward + backward."""
     key = (kind, m, k, n, device)
@@ -72,12 +77,15 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
     ours = ("ours", "ours_triton", "ours_inductor", "ours_fastacc", "ours_indamax", "ours_pair",
             "ours_perop", "ours_spec", "ours_spec_fastacc", "ours_twopass",
             "ours_v2first", "ours_tk")  # fmt: skip
+    fa_spec = None
+    if base_kind.startswith("ours_fa_"):  # "auto" casts, fast accumulation per FA_KINDS
+        fa_spec, base_kind = FA_KINDS[base_kind.removeprefix("ours_fa_")], "ours"
     if base_kind in ours:
         backend = {"ours_triton": "triton", "ours_inductor": "inductor", "ours_pair": "pair",
                    "ours_spec": "spec", "ours_spec_fastacc": "spec"}  # fmt: skip
         backend = backend.get(base_kind, "auto")
         fast_all = base_kind in ("ours_fastacc", "ours_spec_fastacc")
-        recipe = JustInTimeScaling(fast_accum="all" if fast_all else "forward")
+        recipe = JustInTimeScaling(fast_accum=fa_spec or ("all" if fast_all else "forward"))
         model = nn.Sequential(Float8Linear.from_linear(lin, recipe, cast_backend=backend))
     elif base_kind == "ours_auto":
         model = convert_to_float8(model, JustInTimeScaling(), auto_filter=True)

@@ -57,14 +57,9 @@ VARIANTS: list[CastConfig | SpecConfig] = [
     SpecConfig(64, 128, 8, 16, 1, 0, 0, 8, 3),
     SpecConfig(32, 128, 4, 16, 1, 0, 0, 8, 3),
     SpecConfig(64, 128, 8, 8, 1, 0, 0, 8, 3, 1),  # float32 bits
-    # with barriers around the reductions (run 20: these kinds wrote wrong transposed bytes)
-    SpecConfig(64, 128, 8, 0, 1, 0, 0, 8, 1, 0, 1),
-    SpecConfig(64, 128, 8, 0, 0, 0, 0, 8, 1, 0, 1),
-    SpecConfig(32, 128, 4, 0, 1, 0, 0, 8, 1, 0, 1),
-    SpecConfig(64, 128, 8, 8, 1, 0, 3, 8, 3, 0, 1),  # packed 32-bit transposition
-    SpecConfig(64, 128, 8, 0, 1, 0, 3, 8, 1, 0, 1),
-    SpecConfig(128, 64, 8, 4, 1, 1, 0, 8, 2, 0, 1),  # TMA, boxes <= 128 B wide
-    SpecConfig(64, 128, 8, 8, 1, 1, 0, 8, 2, 0, 1),  # TMA
+    # The barrier ('sync') variants of the configurations that wrote wrong transposed bytes in
+    # run 20 (one program per tile, packed 32-bit transposition, TMA) still wrote wrong bytes
+    # in run 21 (all seven), so they are no longer measured.
 ]
 SMOKE_VARIANTS: list[CastConfig | SpecConfig] = [
     CastConfig(16, 32, 1, 0, 0, 1, 2),

@@ -30,8 +30,13 @@
 #          E4M3 and E5M2, next to a torch copy (roofline) and a plain torch cast + transpose;
 #          writes fp8_castbw.json and fp8_tuned.json (the fastest as "cast_spec"), which the
 #          later stages use (FP8_SCALING_TUNED); FP8_CASTBW_SECONDS (default 80) caps it.
+#   gemm:  benchmarks/gemm_settings.py -- the layer's three FP8 GEMMs (operands as the layer
+#          passes them) at FP8_GEMM_SHAPES (default 8192^3): SQNR vs float64 with and without
+#          use_fast_accum, GPU time per use_fast_accum and SM carve-out (FP8_GEMM_CARVEOUTS,
+#          default 0,4,8,16), the cuBLAS kernel names, and whether a memory-bound copy on a
+#          side stream hides behind a GEMM -> fp8_gemm.json; FP8_GEMM_SECONDS (default 50).
 #   tests: the GPU tests (bit-exact casts, CUDA-graph training = eager), if time is left.
-# FP8_STAGES picks stages (default gpt,cases,tests; the lean kernel run: profile,cases), FP8_CASES the cases, FP8_BENCH_SHAPES the
+# FP8_STAGES picks stages (gpt, sweep, castbw, gemm, interleaved, profile, cases, tests; default gpt,cases,tests; the lean kernel run: profile,cases), FP8_CASES the cases, FP8_BENCH_SHAPES the
 # layer shapes (MxKxN,...), FP8_GPT_SECONDS the cap of the GPT stage, FP8_THREADS the CPU threads,
 # FP8_ROUNDS how often the case list is repeated (spread per case in fp8_spread.json),
 # FP8_REPEATS the timed steps per side and case (default 20).
@@ -126,6 +131,17 @@ if [[ $STAGES == *castbw* ]]; then
   fi
   [[ -s $OUT/fp8_tuned.json ]] && export FP8_SCALING_TUNED="$OUT/fp8_tuned.json" \
     && echo "tuned table: $FP8_SCALING_TUNED"
+fi
+
+if [[ $STAGES == *gemm* ]]; then
+  GB=${FP8_GEMM_SECONDS:-50}; (( GB > $(left) - 10 )) && GB=$(( $(left) - 10 ))
+  echo "== gemm ($GB s)"
+  if (( GB > 10 )); then
+    GS=${FP8_GEMM_SHAPES:-8192x8192x8192}; [[ $DEV == cpu ]] && GS=64x32x48
+    timeout $((GB + 30)) python3 packages/fp8-scaling/benchmarks/gemm_settings.py "$OUT" \
+      --device $DEV --budget "$GB" --shapes "$GS" --carveouts "${FP8_GEMM_CARVEOUTS:-0,4,8,16}" \
+      2>&1 | grep -v "^\s*$" | tail -80
+  fi
 fi
 
 if [[ $STAGES == *interleaved* ]]; then

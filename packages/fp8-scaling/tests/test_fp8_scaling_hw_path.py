@@ -40,7 +40,7 @@ def strict_scaled_mm(a, b, scale_a, scale_b, bias=None, scale_result=None, out_d
     out_dtype = out_dtype or a.dtype
     assert out_dtype in (torch.bfloat16, torch.float16, torch.float32), out_dtype
     assert bias is None or out_dtype != torch.float32
-    CALLS.append((a.dtype, b.dtype, out_dtype))
+    CALLS.append((a.dtype, b.dtype, out_dtype, use_fast_accum))
     acc = a.double() @ b.double() * (scale_a.double() * scale_b.double())
     return acc.to(out_dtype)
 
@@ -84,6 +84,27 @@ def test_hw_path_linear_matches_emulation_fp32_master_bf16_autocast(gpu_path, na
         # same FP8 operands and scales; only float64 vs float32 accumulation and one final
         # rounding differ (bf16 outputs: 2**-9 relative, i.e. >= 50 dB)
         assert sqnr(got.float(), want.float()) > 45
+
+
+@pytest.mark.parametrize(
+    ("spec", "want"),
+    [("none", (False, False, False)), ("forward", (True, False, False)),
+     ("all", (True, True, True)), ("grad_input+grad_weight", (False, True, True)),
+     ("output+grad_weight", (True, False, True))],
+)  # fmt: skip
+def test_fast_accum_reaches_each_gemm(gpu_path, spec, want):
+    # the three _scaled_mm calls run in the order output, grad-input, grad-weight
+    x = torch.randn(32, 64, dtype=torch.bfloat16, requires_grad=True)
+    w = (torch.randn(48, 64) / 8).bfloat16().requires_grad_(True)
+    y = fs.float8_linear(x, w, recipe=fs.JustInTimeScaling(fast_accum=spec), fast=True)
+    y.backward(torch.randn_like(y))
+    assert tuple(c[3] for c in gpu_path) == want
+
+
+@pytest.mark.parametrize("bad", ["sometimes", "output+", "grads", "", 1])
+def test_fast_accum_rejects_unknown(bad):
+    with pytest.raises(ValueError, match="fast_accum must be"):
+        fs.JustInTimeScaling(fast_accum=bad)
 
 
 # JIT in the default suite; the other recipes (same code path, ~3 s each) in the slow one

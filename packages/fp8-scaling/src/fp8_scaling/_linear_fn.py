@@ -30,7 +30,7 @@ from ._cast_ops import (
 )
 from ._formats import FP8Format
 from ._kernels import launch_delayed_scale, launch_push
-from ._recipes import ConstantScaling, DelayedScaling, JustInTimeScaling
+from ._recipes import ConstantScaling, DelayedScaling, JustInTimeScaling, fast_accum_for
 from ._scaling import amax as amax_ref
 from ._scaling import compute_bias, compute_scale, quantize
 from ._speccast import HAS_TRITON_OP as _SPEC_TK
@@ -383,7 +383,7 @@ class _Float8LinearFn(torch.autograd.Function):
             wq.inv,
             x.dtype,
             hw,
-            recipe.fast_accum in ("forward", "all"),
+            fast_accum_for(recipe, "output"),
         )
         ctx.recipe, ctx.hw, ctx.fast, ctx.pair = recipe, hw, qf, pair
         ctx.shapes = (m, k, n)
@@ -407,7 +407,6 @@ class _Float8LinearFn(torch.autograd.Function):
         fp8_dw = recipe.grad_weight == "fp8"
         need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         g = g.contiguous()
-        fa = recipe.fast_accum == "all"
         if ctx.pair and g.dtype == ctx.x_dtype:  # the gradient alone: two launches as well
             tg = need_dw and fp8_dw
             fmt = recipe.formats.backward.name
@@ -433,10 +432,12 @@ class _Float8LinearFn(torch.autograd.Function):
         if need_dx:
             # B = W (N, K) column-major: the saved transposed copy W8^T (K, N) viewed as .t()
             wb = w8.t() if hw else w8
+            fa = fast_accum_for(recipe, "grad_input")
             dx = _mm(gq.data, wb, gq.inv, winv, ctx.x_dtype, hw, fa)
         if need_dw:
             if fp8_dw:
                 xb = x8.t() if hw else x8  # X (M, K) column-major = X8^T (K, M) viewed as .t()
+                fa = fast_accum_for(recipe, "grad_weight")
                 dw = _mm(
                     gq.t_contig() if hw else gq.data.t(), xb, gq.inv, xinv, ctx.w_dtype, hw, fa
                 )

@@ -31,6 +31,26 @@ class Formats:
         object.__setattr__(self, "backward", get_format(self.backward))
 
 
+_GEMMS = ("output", "grad_input", "grad_weight")
+_FAST_ACCUM_ALIASES = {"none": (), "forward": ("output",), "all": _GEMMS}
+
+
+def _fast_accum_set(spec: str) -> frozenset | None:
+    """GEMM names that use fast accumulation for a ``fast_accum`` value (None: invalid)."""
+    if spec in _FAST_ACCUM_ALIASES:
+        return frozenset(_FAST_ACCUM_ALIASES[spec])
+    parts = spec.split("+")
+    if not all(p in _GEMMS for p in parts):
+        return None
+    return frozenset(parts)
+
+
+def fast_accum_for(recipe, gemm: str) -> bool:
+    """Whether ``recipe``'s ``gemm`` ("output", "grad_input", "grad_weight") uses fast
+    accumulation in ``torch._scaled_mm``."""
+    return gemm in (_fast_accum_set(recipe.fast_accum) or ())
+
+
 @dataclass(frozen=True)
 class _RecipeBase:
     formats: Formats = field(default_factory=Formats)
@@ -51,9 +71,10 @@ class _RecipeBase:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool):
                 raise TypeError(f"{name} must be an int, got {v!r}")
-        if self.fast_accum not in ("none", "forward", "all"):
+        if not isinstance(self.fast_accum, str) or _fast_accum_set(self.fast_accum) is None:
             raise ValueError(
-                f"fast_accum must be 'none', 'forward' or 'all', got {self.fast_accum!r}"
+                "fast_accum must be 'none', 'forward', 'all' or a '+'-joined subset of "
+                f"{_GEMMS} (e.g. 'output+grad_input'), got {self.fast_accum!r}"
             )
         if not isinstance(self.formats, Formats):
             raise TypeError(f"formats must be a Formats(...), got {type(self.formats).__name__}")
@@ -73,7 +94,8 @@ class JustInTimeScaling(_RecipeBase):
         margin / grad_margin: headroom (powers of two) for weights+activations / gradients.
         pow2: power-of-two scales ``2**bias`` (the paper); False uses fp32 scales ``max/amax``.
         fast_accum: which ``torch._scaled_mm`` calls use Hopper's fast accumulation
-            (``"none"``, ``"forward"`` (default, output GEMM only), ``"all"``).
+            (``"none"``, ``"forward"`` (default, output GEMM only), ``"all"``, or a
+            ``"+"``-joined subset of ``"output"``, ``"grad_input"``, ``"grad_weight"``).
         amax_group: optional ``torch.distributed`` process group; when set, every amax is
             all-reduced with MAX over it before the bias is computed, so all ranks (data or
             tensor parallel) use the same scales. Not part of the hash.
