@@ -3,6 +3,8 @@
 #   gpt:   12-layer d=768 GPT, 2,000 steps, bf16 vs FP8 JIT / delayed / constant, one process
 #          per recipe side by side, forward+backward replayed from CUDA graphs; quantize-once
 #          inference check on the bf16 model. Writes gpt_losses.json and two PNGs.
+#          FP8_GPT_RECIPES picks the recipes (default "bf16 jit delayed constant"),
+#          FP8_FAST_ACCUM sets the FP8 recipes' fast_accum (train_demo --fast-accum).
 #   sweep: correctness, then CUDA-graph timing of every cast-kernel configuration (tile, warps,
 #          transposition mode, persistent grid, pipelining) for the 8192^2 cast and the tensor
 #          shapes of the layer shapes; writes fp8_tuned.json (fastest per shape, keyed by GPU
@@ -89,16 +91,18 @@ if [[ $STAGES == *gpt* ]]; then
   echo "== gpt: 4 recipes side by side, $STEPS steps, cap ${GPT_CAP} s"
   W=/tmp/fp8_gpt_$$; rm -rf "$W"; mkdir -p "$W"
   pids=()
-  for r in bf16 jit delayed constant; do
+  GPT_RECIPES=${FP8_GPT_RECIPES:-bf16 jit delayed constant}
+  for r in $GPT_RECIPES; do
     extra=""; [[ $r == bf16 ]] && extra="--inference"
+    [[ -n ${FP8_FAST_ACCUM:-} && $r != bf16 ]] && extra="--fast-accum $FP8_FAST_ACCUM"
     OMP_NUM_THREADS=1 timeout $((GPT_CAP + 5)) python3 -m fp8_scaling.train_demo --device $DEV $GPT_ARGS \
       --steps "$STEPS" --val-every 50 --record-every 100 --recipes $r $extra \
       --max-seconds $((GPT_CAP - 25)) --out "$W/$r" > "$W/$r.log" 2>&1 &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || echo "a recipe process exited with status $?"; done
-  for r in bf16 jit delayed constant; do echo "-- $r"; grep -v "^\s*$" "$W/$r.log" | tail -4; done
-  python3 -m fp8_scaling.train_demo --merge "$W/bf16,$W/jit,$W/delayed,$W/constant" \
+  for r in $GPT_RECIPES; do echo "-- $r"; grep -v "^\s*$" "$W/$r.log" | tail -4; done
+  python3 -m fp8_scaling.train_demo --merge "$(for r in $GPT_RECIPES; do printf '%s,' "$W/$r"; done)" \
     --out "$W/all" --steps "$STEPS" && {
     cp "$W/all/losses.json" "$OUT/gpt_losses.json"
     cp "$W/all/loss_curves.png" "$OUT/gpt_loss_curves.png"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -86,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
         help="comma list of output folders of earlier runs (e.g. one recipe per process) to "
         "merge into --out (gaps, loss curves); no training",
     )
+    p.add_argument(
+        "--fast-accum",
+        default="",
+        help="fast_accum of the FP8 recipes (e.g. 'all', 'grad_input+grad_weight'); default: "
+        "the recipes' own ('forward')",
+    )
     p.add_argument("--out", default="fp8_train_demo")
     return p
 
@@ -117,7 +124,10 @@ def run(args: argparse.Namespace) -> dict:
     for name in names:
         model = copy.deepcopy(base)
         if name in RECIPES:
-            convert_to_float8(model, RECIPES[name], auto_filter=False)
+            recipe = RECIPES[name]
+            if args.fast_accum:
+                recipe = dataclasses.replace(recipe, fast_accum=args.fast_accum)
+            convert_to_float8(model, recipe, auto_filter=False)
             rec = ScaleRecorder(model, every=args.record_every)
         else:
             rec = None
@@ -146,6 +156,8 @@ def run(args: argparse.Namespace) -> dict:
             "seconds": dt,
             **res,
         }
+        if name in RECIPES:
+            entry["fast_accum"] = recipe.fast_accum
         if name == "jit":
             recorder = rec
         if args.inference and name in ("hp", "bf16"):
