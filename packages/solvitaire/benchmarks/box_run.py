@@ -146,23 +146,41 @@ def _job(args: tuple) -> dict:
     }
 
 
-def _run_phase(pool, tasks, out_file, deadline, log) -> list[dict]:
-    """Run ``tasks`` on ``pool``; stop collecting at ``deadline`` (unfinished ones are lost)."""
+def _out_name(task: tuple) -> str:
+    """The JSON-lines file a task's row goes to."""
+    game, kind = task[0], task[1]
+    if game == "spiderette" and kind in ("effective", "true"):
+        return "spiderette.jsonl"
+    if game == "klondike" and not kind.startswith("ref:"):
+        return "klondike.jsonl"
+    return "extra.jsonl"
+
+
+def _job_tagged(args: tuple) -> tuple[str, dict]:
+    return _out_name(args), _job(args)
+
+
+def _run_phase(pool, tasks, out, deadline, log) -> list[dict]:
+    """Run ``tasks`` on ``pool`` (rows to ``out`` / :func:`_out_name`); stop collecting at
+    ``deadline`` (unfinished ones are lost)."""
     rows: list[dict] = []
-    it = pool.imap_unordered(_job, tasks)
-    with open(out_file, "a") as f:
+    it = pool.imap_unordered(_job_tagged, tasks)
+    files: dict = {}
+    try:
         for _ in tasks:
             left = deadline - time.monotonic()
             if left <= 0:
                 log(f"  budget reached: {len(rows)}/{len(tasks)} finished in this phase")
                 return rows
             try:
-                row = it.next(timeout=left)
+                name, row = it.next(timeout=left)
             except mp.TimeoutError:
                 log(f"  budget reached: {len(rows)}/{len(tasks)} finished in this phase")
                 return rows
-            f.write(json.dumps(row) + "\n")
-            f.flush()
+            if name not in files:
+                files[name] = open(out / name, "a")  # noqa: SIM115 - closed below
+            files[name].write(json.dumps(row) + "\n")
+            files[name].flush()
             rows.append(row)
             if (
                 row.get("reference")
@@ -174,6 +192,9 @@ def _run_phase(pool, tasks, out_file, deadline, log) -> list[dict]:
             if row["status"] not in ("solved", "unsolvable") or row["seconds"] > 5:
                 log(f"  {row['game']}/{row['rules']} seed {row['seed']}: {row['status']} "
                     f"{row['seconds']:.2f} s, {row['states']:,} states")  # fmt: skip
+    finally:
+        for f in files.values():
+            f.close()
     return rows
 
 
@@ -205,67 +226,77 @@ def run(a: argparse.Namespace) -> int:
     log("phase 0: known Klondike answers reproduced (solutions replayed)")
     mem = int(a.memory_gib * 2**30)
     summary: dict = {"jobs": a.jobs, "budget_s": a.budget, "memory_limit_gib": a.memory_gib}
+    # the phases' tasks; with --mixed they all go to the pool at once (longest first), so a
+    # few long deals of one phase do not leave cores idle
+    phases: list[tuple[str, list]] = []
+    if not a.skip_spider:
+        sp = [("spiderette", k, s, SPIDER_LIMIT_S, mem)
+              for k in ("effective", "true") for s in SPIDER_SEEDS]  # fmt: skip
+        phases.append(("spider", sp))
+    retry = [int(x) for x in a.retry.split(",") if x.strip()]
+    skip = {int(x) for x in a.skip.split(",") if x.strip()}
+    seeds = [s for s in retry if s <= a.deals and s not in skip]
+    rest = [s for s in range(a.first, a.deals + 1) if s not in seeds and s not in skip]
+    if a.slowest_first:
+        # longest first (by the times in the local store) keeps every core busy to the end
+        known = _stored("seconds")
+        rest.sort(key=lambda s: -known.get(s, float("inf")))
+    seeds += rest
+    if a.ref_games:  # phase 5 first when asked (REF_GAMES): the reference's decided deals
+        refs = sorted(_ref_rows(a.ref_games), key=lambda r: -r[3])
+        phases.append(("ref", [(g, f"ref:{want}", s, a.ref_timeout, mem)
+                               for g, s, want, _ in refs]))  # fmt: skip
+    phases.append(("klondike", [("klondike", "preset", s, a.timeout, mem) for s in seeds]))
+    extra = [g for g in a.extra_games.split(",") if g.strip()]
+    if extra:
+        phases.append(("extra", [(g, "preset", s, a.extra_timeout, mem)
+                                 for g in extra for s in range(1, 41)]))  # fmt: skip
+    got: dict[str, list[dict]] = {name: [] for name, _ in phases}
     ctx = mp.get_context("fork")
     with ctx.Pool(a.jobs, maxtasksperchild=50) as pool:
-        if not a.skip_spider:
-            tasks = [("spiderette", k, s, SPIDER_LIMIT_S, mem)
-                     for k in ("effective", "true") for s in SPIDER_SEEDS]  # fmt: skip
-            log(f"phase 1: spiderette, {len(tasks)} solves at {SPIDER_LIMIT_S:g} s")
-            rows = _run_phase(pool, tasks, out / "spiderette.jsonl", deadline, log)
-            for k in ("effective", "true"):
-                rk = [r for r in rows if r["rules"] == k]
-                dec = sum(r["status"] in ("solved", "unsolvable") for r in rk)
-                summary[f"spiderette_{k}"] = {"done": len(rk), "decided": dec}
-                log(f"  spiderette ({k} rules): {dec}/{len(rk)} decided within 3 s")
-        retry = [int(x) for x in a.retry.split(",") if x.strip()]
-        skip = {int(x) for x in a.skip.split(",") if x.strip()}
-        seeds = [s for s in retry if s <= a.deals and s not in skip]
-        rest = [s for s in range(a.first, a.deals + 1) if s not in seeds and s not in skip]
-        if a.slowest_first:
-            # longest first (by the times in the local store) keeps every core busy to the end
-            known = _stored("seconds")
-            rest.sort(key=lambda s: -known.get(s, float("inf")))
-        seeds += rest
-        # phase 5 first when asked (REF_GAMES): the reference's decided deals, longest first
-        if a.ref_games:
-            refs = sorted(_ref_rows(a.ref_games), key=lambda r: -r[3])
-            tasks = [(g, f"ref:{want}", s, a.ref_timeout, mem) for g, s, want, _ in refs]
-            log(f"phase 5: reference outcomes, {len(tasks)} deals at {a.ref_timeout:g} s")
-            rrows = _run_phase(pool, tasks, out / "extra.jsonl", deadline, log)
-            dec = {"solved", "unsolvable"}
-            summary["reference_outcomes"] = {
-                "done": len(rrows),
-                "of": len(tasks),
-                "reproduced": sum(r["status"] == r["reference"] for r in rrows),
-                "disagree": [(r["game"], r["seed"]) for r in rrows
-                             if r["status"] in dec and r["status"] != r["reference"]],
-                "undecided": [(r["game"], r["seed"]) for r in rrows if r["status"] not in dec],
-            }  # fmt: skip
-            log("  reference outcomes: " + json.dumps(summary["reference_outcomes"]))
-        tasks = [("klondike", "preset", s, a.timeout, mem) for s in seeds]
-        rows = []
-        if tasks:
-            log(f"phase 2+3: klondike, {len(tasks)} deals at {a.timeout:g} s "
-                f"({len(retry)} previously undecided first)")  # fmt: skip
-            rows = _run_phase(pool, tasks, out / "klondike.jsonl", deadline, log)
-        # phase 4 (optional): other games' reference seeds 1-40 at EXTRA_TIMEOUT seconds
-        extra = [g for g in a.extra_games.split(",") if g.strip()]
-        if extra:
-            tasks = [(g, "preset", s, a.extra_timeout, mem) for g in extra for s in range(1, 41)]
-            log(f"phase 4: {', '.join(extra)}, {len(tasks)} deals at {a.extra_timeout:g} s")
-            xrows = _run_phase(pool, tasks, out / "extra.jsonl", deadline, log)
-            for g in extra:
-                rg = [r for r in xrows if r["game"] == g]
-                dec = sum(r["status"] in ("solved", "unsolvable") for r in rg)
-                summary[g] = {"done": len(rg), "decided": dec, "timeout_s": a.extra_timeout}
-                log(f"  {g}: {dec}/{len(rg)} decided within {a.extra_timeout:g} s")
+        if a.mixed:
+            tasks = sorted((t for _, ts in phases for t in ts), key=lambda t: -t[3])
+            log(f"all phases at once: {len(tasks)} solves, "
+                + ", ".join(f"{n} {len(ts)}" for n, ts in phases))  # fmt: skip
+            for row in _run_phase(pool, tasks, out, deadline, log):
+                name = ("spider" if _out_name((row["game"], row["rules"])) == "spiderette.jsonl"
+                        else "ref" if "reference" in row
+                        else "klondike" if row["game"] == "klondike" else "extra")  # fmt: skip
+                got[name].append(row)
+        else:
+            for name, tasks in phases:
+                if tasks:
+                    log(f"phase {name}: {len(tasks)} solves")
+                    got[name] = _run_phase(pool, tasks, out, deadline, log)
         pool.terminate()
-    und = [r for r in rows if r["status"] not in ("solved", "unsolvable")]
+    dec = {"solved", "unsolvable"}
+    for k in ("effective", "true") if "spider" in got else ():
+        rk = [r for r in got["spider"] if r["rules"] == k]
+        n = sum(r["status"] in dec for r in rk)
+        summary[f"spiderette_{k}"] = {"done": len(rk), "decided": n}
+        log(f"  spiderette ({k} rules): {n}/{len(rk)} decided within 3 s")
+    if "ref" in got:
+        rrows = got["ref"]
+        summary["reference_outcomes"] = {
+            "done": len(rrows),
+            "of": len(dict(phases)["ref"]),
+            "reproduced": sum(r["status"] == r["reference"] for r in rrows),
+            "disagree": [(r["game"], r["seed"]) for r in rrows
+                         if r["status"] in dec and r["status"] != r["reference"]],
+            "undecided": [(r["game"], r["seed"]) for r in rrows if r["status"] not in dec],
+        }  # fmt: skip
+        log("  reference outcomes: " + json.dumps(summary["reference_outcomes"]))
+    for g in extra:
+        rg = [r for r in got["extra"] if r["game"] == g]
+        n = sum(r["status"] in dec for r in rg)
+        summary[g] = {"done": len(rg), "decided": n, "timeout_s": a.extra_timeout}
+        log(f"  {g}: {n}/{len(rg)} decided within {a.extra_timeout:g} s")
+    rows = got["klondike"]
+    und = [r for r in rows if r["status"] not in dec]
     # a decided deal whose answer differs from the local store's decided answer: a regression
     before = _stored("status")
-    changed = [r["seed"] for r in rows if r["status"] in ("solved", "unsolvable")
-               and before.get(r["seed"]) in ("solved", "unsolvable")
-               and before[r["seed"]] != r["status"]]  # fmt: skip
+    changed = [r["seed"] for r in rows if r["status"] in dec
+               and before.get(r["seed"]) in dec and before[r["seed"]] != r["status"]]  # fmt: skip
     if changed:
         log(f"ANSWER CHANGED against the local store: seeds {changed}")
     redo = [r for r in rows if r["seed"] in retry]
@@ -273,10 +304,11 @@ def run(a: argparse.Namespace) -> int:
         "done": len(rows),
         "undecided": len(und),
         "previously_undecided_done": len(redo),
-        "previously_undecided_decided": sum(r["status"] in ("solved", "unsolvable") for r in redo),
+        "previously_undecided_decided": sum(r["status"] in dec for r in redo),
         "mean_s": round(sum(r["seconds"] for r in rows) / max(len(rows), 1), 3),
         "decided": len(rows) - len(und),
         "answers_changed": changed,
+        "states": sum(r["states"] for r in rows),
     }
     summary["wall_s"] = round(time.monotonic() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -351,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--ref-games", default=os.environ.get("REF_GAMES", ""))
     ap.add_argument("--ref-timeout", type=float, default=float(os.environ.get("REF_TIMEOUT", 60)))
+    ap.add_argument("--mixed", action="store_true", default=os.environ.get("MIXED") == "1",
+                    help="every phase's solves at once, longest limit first")  # fmt: skip
     ap.add_argument("--out", default=None)
     ap.add_argument("--ingest", type=Path, default=None, help="merge a finished run (here)")
     a = ap.parse_args(argv)

@@ -23,6 +23,21 @@ SMALL_VARIANTS = {
         "stock": {"size": 6, "deal count": 2, "redeal": True},
         "max rank": 3,
     },
+    # draw 3 with unlimited redeals: the stock dominance (a smaller waste of the same
+    # residue, or any waste against a fresh pass) prunes states here
+    "klondike-small-draw3": {
+        "tableau piles": {
+            "count": 2,
+            "build policy": "red-black",
+            "spaces policy": "kings",
+            "move built group": "partial-if-card-above-buildable",
+            "diagonal deal": True,
+            "face up cards": "top",
+        },
+        "foundations": {"removable": True},
+        "stock": {"size": 8, "deal count": 3, "redeal": True},
+        "max rank": 4,
+    },
     "klondike-small-draw1-vegas": {
         "tableau piles": {
             "count": 3,

@@ -82,9 +82,22 @@ ALL_GAMES = sorted(
 )
 
 
+#: Deals whose search needs more than the 60 s limit on a slow core (the specification lets our
+#: limit be larger than the reference's): Spiderette seed 7 is solved in 32.9 M states (42 s of
+#: CPU on a 2-core AMD EPYC box), which an H200 host core (0.4 M states/s) does not reach in
+#: 60 s; Flower Garden seed 34 takes 16.9 M states (37 s here, 14.5 M in 60 s on that host).
+LONGER_TIMEOUT_S = {("spiderette", 7): 240.0, ("flower-garden", 34): 240.0}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("game", ALL_GAMES or ["klondike"])
 def test_reference_outcomes_all(shared_dir, game):
     rows = _rows(shared_dir, game)
     for row in rows:
-        _check(game, row, timeout=60)
+        _check(game, row, timeout=LONGER_TIMEOUT_S.get((game, int(row["seed"])), 60.0))
+
+
+def test_longer_timeouts_name_decided_reference_deals(shared_dir):
+    # a deal listed for a longer limit must be one the reference decided (else it is never run)
+    for game, seed in LONGER_TIMEOUT_S:
+        assert seed in {int(r["seed"]) for r in _rows(shared_dir, game)}, (game, seed)

@@ -96,7 +96,7 @@ class Search:
         cfg[cs.DCAP] *= 4
         s = Search(cfg, self.S0, self.Z, self.memory_limit, self.max_depth,
                    self.budget, self.decisive)  # fmt: skip
-        for i in (cs.D_NODES, cs.D_UNIQUE, cs.D_DOM, cs.D_BACK, cs.D_DEAD):
+        for i in (cs.D_NODES, cs.D_UNIQUE, cs.D_DOM, cs.D_BACK, cs.D_DEAD, cs.D_SDOM):
             s.ctl[i] += self.ctl[i]
         return s
 
@@ -255,6 +255,7 @@ def run(
         "unique_states": int(ctl[cs.D_UNIQUE]),
         "dominance_moves": int(ctl[cs.D_DOM]),
         "deadlocks": int(ctl[cs.D_DEAD]),
+        "stock_dominated": int(ctl[cs.D_SDOM]),
         "backtracks": int(ctl[cs.D_BACK]),
         "max_depth": int(max(s.ctl[cs.D_MAXD] for s in searches)),
         "seconds": secs,

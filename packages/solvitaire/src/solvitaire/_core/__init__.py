@@ -17,7 +17,7 @@ from .building import can_place, found_next, found_target, found_top, hole_ok, r
 from .deadlock import deadlocked
 from .dfs import expand, search_chunk
 from .dominance import dominance
-from .keys import ZCARD, ZPOS, state_hash2, zobrist_table
+from .keys import ZCARD, ZPOS, state_hash2, stock_dominated, zobrist_table
 from .layout import (
     BASE,
     BUFFER,
@@ -32,6 +32,7 @@ from .layout import (
     D_FILL,
     D_MAXD,
     D_NODES,
+    D_SDOM,
     D_STATUS,
     D_UNIQUE,
     DCAP,
@@ -82,6 +83,7 @@ from .layout import (
     RPRUNE,
     RSTACK,
     RUNNING,
+    SDOM,
     SOLVED,
     SPACES,
     SSIZE,
@@ -97,7 +99,7 @@ from .layout import (
 )
 from .movegen import dst_code, gen_moves, pile_order
 from .shortcut import shortcut_path
-from .table import tt_insert, tt_rehash
+from .table import tt_contains, tt_insert, tt_rehash
 
 __all__ = [
     "BASE",
@@ -118,6 +120,7 @@ __all__ = [
     "D_FILL",
     "D_MAXD",
     "D_NODES",
+    "D_SDOM",
     "D_STATUS",
     "D_UNIQUE",
     "FCOMP",
@@ -163,6 +166,7 @@ __all__ = [
     "RPRUNE",
     "RSTACK",
     "RUNNING",
+    "SDOM",
     "SOLVED",
     "SPACES",
     "SSIZE",
@@ -193,7 +197,9 @@ __all__ = [
     "shortcut_path",
     "space_ok",
     "state_hash2",
+    "stock_dominated",
     "sym_now",
+    "tt_contains",
     "tt_insert",
     "tt_rehash",
     "won",

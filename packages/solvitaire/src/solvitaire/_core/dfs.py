@@ -11,7 +11,7 @@ from numba import njit
 from .apply import apply_move
 from .deadlock import _moved_cards_free, _onto_tableau, deadlocked
 from .dominance import dominance
-from .keys import state_hash2
+from .keys import state_hash2, stock_dominated
 from .layout import (
     BUFFER,
     D_BACK,
@@ -23,6 +23,7 @@ from .layout import (
     D_FILL,
     D_MAXD,
     D_NODES,
+    D_SDOM,
     D_STATUS,
     D_UNIQUE,
     DCAP,
@@ -63,6 +64,9 @@ def expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
     if k == start:
         h1, h2 = state_hash2(S, cfg, Z)
         if not tt_insert(tab, h1, h2, ctl):
+            return False
+        if stock_dominated(S, cfg, Z, tab):
+            ctl[D_SDOM] += 1  # a state at least as good was searched: like a transposition
             return False
         ctl[D_UNIQUE] += 1
         if _needs_test(S, cfg, mv, path, d) and deadlocked(S, cfg, d == 0):

@@ -23,12 +23,14 @@ from .layout import (
     OFF_L,
     REDEALS,
     RSTACK,
+    SDOM,
     SUITSYM,
     C,
     R,
     T,
     sym_now,
 )
+from .table import tt_contains
 
 ZPOS, ZCARD = 128, 64  # Zobrist table: positions within a pile x card codes
 
@@ -84,9 +86,38 @@ def _cycle_hash(S, cfg, Z):
     return _mix(a + np.uint64(nw + ns)), _mix(b ^ np.uint64(nw + ns))
 
 
+@njit(cache=True, inline="always")
+def _cycle_keyed(S, cfg):
+    """Whether the stock and waste are keyed as one cycle (unlimited redeals, cards dealt
+    ``deal count`` at a time to a waste)."""
+    return cfg[REDEALS] < 0 and cfg[DTYPE] == 0
+
+
+@njit(cache=True, inline="always")
+def _cycle_pos(S, cfg):
+    """Where the waste ends in the stock cycle, as far as it matters: -1 when the cards
+    reachable are those of a fresh pass (the waste holds a multiple of the draw count, or the
+    stock is empty: then the next deal is a redeal), else the waste size."""
+    st = cfg[T] + cfg[R]
+    nw = S[cfg[OFF_L] + st + 1]
+    if nw % cfg[DCOUNT] == 0 or S[cfg[OFF_L] + st] == 0:
+        return -1
+    return nw
+
+
+@njit(cache=True, inline="always")
+def _join(h1, h2, a, b, m):
+    """The key of a state from the hashes of its other parts (h1, h2), of its stock cycle
+    (a, b) and its waste position ``m`` (see :func:`_cycle_pos`)."""
+    if m >= 0:
+        a = _mix(a ^ (np.uint64(m + 1) * np.uint64(0x9E3779B97F4A7C15)))
+        b = _mix(b + np.uint64(m + 1) * np.uint64(0xD6E8FEB86659FD93))
+    return _mix(h1 ^ a), _mix(h2 ^ b)
+
+
 @njit(cache=True)
-def state_hash2(S, cfg, Z):
-    """Two independent 64-bit keys of state S (pile-permutation invariant where allowed)."""
+def _hash_rest(S, cfg, Z):
+    """Two 64-bit hashes of everything but the stock and the waste."""
     nt = cfg[T]
     hole = S[1] & (-4 if cfg[SUITSYM] else -1)
     h1 = _mix(np.uint64(S[0]) * np.uint64(131) + np.uint64(hole) + np.uint64(1))
@@ -129,18 +160,61 @@ def state_hash2(S, cfg, Z):
         else:
             s1 += a
             s2 += b
-    h1 = _mix(h1 ^ s1)
-    h2 = _mix(h2 ^ s2)
-    st = nt + cfg[R]
-    if cfg[REDEALS] < 0 and cfg[DTYPE] == 0 and S[cfg[OFF_L] + st + 1] % cfg[DCOUNT] == 0:
+    return _mix(h1 ^ s1), _mix(h2 ^ s2)
+
+
+@njit(cache=True)
+def state_hash2(S, cfg, Z):
+    """Two independent 64-bit keys of state S (pile-permutation invariant where allowed).
+
+    With unlimited redeals the pass count is not keyed and the stock and waste are keyed as
+    one cycle plus where the waste ends, only where that matters (:func:`_cycle_pos`): with
+    a waste of a multiple of the draw count, or an empty stock, the same cards are reachable
+    as after a redeal."""
+    h1, h2 = _hash_rest(S, cfg, Z)
+    if _cycle_keyed(S, cfg):
         a, b = _cycle_hash(S, cfg, Z)
-        h1 = _mix(h1 ^ a)
-        h2 = _mix(h2 ^ b)
-        return h1, h2
+        return _join(h1, h2, a, b, _cycle_pos(S, cfg))
+    st = cfg[T] + cfg[R]
     a, b = _pile_hash(S, cfg, Z, st, 37)
     h1 = _mix(h1 ^ a)
     h2 = _mix(h2 ^ b)
     a, b = _pile_hash(S, cfg, Z, st + 1, 41)
-    h1 = _mix(h1 ^ a)
-    h2 = _mix(h2 ^ b)
-    return h1, h2
+    return _mix(h1 ^ a), _mix(h2 ^ b)
+
+
+@njit(cache=True)
+def stock_dominated(S, cfg, Z, tab):
+    """Whether a state that S never does better than is in the table ``tab`` (stock dominance
+    of a draw-k stock with unlimited redeals, ``cfg[SDOM]``).
+
+    Write X for the stock cycle (waste bottom first, then stock top first) and w for the
+    waste size. The cards playable from the stock are those at the positions reachable by
+    dealing k at a time and redealing: P(w) = {w, w+k, ...} with the end of X and the
+    multiples of k. A played card leaves X and the waste its predecessors, whatever w was,
+    and no other move reads w. So a state with waste w' = w - k, w - 2k, ... (P(w') contains
+    P(w)) or with w not a multiple of k against a fresh pass (P contains the multiples of k)
+    is at least as good as S with everything else equal: whatever wins from S wins from it
+    by the same moves. If it was searched already (or is being searched), S need not be."""
+    if cfg[SDOM] == 0 or not _cycle_keyed(S, cfg):
+        return False
+    m = _cycle_pos(S, cfg)
+    st = cfg[T] + cfg[R]
+    k = cfg[DCOUNT]
+    tot = S[cfg[OFF_L] + st + 1] + S[cfg[OFF_L] + st]
+    h1, h2 = _hash_rest(S, cfg, Z)
+    a, b = _cycle_hash(S, cfg, Z)
+    if m >= 0:
+        w = m - k
+        while w > 0:
+            g1, g2 = _join(h1, h2, a, b, w)
+            if tt_contains(tab, g1, g2):
+                return True
+            w -= k
+        return False
+    for w in range(1, tot):
+        if w % k != 0:
+            g1, g2 = _join(h1, h2, a, b, w)
+            if tt_contains(tab, g1, g2):
+                return True
+    return False

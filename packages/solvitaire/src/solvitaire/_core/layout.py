@@ -16,7 +16,8 @@ T, R, C, NF, MR, BUILD, GPOL, GMODE, SPACES, FPRES, FREM, FCOMP, HPRES, HLOOP = 
 DTYPE, DCOUNT, REDEALS, RSTACK, BASE, DOM, CAP, NCARDS, OFF_F, OFF_C, OFF_L, OFF_D = range(14, 26)
 OFF_DATA, SSIZE, NP, SYM, FDOWN, SUITSYM, GPLACE, RPRUNE, ORDER, DEADLOCK = range(26, 36)
 DCAP = 36  # > 0: a depth-limited search (no move below this depth; see dfs.search_chunk)
-NCFG = 37
+SDOM = 37  # 1: stock dominance of draw-k, unlimited-redeal stocks (see keys.stock_dominated)
+NCFG = 38
 
 # move kinds
 K_T2F, K_T2T, K_T2C, K_C2T, K_C2F, K_R2T, K_R2F, K_F2T, K_W, K_DEAL = range(10)
@@ -28,7 +29,8 @@ MAX_MOVES_NODE = 4096
 RUNNING, SOLVED, UNSOLVABLE, MEMORY, BUFFER, GROW = 0, 1, 2, 3, 4, 5
 D_DEPTH, D_STATUS, D_NODES, D_UNIQUE, D_DOM, D_MAXD, D_BACK, D_FILL, D_CANGROW, D_DEAD = range(10)
 D_CUT = 10  # nodes a depth-limited search did not expand for its depth limit
-NCTL = 11
+D_SDOM = 11  # new states dropped because a state with the same cards and a smaller waste was seen
+NCTL = 12
 
 
 @njit(cache=True, inline="always")

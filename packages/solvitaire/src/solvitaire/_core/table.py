@@ -46,3 +46,19 @@ def tt_rehash(old, new):
             i = (i + np.uint64(1)) & mask
         new[i, 0] = h1
         new[i, 1] = old[x, 1]
+
+
+@njit(cache=True)
+def tt_contains(tab, h1, h2):
+    """Whether (h1, h2) is in the table (a lookup that inserts nothing)."""
+    mask = np.uint64(tab.shape[0] - 1)
+    if h1 == 0:
+        h1 = np.uint64(1)
+    i = h1 & mask
+    while True:
+        v = tab[i, 0]
+        if v == 0:
+            return False
+        if v == h1 and tab[i, 1] == h2:
+            return True
+        i = (i + np.uint64(1)) & mask
