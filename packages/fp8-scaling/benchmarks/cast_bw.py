@@ -57,6 +57,13 @@ VARIANTS: list[CastConfig | SpecConfig] = [
     SpecConfig(64, 128, 8, 16, 1, 0, 0, 8, 3),
     SpecConfig(32, 128, 4, 16, 1, 0, 0, 8, 3),
     SpecConfig(64, 128, 8, 8, 1, 0, 0, 8, 3, 1),  # float32 bits
+    # around run 21's fastest at 8192^2 (32x128, 4 warps, 16 per SM): smaller programs, more
+    # of them, deeper pipelines
+    SpecConfig(32, 128, 4, 16, 1, 0, 0, 8, 4),
+    SpecConfig(32, 128, 2, 32, 1, 0, 0, 8, 3),
+    SpecConfig(16, 128, 2, 32, 1, 0, 0, 8, 3),
+    SpecConfig(32, 64, 2, 32, 1, 0, 0, 8, 3),
+    SpecConfig(32, 256, 8, 8, 1, 0, 0, 8, 3),
     # The barrier ('sync') variants of the configurations that wrote wrong transposed bytes in
     # run 20 (one program per tile, packed 32-bit transposition, TMA) still wrote wrong bytes
     # in run 21 (all seven), so they are no longer measured.
