@@ -350,10 +350,10 @@ def main(argv=None) -> int:
                 if v is not None:
                     traced_entries[f"{m}x{n}"] = table_entry(v, tim[nm]["us"])
                     print(f"  -> cast_spec_traced {m}x{n}: {nm}")
-            json_text = json.dumps(res, indent=1)
-            out_json.write_text(json_text)
             table["source"] = f"benchmarks/cast_bw.py on one {gpu}, {res['date']} (cast_spec "
             table["source"] += "entries); " + source0
+            res["tuned_table"] = table  # also here, for runs that keep fewer files
+            out_json.write_text(json.dumps(res, indent=1))
             out_tab.write_text(json.dumps(table, indent=1))
     res["seconds"] = round(time.monotonic() - start, 1)
     out_json.write_text(json.dumps(res, indent=1))

@@ -30,8 +30,9 @@
 #   castbw: benchmarks/cast_bw.py -- the first-pass kernels of the one-pass JIT cast checked
 #          byte for byte, then timed (CUDA-graph replay, round-robin) at 8192^2 and 16384x28672,
 #          E4M3 and E5M2, next to a torch copy (roofline) and a plain torch cast + transpose;
-#          writes fp8_castbw.json and fp8_tuned.json (the fastest as "cast_spec"), which the
-#          later stages use (FP8_SCALING_TUNED); FP8_CASTBW_SECONDS (default 80) caps it.
+#          writes fp8_castbw.json with the tuned table (the fastest as "cast_spec") under
+#          "tuned_table"; the later stages use that table (FP8_SCALING_TUNED, a copy in /tmp);
+#          FP8_CASTBW_SECONDS (default 80) caps it.
 #   gemm:  benchmarks/gemm_settings.py -- the layer's three FP8 GEMMs (operands as the layer
 #          passes them) at FP8_GEMM_SHAPES (default 8192^3): SQNR vs float64 with and without
 #          use_fast_accum, GPU time per use_fast_accum and SM carve-out (FP8_GEMM_CARVEOUTS,
@@ -133,8 +134,10 @@ if [[ $STAGES == *castbw* ]]; then
     timeout $((CB + 30)) env $SWEEP_ENV python3 packages/fp8-scaling/benchmarks/cast_bw.py "$OUT" \
       --budget "$CB" ${SWEEP_SMOKE:-} ${FP8_CASTBW_ARGS:-} 2>&1 | grep -v "^\s*$" | tail -120
   fi
-  [[ -s $OUT/fp8_tuned.json ]] && export FP8_SCALING_TUNED="$OUT/fp8_tuned.json" \
-    && echo "tuned table: $FP8_SCALING_TUNED"
+  if [[ -s $OUT/fp8_tuned.json ]]; then  # the table is also in fp8_castbw.json ("tuned_table")
+    export FP8_SCALING_TUNED=/tmp/fp8_tuned_$$.json
+    mv "$OUT/fp8_tuned.json" "$FP8_SCALING_TUNED" && echo "tuned table: $FP8_SCALING_TUNED"
+  fi
 fi
 
 if [[ $STAGES == *gemm* ]]; then
