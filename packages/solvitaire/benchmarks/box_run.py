@@ -255,7 +255,8 @@ def run(a: argparse.Namespace) -> int:
     ctx = mp.get_context("fork")
     with ctx.Pool(a.jobs, maxtasksperchild=50) as pool:
         if a.mixed:
-            tasks = sorted((t for _, ts in phases for t in ts), key=lambda t: -t[3])
+            sign = 1 if os.environ.get("MIXED_ORDER") == "short" else -1  # short limits first
+            tasks = sorted((t for _, ts in phases for t in ts), key=lambda t: sign * t[3])
             log(f"all phases at once: {len(tasks)} solves, "
                 + ", ".join(f"{n} {len(ts)}" for n, ts in phases))  # fmt: skip
             for row in _run_phase(pool, tasks, out, deadline, log):

@@ -12,6 +12,8 @@
 # SP_SEEDS (40 Spiderette seeds), EXTRA_GAMES and EXTRA_TIMEOUT (other games, seeds 1-40),
 # REF_GAMES (games or `all`: every deal the reference decided, first) and REF_TIMEOUT (60 s);
 # REF_ORDER (search order(s) for them), REF_ONLY (game:seed,...); KL_RETRY= KL_DEALS=0: no Klondike.
+# MIXED=1: every phase's solves go to the pool at once, longest limit first (MIXED_ORDER=short:
+# shortest first), so no core idles at a phase's end.
 # Writes to $OUT: box_run.log, spiderette.jsonl, klondike.jsonl, extra.jsonl, summary.json.
 set -euo pipefail
 : "${OUT:?set OUT to an empty directory}"

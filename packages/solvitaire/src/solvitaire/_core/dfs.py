@@ -11,7 +11,7 @@ from numba import njit
 from .apply import apply_move
 from .deadlock import _moved_cards_free, _onto_tableau, deadlocked
 from .dominance import dominance
-from .keys import state_hash2, stock_dominated
+from .keys import _join, key_parts, stock_dominated
 from .layout import (
     BUFFER,
     D_BACK,
@@ -62,10 +62,11 @@ def expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
     # transpositions, most of the nodes)
     k = dominance(S, cfg, mv, start)  # (writes at mv[start:], above the path's moves)
     if k == start:
-        h1, h2 = state_hash2(S, cfg, Z)
+        r1, r2, a, b, m = key_parts(S, cfg, Z)
+        h1, h2 = _join(r1, r2, a, b, m)
         if not tt_insert(tab, h1, h2, ctl):
             return False
-        if stock_dominated(S, cfg, Z, tab):
+        if stock_dominated(S, cfg, tab, r1, r2, a, b, m):
             ctl[D_SDOM] += 1  # a state at least as good was searched: like a transposition
             return False
         ctl[D_UNIQUE] += 1

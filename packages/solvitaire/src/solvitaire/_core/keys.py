@@ -164,6 +164,21 @@ def _hash_rest(S, cfg, Z):
 
 
 @njit(cache=True)
+def key_parts(S, cfg, Z):
+    """The parts of state S's key: (h1, h2) of everything but the stock and the waste, (a, b)
+    of those, and the waste position ``m`` of a stock cycle (:func:`_cycle_pos`; -2 when the
+    stock and waste are keyed as two piles). ``_join`` makes the key."""
+    h1, h2 = _hash_rest(S, cfg, Z)
+    if _cycle_keyed(S, cfg):
+        a, b = _cycle_hash(S, cfg, Z)
+        return h1, h2, a, b, _cycle_pos(S, cfg)
+    st = cfg[T] + cfg[R]
+    a, b = _pile_hash(S, cfg, Z, st, 37)
+    a2, b2 = _pile_hash(S, cfg, Z, st + 1, 41)
+    return h1, h2, _mix(a ^ _mix(a2 + np.uint64(1))), _mix(b ^ _mix(b2 + np.uint64(3))), -2
+
+
+@njit(cache=True)
 def state_hash2(S, cfg, Z):
     """Two independent 64-bit keys of state S (pile-permutation invariant where allowed).
 
@@ -171,22 +186,15 @@ def state_hash2(S, cfg, Z):
     one cycle plus where the waste ends, only where that matters (:func:`_cycle_pos`): with
     a waste of a multiple of the draw count, or an empty stock, the same cards are reachable
     as after a redeal."""
-    h1, h2 = _hash_rest(S, cfg, Z)
-    if _cycle_keyed(S, cfg):
-        a, b = _cycle_hash(S, cfg, Z)
-        return _join(h1, h2, a, b, _cycle_pos(S, cfg))
-    st = cfg[T] + cfg[R]
-    a, b = _pile_hash(S, cfg, Z, st, 37)
-    h1 = _mix(h1 ^ a)
-    h2 = _mix(h2 ^ b)
-    a, b = _pile_hash(S, cfg, Z, st + 1, 41)
-    return _mix(h1 ^ a), _mix(h2 ^ b)
+    h1, h2, a, b, m = key_parts(S, cfg, Z)
+    return _join(h1, h2, a, b, m)
 
 
 @njit(cache=True)
-def stock_dominated(S, cfg, Z, tab):
+def stock_dominated(S, cfg, tab, h1, h2, a, b, m):
     """Whether a state that S never does better than is in the table ``tab`` (stock dominance
-    of a draw-k stock with unlimited redeals, ``cfg[SDOM]``).
+    of a draw-k stock with unlimited redeals, ``cfg[SDOM]``); (h1, h2, a, b, m): S's
+    :func:`key_parts`.
 
     Write X for the stock cycle (waste bottom first, then stock top first) and w for the
     waste size. The cards playable from the stock are those at the positions reachable by
@@ -196,14 +204,10 @@ def stock_dominated(S, cfg, Z, tab):
     P(w)) or with w not a multiple of k against a fresh pass (P contains the multiples of k)
     is at least as good as S with everything else equal: whatever wins from S wins from it
     by the same moves. If it was searched already (or is being searched), S need not be."""
-    if cfg[SDOM] == 0 or not _cycle_keyed(S, cfg):
+    if cfg[SDOM] == 0 or m < -1:
         return False
-    m = _cycle_pos(S, cfg)
     st = cfg[T] + cfg[R]
     k = cfg[DCOUNT]
-    tot = S[cfg[OFF_L] + st + 1] + S[cfg[OFF_L] + st]
-    h1, h2 = _hash_rest(S, cfg, Z)
-    a, b = _cycle_hash(S, cfg, Z)
     if m >= 0:
         w = m - k
         while w > 0:
@@ -212,6 +216,7 @@ def stock_dominated(S, cfg, Z, tab):
                 return True
             w -= k
         return False
+    tot = S[cfg[OFF_L] + st + 1] + S[cfg[OFF_L] + st]
     for w in range(1, tot):
         if w % k != 0:
             g1, g2 = _join(h1, h2, a, b, w)
