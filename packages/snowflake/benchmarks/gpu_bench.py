@@ -176,6 +176,7 @@ def ppo_iteration(
     compile_losses: bool = False,
     split_streams: bool = False,
     iters: int = 2,
+    overlap: bool = True,
 ) -> dict:
     """Time full PPO iterations (rollout + GAE + 10 epochs) against pure stepping with the same
     vector env (``vector``: ``"thread"`` or ``"process"``, one worker per core).
@@ -188,6 +189,15 @@ def ppo_iteration(
     ``batched_types``: the GNN's schedule (``GNNActor.batched_types``; ``None``: batched over
     node types on CUDA, per type on the CPU). ``pipeline``: env groups stepped in turn
     (``PPOConfig.pipeline``; 2 = one group's policy call overlaps the other's physics).
+    ``overlap``: with worker processes, a step's bookkeeping runs during the next step's physics
+    (the trainer's default; ``False`` measures the synchronous loop).
+
+    Pure stepping is measured three ways: a fresh vector env of the same kind before the
+    iterations, the trainer's own vector env after them, and *paired*: right after each timed
+    iteration, 2048 env steps of the trainer's own vector env with uniform random actions
+    (its state saved before and restored after, so training is unaffected). The paired ratio
+    (median over iterations of iteration / its stepping) is the least exposed to the drift of
+    stepping rates within a run.
     """
     import torch
 
@@ -219,14 +229,17 @@ def ppo_iteration(
     for ag in {id(tr.agent): tr.agent, id(tr.roll_agent): tr.roll_agent}.values():
         if hasattr(ag.actor, "batched_types"):
             ag.actor.batched_types = batched_types
+    tr._overlap = overlap
     t = time.time()
     rows = [tr.step()]
     last = time.time() - t  # the first includes graph capture / compilation
     done: list[dict] = []  # iterations after the first (no one-time costs)
-    while len(done) < max(1, iters - 1) and time.time() + last * 1.2 < deadline:
+    paired: list[float] = []  # pure stepping right after each of them
+    while len(done) < max(1, iters - 1) and time.time() + last * 1.5 < deadline:
         t = time.time()
         done.append(tr.step())
         last = time.time() - t
+        paired.append(paired_stepping(tr, cfg.rollout_steps))
     # the iteration of median duration among those after the first (else the first)
     its = done or rows
     order = sorted(its, key=lambda r: r["rollout_s"] + r["update_s"])
@@ -240,7 +253,13 @@ def ppo_iteration(
     pure_after = cfg.rollout_steps / sps_after
     pure = 0.5 * (pure_before + pure_after)
     roll, upd, roll_env = rows[0]["rollout_s"], rows[0]["update_s"], rows[0]["rollout_env_s"]
+    ratios = [it / st for it, st in zip(iteration_times, paired)] if done else []
     return {
+        "overlap": overlap,
+        # median over iterations of (iteration / pure stepping right after it) - 1
+        "overhead_paired_frac": float(np.median(ratios)) - 1.0 if ratios else float("nan"),
+        "pure_stepping_paired_s": paired,
+        "iteration_over_paired": ratios,
         "policy": policy,
         "device": device,
         "rollout_device": cfg.rollout_device or device,
@@ -276,6 +295,22 @@ def ppo_iteration(
         # for them + diagnostics) and the refresh of the rollout copy
         "phases_s": {k[5:]: v for k, v in rows[0].items() if k.startswith("time/")},
     }
+
+
+def paired_stepping(tr, steps: int) -> float:
+    """Seconds for ``steps`` env steps of the trainer's own vector env with uniform random
+    actions; the envs' state is saved before and restored after (training is unaffected)."""
+    envs = tr.envs
+    state = envs.get_state()
+    rng = np.random.default_rng(1)
+    low, high = envs.single_action_space.low, envs.single_action_space.high
+    acts = rng.uniform(low, high, size=(steps // envs.num_envs, envs.num_envs, low.size))
+    t0 = time.perf_counter()
+    for a in acts:
+        envs.step(a)
+    sec = time.perf_counter() - t0
+    envs.set_state(state)
+    return sec
 
 
 def step_rate(envs, sec: float) -> float:

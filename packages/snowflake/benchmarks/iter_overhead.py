@@ -13,7 +13,11 @@ Cases (``--plan``, comma-separated ``policy:vector:pipeline[:compile][:streams]`
 ``snowflake:thread:1`` (the configuration of the earlier runs), ``snowflake:process:2``
 (worker processes in two groups, one group's policy call overlapping the other's physics),
 ``snowflake:process:2:compile`` (the same with the compiled minibatch forward + loss),
-``…:streams`` (the critic's half of each update step on a second CUDA stream).
+``…:streams`` (the critic's half of each update step on a second CUDA stream), ``…:sync``
+(worker processes without the overlapped bookkeeping: the loop of the runs before 08:30 UTC,
+2026-11-30). Overhead = iteration / pure stepping − 1, pure stepping as the mean of the fresh
+env before and the trainer's env after; *paired*: the median over iterations of iteration /
+the trainer's own 2048 random-action steps timed right after it (see ``ppo_iteration``).
 Results are written after every case (``--json``, ``--md``); a case that would end after the
 budget is skipped.
 
@@ -36,6 +40,10 @@ DEFAULT_PLAN = (
 )
 
 
+def _med(xs) -> float:
+    return float(sorted(xs)[(len(xs) - 1) // 2]) if xs else float("nan")
+
+
 def render(res: dict) -> str:
     lines = [
         f"# PPO iteration vs pure stepping, {res['date_utc']} UTC, {res['cores']} cores, "
@@ -44,9 +52,9 @@ def render(res: dict) -> str:
         "Centipede-20, 16 envs, 2048 steps, 10 epochs x 8 minibatches of 256; the iteration of "
         "median duration after the first.",
         "",
-        "| case | iteration s | pure stepping s (before / after) | overhead | rollout s | "
-        "env.step s | normalise | policy | done | GAE | update s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| case | iteration s | pure stepping s (before / after) | overhead | paired stepping s "
+        "| paired overhead | rollout s | env.step s | normalise | policy | done | GAE | update s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, r in res["cases"].items():
         if "error" in r:
@@ -56,7 +64,9 @@ def render(res: dict) -> str:
         lines.append(
             f"| {key} | {r['iteration_s']:.3f} | {r['pure_stepping_s']:.3f} "
             f"({r['pure_stepping_before_s']:.3f} / {r['pure_stepping_after_s']:.3f}) | "
-            f"**{r['overhead_frac']:+.1%}** | {r['rollout_s']:.3f} | {r['rollout_env_s']:.3f} | "
+            f"**{r['overhead_frac']:+.1%}** | {_med(r.get('pure_stepping_paired_s')):.3f} | "
+            f"**{r.get('overhead_paired_frac', float('nan')):+.1%}** | "
+            f"{r['rollout_s']:.3f} | {r['rollout_env_s']:.3f} | "
             f"{ph.get('normalize', float('nan')):.3f} | {ph.get('policy', float('nan')):.3f} | "
             f"{ph.get('done', float('nan')):.3f} | {ph.get('gae', float('nan')):.3f} | "
             f"{r['update_s']:.3f} |"
@@ -94,7 +104,7 @@ def main() -> None:
         res["gpu"] = torch.cuda.get_device_name()
     for case in a.plan.split(","):
         pol, vec, pipe, *rest = case.split(":")
-        comp, streams = "compile" in rest, "streams" in rest
+        comp, streams, sync = "compile" in rest, "streams" in rest, "sync" in rest
         need = (60.0 if comp else 25.0) if not a.smoke else 3.0
         if time.time() + need > deadline:
             print(f"PPO iteration {case}: skipped (budget)", flush=True)
@@ -117,6 +127,7 @@ def main() -> None:
                 comp,
                 streams,
                 a.iters,
+                not sync,
             )
         except Exception as e:  # one failing case must not sink the others
             res["cases"][case] = {"error": repr(e)[:500]}
@@ -126,7 +137,8 @@ def main() -> None:
         ph = r["phases_s"]
         print(
             f"PPO iteration {case}: {r['iteration_s']:.3f} s vs {r['pure_stepping_s']:.3f} s "
-            f"stepping ({r['overhead_frac']:+.1%}); rollout {r['rollout_s']:.3f} (env.step "
+            f"stepping ({r['overhead_frac']:+.1%}; paired {r['overhead_paired_frac']:+.1%}); "
+            f"rollout {r['rollout_s']:.3f} (env.step "
             f"{r['rollout_env_s']:.3f}, normalise {ph.get('normalize', 0):.3f}, policy "
             f"{ph.get('policy', 0):.3f}, done {ph.get('done', 0):.3f}), update "
             f"{r['update_s']:.3f} s; graphs {r['update_graph_used']}/{r['policy_graph_used']} "

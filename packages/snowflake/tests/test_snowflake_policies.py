@@ -213,6 +213,28 @@ def test_normalizer_cpu_path_survives_deepcopy():
     assert torch.equal(twin.normalize(x), ref.normalize(x))
 
 
+def test_normalizer_numpy_step_equals_torch_path():
+    # The rollout's numpy update + normalise is the torch path's float64 arithmetic: bit-equal
+    # statistics and outputs, clipping included (one outlier row among 200 lies ~sqrt(199)
+    # standard deviations out: beyond the ±10 clip).
+    m = _morph(6)
+    a, b = (sf.NodeObsNormalizer(m.type_names, m.feat_dim) for _ in range(2))
+    a.bind(m)
+    b.bind(m)
+    g = torch.Generator().manual_seed(1)
+    for rows, scale in ((5, 1.0), (7, 3.0), (200, 1e3)):
+        x = torch.randn(rows, m.obs_dim, dtype=torch.float64, generator=g)
+        x[0] *= scale
+        a.update(x)
+        ya = a.normalize(x)
+        yb = b.update_normalize_np(x.numpy())
+        assert yb.dtype == torch.float32
+        assert torch.equal(ya, yb)
+        for k in ("mean", "var", "count"):
+            assert torch.equal(getattr(a, k), getattr(b, k)), k
+    assert float(yb.abs().max()) == 10.0  # the clip was exercised
+
+
 @pytest.mark.parametrize("n", [7, 20])
 def test_gnn_batched_types_schedule_matches_per_type(n):
     # The schedule used on CUDA (all node types in one baddbmm, GRU from precomputed gates) is

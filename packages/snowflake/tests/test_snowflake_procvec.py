@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 import snowflake as sf
 
@@ -56,3 +57,36 @@ def test_process_vector_env_equals_threaded_with_state_roundtrip():
     finally:
         proc.close()
         ref.close()
+
+
+@pytest.mark.slow  # two trainers, one with spawned worker processes (~10-30 s)
+def test_overlapped_process_rollout_equals_threaded(tiny_cfg):
+    # With worker processes the rollout sends step t + 1's actions before doing step t's
+    # bookkeeping and buffer stores (they run while the workers step). Everything must equal
+    # the synchronous threaded rollout bit for bit: batch, episode lengths, reward and
+    # observation statistics, next observations.
+    trs = [
+        sf.Trainer(tiny_cfg("snowflake", updates=1, num_envs=2, vector=v, num_threads=n))
+        for v, n in (("thread", 1), ("process", 2))
+    ]
+    try:
+        batches = []
+        for tr in trs:  # the global torch RNG draws the actions: same start for both
+            torch.manual_seed(0)
+            batches.append(tr.collect())
+        for k, v in batches[0].items():
+            assert torch.equal(v, batches[1][k]), k
+        ref, got = trs
+        # episode returns: float64 sums of rewards that the threaded env and a worker process
+        # compute in numpy batches of other shapes, equal to the last bit or two (1e-12 rel.)
+        assert [e[1:] for e in ref.episodes] == [e[1:] for e in got.episodes]
+        assert [e[0] for e in got.episodes] == pytest.approx([e[0] for e in ref.episodes], 1e-12)
+        assert len(ref.episodes) > 0  # some episodes ended: autoreset and final values covered
+        np.testing.assert_array_equal(ref.ret_rms, got.ret_rms)
+        np.testing.assert_array_equal(ref.next_obs, got.next_obs)
+        for k in ("mean", "var", "count"):
+            assert torch.equal(getattr(ref.agent.normalizer, k), getattr(got.agent.normalizer, k))
+        assert got.phase_s["env"] > 0
+    finally:
+        for tr in trs:
+            tr.close()

@@ -135,6 +135,17 @@ class NodeObsNormalizer(nn.Module):
         count[:, :fp] = tot
         self._flat = None
 
+    def update_normalize_np(self, raw: np.ndarray) -> torch.Tensor:
+        """:meth:`update` with raw observations ``float64 [B, D]`` (numpy, CPU buffers), then
+        :meth:`normalize` them → float32 ``[B, D]`` tensor. The same float64 operations as the
+        torch path (bit-equal result), as a handful of numpy calls: the rollout's per-step
+        path, where the policy waits for it."""
+        raw = np.asarray(raw, dtype=np.float64)
+        self._update_np(raw)
+        mu, sd = self._flat_stats()
+        out = np.clip((raw - mu.numpy()) / sd.numpy(), -self.clip, self.clip)
+        return torch.from_numpy(out.astype(np.float32))
+
     def _views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """numpy views of the CPU buffers ``mean``, ``var``, ``count`` (in-place loads keep
         them valid; moving the module drops them)."""

@@ -126,6 +126,9 @@ class Trainer:
         self.phase_s: dict[str, float] = {}  # seconds per phase of the last iteration (step())
         self._columns: list[str] | None = None
         self._tb = None
+        # worker processes: step t's bookkeeping while step t + 1's physics runs (benchmarks
+        # turn it off to measure what it saves; results are the same either way)
+        self._overlap = True
 
     # ---------------------------------------------------------------- rollout
     def collect(self) -> dict[str, torch.Tensor]:
@@ -196,20 +199,30 @@ class Trainer:
         fin_at: list[np.ndarray] = []  # flat [t * k + env] positions in nval_b
         clock = time.perf_counter
 
+        # Work that does not decide the next actions (log-probabilities, buffer stores, reward
+        # scaling, episode bookkeeping) can wait: with worker processes it runs while they step.
+        later: list = []
+
         def act(t: int, sl: slice) -> np.ndarray:
-            """Policy step for envs ``sl`` at time ``t``: store obs/action/…, return env actions."""
+            """Policy step for envs ``sl`` at time ``t``: return env actions; storing obs/action/…
+            goes to ``later``."""
             c0 = clock()
-            raw = torch.as_tensor(self.next_obs[sl], device=ndev)
-            agent.normalizer.update(raw)
-            obs = agent.normalize(raw).to(dev)
+            if ndev.type == "cpu":  # numpy: update + normalise, bit-equal to the torch path
+                obs = agent.normalizer.update_normalize_np(self.next_obs[sl]).to(dev)
+            else:
+                raw = torch.as_tensor(self.next_obs[sl], device=ndev)
+                agent.normalizer.update(raw)
+                obs = agent.normalize(raw).to(dev)
             c1 = clock()
             if fast is not None:  # CPU: same maths as below, without module/distribution layers
                 mean, std, value = fast(obs)
                 eps = torch.randn(mean.shape, dtype=mean.dtype)  # contiguous, as Normal.sample
                 action = mean + std * eps  # = Normal(mean, std).sample(), bit for bit
-                logp = -((action - mean) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI
-                obs_b[t, sl], act_b[t, sl], mean_b[t, sl], std_b[t, sl] = obs, action, mean, std
-                logp_b[t, sl], val_b[t, sl] = logp.sum(-1), value
+
+                def store() -> None:
+                    logp = -((action - mean) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI
+                    obs_b[t, sl], act_b[t, sl], mean_b[t, sl], std_b[t, sl] = obs, action, mean, std
+                    logp_b[t, sl], val_b[t, sl] = logp.sum(-1), value
             else:
                 if graphed is None:
                     dist, value = agent.dist(obs), agent.value(obs)
@@ -217,32 +230,46 @@ class Trainer:
                     mean, log_std, value = graphed(obs)
                     dist = torch.distributions.Normal(mean, log_std.exp(), validate_args=False)
                 action = dist.sample()
-                obs_b[t, sl], act_b[t, sl] = obs, action
-                mean_b[t, sl], std_b[t, sl] = dist.loc, dist.scale
-                logp_b[t, sl] = dist.log_prob(action).sum(-1)
-                val_b[t, sl] = value
+
+                def store() -> None:
+                    obs_b[t, sl], act_b[t, sl] = obs, action
+                    mean_b[t, sl], std_b[t, sl] = dist.loc, dist.scale
+                    logp_b[t, sl] = dist.log_prob(action).sum(-1)
+                    val_b[t, sl] = value
+
             c2 = clock()
             env_act = np.clip(action.cpu().numpy().astype(np.float64), low, high)
             ph["normalize"] += c1 - c0
             ph["policy"] += c2 - c1
             ph["action_out"] += clock() - c2
+            later.append(store)
             return env_act
 
-        def record(t: int, sl: slice, result) -> None:
-            """Store the step result of envs ``sl`` at time ``t``; episode bookkeeping."""
+        def observe(t: int, sl: slice, result) -> None:
+            """The part of a step result the next actions need: the new observations, and the
+            final observations of finished episodes normalised with the statistics of now
+            (before the next update of the normaliser)."""
             c4 = clock()
-            obs, rew, term, trunc, info = result
+            obs, _, term, trunc, info = result
             if sl.start == 0 and sl.stop == k:
                 self.next_obs = obs
             else:
                 self.next_obs[sl] = obs
             done = term | trunc
-            rew_b[t, sl] = self._scale_reward(rew, done, sl)
-            term_b[t, sl], trunc_b[t, sl] = term, trunc
             if done.any():  # final observations, normalised now; their values after the loop
                 idx = np.nonzero(done)[0]
                 fin_obs.append(normalize(np.stack([info["final_obs"][i] for i in idx])))
                 fin_at.append(t * k + sl.start + idx)
+            ph["done"] += clock() - c4
+            later.append(lambda: record(t, sl, result))
+
+        def record(t: int, sl: slice, result) -> None:
+            """Store the step result of envs ``sl`` at time ``t``; episode bookkeeping."""
+            c4 = clock()
+            _, rew, term, trunc, _ = result
+            done = term | trunc
+            rew_b[t, sl] = self._scale_reward(rew, done, sl)
+            term_b[t, sl], trunc_b[t, sl] = term, trunc
             c5 = clock()
             self.ep_ret[sl] += rew
             self.ep_len[sl] += 1
@@ -253,26 +280,58 @@ class Trainer:
             ph["done"] += c5 - c4
             ph["bookkeeping"] += clock() - c5
 
+        def catch_up() -> None:
+            """Run the deferred work, in order."""
+            for fn in later:
+                fn()
+            later.clear()
+
+        # Worker processes (one group): send the actions of step t + 1 first, then do step t's
+        # bookkeeping and step t + 1's stores while the workers run the physics. Same values in
+        # the same order as stepping synchronously (a test compares it with the threaded env).
+        from ._procvec import ProcessVectorEnv
+
+        overlap = self._overlap and len(groups) == 1 and isinstance(self.envs, ProcessVectorEnv)
+
         with torch.inference_mode():
-            if len(groups) == 1:
+            if overlap:
+                sl = groups[0]
+                self.envs.step_async(0, act(0, sl))
+                catch_up()
+                for t in range(t_len):
+                    c3 = clock()
+                    result = self.envs.step_wait(0)
+                    ph["env"] += clock() - c3
+                    observe(t, sl, result)
+                    if t + 1 < t_len:
+                        # the deferred work of step t after step t + 1's actions are out
+                        deferred, later[:] = list(later), []
+                        self.envs.step_async(0, act(t + 1, sl))
+                        later[:0] = deferred
+                    catch_up()
+            elif len(groups) == 1:
                 for t in range(t_len):
                     env_act = act(t, groups[0])
+                    catch_up()
                     c3 = clock()
                     result = self.envs.step(env_act)
                     ph["env"] += clock() - c3
-                    record(t, groups[0], result)
+                    observe(t, groups[0], result)
+                    catch_up()
             else:  # group g's policy call runs while the other groups' physics runs
                 self.next_obs = np.array(self.next_obs, copy=True)
                 for g, sl in enumerate(groups):
                     self.envs.step_async(g, act(0, sl))
+                    catch_up()  # (a graphed policy's outputs are overwritten by the next call)
                 for t in range(t_len):
                     for g, sl in enumerate(groups):
                         c3 = clock()
                         result = self.envs.step_wait(g)
                         ph["env"] += clock() - c3
-                        record(t, sl, result)
+                        observe(t, sl, result)
                         if t + 1 < t_len:
                             self.envs.step_async(g, act(t + 1, sl))
+                        catch_up()
             c0 = clock()
             if fin_obs:
                 pos = torch.as_tensor(np.concatenate(fin_at), device=dev)
