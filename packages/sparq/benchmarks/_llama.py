@@ -26,6 +26,22 @@ def _rms_norm_kernel(x_ptr, out_ptr, H, eps, BLOCK: tl.constexpr):
 
 
 @triton.jit
+def _add_rms_kernel(x_ptr, y_ptr, out_ptr, H, eps, BLOCK: tl.constexpr):
+    """One row: ``x += y`` (the residual add, rounded to x's dtype and stored back), then the
+    RMSNorm of the new ``x`` into ``out`` (as :func:`_rms_norm_kernel`)."""
+    row = tl.program_id(0).to(tl.int64)
+    d = tl.arange(0, BLOCK)
+    m = d < H
+    x = tl.load(x_ptr + row * H + d, mask=m, other=0.0).to(tl.float32)
+    y = tl.load(y_ptr + row * H + d, mask=m, other=0.0).to(tl.float32)
+    x = (x + y).to(x_ptr.dtype.element_ty)
+    tl.store(x_ptr + row * H + d, x, mask=m)
+    xf = x.to(tl.float32)
+    r = tl.rsqrt(tl.sum(xf * xf, axis=0) / H + eps)
+    tl.store(out_ptr + row * H + d, (xf * r).to(out_ptr.dtype.element_ty), mask=m)
+
+
+@triton.jit
 def _swiglu_kernel(gu_ptr, out_ptr, F_, BLOCK: tl.constexpr):
     """``silu(gate) * up`` of one row of ``[gate | up]`` (fp32 math, output dtype)."""
     row = tl.program_id(0).to(tl.int64)
@@ -91,12 +107,15 @@ class TinyLlama:
 
     def __init__(
         self, shape: LlamaShape, batch: int, max_len: int, device, dtype=torch.bfloat16,
-        fused: bool = False,
+        fused: bool = False, add_rms: bool = False,
     ):  # fmt: skip
         self.s, self.B, self.S = shape, batch, max_len
         # fused: RMSNorm, rotary + cache writes + running mean, and SwiGLU as one Triton kernel
         # each and the residual adds inside the GEMMs (same maths, fewer small kernels per step)
         self.fused = fused
+        # add_rms (with fused): the residual adds as plain products plus one kernel that adds
+        # and normalises (no copy of the residual into every addmm output)
+        self.add_rms = add_rms
         self.dh = shape.hidden // shape.heads
         g = torch.Generator(device=device).manual_seed(0)
 
@@ -157,6 +176,41 @@ class TinyLlama:
         )
         return out
 
+    def _add_rms(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``x += y`` in place, returns the RMSNorm of the new ``x`` (one kernel)."""
+        H = x.shape[-1]
+        out = torch.empty_like(x)
+        _add_rms_kernel[(x.numel() // H,)](
+            x, y, out, H, torch.finfo(x.dtype).eps, BLOCK=triton.next_power_of_2(H), num_warps=8
+        )
+        return out
+
+    def _step_add_rms(self, attn) -> torch.Tensor:
+        """:meth:`_step_fused` with each residual add fused into the following RMSNorm."""
+        s, B, dh = self.s, self.B, self.dh
+        pos = self.lens
+        x = self.embed[self.tok]  # (B,h), a new tensor: updated in place below
+        new_lens = self.lens + 1
+        ang = pos.float()[:, None] * self.inv_freq  # (B,dh/2)
+        cs = torch.view_as_real(torch.polar(torch.ones_like(ang), ang)).contiguous()  # (B,dh/2,2)
+        h = self._rms(x)
+        for L, K, V, K_t, vm in zip(self.layers, self.K, self.V, self.K_t, self.v_mean):
+            qkv = h @ L["qkv"].T  # (B, (Hq+2Hkv)*dh)
+            q = torch.empty(B, s.heads, 1, dh, device=x.device, dtype=x.dtype)
+            _rope_cache_kernel[(B, s.heads + s.kv_heads)](
+                qkv, cs, pos, q, K, V, K_t, vm, self.S, s.heads, s.kv_heads, DH=dh, HALF=dh // 2,
+            )  # fmt: skip
+            a = attn(q, K, V, K_t, vm, new_lens)  # (B,Hq,1,dh)
+            h = self._add_rms(x, a.reshape(B, s.hidden) @ L["o"].T)
+            gu = h @ L["up"].T  # (B, 2*ffn)
+            act = torch.empty(B, s.ffn, device=x.device, dtype=x.dtype)
+            _swiglu_kernel[(B, triton.cdiv(s.ffn, 1024))](gu, act, s.ffn, BLOCK=1024)
+            h = self._add_rms(x, act @ L["down"].T)  # the next layer's (or the final) norm
+        logits = h @ self.lm_head.T
+        self.tok.copy_(logits.argmax(-1))
+        self.lens.copy_(new_lens)
+        return self.tok
+
     def _step_fused(self, attn) -> torch.Tensor:
         """:meth:`step` with the small per-layer operations fused into Triton kernels."""
         s, B, dh = self.s, self.B, self.dh
@@ -185,7 +239,7 @@ class TinyLlama:
     def step(self, attn) -> torch.Tensor:
         """One decode step for ``self.tok``; ``attn(q, K, V, K_t, v_mean, lens)`` -> (B,Hq,1,dh)."""
         if self.fused:
-            return self._step_fused(attn)
+            return self._step_add_rms(attn) if self.add_rms else self._step_fused(attn)
         s, B, dh = self.s, self.B, self.dh
         pos = self.lens  # position of the new token (uniform across the batch here)
         x = self.embed[self.tok][:, None, :]  # (B,1,h)
@@ -217,14 +271,17 @@ class TinyLlama:
         return self.tok
 
 
-def fused_ops_agree(device, dtype) -> str | None:
+def fused_ops_agree(device, dtype, add_rms: bool = False) -> str | None:
     """Check the fused model operations against the plain PyTorch step on a small model: one
     decode step from the same state must give the same token and the same cache writes (to
     bf16 rounding). Returns ``None`` when they agree, else what differed."""
     from sparq.kernels import dense_decode
 
     shape = LlamaShape(hidden=256, heads=4, kv_heads=2, layers=2, ffn=512, vocab=512)
-    models = [TinyLlama(shape, 2, 64, device, dtype, fused=f) for f in (False, True)]
+    models = [
+        TinyLlama(shape, 2, 64, device, dtype, fused=f, add_rms=add_rms and f)
+        for f in (False, True)
+    ]
     for m in models:
         m.prefill_random(40)
         m.tok.copy_(torch.arange(2, device=device) * 7)

@@ -155,6 +155,19 @@ def main(argv: list[str]) -> int:
                             lean=True, fallback_block=128)  # fmt: skip
                 idx = torch.zeros(B, Hkv, k, dtype=torch.int32)
                 attempt(f"step2 {shp}", sparse_attention, q, K, K, idx, lens, 0.1)
+    if not only_attend:  # the end-to-end benchmark model's own kernels
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import _llama
+
+        x = torch.empty(16, 4096).bfloat16()
+        eps = torch.finfo(torch.bfloat16).eps
+        attempt("e2e model rms", _llama._rms_norm_kernel[(16,)], x, x, 4096, eps, BLOCK=4096,
+                num_warps=8)  # fmt: skip
+        attempt("e2e model add_rms", _llama._add_rms_kernel[(16,)], x, x, x, 4096, eps,
+                BLOCK=4096, num_warps=8)  # fmt: skip
+        gu = torch.empty(16, 2 * 14336).bfloat16()
+        act = torch.empty(16, 14336).bfloat16()
+        attempt("e2e model swiglu", _llama._swiglu_kernel[(16, 14)], gu, act, 14336, BLOCK=1024)
     print(f"{len(failed)} failed" + (": " + "; ".join(failed) if failed else ""))
     return 1 if failed else 0
 

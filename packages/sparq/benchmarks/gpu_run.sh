@@ -11,15 +11,20 @@
 #      also where a retune is slower. TUNE_MODE=pdl: only the launch modes of the committed
 #      entries. TUNE_MODE=attend: the committed entries (TUNE_ONLY, default K3,E2E,K2) against
 #      the fused selection + attention variants (ATTEND, tune_sparq.py --attend), serialised
-#      and with programmatic dependent launch                               -> sparq_tuned.json
+#      and with programmatic dependent launch. TUNE_MODE=streams: tune_streams.py, the committed
+#      entries (TUNE_ONLY, default E2E,K2,K1,K3) run as STREAMS (default 1,2,3,2p,3p) staggered
+#      parts (np: on streams of decreasing priority)                       -> sparq_tuned.json
 #   3. profile_sparq.py: per-kernel device times of the tuned pipelines (PROF_ONLY=K2,K3;
 #      PROF_E2E=--e2e: one end-to-end step; DIAG_ONLY=K2: the histogram candidate pass broken
 #      down first)
 #                                                                           -> log (PROFILE_JSON)
 #   4. the harness cases with that table (SPARQ_TUNED_JSON): K1-K4 decode, end-to-end decode
 #      -> sparq_decode_*.{json,md}, sparq_e2e_decode_*.{json,md}
+#   3b. (E2E_DIAG=1) e2e_diag.py: one end-to-end step per attention / model variant and the
+#      kernels inside the graph (printed into the log)
 #   5. the GPU kernel tests (accuracy grid, CUDA graphs, PDL) with the time left (GRID=0 skips
 #      them; GRID_FILES / GRID_K / GRID_M: other test files, -k / -m expressions)   -> log
+# CASES: harness cases of phase 4 (default sparq_decode,sparq_e2e_decode).
 # Budget knob: BUDGET (seconds, default 235) for the whole run; T_TEST (default 60), T_TUNE
 # (default 130, at most BUDGET minus what is spent minus 95 s) and T_PROF (default 25) cap
 # phases 1-3, phase 4 gets what is left (each case is written when it ends).
@@ -74,13 +79,21 @@ TB=${T_TUNE:-130}
 BASE="--base packages/sparq/src/sparq/kernels/tuned.json"
 if [ "${TUNE_MODE:-fast}" = "attend" ]; then
   SM="--attend ${ATTEND:-sp_x2_bk128_w8,sp,sp_bk128_w8,sp_x2,ss} $BASE --only ${TUNE_ONLY:-K3,E2E,K2}"
+elif [ "${TUNE_MODE:-fast}" = "streams" ]; then
+  SM="streams"
 elif [ "${TUNE_MODE:-fast}" = "pdl" ]; then
   SM="--pdl-only $BASE --only ${TUNE_ONLY:-K2,E2E,K3,K1}"
 else
   SM="--fast $BASE --only ${TUNE_ONLY:-K2,E2E,K3}"
 fi
-[ "$SMOKE" = "1" ] && SM="--smoke"
-timeout $((TB + 15)) python3 $HERE/tune_sparq.py "$OUT" $SM --budget "$TB" 2>&1 | tee -a "$LOG"
+if [ "$SM" = "streams" ]; then
+  # staggered streams on the committed entries: every n checked bit for bit against one stream
+  timeout $((TB + 15)) python3 $HERE/tune_streams.py "$OUT" $BASE --only ${TUNE_ONLY:-E2E,K2,K1,K3} \
+    --streams ${STREAMS:-1,2,3,2p,3p} --budget "$TB" $([ "$SMOKE" = "1" ] && echo --smoke) 2>&1 | tee -a "$LOG"
+else
+  [ "$SMOKE" = "1" ] && SM="--smoke"
+  timeout $((TB + 15)) python3 $HERE/tune_sparq.py "$OUT" $SM --budget "$TB" 2>&1 | tee -a "$LOG"
+fi
 if [ -f "$OUT/sparq_tuned.json" ]; then export SPARQ_TUNED_JSON="$OUT/sparq_tuned.json"; fi
 
 # 3. per-kernel profile of the tuned pipelines (printed into the log)
@@ -90,6 +103,16 @@ if [ "$SMOKE" != "1" ] && [ "${PROFILE:-1}" = "1" ]; then
   [ "$TP" -gt $(( $(left) - 50 )) ] && TP=$(( $(left) - 50 ))
   [ "$TP" -ge 5 ] && timeout $TP python3 $HERE/profile_sparq.py ${DIAG_ONLY:+--hist-diag $DIAG_ONLY} \
     --only ${PROF_ONLY:-K2,K3} ${PROF_E2E:-} 2>&1 | tee -a "$LOG"
+fi
+
+# 3b. (E2E_DIAG=1) one end-to-end step per attention variant and model variant, graph replays,
+#     and the kernels inside the graph (printed into the log, E2E_DIAG_JSON line)
+if [ "${E2E_DIAG:-0}" = "1" ]; then
+  echo "== phase 3b: end-to-end step diagnosis ($(left) s left)" | tee -a "$LOG"
+  TD=${T_DIAG:-70}
+  [ "$TD" -gt $(( $(left) - 45 )) ] && TD=$(( $(left) - 45 ))
+  [ "$TD" -ge 10 ] && timeout $TD python3 $HERE/e2e_diag.py /tmp/sparq_e2e_diag.json \
+    --streams ${DIAG_STREAMS:-2,3} $([ "$SMOKE" = "1" ] && echo --smoke) 2>&1 | tee -a "$LOG"
 fi
 
 # 4. harness cases with the tuned table, each written as soon as it finishes
@@ -108,7 +131,8 @@ from monobench._runner import find_root, run_package, write_run
 
 out, device, smoke = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
 root = find_root()
-for case in ("sparq_decode", "sparq_e2e_decode"):
+cases = os.environ.get("CASES", "sparq_decode,sparq_e2e_decode").split(",")
+for case in cases:
     run = run_package(root, "sparq", device=device, quick=smoke, only=case, warmup=3, repeats=20)
     jp, mp = write_run(run, out / f".{case}")
     for f in (jp, mp):  # flat in $OUT, one JSON + one markdown per case

@@ -55,3 +55,22 @@ def test_fused_kernels_against_torch(llama):
     ref = torch.nn.functional.silu(g) * u
     # two fp16 roundings (silu, product) as in the plain step: 2^-9 relative plus a tiny floor
     assert torch.allclose(act.float(), ref, rtol=2**-9, atol=1e-3)
+
+
+def test_add_rms_step_matches_plain_step(llama):
+    # residual adds fused into the following norm: same token and cache writes as the plain step
+    dtype = torch.float16 if DEVICE == "cpu" else torch.bfloat16
+    assert llama.fused_ops_agree(DEVICE, dtype, add_rms=True) is None
+
+
+def test_add_rms_kernel_against_torch(llama):
+    shape = llama.LlamaShape(hidden=64, heads=4, kv_heads=2, layers=1, ffn=96, vocab=32)
+    m = llama.TinyLlama(shape, 3, 16, DEVICE, torch.float16, fused=True, add_rms=True)
+    x = torch.randn(3, 64, device=DEVICE).half()
+    y = torch.randn(3, 64, device=DEVICE).half()
+    want_x = x + y  # torch's fp16 add: fp32 sum rounded once, as the kernel
+    h = m._add_rms(x, y)
+    assert torch.equal(x, want_x)
+    ref = torch.nn.functional.rms_norm(want_x.float(), (64,), eps=torch.finfo(x.dtype).eps)
+    # as the plain norm above: one fp32 reduction in another order, 2 fp16 ulps
+    assert torch.allclose(h.float(), ref, rtol=2**-9, atol=1e-3)

@@ -16,6 +16,7 @@ from ._prep import prepare_query_fused
 from ._select import select_topk, select_topk_torch
 from ._select_hist import hist_supported, select_topk_hist
 from ._select_sample import sample_plan, sampled_supported, select_topk_sampled
+from ._stagger import staggered
 from ._step1 import approx_logits
 from ._step2 import sparse_attention
 from ._tuned import shape_key, tuned_entry
@@ -25,6 +26,7 @@ __all__ = [
     "dense_decode_is_faster",
     "prepare_query",
     "sparq_attention_triton",
+    "staggered",
     "supports",
 ]
 
@@ -161,6 +163,7 @@ def sparq_attention_triton(
     reallocation: bool = False,
     dense_fallback: bool = True,
     selection: str = "auto",
+    streams: int | None = None,
 ) -> torch.Tensor:
     """SparQ decode attention on CUDA (paper Alg. 1 with GQA), CUDA-graph capturable.
 
@@ -187,6 +190,15 @@ def sparq_attention_triton(
             first eager call and the fastest is kept (inside a CUDA-graph capture an untimed
             shape uses the histogram selection for fewer than ``4 * 132`` rows, else the
             sampled one when it applies, else the Triton one).
+
+        streams: run the call as this many staggered parts (:func:`staggered`: rows split by
+            batch, or by KV head when ``B == 1``; part ``i`` starts once part ``i - 1`` has
+            finished step 1, on its own CUDA stream), so that the short latency-bound kernels of
+            one part overlap the bandwidth-bound kernels of the next. ``None``: the environment
+            variable ``SPARQ_STREAMS``, else the tuned entry's ``"streams"``, else 1. Same result
+            bit for bit (every row runs the same kernels). The parts run on streams of
+            decreasing priority when ``SPARQ_STREAMS_PRIO=1`` or the entry's
+            ``"streams_prio"`` says so.
 
     A tuned entry with ``"attend": {...}`` (histogram selection, no reallocation) runs
     :func:`~sparq.kernels._hist_attend.hist_attention` instead of the selection's count and emit
@@ -219,66 +231,100 @@ def sparq_attention_triton(
             f"{selection!r}"
         )
     entry = tuned_entry(shape_key(B, Hq, Hkv, S, dh, r, k)) or {}
+    run = functools.partial(
+        _pipeline, r=r, k=k, local_window=local_window, sink_tokens=sink_tokens, scale=scale,
+        reallocation=reallocation, selection=selection, entry=entry,
+    )  # fmt: skip
+    n = _num_streams(streams, entry, B, Hkv)
     with pdl_launches(_use_pdl(entry, q), _use_flag("SPARQ_L2", entry, "l2") and q.is_cuda):
-        if k == S:
-            # every position is selected whatever the scores: exact attention over all of them, and
-            # alpha = 1 makes the reallocation blend the identity
-            idx = _cached(("all", B, Hkv, S, str(q.device)), lambda: torch.arange(
-                S, device=q.device, dtype=torch.int32).expand(B, Hkv, S).contiguous())  # fmt: skip
-            return sparse_attention(q, K, V, idx, seq_lens, scale, **entry.get("step2", {}))
-        # untuned shapes: the sorting preparation, one warp (fastest on every tuned H200 shape at
-        # 00:55 UTC: K1 8.0 vs 17.4 us, K2 3.9 vs 6.5, E2E 4.0 vs 5.2, K3 4.4 vs 5.9)
-        prep = _PREP.get(entry.get("prep", "fused_sort_w1"), prepare_query_fused)
-        # "in_step1": the row-loop step 1 prepares the query itself (one launch fewer)
-        in_step1 = entry.get("prep") == "in_step1"
-        i1, q_hat = (None, None) if in_step1 else prep(q, Hkv, r, scale)
-        if selection == "auto":
-            selection = entry.get("selection", "auto")
-        sel_kw = entry.get("selection_kw", {}) if selection == entry.get("selection") else {}
-        forced = max(0, local_window) + max(0, sink_tokens)
-        kw1 = entry.get("step1") or _default_step1(Hq // Hkv)
-        if in_step1 and (selection == "fused" or not kw1.get("rows")):
-            i1, q_hat = prepare_query_fused(q, Hkv, r, scale, sort=True, num_warps=1)
-        if selection == "fused" and fused_mha_supported(
-            Hq // Hkv, S, k, sel_kw.get("tile"), forced
-        ):
-            idx, alpha = select_fused_mha(K_t, i1, q_hat, seq_lens, k, local_window, sink_tokens,
-                                          **sel_kw)  # fmt: skip
-        else:
-            pq = (q, r, scale) if i1 is None else None
-            logits, tmax, tsum = approx_logits(K_t, i1, q_hat, seq_lens, prep_q=pq, **kw1)
-            if selection in ("auto", "fused"):
-                selection = _pick_selection(
-                    logits, tmax, tsum, seq_lens, k, local_window, sink_tokens
-                )
-                sel_kw = dict(_UNTUNED_KW.get(selection, {}))
-            if selection == "sampled" and not sampled_supported(S, k, sel_kw.get("chunk")):
-                selection, sel_kw = "triton", {}
-            if selection == "hist" and not hist_supported(S, k):
-                selection, sel_kw = "triton", {}
-            realloc = reallocation and v_mean is not None
-            attend = entry.get("attend")
-            if selection == "hist" and isinstance(attend, dict) and not realloc:
-                # the chunks of the selection attend their own winners (no index list)
-                return hist_attention(q, K, V, logits, tmax, tsum, seq_lens, k, local_window,
-                                      sink_tokens, scale, **attend, **sel_kw)  # fmt: skip
-            if selection in ("hist", "sampled"):  # alpha only where the blend needs it
-                sel_kw = {**sel_kw, "need_alpha": bool(realloc)}
-            idx, alpha = _SELECTORS[selection](
-                logits, tmax, tsum, seq_lens, k, local_window, sink_tokens, **sel_kw
-            )
-        realloc = reallocation and v_mean is not None
-        return sparse_attention(
-            q,
-            K,
-            V,
-            idx,
-            seq_lens,
-            scale,
-            alpha=alpha.reshape(B, Hq) if realloc else None,
-            v_mean=v_mean.float() if realloc else None,
-            **entry.get("step2", {}),
+        if n > 1:
+            prio = _use_flag("SPARQ_STREAMS_PRIO", entry, "streams_prio")
+            return staggered(run, n, q, K, V, K_t, v_mean, seq_lens, priority=prio)
+        return run(q, K, V, K_t, v_mean, seq_lens)
+
+
+def _pipeline(
+    q, K, V, K_t, v_mean, seq_lens, *, r, k, local_window, sink_tokens, scale, reallocation,
+    selection, entry, out=None, after_step1=None,
+):  # fmt: skip
+    """The SparQ kernels of one call (shapes already checked, ``k <= S``, ``seq_lens`` int64),
+    launched with the choices of the tuned ``entry`` (that of the whole call's shape, also
+    when this is one part of a staggered call). ``out``: ``(B, Hq, 1, dh)`` tensor that
+    receives the result (else a new one); ``after_step1()`` is called once, right after the
+    step-1 launch (:func:`staggered` records the event the next part waits for there)."""
+    B, Hq = q.shape[0], q.shape[1]
+    Hkv, S = K.shape[1], K.shape[2]
+    hook = after_step1 or (lambda: None)
+    if k == S:
+        # every position is selected whatever the scores: exact attention over all of them, and
+        # alpha = 1 makes the reallocation blend the identity
+        hook()
+        idx = _cached(("all", B, Hkv, S, str(q.device)), lambda: torch.arange(
+            S, device=q.device, dtype=torch.int32).expand(B, Hkv, S).contiguous())  # fmt: skip
+        return sparse_attention(q, K, V, idx, seq_lens, scale, out=out, **entry.get("step2", {}))
+    # untuned shapes: the sorting preparation, one warp (fastest on every tuned H200 shape at
+    # 00:55 UTC: K1 8.0 vs 17.4 us, K2 3.9 vs 6.5, E2E 4.0 vs 5.2, K3 4.4 vs 5.9)
+    prep = _PREP.get(entry.get("prep", "fused_sort_w1"), prepare_query_fused)
+    # "in_step1": the row-loop step 1 prepares the query itself (one launch fewer)
+    in_step1 = entry.get("prep") == "in_step1"
+    i1, q_hat = (None, None) if in_step1 else prep(q, Hkv, r, scale)
+    if selection == "auto":
+        selection = entry.get("selection", "auto")
+    sel_kw = entry.get("selection_kw", {}) if selection == entry.get("selection") else {}
+    forced = max(0, local_window) + max(0, sink_tokens)
+    kw1 = entry.get("step1") or _default_step1(Hq // Hkv)
+    if in_step1 and (selection == "fused" or not kw1.get("rows")):
+        i1, q_hat = prepare_query_fused(q, Hkv, r, scale, sort=True, num_warps=1)
+    realloc = reallocation and v_mean is not None
+    if selection == "fused" and fused_mha_supported(Hq // Hkv, S, k, sel_kw.get("tile"), forced):
+        idx, alpha = select_fused_mha(K_t, i1, q_hat, seq_lens, k, local_window, sink_tokens,
+                                      **sel_kw)  # fmt: skip
+        hook()
+    else:
+        pq = (q, r, scale) if i1 is None else None
+        logits, tmax, tsum = approx_logits(K_t, i1, q_hat, seq_lens, prep_q=pq, **kw1)
+        hook()
+        if selection in ("auto", "fused"):
+            selection = _pick_selection(logits, tmax, tsum, seq_lens, k, local_window, sink_tokens)
+            sel_kw = dict(_UNTUNED_KW.get(selection, {}))
+        if selection == "sampled" and not sampled_supported(S, k, sel_kw.get("chunk")):
+            selection, sel_kw = "triton", {}
+        if selection == "hist" and not hist_supported(S, k):
+            selection, sel_kw = "triton", {}
+        attend = entry.get("attend")
+        if selection == "hist" and isinstance(attend, dict) and not realloc:
+            # the chunks of the selection attend their own winners (no index list)
+            y = hist_attention(q, K, V, logits, tmax, tsum, seq_lens, k, local_window,
+                               sink_tokens, scale, **attend, **sel_kw)  # fmt: skip
+            return y if out is None else out.copy_(y)
+        if selection in ("hist", "sampled"):  # alpha only where the blend needs it
+            sel_kw = {**sel_kw, "need_alpha": bool(realloc)}
+        idx, alpha = _SELECTORS[selection](
+            logits, tmax, tsum, seq_lens, k, local_window, sink_tokens, **sel_kw
         )
+    return sparse_attention(
+        q,
+        K,
+        V,
+        idx,
+        seq_lens,
+        scale,
+        alpha=alpha.reshape(B, Hq) if realloc else None,
+        v_mean=v_mean.float() if realloc else None,
+        out=out,
+        **entry.get("step2", {}),
+    )
+
+
+def _num_streams(streams: int | None, entry: dict, B: int, Hkv: int) -> int:
+    """Parts of a staggered call: ``streams``, else ``SPARQ_STREAMS``, else the entry's
+    ``"streams"``, at most the number of rows it can split (batch, or KV heads when B is 1)."""
+    if streams is None:
+        env = os.environ.get("SPARQ_STREAMS", "")
+        streams = int(env) if env.isdigit() else int(entry.get("streams", 1) or 1)
+    if streams < 1:
+        raise ValueError(f"streams must be >= 1, got {streams}")
+    return max(1, min(streams, B if B > 1 else Hkv))
 
 
 def _use_flag(env_name: str, entry: dict, key: str) -> bool:

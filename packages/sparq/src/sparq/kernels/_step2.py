@@ -173,6 +173,7 @@ def sparse_attention(
     v_mean: torch.Tensor | None = None,
     num_splits: int | None = None,
     *,
+    out: torch.Tensor | None = None,
     block: int | None = None,
     num_warps: int | None = None,
     num_stages: int | None = None,
@@ -188,6 +189,8 @@ def sparse_attention(
         alpha: ``(B, Hq)`` fp32 captured mass; with ``v_mean`` ``(B, Hkv, dh)`` fp32 the output is
             ``alpha * y + (1 - alpha) * v_mean`` (paper step 3); ``None`` returns ``y``.
         num_splits: override of the number of splits over ``k`` (flash-decoding style).
+        out: contiguous ``(B, Hq, 1, dh)`` tensor of ``q.dtype`` to write the result into
+            (default: a new one).
         block, num_warps, num_stages: launch overrides for tuning (rows per step, warps, stages).
 
     Returns:
@@ -230,7 +233,13 @@ def sparse_attention(
         num_stages=num_stages or 3,
         **pdl_kw(),
     )
-    out = torch.empty(B, Hq, 1, dh, device=dev, dtype=q.dtype)
+    if out is None:
+        out = torch.empty(B, Hq, 1, dh, device=dev, dtype=q.dtype)
+    elif out.shape != (B, Hq, 1, dh) or out.dtype != q.dtype or not out.is_contiguous():
+        raise ValueError(
+            f"out must be a contiguous {(B, Hq, 1, dh)} {q.dtype} tensor, got "
+            f"{tuple(out.shape)} {out.dtype} (contiguous: {out.is_contiguous()})"
+        )
     realloc = alpha is not None and v_mean is not None
     _merge_kernel[(B * Hq,)](
         pm,
