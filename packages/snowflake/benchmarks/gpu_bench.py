@@ -177,6 +177,7 @@ def ppo_iteration(
     split_streams: bool = False,
     iters: int = 2,
     overlap: bool = True,
+    pinned_io: bool = False,
 ) -> dict:
     """Time full PPO iterations (rollout + GAE + 10 epochs) against pure stepping with the same
     vector env (``vector``: ``"thread"`` or ``"process"``, one worker per core).
@@ -190,7 +191,8 @@ def ppo_iteration(
     node types on CUDA, per type on the CPU). ``pipeline``: env groups stepped in turn
     (``PPOConfig.pipeline``; 2 = one group's policy call overlaps the other's physics).
     ``overlap``: with worker processes, a step's bookkeeping runs during the next step's physics
-    (the trainer's default; ``False`` measures the synchronous loop).
+    (the trainer's default; ``False`` measures the synchronous loop). ``pinned_io``: a captured
+    GPU rollout policy gets its input and returns its packed outputs through pinned buffers.
 
     Pure stepping is measured three ways: a fresh vector env of the same kind before the
     iterations, the trainer's own vector env after them, and *paired*: right after each timed
@@ -230,6 +232,7 @@ def ppo_iteration(
         if hasattr(ag.actor, "batched_types"):
             ag.actor.batched_types = batched_types
     tr._overlap = overlap
+    tr._pinned_io = pinned_io
     t = time.time()
     rows = [tr.step()]
     last = time.time() - t  # the first includes graph capture / compilation
@@ -256,6 +259,7 @@ def ppo_iteration(
     ratios = [it / st for it, st in zip(iteration_times, paired)] if done else []
     return {
         "overlap": overlap,
+        "pinned_io": pinned_io,
         # median over iterations of (iteration / pure stepping right after it) - 1
         "overhead_paired_frac": float(np.median(ratios)) - 1.0 if ratios else float("nan"),
         "pure_stepping_paired_s": paired,

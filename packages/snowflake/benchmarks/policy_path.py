@@ -3,12 +3,13 @@ a GPU rollout copy, piece by piece, and the GPU kernels of one captured policy c
 
 Builds the trainer of the fastest GNN case (Centipede-20, 16 envs, worker processes, compiled
 and captured policy and update), runs ``--warm`` iterations, then times each piece of the
-per-step path ``--reps`` times on the trainer's current observations (median, µs):
-numpy normaliser update + normalisation, the host→device copy, the graph replay waited for
-(GPU latency of one policy call), the packed device→host copy, sampling + clipping, the whole
-call as the rollout makes it, and the env step alone (``step_async`` + ``step_wait`` of the
-worker processes, random actions). A ``torch.profiler`` trace of ``--reps`` replays gives the
-kernels per call and their summed GPU time. Writes ``--json``.
+per-step path ``--reps`` times on the trainer's current observations (median, µs): numpy
+normaliser update + normalisation, the host→device copy, the graph replay waited for (GPU
+latency of one policy call), the packed device→host copy, sampling + clipping, the whole call
+as the rollout makes it, host-to-host replay through pinned buffers, and the env step alone
+(``step_async`` + ``step_wait`` of the worker processes, random actions). A ``torch.profiler``
+trace of ``--reps`` replays gives the kernels per call and their summed GPU time. Writes
+``--json``.
 
     python packages/snowflake/benchmarks/policy_path.py --json policy_path.json
 """
@@ -126,6 +127,8 @@ def main() -> None:
             return np.clip(act.numpy().astype(np.float64), low, high)
 
         t["whole_call"] = _med_us(whole, a.reps)
+        if graphed is not None and hasattr(graphed, "to_host"):
+            t["replay_pinned_to_host"] = _med_us(lambda: graphed.to_host(obs), a.reps)
         state = tr.envs.get_state()
         acts = np.random.default_rng(0).uniform(low, high, size=(n_env, low.size))
         t["env_step"] = _med_us(lambda: tr.envs.step(acts), min(a.reps, 128))

@@ -83,6 +83,27 @@ def test_gpu_rollout_copy_keeps_cpu_normalizer(tiny_cfg):
 
 
 @pytest.mark.gpu
+def test_graphed_policy_to_host_equals_call():
+    # to_host: pinned, asynchronous copies around the same replay; the same numbers as the
+    # outputs of __call__ copied back (bit for bit: same kernels, plain copies).
+    import mujoco
+
+    from snowflake._graphs import GraphedPolicy
+
+    m = sf.build_morphology(mujoco.MjModel.from_xml_string(sf.centipede_xml(6)))
+    torch.manual_seed(0)
+    agent = sf.ActorCritic(m, "gnn").cuda()
+    agent.bind(m)
+    g = GraphedPolicy(agent, 4)
+    for _ in range(2):
+        x = torch.randn(4, m.obs_dim)
+        ref = torch.cat([t.clone() for t in (*g(x.cuda())[:2], g.value[:, None])], 1).cpu()
+        got = g.to_host(x)
+        assert got.shape == (4, 2 * len(m.act_node) + 1)
+        assert torch.equal(got, ref)
+
+
+@pytest.mark.gpu
 def test_gnn_cuda_schedule_matches_per_type_on_cuda():
     # On CUDA the GNN runs all node types in one baddbmm and the GRU gates as one fused kernel;
     # it must match the per-type nn.Linear / nn.GRUCell schedule (forward and gradients) on the

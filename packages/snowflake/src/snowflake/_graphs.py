@@ -199,6 +199,28 @@ class GraphedPolicy:
             torch.cuda.current_stream(dev).wait_stream(side)
             with torch.cuda.graph(self.graph):
                 self.mean, self.log_std, self.value = forward(self.obs)
+                # the three outputs side by side, for one copy to the host
+                self.packed = torch.cat([self.mean, self.log_std, self.value[:, None]], 1)
+        self._host = None
+
+    def to_host(self, obs: torch.Tensor) -> torch.Tensor:
+        """One call from host to host: ``obs`` (CPU ``float32 [B, D]``) through a pinned buffer
+        to the graph's input (asynchronous copy), one replay, and the packed outputs back
+        through a pinned buffer → a new CPU tensor ``[B, 2·nu + 1]`` = ``mean ‖ log_std ‖
+        value``, the same numbers as :meth:`__call__` gives."""
+        if self._host is None:
+            self._host = (
+                torch.empty(self.obs.shape, pin_memory=True),
+                torch.empty(self.packed.shape, pin_memory=True),
+                torch.cuda.current_stream(self.obs.device),
+            )
+        h_in, h_out, stream = self._host
+        h_in.copy_(obs)
+        self.obs.copy_(h_in, non_blocking=True)
+        self.graph.replay()
+        h_out.copy_(self.packed, non_blocking=True)
+        stream.synchronize()
+        return h_out.clone()
 
     def __call__(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         self.obs.copy_(obs)

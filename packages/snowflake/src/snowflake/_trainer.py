@@ -129,6 +129,8 @@ class Trainer:
         # worker processes: step t's bookkeeping while step t + 1's physics runs (benchmarks
         # turn it off to measure what it saves; results are the same either way)
         self._overlap = True
+        # a captured GPU rollout policy: copies through pinned buffers (GraphedPolicy.to_host)
+        self._pinned_io = False
 
     # ---------------------------------------------------------------- rollout
     def collect(self) -> dict[str, torch.Tensor]:
@@ -178,6 +180,9 @@ class Trainer:
         if remote:
 
             def fast(obs: torch.Tensor):  # the CPU path's variant: model on the GPU
+                if graphed is not None and self._pinned_io:  # pinned, asynchronous copies
+                    out = graphed.to_host(obs)
+                    return out[:, :a], out[:, a : 2 * a].exp(), out[:, 2 * a]
                 o = obs.to(mdev)
                 if graphed is not None:
                     mean, log_std, val = graphed(o)
