@@ -107,7 +107,7 @@ class TinyLlama:
 
     def __init__(
         self, shape: LlamaShape, batch: int, max_len: int, device, dtype=torch.bfloat16,
-        fused: bool = False, add_rms: bool = False,
+        fused: bool = False, add_rms: bool = False, weights_t: bool = False,
     ):  # fmt: skip
         self.s, self.B, self.S = shape, batch, max_len
         # fused: RMSNorm, rotary + cache writes + running mean, and SwiGLU as one Triton kernel
@@ -134,6 +134,13 @@ class TinyLlama:
             }
             for _ in range(shape.layers)
         ]
+        if weights_t:
+            # every weight stored transposed ((in, out) contiguous) behind an (out, in) view, so
+            # that ``x @ W.T`` multiplies by a contiguous matrix (another GEMM layout, same maths)
+            self.lm_head = self.lm_head.T.contiguous().T
+            for L in self.layers:
+                for name in L:
+                    L[name] = L[name].T.contiguous().T
         cshape = (batch, shape.kv_heads, max_len, self.dh)
         self.K = [torch.zeros(cshape, device=device, dtype=dtype) for _ in self.layers]
         self.V = [torch.zeros(cshape, device=device, dtype=dtype) for _ in self.layers]

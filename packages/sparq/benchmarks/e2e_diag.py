@@ -11,7 +11,8 @@ printed and written to ``OUT.json`` as soon as it exists:
    adds fused into the norms (``add_rms``) against the plain step (``fused_ops_agree``);
 2. CUDA-graph replays of one whole step (the live length reset after each), per attention
    (``sparq`` one stream, ``sparq_sN``, ``dense`` SDPA, ``none``: no attention at all, which is
-   the model's own cost) and model variant; and the eight attention calls of a step alone;
+   the model's own cost) and model variant (``add_rms``; ``weights_t``: weights stored
+   transposed); and the eight attention calls of a step alone;
 3. ``torch.profiler`` over graph replays of the SparQ and dense steps: every kernel's device time
    inside the graph, grouped (SparQ kernels, dense attention, GEMMs, the rest), the busy time
    (union of kernel intervals) and the idle time of the step.
@@ -61,7 +62,7 @@ class Diag:
         self.out.write_text(json.dumps(self.res, indent=1, default=str))
         print(f"{key}: {json.dumps(value, default=str)}", flush=True)
 
-    def build(self, add_rms=False):
+    def build(self, add_rms=False, weights_t=False):
         if self.smoke:
             shape = LlamaShape(hidden=256, heads=4, kv_heads=2, layers=2, ffn=512, vocab=512)
             B, prefill, k, window = 2, 96, 6, 4
@@ -69,7 +70,8 @@ class Diag:
             shape, B, prefill, k, window = LlamaShape(), 16, 32768, 2048, 64
         dt = torch.bfloat16 if self.dev == "cuda" else torch.float16
         fused = fused_ops_agree(self.dev, dt, add_rms=add_rms) is None
-        m = TinyLlama(shape, B, prefill + 64, self.dev, dt, fused=fused, add_rms=add_rms and fused)
+        m = TinyLlama(shape, B, prefill + 64, self.dev, dt, fused=fused,
+                      add_rms=add_rms and fused, weights_t=weights_t)  # fmt: skip
         m.prefill_random(prefill)
         m.tok.copy_(torch.arange(B, device=self.dev) * 97 % shape.vocab)
         self.dh = m.dh
@@ -260,6 +262,16 @@ def main(argv):
                 ar[name] = repr(e)[:200]
             d.save("step_us_add_rms", ar)
         del m2
+    # the weights stored transposed (another GEMM layout for the model's own products)
+    m3, _ = d.build(weights_t=True)
+    wt = {}
+    for name in ("none", "sparq", "dense"):
+        try:
+            wt[name] = d.time(d.graph(d.step_fn(m3, fns[name])), reps) * 1e6
+        except Exception as e:
+            wt[name] = repr(e)[:200]
+        d.save("step_us_weights_t", wt)
+    del m3
     # 3. kernels inside the graph (last: the profiler may slow later launches)
     if d.dev == "cuda" and "--no-profile" not in argv:
         valid = {n: t for n, t in step_us.items() if n.startswith("sparq") and

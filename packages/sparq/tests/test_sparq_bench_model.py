@@ -74,3 +74,16 @@ def test_add_rms_kernel_against_torch(llama):
     ref = torch.nn.functional.rms_norm(want_x.float(), (64,), eps=torch.finfo(x.dtype).eps)
     # as the plain norm above: one fp32 reduction in another order, 2 fp16 ulps
     assert torch.allclose(h.float(), ref, rtol=2**-9, atol=1e-3)
+
+
+def test_weights_t_stores_the_same_weights_transposed(llama):
+    shape = llama.LlamaShape(hidden=64, heads=4, kv_heads=2, layers=1, ffn=96, vocab=32)
+    a = llama.TinyLlama(shape, 2, 16, DEVICE, torch.float16)
+    b = llama.TinyLlama(shape, 2, 16, DEVICE, torch.float16, weights_t=True)
+    for name, w in a.layers[0].items():
+        wt = b.layers[0][name]
+        assert torch.equal(w, wt)  # same values and shape, (in, out) contiguous underneath
+        assert wt.T.is_contiguous()
+        assert not wt.is_contiguous()
+    assert torch.equal(a.lm_head, b.lm_head)
+    assert b.lm_head.T.is_contiguous()
