@@ -18,7 +18,8 @@ def _side_streams(n: int, device: torch.device, priority: bool = False) -> list:
     key = (str(device), n, priority)
     if key not in _SIDE:
         if priority:
-            least, greatest = torch.cuda.Stream.priority_range()
+            rng = torch.cuda.Stream.priority_range()  # lower numbers: higher priority
+            least, greatest = max(rng), min(rng)
             prios = [max(greatest, least - (n - 1 - i)) for i in range(n)]
         else:
             prios = [0] * n
