@@ -52,7 +52,7 @@ def _check(call, s0, n, dev) -> str | None:
     return None
 
 
-def tune_shape(name, sh, dev, reps, streams, entry, detail) -> dict:
+def tune_shape(name, sh, dev, reps, streams, entry, detail, deadline=math.inf) -> dict:
     """Check and time ``streams`` for one shape; returns the updated entry."""
     from sparq.kernels import sparq_attention_triton
 
@@ -66,6 +66,9 @@ def tune_shape(name, sh, dev, reps, streams, entry, detail) -> dict:
 
     d = detail[name] = {"shape": sh, "n_input_sets": len(sets), "streams_s": {}, "errors": {}}
     for v in streams:
+        if time.monotonic() > deadline and "1" in d["streams_s"]:
+            d["errors"][v] = "time budget"
+            continue
         n, prio = int(v.rstrip("p")), v.endswith("p")
         if prio:
             os.environ["SPARQ_STREAMS_PRIO"] = "1"
@@ -147,7 +150,7 @@ def main(argv):
         _tuned.reload()
         try:
             table["shapes"][key] = tune_shape(
-                name, sh, dev, reps, streams, entry, table["streams_detail"]
+                name, sh, dev, reps, streams, entry, table["streams_detail"], deadline
             )
         except Exception as e:
             table["streams_detail"][name] = {"error": repr(e)[:300]}
