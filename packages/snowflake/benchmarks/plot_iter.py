@@ -1,5 +1,7 @@
 """Plot ``iter_overhead.json`` results: one stacked bar per case (where a PPO iteration's time
-goes) against its pure-stepping baseline and the +25 % line of the criterion.
+goes) against its pure-stepping baseline and the +25 % line of the criterion. With the
+overlapped worker-process rollout, "done + bookkeeping" runs during the physics, so the bars
+of those cases are longer than the iteration itself by about that part.
 
     python packages/snowflake/benchmarks/plot_iter.py A/iter_overhead.json B/... --out it.png
 """
@@ -38,6 +40,7 @@ def main() -> None:
                 rows.append((f"{res['date_utc'][5:]} {key}", r))
     fig, ax = plt.subplots(figsize=(11, 0.45 * len(rows) + 1.5))
     colors = plt.cm.tab10.colors
+    labels: set[str] = set()
     for i, (_label, r) in enumerate(rows):
         left = 0.0
         ph = r["phases_s"]
@@ -61,7 +64,20 @@ def main() -> None:
             lw=1.5,
             label="+25 %" if i == 0 else None,
         )
-        ax.text(left + 0.01, i, f"{r['overhead_frac']:+.0%}", va="center", fontsize=8)
+        paired = sorted(r.get("pure_stepping_paired_s") or [])
+        txt = f"{r['overhead_frac']:+.0%}"
+        if paired:  # the trainer's own envs, right after each iteration (median)
+            med = paired[(len(paired) - 1) // 2]
+            ax.plot(
+                [med, med],
+                [i - 0.4, i + 0.4],
+                color="0.5",
+                lw=2,
+                label="paired stepping" if "paired" not in labels else None,
+            )
+            labels.add("paired")
+            txt += f" (paired {r['overhead_paired_frac']:+.0%})"
+        ax.text(left + 0.01, i, txt, va="center", fontsize=8)
     ax.set_yticks(range(len(rows)), [lbl for lbl, _ in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("seconds per PPO iteration (Centipede-20, 16 envs, 2048 steps, 10 epochs)")
