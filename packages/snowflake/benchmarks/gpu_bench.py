@@ -177,7 +177,9 @@ def ppo_iteration(
     split_streams: bool = False,
     iters: int = 2,
     overlap: bool = True,
-    pinned_io: bool = False,
+    pinned_io: bool = True,
+    num_envs: int = 16,
+    workers: int = 0,
 ) -> dict:
     """Time full PPO iterations (rollout + GAE + 10 epochs) against pure stepping with the same
     vector env (``vector``: ``"thread"`` or ``"process"``, one worker per core).
@@ -192,7 +194,12 @@ def ppo_iteration(
     (``PPOConfig.pipeline``; 2 = one group's policy call overlaps the other's physics).
     ``overlap``: with worker processes, a step's bookkeeping runs during the next step's physics
     (the trainer's default; ``False`` measures the synchronous loop). ``pinned_io``: a captured
-    GPU rollout policy gets its input and returns its packed outputs through pinned buffers.
+    GPU rollout policy gets its input and returns its packed outputs through pinned buffers (the
+    trainer's default). ``num_envs``: envs of the vector env (2048 transitions per iteration
+    either way); ``workers``: its threads / worker processes (0: one per core, at most one per
+    env). With ``pipeline=2``, ``num_envs=32`` and ``workers=32`` each group of 16 envs has a
+    worker process per core, so one group's physics can use every core while the other group
+    waits for its actions (EnvPool-style double buffering over more envs than cores).
 
     Pure stepping is measured three ways: a fresh vector env of the same kind before the
     iterations, the trainer's own vector env after them, and *paired*: right after each timed
@@ -208,12 +215,13 @@ def ppo_iteration(
 
     upd_threads = 1 if policy == "mlp" else cores
     torch.set_num_threads(upd_threads)
-    n_env = 2 if smoke else 16
+    n_env = 2 if smoke else num_envs
+    n_work = workers or min(cores, n_env)
     cfg = sf.PPOConfig(
         env="Centipede-20",
         policy=policy,
         num_envs=n_env,
-        num_threads=min(cores, n_env),
+        num_threads=n_work,
         rollout_steps=64 if smoke else 2048,
         minibatch_size=32 if smoke else 256,
         epochs=1 if smoke else 10,
@@ -226,7 +234,7 @@ def ppo_iteration(
         compile=compile_losses,
         split_streams=split_streams,
     )
-    sps = bench_env("Centipede-20", n_env, vector, 0.3 if smoke else 1.5, min(cores, n_env))
+    sps = bench_env("Centipede-20", n_env, vector, 0.3 if smoke else 1.5, n_work)
     tr = sf.Trainer(cfg)
     for ag in {id(tr.agent): tr.agent, id(tr.roll_agent): tr.roll_agent}.values():
         if hasattr(ag.actor, "batched_types"):
@@ -260,6 +268,7 @@ def ppo_iteration(
     return {
         "overlap": overlap,
         "pinned_io": pinned_io,
+        "workers": n_work,
         # median over iterations of (iteration / pure stepping right after it) - 1
         "overhead_paired_frac": float(np.median(ratios)) - 1.0 if ratios else float("nan"),
         "pure_stepping_paired_s": paired,

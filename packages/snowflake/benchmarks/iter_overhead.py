@@ -10,16 +10,18 @@ env (all groups stepped together); the baseline is the mean of the two (stepping
 ±10 % within a run). Overhead = iteration / pure stepping − 1.
 
 Cases (``--plan``, comma-separated ``policy:vector:pipeline[:compile][:streams]``), e.g.
-``snowflake:thread:1`` (the configuration of the earlier runs), ``snowflake:process:2``
-(worker processes in two groups, one group's policy call overlapping the other's physics),
+``snowflake:thread:1`` (the configuration of the earlier runs), ``snowflake:process:2`` (worker
+processes in two groups, one group's policy call overlapping the other's physics),
 ``snowflake:process:2:compile`` (the same with the compiled minibatch forward + loss),
 ``…:streams`` (the critic's half of each update step on a second CUDA stream), ``…:sync``
 (worker processes without the overlapped bookkeeping: the loop of the runs before 08:30 UTC,
-2026-11-30), ``…:pinned`` (the GPU rollout policy's copies through pinned buffers). Overhead =
-iteration / pure stepping − 1, pure stepping as the mean of the fresh env before and the
-trainer's env after; *paired*: the median over iterations of iteration / the trainer's own 2048
-random-action steps timed right after it (see ``ppo_iteration``). Results are written after
-every case (``--json``, ``--md``); a case that would end after the budget is skipped.
+2026-11-30), ``…:pageable`` (the GPU rollout policy's copies from pageable memory, as before
+09:15 UTC), ``…:envsN`` / ``…:procsN`` (N envs, N worker processes; default 16 envs, one worker
+per core and env). Overhead = iteration / pure stepping − 1, pure stepping as the mean of the
+fresh env before and the trainer's env after; *paired*: the median over iterations of iteration
+/ the trainer's own 2048 random-action steps timed right after it (see ``ppo_iteration``).
+Results are written after every case (``--json``, ``--md``); a case that would end after the
+budget is skipped.
 
     python packages/snowflake/benchmarks/iter_overhead.py --budget 150 --json it.json --md it.md
 """
@@ -105,7 +107,9 @@ def main() -> None:
     for case in a.plan.split(","):
         pol, vec, pipe, *rest = case.split(":")
         comp, streams, sync = "compile" in rest, "streams" in rest, "sync" in rest
-        pinned = "pinned" in rest
+        pinned = "pageable" not in rest
+        n_env = next((int(x[4:]) for x in rest if x.startswith("envs")), 16)
+        workers = next((int(x[5:]) for x in rest if x.startswith("procs")), 0)
         need = (60.0 if comp else 25.0) if not a.smoke else 3.0
         if time.time() + need > deadline:
             print(f"PPO iteration {case}: skipped (budget)", flush=True)
@@ -130,6 +134,8 @@ def main() -> None:
                 a.iters,
                 not sync,
                 pinned,
+                n_env,
+                workers,
             )
         except Exception as e:  # one failing case must not sink the others
             res["cases"][case] = {"error": repr(e)[:500]}
