@@ -64,8 +64,13 @@ def bench_e2e(batch, prefill, steps, layers, hidden, ffn, device):
     # the small per-layer operations (norms, rotary + cache writes, SwiGLU) as fused kernels
     # when they reproduce the plain step, as an inference engine would run them; the model is
     # shared by the SparQ and the dense runs
-    why_not_fused = fused_ops_agree(device, dtype)
-    model = TinyLlama(shape, batch, max_len, device, dtype, fused=why_not_fused is None)
+    # SPARQ_E2E_MODEL: options of the model's own operations, e.g. "add_rms,weights_t" (the
+    # residual adds fused into the norms, the weights stored transposed); same maths
+    opts = {o.strip() for o in os.environ.get("SPARQ_E2E_MODEL", "").split(",") if o.strip()}
+    add_rms, weights_t = "add_rms" in opts, "weights_t" in opts
+    why_not_fused = fused_ops_agree(device, dtype, add_rms=add_rms)
+    model = TinyLlama(shape, batch, max_len, device, dtype, fused=why_not_fused is None,
+                      add_rms=add_rms and why_not_fused is None, weights_t=weights_t)  # fmt: skip
     model.prefill_random(prefill)
     dh = model.dh
     r, k = dh // 8, max(1, prefill // 16)  # compression 1/8 by the gpt-fast rule
@@ -112,7 +117,8 @@ def bench_e2e(batch, prefill, steps, layers, hidden, ffn, device):
     runs = {name: runner(fn) for name, fn in fns.items()}
     runs["sparq_exact"] = runner(exact)
     extra = {"r": r, "k": k, "batch": batch, "prefill": prefill, "steps": steps,
-             "fused_model_ops": why_not_fused is None}  # fmt: skip
+             "fused_model_ops": why_not_fused is None, "model_add_rms": model.add_rms,
+             "model_weights_t": weights_t}  # fmt: skip
     if why_not_fused is not None:
         extra["fused_model_ops_error"] = why_not_fused
 

@@ -1,6 +1,7 @@
 """Where one end-to-end decode step spends its time: SparQ vs dense, per kernel, inside the graph.
 
-Usage: ``python e2e_diag.py OUT.json [--smoke] [--streams 2,3] [--reps 30] [--no-profile]``.
+Usage: ``python e2e_diag.py OUT.json [--smoke] [--streams 2,3] [--reps 30] [--no-profile]``
+(``--streams ""``: no staggered variants).
 
 Model of ``bench_sparq_e2e`` (hidden 4096, 32/8 heads, 8 layers, batch 16, 32k cache; the launch
 choices from the tuning table, ``SPARQ_TUNED_JSON`` or the committed one). Phases, each result
@@ -11,17 +12,23 @@ printed and written to ``OUT.json`` as soon as it exists:
    adds fused into the norms (``add_rms``) against the plain step (``fused_ops_agree``);
 2. CUDA-graph replays of one whole step (the live length reset after each), per attention
    (``sparq`` one stream, ``sparq_sN``, ``dense`` SDPA, ``none``: no attention at all, which is
-   the model's own cost) and model variant (``add_rms``; ``weights_t``: weights stored
-   transposed); and the eight attention calls of a step alone;
-3. ``torch.profiler`` over graph replays of the SparQ and dense steps: every kernel's device time
-   inside the graph, grouped (SparQ kernels, dense attention, GEMMs, the rest), the busy time
-   (union of kernel intervals) and the idle time of the step.
+   the model's own cost); the eight attention calls of a step alone; the SparQ step captured
+   again (a new graph memory pool) and with the launch modes ``SPARQ_PDL=1|2``, ``SPARQ_L2=0``;
+   then freshly built models (``base2``: the same model again; ``add_rms``: residual adds fused
+   into the norms; ``weights_t``: weights stored transposed; both), each with none / SparQ /
+   dense attention; the variant with the fastest SparQ step is written to
+   ``/tmp/sparq_e2e_model.txt`` (the ``TinyLlama`` options, for ``SPARQ_E2E_MODEL``);
+3. ``torch.profiler`` over back-to-back graph replays of the SparQ and dense steps: every
+   kernel's device time inside the graph, grouped (SparQ kernels, dense attention, GEMMs, the
+   rest), the busy time (union of kernel intervals), the idle time of the step and where it
+   falls (idle gap before each kernel, summed per pair of consecutive kernels).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections import defaultdict
@@ -93,7 +100,6 @@ class Diag:
             return f
 
         fns = {"sparq": sparq(1), **{f"sparq_s{n}": sparq(n) for n in streams}}
-        fns["sparq_table"] = sparq(None)  # the table's (or SPARQ_STREAMS') choice
         fns["dense"] = lambda q, K, V, K_t, vm, lens: dense_decode(q, K, V, lens, scale)
         fns["none"] = lambda q, K, V, K_t, vm, lens: q
         return fns
@@ -152,6 +158,22 @@ class Diag:
         b.synchronize()
         return a.elapsed_time(b) / 1e3 / reps
 
+    def clocks(self, fn, n=300):
+        """SM clock (MHz) and power (mW) read while ``n`` replays of ``fn`` run (needs pynvml;
+        otherwise the error)."""
+        if self.dev != "cuda":
+            return None
+        try:
+            for _ in range(n):
+                fn()
+            time.sleep(0.2)  # the queued replays are running now
+            res = {"sm_mhz": torch.cuda.clock_rate(), "power_mw": torch.cuda.power_draw()}
+            torch.cuda.synchronize()
+            return res
+        except Exception as e:
+            torch.cuda.synchronize()
+            return {"error": repr(e)[:200]}
+
     def step_fn(self, m, attn):
         lens0 = m.lens.clone()
 
@@ -174,7 +196,9 @@ class Diag:
         return all_layers
 
     def profile(self, fn, reps=3):
-        """Kernels of ``reps`` graph replays of ``fn`` (device times, intervals per replay)."""
+        """Kernels of ``reps`` back-to-back graph replays of ``fn``: device time per kernel and
+        group, the busy time (union of kernel intervals) and the idle gaps before each kernel,
+        summed per (previous kernel, kernel) pair (microseconds per step)."""
         from torch.profiler import ProfilerActivity, profile
 
         fn()
@@ -182,7 +206,7 @@ class Diag:
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
             for _ in range(reps):
                 fn()
-                torch.cuda.synchronize()
+            torch.cuda.synchronize()
         evs = []
         for e in prof.events():
             if str(getattr(e, "device_type", "")).endswith("CUDA"):
@@ -191,29 +215,32 @@ class Diag:
         per = defaultdict(float)
         cnt = defaultdict(int)
         groups = defaultdict(float)
+        gaps = defaultdict(float)
         for s, e, n in evs:
             per[n] += (e - s) / reps
             cnt[n] += 1
             groups[_group(n)] += (e - s) / reps
-        busy, span, cur_s, cur_e = 0.0, 0.0, None, None
+        busy, idle, span, end, prev = 0.0, 0.0, 0.0, None, None
+        for s, e, n in evs:
+            if end is not None and s > end:
+                idle += s - end
+                gaps[(prev[:36], n[:36])] += (s - end) / reps
+            busy += max(0.0, e - max(s, end if end is not None else s))
+            end = e if end is None else max(end, e)
+            prev = n
         if evs:
             span = (evs[-1][1] - evs[0][0]) / reps
-            for s, e, _ in evs:
-                if cur_e is None or s > cur_e:
-                    if cur_e is not None:
-                        busy += cur_e - cur_s
-                    cur_s, cur_e = s, e
-                else:
-                    cur_e = max(cur_e, e)
-            busy += cur_e - cur_s
         top = sorted(per.items(), key=lambda x: -x[1])[:30]
+        top_gaps = sorted(gaps.items(), key=lambda x: -x[1])[:20]
         return {
             "kernels_per_step": len(evs) / reps,
             "sum_kernel_us": sum(per.values()),
             "busy_us": busy / reps,
+            "idle_us": idle / reps,
+            "span_us": span,
             "groups_us": dict(groups),
             "top": [(n[:80], round(t, 2), cnt[n] / reps) for n, t in top],
-            "span_us_incl_gaps_between_replays": span,
+            "gaps_us": [(f"{a} -> {b}", round(t, 2)) for (a, b), t in top_gaps],
         }
 
 
@@ -221,8 +248,8 @@ def main(argv):
     out = Path(argv[1])
     smoke = "--smoke" in argv
     reps = int(argv[argv.index("--reps") + 1]) if "--reps" in argv else (2 if smoke else 30)
-    streams = [int(x) for x in (argv[argv.index("--streams") + 1] if "--streams" in argv
-                                else "2,3").split(",")]  # fmt: skip
+    arg = argv[argv.index("--streams") + 1] if "--streams" in argv else "2"
+    streams = [int(x) for x in arg.split(",") if x.strip()]
     d = Diag(out, smoke)
     t0 = time.monotonic()
     m, fused = d.build()
@@ -238,7 +265,7 @@ def main(argv):
     d.save("add_rms_agrees", agree)
     # 2. whole steps and the attention calls alone (graph replays, microseconds)
     step_us, attn_us = {}, {}
-    order = ["sparq", *[f"sparq_s{n}" for n in streams], "sparq_table", "dense", "none"]
+    order = ["sparq", *[f"sparq_s{n}" for n in streams], "dense", "none"]
     for name in order:
         try:
             step_us[name] = d.time(d.graph(d.step_fn(m, fns[name])), reps) * 1e6
@@ -251,33 +278,63 @@ def main(argv):
         except Exception as e:
             attn_us[name] = repr(e)[:200]
         d.save("attention_8_layers_us", attn_us)
-    # the model with the residual adds fused into the norms (both sides gain alike)
-    if d.res["add_rms_agrees"] == "yes":
-        m2, _ = d.build(add_rms=True)
-        ar = {}
+    # the same step captured again: how much a new capture (new memory pool) changes
+    step_us["sparq_again"] = d.time(d.graph(d.step_fn(m, fns["sparq"])), reps) * 1e6
+    g = d.graph(d.step_fn(m, fns["sparq"]))
+    step_us["sparq_again_retimed"] = d.time(g, reps) * 1e6
+    step_us["sparq_again_3reps"] = d.time(g, 3) * 1e6  # a long run slower: clocks, power?
+    step_us["sparq_again_100reps"] = d.time(g, 100) * 1e6
+    d.save("clocks_during_sparq_steps", d.clocks(g))
+    del g
+    d.save("step_us", step_us)
+    # SparQ launch modes inside the model (environment read while capturing)
+    modes = {}
+    for mname, env in (("pdl1", {"SPARQ_PDL": "1"}), ("pdl2", {"SPARQ_PDL": "2"}),
+                       ("l2_off", {"SPARQ_L2": "0"})):  # fmt: skip
+        os.environ.update(env)
+        try:
+            modes[mname] = d.time(d.graph(d.step_fn(m, fns["sparq"])), reps) * 1e6
+        except Exception as e:
+            modes[mname] = repr(e)[:200]
+        finally:
+            for k in env:
+                os.environ.pop(k, None)
+        d.save("step_us_sparq_modes", modes)
+    # 3. kernels inside the graph, back-to-back replays (the profiler may slow later launches,
+    #    so the other models are built and timed first)
+    variants = {"base2": {}, "add_rms": {"add_rms": True}, "weights_t": {"weights_t": True},
+                "add_rms_weights_t": {"add_rms": True, "weights_t": True}}  # fmt: skip
+    if d.res["add_rms_agrees"] != "yes":
+        variants = {k: v for k, v in variants.items() if "add_rms" not in v}
+    model_us = {}
+    for vname, kw in variants.items():
+        mv, _ = d.build(**kw)
+        res = model_us[vname] = {}
         for name in ("none", "sparq", "dense"):
             try:
-                ar[name] = d.time(d.graph(d.step_fn(m2, fns[name])), reps) * 1e6
+                res[name] = d.time(d.graph(d.step_fn(mv, fns[name])), reps) * 1e6
             except Exception as e:
-                ar[name] = repr(e)[:200]
-            d.save("step_us_add_rms", ar)
-        del m2
-    # the weights stored transposed (another GEMM layout for the model's own products)
-    m3, _ = d.build(weights_t=True)
-    wt = {}
-    for name in ("none", "sparq", "dense"):
-        try:
-            wt[name] = d.time(d.graph(d.step_fn(m3, fns[name])), reps) * 1e6
-        except Exception as e:
-            wt[name] = repr(e)[:200]
-        d.save("step_us_weights_t", wt)
-    del m3
-    # 3. kernels inside the graph (last: the profiler may slow later launches)
+                res[name] = repr(e)[:200]
+        if isinstance(res.get("sparq"), float) and isinstance(res.get("dense"), float):
+            res["ratio"] = res["dense"] / res["sparq"]
+        d.save("step_us_models", model_us)
+        if d.dev == "cuda" and "--no-profile" not in argv and vname == "add_rms_weights_t":
+            for name in ("sparq", "dense"):
+                try:
+                    d.save(f"profile_{vname}_{name}",
+                           d.profile(d.graph(d.step_fn(mv, fns[name]))))  # fmt: skip
+                except Exception as e:
+                    d.save(f"profile_{vname}_{name}", {"error": repr(e)[:300]})
+        del mv
+    ok = {v: r["sparq"] for v, r in model_us.items() if isinstance(r.get("sparq"), float)}
+    if ok:
+        best = min(ok, key=ok.get)
+        Path("/tmp/sparq_e2e_model.txt").write_text(
+            ",".join(k for k in variants[best]) + "\n"
+        )  # fmt: skip
+        d.save("best_model_variant", best)
     if d.dev == "cuda" and "--no-profile" not in argv:
-        valid = {n: t for n, t in step_us.items() if n.startswith("sparq") and
-                 isinstance(t, float)}  # fmt: skip
-        best = min(valid, key=valid.get) if valid else "sparq"
-        for name in dict.fromkeys(("sparq", best, "dense", "none")):
+        for name in ("sparq", "dense", "none"):
             try:
                 d.save(f"profile_{name}", d.profile(d.graph(d.step_fn(m, fns[name]))))
             except Exception as e:

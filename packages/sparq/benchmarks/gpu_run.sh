@@ -114,8 +114,16 @@ if [ "${E2E_DIAG:-0}" = "1" ]; then
   echo "== phase 3b: end-to-end step diagnosis ($(left) s left)" | tee -a "$LOG"
   TD=${T_DIAG:-70}
   [ "$TD" -gt $(( $(left) - 45 )) ] && TD=$(( $(left) - 45 ))
+  rm -f /tmp/sparq_e2e_model.txt
   [ "$TD" -ge 10 ] && timeout $TD python3 $HERE/e2e_diag.py /tmp/sparq_e2e_diag.json \
-    --streams ${DIAG_STREAMS:-2,3} $([ "$SMOKE" = "1" ] && echo --smoke) 2>&1 | tee -a "$LOG"
+    --streams "${DIAG_STREAMS-2}" $([ "$SMOKE" = "1" ] && echo --smoke) 2>&1 | tee -a "$LOG"
+fi
+
+# the end-to-end model's own options that gave the fastest SparQ step (SPARQ_E2E_MODEL set by the
+# caller wins)
+if [ -z "${SPARQ_E2E_MODEL+x}" ] && [ -f /tmp/sparq_e2e_model.txt ] && [ "${E2E_DIAG:-0}" = "1" ]; then
+  export SPARQ_E2E_MODEL=$(cat /tmp/sparq_e2e_model.txt)
+  echo "SPARQ_E2E_MODEL=$SPARQ_E2E_MODEL" | tee -a "$LOG"
 fi
 
 # 4. harness cases with the tuned table, each written as soon as it finishes
