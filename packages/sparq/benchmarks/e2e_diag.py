@@ -167,7 +167,17 @@ class Diag:
             for _ in range(n):
                 fn()
             time.sleep(0.2)  # the queued replays are running now
-            res = {"sm_mhz": torch.cuda.clock_rate(), "power_mw": torch.cuda.power_draw()}
+            res = {}
+            try:
+                res = {"sm_mhz": torch.cuda.clock_rate(), "power_mw": torch.cuda.power_draw()}
+            except Exception as e:  # no pynvml: ask nvidia-smi (every GPU of the host)
+                import subprocess
+
+                q = ("index,clocks.sm,clocks.mem,power.draw,temperature.gpu,"
+                     "clocks_event_reasons.active")  # fmt: skip
+                res = {"pynvml": repr(e)[:80], "nvidia_smi": subprocess.run(
+                    ["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader"],
+                    capture_output=True, text=True, timeout=10).stdout.strip()}  # fmt: skip
             torch.cuda.synchronize()
             return res
         except Exception as e:
@@ -286,6 +296,12 @@ def main(argv):
     step_us["sparq_again_100reps"] = d.time(g, 100) * 1e6
     d.save("clocks_during_sparq_steps", d.clocks(g))
     del g
+    gd = d.graph(d.step_fn(m, fns["dense"]))
+    d.save("clocks_during_dense_steps", d.clocks(gd))
+    step_us["dense_3reps"] = d.time(gd, 3) * 1e6
+    step_us["dense_100reps"] = d.time(gd, 100) * 1e6
+    del gd
+    d.save("step_us", step_us)
     d.save("step_us", step_us)
     # SparQ launch modes inside the model (environment read while capturing)
     modes = {}
