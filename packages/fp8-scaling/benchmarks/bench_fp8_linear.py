@@ -85,7 +85,8 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
                    "ours_spec": "spec", "ours_spec_fastacc": "spec"}  # fmt: skip
         backend = backend.get(base_kind, "auto")
         fast_all = base_kind in ("ours_fastacc", "ours_spec_fastacc")
-        recipe = JustInTimeScaling(fast_accum=fa_spec or ("all" if fast_all else "forward"))
+        fa = fa_spec or ("all" if fast_all else None)  # None: the recipe's default
+        recipe = JustInTimeScaling(fast_accum=fa) if fa else JustInTimeScaling()
         model = nn.Sequential(Float8Linear.from_linear(lin, recipe, cast_backend=backend))
     elif base_kind == "ours_auto":
         model = convert_to_float8(model, JustInTimeScaling(), auto_filter=True)

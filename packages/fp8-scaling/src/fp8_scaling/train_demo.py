@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         "--fast-accum",
         default="",
         help="fast_accum of the FP8 recipes (e.g. 'all', 'grad_input+grad_weight'); default: "
-        "the recipes' own ('forward')",
+        "the recipes' own ('none')",
     )
     p.add_argument("--out", default="fp8_train_demo")
     return p
