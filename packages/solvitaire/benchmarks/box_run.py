@@ -13,14 +13,16 @@ leaves everything it finished:
    (``KL_SKIP``: seeds left out; ``KL_SLOWEST_FIRST=1``: the longest deals of the local
    store first; ``KL_ORDER``: a search order, or comma-separated orders searched in alternation, for
    the Klondike deals instead of the preset's);
-4. optionally (``EXTRA_GAMES``, comma-separated presets) seeds 1-40 of other games at
+4. optionally (``EXTRA_GAMES``, comma-separated presets, ``game@order`` for a game under
+   another search order, ``a+b`` for orders in alternation) seeds 1-40 of other games at
    ``EXTRA_TIMEOUT`` seconds each (``extra.jsonl``);
 5. optionally (``REF_GAMES``: comma-separated games, or ``all``) every deal of those games that
    the reference program decided (``outcomes/*.tsv``), at ``REF_TIMEOUT`` seconds each (60, the
    slow test's limit), under the rules the reference applies (Spiderette: see README); rows go
    to ``extra.jsonl`` with the reference's answer, and a different answer is logged as FAIL
    (``REF_ORDER``: a search order, or comma-separated orders, instead of the presets';
-   ``REF_ONLY``: comma-separated ``game:seed`` deals, the others left out).
+   ``REF_ONLY``: comma-separated ``game:seed`` deals, the others left out; ``REF_LONGER``:
+   ``game:seed=seconds,...``, a longer limit for those deals, as in the slow test).
 
 ``--ingest DIR`` (run here afterwards) merges a finished run's Klondike results into the local
 SQLite store used by ``klondike_1000.py`` and prints the Spiderette comparison.
@@ -120,10 +122,16 @@ def _job(args: tuple) -> dict:
     if kind.startswith("ref:"):  # phase 5: kind = "ref:<the reference's answer>"
         want = kind[4:]
         kind = "effective" if game in ("spiderette", "simple-simon") else "preset"
+    order = ""
+    if "@" in game:  # EXTRA_GAMES entry "game@order": that game under another search order
+        game, order = game.split("@", 1)
     if game in ("spiderette", "simple-simon"):
         rules = _spider_rules(kind, game)
     else:
         rules = load_rules(game)
+    if order:
+        rules = _with_order(rules, order.replace("+", ","))  # "a+b": orders in alternation
+        kind = "order=" + order
     if want and os.environ.get("REF_ORDER"):
         rules = _with_order(rules, os.environ["REF_ORDER"])
         kind = "order=" + os.environ["REF_ORDER"]
@@ -133,7 +141,7 @@ def _job(args: tuple) -> dict:
     c0 = time.process_time()
     res = solve(seed, rules, timeout=timeout, memory_limit=mem)
     return {
-        "game": game,
+        "game": game + (f"@{order}" if order else ""),
         "rules": kind,
         "seed": seed,
         "status": res.status.value,
@@ -244,7 +252,9 @@ def run(a: argparse.Namespace) -> int:
     seeds += rest
     if a.ref_games:  # phase 5 first when asked (REF_GAMES): the reference's decided deals
         refs = sorted(_ref_rows(a.ref_games), key=lambda r: -r[3])
-        phases.append(("ref", [(g, f"ref:{want}", s, a.ref_timeout, mem)
+        # REF_LONGER "game:seed=seconds,...": a longer limit for those deals (as in the tests)
+        longer = {k: float(v) for k, v in (x.split("=") for x in a.ref_longer.split(",") if x)}
+        phases.append(("ref", [(g, f"ref:{want}", s, longer.get(f"{g}:{s}", a.ref_timeout), mem)
                                for g, s, want, _ in refs]))  # fmt: skip
     phases.append(("klondike", [("klondike", "preset", s, a.timeout, mem) for s in seeds]))
     extra = [g for g in a.extra_games.split(",") if g.strip()]
@@ -384,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--ref-games", default=os.environ.get("REF_GAMES", ""))
     ap.add_argument("--ref-timeout", type=float, default=float(os.environ.get("REF_TIMEOUT", 60)))
+    ap.add_argument("--ref-longer", default=os.environ.get("REF_LONGER", ""))
     ap.add_argument("--mixed", action="store_true", default=os.environ.get("MIXED") == "1",
                     help="every phase's solves at once, longest limit first")  # fmt: skip
     ap.add_argument("--out", default=None)
