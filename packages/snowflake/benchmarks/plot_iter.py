@@ -48,23 +48,32 @@ def main() -> None:
             w = r["update_s"] if name == "update" else sum(ph.get(k, 0.0) for k in keys)
             ax.barh(i, w, left=left, color=colors[j], label=name if i == 0 else None)
             left += w
+        rest = r["iteration_s"] - left  # pipe messages, unclocked stores, loop overhead
+        if rest > 0:
+            ax.barh(
+                i, rest, left=left, color="0.85", label="other" if "other" not in labels else None
+            )
+            labels.add("other")
+            left += rest
+        paired = sorted(r.get("pure_stepping_paired_s") or [])
+        # the criterion's line: +25 % over the paired stepping where measured, else the mean
+        ref = paired[(len(paired) - 1) // 2] if paired else r["pure_stepping_s"]
         pure = r["pure_stepping_s"]
         ax.plot(
             [pure, pure],
             [i - 0.4, i + 0.4],
             color="k",
             lw=2,
-            label="pure stepping" if i == 0 else None,
+            label="pure stepping (before/after mean)" if i == 0 else None,
         )
         ax.plot(
-            [1.25 * pure] * 2,
+            [1.25 * ref] * 2,
             [i - 0.4, i + 0.4],
             color="r",
             ls="--",
             lw=1.5,
-            label="+25 %" if i == 0 else None,
+            label="+25 % (over paired if measured)" if i == 0 else None,
         )
-        paired = sorted(r.get("pure_stepping_paired_s") or [])
         txt = f"{r['overhead_frac']:+.0%}"
         if paired:  # the trainer's own envs, right after each iteration (median)
             med = paired[(len(paired) - 1) // 2]
@@ -80,7 +89,7 @@ def main() -> None:
         ax.text(left + 0.01, i, txt, va="center", fontsize=8)
     ax.set_yticks(range(len(rows)), [lbl for lbl, _ in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("seconds per PPO iteration (Centipede-20, 16 envs, 2048 steps, 10 epochs)")
+    ax.set_xlabel("seconds per PPO iteration (Centipede-20, 2048 steps, 10 epochs of 8 x 256)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("PPO iteration vs pure stepping, H200 box, 16 cores")
     fig.tight_layout()
