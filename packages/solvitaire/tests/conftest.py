@@ -91,6 +91,20 @@ SMALL_VARIANTS = {
         "reserve": {"size": 3, "stacked": True},
         "max rank": 3,
     },
+    # spaces fill themselves from the waste: the waste's top card matters, so the stock is
+    # keyed exactly (no cycle key, no stock dominance; seed 20 was answered wrongly with them)
+    "canfield-small-waste-spaces": {
+        "tableau piles": {
+            "count": 3,
+            "build policy": "red-black",
+            "move built group": "partial-if-card-above-buildable",
+            "spaces policy": "auto-reserve-then-waste",
+        },
+        "foundations": {"initial cards": "one", "base card": "random"},
+        "stock": {"size": 8, "deal count": 2, "redeal": True},
+        "reserve": {"size": 2, "stacked": True},
+        "max rank": 4,
+    },
     "black-hole-small": {
         "tableau piles": {"count": 5, "build policy": "no-build"},
         "foundations": {"present": False},

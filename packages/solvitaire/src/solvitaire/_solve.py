@@ -139,7 +139,14 @@ def _rules_cfg(rules: Rules) -> dict[int, int]:
         cm.GPLACE: int(tp.get("built group placement", "build-policy") == "group-policy"),
         cm.RPRUNE: 1,
         # stock dominance (keys.stock_dominated): a draw-k stock (k > 1) with unlimited redeals
-        cm.SDOM: int(dtype == 0 and st["deal count"] > 1 and rules.redeals < 0 and st["size"] > 0),
+        # (not where a space fills itself from the waste or stock: that reads the waste's top)
+        cm.SDOM: int(
+            dtype == 0
+            and st["deal count"] > 1
+            and rules.redeals < 0
+            and st["size"] > 0
+            and tp["spaces policy"] not in ("auto-reserve-then-waste", "auto-waste-then-stock")
+        ),
         # the deadlock test (a proof that a position is lost) holds where a card leaves its
         # pile only for a foundation (one deck, aces up) or a tableau card: no cells, no hole,
         # and only kings (or nothing) fill spaces

@@ -24,6 +24,7 @@ from .layout import (
     REDEALS,
     RSTACK,
     SDOM,
+    SPACES,
     SUITSYM,
     C,
     R,
@@ -89,8 +90,9 @@ def _cycle_hash(S, cfg, Z):
 @njit(cache=True, inline="always")
 def _cycle_keyed(S, cfg):
     """Whether the stock and waste are keyed as one cycle (unlimited redeals, cards dealt
-    ``deal count`` at a time to a waste)."""
-    return cfg[REDEALS] < 0 and cfg[DTYPE] == 0
+    ``deal count`` at a time to a waste, and no space filled from the waste or stock by
+    itself: that reads the waste's top card, which the cycle key leaves out)."""
+    return cfg[REDEALS] < 0 and cfg[DTYPE] == 0 and cfg[SPACES] < 4
 
 
 @njit(cache=True, inline="always")
