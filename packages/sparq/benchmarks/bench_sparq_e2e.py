@@ -15,8 +15,13 @@ import torch
 from _llama import LlamaShape, TinyLlama, fused_ops_agree
 from monobench import Measure, case
 
-FULL = [{"batch": 16, "prefill": 32768, "steps": 64, "layers": 8, "hidden": 4096, "ffn": 14336}]
-QUICK = [{"batch": 2, "prefill": 96, "steps": 3, "layers": 2, "hidden": 256, "ffn": 512}]
+# readback=1: every step's tokens are copied to the host before the next step is launched (as a
+# serving loop does to detokenise and check stop conditions); 0: the tokens stay on the device
+# and the steps are issued back to back
+_FULL = {"batch": 16, "prefill": 32768, "steps": 64, "layers": 8, "hidden": 4096, "ffn": 14336}
+FULL = [{**_FULL, "readback": 0}, {**_FULL, "readback": 1}]
+QUICK = [{"batch": 2, "prefill": 96, "steps": 3, "layers": 2, "hidden": 256, "ffn": 512,
+          "readback": 1}]  # fmt: skip
 
 
 def _attn_fns(r, k, window, sinks, dh):
@@ -52,7 +57,7 @@ def _attn_fns(r, k, window, sinks, dh):
 
 
 @case("sparq_e2e_decode", params=FULL, quick_params=QUICK, devices=("cpu", "cuda"))
-def bench_e2e(batch, prefill, steps, layers, hidden, ffn, device):
+def bench_e2e(batch, prefill, steps, layers, hidden, ffn, device, readback=0):
     """Greedy decode tokens/s of a Llama-style model: SparQ (1/8 transfers) vs dense."""
     if device == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
         raise RuntimeError("on CPU the kernels run only under TRITON_INTERPRET=1")
@@ -109,7 +114,10 @@ def bench_e2e(batch, prefill, steps, layers, hidden, ffn, device):
             toks = []
             for _ in range(steps):
                 step()
-                toks.append(model.tok.clone())
+                # readback: the host waits for this step's tokens (one synchronisation per step)
+                toks.append(model.tok.tolist() if readback else model.tok.clone())
+            if readback:
+                return torch.tensor(toks, dtype=torch.int64).T
             return torch.stack(toks, 1)
 
         return run
@@ -117,6 +125,7 @@ def bench_e2e(batch, prefill, steps, layers, hidden, ffn, device):
     runs = {name: runner(fn) for name, fn in fns.items()}
     runs["sparq_exact"] = runner(exact)
     extra = {"r": r, "k": k, "batch": batch, "prefill": prefill, "steps": steps,
+             "readback_every_step": bool(readback),
              "fused_model_ops": why_not_fused is None, "model_add_rms": model.add_rms,
              "model_weights_t": weights_t}  # fmt: skip
     if why_not_fused is not None:

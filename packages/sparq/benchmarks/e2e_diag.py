@@ -1,7 +1,11 @@
 """Where one end-to-end decode step spends its time: SparQ vs dense, per kernel, inside the graph.
 
 Usage: ``python e2e_diag.py OUT.json [--smoke] [--streams 2,3] [--reps 30] [--no-profile]``
-(``--streams ""``: no staggered variants).
+(``--streams ""``: no staggered variants) or ``python e2e_diag.py OUT.json --series``: only the
+device time of each of 64 consecutive step replays (issued back to back, and with the tokens read
+by the host after every step), SparQ, dense, SparQ again, with NVML samples (clocks, power,
+throttle reasons) during 300 replays; the model options from ``--models "a,b;c"`` (one model
+per ``;``-separated set) or ``SPARQ_E2E_MODEL``.
 
 Model of ``bench_sparq_e2e`` (hidden 4096, 32/8 heads, 8 layers, batch 16, 32k cache; the launch
 choices from the tuning table, ``SPARQ_TUNED_JSON`` or the committed one). Phases, each result
@@ -26,6 +30,7 @@ printed and written to ``OUT.json`` as soon as it exists:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -184,6 +189,81 @@ class Diag:
             torch.cuda.synchronize()
             return {"error": repr(e)[:200]}
 
+    def series(self, fn, m, n=64, readback=False):
+        """Device time of each of ``n`` consecutive replays of ``fn`` (events between them; with
+        ``readback`` the host reads the tokens after every replay): first 5, last 20, median,
+        min and max in microseconds."""
+        if self.dev != "cuda":
+            return None
+        fn()
+        torch.cuda.synchronize()
+        evs = [torch.cuda.Event(enable_timing=True) for _ in range(n + 1)]
+        evs[0].record()
+        for i in range(n):
+            fn()
+            evs[i + 1].record()
+            if readback:
+                m.tok.tolist()
+        torch.cuda.synchronize()
+        t = [evs[i].elapsed_time(evs[i + 1]) * 1e3 for i in range(n)]
+        sorted_t = sorted(t)
+        return {"first5": sum(t[:5]) / 5, "last20": sum(t[-20:]) / 20,
+                "median": sorted_t[n // 2], "min": sorted_t[0], "max": sorted_t[-1],
+                "mean": sum(t) / n}  # fmt: skip
+
+    def nvml(self, fn, n=300):
+        """NVML samples (every ~5 ms) while ``n`` replays of ``fn`` run: SM and memory clocks,
+        power, GPU temperature and the union of the clock-event (throttle) reasons."""
+        if self.dev != "cuda":
+            return None
+        import threading
+
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            h = pynvml.nvmlDeviceGetHandleByIndex(
+                torch.cuda._get_nvml_device_index(torch.cuda.current_device())
+            )
+        except Exception as e:
+            return {"error": repr(e)[:200]}
+        samples, stop = [], threading.Event()
+
+        def sample():
+            reasons_fn = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+                pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", lambda h: 0
+            )
+            while not stop.is_set():
+                with contextlib.suppress(Exception):
+                    samples.append((
+                        pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM),
+                        pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_MEM),
+                        pynvml.nvmlDeviceGetPowerUsage(h),
+                        pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU),
+                        int(reasons_fn(h)),
+                    ))  # fmt: skip
+                time.sleep(0.005)
+
+        th = threading.Thread(target=sample, daemon=True)
+        th.start()
+        for _ in range(n):
+            fn()
+        torch.cuda.synchronize()
+        stop.set()
+        th.join()
+        if not samples:
+            return {"error": "no samples"}
+        reasons = 0
+        for x in samples:
+            reasons |= x[4]
+        col = list(zip(*samples))
+        return {"n": len(samples), "sm_mhz_min": min(col[0]), "sm_mhz_max": max(col[0]),
+                "mem_mhz_min": min(col[1]), "mem_mhz_max": max(col[1]),
+                "power_w_max": max(col[2]) / 1e3, "power_w_mean": sum(col[2]) / len(col[2]) / 1e3,
+                "temp_c_max": max(col[3]), "reasons_union": hex(reasons),
+                "reasons_nonidle_share": sum(1 for x in samples if x[4] & ~1) / len(samples),
+                }  # fmt: skip
+
     def step_fn(self, m, attn):
         lens0 = m.lens.clone()
 
@@ -262,6 +342,34 @@ def main(argv):
     streams = [int(x) for x in arg.split(",") if x.strip()]
     d = Diag(out, smoke)
     t0 = time.monotonic()
+    if "--series" in argv:  # only the per-step series and NVML samples
+        # model options: --models "weights_t;add_rms,weights_t" (one model each), else
+        # SPARQ_E2E_MODEL
+        spec = argv[argv.index("--models") + 1] if "--models" in argv else os.environ.get(
+            "SPARQ_E2E_MODEL", "")  # fmt: skip
+        for mspec in spec.split(";"):
+            opts = {o.strip() for o in mspec.split(",") if o.strip()}
+            m, fused = d.build(add_rms="add_rms" in opts, weights_t="weights_t" in opts)
+            fns = d.attn_fns([])
+            tag = "+".join(sorted(opts)) or "base"
+            d.save(
+                f"setup_{tag}",
+                {
+                    "fused_model_ops": fused,
+                    "plan": d.plan,
+                    "gpu": torch.cuda.get_device_name() if d.dev == "cuda" else None,
+                },
+            )
+            for i, name in enumerate(("sparq", "dense", "sparq")):  # SparQ again after dense
+                g = d.graph(d.step_fn(m, fns[name]))
+                res = {"pipelined": d.series(g, m), "readback": d.series(g, m, readback=True),
+                       "nvml": d.nvml(g), "pipelined_after": d.series(g, m)}  # fmt: skip
+                d.save(f"series_{tag}_{name}{'_again' if i == 2 else ''}", res)
+                del g
+            del m
+        d.save("seconds", time.monotonic() - t0)
+        print("E2E_DIAG_JSON " + json.dumps(d.res, default=str), flush=True)
+        return
     m, fused = d.build()
     fns = d.attn_fns(streams)
     d.save("setup", {"fused_model_ops": fused, "plan": d.plan, "device": d.dev,

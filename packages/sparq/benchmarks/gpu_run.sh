@@ -21,7 +21,8 @@
 #   4. the harness cases with that table (SPARQ_TUNED_JSON): K1-K4 decode, end-to-end decode
 #      -> sparq_decode_*.{json,md}, sparq_e2e_decode_*.{json,md}
 #   3b. (E2E_DIAG=1) e2e_diag.py: one end-to-end step per attention / model variant and the
-#      kernels inside the graph (printed into the log)
+#      kernels inside the graph (printed into the log); DIAG_SERIES="opts;opts": only the
+#      per-step series of 64 replays and NVML samples, one model per option set
 #   5. the GPU kernel tests (accuracy grid, CUDA graphs, PDL) with the time left (GRID=0 skips
 #      them; GRID_FILES / GRID_K / GRID_M: other test files, -k / -m expressions)   -> log
 # CASES: harness cases of phase 4 (default sparq_decode,sparq_e2e_decode).
@@ -116,7 +117,7 @@ if [ "${E2E_DIAG:-0}" = "1" ]; then
   [ "$TD" -gt $(( $(left) - 45 )) ] && TD=$(( $(left) - 45 ))
   rm -f /tmp/sparq_e2e_model.txt
   [ "$TD" -ge 10 ] && timeout $TD python3 $HERE/e2e_diag.py /tmp/sparq_e2e_diag.json \
-    --streams "${DIAG_STREAMS-2}" $([ "$SMOKE" = "1" ] && echo --smoke) 2>&1 | tee -a "$LOG"
+    --streams "${DIAG_STREAMS-2}" ${DIAG_SERIES:+--series --models "$DIAG_SERIES"} $([ "$SMOKE" = "1" ] && echo --smoke) 2>&1 | tee -a "$LOG"
 fi
 
 # the end-to-end model's own options that gave the fastest SparQ step (SPARQ_E2E_MODEL set by the
