@@ -4,7 +4,8 @@
 #          per recipe side by side, forward+backward replayed from CUDA graphs; quantize-once
 #          inference check on the bf16 model. Writes gpt_losses.json and two PNGs.
 #          FP8_GPT_RECIPES picks the recipes (default "bf16 jit delayed constant"),
-#          FP8_FAST_ACCUM sets the FP8 recipes' fast_accum (train_demo --fast-accum).
+#          FP8_FAST_ACCUM sets the FP8 recipes' fast_accum (train_demo --fast-accum),
+#          FP8_GPT_BIAS_PNG=0 leaves out the bias plot (one file fewer).
 #   sweep: correctness, then CUDA-graph timing of every cast-kernel configuration (tile, warps,
 #          transposition mode, persistent grid, pipelining) for the 8192^2 cast and the tensor
 #          shapes of the layer shapes; writes fp8_tuned.json (fastest per shape, keyed by GPU
@@ -108,7 +109,8 @@ if [[ $STAGES == *gpt* ]]; then
     cp "$W/all/losses.json" "$OUT/gpt_losses.json"
     cp "$W/all/loss_curves.png" "$OUT/gpt_loss_curves.png"
   }
-  [[ -f $W/jit/bias_distribution.png ]] && cp "$W/jit/bias_distribution.png" "$OUT/gpt_bias_distribution.png"
+  [[ -f $W/jit/bias_distribution.png && ${FP8_GPT_BIAS_PNG:-1} != 0 ]] \
+    && cp "$W/jit/bias_distribution.png" "$OUT/gpt_bias_distribution.png"
   python3 - "$OUT/gpt_losses.json" <<'PY'
 import json, sys
 try:
