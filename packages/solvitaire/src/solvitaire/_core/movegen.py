@@ -10,7 +10,6 @@ from .dominance import _safe
 from .layout import (
     BASE,
     BUILD,
-    CAP,
     DCOUNT,
     DOM,
     DTYPE,
@@ -39,7 +38,6 @@ from .layout import (
     NF,
     OFF_C,
     OFF_D,
-    OFF_DATA,
     OFF_F,
     ORDER,
     REDEALS,
@@ -161,27 +159,6 @@ def _stock_moves(S, cfg, mv, k, mode, fe, free_cell):
 
 
 @njit(cache=True)
-def _pile_less(S, cfg, a, b):
-    """Whether tableau pile ``a`` comes before pile ``b``: fewer cards first, then by the
-    cards bottom first (``ORDER`` 1) or top first (``ORDER`` 3), a total order on the piles'
-    contents, so symmetric states order their piles alike."""
-    na = _len(S, cfg, a)
-    nb = _len(S, cfg, b)
-    if na != nb:
-        return na < nb
-    ba = cfg[OFF_DATA] + a * cfg[CAP]
-    bb = cfg[OFF_DATA] + b * cfg[CAP]
-    top = cfg[ORDER] == 3  # ties broken by the cards top first (else bottom first)
-    for y in range(na):
-        x = na - 1 - y if top else y
-        ca = S[ba + x]
-        cb = S[bb + x]
-        if ca != cb:
-            return ca < cb
-    return a < b
-
-
-@njit(cache=True)
 def pile_order(S, cfg, order):
     """Fill ``order[:T]`` with the tableau piles in the order their moves are tried: with
     ``ORDER`` set, shortest pile first (moves off short piles, which empty them, and onto
@@ -193,10 +170,24 @@ def pile_order(S, cfg, order):
         for x in range(nt):
             order[x] = nt - 1 - x
         return
+    # sort keys: the length, then up to 9 cards (6 bits each; bottom first, or top first for
+    # ``ORDER`` 3), then the pile index; beyond 9 equal cards (two decks only) ties go by index
+    # instead of by the further cards (a move order only: it never changes an answer)
+    keys = np.empty(nt, np.int64)
+    top = cfg[ORDER] == 3
+    for p in range(nt):
+        n = np.int64(_len(S, cfg, p))
+        key = n
+        for y in range(9):
+            c = np.int64(0)
+            if y < n:
+                c = np.int64(_at(S, cfg, p, n - 1 - y if top else y))
+            key = key * 64 + c
+        keys[p] = key
     for x in range(nt):  # insertion sort: T is at most a few dozen
         p = x
         y = x
-        while y > 0 and _pile_less(S, cfg, p, order[y - 1]):
+        while y > 0 and keys[p] < keys[order[y - 1]]:
             order[y] = order[y - 1]
             y -= 1
         order[y] = p
