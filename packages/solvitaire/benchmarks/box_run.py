@@ -270,10 +270,10 @@ def run(a: argparse.Namespace) -> int:
             log(f"all phases at once: {len(tasks)} solves, "
                 + ", ".join(f"{n} {len(ts)}" for n, ts in phases))  # fmt: skip
             for row in _run_phase(pool, tasks, out, deadline, log):
-                name = ("spider" if _out_name((row["game"], row["rules"])) == "spiderette.jsonl"
-                        else "ref" if "reference" in row
+                name = ("ref" if "reference" in row
+                        else "spider" if row["game"] == "spiderette"
                         else "klondike" if row["game"] == "klondike" else "extra")  # fmt: skip
-                got[name].append(row)
+                got.setdefault(name, []).append(row)
         else:
             for name, tasks in phases:
                 if tasks:
