@@ -90,7 +90,7 @@ python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', tr
 python3 -c "import torchao; print('torchao', torchao.__version__)" 2>/dev/null || echo "no torchao"
 
 if [[ $STAGES == *gpt* ]]; then
-  echo "== gpt: 4 recipes side by side, $STEPS steps, cap ${GPT_CAP} s"
+  echo "== gpt: recipes ${FP8_GPT_RECIPES:-bf16 jit delayed constant} side by side, $STEPS steps, cap ${GPT_CAP} s"
   W=/tmp/fp8_gpt_$$; rm -rf "$W"; mkdir -p "$W"
   pids=()
   GPT_RECIPES=${FP8_GPT_RECIPES:-bf16 jit delayed constant}
