@@ -290,6 +290,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--only", default="", help="comma list of variant names to measure")
     args = ap.parse_args(argv)
     start = time.monotonic()
 
@@ -298,6 +299,11 @@ def main(argv=None) -> int:
 
     device = "cpu" if args.smoke else "cuda"
     variants = SMOKE_VARIANTS if args.smoke else VARIANTS
+    if args.only:
+        keep = set(args.only.split(","))
+        variants = [v for v in variants if vname(v) in keep]
+        if not variants:
+            raise SystemExit(f"--only matched no variant: {args.only}")
     shapes = [tuple(int(p) for p in s.split("x")) for s in args.shapes.split(",")]
     chk_shapes = [(48, 80), (37, 53)] if args.smoke else [(1024, 1536), (1000, 1496)]
     if args.smoke:
