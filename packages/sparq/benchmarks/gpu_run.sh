@@ -115,9 +115,9 @@ if [ "${E2E_DIAG:-0}" = "1" ]; then
   echo "== phase 3b: end-to-end step diagnosis ($(left) s left)" | tee -a "$LOG"
   TD=${T_DIAG:-70}
   [ "$TD" -gt $(( $(left) - 45 )) ] && TD=$(( $(left) - 45 ))
-  rm -f /tmp/sparq_e2e_model.txt
+  rm -f /tmp/sparq_e2e_model.txt /tmp/sparq_e2e_table.txt
   [ "$TD" -ge 10 ] && timeout $TD python3 $HERE/e2e_diag.py /tmp/sparq_e2e_diag.json \
-    --streams "${DIAG_STREAMS-2}" ${DIAG_SERIES:+--series --models "$DIAG_SERIES"} $([ "$SMOKE" = "1" ] && echo --smoke) 2>&1 | tee -a "$LOG"
+    --streams "${DIAG_STREAMS-2}" ${DIAG_SERIES:+--series --models "$DIAG_SERIES"} ${DIAG_SAMPLES:+--samples "$DIAG_SAMPLES"} $([ "$SMOKE" = "1" ] && echo --smoke) 2>&1 | tee -a "$LOG"
 fi
 
 # the end-to-end model's own options that gave the fastest SparQ step (SPARQ_E2E_MODEL set by the
@@ -125,6 +125,12 @@ fi
 if [ -z "${SPARQ_E2E_MODEL+x}" ] && [ -f /tmp/sparq_e2e_model.txt ] && [ "${E2E_DIAG:-0}" = "1" ]; then
   export SPARQ_E2E_MODEL=$(cat /tmp/sparq_e2e_model.txt)
   echo "SPARQ_E2E_MODEL=$SPARQ_E2E_MODEL" | tee -a "$LOG"
+fi
+
+# the tuning table whose end-to-end entry's sample size gave the fastest SparQ steps (DIAG_SAMPLES)
+if [ -f /tmp/sparq_e2e_table.txt ] && [ "${E2E_DIAG:-0}" = "1" ]; then
+  export SPARQ_TUNED_JSON=$(cat /tmp/sparq_e2e_table.txt)
+  echo "SPARQ_TUNED_JSON=$SPARQ_TUNED_JSON" | tee -a "$LOG"
 fi
 
 # 4. harness cases with the tuned table, each written as soon as it finishes
