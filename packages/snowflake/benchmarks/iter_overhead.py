@@ -51,7 +51,8 @@ def render(res: dict) -> str:
         f"# PPO iteration vs pure stepping, {res['date_utc']} UTC, {res['cores']} cores, "
         f"{res.get('gpu', 'no GPU')}",
         "",
-        "Centipede-20, 16 envs, 2048 steps, 10 epochs x 8 minibatches of 256; the iteration of "
+        "Centipede-20, 2048 steps (16 envs unless the case says envsN), 10 epochs x 8 "
+        "minibatches of 256; the iteration of "
         "median duration after the first.",
         "",
         "| case | iteration s | pure stepping s (before / after) | overhead | paired stepping s "
