@@ -70,8 +70,10 @@ def bench_e2e(batch, prefill, steps, layers, hidden, ffn, device, readback=0):
     # when they reproduce the plain step, as an inference engine would run them; the model is
     # shared by the SparQ and the dense runs
     # SPARQ_E2E_MODEL: options of the model's own operations, e.g. "add_rms,weights_t" (the
-    # residual adds fused into the norms, the weights stored transposed); same maths
-    opts = {o.strip() for o in os.environ.get("SPARQ_E2E_MODEL", "").split(",") if o.strip()}
+    # residual adds fused into the norms, the weights stored transposed); same maths. Default
+    # "weights_t" (the H200 runs of 09:47 and 10:02 UTC; "" for the plain layout)
+    spec = os.environ.get("SPARQ_E2E_MODEL", "weights_t")
+    opts = {o.strip() for o in spec.split(",") if o.strip()}
     add_rms, weights_t = "add_rms" in opts, "weights_t" in opts
     why_not_fused = fused_ops_agree(device, dtype, add_rms=add_rms)
     model = TinyLlama(shape, batch, max_len, device, dtype, fused=why_not_fused is None,

@@ -11,12 +11,12 @@ import json
 import sys
 from pathlib import Path
 
-TARGETS = {"K1": 4.0, "K2": 3.0, "K3": 2.5, "K4": 1 / 1.1, "E2E": 2.0}
+TARGETS = {"K1": 4.0, "K2": 3.0, "K3": 2.5, "K4": 1 / 1.1, "E2E": 2.0, "E2E readback": 2.0}
 
 
 def _label(r: dict) -> str:
     if r["case"] == "sparq_e2e_decode":
-        return "E2E"
+        return "E2E readback" if r.get("extra", {}).get("readback_every_step") else "E2E"
     return str(r.get("extra", {}).get("shape") or r["id"].split("name=")[-1].split(",")[0])
 
 
