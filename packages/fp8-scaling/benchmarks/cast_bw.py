@@ -50,7 +50,7 @@ FMAX = {"e4m3": 448.0, "e5m2": 57344.0}
 DT = {"e4m3": torch.float8_e4m3fn, "e5m2": torch.float8_e5m2}
 VARIANTS: list[CastConfig | SpecConfig] = [
     CastConfig(64, 128, 4, 0, 0, 1),  # the general kernel (per-tile max): the former first pass
-    # (bm, bn, warps, waves, amax, tma, tmode, group, stages, bits32, sync)
+    # (bm, bn, warps, waves, amax, tma, tmode, group, stages, bits32)
     SpecConfig(64, 128, 8, 8, 1, 0, 0, 8, 3),  # shipped (run 20: fastest at 16384x28672)
     SpecConfig(32, 128, 4, 8, 1, 0, 0, 8, 3),  # run 20: fastest at 8192^2
     SpecConfig(64, 128, 8, 4, 1, 0, 0, 8, 3),  # runs 18-19: fastest

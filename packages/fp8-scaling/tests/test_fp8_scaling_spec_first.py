@@ -48,7 +48,6 @@ CASES = [  # pointer kernels on the odd bf16 shape, the descriptor kernel on the
     (CFGS[2], (48, 80), torch.float16),
     (SpecConfig(16, 32, 1, 0, 2, 0, 0, 2), (37, 53), torch.bfloat16),  # axis-wise tile max
     (SpecConfig(16, 32, 1, 2, 1, 0, 0, 2, 2, 1), (37, 53), torch.bfloat16),  # float32 bits
-    (SpecConfig(16, 32, 1, 0, 0, 0, 0, 2, 1, 1, 1), (48, 80), torch.float16),  # barriers
 ]
 
 

@@ -23,11 +23,11 @@ This module holds a leaner kernel for that pass than the general cast of
   inputs use the pointer kernel;
 * ``waves``: programs per SM (0: one program per tile), walking the tiles with a grid
   stride; ``stages`` > 1 asks the compiler to pipeline the next tile's load;
-* ``sync``: barriers around the shared-memory reductions (H200, triton 3.6, run 20: the
-  configurations with one program per tile, a per-tile reduction, the packed transposition or
-  tensor descriptors wrote wrong bytes in part of the transposed copy -- about one warp's share
-  of it -- while the persistent pipelined ones were right: consistent with a reduction's
-  scratch overwriting the transposition's staging; not yet verified on the GPU);
+* (on the H200 with triton 3.6, runs 20-21, the configurations with one program per tile,
+  a per-tile reduction, the packed transposition or tensor descriptors wrote wrong bytes in
+  part of the transposed copy while the interpreter's were right; barriers around the
+  shared-memory reductions did not cure it. ``cast_bw.py`` byte-checks every configuration
+  on the GPU before timing it, and only checked ones enter the tuned table);
 * ``tmode`` as in :mod:`fp8_scaling._fastcast`: 0 transposes the FP8 tile, 2 the 16-bit tile
   (cast a second time); 3 loads rows 4i..4i+3 of a tile as four sub-tiles and packs their FP8
   bytes into one 32-bit word per column, so the transposed copy moves 32-bit words (pointer
@@ -68,7 +68,6 @@ class SpecConfig:
     group: int = 8
     stages: int = 1
     bits32: int = 0
-    sync: int = 0
 
     def name(self) -> str:
         return (
@@ -76,7 +75,6 @@ class SpecConfig:
             f"{'tma' if self.tma else ''}t{self.tmode}g{self.group}"
             + (f"s{self.stages}" if self.stages > 1 else "")
             + ("b32" if self.bits32 else "")
-            + ("y" if self.sync else "")
         )
 
     @classmethod
@@ -141,7 +139,6 @@ if HAS_TRITON:
         OUT_FP32: tl.constexpr, WRITE_T: tl.constexpr, EVEN: tl.constexpr,
         BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr, AMAX: tl.constexpr,
         TMA: tl.constexpr, TMODE: tl.constexpr, STAGES: tl.constexpr, BITS32: tl.constexpr,
-        SYNC: tl.constexpr,
     ):  # fmt: skip
         pid = tl.program_id(0)
         nprog = tl.num_programs(0)
@@ -173,16 +170,12 @@ if HAS_TRITON:
                     mask = (rm[:, None] < M) & (rn[None, :] < N)
                     xh = tl.load(x_ptr + rm[:, None] * N + rn[None, :], mask=mask, other=0.0)
             qo, bits = _cast_tile(xh, scale, FMAX, INF, E5M2, OUT_FP32, BITS32)
-            if SYNC and AMAX != 1:  # the tile reduction's scratch vs the transposition's
-                tl.debug_barrier()
             if AMAX == 1:
                 acc = tl.maximum(acc, bits)
             elif AMAX == 2:  # axis by axis, as the general kernel reduces its tiles
                 acc = tl.maximum(acc, tl.max(tl.max(bits.to(tl.int32), 1), 0))
             else:
                 acc = tl.maximum(acc, tl.max(bits.to(tl.int32)))
-            if SYNC and AMAX != 1:
-                tl.debug_barrier()
             if WRITE_T:
                 if TMODE == 2:  # transpose the 16-bit tile, cast it again (same bytes)
                     qto, _b = _cast_tile(tl.trans(xh), scale, FMAX, INF, E5M2, OUT_FP32, BITS32)
@@ -203,8 +196,6 @@ if HAS_TRITON:
                         tl.store(qt_ptrs, qto)
                     else:
                         tl.store(qt_ptrs, qto, mask=(rn[:, None] < N) & (rm[None, :] < M))
-        if SYNC:  # every warp done with the last transposition before the reduction's scratch
-            tl.debug_barrier()
         if AMAX == 1:
             m = tl.max(acc.to(tl.int32))
         else:
@@ -240,7 +231,7 @@ if HAS_TRITON:
         x_ptr, scale_ptr, q_ptr, qt32_ptr, amax_ptr, M, N,
         FMAX: tl.constexpr, INF: tl.constexpr, FP16: tl.constexpr, E5M2: tl.constexpr,
         EVEN: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr,
-        STAGES: tl.constexpr, BITS32: tl.constexpr, SYNC: tl.constexpr,
+        STAGES: tl.constexpr, BITS32: tl.constexpr,
     ):  # fmt: skip
         """tmode 3: rows 4i..4i+3 of a tile are loaded as four (BM/4, BN) tiles; their FP8
         bytes are packed into one 32-bit word per column, so the transposed copy moves 32-bit
@@ -274,8 +265,6 @@ if HAS_TRITON:
                 tl.store(t_ptrs, words)
             else:
                 tl.store(t_ptrs, words, mask=(rn[:, None] < N) & (r4[None, :] < m4))
-        if SYNC:
-            tl.debug_barrier()
         abits = _amax_bits(tl.max(acc.to(tl.int32)), INF, FP16, BITS32)
         bits_ptr = amax_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
         tl.atomic_max(bits_ptr, abits, sem="relaxed")
@@ -285,8 +274,7 @@ if HAS_TRITON:
         """A one-config autotuner of the kernel (launch options for ``wrap_triton``)."""
         c = triton.Config(
             {"BM": cfg.bm, "BN": cfg.bn, "GROUP": cfg.group, "AMAX": cfg.amax, "TMA": False,
-             "TMODE": cfg.tmode, "STAGES": cfg.stages, "BITS32": bool(cfg.bits32),
-             "SYNC": bool(cfg.sync)},
+             "TMODE": cfg.tmode, "STAGES": cfg.stages, "BITS32": bool(cfg.bits32)},
             num_warps=cfg.warps,
         )  # fmt: skip
         return triton.autotune(configs=[c], key=["M", "N"])(_spec_first_kernel)
@@ -325,7 +313,7 @@ def launch_spec_first(
             INF=0x7C00 if x.dtype == torch.float16 else 0x7F80, FP16=x.dtype == torch.float16,
             E5M2=fmt == "e5m2", EVEN=(m % cfg.bm == 0) and (n % cfg.bn == 0), BM=cfg.bm,
             BN=cfg.bn, GROUP=cfg.group, STAGES=cfg.stages, BITS32=bool(cfg.bits32),
-            SYNC=bool(cfg.sync), num_warps=cfg.warps,
+            num_warps=cfg.warps,
         )  # fmt: skip
         return
     if cfg.tmode == 3:  # not applicable: the FP8 tile is transposed instead
@@ -350,5 +338,5 @@ def launch_spec_first(
     _spec_first_kernel[grid](
         xa, scale, qa, qta, amax, m, n, **consts,
         BM=cfg.bm, BN=cfg.bn, GROUP=cfg.group, AMAX=cfg.amax, TMA=use_tma, TMODE=cfg.tmode,
-        STAGES=cfg.stages, BITS32=bool(cfg.bits32), SYNC=bool(cfg.sync), num_warps=cfg.warps,
+        STAGES=cfg.stages, BITS32=bool(cfg.bits32), num_warps=cfg.warps,
     )  # fmt: skip
