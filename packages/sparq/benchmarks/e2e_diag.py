@@ -64,15 +64,19 @@ def _group(name: str) -> str:
     return "other"
 
 
-def _table_with_samples(samples: int) -> str:
+def _table_with_samples(samples: int | str) -> str:
     """Path of a copy of the tuning table in use whose end-to-end entry (B=16, S=32832) draws
-    ``samples`` keys for its selection thresholds."""
+    ``samples`` keys for its selection thresholds (``"512m2.25"``: 512 keys and the candidate
+    margin 2.25, :func:`sparq.kernels._select_hist.hist_plan`)."""
     from sparq.kernels._tuned import TUNED_PATH
 
+    samp, _, margin = str(samples).partition("m")
     table = json.loads(Path(os.environ.get("SPARQ_TUNED_JSON", TUNED_PATH)).read_text())
     for key, entry in table.get("shapes", {}).items():
         if key.startswith("B=16,Hq=32,Hkv=8,S=32832,"):
-            entry.setdefault("selection_kw", {})["samples"] = samples
+            entry.setdefault("selection_kw", {})["samples"] = int(samp)
+            if margin:
+                entry["selection_kw"]["margin"] = float(margin)
     path = Path(f"/tmp/sparq_tuned_samples{samples}.json")
     path.write_text(json.dumps(table))
     return str(path)
@@ -379,7 +383,7 @@ def main(argv):
             runs = [("sparq", None), ("dense", None), ("sparq", None)]  # SparQ again after dense
             if "--samples" in argv:  # the end-to-end entry's selection sample size overridden
                 runs = [("dense", None)] + [
-                    ("sparq", int(v)) for v in argv[argv.index("--samples") + 1].split(",")
+                    ("sparq", v.strip()) for v in argv[argv.index("--samples") + 1].split(",")
                 ]  # fmt: skip
             for name, samp in runs:
                 env = os.environ.get("SPARQ_TUNED_JSON")
@@ -402,7 +406,7 @@ def main(argv):
             del m
         # the sample size whose SparQ steps were fastest on average (back to back), for the
         # harness that follows (SPARQ_TUNED_JSON)
-        means = {int(k.rsplit("samples", 1)[1].split("_")[0]): v["pipelined"]["mean"]
+        means = {k.rsplit("samples", 1)[1].split("_")[0]: v["pipelined"]["mean"]
                  for k, v in d.res.items() if "_samples" in k and v.get("pipelined")}  # fmt: skip
         if means:
             best = min(means, key=means.get)

@@ -2,7 +2,8 @@
 # SparQ kernels on one GPU, in timed phases that all write into $OUT (6 files at most):
 #   1. (TESTS=1) kernel tests on the GPU: programmatic dependent launch (graph replay with
 #      overlapping launches must equal the serialised output; on failure or timeout the tuner
-#      does not adopt PDL)                                                  -> log
+#      does not adopt PDL; TEST_K: -k expression, EXTRA_TESTS: more test files, TEST_ABORT=1:
+#      a failure stops the run)                                            -> log
 #   2. tuning. TUNE_MODE=fast (default): tune_sparq.py --fast on K2, E2E, K3 (TUNE_ONLY): every
 #      launch variant checked against the references, then timed (CUDA graphs, 100 replays,
 #      rotating inputs); the best pipeline then checked and timed serialised, with programmatic
@@ -68,6 +69,8 @@ if [ "${TESTS:-0}" = "1" ] && [ "$SMOKE" != "1" ]; then
       packages/sparq/tests/test_sparq_kernel_gpu.py ${EXTRA_TESTS:-} 2>&1 | tail -15 | tee -a "$LOG"; then
     export SPARQ_TUNE_PDL=0
     echo "phase 1 failed or timed out: programmatic dependent launch not adopted" | tee -a "$LOG"
+    # TEST_ABORT=1: a failed correctness check stops the run before anything is timed
+    if [ "${TEST_ABORT:-0}" = "1" ]; then echo "phase 1 failed: stopping" | tee -a "$LOG"; exit 1; fi
   fi
 fi
 

@@ -97,6 +97,37 @@ def test_hist_selection_without_alpha_selects_the_same(sel):
     assert torch.equal(a, b)
 
 
+def test_wider_margin_selects_the_same(sel):
+    # the end-to-end row's plan: the wider margin only moves the sample ranks (T0 lower, Tq
+    # down by as many ranks), the chunk capacity and buckets stay those of the default
+    base, wide = hist_plan(32832, 2048, samples=512), hist_plan(32832, 2048, samples=512,
+                                                                margin=2.25)  # fmt: skip
+    assert (base["RANK"], base["RANKQ"]) == (56, 16)  # ceil(1.75*2048*512/32832), 2*56//7
+    assert (wide["RANK"], wide["RANKQ"]) == (72, 32)  # ceil(2.25*2048*512/32832), 16 + 16
+    assert (wide["CAP"], wide["NB"], wide["NCH"]) == (base["CAP"], base["NB"], base["NCH"])
+    with pytest.raises(ValueError, match="margin"):
+        hist_plan(32832, 2048, margin=1.5)
+    kw = {"lean": True, "fast_cand": True, "sort_search": True}
+    for G, S, k, chunk in ((4, 257, 33, 32), (1, 300, 19, 64)):
+        logits, lens = sel.case(2, 1, G, S, seed=S + 1)
+        a = _check(sel, logits, lens, k, 5, 1, chunk=chunk, **kw)
+        b = _check(sel, logits, lens, k, 5, 1, chunk=chunk, margin=2.25, **kw)
+        assert torch.equal(a, b)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(DEVICE != "cuda", reason="the end-to-end row's shape needs CUDA")
+def test_end_to_end_row_shape_with_a_wider_margin(sel):
+    # the end-to-end decode layer's selection (B=16, 8 KV heads of 4 query heads, a 32k cache
+    # plus 64 decoded positions, k=2048, window 64, sinks 4) with the tuned launch options:
+    # exact against the reference, every row resolved through the buckets
+    logits, lens = sel.case(16, 8, 4, 32832, seed=11, ragged=False)
+    kw = {"lean": True, "fast_cand": True, "sort_search": True, "thr_warps": 8}
+    a = _check(sel, logits, lens, 2048, 64, 4, samples=512, margin=2.25, **kw)
+    b = _check(sel, logits, lens, 2048, 64, 4, samples=1024, **kw)
+    assert torch.equal(a, b)
+
+
 def test_l2_hints_and_chunk_major_grid_select_the_same(sel):
     # the L2 launch mode only adds eviction hints to the logits loads (candidate pass): same
     # selection and alpha

@@ -478,7 +478,9 @@ def _hemit_kernel(
     pdl_exit(PDL)
 
 
-def hist_plan(S: int, k: int, chunk: int | None = None, samples: int | None = None) -> dict:
+def hist_plan(
+    S: int, k: int, chunk: int | None = None, samples: int | None = None, margin: float = MARGIN
+) -> dict:
     """Launch plan of :func:`select_topk_hist` for a row of ``S`` positions and ``k`` winners.
 
     Returns ``SAMP``/``RUN`` (sample size and run length), ``RANK``/``RANKQ`` (sample ranks of
@@ -488,15 +490,27 @@ def hist_plan(S: int, k: int, chunk: int | None = None, samples: int | None = No
     ``Tq`` spread over ``NB/2`` buckets, ~5 keys in the k-th key's bucket, ``BCAP`` = 32 kept).
     The sample has up to 1024 keys (``RANK`` ~ 112 for k/S = 1/16: about 10 % rank noise,
     well inside the 1.75x margin).
+
+    ``margin`` (>= 1.75): expected candidates per selected position. A wider margin lowers
+    ``T0`` (the sample rank grows to ``~margin*k*SAMP/S``), which makes a row with fewer than
+    ``k`` candidates (exact full-row fallback) far rarer with a small sample: the fraction of
+    a row above the sample key of rank ``RANK`` is ``Beta(RANK, SAMP + 1 - RANK)``-distributed.
+    ``RANKQ`` moves down by as many ranks as ``RANK`` (``[T0, Tq]`` spans the same share of the
+    sample, so the buckets are no wider per key than with the default margin), and ``CAP``
+    grows with the margin.
     """
+    if margin < MARGIN:
+        raise ValueError(f"margin must be >= {MARGIN}, got {margin}: use the default or wider")
     samp = samples or min(1024, max(16, 1 << max(4, (max(1, S // 4)).bit_length() - 1)))
     samp = min(samp, max(16, triton.next_power_of_2(S) // 4))
-    rank = max(1, min(samp, math.ceil(MARGIN * k * samp / S)))
+    rank0 = max(1, min(samp, math.ceil(MARGIN * k * samp / S)))
+    rank = max(1, min(samp, math.ceil(margin * k * samp / S)))
     ch = min(chunk or 1024, max(16, triton.next_power_of_2(S)))
     nch = triton.cdiv(S, ch)
-    cap = min(ch, triton.next_power_of_2(max(16, math.ceil(2.5 * MARGIN * k * ch / S))))
+    cap = min(ch, triton.next_power_of_2(max(16, math.ceil(2.5 * margin * k * ch / S))))
     nb = min(MAX_NB, max(64, triton.next_power_of_2(k) // 2))
-    return {"SAMP": samp, "RUN": min(8, samp), "RANK": rank, "RANKQ": max(1, (2 * rank) // 7),
+    rankq = max(1, (2 * rank0) // 7 + rank - rank0)
+    return {"SAMP": samp, "RUN": min(8, samp), "RANK": rank, "RANKQ": rankq,
             "CH": ch, "NCH": nch, "CAP": cap, "NB": nb}  # fmt: skip
 
 
@@ -528,6 +542,7 @@ def select_topk_hist(
     sort_search: bool = False,
     cand_maxnreg: int | None = None,
     no_lists: bool = False,
+    margin: float = MARGIN,
     _probe: dict | None = None,
     _stop_after: int = 5,
     _buffers: dict | None = None,
@@ -559,7 +574,9 @@ def select_topk_hist(
     pass (more resident programs per multiprocessor); ``no_lists`` (with ``fast_cand``): the
     candidate pass only counts the histogram (atomics without a returned value) and the resolve
     kernel gathers the keys of the k-th key's bucket from the compacted candidates itself, by a
-    scan (``True``/1) or by one counter atomic per gathered key (2; same output). No host
+    scan (``True``/1) or by one counter atomic per gathered key (2; same output);
+    ``margin``: expected candidates per winner (:func:`hist_plan`; a wider margin makes the
+    exact full-row fallback rarer with a small sample; same output). No host
     synchronisation (CUDA-graph capturable).
     ``_buffers`` (:func:`sparq.kernels._hist_attend.hist_attention`): a dict that receives the
     scratch tensors and launch sizes; ``_hist``: a zeroed ``(B*Hkv, NB)`` int32 histogram that
@@ -578,7 +595,7 @@ def select_topk_hist(
         raise ValueError(f"k must be in [1, S={S}], got {k}")
     if S < 64:
         raise ValueError(f"the histogram selection needs S >= 64, got S={S}: use select_topk")
-    p = hist_plan(S, k, chunk, samples)
+    p = hist_plan(S, k, chunk, samples, margin)
     rows, nt, dev = B * Hkv, tile_max.shape[-1], logits.device
     GP = max(2, triton.next_power_of_2(G))
     nch, cap, nb = p["NCH"], p["CAP"], p["NB"]
