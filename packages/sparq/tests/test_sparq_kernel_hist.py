@@ -125,7 +125,9 @@ def test_end_to_end_row_shape_with_a_wider_margin(sel):
     kw = {"lean": True, "fast_cand": True, "sort_search": True, "thr_warps": 8}
     a = _check(sel, logits, lens, 2048, 64, 4, samples=512, margin=2.25, **kw)
     b = _check(sel, logits, lens, 2048, 64, 4, samples=1024, **kw)
+    c = _check(sel, logits, lens, 2048, 64, 4, samples=256, margin=3.0, **kw)
     assert torch.equal(a, b)
+    assert torch.equal(a, c)
 
 
 def test_l2_hints_and_chunk_major_grid_select_the_same(sel):
