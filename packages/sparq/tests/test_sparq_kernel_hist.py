@@ -105,6 +105,10 @@ def test_wider_margin_selects_the_same(sel):
     assert (base["RANK"], base["RANKQ"]) == (56, 16)  # ceil(1.75*2048*512/32832), 2*56//7
     assert (wide["RANK"], wide["RANKQ"]) == (72, 32)  # ceil(2.25*2048*512/32832), 16 + 16
     assert (wide["CAP"], wide["NB"], wide["NCH"]) == (base["CAP"], base["NB"], base["NCH"])
+    # a 256-key sample with margin 3: Tq stops at the k-th key's expected sample rank
+    # (ceil(2048*256/32832) = 16) instead of 8 + 20 = 28, which left the k-th key of some rows
+    # in the clamped top bucket (exact fallback)
+    assert hist_plan(32832, 2048, samples=256, margin=3.0)["RANKQ"] == 16
     with pytest.raises(ValueError, match="margin"):
         hist_plan(32832, 2048, margin=1.5)
     kw = {"lean": True, "fast_cand": True, "sort_search": True}

@@ -496,8 +496,9 @@ def hist_plan(
     ``k`` candidates (exact full-row fallback) far rarer with a small sample: the fraction of
     a row above the sample key of rank ``RANK`` is ``Beta(RANK, SAMP + 1 - RANK)``-distributed.
     ``RANKQ`` moves down by as many ranks as ``RANK`` (``[T0, Tq]`` spans the same share of the
-    sample, so the buckets are no wider per key than with the default margin), and ``CAP``
-    grows with the margin.
+    sample, so the buckets are no wider per key than with the default margin), but not below
+    ``ceil(k*SAMP/S)``, the k-th key's expected sample rank (the k-th key must fall below the
+    clamped top bucket), and ``CAP`` grows with the margin.
     """
     if margin < MARGIN:
         raise ValueError(f"margin must be >= {MARGIN}, got {margin}: use the default or wider")
@@ -509,7 +510,9 @@ def hist_plan(
     nch = triton.cdiv(S, ch)
     cap = min(ch, triton.next_power_of_2(max(16, math.ceil(2.5 * margin * k * ch / S))))
     nb = min(MAX_NB, max(64, triton.next_power_of_2(k) // 2))
-    rankq = max(1, (2 * rank0) // 7 + rank - rank0)
+    # Tq no deeper than the k-th key's expected sample rank: the k-th key must stay inside the
+    # buckets' span (a 256-key sample with margin 3 put it in the clamped top bucket otherwise)
+    rankq = max(1, min((2 * rank0) // 7 + rank - rank0, math.ceil(k * samp / S)))
     return {"SAMP": samp, "RUN": min(8, samp), "RANK": rank, "RANKQ": rankq,
             "CH": ch, "NCH": nch, "CAP": cap, "NB": nb}  # fmt: skip
 
