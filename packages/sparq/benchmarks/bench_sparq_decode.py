@@ -12,6 +12,7 @@ import math
 import os
 
 import torch
+from _graphs import graph_replay
 from monobench import Measure, case
 
 PEAK = 4.3e12  # measured H200 device-to-device copy bandwidth (bytes/s)
@@ -23,19 +24,6 @@ SHAPES = [
     {"name": "K4", "B": 1, "Hq": 32, "Hkv": 32, "S": 4096, "r": 16, "k": 512, "realloc": True},
 ]
 QUICK = [{"name": "tiny", "B": 2, "Hq": 4, "Hkv": 2, "S": 300, "r": 8, "k": 40, "realloc": True}]
-
-
-def _graph(fn):
-    """Capture ``fn`` (already warmed up) in a CUDA graph and return its replay."""
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        fn()
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
-    return g.replay
 
 
 def _rotating(fns):
@@ -151,7 +139,7 @@ def bench_sparq_decode(name, B, Hq, Hkv, S, r, k, realloc, device, dh=128, windo
                 # stage times as CUDA-graph replays, as the pipeline runs (eager timings of the
                 # multi-kernel selections are dominated by host-side launch overhead)
                 extra["t_step1_s"] = _event_time(
-                    _graph(lambda: approx_logits(K_t, i1, qh, lens, **kw1))
+                    graph_replay(lambda: approx_logits(K_t, i1, qh, lens, **kw1))
                 )
                 sname = entry.get("selection", "triton")
                 sel = _SELECTORS.get(sname, _SELECTORS["triton"])
@@ -159,7 +147,7 @@ def bench_sparq_decode(name, B, Hq, Hkv, S, r, k, realloc, device, dh=128, windo
                 if sname == "hist":
                     kws = {**kws, "need_alpha": realloc}
                 extra["t_select_s"] = _event_time(
-                    _graph(lambda: sel(lg, tm, ts, lens, k, window, sinks, **kws))
+                    graph_replay(lambda: sel(lg, tm, ts, lens, k, window, sinks, **kws))
                 )
                 extra["scratch_bytes"] = (lg.numel() + tm.numel() * 2 + B * Hkv * (S + k)) * 4
                 extra["scratch_fraction_of_cache"] = extra["scratch_bytes"] / cache_bytes
@@ -171,14 +159,14 @@ def bench_sparq_decode(name, B, Hq, Hkv, S, r, k, realloc, device, dh=128, windo
     else:
         for x in sets:  # compile outside the graphs
             sparq_fn(x)()
-        cand = _rotating([_graph(sparq_fn(x)) for x in sets])
-        base = _rotating([_graph(dense_fn(x)) for x in sets])
+        cand = _rotating([graph_replay(sparq_fn(x)) for x in sets])
+        base = _rotating([graph_replay(dense_fn(x)) for x in sets])
         label = "sdpa"
         fa = _flash_attn_decode()
         if fa is not None:
             lay = [(x[0].transpose(1, 2), x[1].transpose(1, 2).contiguous(),
                     x[2].transpose(1, 2).contiguous()) for x in sets]  # fmt: skip
-            fa_call = _rotating([_graph(lambda c=c: fa(*c)) for c in lay])
+            fa_call = _rotating([graph_replay(lambda c=c: fa(*c)) for c in lay])
             t_sdpa, t_fa = _event_time(base), _event_time(fa_call)
             extra["t_sdpa_s"], extra["t_flash_attn_s"] = t_sdpa, t_fa
             if t_fa < t_sdpa:

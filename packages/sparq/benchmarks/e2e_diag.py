@@ -44,6 +44,7 @@ import torch
 from sparq.kernels import _tuned
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _graphs import graph_replay
 from _llama import LlamaShape, TinyLlama, fused_ops_agree
 
 _SPARQ = ("_prep", "_approx", "_h", "_threshold", "_candidate", "_final", "_fused",
@@ -157,15 +158,7 @@ class Diag:
         if self.dev != "cuda":
             return fn
         fn()
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            fn()
-        torch.cuda.current_stream().wait_stream(s)
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            fn()
-        return g.replay
+        return graph_replay(fn)
 
     def time(self, fn, reps):
         fn()

@@ -38,6 +38,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _graphs import graph_replay
+
 SHAPES = {
     "K1": dict(B=64, Hq=32, Hkv=32, S=16384, r=16, k=1024, realloc=True),
     "K2": dict(B=32, Hq=32, Hkv=8, S=32768, r=16, k=2048, realloc=False),
@@ -452,15 +455,7 @@ def _graphed(fns, dev):
         gs = []
         for fn in fns:
             fn()  # compile and autotune outside the capture
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s):
-                fn()
-            torch.cuda.current_stream().wait_stream(s)
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g):
-                fn()
-            gs.append(g.replay)
+            gs.append(graph_replay(fn))
         fns = gs
     state = {"i": 0}
 
