@@ -1,7 +1,8 @@
-"""CUDA-graph capture shared by the benchmark scripts."""
+"""CUDA-graph capture and per-call timing shared by the benchmark scripts."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import torch
@@ -20,3 +21,22 @@ def graph_replay(fn: Callable[[], object]) -> Callable[[], None]:
     with torch.cuda.graph(g):
         fn()
     return g.replay
+
+
+def seconds_per_call(fn: Callable[[], object], reps: int, cuda: bool = True) -> float:
+    """Mean seconds per call of ``fn`` over ``reps`` back-to-back calls after one warm-up call:
+    CUDA events around the loop on the GPU, ``time.perf_counter`` on the CPU."""
+    fn()
+    if not cuda:
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return (time.perf_counter() - t0) / reps
+    torch.cuda.synchronize()
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    for _ in range(reps):
+        fn()
+    b.record()
+    b.synchronize()
+    return a.elapsed_time(b) / 1e3 / reps

@@ -12,7 +12,7 @@ import math
 import os
 
 import torch
-from _graphs import graph_replay
+from _graphs import graph_replay, seconds_per_call
 from monobench import Measure, case
 
 PEAK = 4.3e12  # measured H200 device-to-device copy bandwidth (bytes/s)
@@ -37,15 +37,7 @@ def _rotating(fns):
 
 
 def _event_time(fn, reps=30):
-    fn()
-    torch.cuda.synchronize()
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    for _ in range(reps):
-        fn()
-    b.record()
-    b.synchronize()
-    return a.elapsed_time(b) / 1e3 / reps
+    return seconds_per_call(fn, reps)
 
 
 def _flash_attn_decode():

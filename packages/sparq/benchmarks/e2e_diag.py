@@ -44,7 +44,7 @@ import torch
 from sparq.kernels import _tuned
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _graphs import graph_replay
+from _graphs import graph_replay, seconds_per_call
 from _llama import LlamaShape, TinyLlama, fused_ops_agree
 
 _SPARQ = ("_prep", "_approx", "_h", "_threshold", "_candidate", "_final", "_fused",
@@ -161,20 +161,7 @@ class Diag:
         return graph_replay(fn)
 
     def time(self, fn, reps):
-        fn()
-        if self.dev != "cuda":
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                fn()
-            return (time.perf_counter() - t0) / reps
-        torch.cuda.synchronize()
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(reps):
-            fn()
-        b.record()
-        b.synchronize()
-        return a.elapsed_time(b) / 1e3 / reps
+        return seconds_per_call(fn, reps, cuda=self.dev == "cuda")
 
     def clocks(self, fn, n=300):
         """SM clock (MHz) and power (mW) read while ``n`` replays of ``fn`` run (needs pynvml;

@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _graphs import graph_replay
+from _graphs import graph_replay, seconds_per_call
 
 SHAPES = {
     "K1": dict(B=64, Hq=32, Hkv=32, S=16384, r=16, k=1024, realloc=True),
@@ -433,20 +433,7 @@ def _sync(dev):
 
 def _time(fn, reps, dev):
     """Seconds per call of ``fn`` (CUDA events on the GPU, perf_counter on the CPU)."""
-    fn()
-    _sync(dev)
-    if dev != "cuda":
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        return (time.perf_counter() - t0) / reps
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    for _ in range(reps):
-        fn()
-    b.record()
-    b.synchronize()
-    return a.elapsed_time(b) / 1e3 / reps
+    return seconds_per_call(fn, reps, cuda=dev == "cuda")
 
 
 def _graphed(fns, dev):
