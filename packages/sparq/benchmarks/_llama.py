@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
+from _skinny import CONFIGS, SkinnyMM, tune_skinny
 
 
 @triton.jit
@@ -108,6 +109,7 @@ class TinyLlama:
     def __init__(
         self, shape: LlamaShape, batch: int, max_len: int, device, dtype=torch.bfloat16,
         fused: bool = False, add_rms: bool = False, weights_t: bool = False,
+        gemm: str = "cublas",
     ):  # fmt: skip
         self.s, self.B, self.S = shape, batch, max_len
         # fused: RMSNorm, rotary + cache writes + running mean, and SwiGLU as one Triton kernel
@@ -141,6 +143,8 @@ class TinyLlama:
             for L in self.layers:
                 for name in L:
                     L[name] = L[name].T.contiguous().T
+        self.gemm_tuning: list[dict] = []
+        self._mm = self._choose_gemm(gemm)
         cshape = (batch, shape.kv_heads, max_len, self.dh)
         self.K = [torch.zeros(cshape, device=device, dtype=dtype) for _ in self.layers]
         self.V = [torch.zeros(cshape, device=device, dtype=dtype) for _ in self.layers]
@@ -155,6 +159,26 @@ class TinyLlama:
         self.tok = torch.zeros(batch, device=device, dtype=torch.int64)
         inv = 1.0 / (10000 ** (torch.arange(0, self.dh, 2, device=device).float() / self.dh))
         self.inv_freq = inv
+
+    def _choose_gemm(self, gemm: str):
+        """The projections' GEMM: ``"cublas"`` (``x @ W.T`` / ``addmm``) or ``"triton"`` (the
+        skinny kernel of ``_skinny.py`` where it beats cuBLAS on this GPU, tuned here on the
+        model's own weights; on CPU one fixed configuration, for tests)."""
+        if gemm not in ("cublas", "triton"):
+            raise ValueError(f"gemm must be 'cublas' or 'triton', got {gemm!r}")
+        if gemm == "cublas" or not self.fused:
+            return SkinnyMM({})
+        L0, dt = self.layers[0], self.embed.dtype
+        res = not self.add_rms  # the residual adds ride on the o and down GEMMs
+        problems = [(L0["qkv"], False), (L0["o"], res), (L0["up"], False), (L0["down"], res),
+                    (self.lm_head, False)]  # fmt: skip
+        if self.embed.device.type != "cuda":
+            return SkinnyMM({(w.shape[0], w.shape[1], r): CONFIGS[0] for w, r in problems})
+        g = torch.Generator(device=self.embed.device).manual_seed(2)
+        xs = [torch.randn(self.B, w.shape[1], device=w.device, generator=g).to(dt) for w, _ in
+              problems]  # fmt: skip
+        mm, self.gemm_tuning = tune_skinny([(x, w, r) for x, (w, r) in zip(xs, problems)])
+        return mm
 
     def prefill_random(self, length: int, seed: int = 1) -> None:
         """Fill positions ``[0, length)`` of every layer's cache with random K/V."""
@@ -202,18 +226,18 @@ class TinyLlama:
         cs = torch.view_as_real(torch.polar(torch.ones_like(ang), ang)).contiguous()  # (B,dh/2,2)
         h = self._rms(x)
         for L, K, V, K_t, vm in zip(self.layers, self.K, self.V, self.K_t, self.v_mean):
-            qkv = h @ L["qkv"].T  # (B, (Hq+2Hkv)*dh)
+            qkv = self._mm(h, L["qkv"])  # (B, (Hq+2Hkv)*dh)
             q = torch.empty(B, s.heads, 1, dh, device=x.device, dtype=x.dtype)
             _rope_cache_kernel[(B, s.heads + s.kv_heads)](
                 qkv, cs, pos, q, K, V, K_t, vm, self.S, s.heads, s.kv_heads, DH=dh, HALF=dh // 2,
             )  # fmt: skip
             a = attn(q, K, V, K_t, vm, new_lens)  # (B,Hq,1,dh)
-            h = self._add_rms(x, a.reshape(B, s.hidden) @ L["o"].T)
-            gu = h @ L["up"].T  # (B, 2*ffn)
+            h = self._add_rms(x, self._mm(a.reshape(B, s.hidden), L["o"]))
+            gu = self._mm(h, L["up"])  # (B, 2*ffn)
             act = torch.empty(B, s.ffn, device=x.device, dtype=x.dtype)
             _swiglu_kernel[(B, triton.cdiv(s.ffn, 1024))](gu, act, s.ffn, BLOCK=1024)
-            h = self._add_rms(x, act @ L["down"].T)  # the next layer's (or the final) norm
-        logits = h @ self.lm_head.T
+            h = self._add_rms(x, self._mm(act, L["down"]))  # the next layer's (or final) norm
+        logits = self._mm(h, self.lm_head)
         self.tok.copy_(logits.argmax(-1))
         self.lens.copy_(new_lens)
         return self.tok
@@ -227,18 +251,18 @@ class TinyLlama:
         ang = pos.float()[:, None] * self.inv_freq  # (B,dh/2)
         cs = torch.view_as_real(torch.polar(torch.ones_like(ang), ang)).contiguous()  # (B,dh/2,2)
         for L, K, V, K_t, vm in zip(self.layers, self.K, self.V, self.K_t, self.v_mean):
-            qkv = self._rms(x) @ L["qkv"].T  # (B, (Hq+2Hkv)*dh)
+            qkv = self._mm(self._rms(x), L["qkv"])  # (B, (Hq+2Hkv)*dh)
             q = torch.empty(B, s.heads, 1, dh, device=x.device, dtype=x.dtype)
             _rope_cache_kernel[(B, s.heads + s.kv_heads)](
                 qkv, cs, pos, q, K, V, K_t, vm, self.S, s.heads, s.kv_heads, DH=dh, HALF=dh // 2,
             )  # fmt: skip
             a = attn(q, K, V, K_t, vm, new_lens)  # (B,Hq,1,dh)
-            x = torch.addmm(x, a.reshape(B, s.hidden), L["o"].T)
-            gu = self._rms(x) @ L["up"].T  # (B, 2*ffn)
+            x = self._mm(a.reshape(B, s.hidden), L["o"], res=x)
+            gu = self._mm(self._rms(x), L["up"])  # (B, 2*ffn)
             act = torch.empty(B, s.ffn, device=x.device, dtype=x.dtype)
             _swiglu_kernel[(B, triton.cdiv(s.ffn, 1024))](gu, act, s.ffn, BLOCK=1024)
-            x = torch.addmm(x, act, L["down"].T)
-        logits = self._rms(x) @ self.lm_head.T
+            x = self._mm(act, L["down"], res=x)
+        logits = self._mm(self._rms(x), self.lm_head)
         self.tok.copy_(logits.argmax(-1))
         self.lens.copy_(new_lens)
         return self.tok

@@ -70,14 +70,20 @@ def bench_e2e(batch, prefill, steps, layers, hidden, ffn, device, readback=0):
     # when they reproduce the plain step, as an inference engine would run them; the model is
     # shared by the SparQ and the dense runs
     # SPARQ_E2E_MODEL: options of the model's own operations, e.g. "add_rms,weights_t" (the
-    # residual adds fused into the norms, the weights stored transposed); same maths. Default
-    # "weights_t" (the H200 runs of 09:47 and 10:02 UTC; "" for the plain layout)
+    # residual adds fused into the norms, the weights stored transposed, the projections on the
+    # skinny Triton GEMM where it beats cuBLAS: "triton_gemm"); same maths. Default "weights_t"
+    # (the H200 runs of 09:47 and 10:02 UTC; "" for the plain layout)
     spec = os.environ.get("SPARQ_E2E_MODEL", "weights_t")
     opts = {o.strip() for o in spec.split(",") if o.strip()}
+    unknown = opts - {"add_rms", "weights_t", "triton_gemm"}
+    if unknown:
+        raise ValueError(f"SPARQ_E2E_MODEL: unknown option(s) {sorted(unknown)}; use a comma-"
+                         "separated subset of add_rms, weights_t, triton_gemm")  # fmt: skip
     add_rms, weights_t = "add_rms" in opts, "weights_t" in opts
     why_not_fused = fused_ops_agree(device, dtype, add_rms=add_rms)
     model = TinyLlama(shape, batch, max_len, device, dtype, fused=why_not_fused is None,
-                      add_rms=add_rms and why_not_fused is None, weights_t=weights_t)  # fmt: skip
+                      add_rms=add_rms and why_not_fused is None, weights_t=weights_t,
+                      gemm="triton" if "triton_gemm" in opts else "cublas")  # fmt: skip
     model.prefill_random(prefill)
     dh = model.dh
     r, k = dh // 8, max(1, prefill // 16)  # compression 1/8 by the gpt-fast rule
@@ -129,7 +135,8 @@ def bench_e2e(batch, prefill, steps, layers, hidden, ffn, device, readback=0):
     extra = {"r": r, "k": k, "batch": batch, "prefill": prefill, "steps": steps,
              "readback_every_step": bool(readback),
              "fused_model_ops": why_not_fused is None, "model_add_rms": model.add_rms,
-             "model_weights_t": weights_t}  # fmt: skip
+             "model_weights_t": weights_t, "model_gemm_tuning": model.gemm_tuning,
+             "model_options": sorted(opts)}  # fmt: skip
     if why_not_fused is not None:
         extra["fused_model_ops_error"] = why_not_fused
 

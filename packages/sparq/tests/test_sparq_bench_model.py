@@ -25,7 +25,8 @@ MODEL = Path(__file__).parents[1] / "benchmarks" / "_llama.py"
 
 
 @pytest.fixture
-def llama():
+def llama(monkeypatch):
+    monkeypatch.syspath_prepend(str(MODEL.parent))  # _llama imports its sibling _skinny
     spec = importlib.util.spec_from_file_location("sparq_bench_llama", MODEL)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses resolve the module by name
@@ -87,3 +88,75 @@ def test_weights_t_stores_the_same_weights_transposed(llama):
         assert not wt.is_contiguous()
     assert torch.equal(a.lm_head, b.lm_head)
     assert b.lm_head.T.is_contiguous()
+
+
+@pytest.fixture
+def skinny(llama):
+    import _skinny
+
+    return _skinny
+
+
+@pytest.mark.parametrize(("M", "N", "K"), [(1, 16, 16), (3, 50, 70), (16, 96, 300), (5, 129, 257)])
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("layout", ["nk", "kn"])
+def test_skinny_mm_against_fp32_reference(skinny, M, N, K, residual, layout):
+    g = torch.Generator().manual_seed(M * N + K)
+    x = torch.randn(M, K, generator=g).half().to(DEVICE)
+    w = (torch.randn(N, K, generator=g) / K**0.5).half().to(DEVICE)
+    if layout == "kn":  # the weights stored transposed underneath, as TinyLlama(weights_t=True)
+        w = w.T.contiguous().T
+    res = torch.randn(M, N, generator=g).half().to(DEVICE) if residual else None
+    ref = x.double() @ w.double().T + (res.double() if residual else 0)
+    for cfg in [(16, 32, 4, 2), (32, 64, 4, 2)]:
+        y = skinny.skinny_mm(x, w, res, cfg)
+        assert y.shape == (M, N)
+        assert y.dtype == x.dtype
+        # one fp16 rounding (half an ulp: 2^-11 relative) of an fp32 sum whose error is at most
+        # K * 2^-24 of sum |x w| (fp16 products are exact in fp32), plus the subnormal floor;
+        # any indexing or masking error is orders of magnitude larger
+        bound = 2**-11 * ref.abs() + K * 2**-24 * (x.double().abs() @ w.double().abs().T) + 1e-6
+        assert ((y.double() - ref).abs() <= bound).all()
+        want = skinny.skinny_mm_reference(x, w, res)
+        # the reference rounds the same fp32 sum once: at most one ulp apart (summation order)
+        assert torch.allclose(y.float(), want.float(), rtol=2**-9, atol=1e-3)
+
+
+def test_skinny_mm_rejects_bad_shapes(skinny):
+    x = torch.zeros(2, 8, dtype=torch.float16, device=DEVICE)
+    with pytest.raises(ValueError, match="inner dimensions"):
+        skinny.skinny_mm(x, torch.zeros(4, 6, dtype=torch.float16, device=DEVICE))
+    with pytest.raises(ValueError, match="at most 64 rows"):
+        skinny.skinny_mm(torch.zeros(65, 8, dtype=torch.float16, device=DEVICE),
+                         torch.zeros(4, 8, dtype=torch.float16, device=DEVICE))  # fmt: skip
+
+
+@pytest.mark.parametrize("add_rms", [False, True])
+def test_triton_gemm_model_step_matches_cublas_step(llama, add_rms):
+    # the same decode step with the projections on the skinny kernel: same token, and cache
+    # writes equal to rounding (the kernel sums in another order than cuBLAS / CPU BLAS)
+    shape = llama.LlamaShape(hidden=64, heads=4, kv_heads=2, layers=2, ffn=96, vocab=48)
+    dtype = torch.float16 if DEVICE == "cpu" else torch.bfloat16
+    models = [llama.TinyLlama(shape, 3, 24, DEVICE, dtype, fused=True, add_rms=add_rms,
+                              gemm=gm) for gm in ("cublas", "triton")]  # fmt: skip
+    assert models[1]._mm.choice or DEVICE == "cuda"  # on CPU every projection uses the kernel
+    for m in models:
+        m.prefill_random(10)
+        m.tok.copy_(torch.tensor([1, 5, 9], device=DEVICE))
+
+    def attn(q, K, V, K_t, vm, lens):
+        from sparq.kernels import dense_decode
+
+        return dense_decode(q, K, V, lens, q.shape[-1] ** -0.5)
+
+    toks = [m.step(attn) for m in models]
+    assert torch.equal(toks[0], toks[1])
+    for a, b in zip(models[0].K, models[1].K):
+        err = (a[:, :, 10].float() - b[:, :, 10].float()).norm() / a[:, :, 10].float().norm()
+        assert err <= 2e-2  # as fused_ops_agree: a few ulps spread by the projection
+
+
+def test_gemm_option_is_checked(llama):
+    shape = llama.LlamaShape(hidden=64, heads=4, kv_heads=2, layers=1, ffn=96, vocab=32)
+    with pytest.raises(ValueError, match="gemm must be"):
+        llama.TinyLlama(shape, 2, 16, DEVICE, torch.float16, fused=True, gemm="cutlass")
