@@ -162,23 +162,53 @@ class TinyLlama:
 
     def _choose_gemm(self, gemm: str):
         """The projections' GEMM: ``"cublas"`` (``x @ W.T`` / ``addmm``) or ``"triton"`` (the
-        skinny kernel of ``_skinny.py`` where it beats cuBLAS on this GPU, tuned here on the
-        model's own weights; on CPU one fixed configuration, for tests)."""
+        skinny kernel of ``_skinny.py``, the norms and SwiGLU fused into it, where it beats
+        cuBLAS on this GPU, tuned here on the model's own weights; on CPU one fixed
+        configuration, for tests)."""
         if gemm not in ("cublas", "triton"):
             raise ValueError(f"gemm must be 'cublas' or 'triton', got {gemm!r}")
-        if gemm == "cublas" or not self.fused:
-            return SkinnyMM({})
+        if gemm == "cublas":
+            return None
+        if not self.fused or self.add_rms:
+            raise ValueError("gemm='triton' fuses the norms and the residual adds into the "
+                             "projections: build with fused=True, add_rms=False")  # fmt: skip
         L0, dt = self.layers[0], self.embed.dtype
-        res = not self.add_rms  # the residual adds ride on the o and down GEMMs
-        problems = [(L0["qkv"], False), (L0["o"], res), (L0["up"], False), (L0["down"], res),
-                    (self.lm_head, False)]  # fmt: skip
+        problems = [(L0["qkv"], False, "rms"), (L0["o"], True, ""), (L0["up"], False, "rms"),
+                    (L0["down"], True, "swiglu"), (self.lm_head, False, "rms")]  # fmt: skip
         if self.embed.device.type != "cuda":
-            return SkinnyMM({(w.shape[0], w.shape[1], r): CONFIGS[0] for w, r in problems})
+            return SkinnyMM({(w.shape[0], w.shape[1], r, m): CONFIGS[0] for w, r, m in problems})
         g = torch.Generator(device=self.embed.device).manual_seed(2)
-        xs = [torch.randn(self.B, w.shape[1], device=w.device, generator=g).to(dt) for w, _ in
-              problems]  # fmt: skip
-        mm, self.gemm_tuning = tune_skinny([(x, w, r) for x, (w, r) in zip(xs, problems)])
+        probs = []
+        for w, r, m in problems:
+            k = w.shape[1] * (2 if m == "swiglu" else 1)
+            probs.append((torch.randn(self.B, k, device=w.device, generator=g).to(dt), w, r, m))
+        mm, self.gemm_tuning = tune_skinny(probs)
         return mm
+
+    def _step_skinny(self, attn) -> torch.Tensor:
+        """:meth:`_step_fused` with every norm and SwiGLU inside the following projection and
+        every residual add inside the preceding one (:class:`SkinnyMM`): per layer the QKV
+        GEMM, rotary + cache writes, attention, the O GEMM, the up GEMM and the down GEMM."""
+        s, B, dh, mm = self.s, self.B, self.dh, self._mm
+        pos = self.lens
+        x = self.embed[self.tok]  # (B,h)
+        new_lens = self.lens + 1
+        ang = pos.float()[:, None] * self.inv_freq  # (B,dh/2)
+        cs = torch.view_as_real(torch.polar(torch.ones_like(ang), ang)).contiguous()  # (B,dh/2,2)
+        for L, K, V, K_t, vm in zip(self.layers, self.K, self.V, self.K_t, self.v_mean):
+            qkv = mm(x, L["qkv"], mode="rms")  # (B, (Hq+2Hkv)*dh)
+            q = torch.empty(B, s.heads, 1, dh, device=x.device, dtype=x.dtype)
+            _rope_cache_kernel[(B, s.heads + s.kv_heads)](
+                qkv, cs, pos, q, K, V, K_t, vm, self.S, s.heads, s.kv_heads, DH=dh, HALF=dh // 2,
+            )  # fmt: skip
+            a = attn(q, K, V, K_t, vm, new_lens)  # (B,Hq,1,dh)
+            x = mm(a.reshape(B, s.hidden), L["o"], res=x)
+            gu = mm(x, L["up"], mode="rms")  # (B, 2*ffn)
+            x = mm(gu, L["down"], res=x, mode="swiglu")
+        logits = mm(x, self.lm_head, mode="rms")
+        self.tok.copy_(logits.argmax(-1))
+        self.lens.copy_(new_lens)
+        return self.tok
 
     def prefill_random(self, length: int, seed: int = 1) -> None:
         """Fill positions ``[0, length)`` of every layer's cache with random K/V."""
@@ -226,18 +256,18 @@ class TinyLlama:
         cs = torch.view_as_real(torch.polar(torch.ones_like(ang), ang)).contiguous()  # (B,dh/2,2)
         h = self._rms(x)
         for L, K, V, K_t, vm in zip(self.layers, self.K, self.V, self.K_t, self.v_mean):
-            qkv = self._mm(h, L["qkv"])  # (B, (Hq+2Hkv)*dh)
+            qkv = h @ L["qkv"].T  # (B, (Hq+2Hkv)*dh)
             q = torch.empty(B, s.heads, 1, dh, device=x.device, dtype=x.dtype)
             _rope_cache_kernel[(B, s.heads + s.kv_heads)](
                 qkv, cs, pos, q, K, V, K_t, vm, self.S, s.heads, s.kv_heads, DH=dh, HALF=dh // 2,
             )  # fmt: skip
             a = attn(q, K, V, K_t, vm, new_lens)  # (B,Hq,1,dh)
-            h = self._add_rms(x, self._mm(a.reshape(B, s.hidden), L["o"]))
-            gu = self._mm(h, L["up"])  # (B, 2*ffn)
+            h = self._add_rms(x, a.reshape(B, s.hidden) @ L["o"].T)
+            gu = h @ L["up"].T  # (B, 2*ffn)
             act = torch.empty(B, s.ffn, device=x.device, dtype=x.dtype)
             _swiglu_kernel[(B, triton.cdiv(s.ffn, 1024))](gu, act, s.ffn, BLOCK=1024)
-            h = self._add_rms(x, self._mm(act, L["down"]))  # the next layer's (or final) norm
-        logits = self._mm(h, self.lm_head)
+            h = self._add_rms(x, act @ L["down"].T)  # the next layer's (or the final) norm
+        logits = h @ self.lm_head.T
         self.tok.copy_(logits.argmax(-1))
         self.lens.copy_(new_lens)
         return self.tok
@@ -251,24 +281,26 @@ class TinyLlama:
         ang = pos.float()[:, None] * self.inv_freq  # (B,dh/2)
         cs = torch.view_as_real(torch.polar(torch.ones_like(ang), ang)).contiguous()  # (B,dh/2,2)
         for L, K, V, K_t, vm in zip(self.layers, self.K, self.V, self.K_t, self.v_mean):
-            qkv = self._mm(self._rms(x), L["qkv"])  # (B, (Hq+2Hkv)*dh)
+            qkv = self._rms(x) @ L["qkv"].T  # (B, (Hq+2Hkv)*dh)
             q = torch.empty(B, s.heads, 1, dh, device=x.device, dtype=x.dtype)
             _rope_cache_kernel[(B, s.heads + s.kv_heads)](
                 qkv, cs, pos, q, K, V, K_t, vm, self.S, s.heads, s.kv_heads, DH=dh, HALF=dh // 2,
             )  # fmt: skip
             a = attn(q, K, V, K_t, vm, new_lens)  # (B,Hq,1,dh)
-            x = self._mm(a.reshape(B, s.hidden), L["o"], res=x)
-            gu = self._mm(self._rms(x), L["up"])  # (B, 2*ffn)
+            x = torch.addmm(x, a.reshape(B, s.hidden), L["o"].T)
+            gu = self._rms(x) @ L["up"].T  # (B, 2*ffn)
             act = torch.empty(B, s.ffn, device=x.device, dtype=x.dtype)
             _swiglu_kernel[(B, triton.cdiv(s.ffn, 1024))](gu, act, s.ffn, BLOCK=1024)
-            x = self._mm(act, L["down"], res=x)
-        logits = self._mm(self._rms(x), self.lm_head)
+            x = torch.addmm(x, act, L["down"].T)
+        logits = self._rms(x) @ self.lm_head.T
         self.tok.copy_(logits.argmax(-1))
         self.lens.copy_(new_lens)
         return self.tok
 
     def step(self, attn) -> torch.Tensor:
         """One decode step for ``self.tok``; ``attn(q, K, V, K_t, v_mean, lens)`` -> (B,Hq,1,dh)."""
+        if self._mm is not None:
+            return self._step_skinny(attn)
         if self.fused:
             return self._step_add_rms(attn) if self.add_rms else self._step_fused(attn)
         s, B, dh = self.s, self.B, self.dh

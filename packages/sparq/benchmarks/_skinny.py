@@ -1,12 +1,15 @@
-"""Skinny GEMMs for the end-to-end benchmark model: ``y = x @ W.T (+ res)`` with few rows.
+"""Skinny GEMMs for the end-to-end benchmark model: ``y = f(x) @ W.T (+ res)`` with few rows.
 
 At decode time every projection multiplies a handful of token rows (the batch, 16 in the
 end-to-end case) by a large weight matrix, so each GEMM is bound by reading the weights once
 (``N * K * 2`` bytes in bf16). This module has one Triton kernel for that case (all rows of ``x``
-in one tile, one program per ``BLOCK_N`` output columns streaming over K, fp32 accumulation, the
-residual add in the epilogue), a pure-torch reference, and :func:`tune_skinny`, which times a
-small set of tile configurations against cuBLAS (``torch.mm`` / ``torch.addmm``) on the actual
-weights and keeps cuBLAS wherever no configuration beats it. The model calls :class:`SkinnyMM`.
+in one tile, one program per ``BLOCK_N`` output columns streaming over K, fp32 accumulation),
+which also takes in the small operation before the projection (``f``: the RMSNorm of the rows,
+or SwiGLU of ``[gate | up]``) and the residual add after it, so a layer runs 5 kernels plus
+attention instead of 8; a pure-torch reference; and :func:`tune_skinny`, which times a small
+set of tile configurations against cuBLAS (``torch.mm`` / ``torch.addmm`` after ``f`` in torch)
+on the actual weights and keeps cuBLAS wherever no configuration beats it. The model calls
+:class:`SkinnyMM`.
 """
 
 from __future__ import annotations
@@ -14,31 +17,40 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 import triton
 import triton.language as tl
 
 # (BLOCK_N, BLOCK_K, num_warps, num_stages): narrow column blocks give many programs for the
-# N = 4096 projections; deep pipelines keep enough weight bytes in flight per SM
+# N = 4096 projections, wide ones fewer, longer streams for the N >= 28672 ones; deep pipelines
+# keep enough weight bytes in flight per SM (the H200 probe of 12:12 UTC: each of these won at
+# least one of the end-to-end model's weights in one layout)
 CONFIGS: tuple[tuple[int, int, int, int], ...] = (
-    (16, 256, 4, 4),
-    (16, 512, 4, 3),
     (16, 128, 2, 6),
-    (32, 256, 4, 4),
+    (16, 256, 2, 5),
     (32, 128, 4, 6),
-    (32, 512, 8, 3),
-    (64, 128, 4, 4),
+    (32, 256, 4, 3),
+    (32, 256, 4, 4),
     (64, 256, 8, 4),
+    (64, 512, 8, 2),
+    (128, 128, 8, 3),
 )
+# what is done to x on the way in: nothing, RMSNorm of its rows, or SwiGLU of its two halves
+MODES = ("", "rms", "swiglu")
 
 
 @triton.jit
 def _skinny_mm_kernel(
-    x_ptr, w_ptr, r_ptr, y_ptr, M, N, K, sxm, swn, swk, srm, sym,
-    HAS_RES: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    x_ptr, w_ptr, r_ptr, y_ptr, M, N, K, sxm, swn, swk, srm, sym, eps,
+    HAS_RES: tl.constexpr, MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):  # fmt: skip
-    """Program n: ``y[:, n*BN:(n+1)*BN] = x @ W[n*BN:(n+1)*BN, :].T (+ res)`` over all M <=
-    BLOCK_M rows, fp32 accumulation, stored in y's dtype (x (M, K) row-major, W (N, K) with
-    strides (swn, swk), so either layout of the weights)."""
+    """Program n: ``y[:, n*BN:(n+1)*BN] = f(x) @ W[n*BN:(n+1)*BN, :].T (+ res)`` over all M <=
+    BLOCK_M rows, fp32 accumulation, stored in y's dtype. x is row-major, W (N, K) has strides
+    (swn, swk), so either layout of the weights. ``MODE`` 0: f(x) = x, (M, K); 1: the RMSNorm of
+    each row (the row scale rsqrt(mean(x^2) + eps) is summed on the way through K and applied to
+    the fp32 accumulator); 2: x = [gate | up], (M, 2K), f(x) = silu(gate) * up rounded as the
+    plain step rounds it (silu to x's dtype, then the product)."""
     pid = tl.program_id(0)
     rm = tl.arange(0, BLOCK_M)
     rn = (pid * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
@@ -46,39 +58,70 @@ def _skinny_mm_kernel(
     mm = rm < M
     mn = rn < N
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         kk = k0 + rk
         mk = kk < K
-        a = tl.load(x_ptr + rm[:, None] * sxm + kk[None, :], mask=mm[:, None] & mk[None, :],
-                    other=0.0)  # fmt: skip
+        xm = mm[:, None] & mk[None, :]
+        a = tl.load(x_ptr + rm[:, None] * sxm + kk[None, :], mask=xm, other=0.0)
+        if MODE == 1:
+            af = a.to(tl.float32)
+            ss += tl.sum(af * af, axis=1)
+        if MODE == 2:
+            u = tl.load(x_ptr + rm[:, None] * sxm + K + kk[None, :], mask=xm, other=0.0)
+            g = a.to(tl.float32)
+            g = (g / (1.0 + tl.exp(-g))).to(a.dtype).to(tl.float32)
+            a = (g * u.to(tl.float32)).to(a.dtype)
         b = tl.load(w_ptr + kk[:, None] * swk + rn[None, :] * swn, mask=mk[:, None] & mn[None, :],
                     other=0.0)  # fmt: skip
         acc = tl.dot(a, b, acc)
+    if MODE == 1:
+        acc = acc * tl.rsqrt(ss / K + eps)[:, None]
     out = mm[:, None] & mn[None, :]
     if HAS_RES:
         acc += tl.load(r_ptr + rm[:, None] * srm + rn[None, :], mask=out, other=0.0).to(tl.float32)
     tl.store(y_ptr + rm[:, None] * sym + rn[None, :], acc.to(y_ptr.dtype.element_ty), mask=out)
 
 
+def _check(x: torch.Tensor, w: torch.Tensor, mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    K = w.shape[1] * (2 if mode == "swiglu" else 1)
+    if x.shape[1] != K:
+        what = "2 * w.shape[1] ([gate | up])" if mode == "swiglu" else "w.shape[1]"
+        raise ValueError(f"x is {tuple(x.shape)} and w {tuple(w.shape)}: the inner dimensions "
+                         f"must match (x.shape[1] == {what})")  # fmt: skip
+
+
+def _prologue(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """``mode`` applied to x with torch's own ops, rounded to x's dtype."""
+    if mode == "rms":
+        return F.rms_norm(x, (x.shape[-1],), eps=torch.finfo(x.dtype).eps)
+    if mode == "swiglu":
+        g, u = x.chunk(2, dim=-1)
+        return F.silu(g) * u
+    return x
+
+
 def skinny_mm(
     x: torch.Tensor, w: torch.Tensor, res: torch.Tensor | None = None,
-    config: tuple[int, int, int, int] = CONFIGS[0],
+    config: tuple[int, int, int, int] = CONFIGS[0], mode: str = "",
 ) -> torch.Tensor:  # fmt: skip
-    """``x @ w.T (+ res)`` with the Triton kernel.
+    """``f(x) @ w.T (+ res)`` with the Triton kernel.
 
     Args:
-        x: (M, K) activations, bf16/fp16, row-major (stride 1 along K), M <= 64.
+        x: (M, K) activations, bf16/fp16, M <= 64; (M, 2K) ``[gate | up]`` for ``mode="swiglu"``.
         w: (N, K) weights of x's dtype, any strides (the model stores them either way).
         res: optional (M, N) residual added in fp32 before the single rounding (as ``addmm``).
         config: (BLOCK_N, BLOCK_K, num_warps, num_stages), one of :data:`CONFIGS` or any other.
+        mode: ``""`` (f(x) = x), ``"rms"`` (RMSNorm without weight, eps = the dtype's eps, as
+            ``F.rms_norm``) or ``"swiglu"`` (silu(gate) * up).
 
     Returns:
         (M, N) tensor of x's dtype.
     """
-    M, K = x.shape
-    N, K2 = w.shape
-    if K2 != K:
-        raise ValueError(f"x is (M, {K}) but w is ({N}, {K2}): the inner dimensions must match")
+    _check(x, w, mode)
+    M, N, K = x.shape[0], w.shape[0], w.shape[1]
     if M > 64:
         raise ValueError(f"skinny_mm is for at most 64 rows, got {M}: use torch.mm")
     if x.stride(1) != 1:
@@ -89,7 +132,8 @@ def skinny_mm(
     bn, bk, warps, stages = config
     _skinny_mm_kernel[(triton.cdiv(N, bn),)](
         x, w, res if res is not None else y, y, M, N, K, x.stride(0), w.stride(0), w.stride(1),
-        res.stride(0) if res is not None else 0, y.stride(0), HAS_RES=res is not None,
+        res.stride(0) if res is not None else 0, y.stride(0), torch.finfo(x.dtype).eps,
+        HAS_RES=res is not None, MODE=MODES.index(mode),
         BLOCK_M=max(16, triton.next_power_of_2(M)), BLOCK_N=bn, BLOCK_K=bk,
         num_warps=warps, num_stages=stages,
     )  # fmt: skip
@@ -97,63 +141,78 @@ def skinny_mm(
 
 
 def skinny_mm_reference(
-    x: torch.Tensor, w: torch.Tensor, res: torch.Tensor | None = None
+    x: torch.Tensor, w: torch.Tensor, res: torch.Tensor | None = None, mode: str = ""
 ) -> torch.Tensor:
-    """Pure-torch reference of :func:`skinny_mm`: fp32 product (plus residual), one rounding."""
+    """Pure-torch :func:`skinny_mm` (also its fallback): ``mode`` applied in torch's own ops
+    (``F.rms_norm``, rounded to x's dtype; ``F.silu(gate) * up``), then an fp32 product plus the
+    residual, rounded once."""
+    _check(x, w, mode)
+    x = _prologue(x, mode)
     y = x.float() @ w.float().T
     if res is not None:
         y = y + res.float()
     return y.to(x.dtype)
 
 
-class SkinnyMM:
-    """``x @ W.T (+ res)`` per weight shape with the configuration :func:`tune_skinny` chose
-    (``None``: cuBLAS). ``choice`` maps ``(N, K, has_res)`` to a config or ``None``."""
+Choice = dict[tuple[int, int, bool, str], "tuple[int, int, int, int] | None"]
 
-    def __init__(self, choice: dict[tuple[int, int, bool], tuple[int, int, int, int] | None]):
+
+class SkinnyMM:
+    """``f(x) @ W.T (+ res)`` per weight shape, residual and mode with the configuration
+    :func:`tune_skinny` chose; ``None`` or a missing key: cuBLAS (``mm`` / ``addmm``) after
+    ``mode`` in torch. ``choice`` maps ``(N, K, has_res, mode)`` to a config or ``None``."""
+
+    def __init__(self, choice: Choice):
         self.choice = dict(choice)
 
-    def __call__(self, x: torch.Tensor, w: torch.Tensor, res: torch.Tensor | None = None):
-        cfg = self.choice.get((w.shape[0], w.shape[1], res is not None))
-        if cfg is None:
-            return x @ w.T if res is None else torch.addmm(res, x, w.T)
-        return skinny_mm(x, w, res, cfg)
+    def __call__(
+        self, x: torch.Tensor, w: torch.Tensor, res: torch.Tensor | None = None, mode: str = ""
+    ) -> torch.Tensor:
+        cfg = self.choice.get((w.shape[0], w.shape[1], res is not None, mode))
+        if cfg is not None:
+            return skinny_mm(x, w, res, cfg, mode)
+        _check(x, w, mode)
+        x = _prologue(x, mode)
+        return x @ w.T if res is None else torch.addmm(res, x, w.T)
 
 
 def tune_skinny(
-    problems: Sequence[tuple[torch.Tensor, torch.Tensor, bool]],
+    problems: Sequence[tuple[torch.Tensor, torch.Tensor, bool, str]],
     configs: Sequence[tuple[int, int, int, int]] = CONFIGS,
     reps: int = 20,
 ) -> tuple[SkinnyMM, list[dict]]:
     """Choose, per weight, the fastest of cuBLAS and the Triton configurations (CUDA only).
 
     Args:
-        problems: (x, W, has_res) per distinct projection: activations (M, K), weights (N, K).
+        problems: (x, W, has_res, mode) per distinct projection: activations (M, K) (or
+            (M, 2K) for ``mode="swiglu"``), weights (N, K), see :func:`skinny_mm`.
         configs: tile configurations to try.
         reps: timed calls per candidate. Every call reads a different one of several copies of
             the weights when they fit in L2 twice over, so no candidate is timed from cache.
 
     Returns:
         The :class:`SkinnyMM` and one row per problem: the times in microseconds per candidate
-        (``"cublas"`` and each config), the choice and its speed-up over cuBLAS. A config whose
-        output differs from the fp32 reference by more than the bf16 rounding plus an fp32
-        reordering error is left out (recorded as ``"wrong"``).
+        (``"cublas"``: ``f`` in torch, then cuBLAS; and each config), the choice and its
+        speed-up over cuBLAS. A config whose output differs from the fp32 reference by more
+        than the bf16 rounding plus an fp32 reordering error is left out (recorded as
+        ``"wrong"``).
     """
     from _graphs import graph_replay, seconds_per_call  # the benchmarks' own helpers
 
-    choice: dict[tuple[int, int, bool], tuple[int, int, int, int] | None] = {}
+    choice: Choice = {}
     rows = []
-    for x, w, has_res in problems:
+    for x, w, has_res, mode in problems:
         M, N = x.shape[0], w.shape[0]
         copies = [w] + [w.clone() for _ in range(max(0, -(-(200 << 20) // w.nbytes) - 1))]
         res = torch.randn(M, N, device=x.device, dtype=x.dtype) if has_res else None
-        ref = skinny_mm_reference(x, w, res).float()
+        ref = skinny_mm_reference(x, w, res, mode).float()
         cands = {"cublas": None, **{"x".join(map(str, c)): c for c in configs}}
-        times, row = {}, {"N": N, "K": w.shape[1], "M": M, "residual": has_res}
+        key = (N, w.shape[1], has_res, mode)
+        times, row = {}, {"N": N, "K": w.shape[1], "M": M, "residual": has_res, "mode": mode}
         for name, cfg in cands.items():
-            fn = SkinnyMM({(N, w.shape[1], has_res): cfg})
+            fn = SkinnyMM({key: cfg})
             try:
-                y = fn(x, w, res).float()
+                y = fn(x, w, res, mode).float()
             except Exception as e:  # a config that does not compile on this GPU: skip it
                 row[name] = f"failed: {type(e).__name__}"
                 continue
@@ -164,14 +223,14 @@ def tune_skinny(
                 continue
 
             # one CUDA graph of ``reps`` calls: the kernels' device time, not Python launches
-            def calls(fn=fn, x=x, ws=copies, res=res):
+            def calls(fn=fn, x=x, ws=copies, res=res, mode=mode):
                 for i in range(reps):
-                    fn(x, ws[i % len(ws)], res)
+                    fn(x, ws[i % len(ws)], res, mode)
 
             times[name] = seconds_per_call(graph_replay(calls), 5) * 1e6 / reps
             row[name] = round(times[name], 2)
         best = min(times, key=times.get)
-        choice[(N, w.shape[1], has_res)] = cands[best]
+        choice[key] = cands[best]
         row["choice"] = best
         row["speedup_vs_cublas"] = round(times["cublas"] / times[best], 3)
         row["gb_s"] = round(w.nbytes / times[best] / 1e3, 1)

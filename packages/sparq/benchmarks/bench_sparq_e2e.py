@@ -83,7 +83,8 @@ def bench_e2e(batch, prefill, steps, layers, hidden, ffn, device, readback=0):
     why_not_fused = fused_ops_agree(device, dtype, add_rms=add_rms)
     model = TinyLlama(shape, batch, max_len, device, dtype, fused=why_not_fused is None,
                       add_rms=add_rms and why_not_fused is None, weights_t=weights_t,
-                      gemm="triton" if "triton_gemm" in opts else "cublas")  # fmt: skip
+                      gemm="triton" if "triton_gemm" in opts and why_not_fused is None
+                      else "cublas")  # fmt: skip
     model.prefill_random(prefill)
     dh = model.dh
     r, k = dh // 8, max(1, prefill // 16)  # compression 1/8 by the gpt-fast rule
