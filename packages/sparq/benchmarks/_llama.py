@@ -162,7 +162,7 @@ class TinyLlama:
 
     def _choose_gemm(self, gemm: str):
         """The projections' GEMM: ``"cublas"`` (``x @ W.T`` / ``addmm``) or ``"triton"`` (the
-        skinny kernel of ``_skinny.py``, the norms and SwiGLU fused into it, where it beats
+        skinny kernel of ``_skinny.py``, the residual adds and SwiGLU fused into it, where it beats
         cuBLAS on this GPU, tuned here on the model's own weights; on CPU one fixed
         configuration, for tests)."""
         if gemm not in ("cublas", "triton"):
@@ -170,25 +170,25 @@ class TinyLlama:
         if gemm == "cublas":
             return None
         if not self.fused or self.add_rms:
-            raise ValueError("gemm='triton' fuses the norms and the residual adds into the "
-                             "projections: build with fused=True, add_rms=False")  # fmt: skip
+            raise ValueError("gemm='triton' fuses the residual adds into the projections: "
+                             "build with fused=True, add_rms=False")  # fmt: skip
         L0, dt = self.layers[0], self.embed.dtype
-        problems = [(L0["qkv"], False, "rms"), (L0["o"], True, ""), (L0["up"], False, "rms"),
-                    (L0["down"], True, "swiglu"), (self.lm_head, False, "rms")]  # fmt: skip
+        problems = [(L0["qkv"], False, ""), (L0["o"], True, ""), (L0["up"], False, "swiglu"),
+                    (L0["down"], True, ""), (self.lm_head, False, "")]  # fmt: skip
         if self.embed.device.type != "cuda":
             return SkinnyMM({(w.shape[0], w.shape[1], r, m): CONFIGS[0] for w, r, m in problems})
         g = torch.Generator(device=self.embed.device).manual_seed(2)
         probs = []
         for w, r, m in problems:
-            k = w.shape[1] * (2 if m == "swiglu" else 1)
-            probs.append((torch.randn(self.B, k, device=w.device, generator=g).to(dt), w, r, m))
+            x = torch.randn(self.B, w.shape[1], device=w.device, generator=g).to(dt)
+            probs.append((x, w, r, m))
         mm, self.gemm_tuning = tune_skinny(probs)
         return mm
 
     def _step_skinny(self, attn) -> torch.Tensor:
-        """:meth:`_step_fused` with every norm and SwiGLU inside the following projection and
-        every residual add inside the preceding one (:class:`SkinnyMM`): per layer the QKV
-        GEMM, rotary + cache writes, attention, the O GEMM, the up GEMM and the down GEMM."""
+        """:meth:`_step_fused` on :class:`SkinnyMM`, SwiGLU inside the up projection and each
+        residual add inside the projection before it: per layer a norm, the QKV GEMM, rotary +
+        cache writes, attention, the O GEMM, a norm, the up GEMM and the down GEMM."""
         s, B, dh, mm = self.s, self.B, self.dh, self._mm
         pos = self.lens
         x = self.embed[self.tok]  # (B,h)
@@ -196,16 +196,16 @@ class TinyLlama:
         ang = pos.float()[:, None] * self.inv_freq  # (B,dh/2)
         cs = torch.view_as_real(torch.polar(torch.ones_like(ang), ang)).contiguous()  # (B,dh/2,2)
         for L, K, V, K_t, vm in zip(self.layers, self.K, self.V, self.K_t, self.v_mean):
-            qkv = mm(x, L["qkv"], mode="rms")  # (B, (Hq+2Hkv)*dh)
+            qkv = mm(self._rms(x), L["qkv"])  # (B, (Hq+2Hkv)*dh)
             q = torch.empty(B, s.heads, 1, dh, device=x.device, dtype=x.dtype)
             _rope_cache_kernel[(B, s.heads + s.kv_heads)](
                 qkv, cs, pos, q, K, V, K_t, vm, self.S, s.heads, s.kv_heads, DH=dh, HALF=dh // 2,
             )  # fmt: skip
             a = attn(q, K, V, K_t, vm, new_lens)  # (B,Hq,1,dh)
             x = mm(a.reshape(B, s.hidden), L["o"], res=x)
-            gu = mm(x, L["up"], mode="rms")  # (B, 2*ffn)
-            x = mm(gu, L["down"], res=x, mode="swiglu")
-        logits = mm(x, self.lm_head, mode="rms")
+            act = mm(self._rms(x), L["up"], mode="swiglu")  # (B, ffn)
+            x = mm(act, L["down"], res=x)
+        logits = mm(self._rms(x), self.lm_head)
         self.tok.copy_(logits.argmax(-1))
         self.lens.copy_(new_lens)
         return self.tok

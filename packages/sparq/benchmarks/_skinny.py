@@ -1,15 +1,13 @@
-"""Skinny GEMMs for the end-to-end benchmark model: ``y = f(x) @ W.T (+ res)`` with few rows.
+"""Skinny GEMMs for the end-to-end benchmark model: ``y = x @ W.T (+ res)`` with few rows.
 
 At decode time every projection multiplies a handful of token rows (the batch, 16 in the
 end-to-end case) by a large weight matrix, so each GEMM is bound by reading the weights once
 (``N * K * 2`` bytes in bf16). This module has one Triton kernel for that case (all rows of ``x``
 in one tile, one program per ``BLOCK_N`` output columns streaming over K, fp32 accumulation),
-which also takes in the small operation before the projection (``f``: the RMSNorm of the rows,
-or SwiGLU of ``[gate | up]``) and the residual add after it, so a layer runs 5 kernels plus
-attention instead of 8; a pure-torch reference; and :func:`tune_skinny`, which times a small
-set of tile configurations against cuBLAS (``torch.mm`` / ``torch.addmm`` after ``f`` in torch)
-on the actual weights and keeps cuBLAS wherever no configuration beats it. The model calls
-:class:`SkinnyMM`.
+with the residual add or SwiGLU (gate and up columns in one program) in its epilogue; a
+pure-torch reference; and :func:`tune_skinny`, which times a small set of tile configurations
+against cuBLAS (``torch.mm`` / ``torch.addmm``, then SwiGLU in torch) on the actual weights and
+keeps cuBLAS wherever no configuration beats it. The model calls :class:`SkinnyMM`.
 """
 
 from __future__ import annotations
@@ -35,22 +33,22 @@ CONFIGS: tuple[tuple[int, int, int, int], ...] = (
     (64, 512, 8, 2),
     (128, 128, 8, 3),
 )
-# what is done to x on the way in: nothing, RMSNorm of its rows, or SwiGLU of its two halves
-MODES = ("", "rms", "swiglu")
+# what the epilogue does: store x @ W.T (plus the residual), or, for W = [gate; up] (2F, K),
+# store silu(x @ gate.T) * (x @ up.T), (M, F)
+MODES = ("", "swiglu")
 
 
 @triton.jit
 def _skinny_mm_kernel(
-    x_ptr, w_ptr, r_ptr, y_ptr, M, N, K, sxm, swn, swk, srm, sym, eps,
-    HAS_RES: tl.constexpr, MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    x_ptr, w_ptr, r_ptr, y_ptr, M, N, K, sxm, swn, swk, srm, sym,
+    HAS_RES: tl.constexpr, SWIGLU: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):  # fmt: skip
-    """Program n: ``y[:, n*BN:(n+1)*BN] = f(x) @ W[n*BN:(n+1)*BN, :].T (+ res)`` over all M <=
-    BLOCK_M rows, fp32 accumulation, stored in y's dtype. x is row-major, W (N, K) has strides
-    (swn, swk), so either layout of the weights. ``MODE`` 0: f(x) = x, (M, K); 1: the RMSNorm of
-    each row (the row scale rsqrt(mean(x^2) + eps) is summed on the way through K and applied to
-    the fp32 accumulator); 2: x = [gate | up], (M, 2K), f(x) = silu(gate) * up rounded as the
-    plain step rounds it (silu to x's dtype, then the product)."""
+    """Program n: ``y[:, n*BN:(n+1)*BN] = x @ W[n*BN:(n+1)*BN, :].T (+ res)`` over all M <=
+    BLOCK_M rows, fp32 accumulation, stored in y's dtype (x (M, K) row-major, W with strides
+    (swn, swk), so either layout of the weights). ``SWIGLU``: W is (2N, K) = [gate; up], each
+    program also streams the matching up rows (W[N + n*BN ...]) into a second accumulator and
+    stores silu(g) * u with the plain step's roundings (g, u and silu(g) to y's dtype)."""
     pid = tl.program_id(0)
     rm = tl.arange(0, BLOCK_M)
     rn = (pid * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
@@ -58,70 +56,58 @@ def _skinny_mm_kernel(
     mm = rm < M
     mn = rn < N
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         kk = k0 + rk
         mk = kk < K
-        xm = mm[:, None] & mk[None, :]
-        a = tl.load(x_ptr + rm[:, None] * sxm + kk[None, :], mask=xm, other=0.0)
-        if MODE == 1:
-            af = a.to(tl.float32)
-            ss += tl.sum(af * af, axis=1)
-        if MODE == 2:
-            u = tl.load(x_ptr + rm[:, None] * sxm + K + kk[None, :], mask=xm, other=0.0)
-            g = a.to(tl.float32)
-            g = (g / (1.0 + tl.exp(-g))).to(a.dtype).to(tl.float32)
-            a = (g * u.to(tl.float32)).to(a.dtype)
-        b = tl.load(w_ptr + kk[:, None] * swk + rn[None, :] * swn, mask=mk[:, None] & mn[None, :],
+        a = tl.load(x_ptr + rm[:, None] * sxm + kk[None, :], mask=mm[:, None] & mk[None, :],
                     other=0.0)  # fmt: skip
-        acc = tl.dot(a, b, acc)
-    if MODE == 1:
-        acc = acc * tl.rsqrt(ss / K + eps)[:, None]
+        wp = w_ptr + kk[:, None] * swk + rn[None, :] * swn
+        wm = mk[:, None] & mn[None, :]
+        acc = tl.dot(a, tl.load(wp, mask=wm, other=0.0), acc)
+        if SWIGLU:
+            acc_u = tl.dot(a, tl.load(wp + N * swn, mask=wm, other=0.0), acc_u)
     out = mm[:, None] & mn[None, :]
+    if SWIGLU:
+        g = acc.to(y_ptr.dtype.element_ty).to(tl.float32)
+        g = (g / (1.0 + tl.exp(-g))).to(y_ptr.dtype.element_ty).to(tl.float32)
+        acc = g * acc_u.to(y_ptr.dtype.element_ty).to(tl.float32)
     if HAS_RES:
         acc += tl.load(r_ptr + rm[:, None] * srm + rn[None, :], mask=out, other=0.0).to(tl.float32)
     tl.store(y_ptr + rm[:, None] * sym + rn[None, :], acc.to(y_ptr.dtype.element_ty), mask=out)
 
 
-def _check(x: torch.Tensor, w: torch.Tensor, mode: str) -> None:
+def _check(x: torch.Tensor, w: torch.Tensor, res: torch.Tensor | None, mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    K = w.shape[1] * (2 if mode == "swiglu" else 1)
-    if x.shape[1] != K:
-        what = "2 * w.shape[1] ([gate | up])" if mode == "swiglu" else "w.shape[1]"
+    if x.shape[1] != w.shape[1]:
         raise ValueError(f"x is {tuple(x.shape)} and w {tuple(w.shape)}: the inner dimensions "
-                         f"must match (x.shape[1] == {what})")  # fmt: skip
-
-
-def _prologue(x: torch.Tensor, mode: str) -> torch.Tensor:
-    """``mode`` applied to x with torch's own ops, rounded to x's dtype."""
-    if mode == "rms":
-        return F.rms_norm(x, (x.shape[-1],), eps=torch.finfo(x.dtype).eps)
-    if mode == "swiglu":
-        g, u = x.chunk(2, dim=-1)
-        return F.silu(g) * u
-    return x
+                         "must match")  # fmt: skip
+    if mode == "swiglu" and (w.shape[0] % 2 or res is not None):
+        raise ValueError("mode='swiglu' needs w = [gate; up] with an even number of rows and "
+                         "no residual")  # fmt: skip
 
 
 def skinny_mm(
     x: torch.Tensor, w: torch.Tensor, res: torch.Tensor | None = None,
     config: tuple[int, int, int, int] = CONFIGS[0], mode: str = "",
 ) -> torch.Tensor:  # fmt: skip
-    """``f(x) @ w.T (+ res)`` with the Triton kernel.
+    """``x @ w.T (+ res)``, or SwiGLU of it, with the Triton kernel.
 
     Args:
-        x: (M, K) activations, bf16/fp16, M <= 64; (M, 2K) ``[gate | up]`` for ``mode="swiglu"``.
+        x: (M, K) activations, bf16/fp16, M <= 64.
         w: (N, K) weights of x's dtype, any strides (the model stores them either way).
         res: optional (M, N) residual added in fp32 before the single rounding (as ``addmm``).
         config: (BLOCK_N, BLOCK_K, num_warps, num_stages), one of :data:`CONFIGS` or any other.
-        mode: ``""`` (f(x) = x), ``"rms"`` (RMSNorm without weight, eps = the dtype's eps, as
-            ``F.rms_norm``) or ``"swiglu"`` (silu(gate) * up).
+        mode: ``""`` or ``"swiglu"``: w is (2F, K) = [gate; up] and the result is
+            ``silu(x @ gate.T) * (x @ up.T)``, (M, F), rounded as the plain step rounds it.
 
     Returns:
-        (M, N) tensor of x's dtype.
+        (M, N) (or (M, N / 2) for ``"swiglu"``) tensor of x's dtype.
     """
-    _check(x, w, mode)
-    M, N, K = x.shape[0], w.shape[0], w.shape[1]
+    _check(x, w, res, mode)
+    M, K = x.shape
+    N = w.shape[0] // (2 if mode == "swiglu" else 1)
     if M > 64:
         raise ValueError(f"skinny_mm is for at most 64 rows, got {M}: use torch.mm")
     if x.stride(1) != 1:
@@ -132,35 +118,40 @@ def skinny_mm(
     bn, bk, warps, stages = config
     _skinny_mm_kernel[(triton.cdiv(N, bn),)](
         x, w, res if res is not None else y, y, M, N, K, x.stride(0), w.stride(0), w.stride(1),
-        res.stride(0) if res is not None else 0, y.stride(0), torch.finfo(x.dtype).eps,
-        HAS_RES=res is not None, MODE=MODES.index(mode),
-        BLOCK_M=max(16, triton.next_power_of_2(M)), BLOCK_N=bn, BLOCK_K=bk,
-        num_warps=warps, num_stages=stages,
+        res.stride(0) if res is not None else 0, y.stride(0), HAS_RES=res is not None,
+        SWIGLU=mode == "swiglu", BLOCK_M=max(16, triton.next_power_of_2(M)), BLOCK_N=bn,
+        BLOCK_K=bk, num_warps=warps, num_stages=stages,
     )  # fmt: skip
     return y
+
+
+def _swiglu(y: torch.Tensor) -> torch.Tensor:
+    """``silu(gate) * up`` of ``y = [gate | up]`` in torch's ops (each rounded to y's dtype)."""
+    g, u = y.chunk(2, dim=-1)
+    return F.silu(g) * u
 
 
 def skinny_mm_reference(
     x: torch.Tensor, w: torch.Tensor, res: torch.Tensor | None = None, mode: str = ""
 ) -> torch.Tensor:
-    """Pure-torch :func:`skinny_mm` (also its fallback): ``mode`` applied in torch's own ops
-    (``F.rms_norm``, rounded to x's dtype; ``F.silu(gate) * up``), then an fp32 product plus the
-    residual, rounded once."""
-    _check(x, w, mode)
-    x = _prologue(x, mode)
+    """Pure-torch :func:`skinny_mm`: an fp32 product plus the residual, rounded once; for
+    ``"swiglu"`` then ``F.silu(gate) * up`` in x's dtype."""
+    _check(x, w, res, mode)
     y = x.float() @ w.float().T
     if res is not None:
         y = y + res.float()
-    return y.to(x.dtype)
+    y = y.to(x.dtype)
+    return _swiglu(y) if mode == "swiglu" else y
 
 
 Choice = dict[tuple[int, int, bool, str], "tuple[int, int, int, int] | None"]
 
 
 class SkinnyMM:
-    """``f(x) @ W.T (+ res)`` per weight shape, residual and mode with the configuration
-    :func:`tune_skinny` chose; ``None`` or a missing key: cuBLAS (``mm`` / ``addmm``) after
-    ``mode`` in torch. ``choice`` maps ``(N, K, has_res, mode)`` to a config or ``None``."""
+    """``x @ W.T (+ res)`` (or its SwiGLU) per weight shape, residual and mode with the
+    configuration :func:`tune_skinny` chose; ``None`` or a missing key: cuBLAS (``mm`` /
+    ``addmm``, then SwiGLU in torch). ``choice`` maps ``(N, K, has_res, mode)`` to a config or
+    ``None``."""
 
     def __init__(self, choice: Choice):
         self.choice = dict(choice)
@@ -171,9 +162,9 @@ class SkinnyMM:
         cfg = self.choice.get((w.shape[0], w.shape[1], res is not None, mode))
         if cfg is not None:
             return skinny_mm(x, w, res, cfg, mode)
-        _check(x, w, mode)
-        x = _prologue(x, mode)
-        return x @ w.T if res is None else torch.addmm(res, x, w.T)
+        _check(x, w, res, mode)
+        y = x @ w.T if res is None else torch.addmm(res, x, w.T)
+        return _swiglu(y) if mode == "swiglu" else y
 
 
 def tune_skinny(
@@ -184,15 +175,15 @@ def tune_skinny(
     """Choose, per weight, the fastest of cuBLAS and the Triton configurations (CUDA only).
 
     Args:
-        problems: (x, W, has_res, mode) per distinct projection: activations (M, K) (or
-            (M, 2K) for ``mode="swiglu"``), weights (N, K), see :func:`skinny_mm`.
+        problems: (x, W, has_res, mode) per distinct projection: activations (M, K), weights
+            (N, K), see :func:`skinny_mm`.
         configs: tile configurations to try.
         reps: timed calls per candidate. Every call reads a different one of several copies of
             the weights when they fit in L2 twice over, so no candidate is timed from cache.
 
     Returns:
         The :class:`SkinnyMM` and one row per problem: the times in microseconds per candidate
-        (``"cublas"``: ``f`` in torch, then cuBLAS; and each config), the choice and its
+        (``"cublas"``: cuBLAS, then SwiGLU in torch; and each config), the choice and its
         speed-up over cuBLAS. A config whose output differs from the fp32 reference by more
         than the bf16 rounding plus an fp32 reordering error is left out (recorded as
         ``"wrong"``).
