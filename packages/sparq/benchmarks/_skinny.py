@@ -43,7 +43,7 @@ CONFIGS: tuple[tuple[int, int, int, int], ...] = (
 def _skinny_mm_kernel(
     x_ptr, w_ptr, r_ptr, y_ptr, ssi_ptr, sso_ptr, M, N, K, NSS, sxm, swn, swk, srm, sym, eps,
     HAS_RES: tl.constexpr, SWIGLU: tl.constexpr, RMS: tl.constexpr, SS_OUT: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SS_BLOCK: tl.constexpr,
 ):  # fmt: skip
     """Program n: ``y[:, n*BN:(n+1)*BN] = x @ W[n*BN:(n+1)*BN, :].T (+ res)`` over all M <=
     BLOCK_M rows, fp32 accumulation, stored in y's dtype (x (M, K) row-major, W with strides
@@ -75,9 +75,13 @@ def _skinny_mm_kernel(
         if SWIGLU:
             acc_u = tl.dot(a, tl.load(wp + N * swn, mask=wm, other=0.0), acc_u)
     if RMS:
+        # the producer's partial sums, SS_BLOCK rows per load (one load for up to 256 programs)
         ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
-        for i in range(0, NSS):
-            ss += tl.load(ssi_ptr + i * BLOCK_M + rm)
+        rp = tl.arange(0, SS_BLOCK)
+        for i in range(0, NSS, SS_BLOCK):
+            part = tl.load(ssi_ptr + (i + rp)[:, None] * BLOCK_M + rm[None, :],
+                           mask=(i + rp < NSS)[:, None], other=0.0)  # fmt: skip
+            ss += tl.sum(part, axis=0)
         scale = tl.rsqrt(ss / K + eps)[:, None]
         acc = acc * scale
         acc_u = acc_u * scale
@@ -163,6 +167,7 @@ def skinny_mm(
         res.stride(0) if res is not None else 0, y.stride(0), torch.finfo(x.dtype).eps,
         HAS_RES=res is not None, SWIGLU=swiglu, RMS=rms is not None, SS_OUT=ss,
         BLOCK_M=_block_m(M), BLOCK_N=bn, BLOCK_K=bk, num_warps=warps, num_stages=stages,
+        SS_BLOCK=min(256, triton.next_power_of_2(max(rms.shape[0] if rms is not None else 1, 1))),
     )  # fmt: skip
     return (y, sso) if ss else y
 
@@ -247,8 +252,11 @@ def tune_skinny(
     for x, w, opts in problems:
         M, N = x.shape[0], w.shape[0]
         copies = [w] + [w.clone() for _ in range(max(0, -(-(200 << 20) // w.nbytes) - 1))]
+        # rms: x's sums of squares split over 256 partial rows, as a 4096-wide producer with
+        # 16-column programs leaves them (the consumer's reduction is timed too)
+        parts = row_sumsq(x).expand(256, -1) / 256
         kw = {"res": torch.randn(M, N, device=x.device, dtype=x.dtype) if opts.get("res") else None,
-              "swiglu": bool(opts.get("swiglu")), "rms": row_sumsq(x) if opts.get("rms") else None,
+              "swiglu": bool(opts.get("swiglu")), "rms": parts if opts.get("rms") else None,
               "ss": bool(opts.get("ss"))}  # fmt: skip
         ref = skinny_mm_reference(x, w, **kw)
         ref = (ref[0] if kw["ss"] else ref).float()
