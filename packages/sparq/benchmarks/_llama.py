@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
-from _skinny import CONFIGS, SkinnyMM, row_sumsq, tune_skinny
+from _skinny import CONFIGS, SkinnyMM, tune_skinny
 
 
 @triton.jit
@@ -162,57 +162,50 @@ class TinyLlama:
 
     def _choose_gemm(self, gemm: str):
         """The projections' GEMM: ``"cublas"`` (``x @ W.T`` / ``addmm``) or ``"triton"`` (the
-        skinny kernel of ``_skinny.py``, norms, residual adds and SwiGLU fused into it, where it
-        beats cuBLAS on this GPU, tuned here on the model's own weights; on CPU one fixed
+        skinny kernel of ``_skinny.py``, the residual adds and SwiGLU fused into it, where it beats
+        cuBLAS on this GPU, tuned here on the model's own weights; on CPU one fixed
         configuration, for tests)."""
         if gemm not in ("cublas", "triton"):
             raise ValueError(f"gemm must be 'cublas' or 'triton', got {gemm!r}")
         if gemm == "cublas":
             return None
         if not self.fused or self.add_rms:
-            raise ValueError("gemm='triton' fuses the norms and residual adds into the "
-                             "projections: build with fused=True, add_rms=False")  # fmt: skip
+            raise ValueError("gemm='triton' fuses the residual adds into the projections: "
+                             "build with fused=True, add_rms=False")  # fmt: skip
         L0, dt = self.layers[0], self.embed.dtype
-        resid = {"res": True, "ss": True}  # adds the residual, sums the squares of the new one
-        problems = [(L0["qkv"], {"rms": True}), (L0["o"], resid),
-                    (L0["up"], {"swiglu": True, "rms": True}), (L0["down"], resid),
-                    (self.lm_head, {"rms": True})]  # fmt: skip
+        problems = [(L0["qkv"], False, ""), (L0["o"], True, ""), (L0["up"], False, "swiglu"),
+                    (L0["down"], True, ""), (self.lm_head, False, "")]  # fmt: skip
         if self.embed.device.type != "cuda":
-            keys = [(w.shape[0], w.shape[1], *(bool(o.get(f)) for f in ("res", "swiglu", "rms",
-                     "ss"))) for w, o in problems]  # fmt: skip
-            return SkinnyMM(dict.fromkeys(keys, CONFIGS[0]))
+            return SkinnyMM({(w.shape[0], w.shape[1], r, m): CONFIGS[0] for w, r, m in problems})
         g = torch.Generator(device=self.embed.device).manual_seed(2)
         probs = []
-        for w, o in problems:
+        for w, r, m in problems:
             x = torch.randn(self.B, w.shape[1], device=w.device, generator=g).to(dt)
-            probs.append((x, w, o))
+            probs.append((x, w, r, m))
         mm, self.gemm_tuning = tune_skinny(probs)
         return mm
 
     def _step_skinny(self, attn) -> torch.Tensor:
-        """:meth:`_step_fused` on :class:`SkinnyMM`: each residual add and the sums of squares of
-        the new residual stream in the epilogue of the projection that produces it, each
-        RMSNorm as a row scale in the epilogue of the projection that consumes it, SwiGLU in
-        the up projection's epilogue. Per layer: the QKV GEMM, rotary + cache writes,
-        attention, the O, up and down GEMMs."""
+        """:meth:`_step_fused` on :class:`SkinnyMM`, SwiGLU inside the up projection and each
+        residual add inside the projection before it: per layer a norm, the QKV GEMM, rotary +
+        cache writes, attention, the O GEMM, a norm, the up GEMM and the down GEMM."""
         s, B, dh, mm = self.s, self.B, self.dh, self._mm
         pos = self.lens
         x = self.embed[self.tok]  # (B,h)
-        ss = row_sumsq(x)
         new_lens = self.lens + 1
         ang = pos.float()[:, None] * self.inv_freq  # (B,dh/2)
         cs = torch.view_as_real(torch.polar(torch.ones_like(ang), ang)).contiguous()  # (B,dh/2,2)
         for L, K, V, K_t, vm in zip(self.layers, self.K, self.V, self.K_t, self.v_mean):
-            qkv = mm(x, L["qkv"], rms=ss)  # (B, (Hq+2Hkv)*dh)
+            qkv = mm(self._rms(x), L["qkv"])  # (B, (Hq+2Hkv)*dh)
             q = torch.empty(B, s.heads, 1, dh, device=x.device, dtype=x.dtype)
             _rope_cache_kernel[(B, s.heads + s.kv_heads)](
                 qkv, cs, pos, q, K, V, K_t, vm, self.S, s.heads, s.kv_heads, DH=dh, HALF=dh // 2,
             )  # fmt: skip
             a = attn(q, K, V, K_t, vm, new_lens)  # (B,Hq,1,dh)
-            x, ss = mm(a.reshape(B, s.hidden), L["o"], res=x, ss=True)
-            act = mm(x, L["up"], swiglu=True, rms=ss)  # (B, ffn)
-            x, ss = mm(act, L["down"], res=x, ss=True)
-        logits = mm(x, self.lm_head, rms=ss)
+            x = mm(a.reshape(B, s.hidden), L["o"], res=x)
+            act = mm(self._rms(x), L["up"], mode="swiglu")  # (B, ffn)
+            x = mm(act, L["down"], res=x)
+        logits = mm(self._rms(x), self.lm_head)
         self.tok.copy_(logits.argmax(-1))
         self.lens.copy_(new_lens)
         return self.tok
