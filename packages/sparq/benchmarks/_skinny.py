@@ -21,7 +21,7 @@ import triton.language as tl
 
 # (BLOCK_N, BLOCK_K, num_warps, num_stages): narrow column blocks give many programs for the
 # N = 4096 projections, wide ones fewer, longer streams for the N >= 28672 ones; deep pipelines
-# keep enough weight bytes in flight per SM (the H200 probe of 12:12 UTC: each of these won at
+# keep enough weight bytes in flight per SM (the H200 probe of 11:50 UTC: each of these won at
 # least one of the end-to-end model's weights in one layout)
 CONFIGS: tuple[tuple[int, int, int, int], ...] = (
     (16, 128, 2, 6),

@@ -95,7 +95,7 @@ class Diag:
         self.out.write_text(json.dumps(self.res, indent=1, default=str))
         print(f"{key}: {json.dumps(value, default=str)}", flush=True)
 
-    def build(self, add_rms=False, weights_t=False):
+    def build(self, add_rms=False, weights_t=False, triton_gemm=False):
         if self.smoke:
             shape = LlamaShape(hidden=256, heads=4, kv_heads=2, layers=2, ffn=512, vocab=512)
             B, prefill, k, window = 2, 96, 6, 4
@@ -104,7 +104,8 @@ class Diag:
         dt = torch.bfloat16 if self.dev == "cuda" else torch.float16
         fused = fused_ops_agree(self.dev, dt, add_rms=add_rms) is None
         m = TinyLlama(shape, B, prefill + 64, self.dev, dt, fused=fused,
-                      add_rms=add_rms and fused, weights_t=weights_t)  # fmt: skip
+                      add_rms=add_rms and fused, weights_t=weights_t,
+                      gemm="triton" if triton_gemm and fused else "cublas")  # fmt: skip
         m.prefill_random(prefill)
         m.tok.copy_(torch.arange(B, device=self.dev) * 97 % shape.vocab)
         self.dh = m.dh
@@ -349,7 +350,8 @@ def main(argv):
             "SPARQ_E2E_MODEL", "")  # fmt: skip
         for mspec in spec.split(";"):
             opts = {o.strip() for o in mspec.split(",") if o.strip()}
-            m, fused = d.build(add_rms="add_rms" in opts, weights_t="weights_t" in opts)
+            m, fused = d.build(add_rms="add_rms" in opts, weights_t="weights_t" in opts,
+                               triton_gemm="triton_gemm" in opts)  # fmt: skip
             fns = d.attn_fns([])
             tag = "+".join(sorted(opts)) or "base"
             d.save(
