@@ -104,3 +104,28 @@ def test_committed_table_is_valid_and_its_launch_parameters_run(monkeypatch):
         ref = sparq_attention_reference(q, K, V, **kw).float()
         # fp16 inputs, fp32 accumulation: a few fp16 ulps of the output scale
         assert (y - ref).abs().max() <= 2**-8 * ref.abs().max(), key
+
+
+def test_tuned_table_env_var_empty_means_committed_unreadable_warns(monkeypatch, tmp_path):
+    from sparq.kernels import _tuned
+
+    seen = []
+    real_read = Path.read_text
+
+    def read(self, *a, **k):
+        seen.append(self)
+        return real_read(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", read)
+    monkeypatch.setenv("SPARQ_TUNED_JSON", "")
+    _tuned.reload()
+    try:
+        _tuned._table()
+        assert seen == [_tuned.TUNED_PATH]  # empty: the committed table, no warning
+        monkeypatch.setenv("SPARQ_TUNED_JSON", str(tmp_path / "missing.json"))
+        _tuned.reload()
+        with pytest.warns(UserWarning, match="missing.json.*untuned defaults"):
+            assert _tuned._table() == {}
+    finally:
+        monkeypatch.undo()
+        _tuned.reload()

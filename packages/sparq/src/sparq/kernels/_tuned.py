@@ -1,7 +1,7 @@
 """The committed tuning table: per-shape kernel choices measured on a GPU.
 
 ``tuned.json`` (next to this module, or the file named by the ``SPARQ_TUNED_JSON`` environment
-variable; written by ``benchmarks/tune_sparq.py``) maps
+variable, unset or empty for the committed one; written by ``benchmarks/tune_sparq.py``) maps
 :func:`shape_key` strings to entries such as::
 
     {"selection": "sampled", "step1": {"tile": 512, "num_warps": 4, "fma": true},
@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import warnings
 from pathlib import Path
 
 __all__ = ["TUNED_PATH", "reload", "shape_key", "tuned_entry"]
@@ -31,9 +32,17 @@ def shape_key(B: int, Hq: int, Hkv: int, S: int, dh: int, r: int, k: int) -> str
 
 @functools.lru_cache(maxsize=1)
 def _table() -> dict:
+    named = os.environ.get("SPARQ_TUNED_JSON") or None
     try:
-        data = json.loads(Path(os.environ.get("SPARQ_TUNED_JSON", TUNED_PATH)).read_text())
-    except (OSError, ValueError):
+        data = json.loads(Path(named or TUNED_PATH).read_text())
+    except (OSError, ValueError) as e:
+        if named:  # a table the user asked for must not be ignored silently
+            warnings.warn(
+                f"SPARQ_TUNED_JSON={named!r} cannot be read ({type(e).__name__}: {e}); the "
+                "kernels run with their untuned defaults. Point it at a table written by "
+                "benchmarks/tune_sparq.py, or unset it for the committed table.",
+                stacklevel=3,
+            )
         return {}
     try:
         import torch
