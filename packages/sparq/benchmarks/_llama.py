@@ -185,30 +185,16 @@ class TinyLlama:
         mm, self.gemm_tuning = tune_skinny(probs)
         return mm
 
-    def _step_skinny(self, attn) -> torch.Tensor:
-        """:meth:`_step_fused` on :class:`SkinnyMM`, SwiGLU inside the up projection and each
-        residual add inside the projection before it: per layer a norm, the QKV GEMM, rotary +
-        cache writes, attention, the O GEMM, a norm, the up GEMM and the down GEMM."""
-        s, B, dh, mm = self.s, self.B, self.dh, self._mm
-        pos = self.lens
-        x = self.embed[self.tok]  # (B,h)
-        new_lens = self.lens + 1
-        ang = pos.float()[:, None] * self.inv_freq  # (B,dh/2)
-        cs = torch.view_as_real(torch.polar(torch.ones_like(ang), ang)).contiguous()  # (B,dh/2,2)
-        for L, K, V, K_t, vm in zip(self.layers, self.K, self.V, self.K_t, self.v_mean):
-            qkv = mm(self._rms(x), L["qkv"])  # (B, (Hq+2Hkv)*dh)
-            q = torch.empty(B, s.heads, 1, dh, device=x.device, dtype=x.dtype)
-            _rope_cache_kernel[(B, s.heads + s.kv_heads)](
-                qkv, cs, pos, q, K, V, K_t, vm, self.S, s.heads, s.kv_heads, DH=dh, HALF=dh // 2,
-            )  # fmt: skip
-            a = attn(q, K, V, K_t, vm, new_lens)  # (B,Hq,1,dh)
-            x = mm(a.reshape(B, s.hidden), L["o"], res=x)
-            act = mm(self._rms(x), L["up"], mode="swiglu")  # (B, ffn)
-            x = mm(act, L["down"], res=x)
-        logits = mm(self._rms(x), self.lm_head)
-        self.tok.copy_(logits.argmax(-1))
-        self.lens.copy_(new_lens)
-        return self.tok
+    def _cublas_mm(self, x, w, res=None, mode=""):
+        """The projections with cuBLAS (``x @ W.T`` / ``addmm``), SwiGLU as its own Triton
+        kernel: :meth:`_step_fused` without the skinny GEMM (same arguments as ``SkinnyMM``)."""
+        y = x @ w.T if res is None else torch.addmm(res, x, w.T)
+        if mode != "swiglu":
+            return y
+        B, F_ = y.shape[0], y.shape[1] // 2
+        act = torch.empty(B, F_, device=y.device, dtype=y.dtype)
+        _swiglu_kernel[(B, triton.cdiv(F_, 1024))](y, act, F_, BLOCK=1024)
+        return act
 
     def prefill_random(self, length: int, seed: int = 1) -> None:
         """Fill positions ``[0, length)`` of every layer's cache with random K/V."""
@@ -273,34 +259,33 @@ class TinyLlama:
         return self.tok
 
     def _step_fused(self, attn) -> torch.Tensor:
-        """:meth:`step` with the small per-layer operations fused into Triton kernels."""
+        """:meth:`step` with the small per-layer operations fused into Triton kernels, and the
+        projections on the skinny GEMM (``gemm="triton"``: SwiGLU and the residual adds in its
+        epilogue) or on cuBLAS."""
         s, B, dh = self.s, self.B, self.dh
+        mm = self._mm or self._cublas_mm
         pos = self.lens
         x = self.embed[self.tok]  # (B,h)
         new_lens = self.lens + 1
         ang = pos.float()[:, None] * self.inv_freq  # (B,dh/2)
         cs = torch.view_as_real(torch.polar(torch.ones_like(ang), ang)).contiguous()  # (B,dh/2,2)
         for L, K, V, K_t, vm in zip(self.layers, self.K, self.V, self.K_t, self.v_mean):
-            qkv = self._rms(x) @ L["qkv"].T  # (B, (Hq+2Hkv)*dh)
+            qkv = mm(self._rms(x), L["qkv"])  # (B, (Hq+2Hkv)*dh)
             q = torch.empty(B, s.heads, 1, dh, device=x.device, dtype=x.dtype)
             _rope_cache_kernel[(B, s.heads + s.kv_heads)](
                 qkv, cs, pos, q, K, V, K_t, vm, self.S, s.heads, s.kv_heads, DH=dh, HALF=dh // 2,
             )  # fmt: skip
             a = attn(q, K, V, K_t, vm, new_lens)  # (B,Hq,1,dh)
-            x = torch.addmm(x, a.reshape(B, s.hidden), L["o"].T)
-            gu = self._rms(x) @ L["up"].T  # (B, 2*ffn)
-            act = torch.empty(B, s.ffn, device=x.device, dtype=x.dtype)
-            _swiglu_kernel[(B, triton.cdiv(s.ffn, 1024))](gu, act, s.ffn, BLOCK=1024)
-            x = torch.addmm(x, act, L["down"].T)
-        logits = self._rms(x) @ self.lm_head.T
+            x = mm(a.reshape(B, s.hidden), L["o"], res=x)
+            act = mm(self._rms(x), L["up"], mode="swiglu")  # (B, ffn)
+            x = mm(act, L["down"], res=x)
+        logits = mm(self._rms(x), self.lm_head)
         self.tok.copy_(logits.argmax(-1))
         self.lens.copy_(new_lens)
         return self.tok
 
     def step(self, attn) -> torch.Tensor:
         """One decode step for ``self.tok``; ``attn(q, K, V, K_t, v_mean, lens)`` -> (B,Hq,1,dh)."""
-        if self._mm is not None:
-            return self._step_skinny(attn)
         if self.fused:
             return self._step_add_rms(attn) if self.add_rms else self._step_fused(attn)
         s, B, dh = self.s, self.B, self.dh
