@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import torch
 
+from sparq.kernels._common import event_seconds
+
 
 def graph_replay(fn: Callable[[], object]) -> Callable[[], None]:
     """Capture ``fn`` (already run once, so compiled and autotuned) in a CUDA graph and return
@@ -33,10 +35,4 @@ def seconds_per_call(fn: Callable[[], object], reps: int, cuda: bool = True) -> 
             fn()
         return (time.perf_counter() - t0) / reps
     torch.cuda.synchronize()
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    for _ in range(reps):
-        fn()
-    b.record()
-    b.synchronize()
-    return a.elapsed_time(b) / 1e3 / reps
+    return event_seconds(fn, reps)

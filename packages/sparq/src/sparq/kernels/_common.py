@@ -108,24 +108,30 @@ def pdl_kw() -> dict:
     return {"PDL": _PDL["on"], "launch_pdl": True} if _PDL["on"] else {"PDL": 0}
 
 
+def event_seconds(fn, reps: int) -> float:
+    """Mean device seconds per call of ``fn`` over ``reps`` back-to-back calls on the current
+    stream, between two CUDA events (no warm-up: the caller runs it first)."""
+    import torch
+
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3 / reps
+
+
 def fastest(candidates, warmup: int = 1, reps: int = 3):
     """Key of the fastest zero-argument callable in ``candidates`` (a dict), timed with CUDA events.
 
     Each candidate runs ``warmup`` times (compilation, autotuning), then ``reps`` times between
-    two events. Callers cache the answer per shape and never call this inside a CUDA-graph
-    capture.
+    two events (:func:`event_seconds`). Callers cache the answer per shape and never call this
+    inside a CUDA-graph capture.
     """
-    import torch
-
     times = {}
     for name, fn in candidates.items():
         for _ in range(warmup):
             fn()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(reps):
-            fn()
-        end.record()
-        end.synchronize()
-        times[name] = start.elapsed_time(end)
+        times[name] = event_seconds(fn, reps)
     return min(times, key=times.get)
