@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from ._common import fastest, pdl_launches
 from ._fused_mha import fused_mha_supported, select_fused_mha
 from ._hist_attend import hist_attention
-from ._prefilter import prefilter_supported, select_topk_prefiltered
 from ._prep import prepare_query_fused
 from ._select import select_topk, select_topk_torch
 from ._select_hist import hist_supported, select_topk_hist
@@ -272,8 +271,6 @@ def _pipeline(
     if selection == "auto":
         selection = entry.get("selection", "auto")
     sel_kw = entry.get("selection_kw", {}) if selection == entry.get("selection") else {}
-    use_pf = _prefiltered(selection, sel_kw, Hq // Hkv, S, k, entry)
-    sel_kw = {n: v for n, v in sel_kw.items() if n != "prefilter"}
     forced = max(0, local_window) + max(0, sink_tokens)
     kw1 = entry.get("step1") or _default_step1(Hq // Hkv)
     if in_step1 and (selection == "fused" or not kw1.get("rows")):
@@ -282,16 +279,6 @@ def _pipeline(
     if selection == "fused" and fused_mha_supported(Hq // Hkv, S, k, sel_kw.get("tile"), forced):
         idx, alpha = select_fused_mha(K_t, i1, q_hat, seq_lens, k, local_window, sink_tokens,
                                       **sel_kw)  # fmt: skip
-        hook()
-    elif use_pf:
-        # step 1 keeps only the possible winners (no logits scratch; _prefilter)
-        if i1 is None:
-            i1, q_hat = prepare_query_fused(q, Hkv, r, scale, sort=True, num_warps=1)
-        pf_kw = {n: sel_kw[n] for n in _PF_KW if n in sel_kw}
-        idx, alpha = select_topk_prefiltered(
-            K_t, i1, q_hat, seq_lens, k, local_window, sink_tokens, tile=kw1.get("tile"),
-            step1_warps=kw1.get("num_warps") or 4, need_alpha=bool(realloc), **pf_kw,
-        )  # fmt: skip
         hook()
     else:
         pq = (q, r, scale) if i1 is None else None
@@ -327,21 +314,6 @@ def _pipeline(
         out=out,
         **entry.get("step2", {}),
     )
-
-
-# selection_kw keys of a tuned "hist" entry that the pre-filtered pipeline takes
-_PF_KW = ("samples", "margin", "thr_warps", "num_warps", "sort_search", "no_lists")
-
-
-def _prefiltered(selection: str, sel_kw: dict, G: int, S: int, k: int, entry: dict) -> bool:
-    """Whether this call runs the pre-filtered step 1 + selection: a tuned ``"hist"`` entry with
-    ``selection_kw["prefilter"]`` (``SPARQ_PREFILTER=1``/``0`` forces it on/off for every
-    ``"hist"`` entry), grouped queries and no chunk-attend variant (``entry["attend"]``)."""
-    if selection != "hist" or isinstance(entry.get("attend"), dict):
-        return False
-    on = os.environ.get("SPARQ_PREFILTER")
-    want = bool(sel_kw.get("prefilter")) if on is None else on == "1"
-    return want and prefilter_supported(G, S, k)
 
 
 def _num_streams(streams: int | None, entry: dict, B: int, Hkv: int) -> int:

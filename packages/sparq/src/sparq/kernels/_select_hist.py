@@ -54,7 +54,6 @@ from ._select_sample import (
     _rank_threshold16,
     _store_compacted,
 )
-from ._step1 import _recompute_logits_row
 
 __all__ = ["hist_plan", "hist_supported", "select_topk_hist"]
 
@@ -329,28 +328,11 @@ def _gather_bucket(cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, thr_ptr, bh, NCH,
 
 
 @triton.jit
-def _pf_bound_ok(T, pf_ptr, stat_ptr, bh, GP: tl.constexpr):
-    """Whether the candidates' k-th key ``T`` (ordered int32 image) is at least
-    ``max_h(rho_h) * T0~`` (see :mod:`sparq.kernels._prefilter`): then no position that the
-    pre-filtered step 1 left out can reach it."""
-    heads = tl.arange(0, GP)
-    pf_row = pf_ptr + bh * (2 * GP + 1)
-    iz_est = tl.load(pf_row + GP + heads)
-    rho = tl.exp(tl.load(pf_row + heads) - tl.load(stat_ptr + bh * 2 * GP + heads))
-    iz = tl.load(stat_ptr + bh * 2 * GP + GP + heads)
-    rho = tl.where(iz_est > 0, rho * iz / tl.where(iz_est > 0, iz_est, 1.0), 0.0)
-    t0 = tl.load(pf_row + 2 * GP)
-    bound = tl.max(rho, axis=0) * t0 * (1.0 + 1.0 / 1024)
-    tf = tl.where(T < 0, T ^ 0x7FFFFFFF, T).to(tl.float32, bitcast=True)
-    return (t0 == float("-inf")) | (tf >= bound)
-
-
-@triton.jit
 def _hresolve_kernel(
     cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, cpos_ptr, res_ptr, NCH, K, NCHP: tl.constexpr,
     CAP: tl.constexpr, NB: tl.constexpr, BCAP: tl.constexpr,
     PDL: tl.constexpr = False, NOLIST: tl.constexpr = 0, thr_ptr=None, SB: tl.constexpr = 64,
-    gc_ptr=None, pf_ptr=None, stat_ptr=None, PF: tl.constexpr = False, GP: tl.constexpr = 2,
+    gc_ptr=None,
 ):  # fmt: skip
     pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
@@ -360,8 +342,6 @@ def _hresolve_kernel(
     T, plim, ok = _resolve_row(
         cnt_ptr, hist_ptr, blist_ptr, ckey_ptr, cpos_ptr, bh, NCH, K, NCHP, CAP, NB, BCAP
     )
-    if PF:  # pre-filtered candidates (_prefilter): the dropped positions must stay below T
-        ok = ok & _pf_bound_ok(T, pf_ptr, stat_ptr, bh, GP).to(tl.int32)
     tl.store(res_ptr + bh * 3, T)
     tl.store(res_ptr + bh * 3 + 1, plim)
     tl.store(res_ptr + bh * 3 + 2, ok)
@@ -454,8 +434,7 @@ def _hemit_kernel(
     out_idx_ptr, alpha_ptr, S, HKV, NCH, K, window, sinks, G: tl.constexpr, GP: tl.constexpr,
     NCHP: tl.constexpr, CAP: tl.constexpr, CHF: tl.constexpr, ALPHA: tl.constexpr,
     LEAN: tl.constexpr,
-    PDL: tl.constexpr = False, HB: tl.constexpr = 0, kt_ptr=None, idx_ptr=None, qhat_ptr=None,
-    RECOMP: tl.constexpr = False, R: tl.constexpr = 1, DH: tl.constexpr = 1,
+    PDL: tl.constexpr = False, HB: tl.constexpr = 0,
 ):  # fmt: skip
     pdl_enter(PDL)
     bh = tl.program_id(0).to(tl.int64)
@@ -492,10 +471,6 @@ def _hemit_kernel(
         seq_len = tl.load(lens_ptr + bh // HKV)
         M = tl.load(stat_ptr + bh * 2 * GP + heads)
         inv_z = tl.load(stat_ptr + bh * 2 * GP + GP + heads)
-        if RECOMP:  # no logits scratch was written (_prefilter): the row's logits first
-            _recompute_logits_row(kt_ptr + bh * DH * S, idx_ptr, qhat_ptr, logit_ptr + bh * G * S,
-                                  bh, seq_len, S, R, G, GP, CHF)  # fmt: skip
-            tl.debug_barrier()  # read back below by other threads of this program
         _exact_row_fallback(
             logit_ptr + bh * G * S, out_row, alpha_ptr, bh, heads, M, inv_z, seq_len, S, K,
             window, sinks, G, GP, CHF,

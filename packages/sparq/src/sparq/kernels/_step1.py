@@ -26,42 +26,6 @@ __all__ = ["approx_logits", "approx_logits_reference"]
 
 
 @triton.jit
-def _rows_dot(kt_row, idx_ptr, qhat_ptr, bh, cols, mask, S, R: tl.constexpr, G: tl.constexpr,
-              GP: tl.constexpr, HINT: tl.constexpr = 0):  # fmt: skip
-    """``(GP, len(cols))`` fp32 approximate logits of the ``G`` heads of row ``bh`` at positions
-    ``cols`` (loaded where ``mask``; 0 elsewhere): the ``R`` gathered rows of ``K_t``
-    (``kt_row``: the row's ``(dh, S)`` block) multiply-added one row at a time, in component
-    order. Every kernel that needs step 1's logits computes them here, so all of them get the
-    same bits."""
-    heads = tl.arange(0, GP)
-    hmask = heads < G
-    acc = tl.zeros((GP, cols.shape[0]), tl.float32)
-    for j in tl.static_range(R):
-        c = tl.load(idx_ptr + bh * R + j).to(tl.int64)
-        kt = load_hint(kt_row + c * S + cols[None, :], mask[None, :], 0.0, HINT)
-        qj = tl.load(qhat_ptr + (bh * G + heads) * R + j, mask=hmask, other=0.0)
-        acc += qj[:, None] * kt.to(tl.float32)
-    return acc
-
-
-@triton.jit
-def _recompute_logits_row(kt_row, idx_ptr, qhat_ptr, logit_row, bh, seq_len, S,
-                          R: tl.constexpr, G: tl.constexpr, GP: tl.constexpr,
-                          CHF: tl.constexpr):  # fmt: skip
-    """Writes row ``bh``'s full ``(G, S)`` approximate logits (``-inf`` at positions
-    ``>= seq_len``) to ``logit_row``, ``CHF`` positions at a time: the exact fallback of the
-    pre-filtered step 1, which keeps no logits scratch (rarely run)."""
-    heads = tl.arange(0, GP)
-    for start in range(0, S, CHF):
-        cols = start + tl.arange(0, CHF)
-        valid = cols < seq_len
-        acc = _rows_dot(kt_row, idx_ptr, qhat_ptr, bh, cols, valid, S, R, G, GP)
-        acc = tl.where(valid[None, :], acc, float("-inf"))
-        tl.store(logit_row + heads[:, None].to(tl.int64) * S + cols[None, :], acc,
-                 mask=(heads < G)[:, None] & (cols < S)[None, :])  # fmt: skip
-
-
-@triton.jit
 def _approx_logits_kernel(
     kt_ptr,  # (BH, dh, S) K_t, S contiguous
     idx_ptr,  # (BH, r) int32 selected components
@@ -224,7 +188,12 @@ def _approx_logits_rows_kernel(
     else:
         heads = tl.arange(0, GP)
         hmask = heads < G
-        acc = _rows_dot(kt_row, idx_ptr, qhat_ptr, bh, cols, inb, S, R, G, GP, 1 if L2 else 0)
+        acc = tl.zeros((GP, TILE), tl.float32)
+        for j in tl.static_range(R):
+            c = tl.load(idx_ptr + bh * R + j).to(tl.int64)
+            kt = load_hint(kt_row + c * S + cols[None, :], inb[None, :], 0.0, 1 if L2 else 0)
+            qj = tl.load(qhat_ptr + (bh * G + heads) * R + j, mask=hmask, other=0.0)
+            acc += qj[:, None] * kt.to(tl.float32)
         valid = (cols < seq_len)[None, :] & hmask[:, None]
         acc = tl.where(valid, acc, float("-inf"))
         m = tl.max(acc, axis=1)
