@@ -555,8 +555,7 @@ def select_topk_hist(
     """Exact top-k positions by the group-summed approximate softmax, many programs per row.
 
     Same arguments and result as :func:`sparq.kernels.select_topk`: ``logits`` ``(B, Hkv, G, S)``
-    fp32 (bf16 with ``G >= 2``: ``approx_logits(logits_dtype=...)``), ``tile_max``/``tile_sum``
-    ``(B, Hkv, G, NT)`` from step 1, ``seq_lens`` ``(B,)`` int64;
+    fp32, ``tile_max``/``tile_sum`` ``(B, Hkv, G, NT)`` from step 1, ``seq_lens`` ``(B,)`` int64;
     returns ``idx`` ``(B, Hkv, k)`` int32 in increasing position order and ``alpha``
     ``(B, Hkv, G)`` fp32. ``chunk``/``samples``/``num_warps`` override the launch plan (tuning);
     ``need_alpha=False`` skips the softmax mass (``alpha`` is then left uninitialised unless the

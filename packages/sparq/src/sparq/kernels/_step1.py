@@ -15,8 +15,6 @@ so the kernel does pure multiply-adds.
 
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
@@ -151,7 +149,6 @@ def _approx_logits_rows_kernel(
     DH: tl.constexpr, R: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, TILE: tl.constexpr,
     PDL: tl.constexpr = False, L2: tl.constexpr = False, TM: tl.constexpr = False,
     q_ptr=None, scale=1.0, PREP: tl.constexpr = False, DHP: tl.constexpr = 2,
-    LOWP: tl.constexpr = 0,
 ):  # fmt: skip
     """Same outputs as ``_approx_logits_kernel`` by a loop over the r gathered rows: each row
     of K_t is loaded as one contiguous (TILE,) run and multiply-added into a (G, TILE) fp32
@@ -161,9 +158,7 @@ def _approx_logits_rows_kernel(
     ``(NT, rows)``): consecutive programs take consecutive tiles of one row, so the programs
     running together stream through neighbouring addresses. ``PREP``: no query-preparation
     kernel before this one; every program prepares its row's query from ``q_ptr`` itself (the
-    same values in every program of the row), stores ``i1``/``q_hat`` and reads them back.
-    ``LOWP`` (``G >= 2``): the logits buffer has a 16-bit type; every logit is rounded to it
-    before the tile statistics, so that the statistics are those of the stored values."""
+    same values in every program of the row), stores ``i1``/``q_hat`` and reads them back."""
     pdl_enter(PDL)
     if TM:
         bh = tl.program_id(1).to(tl.int64)
@@ -199,12 +194,6 @@ def _approx_logits_rows_kernel(
             kt = load_hint(kt_row + c * S + cols[None, :], inb[None, :], 0.0, 1 if L2 else 0)
             qj = tl.load(qhat_ptr + (bh * G + heads) * R + j, mask=hmask, other=0.0)
             acc += qj[:, None] * kt.to(tl.float32)
-        if LOWP == 1:  # round to nearest even (cvt.rn on the GPU)
-            acc = acc.to(logit_ptr.dtype.element_ty, fp_downcast_rounding="rtne").to(tl.float32)
-        elif LOWP == 2:  # the same rounding by bit arithmetic (the interpreter truncates)
-            b = acc.to(tl.int32, bitcast=True)
-            b = (b + 0x7FFF + ((b >> 16) & 1)) & -65536
-            acc = b.to(tl.float32, bitcast=True)
         valid = (cols < seq_len)[None, :] & hmask[:, None]
         acc = tl.where(valid, acc, float("-inf"))
         m = tl.max(acc, axis=1)
@@ -241,7 +230,6 @@ def approx_logits(
     rows: bool = False,
     tile_major: bool = False,
     prep_q: tuple | None = None,
-    logits_dtype: torch.dtype | str = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Approximate SparQ logits over all positions, tiled, with per-tile softmax statistics.
 
@@ -268,17 +256,10 @@ def approx_logits(
             derives ``i1`` and ``q_hat`` from ``q`` ``(B, Hq, 1, dh)`` itself (as
             :func:`sparq.kernels.prepare_query_fused` with ``sort=True``); ``comp_idx`` and
             ``q_hat`` are then ignored (pass ``None``).
-        logits_dtype: ``torch.bfloat16`` (or its name) with ``rows`` and ``G >= 2``: the logits
-            are stored rounded to bf16 (half the scratch traffic of step 1 and of the
-            selection's candidate pass), and the tile statistics are those of the rounded
-            values. The selection is then exact for the rounded scores (the model-dtype scores
-            of the paper's implementation, whose matrix product returns bf16); ties become
-            more frequent and go to the lowest positions as always.
 
     Returns:
-        ``logits`` ``(B, Hkv, G, S)`` fp32 (or ``logits_dtype``), ``tile_max`` and ``tile_sum``
-        ``(B, Hkv, G, NT)`` fp32 with ``NT = ceil(S / TILE)`` (``tile_sum`` is
-        ``sum exp(logit - tile_max)``).
+        ``logits`` ``(B, Hkv, G, S)`` fp32, ``tile_max`` and ``tile_sum`` ``(B, Hkv, G, NT)`` fp32
+        with ``NT = ceil(S / TILE)`` (``tile_sum`` is ``sum exp(logit - tile_max)``).
     """
     B, Hkv, dh, S = K_t.shape
     pq = {}
@@ -292,22 +273,11 @@ def approx_logits(
         pq = {"q_ptr": q.reshape(B, G * Hkv, dh).contiguous(), "scale": float(scale),
               "PREP": True, "DHP": max(2, triton.next_power_of_2(dh))}  # fmt: skip
     G, r = q_hat.shape[2], q_hat.shape[3]
-    ldt = getattr(torch, logits_dtype) if isinstance(logits_dtype, str) else logits_dtype
-    if ldt not in (torch.float32, torch.bfloat16):
-        raise ValueError(f"logits_dtype must be float32 or bfloat16, got {logits_dtype!r}")
-    # 1: the conversion instruction; 2: bit arithmetic (Triton's interpreter truncates instead
-    # of rounding to nearest even when it converts to bf16)
-    lowp = 0 if ldt == torch.float32 else 2 if os.environ.get("TRITON_INTERPRET") == "1" else 1
-    if lowp and not (rows and G >= 2):
-        raise ValueError(
-            "bf16 logits need the row-loop step 1 (rows=True) and G >= 2 query heads per KV "
-            f"head (got rows={rows}, G={G}): pass logits_dtype=torch.float32"
-        )
     rp = max(16, triton.next_power_of_2(r))
     tile = tile or _tile_for(S, G, rp)
     nt = triton.cdiv(S, tile)
     dev = K_t.device
-    logits = torch.empty(B, Hkv, G, S, device=dev, dtype=ldt)
+    logits = torch.empty(B, Hkv, G, S, device=dev, dtype=torch.float32)
     tmax = torch.empty(B, Hkv, G, nt, device=dev, dtype=torch.float32)
     tsum = torch.empty(B, Hkv, G, nt, device=dev, dtype=torch.float32)
     idx32 = comp_idx.to(torch.int32).contiguous()
@@ -316,7 +286,7 @@ def approx_logits(
         _approx_logits_rows_kernel[grid](
             K_t, idx32, q_hat.contiguous(), seq_lens, logits, tmax, tsum, S, nt, Hkv,
             DH=dh, R=r, G=G, GP=max(2, triton.next_power_of_2(G)), TILE=tile, L2=l2_hints(),
-            TM=tile_major, LOWP=lowp,
+            TM=tile_major,
             num_warps=num_warps or 4, **pdl_kw(), **pq,
         )  # fmt: skip
         return logits, tmax, tsum
@@ -353,19 +323,13 @@ def approx_logits(
 
 
 def approx_logits_reference(
-    K_t: torch.Tensor,
-    comp_idx: torch.Tensor,
-    q_hat: torch.Tensor,
-    seq_lens: torch.Tensor,
-    logits_dtype: torch.dtype = torch.float32,
+    K_t: torch.Tensor, comp_idx: torch.Tensor, q_hat: torch.Tensor, seq_lens: torch.Tensor
 ) -> torch.Tensor:
-    """Pure-torch fp32 reference of :func:`approx_logits` (logits only, ``(B, Hkv, G, S)``
-    fp32; with ``logits_dtype`` the values rounded to that type, still held in fp32)."""
+    """Pure-torch fp32 reference of :func:`approx_logits` (logits only, ``(B, Hkv, G, S)``)."""
     B, Hkv, _, S = K_t.shape
     r = comp_idx.shape[-1]
     rows = K_t.float().gather(2, comp_idx.long()[..., None].expand(B, Hkv, r, S))  # (B,Hkv,r,S)
     logits = torch.einsum("bhgr,bhrs->bhgs", q_hat.float(), rows)
     pos = torch.arange(S, device=K_t.device)
     invalid = pos[None, :] >= seq_lens[:, None]  # (B, S)
-    logits = logits.to(logits_dtype).float()
     return logits.masked_fill(invalid[:, None, None, :], float("-inf"))
