@@ -60,13 +60,14 @@ def expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
     # cards face up never make a position harder), once per new state; whether it is needed
     # is worked out only for states that are new or take a dominance move (not for
     # transpositions, most of the nodes)
-    k = dominance(S, cfg, mv, start)  # (writes at mv[start:], above the path's moves)
     # a state that takes a dominance move is keyed too: its one child does not depend on the
     # path, so a second arrival stops here instead of replaying the forced moves after it
     r1, r2, a, b, m = key_parts(S, cfg, Z)
     h1, h2 = _join(r1, r2, a, b, m)
     if not tt_insert(tab, h1, h2, ctl):
         return False
+    # (looked for only now: most nodes are transpositions)
+    k = dominance(S, cfg, mv, start)  # (writes at mv[start:], above the path's moves)
     if k == start:
         if stock_dominated(S, cfg, tab, r1, r2, a, b, m):
             ctl[D_SDOM] += 1  # a state at least as good was searched: like a transposition
