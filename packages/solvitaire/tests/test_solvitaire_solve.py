@@ -119,13 +119,6 @@ def test_full_games_solutions_replay(game):
     assert solved >= 1
 
 
-def test_unsupported_features_raise():
-    with pytest.raises(NotImplementedError, match="accordion"):
-        solve(1, "accordion")
-    with pytest.raises(NotImplementedError, match="sequences"):
-        solve(1, "gaps-one-deal")
-
-
 def test_limits_and_bad_arguments():
     r = solve(6, "klondike", max_states=500)
     assert r.status == Status.TIMEOUT

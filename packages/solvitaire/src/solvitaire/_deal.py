@@ -171,9 +171,24 @@ class Deal:
             if base is None:
                 tops = [rank(c) for c in founds if c]
                 base = tops[0] if tops else 1
+        sequences = []
+        for i, row in enumerate(d.get("sequences", []) or []):
+            if not isinstance(row, list):
+                raise ValueError(f"deal field 'sequences[{i}]': expected a list of cards")
+            # "AS" marks a gap (the aces are out of play in Gaps)
+            sequences.append(
+                [0 if t == "AS" else cards_of(t, f"sequences[{i}]")[0][0] for t in row]
+            )
+        accordion = []  # the top card of each pile (the cards under it never play again)
+        for i, p in enumerate(d.get("accordion", []) or []):
+            c, _ = cards_of(p, f"accordion[{i}]")
+            if not c:
+                raise ValueError(f"deal field 'accordion[{i}]': an empty pile")
+            accordion.append(c[-1])
         out = cls(
-            tab, down, founds, cells, stock, waste, reserve, hole_c[0] if hole_c else 0, int(base)
-        )
+            tab, down, founds, cells, stock, waste, reserve, hole_c[0] if hole_c else 0, int(base),
+            sequences, accordion,
+        )  # fmt: skip
         out.validate(rules)
         return out
 
@@ -212,6 +227,16 @@ class Deal:
             if n > rules.decks:
                 raise ValueError(f"deal: duplicate card {card_str(c)} ({n} copies)")
         total = sum(cnt.values())
+        if rules["accordion"]["size"]:
+            return  # a row in play holds fewer cards (and only the top cards are kept)
+        if rules["sequences"]["count"]:
+            aces = [card_str(c) for c in cnt if rank(c) == 1]
+            if aces:
+                raise ValueError(f"deal field 'sequences': {aces[0]} is in play (gaps are \"AS\")")
+            want = rules.n_cards - 4 * rules.decks
+            if total != want:
+                raise ValueError(f"deal field 'sequences': {total} cards, expected {want}")
+            return
         hole_game = rules["hole"]["present"]
         if not hole_game and total != rules.n_cards:
             missing = [

@@ -24,7 +24,7 @@ __all__ = ["Search", "run"]
 
 #: With several searches, nodes the first one searches alone before the others start.
 HEAD_START = 512
-_WARM = False  # whether this process has compiled (or loaded) the search already
+_WARM: set[int] = set()  # the game families (cfg FAMILY) whose search this process compiled
 
 
 def _doubled(x: np.ndarray) -> np.ndarray:
@@ -57,12 +57,16 @@ class Search:
         self.ctl = np.zeros(cs.NCTL, np.int64)
         self.ctl[cs.D_CANGROW] = int(slots < self.max_slots)
         self.budget = budget  # nodes per chunk: adapts to about 20-50 ms per chunk
-        if cs.won(S0, cfg):
+        # the pile games' search, or the row games' (Accordion, Gaps: same protocol)
+        rows = cfg[cs.FAMILY] != 0
+        self._chunk = cs.rows_chunk if rows else cs.search_chunk
+        won, expand = (cs.rows_won, cs.rows_expand) if rows else (cs.won, cs.expand)
+        if won(S0, cfg):
             self.status = cs.SOLVED
         else:
             self.status = cs.RUNNING
-            cs.expand(self.states, 0, cfg, self.mv, self.fs, self.fe, self.fn, self.path,
-                      self.tab, Z, self.ctl)  # fmt: skip
+            expand(self.states, 0, cfg, self.mv, self.fs, self.fe, self.fn, self.path,
+                   self.tab, Z, self.ctl)  # fmt: skip
 
     @staticmethod
     def slots_for(memory_limit: int) -> int:
@@ -110,7 +114,7 @@ class Search:
         MEMORY (the budget or ``max_depth`` cannot hold the search)."""
         while self.status == cs.RUNNING:
             tc = time.perf_counter()
-            st = cs.search_chunk(self.states, self.cfg, self.mv, self.fs, self.fe, self.fn,
+            st = self._chunk(self.states, self.cfg, self.mv, self.fs, self.fe, self.fn,
                                  self.path, self.tab, self.Z, self.ctl, self.budget,
                                  max_nodes)  # fmt: skip
             if st == cs.GROW:
@@ -155,7 +159,7 @@ class Search:
         """The move rows of the solution (after SOLVED); a path longer than
         ``shortcut_min_depth`` is shortened by :func:`_core.shortcut_path` first."""
         depth = int(self.ctl[cs.D_DEPTH])
-        if depth > shortcut_min_depth:
+        if depth > shortcut_min_depth and self.cfg[cs.FAMILY] == 0:
             rows = np.empty((depth, self.mv.shape[1]), self.mv.dtype)
             n = cs.shortcut_path(self.states, depth, self.cfg, self.mv, self.path, rows)
             return rows[:n]
@@ -187,9 +191,13 @@ def run(
     # numba compiles the search on its first call in a process (tens of seconds in a fresh
     # install whose on-disk cache is empty); that time is not the search's, so the clock
     # restarts after it and a timeout never ends a search before its first chunk
-    global _WARM
-    cold = not _WARM and not (cs.search_chunk.signatures and cs.expand.signatures)
-    _WARM = True  # (asking numba for its signatures costs ~0.1 ms: once per process)
+    fam = int(cfgs[0][cs.FAMILY])
+    if fam in _WARM:
+        cold = False
+    else:  # (asking numba for its signatures costs ~0.1 ms: once per process and family)
+        fns = (cs.rows_chunk, cs.rows_expand) if fam else (cs.search_chunk, cs.expand)
+        cold = not all(f.signatures for f in fns)
+        _WARM.add(fam)
     t0 = time.perf_counter()
     each = memory_limit // len(cfgs)
     # alternating searches start with small chunks: most deals take only a few hundred nodes

@@ -68,11 +68,19 @@ def _builds(policy: str, lower: int, upper: int, mr: int, base: int) -> bool:
 class GameState:
     """A mutable game position under ``rules``; :meth:`legal_moves`, :meth:`apply`, :meth:`won`."""
 
+    def __new__(cls, deal: Deal | None = None, rules: Rules | None = None) -> GameState:
+        # the row games (Accordion, Gaps) have states of their own (see _rowgames)
+        if cls is GameState and rules is not None:
+            from ._rowgames import AccordionState, GapsState
+
+            if rules.data["accordion"]["size"]:
+                return object.__new__(AccordionState)
+            if rules.data["sequences"]["count"]:
+                return object.__new__(GapsState)
+        return object.__new__(cls)
+
     def __init__(self, deal: Deal, rules: Rules) -> None:
         r = rules.data
-        for sec, field in (("accordion", "size"), ("sequences", "count")):
-            if r[sec][field]:
-                raise NotImplementedError(f"rule feature '{sec}' is not supported yet")
         self.rules = rules
         self.mr = rules.max_rank
         self.base = deal.base

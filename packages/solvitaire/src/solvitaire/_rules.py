@@ -299,6 +299,7 @@ def _semantic_checks(data: dict[str, Any], source: str) -> None:
             "(foundations.present, hole.present, sequences.count > 0 or accordion.size > 0), "
             f"got {sum(bool(w) for w in wins)}"
         )
+    _row_game_checks(data, source)
     if data["cells"]["pre-filled"] > data["cells"]["count"]:
         raise ValueError(
             f"rules from {source}: field 'cells.pre-filled' ({data['cells']['pre-filled']}) "
@@ -309,6 +310,34 @@ def _semantic_checks(data: dict[str, Any], source: str) -> None:
         raise ValueError(
             f"rules from {source}: field 'foundations.base card' ({b}) exceeds 'max rank'"
         )
+
+
+def _row_game_checks(data: dict[str, Any], source: str) -> None:
+    """Accordion and Gaps are games of their own: one row (or rows) of cards and nothing else."""
+    acc, seq = data["accordion"], data["sequences"]
+    game = "accordion" if acc["size"] else "sequences" if seq["count"] else None
+    if game is None:
+        return
+    for sec, field in (("tableau piles", "count"), ("cells", "count"), ("stock", "size"),
+                       ("reserve", "size")):  # fmt: skip
+        if data[sec][field]:
+            raise ValueError(
+                f"rules from {source}: field '{sec}.{field}' must be 0 in a game with "
+                f"'{game}' (Accordion and Gaps have no other piles)"
+            )
+    if game == "accordion":
+        if not acc["moves"] or not acc["build policies"]:
+            raise ValueError(
+                f"rules from {source}: 'accordion.moves' and 'accordion.build policies' must "
+                'not be empty (e.g. ["L1", "L3"] and ["same-suit", "same-rank"])'
+            )
+        bad = [m for m in acc["moves"] if not 1 <= int(m[1:]) <= 62]
+        if bad:
+            raise ValueError(
+                f"rules from {source}: field 'accordion.moves': distances must be 1..62, got {bad}"
+            )
+    elif data["two decks"]:
+        raise ValueError(f"rules from {source}: field 'two decks': Gaps is played with one deck")
 
 
 def rules_from_dict(raw: dict[str, Any], name: str = "custom", source: str = "dict") -> Rules:

@@ -78,14 +78,33 @@ class Result:
         return self._notation
 
 
-def _unsupported(rules: Rules) -> None:
-    r = rules.data
-    if r["accordion"]["size"]:
-        raise NotImplementedError("rule feature 'accordion' is not supported by the solver yet")
-    if r["sequences"]["count"]:
-        raise NotImplementedError(
-            "rule feature 'sequences' (Gaps) is not supported by the solver yet"
-        )
+_APOL = {"same-suit": 1, "same-rank": 2, "red-black": 4, "any-suit": 8}
+_GDIR = {"L": 1, "R": 2, "LR": 3}
+
+
+def _row_cfg(r: dict) -> dict[int, int]:
+    """The ``cfg`` entries of the row games (Accordion, Gaps; see :mod:`._core.rows`)."""
+    acc, seq = r["accordion"], r["sequences"]
+    if acc["size"]:
+        left = right = 0
+        for m in acc["moves"]:
+            bit = 1 << int(m[1:])
+            left, right = (left | bit, right) if m[0] == "L" else (left, right | bit)
+        return {
+            cm.FAMILY: 1,
+            cm.ALEFT: left,
+            cm.ARIGHT: right,
+            cm.APOL: sum({_APOL[p] for p in acc["build policies"]}),
+        }
+    if seq["count"]:
+        return {
+            cm.FAMILY: 2,
+            cm.GROWS: seq["count"],
+            cm.GDIR: _GDIR[seq["direction"]],
+            cm.GFIXED: int(seq["fixed suit"]),
+            cm.BUILD: _BUILD[seq["build policy"]],
+        }
+    return {cm.FAMILY: 0}
 
 
 def _orders(tp: dict) -> list[int]:
@@ -102,7 +121,6 @@ def _rules_cfg(rules: Rules) -> dict[int, int]:
     cached = rules.__dict__.get("_cfg_cache")
     if cached is not None:
         return cached
-    _unsupported(rules)
     r = rules.data
     tp, st, f = r["tableau piles"], r["stock"], r["foundations"]
     gp = tp["move built group policy"]
@@ -164,6 +182,7 @@ def _rules_cfg(rules: Rules) -> dict[int, int]:
         # tries moves off and onto the shortest piles first, and the largest groups first
         cm.ORDER: _orders(tp)[0],
     }
+    vals.update(_row_cfg(r))
     object.__setattr__(rules, "_cfg_cache", vals)  # Rules is frozen; its data never changes
     return vals
 
@@ -171,6 +190,8 @@ def _rules_cfg(rules: Rules) -> dict[int, int]:
 def compile_rules(rules: Rules, d: Deal) -> tuple[np.ndarray, np.ndarray]:
     """(cfg int64[NCFG], initial state int8[SSIZE]) for the compiled core."""
     vals = dict(_rules_cfg(rules))
+    if vals[cm.FAMILY]:
+        return _compile_rows(vals, d)
     nt = vals[cm.T]
     nc = vals[cm.C]
     mr = vals[cm.MR]
@@ -211,6 +232,24 @@ def compile_rules(rules: Rules, d: Deal) -> tuple[np.ndarray, np.ndarray]:
     return cfg, S
 
 
+def _compile_rows(vals: dict[int, int], d: Deal) -> tuple[np.ndarray, np.ndarray]:
+    """(cfg, state) of an Accordion or Gaps deal (layouts in :mod:`._core.rows`)."""
+    if vals[cm.FAMILY] == 1:
+        flat = [len(d.accordion), *d.accordion]
+    else:
+        cols = {len(row) for row in d.sequences}
+        if len(d.sequences) != vals[cm.GROWS] or len(cols) != 1:
+            raise ValueError(
+                f"deal field 'sequences': expected {vals[cm.GROWS]} rows of one length, got "
+                f"rows of lengths {[len(row) for row in d.sequences]}"
+            )
+        vals[cm.GCOLS] = cols.pop()
+        flat = [c for row in d.sequences for c in row]
+    cfg = np.zeros(cm.NCFG, np.int64)
+    cfg[list(vals)] = list(vals.values())
+    return cfg, np.array(flat, np.int8)
+
+
 _KIND_TO_MOVE = {
     cm.K_T2F: ("t", "f"),
     cm.K_T2T: ("t", "t"),
@@ -243,7 +282,10 @@ def _to_moves(rows: list[list[int]], rules: Rules) -> list[Move]:
     new = tuple.__new__  # (a Move without NamedTuple's slower constructor)
     out = []
     for kind, a, b, n, steps, *_ in rows:
-        if kind == k_w:
+        if kind == cm.K_ACC or kind == cm.K_GAP:
+            row = "a" if kind == cm.K_ACC else "g"
+            out.append(new(Move, (row, a, 1, row, b)))
+        elif kind == k_w:
             dst, di = waste_dst[n]
             out.append(new(Move, ("w", steps, 1, dst, b if di is None else di)))
         elif kind == k_deal:

@@ -17,11 +17,18 @@ DTYPE, DCOUNT, REDEALS, RSTACK, BASE, DOM, CAP, NCARDS, OFF_F, OFF_C, OFF_L, OFF
 OFF_DATA, SSIZE, NP, SYM, FDOWN, SUITSYM, GPLACE, RPRUNE, ORDER, DEADLOCK = range(26, 36)
 DCAP = 36  # > 0: a depth-limited search (no move below this depth; see dfs.search_chunk)
 SDOM = 37  # 1: stock dominance of draw-k, unlimited-redeal stocks (see keys.stock_dominated)
-NCFG = 38
+# the row games (see rows.py): FAMILY 0 = piles (everything else), 1 = Accordion, 2 = Gaps;
+# Accordion: moves onto the pile d to the left (bit d of ALEFT) or right (ARIGHT), when the
+# top cards match by one of the policies in APOL (bits: same suit, same rank, red-black, any);
+# Gaps: GROWS rows of GCOLS cells, built by BUILD towards GDIR (1 left, 2 right, 3 both),
+# GFIXED: row r is built in suit r
+FAMILY, ALEFT, ARIGHT, APOL, GROWS, GCOLS, GDIR, GFIXED = range(38, 46)
+NCFG = 46
 
 # move kinds
 K_T2F, K_T2T, K_T2C, K_C2T, K_C2F, K_R2T, K_R2F, K_F2T, K_W, K_DEAL = range(10)
 K_T2H, K_C2H, K_R2H, K_SPIDER, K_R2C = range(10, 15)
+K_ACC, K_GAP = 15, 16  # a pile onto another (Accordion); a card into a gap (Gaps)
 SUIT_BITS = np.uint64(0x1111111111111111)  # the card codes of suit 0 (code = rank * 4 + suit)
 MAX_MOVES_NODE = 4096
 
