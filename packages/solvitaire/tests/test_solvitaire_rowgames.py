@@ -3,6 +3,8 @@
 from dataclasses import replace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from solvitaire import Deal, GameState, Status, brute_force, deal, load_rules, solve, verify_moves
 from solvitaire._rules import rules_from_dict
@@ -158,6 +160,8 @@ def test_bad_row_game_input():
         rules_from_dict({**ROW_VARIANTS["accordion-14"], "tableau piles": {"count": 2}})
     with pytest.raises(ValueError, match=r"accordion\.moves"):
         rules_from_dict(_acc(12, ["L0"], ["same-suit"], 3))
+    with pytest.raises(ValueError, match=r"sequences\.count"):
+        rules_from_dict({**_gaps("L", "same-suit", False, 4), "sequences": {"count": 5}})
     with pytest.raises(ValueError, match="must not be empty"):
         rules_from_dict(_acc(12, [], ["same-suit"], 3))
     rules = load_rules("gaps-one-deal")
@@ -168,3 +172,37 @@ def test_bad_row_game_input():
     d["sequences"][0] = d["sequences"][0][:5]
     with pytest.raises(ValueError, match="sequences"):
         Deal.from_dict(d, rules)
+
+
+_POLICIES = ["same-suit", "same-rank", "red-black", "any-suit"]
+
+
+@st.composite
+def row_rules(draw):
+    if draw(st.booleans()):
+        moves = draw(st.lists(st.sampled_from(["L1", "L2", "L3", "R1", "R2"]), min_size=1))
+        raw = _acc(
+            draw(st.integers(1, 20)),
+            moves,
+            draw(st.lists(st.sampled_from(_POLICIES), min_size=1, max_size=2)),
+            draw(st.integers(1, 6)),
+        )
+    else:
+        raw = _gaps(
+            draw(st.sampled_from(["L", "R", "LR"])),
+            draw(st.sampled_from(["same-suit", "red-black", "any-suit", "no-build"])),
+            draw(st.booleans()),
+            draw(st.integers(2, 6)),
+        )
+        raw["sequences"]["count"] = draw(st.integers(1, 4))
+    return rules_from_dict(raw)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rules=row_rules(), seed=st.integers(0, 10_000))
+def test_fuzzed_row_rules_never_crash(rules, seed):
+    d = deal(rules, seed)
+    r = solve(d, rules, max_states=5_000, memory_limit=2**20)
+    assert r.status in tuple(Status)
+    if r.solved:
+        verify_moves(d, rules, r.moves)

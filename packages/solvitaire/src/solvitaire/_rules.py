@@ -338,6 +338,11 @@ def _row_game_checks(data: dict[str, Any], source: str) -> None:
             )
     elif data["two decks"]:
         raise ValueError(f"rules from {source}: field 'two decks': Gaps is played with one deck")
+    elif seq["count"] > 4:
+        raise ValueError(
+            f"rules from {source}: field 'sequences.count' ({seq['count']}) must be at most 4: "
+            "each row holds one suit's worth of cards"
+        )
 
 
 def rules_from_dict(raw: dict[str, Any], name: str = "custom", source: str = "dict") -> Rules:
