@@ -212,3 +212,33 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def small_variants() -> dict:
     return SMALL_VARIANTS
+
+
+def _cross_check(variant: dict, name: str, seeds, oracle_states: int = 300_000) -> tuple[int, int]:
+    """Solve each seed's deal of ``variant`` and compare with the brute-force oracle (deals
+    whose oracle runs past ``oracle_states`` are skipped); every solution is replayed.
+    Returns (deals won, deals decided by the oracle)."""
+    from solvitaire import Status, brute_force, deal, solve, verify_moves
+    from solvitaire._rules import rules_from_dict
+
+    rules = rules_from_dict(variant, name=name)
+    wins = decided = 0
+    for s in seeds:
+        d = deal(rules, s)
+        oracle = brute_force(d, rules, max_states=oracle_states)
+        if oracle is None:
+            continue
+        ours = solve(d, rules, memory_limit=2**22)
+        assert ours.status in (Status.SOLVED, Status.UNSOLVABLE), (name, s, ours.status)
+        assert ours.solved == oracle, (name, s)
+        if ours.solved:
+            verify_moves(d, rules, ours.moves)
+        wins += oracle
+        decided += 1
+    return wins, decided
+
+
+@pytest.fixture(scope="session")
+def cross_check():
+    """:func:`_cross_check`: our answers against the brute-force oracle on small decks."""
+    return _cross_check

@@ -38,8 +38,45 @@ def small_rules(draw):
     return rules_from_dict(raw)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rules=small_rules(), seed=st.integers(0, 10_000))
+_NO_FOUND = {"foundations": {"present": False}, "tableau piles": {"count": 0}}
+
+
+def _row_acc(size, moves, policies, max_rank):
+    acc = {"size": size, "moves": moves, "build policies": policies}
+    return {**_NO_FOUND, "accordion": acc, "max rank": max_rank}
+
+
+def _row_gaps(direction, policy, fixed, max_rank):
+    seq = {"count": 4, "direction": direction, "build policy": policy, "fixed suit": fixed}
+    return {**_NO_FOUND, "sequences": seq, "max rank": max_rank}
+
+
+_POLICIES = ["same-suit", "same-rank", "red-black", "any-suit"]
+
+
+@st.composite
+def row_rules(draw):
+    if draw(st.booleans()):
+        moves = draw(st.lists(st.sampled_from(["L1", "L2", "L3", "R1", "R2"]), min_size=1))
+        raw = _row_acc(
+            draw(st.integers(1, 20)),
+            moves,
+            draw(st.lists(st.sampled_from(_POLICIES), min_size=1, max_size=2)),
+            draw(st.integers(1, 6)),
+        )
+    else:
+        raw = _row_gaps(
+            draw(st.sampled_from(["L", "R", "LR"])),
+            draw(st.sampled_from(["same-suit", "red-black", "any-suit", "no-build"])),
+            draw(st.booleans()),
+            draw(st.integers(2, 6)),
+        )
+        raw["sequences"]["count"] = draw(st.integers(1, 4))
+    return rules_from_dict(raw)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rules=st.one_of(small_rules(), row_rules()), seed=st.integers(0, 10_000))
 def test_fuzzed_rules_never_crash(rules, seed):
     d = deal(rules, seed)
     r = solve(d, rules, max_states=5_000, memory_limit=2**20)

@@ -8,43 +8,25 @@ from solvitaire._rules import rules_from_dict
 N_DEFAULT = 6  # deals per variant in the default suite (the slow suite runs 300 per variant)
 
 
-def _cross_check(variant: dict, name: str, seeds) -> tuple[int, int]:
-    rules = rules_from_dict(variant, name=name)
-    wins = decided = 0
-    for s in seeds:
-        d = deal(rules, s)
-        oracle = brute_force(d, rules, max_states=300_000)
-        if oracle is None:
-            continue
-        ours = solve(d, rules, memory_limit=2**22)
-        assert ours.status in (Status.SOLVED, Status.UNSOLVABLE), (name, s, ours.status)
-        assert ours.solved == oracle, (name, s)
-        if ours.solved:
-            verify_moves(d, rules, ours.moves)
-        wins += oracle
-        decided += 1
-    return wins, decided
-
-
-def test_oracle_cross_check_default(small_variants):
+def test_oracle_cross_check_default(small_variants, cross_check):
     total = 0
     for name, variant in small_variants.items():
         # their brute-force oracles take seconds to minutes per deal: slow suite only
         if name in ("flower-garden-small", "spanish-small-any-space", "two-cell-small"):
             continue
-        _, decided = _cross_check(variant, name, range(N_DEFAULT))
+        _, decided = cross_check(variant, name, range(N_DEFAULT))
         total += decided
     assert total >= 11 * N_DEFAULT * 0.9  # a few oracle runs may exceed their state budget
 
 
 @pytest.mark.slow
-def test_oracle_cross_check_thousands(small_variants):
+def test_oracle_cross_check_thousands(small_variants, cross_check):
     total = 0
     for name, variant in small_variants.items():
         n = 60 if name in ("flower-garden-small", "two-cell-small") else 300
         if name == "spanish-small-any-space":  # its oracle takes ~25 s per deal on 2 cores
             n = 20
-        _, decided = _cross_check(variant, name, range(1000, 1000 + n))
+        _, decided = cross_check(variant, name, range(1000, 1000 + n))
         total += decided
     assert total >= 2000
 
@@ -106,8 +88,16 @@ def test_metamorphic_suit_relabel_and_pile_permutation(small_variants, name):
     _metamorphic(small_variants, name, 30)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("game", ["klondike", "free-cell", "golf", "black-hole", "canfield"])
+_SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    "game",
+    [pytest.param(g, marks=_SLOW) for g in ("klondike", "free-cell", "golf", "black-hole")]
+    + [pytest.param("canfield", marks=_SLOW)]
+    # the row games decide these seeds in well under a second
+    + ["accordion", "accordion-knuth", "late-binding-solitaire", "gaps-basic-variant"],
+)
 def test_full_games_solutions_replay(game):
     solved = 0
     for s in range(1, 4):

@@ -57,9 +57,8 @@ class Search:
         self.ctl = np.zeros(cs.NCTL, np.int64)
         self.ctl[cs.D_CANGROW] = int(slots < self.max_slots)
         self.budget = budget  # nodes per chunk: adapts to about 20-50 ms per chunk
-        # the pile games' search, or the row games' (Accordion, Gaps: same protocol)
+        # the pile games' states, or the row games' (Accordion, Gaps)
         rows = cfg[cs.FAMILY] != 0
-        self._chunk = cs.rows_chunk if rows else cs.search_chunk
         won, expand = (cs.rows_won, cs.rows_expand) if rows else (cs.won, cs.expand)
         if won(S0, cfg):
             self.status = cs.SOLVED
@@ -114,7 +113,7 @@ class Search:
         MEMORY (the budget or ``max_depth`` cannot hold the search)."""
         while self.status == cs.RUNNING:
             tc = time.perf_counter()
-            st = self._chunk(self.states, self.cfg, self.mv, self.fs, self.fe, self.fn,
+            st = cs.search_chunk(self.states, self.cfg, self.mv, self.fs, self.fe, self.fn,
                                  self.path, self.tab, self.Z, self.ctl, self.budget,
                                  max_nodes)  # fmt: skip
             if st == cs.GROW:
@@ -195,8 +194,7 @@ def run(
     if fam in _WARM:
         cold = False
     else:  # (asking numba for its signatures costs ~0.1 ms: once per process and family)
-        fns = (cs.rows_chunk, cs.rows_expand) if fam else (cs.search_chunk, cs.expand)
-        cold = not all(f.signatures for f in fns)
+        cold = not (cs.search_chunk.signatures and cs.expand.signatures)
         _WARM.add(fam)
     t0 = time.perf_counter()
     each = memory_limit // len(cfgs)

@@ -108,7 +108,7 @@ from .layout import (
     won,
 )
 from .movegen import dst_code, gen_moves, pile_order
-from .rows import rows_chunk, rows_expand, rows_won
+from .rows import rows_expand, rows_won
 from .shortcut import shortcut_path
 from .table import tt_contains, tt_insert, tt_rehash
 
@@ -213,7 +213,6 @@ __all__ = [
     "hole_ok",
     "normalise",
     "pile_order",
-    "rows_chunk",
     "rows_expand",
     "rows_won",
     "run_length",

@@ -28,6 +28,7 @@ from .layout import (
     D_UNIQUE,
     DCAP,
     DEADLOCK,
+    FAMILY,
     GROW,
     K_T2T,
     MAX_MOVES_NODE,
@@ -37,6 +38,7 @@ from .layout import (
     won,
 )
 from .movegen import dst_code, gen_moves
+from .rows import rows_apply, rows_expand, rows_won
 from .table import tt_insert
 
 
@@ -96,8 +98,10 @@ def expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
 @njit(cache=True)
 def search_chunk(states, cfg, mv, fs, fe, fn, path, tab, Z, ctl, budget, max_states):
     """Run the DFS for at most ``budget`` nodes; returns the status (RUNNING when unfinished,
-    BUFFER when the stacks must grow, GROW when the table should double)."""
+    BUFFER when the stacks must grow, GROW when the table should double). The row games
+    (``cfg[FAMILY] != 0``, Accordion and Gaps) use the states and moves of :mod:`.rows`."""
     maxd = states.shape[0] - 1
+    rows = cfg[FAMILY] != 0
     while budget > 0:
         if ctl[D_STATUS] != RUNNING:
             return ctl[D_STATUS]
@@ -116,17 +120,24 @@ def search_chunk(states, cfg, mv, fs, fe, fn, path, tab, Z, ctl, budget, max_sta
             mi = fn[d]
             fn[d] = mi + 1
             states[d + 1, :] = states[d, :]
-            apply_move(states[d + 1], cfg, mv, mi)
+            if rows:
+                rows_apply(states[d + 1], cfg, mv, mi)
+            else:
+                apply_move(states[d + 1], cfg, mv, mi)
             path[d + 1] = mi
             ctl[D_NODES] += 1
             budget -= 1
-            if won(states[d + 1], cfg):
+            if rows_won(states[d + 1], cfg) if rows else won(states[d + 1], cfg):
                 ctl[D_DEPTH] = d + 1
                 ctl[D_STATUS] = SOLVED
                 return SOLVED
             if max_states > 0 and ctl[D_NODES] >= max_states:
                 return RUNNING
-            if expand(states, d + 1, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
+            if (
+                rows_expand(states, d + 1, cfg, mv, fs, fe, fn, path, tab, Z, ctl)
+                if rows
+                else expand(states, d + 1, cfg, mv, fs, fe, fn, path, tab, Z, ctl)
+            ):
                 ctl[D_DEPTH] = d + 1
                 if d + 1 > ctl[D_MAXD]:
                     ctl[D_MAXD] = d + 1

@@ -1,7 +1,7 @@
 """The row games, Accordion and Gaps: their compact states, moves, keys and search loop.
 
-They share the search protocol of :mod:`.dfs` (the same stacks, move rows, table and control
-vector, so :mod:`solvitaire._driver` runs them unchanged), not its state layout:
+:func:`.dfs.search_chunk` runs them with the functions here (the same stacks, move rows,
+table and control vector as the pile games), on states of their own:
 
 * **Accordion** (``cfg[FAMILY] == 1``): the state is ``[n, top_0, ..., top_{N-1}]`` (int8):
   the top cards of the n piles left in the row, left to right; the cards under a top never
@@ -30,29 +30,16 @@ from .layout import (
     ALEFT,
     APOL,
     ARIGHT,
-    BUFFER,
     BUILD,
-    D_BACK,
-    D_CANGROW,
-    D_DEPTH,
-    D_FILL,
-    D_MAXD,
-    D_NODES,
-    D_STATUS,
     D_UNIQUE,
     FAMILY,
     GCOLS,
     GDIR,
     GFIXED,
-    GROW,
     GROWS,
     K_ACC,
     K_GAP,
-    MAX_MOVES_NODE,
     MR,
-    RUNNING,
-    SOLVED,
-    UNSOLVABLE,
     _add,
 )
 from .table import tt_insert
@@ -227,42 +214,3 @@ def rows_expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
     fe[d] = rows_moves(S, cfg, mv, start)
     fn[d] = start
     return True
-
-
-@njit(cache=True)
-def rows_chunk(states, cfg, mv, fs, fe, fn, path, tab, Z, ctl, budget, max_states):
-    """:func:`.dfs.search_chunk` for the row games (no dominances, no depth limit)."""
-    maxd = states.shape[0] - 1
-    while budget > 0:
-        if ctl[D_STATUS] != RUNNING:
-            return ctl[D_STATUS]
-        if ctl[D_CANGROW] != 0 and ctl[D_FILL] * 2 >= tab.shape[0]:
-            return GROW
-        d = ctl[D_DEPTH]
-        if fn[d] >= fe[d]:
-            if d == 0:
-                ctl[D_STATUS] = UNSOLVABLE
-                return UNSOLVABLE
-            ctl[D_DEPTH] = d - 1
-            ctl[D_BACK] += 1
-            continue
-        if d + 1 >= maxd or fe[d] + MAX_MOVES_NODE > mv.shape[0]:
-            return BUFFER
-        mi = fn[d]
-        fn[d] = mi + 1
-        child = states[d + 1]
-        child[:] = states[d]
-        rows_apply(child, cfg, mv, mi)
-        path[d + 1] = mi
-        ctl[D_NODES] += 1
-        budget -= 1
-        if rows_won(child, cfg):
-            ctl[D_DEPTH] = d + 1
-            ctl[D_STATUS] = SOLVED
-            return SOLVED
-        if max_states > 0 and ctl[D_NODES] >= max_states:
-            return RUNNING
-        if rows_expand(states, d + 1, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
-            ctl[D_DEPTH] = d + 1
-            ctl[D_MAXD] = max(ctl[D_MAXD], d + 1)
-    return ctl[D_STATUS]
