@@ -38,6 +38,22 @@ SMALL_VARIANTS = {
         "stock": {"size": 8, "deal count": 3, "redeal": True},
         "max rank": 4,
     },
+    # the colour streamliner beside the exact search (only its solutions may answer)
+    "klondike-small-colour": {
+        "tableau piles": {
+            "count": 3,
+            "build policy": "red-black",
+            "spaces policy": "kings",
+            "move built group": "partial-if-card-above-buildable",
+            "diagonal deal": True,
+            "face up cards": "top",
+            "colour streamliner": True,
+            "search head start": 0,
+        },
+        "foundations": {"removable": True},
+        "stock": {"size": 6, "deal count": 2, "redeal": True},
+        "max rank": 4,
+    },
     "klondike-small-draw1-vegas": {
         "tableau piles": {
             "count": 3,

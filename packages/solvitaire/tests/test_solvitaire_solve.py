@@ -2,7 +2,7 @@
 
 import pytest
 
-from solvitaire import Status, brute_force, deal, solve, verify_moves
+from solvitaire import Status, brute_force, deal, load_rules, solve, verify_moves
 from solvitaire._rules import rules_from_dict
 
 N_DEFAULT = 6  # deals per variant in the default suite (the slow suite runs 300 per variant)
@@ -130,23 +130,33 @@ def test_card_moved_back_after_turning_a_card_up(small_variants):
     verify_moves(d, rules, res.moves)
 
 
-def test_pile_symmetry_streamliner_never_changes_the_answer(small_variants):
-    """The streamliner search (pile symmetry while the stock holds cards, which may miss
-    solutions) runs beside the exact one: its solutions answer, its exhausted searches never
-    do. Here it runs first (the head start), so it decides some deals by itself and
-    exhausts others, where the exact search must still give the answer."""
+@pytest.mark.parametrize(
+    ("name", "field", "value"),
+    [("spiderette-reference-small", "SYM", 1), ("klondike-small-colour", "SUITSYM", 2)],
+)
+def test_streamliners_never_change_the_answer(small_variants, name, field, value):
+    """A streamliner search (pile symmetry while the stock holds cards; keys that read only
+    the rank and colour of each card), which may miss solutions, runs beside the exact one:
+    its solutions answer, its exhausted searches never do. Here it runs first (the head
+    start), so it decides some deals by itself and exhausts others, where the exact search
+    must still give the answer."""
+    import copy
+
     import solvitaire._solve as sv
     from solvitaire import _core, _driver
 
-    rules = rules_from_dict(small_variants["spiderette-reference-small"], name="spr")
+    variant = copy.deepcopy(small_variants[name])
+    rules = rules_from_dict(variant, name=name)
+    variant["tableau piles"].pop("colour streamliner", None)
+    exact_rules = rules_from_dict(variant, name=name + "-exact")
     by_streamliner = exhausted = 0
     for s in range(40):
         d = deal(rules, s)
-        plain = solve(d, rules, streamline=False, memory_limit=2**22)
+        plain = solve(d, exact_rules, streamline=False, memory_limit=2**22)
         assert solve(d, rules, memory_limit=2**22).status == plain.status, s
-        cfg, S0 = sv.compile_rules(rules, d)
+        cfg, S0 = sv.compile_rules(exact_rules, d)
         stream = cfg.copy()
-        stream[_core.SYM] = 1
+        stream[getattr(_core, field)] = value
         kw = {"timeout": None, "max_states": None, "memory_limit": 2**22, "max_depth": 10**4}
         outcome, search, stats = _driver.run([stream, cfg], S0, sv._Z, decisive=[False, True], **kw)
         assert outcome == plain.status.value, s
@@ -157,6 +167,20 @@ def test_pile_symmetry_streamliner_never_changes_the_answer(small_variants):
         exhausted += search.decisive and stats.get("streamliner_states", 0) > 0
     assert by_streamliner >= 1
     assert exhausted >= 1
+
+
+def test_colour_streamliner_solves_klondike_deals():
+    """Klondike (its preset searches the colour streamliner beside the exact search after a
+    head start): without the head start the streamliner answers seed 84 first."""
+    import json
+
+    raw = json.loads(load_rules("klondike").to_json())
+    raw["tableau piles"]["search head start"] = 0
+    r = solve(84, rules_from_dict(raw, name="klondike-now"), timeout=30)
+    assert r.solved
+    assert r.stats["decided_by"] == "streamliner"
+    assert r.stats["streamliner"] == "colour symmetry"
+    assert solve(84, "klondike", timeout=30).solved
 
 
 def test_solution_shortcut_gives_legal_shorter_solutions(small_variants, monkeypatch):

@@ -272,7 +272,7 @@ def run(
         stats["depth_limit"] = int(winner.cfg[cs.DCAP])
     elif outcome == "solved" and not winner.decisive:
         stats["decided_by"] = "streamliner"
-        stats["streamliner"] = "pile symmetry"
+        stats["streamliner"] = "colour symmetry" if winner.cfg[cs.SUITSYM] == 2 else "pile symmetry"
     elif len(searches) > 1 and outcome in ("solved", "unsolvable"):
         names = {code: name for name, code in SEARCH_ORDERS.items()}
         stats["decided_by"] = names[int(winner.cfg[cs.ORDER])]

@@ -86,6 +86,10 @@ RULES_SCHEMA: dict[str, Any] = {
                     # a search hint: nodes the first order searches alone before the others
                     # start (default 512)
                     "search head start": {"type": "integer", "minimum": 0},
+                    # a search hint (never changes an answer): one more search, in
+                    # alternation, keys cards by rank and colour only (a streamliner: only a
+                    # solution of it answers)
+                    "colour streamliner": {"type": "boolean"},
                 }
             ),
             "foundations": _obj(

@@ -380,6 +380,14 @@ def _search(deal, rules, timeout, max_states, memory_limit, max_depth, streamlin
         other[cm.DCAP] = cap
         cfgs.append(other)
         decisive.append(False)
+    if rules.data["tableau piles"].get("colour streamliner"):
+        # one more search whose key reads only the rank and colour of each card (keys._suit_mask):
+        # it merges positions that differ by swapping two cards of one rank and colour, so it
+        # may miss solutions, but it often finds one in far fewer states (Klondike)
+        other = cfg.copy()
+        other[cm.SUITSYM] = 2
+        cfgs.append(other)
+        decisive.append(False)
     if streamliner:
         other = cfg.copy()
         other[cm.SYM] = 1

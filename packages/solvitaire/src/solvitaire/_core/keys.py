@@ -50,13 +50,22 @@ def _mix(x):
 
 
 @njit(cache=True, inline="always")
+def _suit_mask(cfg):
+    """The bits of a card code that the key reads: all; the rank only (``SUITSYM`` 1: suits
+    never matter); the rank and colour (2: the colour-symmetry streamliner)."""
+    if cfg[SUITSYM] == 1:
+        return -4
+    return -3 if cfg[SUITSYM] == 2 else -1
+
+
+@njit(cache=True, inline="always")
 def _pile_hash(S, cfg, Z, p, tag):
     """Two 64-bit hashes of pile ``p`` (its cards bottom first), salted by ``tag``."""
     base = cfg[OFF_DATA] + p * cfg[CAP]
     n = S[cfg[OFF_L] + p]
     a = np.uint64(tag) * np.uint64(0x9E3779B97F4A7C15)
     b = np.uint64(tag) * np.uint64(0xC2B2AE3D27D4EB4F)
-    cm = -4 if cfg[SUITSYM] else -1
+    cm = _suit_mask(cfg)
     for i in range(n):
         c = S[base + i] & cm
         a ^= Z[0, i, c]
@@ -76,12 +85,13 @@ def _cycle_hash(S, cfg, Z):
     b = np.uint64(0x14057B7EF767814F)
     bw = cfg[OFF_DATA] + (st + 1) * cfg[CAP]
     bs = cfg[OFF_DATA] + st * cfg[CAP]
+    cm = _suit_mask(cfg)
     for i in range(nw):
-        c = S[bw + i]
+        c = S[bw + i] & cm
         a ^= Z[0, i, c]
         b ^= Z[1, i, c]
     for i in range(ns):
-        c = S[bs + ns - 1 - i]
+        c = S[bs + ns - 1 - i] & cm
         a ^= Z[0, nw + i, c]
         b ^= Z[1, nw + i, c]
     return _mix(a + np.uint64(nw + ns)), _mix(b ^ np.uint64(nw + ns))
@@ -121,7 +131,7 @@ def _join(h1, h2, a, b, m):
 def _hash_rest(S, cfg, Z):
     """Two 64-bit hashes of everything but the stock and the waste."""
     nt = cfg[T]
-    hole = S[1] & (-4 if cfg[SUITSYM] else -1)
+    hole = S[1] & _suit_mask(cfg)
     h1 = _mix(np.uint64(S[0]) * np.uint64(131) + np.uint64(hole) + np.uint64(1))
     h2 = _mix(np.uint64(S[0]) * np.uint64(257) + np.uint64(hole) + np.uint64(977))
     of = cfg[OFF_F]
@@ -145,7 +155,7 @@ def _hash_rest(S, cfg, Z):
     oc = cfg[OFF_C]
     s1 = np.uint64(0)
     s2 = np.uint64(0)
-    cmask = -4 if cfg[SUITSYM] else -1
+    cmask = _suit_mask(cfg)
     for i in range(cfg[C]):
         c = S[oc + i] & cmask
         s1 += Z[0, ZPOS - 1, c]
