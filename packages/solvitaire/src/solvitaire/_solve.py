@@ -343,7 +343,8 @@ def solve(
     stock holds cards (a streamliner: it may miss solutions, like the paper's section 6
     streamliners); a solution it finds is real (and replayed), and when it exhausts its
     search it just stops (the exact searches go on with its memory). So the answer never
-    depends on the streamliner.
+    depends on the streamliner. Rules with ``tableau piles.colour streamliner`` (Klondike)
+    add another such search, whose key reads only each card's rank and colour.
     """
     rules = load_rules(rules)
     if isinstance(deal, (int, np.integer)) and not isinstance(deal, bool):
