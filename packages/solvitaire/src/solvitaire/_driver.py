@@ -208,7 +208,9 @@ def run(
     while True:
         first = searches[0]
         while len(searches) < len(cfgs) and (
-            first.nodes >= hs or first.status in (cs.MEMORY, cs.UNSOLVABLE)
+            first.nodes >= hs
+            or first.status == cs.MEMORY
+            or (first.status == cs.UNSOLVABLE and not first.answers_no)
         ):
             # the other searches start once the first has had its head start
             i = len(searches)
