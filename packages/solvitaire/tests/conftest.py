@@ -38,22 +38,6 @@ SMALL_VARIANTS = {
         "stock": {"size": 8, "deal count": 3, "redeal": True},
         "max rank": 4,
     },
-    # the colour streamliner beside the exact search (only its solutions may answer)
-    "klondike-small-colour": {
-        "tableau piles": {
-            "count": 3,
-            "build policy": "red-black",
-            "spaces policy": "kings",
-            "move built group": "partial-if-card-above-buildable",
-            "diagonal deal": True,
-            "face up cards": "top",
-            "colour streamliner": True,
-            "search head start": 0,
-        },
-        "foundations": {"removable": True},
-        "stock": {"size": 6, "deal count": 2, "redeal": True},
-        "max rank": 4,
-    },
     "klondike-small-draw1-vegas": {
         "tableau piles": {
             "count": 3,
@@ -201,6 +185,18 @@ SMALL_VARIANTS = {
         "foundations": {"initial cards": "all"},
         "max rank": 4,
     },
+}
+
+# the colour streamliner beside the exact search (only its solutions may answer)
+_KLONDIKE = SMALL_VARIANTS["klondike-small"]
+SMALL_VARIANTS["klondike-small-colour"] = {
+    **_KLONDIKE,
+    "tableau piles": {
+        **_KLONDIKE["tableau piles"],
+        "colour streamliner": True,
+        "search head start": 0,
+    },
+    "max rank": 4,
 }
 
 # the same game with the reference program's move order and a depth-limited search beside
