@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -162,3 +163,9 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # leave without the interpreter's finalisation: a gloo worker thread still alive there can
+    # abort the process ("terminate called without an active exception", seen once in CI on
+    # torch's CPU wheel) after the work is done and the record written
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -189,3 +190,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # leave without the interpreter's finalisation: a gloo worker thread still alive there can
+    # abort the process ("terminate called without an active exception") after the work is done
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
