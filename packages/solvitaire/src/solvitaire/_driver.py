@@ -177,7 +177,8 @@ def run(
     decisive: list[bool] | None = None,
     head_start: int | None = None,
 ) -> tuple[str, Search, dict]:
-    """Run one search per ``cfg`` in alternation (the memory budget split evenly) until one
+    """Run one search per ``cfg`` in alternation (the memory budget split in shares: two per
+    decisive search, one per streamliner) until one
     decides the deal, or the time, node or memory limits end them. Returns ``(outcome,
     search, stats)``: outcome ``"solved"``, ``"unsolvable"``, ``"timeout"`` or ``"memory"``;
     ``search`` is the one that decided (else the first); stats sum over the searches.
@@ -197,10 +198,14 @@ def run(
         cold = not (cs.search_chunk.signatures and cs.expand.signatures)
         _WARM.add(fam)
     t0 = time.perf_counter()
-    each = memory_limit // len(cfgs)
+    # the memory budget in shares: a decisive search two, a streamliner one, so that a
+    # streamliner (whose merged states are fewer) fills its table first and hands its memory
+    # to the exact searches, instead of an exact search running out beside it
+    weights = [2 if d else 1 for d in decisive]
+    shares = [memory_limit * w // sum(weights) for w in weights]
     # alternating searches start with small chunks: most deals take only a few hundred nodes
     budget = 20_000 if len(cfgs) == 1 else 256
-    searches = [Search(cfgs[0], S0, Z, each, max_depth, budget, decisive[0])]
+    searches = [Search(cfgs[0], S0, Z, shares[0], max_depth, budget, decisive[0])]
     if cold:
         t0 = time.perf_counter()
     active = list(searches)
@@ -214,7 +219,7 @@ def run(
         ):
             # the other searches start once the first has had its head start
             i = len(searches)
-            searches.append(Search(cfgs[i], S0, Z, each, max_depth, budget, decisive[i]))
+            searches.append(Search(cfgs[i], S0, Z, shares[i], max_depth, budget, decisive[i]))
             active.append(searches[-1])
         done = next((s for s in active if s.status == cs.SOLVED or s.answers_no), None)
         if done is None:

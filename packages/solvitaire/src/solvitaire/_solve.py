@@ -334,7 +334,8 @@ def solve(
     with an empty on-disk cache, is not counted); ``max_states`` bounds nodes searched
     (reported as TIMEOUT when hit);
     ``memory_limit`` in bytes (default 2 GiB) bounds the transposition tables (16 bytes per
-    state) and DFS stacks, split evenly between the searches of several move orders.
+    state) and DFS stacks, split between the searches of several move orders (a streamliner
+    gets half the share of an exact search).
     Every SOLVED result is replayed by the independent engine before it is returned.
     Section 2 of the Solvitaire paper (Blake & Gent, arXiv:1906.12314) describes the search.
 
