@@ -24,7 +24,7 @@ __all__ = ["Search", "run"]
 
 #: With several searches, nodes the first one searches alone before the others start.
 HEAD_START = 512
-_WARM: set[int] = set()  # the game families (cfg FAMILY) whose search this process compiled
+_WARM = False  # whether this process has compiled (or loaded) the search already
 
 
 def _doubled(x: np.ndarray) -> np.ndarray:
@@ -191,12 +191,10 @@ def run(
     # numba compiles the search on its first call in a process (tens of seconds in a fresh
     # install whose on-disk cache is empty); that time is not the search's, so the clock
     # restarts after it and a timeout never ends a search before its first chunk
-    fam = int(cfgs[0][cs.FAMILY])
-    if fam in _WARM:
-        cold = False
-    else:  # (asking numba for its signatures costs ~0.1 ms: once per process and family)
-        cold = not (cs.search_chunk.signatures and cs.expand.signatures)
-        _WARM.add(fam)
+    # (one compiled search serves the pile and the row games)
+    global _WARM
+    cold = not _WARM and not (cs.search_chunk.signatures and cs.expand.signatures)
+    _WARM = True  # (asking numba for its signatures costs ~0.1 ms: once per process)
     t0 = time.perf_counter()
     # the memory budget in shares: a decisive search two, a streamliner one, so that a
     # streamliner (whose merged states are fewer) fills its table first and hands its memory

@@ -24,21 +24,10 @@ from itertools import pairwise
 
 from ._cards import card_str, colour, rank, suit
 from ._deal import Deal
-from ._engine import GameState, Move
+from ._engine import GameState, Move, _builds
 from ._rules import Rules
 
 __all__ = ["AccordionState", "GapsState"]
-
-
-def _on(policy: str, x: int, y: int) -> bool:
-    """Card ``x`` is one rank above ``y`` and matches it by a tableau build policy."""
-    if rank(x) != rank(y) + 1 or policy == "no-build":
-        return False
-    if policy == "red-black":
-        return colour(x) != colour(y)
-    if policy == "same-suit":
-        return suit(x) == suit(y)
-    return True
 
 
 class _RowState(GameState):
@@ -47,8 +36,6 @@ class _RowState(GameState):
     def __init__(self, rules: Rules) -> None:  # (GameState.__new__ picked the subclass)
         self.rules = rules
         self.mr = rules.max_rank
-        self.tab, self.down, self.found, self.cells = [], [], [], []
-        self.stock, self.waste, self.reserve, self.hole, self.passes = [], [], [], 0, 0
 
     def is_legal(self, m: Move) -> bool:
         return m in self.legal_moves()
@@ -154,12 +141,20 @@ class GapsState(_RowState):
         if "L" in self._dir:
             if c == 0 and rank(x) == 2 and fixed_ok:
                 return True
-            if c > 0 and self.grid[g - 1] and _on(self._policy, x, self.grid[g - 1]):
+            if (
+                c > 0
+                and self.grid[g - 1]
+                and _builds(self._policy, self.grid[g - 1], x, self.mr, 1)
+            ):
                 return True
         if "R" in self._dir:
             if c == self.cols - 1 and rank(x) == self.mr and fixed_ok:
                 return True
-            if c < self.cols - 1 and self.grid[g + 1] and _on(self._policy, self.grid[g + 1], x):
+            if (
+                c < self.cols - 1
+                and self.grid[g + 1]
+                and _builds(self._policy, x, self.grid[g + 1], self.mr, 1)
+            ):
                 return True
         return False
 
@@ -181,7 +176,7 @@ class GapsState(_RowState):
         run = row[: self.mr - 1] if from_left else row[self.cols - self.mr + 1 :]
         if [rank(x) if x else 0 for x in run] != list(range(2, self.mr + 1)):
             return False
-        if not all(_on(self._policy, b, a) for a, b in pairwise(run)):
+        if not all(_builds(self._policy, a, b, self.mr, 1) for a, b in pairwise(run)):
             return False
         end = run[0] if from_left else run[-1]
         return not self._fixed or suit(end) == r % 4

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .building import _builds  # (base 1: a plain rank test; mr unused)
 from .keys import _mix
 from .layout import (
     ALEFT,
@@ -60,19 +61,6 @@ def _acc_match(cfg, a, b):
     return (pol & 4) != 0 and (a & 1) != (b & 1)
 
 
-@njit(cache=True, inline="always")
-def _builds_on(pol, x, y):
-    """Whether card ``x`` goes on ``y`` (one rank higher) by build policy ``pol``
-    (0 any suit, 1 red-black, 2 same suit, 3 none)."""
-    if (x >> 2) != (y >> 2) + 1 or pol == 3:
-        return False
-    if pol == 1:
-        return (x & 1) != (y & 1)
-    if pol == 2:
-        return (x & 3) == (y & 3)
-    return True
-
-
 @njit(cache=True)
 def _gap_takes(S, cfg, g, x):
     """Whether the card ``x`` may go into the gap at cell ``g``."""
@@ -86,7 +74,7 @@ def _gap_takes(S, cfg, g, x):
                 return True
         else:
             left = S[g - 1]
-            if left != 0 and _builds_on(pol, x, left):
+            if left != 0 and _builds(pol, left, x, 1, 0):
                 return True
     if cfg[GDIR] & 2:
         if c == cols - 1:
@@ -94,7 +82,7 @@ def _gap_takes(S, cfg, g, x):
                 return True
         else:
             right = S[g + 1]
-            if right != 0 and _builds_on(pol, right, x):
+            if right != 0 and _builds(pol, x, right, 1, 0):
                 return True
     return False
 
@@ -152,7 +140,7 @@ def _row_done(S, cfg, r, from_left):
         x = S[first + i]
         if x == 0 or (x >> 2) != i + 2:
             return False
-        if i > 0 and not _builds_on(cfg[BUILD], x, prev):
+        if i > 0 and not _builds(cfg[BUILD], prev, x, 1, 0):
             return False
         prev = x
     if cfg[GFIXED]:
