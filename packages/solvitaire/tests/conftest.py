@@ -199,6 +199,26 @@ SMALL_VARIANTS["klondike-small-colour"] = {
     "max rank": 4,
 }
 
+# the draw-one relaxation beside the exact search (only its proofs of a lost deal may
+# answer), draw 3 with unlimited redeals and draw 2 with one redeal
+_DRAW3 = SMALL_VARIANTS["klondike-small-draw3"]
+SMALL_VARIANTS["klondike-small-draw3-relaxed"] = {
+    **_DRAW3,
+    "tableau piles": {**_DRAW3["tableau piles"], "search head start": 0},
+    "stock": {**_DRAW3["stock"], "draw-one relaxation": True},
+}
+SMALL_VARIANTS["klondike-small-draw2-vegas-relaxed"] = {
+    **_KLONDIKE,
+    "tableau piles": {**_KLONDIKE["tableau piles"], "search head start": 0},
+    "stock": {
+        "size": 6,
+        "deal count": 2,
+        "redeal": True,
+        "redeals": 1,
+        "draw-one relaxation": True,
+    },
+}
+
 # the same game with the reference program's move order and a depth-limited search beside
 # shortest pile first (neither may change an answer)
 _SPIDERETTE_REF = SMALL_VARIANTS["spiderette-reference-small"]

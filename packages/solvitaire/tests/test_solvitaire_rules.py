@@ -44,6 +44,14 @@ def test_aliases_and_hash():
         ({"max rank": 14}, "max rank"),
         ({"cells": {"count": 1, "pre-filled": 2}}, "cells.pre-filled"),
         ({"hole": {"present": True}}, "winning condition"),
+        (
+            {"stock": {"size": 24, "deal count": 1, "draw-one relaxation": True}},
+            "stock.draw-one relaxation",
+        ),
+        (
+            {"stock": {"size": 8, "deal type": "tableau piles", "draw-one relaxation": True}},
+            "stock.draw-one relaxation",
+        ),
     ],
 )
 def test_bad_rules_one_line_error_naming_the_field(raw, field):

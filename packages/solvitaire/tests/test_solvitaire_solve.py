@@ -183,6 +183,59 @@ def test_colour_streamliner_solves_klondike_deals():
     assert solve(84, "klondike", timeout=30).solved
 
 
+@pytest.mark.parametrize(
+    "name", ["klondike-small-draw3-relaxed", "klondike-small-draw2-vegas-relaxed"]
+)
+def test_draw_one_relaxation_never_changes_the_answer(small_variants, name):
+    """The draw-one relaxation (the same deal with the stock dealt one card at a time, a game
+    with more moves) runs beside the exact search: the rules' own alternation gives the exact
+    answer, and run first (alone until it ends), the relaxation answers exactly the deals it
+    proves lost while its solutions never answer (deals lost in the real game but won in
+    draw 1 keep their answer: the exact search then decides)."""
+    import copy
+
+    import solvitaire._solve as sv
+    from solvitaire import _core, _driver
+
+    variant = copy.deepcopy(small_variants[name])
+    rules = rules_from_dict(variant, name=name)
+    variant["stock"].pop("draw-one relaxation")
+    exact = rules_from_dict(variant, name=name + "-exact")
+    kw = {"timeout": None, "max_states": None, "memory_limit": 2**22, "max_depth": 10**4}
+    by_relaxation = lost_but_won_in_draw1 = 0
+    for s in range(60):
+        d = deal(rules, s)
+        plain = solve(d, exact, memory_limit=2**22)
+        assert solve(d, rules, memory_limit=2**22).status == plain.status, s
+        cfg, S0 = sv.compile_rules(exact, d)
+        relax = cfg.copy()
+        relax[_core.DCOUNT] = 1
+        relax[_core.SDOM] = 0
+        outcome, search, stats = _driver.run(
+            [relax, cfg], S0, sv._Z, relaxed=[True, False], head_start=10**9, **kw
+        )
+        assert outcome == plain.status.value, s
+        if stats.get("decided_by") == "relaxation":
+            by_relaxation += 1
+            assert stats["relaxation"] == "draw 1"
+        elif outcome == "unsolvable":
+            lost_but_won_in_draw1 += 1  # the relaxation found a solution, the exact search none
+            assert search.decisive, s
+            assert stats["relaxation_states"] > 0, s
+    assert by_relaxation > 0
+    assert lost_but_won_in_draw1 > 0
+
+
+def test_draw_one_relaxation_proves_klondike_deals_lost():
+    """Klondike (its preset searches the draw-one relaxation beside the exact search and the
+    colour streamliner): seed 558 is lost in draw 1 (a proof of 20,000 states), so it is
+    lost, decided by the relaxation after the exact search's head start."""
+    r = solve(558, "klondike", timeout=60)
+    assert r.status == Status.UNSOLVABLE
+    assert r.stats["decided_by"] == "relaxation"
+    assert r.stats["relaxation_states"] < 100_000
+
+
 def test_solution_shortcut_gives_legal_shorter_solutions(small_variants, monkeypatch):
     """Every solution path, shortened (threshold lowered to 0), still replays and is never
     longer than the DFS path; on some deals it is strictly shorter."""

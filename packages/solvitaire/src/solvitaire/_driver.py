@@ -24,7 +24,20 @@ __all__ = ["Search", "run"]
 
 #: With several searches, nodes the first one searches alone before the others start.
 HEAD_START = 512
+#: A relaxation search keeps pace with the others for its first RELAXATION_NODES nodes, then
+#: gets about RELAXATION_PACE times the nodes of each (its proofs are quick or take long).
+RELAXATION_NODES = 6_000_000
+RELAXATION_PACE = 0.1
 _WARM = False  # whether this process has compiled (or loaded) the search already
+
+
+def _pace(s: Search, head: int) -> float:
+    """The alternation's key: nodes searched (less a head start); a relaxation's count as
+    they are up to :data:`RELAXATION_NODES`, then scaled up by 1 / :data:`RELAXATION_PACE`."""
+    n = s.nodes - head
+    if s.relaxation and n > RELAXATION_NODES:
+        return RELAXATION_NODES + (n - RELAXATION_NODES) / RELAXATION_PACE
+    return n
 
 
 def _doubled(x: np.ndarray) -> np.ndarray:
@@ -40,10 +53,13 @@ class Search:
     ``memory_limit`` in bytes bounds its table and stacks; ``max_depth`` its path length."""
 
     def __init__(self, cfg: np.ndarray, S0: np.ndarray, Z: np.ndarray, memory_limit: int,
-                 max_depth: int, budget: int = 20_000, decisive: bool = True) -> None:  # fmt: skip
+                 max_depth: int, budget: int = 20_000, decisive: bool = True,
+                 relaxation: bool = False) -> None:  # fmt: skip
         self.cfg, self.Z, self.S0 = cfg, Z, S0
-        # a search that is not decisive (a streamliner) may answer only with a solution
-        self.decisive = decisive
+        # a search that is not decisive may answer only with a solution (a streamliner) or,
+        # when it searches a relaxation of the game (more moves), only "unsolvable"
+        self.decisive = decisive and not relaxation
+        self.relaxation = relaxation
         self.memory_limit, self.max_depth = memory_limit, max_depth
         self.max_slots = self.slots_for(memory_limit)
         slots = min(self.max_slots, 1 << 12)
@@ -80,11 +96,19 @@ class Search:
 
     @property
     def answers_no(self) -> bool:
-        """Whether this search proved the deal unsolvable (a streamliner's never does; a
-        depth-limited one's only when its limit cut nothing)."""
+        """Whether this search proved the deal unsolvable (an exact search's or a
+        relaxation's: a game with more moves is lost only if the deal is; a streamliner's
+        never does; a depth-limited one's only when its limit cut nothing)."""
         if self.status != cs.UNSOLVABLE:
             return False
-        return self.decisive or (self.cfg[cs.DCAP] > 0 and self.ctl[cs.D_CUT] == 0)
+        if self.decisive or self.relaxation:
+            return True
+        return self.cfg[cs.DCAP] > 0 and self.ctl[cs.D_CUT] == 0
+
+    @property
+    def answers_yes(self) -> bool:
+        """Whether this search found a solution of the deal (a relaxation's proves nothing)."""
+        return self.status == cs.SOLVED and not self.relaxation
 
     @property
     def deepen(self) -> bool:
@@ -98,7 +122,7 @@ class Search:
         cfg = self.cfg.copy()
         cfg[cs.DCAP] *= 4
         s = Search(cfg, self.S0, self.Z, self.memory_limit, self.max_depth,
-                   self.budget, self.decisive)  # fmt: skip
+                   self.budget, self.decisive, self.relaxation)  # fmt: skip
         for i in (cs.D_NODES, cs.D_UNIQUE, cs.D_DOM, cs.D_BACK, cs.D_DEAD, cs.D_SDOM):
             s.ctl[i] += self.ctl[i]
         return s
@@ -176,6 +200,7 @@ def run(
     max_depth: int,
     decisive: list[bool] | None = None,
     head_start: int | None = None,
+    relaxed: list[bool] | None = None,
 ) -> tuple[str, Search, dict]:
     """Run one search per ``cfg`` in alternation (the memory budget split in shares: two per
     decisive search, one per streamliner) until one
@@ -184,10 +209,15 @@ def run(
     ``search`` is the one that decided (else the first); stats sum over the searches.
     ``decisive[i]`` False marks search i as a streamliner (a search that may miss
     solutions): its solution answers, but its exhausted search only ends it (its memory
-    then goes to the others). ``head_start``: nodes the first search runs alone before the
-    others start (default :data:`HEAD_START`)."""
+    then goes to the others). ``relaxed[i]`` True marks search i as a relaxation (a game
+    with more moves, e.g. a draw-3 stock dealt one card at a time): its exhausted search
+    proves the deal unsolvable, its solution only ends it; it keeps pace with the others
+    for :data:`RELAXATION_NODES` nodes, then gets :data:`RELAXATION_PACE` times their
+    nodes. ``head_start``: nodes the first search runs alone before the others start
+    (default :data:`HEAD_START`)."""
     hs = HEAD_START if head_start is None else head_start
     decisive = [True] * len(cfgs) if decisive is None else decisive
+    relaxed = [False] * len(cfgs) if relaxed is None else relaxed
     # numba compiles the search on its first call in a process (tens of seconds in a fresh
     # install whose on-disk cache is empty); that time is not the search's, so the clock
     # restarts after it and a timeout never ends a search before its first chunk
@@ -199,11 +229,11 @@ def run(
     # the memory budget in shares: a decisive search two, a streamliner one, so that a
     # streamliner (whose merged states are fewer) fills its table first and hands its memory
     # to the exact searches, instead of an exact search running out beside it
-    weights = [2 if d else 1 for d in decisive]
+    weights = [2 if d and not r else 1 for d, r in zip(decisive, relaxed)]
     shares = [memory_limit * w // sum(weights) for w in weights]
     # alternating searches start with small chunks: most deals take only a few hundred nodes
     budget = 20_000 if len(cfgs) == 1 else 256
-    searches = [Search(cfgs[0], S0, Z, shares[0], max_depth, budget, decisive[0])]
+    searches = [Search(cfgs[0], S0, Z, shares[0], max_depth, budget, decisive[0], relaxed[0])]
     if cold:
         t0 = time.perf_counter()
     active = list(searches)
@@ -212,14 +242,15 @@ def run(
         first = searches[0]
         while len(searches) < len(cfgs) and (
             first.nodes >= hs
-            or first.status == cs.MEMORY
-            or (first.status == cs.UNSOLVABLE and not first.answers_no)
+            or (first.status != cs.RUNNING and not (first.answers_yes or first.answers_no))
         ):
             # the other searches start once the first has had its head start
             i = len(searches)
-            searches.append(Search(cfgs[i], S0, Z, shares[i], max_depth, budget, decisive[i]))
+            searches.append(
+                Search(cfgs[i], S0, Z, shares[i], max_depth, budget, decisive[i], relaxed[i])
+            )
             active.append(searches[-1])
-        done = next((s for s in active if s.status == cs.SOLVED or s.answers_no), None)
+        done = next((s for s in active if s.answers_yes or s.answers_no), None)
         if done is None:
             for i, s in enumerate(searches):
                 if s in active and s.deepen:
@@ -228,7 +259,8 @@ def run(
         if done is not None:
             outcome, winner = ("solved" if done.status == cs.SOLVED else "unsolvable"), done
             break
-        ended = (cs.MEMORY, cs.UNSOLVABLE)  # (UNSOLVABLE here: a streamliner's, no answer)
+        # (UNSOLVABLE here: a streamliner's, SOLVED a relaxation's: no answer)
+        ended = (cs.MEMORY, cs.UNSOLVABLE, cs.SOLVED)
         if any(s.status in ended for s in active):
             # a search that ran out of memory gives up its stacks and table; the others may
             # then use the whole budget
@@ -241,10 +273,12 @@ def run(
                     s.max_slots = Search.slots_for(memory_limit)
                     s.ctl[cs.D_CANGROW] = int(s.tab.shape[0] < s.max_slots)
         active = [s for s in active if s.status == cs.RUNNING]
-        if not any(s.decisive or s.cfg[cs.DCAP] > 0 for s in active) and len(searches) == len(cfgs):
+        answering = (s.decisive or s.relaxation or s.cfg[cs.DCAP] > 0 for s in active)
+        if not any(answering) and len(searches) == len(cfgs):
             # every decisive search ran out of memory (a streamliner's "unsolvable" proves
-            # nothing, and a streamliner alone is not run on; a depth-limited search is: its
-            # short stacks often outlive a search run out of memory down a deep path)
+            # nothing, and a streamliner alone is not run on; a depth-limited search or a
+            # relaxation is: a depth-limited search's short stacks often outlive a search run
+            # out of memory down a deep path)
             break
         total = sum(s.nodes for s in searches)
         if (max_states and total >= max_states) or (
@@ -254,7 +288,7 @@ def run(
             break
         # the one behind gets the next chunk; the first (the rules' own order) runs ``hs``
         # nodes before the second starts: most deals are decided within a few hundred nodes
-        s = min(active, key=lambda x: x.nodes - (hs if x is searches[0] else 0))
+        s = min(active, key=lambda x: _pace(x, hs if x is searches[0] else 0))
         s.step(s.nodes + max_states - total if max_states else 0)
         if cold:
             cold = False
@@ -275,13 +309,19 @@ def run(
     if outcome in ("solved", "unsolvable") and winner.cfg[cs.DCAP] > 0:
         stats["decided_by"] = "depth-limited"
         stats["depth_limit"] = int(winner.cfg[cs.DCAP])
+    elif outcome == "unsolvable" and winner.relaxation:
+        stats["decided_by"] = "relaxation"
+        stats["relaxation"] = f"draw {int(winner.cfg[cs.DCOUNT])}"
     elif outcome == "solved" and not winner.decisive:
         stats["decided_by"] = "streamliner"
         stats["streamliner"] = "colour symmetry" if winner.cfg[cs.SUITSYM] == 2 else "pile symmetry"
     elif len(searches) > 1 and outcome in ("solved", "unsolvable"):
         names = {code: name for name, code in SEARCH_ORDERS.items()}
         stats["decided_by"] = names[int(winner.cfg[cs.ORDER])]
-    ss = [s for s in searches if not s.decisive]
+    ss = [s for s in searches if not (s.decisive or s.relaxation)]
     if ss:
         stats["streamliner_states"] = sum(s.nodes for s in ss)
+    rs = [s for s in searches if s.relaxation]
+    if rs:
+        stats["relaxation_states"] = sum(s.nodes for s in rs)
     return outcome, winner, stats

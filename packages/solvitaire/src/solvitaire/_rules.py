@@ -127,6 +127,10 @@ RULES_SCHEMA: dict[str, Any] = {
                     "redeals": {
                         "anyOf": [{"type": "integer", "minimum": 0}, {"const": "unlimited"}]
                     },
+                    # a search hint (never changes an answer): one more search, in
+                    # alternation, of the same deal with the stock dealt one card at a time
+                    # (a relaxation: only its proof that the deal is lost answers)
+                    "draw-one relaxation": {"type": "boolean"},
                 }
             ),
             "reserve": _obj(
@@ -304,6 +308,19 @@ def _semantic_checks(data: dict[str, Any], source: str) -> None:
             f"got {sum(bool(w) for w in wins)}"
         )
     _row_game_checks(data, source)
+    st = data["stock"]
+    if st.get("draw-one relaxation") and not (
+        st["deal type"] == "waste"
+        and st["deal count"] > 1
+        and data["tableau piles"]["spaces policy"]
+        not in ("auto-reserve-then-waste", "auto-waste-then-stock")
+    ):
+        raise ValueError(
+            f"rules from {source}: field 'stock.draw-one relaxation' needs a stock dealt to the "
+            "waste more than one card at a time ('stock.deal type' \"waste\", "
+            "'stock.deal count' > 1) and spaces that are not filled from the waste; "
+            "remove the field"
+        )
     if data["cells"]["pre-filled"] > data["cells"]["count"]:
         raise ValueError(
             f"rules from {source}: field 'cells.pre-filled' ({data['cells']['pre-filled']}) "

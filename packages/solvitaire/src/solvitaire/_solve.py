@@ -390,12 +390,25 @@ def _search(deal, rules, timeout, max_states, memory_limit, max_depth, streamlin
         other[cm.SUITSYM] = 2
         cfgs.append(other)
         decisive.append(False)
+    relaxed = [False] * len(cfgs)
+    if rules.data["stock"].get("draw-one relaxation"):
+        # one more search of the same deal with the stock dealt one card at a time: every
+        # draw of k cards is k draws of one (same waste, same redeals), so that game has all
+        # the moves of this one and more; a deal it proves lost is lost (Klondike: most
+        # unsolvable deals that take the exact search longest are lost in draw 1 too)
+        other = cfg.copy()
+        other[cm.DCOUNT] = 1
+        other[cm.SDOM] = 0  # the stock dominance holds for draw-k stocks, k > 1
+        cfgs.append(other)
+        decisive.append(False)
+        relaxed.append(True)
     if streamliner:
         other = cfg.copy()
         other[cm.SYM] = 1
         other[cm.ORDER] = SEARCH_ORDERS["last-pile-first"]
         cfgs.append(other)
         decisive.append(False)
+    relaxed += [False] * (len(cfgs) - len(relaxed))
     outcome, search, stats = _driver.run(
         cfgs,
         S0,
@@ -405,6 +418,7 @@ def _search(deal, rules, timeout, max_states, memory_limit, max_depth, streamlin
         memory_limit=memory_limit,
         max_depth=max_depth,
         decisive=decisive,
+        relaxed=relaxed,
         head_start=rules.data["tableau piles"].get("search head start"),
     )
     if outcome == "timeout":
