@@ -236,6 +236,35 @@ def test_draw_one_relaxation_proves_klondike_deals_lost():
     assert r.stats["relaxation_states"] < 100_000
 
 
+def test_stock_cards_onto_the_tableau_only_with_a_card_onto_them(small_variants):
+    """Draw 1 with unlimited redeals (every stock card can always be played): a stock card
+    goes onto the tableau only when a card is put onto it next (``WPAIR``, see
+    ``dfs._pair_node``). Every answer equals the search without that rule and the
+    brute-force oracle's, in fewer states."""
+    import solvitaire._solve as sv
+    from solvitaire import _core, _driver
+
+    rules = rules_from_dict(small_variants["klondike-small-draw1-r4"], name="d1r4")
+    kw = {"timeout": None, "max_states": None, "memory_limit": 2**22, "max_depth": 10**4}
+    with_rule = without = lost = 0
+    for s in range(40):
+        d = deal(rules, s)
+        cfg, S0 = sv.compile_rules(rules, d)
+        assert cfg[_core.WPAIR] == 1
+        off = cfg.copy()
+        off[_core.WPAIR] = 0
+        on_out, _, on_stats = _driver.run([cfg], S0, sv._Z, **kw)
+        off_out, _, off_stats = _driver.run([off], S0, sv._Z, **kw)
+        assert on_out == off_out, s
+        with_rule += on_stats["states"]
+        without += off_stats["states"]
+        if on_out == "unsolvable":
+            lost += 1
+            assert brute_force(d, rules, max_states=300_000) is False, s
+    assert lost > 0
+    assert with_rule < without
+
+
 def test_solution_shortcut_gives_legal_shorter_solutions(small_variants, monkeypatch):
     """Every solution path, shortened (threshold lowered to 0), still replays and is never
     longer than the DFS path; on some deals it is strictly shorter."""

@@ -181,6 +181,21 @@ def _rules_cfg(rules: Rules) -> dict[int, int]:
         # a search hint from the rules (tableau piles.search order): "shortest-pile-first"
         # tries moves off and onto the shortest piles first, and the largest groups first
         cm.ORDER: _orders(tp)[0],
+        # a stock card goes onto the tableau only with a card put onto it next (dfs.expand):
+        # every stock card can always be played (a waste stock with unlimited redeals; the
+        # core also needs a deal count of 1), every card must reach a foundation, and cards
+        # come only from the tableau, the stock and the foundations (no cells, no reserve)
+        cm.WPAIR: int(
+            dtype == 0
+            and st["size"] > 0
+            and rules.redeals < 0
+            and f["present"]
+            and not f["only complete pile moves"]
+            and not r["hole"]["present"]
+            and r["cells"]["count"] == 0
+            and r["reserve"]["size"] == 0
+            and tp["spaces policy"] in ("kings", "any", "no-build")
+        ),
     }
     vals.update(_row_cfg(r))
     object.__setattr__(rules, "_cfg_cache", vals)  # Rules is frozen; its data never changes

@@ -27,14 +27,17 @@ from .layout import (
     D_STATUS,
     D_UNIQUE,
     DCAP,
+    DCOUNT,
     DEADLOCK,
     FAMILY,
     GROW,
     K_T2T,
+    K_W,
     MAX_MOVES_NODE,
     RUNNING,
     SOLVED,
     UNSOLVABLE,
+    WPAIR,
     won,
 )
 from .movegen import dst_code, gen_moves
@@ -53,10 +56,43 @@ def _needs_test(S, cfg, mv, path, d):
 
 
 @njit(cache=True)
+def _pair_node(S, d, cfg, mv, fs, fe, fn, start, j, pflags):
+    """Node ``d`` after a stock card c went onto tableau pile ``j`` (``cfg[WPAIR]``, deal
+    count 1, unlimited redeals): its moves are those that put a card onto c.
+
+    Every stock card can be played at any time, from any waste position (with one card a
+    deal and unlimited redeals), so a card played from the stock to the tableau only matters
+    once a card is put onto it. In any solution, move c's arrival to just before the first
+    move onto it, straight to the place c has then (the moves of c alone before that are
+    dropped; a group moved with c under it moves without c, which the same group rules
+    allow); if nothing ever goes onto c, c goes up from the stock instead when it went up from
+    the tableau. The other moves stay legal (c covered nothing they needed) and the solution
+    gets no longer, so a solution exists in which every stock card played to the tableau is
+    covered at once. This node is therefore not keyed in the table (a later arrival at the
+    same position by another path gets every move), takes no dominance move (those follow
+    the card put onto c), and keeps only the moves onto ``j``; without one it is a dead end."""
+    k = gen_moves(S, cfg, mv, start, j, pflags, -1)
+    kk = start
+    for x in range(start, k):
+        if dst_code(mv, x) == j:
+            if kk != x:
+                mv[kk, :] = mv[x, :]
+            kk += 1
+    fs[d] = start
+    fe[d] = kk
+    fn[d] = start
+    return True
+
+
+@njit(cache=True)
 def expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
     """Open node ``d`` (its state is ``states[d]``). Returns False if it is a transposition."""
     S = states[d]
     start = fe[d - 1] if d > 0 else 0
+    if d > 0 and cfg[WPAIR] == 1 and cfg[DCOUNT] == 1:
+        pm = path[d]
+        if mv[pm, 0] == K_W and mv[pm, 3] == 1:
+            return _pair_node(S, d, cfg, mv, fs, fe, fn, start, mv[pm, 2], mv[pm, 6])
     # the deadlock test runs only where a deadlock can have appeared: at the root and after a
     # move that put cards on the tableau (moves that only take cards off the tableau or turn
     # cards face up never make a position harder), once per new state; whether it is needed

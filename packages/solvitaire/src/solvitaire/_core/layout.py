@@ -23,7 +23,12 @@ SDOM = 37  # 1: stock dominance of draw-k, unlimited-redeal stocks (see keys.sto
 # Gaps: GROWS rows of GCOLS cells, built by BUILD towards GDIR (1 left, 2 right, 3 both),
 # GFIXED: row r is built in suit r
 FAMILY, ALEFT, ARIGHT, APOL, GROWS, GCOLS, GDIR, GFIXED = range(38, 46)
-NCFG = 46
+# 1: a stock card goes onto the tableau only when a card is put onto it next (see
+# dfs.expand; it holds where every stock card can always be played: deal count 1 with
+# unlimited redeals, checked at run time against DCOUNT, so it also serves the draw-one
+# relaxation of a draw-k game)
+WPAIR = 46
+NCFG = 47
 
 # move kinds
 K_T2F, K_T2T, K_T2C, K_C2T, K_C2F, K_R2T, K_R2F, K_F2T, K_W, K_DEAL = range(10)
