@@ -63,21 +63,6 @@ SMALL_VARIANTS = {
         "stock": {"size": 6, "deal count": 1, "redeal": True},
         "max rank": 3,
     },
-    # draw 1 with 16 cards: lost deals occur (about 6 %), where a stock card goes onto the
-    # tableau only with a card put onto it next (the core's WPAIR)
-    "klondike-small-draw1-r4": {
-        "tableau piles": {
-            "count": 3,
-            "build policy": "red-black",
-            "spaces policy": "kings",
-            "move built group": "partial-if-card-above-buildable",
-            "diagonal deal": True,
-            "face up cards": "top",
-        },
-        "foundations": {"removable": True},
-        "stock": {"size": 8, "deal count": 1, "redeal": True},
-        "max rank": 4,
-    },
     "freecell-small": {
         "tableau piles": {"count": 4, "build policy": "red-black"},
         "cells": {"count": 1},
@@ -211,6 +196,14 @@ SMALL_VARIANTS["klondike-small-colour"] = {
         "colour streamliner": True,
         "search head start": 0,
     },
+    "max rank": 4,
+}
+
+# draw 1 with 16 cards: lost deals occur (about 6 %), where a stock card goes onto the
+# tableau only with a card put onto it next (the core's WPAIR)
+SMALL_VARIANTS["klondike-small-draw1-r4"] = {
+    **_KLONDIKE,
+    "stock": {"size": 8, "deal count": 1, "redeal": True},
     "max rank": 4,
 }
 
