@@ -6,12 +6,13 @@ wall-clock timeouts between chunks and grow the stacks or the table.
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from .apply import apply_move
 from .deadlock import _moved_cards_free, _onto_tableau, deadlocked
 from .dominance import dominance
-from .keys import _join, key_parts, stock_dominated
+from .keys import _join, _mix, key_parts, stock_dominated
 from .layout import (
     BUFFER,
     D_BACK,
@@ -38,6 +39,8 @@ from .layout import (
     SOLVED,
     UNSOLVABLE,
     WPAIR,
+    _at,
+    _len,
     won,
 )
 from .movegen import dst_code, gen_moves
@@ -56,7 +59,7 @@ def _needs_test(S, cfg, mv, path, d):
 
 
 @njit(cache=True)
-def _pair_node(S, d, cfg, mv, fs, fe, fn, start, j, pflags):
+def _pair_node(S, d, cfg, mv, fs, fe, fn, start, j, tab, Z, ctl):
     """Node ``d`` after a stock card c went onto tableau pile ``j`` (``cfg[WPAIR]``, deal
     count 1, unlimited redeals): its moves are those that put a card onto c.
 
@@ -68,10 +71,20 @@ def _pair_node(S, d, cfg, mv, fs, fe, fn, start, j, pflags):
     allow); if nothing ever goes onto c, c goes up from the stock instead when it went up from
     the tableau. The other moves stay legal (c covered nothing they needed) and the solution
     gets no longer, so a solution exists in which every stock card played to the tableau is
-    covered at once. This node is therefore not keyed in the table (a later arrival at the
-    same position by another path gets every move), takes no dominance move (those follow
-    the card put onto c), and keeps only the moves onto ``j``; without one it is a dead end."""
-    k = gen_moves(S, cfg, mv, start, j, pflags, -1)
+    covered at once. This node therefore takes no dominance move (those follow the card put
+    onto c) and keeps only the moves onto ``j``; without one it is a dead end. Its moves
+    depend on the position and on the cards of pile ``j`` alone (the piles are keyed as a
+    multiset, and two decks may top two piles with the same card), so it is keyed by both,
+    apart from the plain position (a later arrival at that position by another move gets
+    every move): returns False when this (position, pile) was seen."""
+    r1, r2, a, b, m = key_parts(S, cfg, Z)
+    h1, h2 = _join(r1, r2, a, b, m)
+    salt = np.uint64(0xA24BAED4963EE407)
+    for i in range(_len(S, cfg, j)):
+        salt = _mix(salt + np.uint64(_at(S, cfg, j, i) + 1))
+    if not tt_insert(tab, _mix(h1 ^ salt), _mix(h2 + salt), ctl):
+        return False
+    k = gen_moves(S, cfg, mv, start, j, 0, -1)  # (a stock move carries no flags)
     kk = start
     for x in range(start, k):
         if dst_code(mv, x) == j:
@@ -92,7 +105,7 @@ def expand(states, d, cfg, mv, fs, fe, fn, path, tab, Z, ctl):
     if d > 0 and cfg[WPAIR] == 1 and cfg[DCOUNT] == 1:
         pm = path[d]
         if mv[pm, 0] == K_W and mv[pm, 3] == 1:
-            return _pair_node(S, d, cfg, mv, fs, fe, fn, start, mv[pm, 2], mv[pm, 6])
+            return _pair_node(S, d, cfg, mv, fs, fe, fn, start, mv[pm, 2], tab, Z, ctl)
     # the deadlock test runs only where a deadlock can have appeared: at the root and after a
     # move that put cards on the tableau (moves that only take cards off the tableau or turn
     # cards face up never make a position harder), once per new state; whether it is needed
