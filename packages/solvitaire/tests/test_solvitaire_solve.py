@@ -195,7 +195,7 @@ def test_draw_one_relaxation_never_changes_the_answer(small_variants, name):
     import copy
 
     import solvitaire._solve as sv
-    from solvitaire import _core, _driver
+    from solvitaire import _driver
 
     variant = copy.deepcopy(small_variants[name])
     rules = rules_from_dict(variant, name=name)
@@ -208,11 +208,8 @@ def test_draw_one_relaxation_never_changes_the_answer(small_variants, name):
         plain = solve(d, exact, memory_limit=2**22)
         assert solve(d, rules, memory_limit=2**22).status == plain.status, s
         cfg, S0 = sv.compile_rules(exact, d)
-        relax = cfg.copy()
-        relax[_core.DCOUNT] = 1
-        relax[_core.SDOM] = 0
         outcome, search, stats = _driver.run(
-            [relax, cfg], S0, sv._Z, relaxed=[True, False], head_start=10**9, **kw
+            [sv.relaxation_cfg(cfg), cfg], S0, sv._Z, relaxed=[True, False], head_start=10**9, **kw
         )
         assert outcome == plain.status.value, s
         if stats.get("decided_by") == "relaxation":

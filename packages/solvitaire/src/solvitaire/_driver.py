@@ -218,6 +218,7 @@ def run(
     hs = HEAD_START if head_start is None else head_start
     decisive = [True] * len(cfgs) if decisive is None else decisive
     relaxed = [False] * len(cfgs) if relaxed is None else relaxed
+    decisive = [d and not r for d, r in zip(decisive, relaxed)]  # (as Search has it)
     # numba compiles the search on its first call in a process (tens of seconds in a fresh
     # install whose on-disk cache is empty); that time is not the search's, so the clock
     # restarts after it and a timeout never ends a search before its first chunk
@@ -229,7 +230,7 @@ def run(
     # the memory budget in shares: a decisive search two, a streamliner one, so that a
     # streamliner (whose merged states are fewer) fills its table first and hands its memory
     # to the exact searches, instead of an exact search running out beside it
-    weights = [2 if d and not r else 1 for d, r in zip(decisive, relaxed)]
+    weights = [2 if d else 1 for d in decisive]
     shares = [memory_limit * w // sum(weights) for w in weights]
     # alternating searches start with small chunks: most deals take only a few hundred nodes
     budget = 20_000 if len(cfgs) == 1 else 256

@@ -294,6 +294,11 @@ class Rules:
         return json.dumps(self.data, indent=2)
 
 
+#: Spaces policies that fill a space from the waste (then the waste's top matters beyond
+#: the card played: no stock dominance, no draw-one relaxation).
+WASTE_FILLED_SPACES = ("auto-reserve-then-waste", "auto-waste-then-stock")
+
+
 def _semantic_checks(data: dict[str, Any], source: str) -> None:
     wins = [
         data["foundations"]["present"],
@@ -312,8 +317,7 @@ def _semantic_checks(data: dict[str, Any], source: str) -> None:
     if st.get("draw-one relaxation") and not (
         st["deal type"] == "waste"
         and st["deal count"] > 1
-        and data["tableau piles"]["spaces policy"]
-        not in ("auto-reserve-then-waste", "auto-waste-then-stock")
+        and data["tableau piles"]["spaces policy"] not in WASTE_FILLED_SPACES
     ):
         raise ValueError(
             f"rules from {source}: field 'stock.draw-one relaxation' needs a stock dealt to the "

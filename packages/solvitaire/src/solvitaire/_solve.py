@@ -13,7 +13,7 @@ from . import _driver
 from ._deal import Deal
 from ._deal import deal as make_deal
 from ._engine import GameState, Move
-from ._rules import SEARCH_ORDERS, Rules, load_rules
+from ._rules import SEARCH_ORDERS, WASTE_FILLED_SPACES, Rules, load_rules
 
 __all__ = ["Result", "Status", "compile_rules", "solve"]
 
@@ -163,7 +163,7 @@ def _rules_cfg(rules: Rules) -> dict[int, int]:
             and st["deal count"] > 1
             and rules.redeals < 0
             and st["size"] > 0
-            and tp["spaces policy"] not in ("auto-reserve-then-waste", "auto-waste-then-stock")
+            and tp["spaces policy"] not in WASTE_FILLED_SPACES
         ),
         # the deadlock test (a proof that a position is lost) holds where a card leaves its
         # pile only for a foundation (one deck, aces up) or a tableau card: no cells, no hole,
@@ -245,6 +245,15 @@ def compile_rules(rules: Rules, d: Deal) -> tuple[np.ndarray, np.ndarray]:
     flat[od : od + nt] = gs.down
     S = np.array(flat, np.int8)
     return cfg, S
+
+
+def relaxation_cfg(cfg: np.ndarray) -> np.ndarray:
+    """The ``cfg`` of the draw-one relaxation of a draw-k game: the same deal with the stock
+    dealt one card at a time (a game with every move of the real one and more)."""
+    other = cfg.copy()
+    other[cm.DCOUNT] = 1
+    other[cm.SDOM] = 0  # the stock dominance holds for draw-k stocks, k > 1
+    return other
 
 
 def _compile_rows(vals: dict[int, int], d: Deal) -> tuple[np.ndarray, np.ndarray]:
@@ -411,10 +420,7 @@ def _search(deal, rules, timeout, max_states, memory_limit, max_depth, streamlin
         # draw of k cards is k draws of one (same waste, same redeals), so that game has all
         # the moves of this one and more; a deal it proves lost is lost (Klondike: most
         # unsolvable deals that take the exact search longest are lost in draw 1 too)
-        other = cfg.copy()
-        other[cm.DCOUNT] = 1
-        other[cm.SDOM] = 0  # the stock dominance holds for draw-k stocks, k > 1
-        cfgs.append(other)
+        cfgs.append(relaxation_cfg(cfg))
         decisive.append(False)
         relaxed.append(True)
     if streamliner:
