@@ -227,6 +227,17 @@ SMALL_VARIANTS["klondike-small-draw2-vegas-relaxed"] = {
     },
 }
 
+# the arrangement relaxation beside the exact search (only its proofs of a lost deal may
+# answer), draw 3 with unlimited redeals (a quarter of these deals are lost)
+SMALL_VARIANTS["klondike-small-draw3-arranged"] = {
+    **_DRAW3,
+    "tableau piles": {
+        **_DRAW3["tableau piles"],
+        "search head start": 0,
+        "arrangement relaxation": True,
+    },
+}
+
 # the same game with the reference program's move order and a depth-limited search beside
 # shortest pile first (neither may change an answer)
 _SPIDERETTE_REF = SMALL_VARIANTS["spiderette-reference-small"]

@@ -52,6 +52,22 @@ def test_aliases_and_hash():
             {"stock": {"size": 8, "deal type": "tableau piles", "draw-one relaxation": True}},
             "stock.draw-one relaxation",
         ),
+        (
+            {"tableau piles": {"arrangement relaxation": True}},  # FreeCell-like defaults
+            "tableau piles.arrangement relaxation",
+        ),
+        (
+            {
+                "tableau piles": {
+                    "build policy": "red-black",
+                    "spaces policy": "kings",
+                    "face up cards": "top",
+                    "arrangement relaxation": True,
+                },
+                "stock": {"size": 24, "deal count": 3, "redeal": True, "redeals": 2},
+            },
+            "unlimited redeals",
+        ),
     ],
 )
 def test_bad_rules_one_line_error_naming_the_field(raw, field):

@@ -1,5 +1,6 @@
 """Solver answers: brute-force oracle on reduced decks, metamorphic relations, replay."""
 
+import numpy as np
 import pytest
 
 from solvitaire import Status, brute_force, deal, load_rules, solve, verify_moves
@@ -226,11 +227,102 @@ def test_draw_one_relaxation_never_changes_the_answer(small_variants, name):
 def test_draw_one_relaxation_proves_klondike_deals_lost():
     """Klondike (its preset searches the draw-one relaxation beside the exact search and the
     colour streamliner): seed 558 is lost in draw 1 (a proof of 20,000 states), so it is
-    lost, decided by the relaxation after the exact search's head start."""
-    r = solve(558, "klondike", timeout=60)
+    lost, decided by the relaxation after the exact search's head start (here without the
+    arrangement relaxation, which decides it first)."""
+    import copy
+
+    data = copy.deepcopy(load_rules("klondike").data)
+    data["tableau piles"].pop("arrangement relaxation")
+    r = solve(558, rules_from_dict(data, name="klondike-draw-one-only"), timeout=60)
+    assert r.stats["relaxation"] == "draw 1"
     assert r.status == Status.UNSOLVABLE
     assert r.stats["decided_by"] == "relaxation"
     assert r.stats["relaxation_states"] < 100_000
+
+
+def _arrangement_outcome(rules, d):
+    """The arrangement relaxation of deal ``d`` run to its end: the driver's status code."""
+    import solvitaire._solve as sv
+    from solvitaire import _arrange, _core
+
+    cfg, _ = sv.compile_rules(rules, d)
+    search = _arrange.ArrangementSearch(_arrange._inputs(rules, d), cfg, 2**26)
+    while search.step() == _core.RUNNING:
+        pass
+    return search.status
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["klondike-small", "klondike-small-draw3", "klondike-small-draw1", "klondike-small-draw1-r4"],
+)
+def test_arrangement_relaxation_never_loses_a_won_deal(small_variants, name):
+    """The arrangement relaxation (a game that forgets where the face-up tableau cards lie,
+    ``_core.arrange``) has every move of the real game, so a deal it loses is lost: on small
+    decks, every deal it loses the brute-force oracle loses too (and on these it wins exactly
+    the deals the oracle wins)."""
+    from solvitaire import _core
+
+    rules = rules_from_dict(small_variants[name], name=name)
+    lost = 0
+    for s in range(50):
+        d = deal(rules, s)
+        status = _arrangement_outcome(rules, d)
+        won = brute_force(d, rules, max_states=400_000)
+        assert won is not None, s
+        if status == _core.UNSOLVABLE:
+            lost += 1
+            assert won is False, s
+        else:
+            assert status == _core.SOLVED, s
+    if name == "klondike-small-draw3":
+        assert lost > 0
+
+
+def test_arrangement_relaxation_answers_beside_the_exact_search(small_variants):
+    """With ``tableau piles.arrangement relaxation`` the relaxation runs in alternation with the
+    exact search and every answer is the exact search's. Beside a search whose exhausted
+    search cannot answer (a streamliner's role), the relaxation answers every lost deal."""
+    import copy
+
+    import solvitaire._solve as sv
+    from solvitaire import _arrange, _driver
+
+    variant = copy.deepcopy(small_variants["klondike-small-draw3-arranged"])
+    rules = rules_from_dict(variant, name="arranged")
+    variant["tableau piles"].pop("arrangement relaxation")
+    exact = rules_from_dict(variant, name="exact")
+    kw = {"timeout": None, "max_states": None, "memory_limit": 2**22, "max_depth": 10**4}
+    lost = 0
+    for s in range(60):
+        d = deal(rules, s)
+        plain = solve(d, exact, memory_limit=2**22).status
+        assert solve(d, rules, memory_limit=2**22).status == plain, s
+        cfg, S0 = sv.compile_rules(rules, d)
+        arr = _arrange.arrangement_search(rules, d, cfg, 2**22)
+        outcome, _, stats = _driver.run([cfg], S0, sv._Z, decisive=[False], extra=[arr], **kw)
+        assert outcome == plain.value, s
+        if outcome == "unsolvable":
+            lost += 1
+            assert stats["decided_by"] == "relaxation"
+            assert stats["relaxation"] == "arrangement"
+            assert stats["relaxation_states"] > 0
+    assert lost > 0
+
+
+def test_arrangement_relaxation_proves_klondike_deals_lost():
+    """Klondike seed 90, whose exact proof takes about 39 M states, is lost in the arrangement
+    relaxation (about 1.1 M abstract states); the preset asks for the relaxation, and a
+    rules file or position that does not fit it gets none."""
+    from solvitaire import _arrange, _core
+
+    rules = load_rules("klondike")
+    assert _arrangement_outcome(rules, deal(rules, 90)) == _core.UNSOLVABLE
+    assert _arrangement_outcome(rules, deal(rules, 3)) == _core.SOLVED
+    cfg = np.zeros(_core.NCFG, np.int64)
+    assert _arrange.arrangement_search(rules, deal(rules, 90), cfg, 2**20) is not None
+    fc = load_rules("freecell")
+    assert _arrange.arrangement_search(fc, deal(fc, 1), cfg, 2**20) is None
 
 
 def test_stock_cards_onto_the_tableau_only_with_a_card_onto_them(small_variants):

@@ -33,9 +33,10 @@ _WARM = False  # whether this process has compiled (or loaded) the search alread
 
 def _pace(s: Search, head: int) -> float:
     """The alternation's key: nodes searched (less a head start); a relaxation's count as
-    they are up to :data:`RELAXATION_NODES`, then scaled up by 1 / :data:`RELAXATION_PACE`."""
+    they are up to :data:`RELAXATION_NODES`, then scaled up by 1 / :data:`RELAXATION_PACE`
+    (not an ``extra`` search's: the arrangement relaxation keeps pace throughout)."""
     n = s.nodes - head
-    if s.relaxation and n > RELAXATION_NODES:
+    if s.relaxation and n > RELAXATION_NODES and isinstance(s, Search):
         return RELAXATION_NODES + (n - RELAXATION_NODES) / RELAXATION_PACE
     return n
 
@@ -201,6 +202,7 @@ def run(
     decisive: list[bool] | None = None,
     head_start: int | None = None,
     relaxed: list[bool] | None = None,
+    extra: list | None = None,
 ) -> tuple[str, Search, dict]:
     """Run one search per ``cfg`` in alternation (the memory budget split in shares: two per
     decisive search, one per streamliner) until one
@@ -214,7 +216,9 @@ def run(
     proves the deal unsolvable, its solution only ends it; it keeps pace with the others
     for :data:`RELAXATION_NODES` nodes, then gets :data:`RELAXATION_PACE` times their
     nodes. ``head_start``: nodes the first search runs alone before the others start
-    (default :data:`HEAD_START`)."""
+    (default :data:`HEAD_START`). ``extra``: more searches, built already, with the interface
+    of :class:`Search` (e.g. :class:`._arrange.ArrangementSearch`, a relaxation that keeps
+    pace with the others); they start with the first search, with one memory share each."""
     hs = HEAD_START if head_start is None else head_start
     decisive = [True] * len(cfgs) if decisive is None else decisive
     relaxed = [False] * len(cfgs) if relaxed is None else relaxed
@@ -230,23 +234,29 @@ def run(
     # the memory budget in shares: a decisive search two, a streamliner one, so that a
     # streamliner (whose merged states are fewer) fills its table first and hands its memory
     # to the exact searches, instead of an exact search running out beside it
-    weights = [2 if d else 1 for d in decisive]
+    extra = list(extra or ())
+    weights = [2 if d else 1 for d in decisive] + [1] * len(extra)
     shares = [memory_limit * w // sum(weights) for w in weights]
+    for x, share in zip(extra, shares[len(cfgs) :]):
+        x.memory_limit = share
     # alternating searches start with small chunks: most deals take only a few hundred nodes
     budget = 20_000 if len(cfgs) == 1 else 256
     searches = [Search(cfgs[0], S0, Z, shares[0], max_depth, budget, decisive[0], relaxed[0])]
+    searches += extra  # (no head start for them: the arrangement relaxation's are quick)
+    started = 1  # searches of ``cfgs`` started
     if cold:
         t0 = time.perf_counter()
     active = list(searches)
     outcome, winner = "memory", searches[0]
     while True:
         first = searches[0]
-        while len(searches) < len(cfgs) and (
+        while started < len(cfgs) and (
             first.nodes >= hs
             or (first.status != cs.RUNNING and not (first.answers_yes or first.answers_no))
         ):
             # the other searches start once the first has had its head start
-            i = len(searches)
+            i = started
+            started += 1
             searches.append(
                 Search(cfgs[i], S0, Z, shares[i], max_depth, budget, decisive[i], relaxed[i])
             )
@@ -275,7 +285,7 @@ def run(
                     s.ctl[cs.D_CANGROW] = int(s.tab.shape[0] < s.max_slots)
         active = [s for s in active if s.status == cs.RUNNING]
         answering = (s.decisive or s.relaxation or s.cfg[cs.DCAP] > 0 for s in active)
-        if not any(answering) and len(searches) == len(cfgs):
+        if not any(answering) and started == len(cfgs):
             # every decisive search ran out of memory (a streamliner's "unsolvable" proves
             # nothing, and a streamliner alone is not run on; a depth-limited search or a
             # relaxation is: a depth-limited search's short stacks often outlive a search run
@@ -289,7 +299,8 @@ def run(
             break
         # the one behind gets the next chunk; the first (the rules' own order) runs ``hs``
         # nodes before the second starts: most deals are decided within a few hundred nodes
-        s = min(active, key=lambda x: _pace(x, hs if x is searches[0] else 0))
+        # (the extra searches keep pace with the first from its start)
+        s = min(active, key=lambda x: _pace(x, hs if x is searches[0] or x in extra else 0))
         s.step(s.nodes + max_states - total if max_states else 0)
         if cold:
             cold = False
@@ -312,7 +323,7 @@ def run(
         stats["depth_limit"] = int(winner.cfg[cs.DCAP])
     elif outcome == "unsolvable" and winner.relaxation:
         stats["decided_by"] = "relaxation"
-        stats["relaxation"] = f"draw {int(winner.cfg[cs.DCOUNT])}"
+        stats["relaxation"] = getattr(winner, "label", f"draw {int(winner.cfg[cs.DCOUNT])}")
     elif outcome == "solved" and not winner.decisive:
         stats["decided_by"] = "streamliner"
         stats["streamliner"] = "colour symmetry" if winner.cfg[cs.SUITSYM] == 2 else "pile symmetry"

@@ -90,6 +90,10 @@ RULES_SCHEMA: dict[str, Any] = {
                     # alternation, keys cards by rank and colour only (a streamliner: only a
                     # solution of it answers)
                     "colour streamliner": {"type": "boolean"},
+                    # a search hint (never changes an answer): one more search, in
+                    # alternation, of a game that forgets where the face-up tableau cards lie
+                    # (a relaxation: only its proof that the deal is lost answers)
+                    "arrangement relaxation": {"type": "boolean"},
                 }
             ),
             "foundations": _obj(
@@ -299,6 +303,31 @@ class Rules:
 WASTE_FILLED_SPACES = ("auto-reserve-then-waste", "auto-waste-then-stock")
 
 
+def arrangement_misfit(data: dict[str, Any]) -> str | None:
+    """Why rules (their merged JSON) do not fit the arrangement relaxation, or None when they
+    do: one deck, foundations built up by suit from the ace (any card may go up), tableau piles
+    built in alternating colours with only kings in spaces and only their top card dealt face
+    up, a waste stock with unlimited redeals, no cells, reserve or hole."""
+    tp, f, st = data["tableau piles"], data["foundations"], data["stock"]
+    r = st.get("redeals")
+    unlimited = st["redeal"] if r is None else r == "unlimited"
+    need = [
+        (not data["two decks"], "one deck ('two decks' false)"),
+        (f["present"] and not f["only complete pile moves"], "foundations that take any card"),
+        (f.get("direction", "up") == "up" and f["base card"] == "A", "foundations from the ace up"),
+        (tp["build policy"] == "red-black", "'tableau piles.build policy' \"red-black\""),
+        (tp["spaces policy"] == "kings", "'tableau piles.spaces policy' \"kings\""),
+        (tp["face up cards"] == "top", "'tableau piles.face up cards' \"top\""),
+        (data["cells"]["count"] == 0, "no cells"),
+        (data["reserve"]["size"] == 0, "no reserve"),
+        (not data["hole"]["present"], "no hole"),
+        (st["deal type"] == "waste", "'stock.deal type' \"waste\""),
+        (st["size"] == 0 or unlimited, "unlimited redeals"),
+    ]
+    missing = [what for ok, what in need if not ok]
+    return "; ".join(missing) if missing else None
+
+
 def _semantic_checks(data: dict[str, Any], source: str) -> None:
     wins = [
         data["foundations"]["present"],
@@ -325,6 +354,13 @@ def _semantic_checks(data: dict[str, Any], source: str) -> None:
             "'stock.deal count' > 1) and spaces that are not filled from the waste; "
             "remove the field"
         )
+    if data["tableau piles"].get("arrangement relaxation"):
+        why = arrangement_misfit(data)
+        if why:
+            raise ValueError(
+                f"rules from {source}: field 'tableau piles.arrangement relaxation' needs {why};"
+                " remove the field"
+            )
     if data["cells"]["pre-filled"] > data["cells"]["count"]:
         raise ValueError(
             f"rules from {source}: field 'cells.pre-filled' ({data['cells']['pre-filled']}) "

@@ -10,6 +10,7 @@ import numpy as np
 from . import _core as cm
 from . import _core as cs
 from . import _driver
+from ._arrange import arrangement_search
 from ._deal import Deal
 from ._deal import deal as make_deal
 from ._engine import GameState, Move
@@ -430,6 +431,9 @@ def _search(deal, rules, timeout, max_states, memory_limit, max_depth, streamlin
         cfgs.append(other)
         decisive.append(False)
     relaxed += [False] * (len(cfgs) - len(relaxed))
+    # the arrangement relaxation (Klondike): a game that forgets where the face-up tableau
+    # cards lie; its lost game proves the deal lost (see _core.arrange)
+    arr = arrangement_search(rules, deal, cfg, memory_limit)
     outcome, search, stats = _driver.run(
         cfgs,
         S0,
@@ -440,6 +444,7 @@ def _search(deal, rules, timeout, max_states, memory_limit, max_depth, streamlin
         max_depth=max_depth,
         decisive=decisive,
         relaxed=relaxed,
+        extra=[arr] if arr is not None else None,
         head_start=rules.data["tableau piles"].get("search head start"),
     )
     if outcome == "timeout":
