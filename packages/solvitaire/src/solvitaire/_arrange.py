@@ -14,7 +14,7 @@ from ._deal import Deal
 from ._engine import GameState
 from ._rules import Rules
 
-__all__ = ["ArrangementSearch", "arrangement_search"]
+__all__ = ["ArrangementSearch", "arrangement_search", "concretize"]
 
 
 def _inputs(rules: Rules, d: Deal) -> tuple | None:
@@ -53,15 +53,23 @@ def _inputs(rules: Rules, d: Deal) -> tuple | None:
 
 class ArrangementSearch:
     """The arrangement relaxation of one deal as a resumable search for the driver (the
-    interface of :class:`._driver.Search`): a relaxation (its lost game proves the deal lost,
-    its won game only ends it) whose node count is its abstract states."""
+    interface of :class:`._driver.Search`) whose node count is its abstract states: its lost
+    game proves the deal lost; when its game is won (and ``rules`` and ``deal`` are given),
+    :func:`concretize` turns the winning line into real moves, which answer (the caller
+    replays them like any solution); if that fails, the won game only ends it."""
 
     decisive = False
     relaxation = True
     label = "arrangement"
+    #: nodes it searches for each node of the driver's other searches: it decides most
+    #: Klondike deals alone (its states are fewer, and both answers come from it)
+    pace = 3.0
 
-    def __init__(self, inputs: tuple, cfg: np.ndarray, memory_limit: int) -> None:
+    def __init__(self, inputs: tuple, cfg: np.ndarray, memory_limit: int,
+                 rules: Rules | None = None, deal: Deal | None = None) -> None:  # fmt: skip
         self.sb, self.hm, self.fm, self.radix, self.seqb, self.par, start = inputs
+        self.rules, self.deal = rules, deal
+        self.moves: list | None = None  # real moves of a won abstract game, made concrete
         self.cfg = cfg.copy()
         self.cfg[cs.DCAP] = 0
         self.memory_limit = memory_limit
@@ -95,7 +103,8 @@ class ArrangementSearch:
 
     @property
     def answers_yes(self) -> bool:
-        return False
+        """Whether its winning line was made into real moves (:func:`concretize`)."""
+        return self.status == cs.SOLVED and self.moves is not None
 
     @property
     def deepen(self) -> bool:
@@ -143,9 +152,90 @@ class ArrangementSearch:
                 fast = time.perf_counter() - tc < 0.02
                 self.budget = min(self.budget * 2, 200_000) if fast else max(self.budget // 2, 1000)
                 return cs.RUNNING
+            elif st == ca.A_LOST:
+                self.status = cs.UNSOLVABLE
             else:
-                self.status = cs.UNSOLVABLE if st == ca.A_LOST else cs.SOLVED
+                self.status = cs.SOLVED
+                if self.rules is not None:
+                    self.moves = concretize(self.rules, self.deal, self.winning_line())
         return self.status
+
+    def winning_line(self) -> list[tuple]:
+        """The abstract states of the winning line found (after SOLVED), as
+        :func:`_abstract_key` writes them."""
+        out = []
+        for r in range(int(self.xctl[ca.X_DEPTH]) + 1):
+            alive, p = int(self.st_ap[r, 0]), int(self.st_ap[r, 1])
+            p = 0 if p == bin(alive).count("1") else p
+            found = tuple(int(x) for x in self.st_found[r])
+            out.append((found, tuple(int(x) for x in self.st_cnt[r]), alive, p))
+        return out
+
+
+def _abstract_key(g: GameState, structure: list[list[int]], seq: list[int]) -> tuple:
+    """The abstract state of a real position (as ``_core.arrange`` keys it): foundation
+    heights by suit, structure lengths, the stock cards left (a bit mask over the dealt
+    order) and the waste size (0 for a waste holding every card left)."""
+    found = [0] * 4
+    for i, h in enumerate(g.found):
+        found[i % 4] = h
+    cnt = []
+    for i, p in enumerate(g.tab):
+        dn = g.down[i]
+        on = len(p) > dn and dn < len(structure[i]) and p[dn] == structure[i][dn]
+        cnt.append(dn + 1 if on else dn)
+    left = list(g.waste) + g.stock[::-1]
+    alive, j = 0, 0
+    for q, c in enumerate(seq):
+        if j < len(left) and left[j] == c:
+            alive |= 1 << q
+            j += 1
+    p = len(g.waste)
+    return (tuple(found), tuple(cnt), alive, 0 if p == len(left) else p)
+
+
+def concretize(rules: Rules, d: Deal, path: list[tuple], max_positions: int = 100_000):
+    """Real moves that follow a winning line of the abstract game (``path``: its states as
+    :func:`_abstract_key` gives them), or None: before each abstract move, a breadth-first
+    search over the moves that leave the abstract state as it is (runs moved between piles
+    off placed cards) finds a position where a real move makes that abstract move; at most
+    ``max_positions`` positions in all. The moves still have to be replayed."""
+    from collections import deque
+
+    g = GameState(d, rules)
+    structure = [list(p[: g.down[i] + 1]) for i, p in enumerate(g.tab)]
+    seq = list(g.waste) + g.stock[::-1]
+    cur = _abstract_key(g, structure, seq)
+    if cur != path[0]:
+        return None
+    moves: list = []
+    budget = max_positions
+    for target in path[1:]:
+        frontier = deque([(g, [])])
+        seen = {g.key()}
+        hit = None
+        while frontier and hit is None:
+            h, ms = frontier.popleft()
+            for m in h.legal_moves():
+                h2 = h.copy()
+                h2.apply(m)
+                a = _abstract_key(h2, structure, seq)
+                if a == target:
+                    hit = (h2, [*ms, m])
+                    break
+                k = h2.key()
+                if a == cur and k not in seen:
+                    seen.add(k)
+                    frontier.append((h2, [*ms, m]))
+                    budget -= 1
+            if budget <= 0:
+                return None
+        if hit is None:
+            return None
+        g, extra = hit
+        moves += extra
+        cur = target
+    return moves if g.won() else None
 
 
 def arrangement_search(rules: Rules, d: Deal, cfg: np.ndarray, memory_limit: int):
@@ -154,4 +244,4 @@ def arrangement_search(rules: Rules, d: Deal, cfg: np.ndarray, memory_limit: int
     if not rules.data["tableau piles"].get("arrangement relaxation"):
         return None
     inputs = _inputs(rules, d)
-    return None if inputs is None else ArrangementSearch(inputs, cfg, memory_limit)
+    return None if inputs is None else ArrangementSearch(inputs, cfg, memory_limit, rules, d)

@@ -34,9 +34,12 @@ _WARM = False  # whether this process has compiled (or loaded) the search alread
 def _pace(s: Search, head: int) -> float:
     """The alternation's key: nodes searched (less a head start); a relaxation's count as
     they are up to :data:`RELAXATION_NODES`, then scaled up by 1 / :data:`RELAXATION_PACE`
-    (not an ``extra`` search's: the arrangement relaxation keeps pace throughout)."""
+    (an ``extra`` search's are divided by its ``pace``: the arrangement relaxation searches
+    that many nodes for each node of the others)."""
+    if not isinstance(s, Search):
+        return s.nodes / s.pace - head
     n = s.nodes - head
-    if s.relaxation and n > RELAXATION_NODES and isinstance(s, Search):
+    if s.relaxation and n > RELAXATION_NODES:
         return RELAXATION_NODES + (n - RELAXATION_NODES) / RELAXATION_PACE
     return n
 
@@ -321,9 +324,12 @@ def run(
     if outcome in ("solved", "unsolvable") and winner.cfg[cs.DCAP] > 0:
         stats["decided_by"] = "depth-limited"
         stats["depth_limit"] = int(winner.cfg[cs.DCAP])
+    elif outcome in ("solved", "unsolvable") and hasattr(winner, "label"):
+        stats["decided_by"] = "relaxation"
+        stats["relaxation"] = winner.label
     elif outcome == "unsolvable" and winner.relaxation:
         stats["decided_by"] = "relaxation"
-        stats["relaxation"] = getattr(winner, "label", f"draw {int(winner.cfg[cs.DCOUNT])}")
+        stats["relaxation"] = f"draw {int(winner.cfg[cs.DCOUNT])}"
     elif outcome == "solved" and not winner.decisive:
         stats["decided_by"] = "streamliner"
         stats["streamliner"] = "colour symmetry" if winner.cfg[cs.SUITSYM] == 2 else "pile symmetry"

@@ -453,9 +453,13 @@ def _search(deal, rules, timeout, max_states, memory_limit, max_depth, streamlin
         return Result(Status.MEMORY_LIMIT, stats=stats)
     if outcome == "unsolvable":
         return Result(Status.UNSOLVABLE, stats=stats)
-    stats["path_length"] = int(search.ctl[cs.D_DEPTH])
-    rows = search.solution_rows(SHORTCUT_MIN_DEPTH)
-    moves = _to_moves(rows.tolist(), rules)
+    if arr is not None and search is arr:  # (the relaxation's winning line, made concrete)
+        moves = arr.moves
+        stats["path_length"] = len(moves)
+    else:
+        stats["path_length"] = int(search.ctl[cs.D_DEPTH])
+        rows = search.solution_rows(SHORTCUT_MIN_DEPTH)
+        moves = _to_moves(rows.tolist(), rules)
     try:
         verify_moves(deal, rules, moves, notation=False)
     except ValueError as e:  # a solver bug: never report an unverified solution

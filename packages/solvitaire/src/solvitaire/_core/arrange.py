@@ -330,8 +330,12 @@ def arrangement_chunk(sb, hm, fm, radix, seqb, par, st_found, st_cnt, st_ap, st_
         e = d + 1
         nm = _gen(found, cnt, alive, p, sb, hm, fm, seqb, n, k, mr, removable, allm,
                   st_moves[e], pos, rem)  # fmt: skip
-        if nm < 0:
+        if nm < 0:  # (the path to the won state stays in rows 0..e)
             status = A_WON
+            st_found[e] = found
+            st_cnt[e] = cnt
+            st_ap[e, 0] = alive
+            st_ap[e, 1] = p
             d = e
             break
         st_found[e] = found
