@@ -35,7 +35,7 @@ def _inputs(rules: Rules, d: Deal) -> tuple | None:
     radix = cnt + 1
     seq = list(gs.waste) + gs.stock[::-1]
     bits = 16 + int(np.ceil(np.log2(float(np.prod(radix))))) + len(seq) + 5
-    if bits > 63 or len(seq) > 26:
+    if bits > 63 or len(seq) > 26 or T > 16:
         return None
     seqb = np.array([c - 4 for c in seq], np.int64)
     found = np.zeros(4, np.int64)
@@ -78,7 +78,7 @@ class ArrangementSearch:
         self.st_found = np.zeros((rows, 4), np.int64)
         self.st_cnt = np.zeros((rows, T), np.int64)
         self.st_ap = np.zeros((rows, 2), np.int64)
-        self.st_moves = np.zeros((rows, 64), np.int64)
+        self.st_moves = np.zeros((rows, ca.MAX_MOVES), np.int64)
         self.st_ni = np.zeros((rows, 2), np.int64)
         found, cnt, alive, p = start
         self.st_found[0], self.st_cnt[0], self.st_ap[0] = found, cnt, (alive, p)
@@ -87,6 +87,9 @@ class ArrangementSearch:
         self.ctl = np.zeros(cs.NCTL, np.int64)
         self.status = cs.RUNNING
         self.budget = 256  # states per chunk (most deals need a few hundred)
+        # the root's moves now (budget 0): this also loads the compiled search on a process's
+        # first deal, before any worker processes fork (winnability)
+        self._end(self._chunk(0))
 
     @property
     def nodes(self) -> int:
@@ -128,11 +131,7 @@ class ArrangementSearch:
             budget = max(min(budget, max_nodes - self.nodes), 1)
         while self.status == cs.RUNNING:
             tc = time.perf_counter()
-            st = ca.arrangement_chunk(
-                self.sb, self.hm, self.fm, self.radix, self.seqb, self.par, self.st_found,
-                self.st_cnt, self.st_ap, self.st_moves, self.st_ni, self.table, self.xctl,
-                budget,
-            )  # fmt: skip
+            st = self._chunk(budget)
             self.ctl[cs.D_NODES] = self.ctl[cs.D_UNIQUE] = self.nodes
             self.ctl[cs.D_MAXD] = max(self.ctl[cs.D_MAXD], self.xctl[ca.X_DEPTH])
             if st == ca.A_GROW:
@@ -152,13 +151,24 @@ class ArrangementSearch:
                 fast = time.perf_counter() - tc < 0.02
                 self.budget = min(self.budget * 2, 200_000) if fast else max(self.budget // 2, 1000)
                 return cs.RUNNING
-            elif st == ca.A_LOST:
-                self.status = cs.UNSOLVABLE
             else:
-                self.status = cs.SOLVED
-                if self.rules is not None:
-                    self.moves = concretize(self.rules, self.deal, self.winning_line())
+                self._end(st)
         return self.status
+
+    def _end(self, st: int) -> None:
+        """Record an answer of the compiled search (a won game is made concrete)."""
+        if st == ca.A_LOST:
+            self.status = cs.UNSOLVABLE
+        elif st == ca.A_WON:
+            self.status = cs.SOLVED
+            if self.rules is not None:
+                self.moves = concretize(self.rules, self.deal, self.winning_line())
+
+    def _chunk(self, budget: int) -> int:
+        return ca.arrangement_chunk(
+            self.sb, self.hm, self.fm, self.radix, self.seqb, self.par, self.st_found,
+            self.st_cnt, self.st_ap, self.st_moves, self.st_ni, self.table, self.xctl, budget,
+        )  # fmt: skip
 
     def winning_line(self) -> list[tuple]:
         """The abstract states of the winning line found (after SOLVED), as

@@ -37,7 +37,9 @@ from numba import njit
 A_LOST, A_WON = 0, 1
 
 _KM = 1024  # a move is kind * _KM + arg (a stock arg is position * 32 + waste size < 1024)
-_MAXM = 64  # moves per node: <= 4 + 4 + 7 + 4 + 2 * (stock size + 1)
+#: Moves per node at most: 4 to the foundations, 4 back, one reveal per pile (16 piles at
+#: most) and two per stock card (26 at most).
+MAX_MOVES = 8 + 16 + 2 * 26
 
 
 @njit(cache=True, inline="always")
@@ -271,7 +273,7 @@ def arrangement_chunk(sb, hm, fm, radix, seqb, par, st_found, st_cnt, st_ap, st_
     bits of each pile, bottom first; ``hm``, ``fm`` from :func:`arrangement_tables`;
     ``radix``: int64[T] (max structure length + 1); ``seqb``: int64[n] stock card bits in play
     order (waste bottom to top, then the stock in draw order); ``par``: int64[5] (``P_*``);
-    ``st_moves``/``st_ni``: int64[D, 64] / int64[D, 2] move lists; ``table``: int64 open
+    ``st_moves``/``st_ni``: int64[D, MAX_MOVES] / int64[D, 2] move lists; ``table``: int64 open
     addressing (0 empty). Returns the status (also in ``ctl[X_STATUS]``): ``A_LOST`` (the
     abstract game is lost, so the deal is), ``A_WON``, ``A_RUN`` (budget spent), ``A_GROW``
     (the table is 3/4 full: double it with :func:`arrangement_grow`, then call again) or
@@ -288,6 +290,7 @@ def arrangement_chunk(sb, hm, fm, radix, seqb, par, st_found, st_cnt, st_ap, st_
                   mr, removable, allm, st_moves[0], pos, rem)  # fmt: skip
         ctl[X_STATES] = 1
         if nm < 0:
+            ctl[X_DEPTH] = 0
             ctl[X_STATUS] = A_WON
             return A_WON
         st_ni[0, 0] = nm
