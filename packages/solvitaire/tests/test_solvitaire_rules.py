@@ -68,6 +68,19 @@ def test_aliases_and_hash():
             },
             "unlimited redeals",
         ),
+        (
+            {
+                "tableau piles": {
+                    "build policy": "red-black",
+                    "spaces policy": "kings",
+                    "face up cards": "top",
+                    "arrangement relaxation": True,
+                },
+                "foundations": {"removable": False},
+                "stock": {"size": 24, "deal count": 3, "redeal": True},
+            },
+            "foundations.removable",
+        ),
     ],
 )
 def test_bad_rules_one_line_error_naming_the_field(raw, field):

@@ -305,15 +305,17 @@ WASTE_FILLED_SPACES = ("auto-reserve-then-waste", "auto-waste-then-stock")
 
 def arrangement_misfit(data: dict[str, Any]) -> str | None:
     """Why rules (their merged JSON) do not fit the arrangement relaxation, or None when they
-    do: one deck, foundations built up by suit from the ace (any card may go up), tableau piles
-    built in alternating colours with only kings in spaces and only their top card dealt face
-    up, a waste stock with unlimited redeals, no cells, reserve or hole."""
+    do: one deck, foundations built up by suit from the ace (any card may go up, and come
+    back), tableau piles built in alternating colours with only kings in spaces and only their
+    top card dealt face up, a waste stock with unlimited redeals, no cells, reserve or hole."""
     tp, f, st = data["tableau piles"], data["foundations"], data["stock"]
     r = st.get("redeals")
     unlimited = st["redeal"] if r is None else r == "unlimited"
     need = [
         (not data["two decks"], "one deck ('two decks' false)"),
         (f["present"] and not f["only complete pile moves"], "foundations that take any card"),
+        # (the safe-card rule of the search holds where foundation cards may come back)
+        (f["removable"], "'foundations.removable' true"),
         (f.get("direction", "up") == "up" and f["base card"] == "A", "foundations from the ace up"),
         (tp["build policy"] == "red-black", "'tableau piles.build policy' \"red-black\""),
         (tp["spaces policy"] == "kings", "'tableau piles.spaces policy' \"kings\""),

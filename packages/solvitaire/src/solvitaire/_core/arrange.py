@@ -1,10 +1,12 @@
 """The arrangement relaxation of Klondike-like games: a search that forgets where the face-up
-tableau cards lie, used to prove deals lost.
+tableau cards lie, used to prove deals lost (and, its won games made concrete by
+:func:`solvitaire._arrange.concretize`, to solve them).
 
-Games: one deck, four foundations built up by suit from the ace, tableau piles built down in
-alternating colours, spaces filled only by the top rank, a waste stock dealt ``k`` cards at a
-time with unlimited redeals, no cells, reserve or hole, and every pile dealt with at most one
-card face up (Klondike and its draw-k relatives).
+Games: one deck, four foundations built up by suit from the ace (whose cards may come back:
+the safe-card rule below needs it), tableau piles built down in alternating colours, spaces
+filled only by the top rank, a waste stock dealt ``k`` cards at a time with unlimited
+redeals, no cells, reserve or hole, and every pile dealt with at most one card face up
+(Klondike and its draw-k relatives).
 
 Each tableau pile is split into its *structure* (the cards it was dealt, face down, with the
 lowest face-up dealt card, its *surface*, on top) and the cards *placed* there since (from the
@@ -21,8 +23,9 @@ Every real move is then an abstract move or leaves the abstract state as it is (
 a placed card): stock and foundation moves are the same, and a run moved off a surface card
 moves the surface, which turns the card below it. So a real winning line maps to an abstract
 one, and **a deal whose abstract game is lost is lost**. The converse need not hold (abstract
-wins are not replayed and answer nothing). Moving a top-rank surface card that lies alone in
-its pile is left out: it leads to a state with the same moves as the one it leaves.
+wins answer only once made concrete and replayed). Moving a top-rank surface card that lies
+alone in its pile is left out: it leads to a state with the same moves as the one it leaves.
+A safe card that can go to its foundation (``_safe``) goes there as the only move.
 
 Cards are bits ``(rank - 1) * 4 + suit`` of an int64 (suit C=0 H=1 S=2 D=3, colour
 ``suit & 1``, so the two cards of a type are bits ``b`` and ``b + 2``).
@@ -47,6 +50,25 @@ def _n_type(x, r, col):
     """How many of the two cards of rank ``r`` (1-based) and colour ``col`` are in the set ``x``."""
     b = (r - 1) * 4 + col
     return ((x >> b) & 1) + ((x >> (b + 2)) & 1)
+
+
+@njit(cache=True, inline="always")
+def _room(vis, placed, free_space, r, col, mr):
+    """Whether a card of rank ``r`` and colour ``col`` can be put on the tableau: an uncovered
+    face-up card one rank up of the other colour, or for the top rank an empty pile."""
+    if r == mr:
+        return free_space >= 1
+    return _n_type(vis, r + 1, 1 - col) - _n_type(placed, r, col) >= 1
+
+
+@njit(cache=True, inline="always")
+def _free(vis, placed, r, s):
+    """Whether the card of rank ``r`` and suit ``s`` is face up with a card of its type
+    uncovered (then some arrangement leaves it uncovered: it can go to its foundation)."""
+    if not (vis >> ((r - 1) * 4 + s)) & 1:
+        return False
+    kids = _n_type(placed, r - 1, 1 - (s & 1)) if r > 1 else 0
+    return _n_type(vis, r, s & 1) - kids >= 1
 
 
 @njit(cache=True, inline="always")
@@ -145,25 +167,15 @@ def _gen(found, cnt, alive, p, sb, hm, fm, seqb, n, k, mr, removable, allm, move
     # a safe card to its foundation is the only move (see ``_safe``)
     for s in range(4):
         r = found[s] + 1
-        if r > mr or not _safe(found, r, s):
-            continue
-        b = (r - 1) * 4 + s
-        if (vis >> b) & 1:
-            kids = _n_type(placed, r - 1, 1 - (s & 1)) if r > 1 else 0
-            if _n_type(vis, r, s & 1) - kids >= 1:
-                moves[0] = s
-                return 1
+        if r <= mr and _safe(found, r, s) and _free(vis, placed, r, s):
+            moves[0] = s
+            return 1
     # (1) a tableau card to its foundation: face up, and one of its type uncovered
     for s in range(4):
         r = found[s] + 1
-        if r > mr:
-            continue
-        b = (r - 1) * 4 + s
-        if (vis >> b) & 1:
-            kids = _n_type(placed, r - 1, 1 - (s & 1)) if r > 1 else 0
-            if _n_type(vis, r, s & 1) - kids >= 1:
-                moves[nm] = s
-                nm += 1
+        if r <= mr and _free(vis, placed, r, s):
+            moves[nm] = s
+            nm += 1
     # (2) a surface card (with whatever lies on it) onto an uncovered card: the card below turns
     for i in range(cnt.shape[0]):
         c = cnt[i]
@@ -171,12 +183,7 @@ def _gen(found, cnt, alive, p, sb, hm, fm, seqb, n, k, mr, removable, allm, move
             continue
         b = sb[i, c - 1]
         r = b // 4 + 1
-        col = (b % 4) & 1
-        if r == mr:
-            ok = free_space >= 1 and c > 1
-        else:
-            ok = _n_type(vis, r + 1, 1 - col) - _n_type(placed, r, col) >= 1
-        if ok:
+        if (r < mr or c > 1) and _room(vis, placed, free_space, r, b & 1, mr):
             moves[nm] = _KM + i
             nm += 1
     # (3), (4) a stock card to its foundation or onto the tableau
@@ -189,24 +196,14 @@ def _gen(found, cnt, alive, p, sb, hm, fm, seqb, n, k, mr, removable, allm, move
         if found[s] + 1 == r:
             moves[nm] = 2 * _KM + arg
             nm += 1
-        if r == mr:
-            ok = free_space >= 1
-        else:
-            ok = _n_type(vis, r + 1, 1 - (s & 1)) - _n_type(placed, r, s & 1) >= 1
-        if ok:
+        if _room(vis, placed, free_space, r, s & 1, mr):
             moves[nm] = 3 * _KM + arg
             nm += 1
     # (5) a foundation's top card back onto the tableau
     if removable:
         for s in range(4):
             r = found[s]
-            if r == 0:
-                continue
-            if r == mr:
-                ok = free_space >= 1
-            else:
-                ok = _n_type(vis, r + 1, 1 - (s & 1)) - _n_type(placed, r, s & 1) >= 1
-            if ok:
+            if r > 0 and _room(vis, placed, free_space, r, s & 1, mr):
                 moves[nm] = 4 * _KM + s
                 nm += 1
     return nm
