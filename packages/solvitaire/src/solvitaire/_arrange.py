@@ -63,7 +63,7 @@ class ArrangementSearch:
     label = "arrangement"
     #: nodes it searches for each node of the driver's other searches: it decides most
     #: Klondike deals alone (its states are fewer, and both answers come from it)
-    pace = 3.0
+    pace = 6.0
 
     def __init__(self, inputs: tuple, cfg: np.ndarray, memory_limit: int,
                  rules: Rules | None = None, deal: Deal | None = None) -> None:  # fmt: skip
