@@ -176,9 +176,9 @@ class ArrangementSearch:
         out = []
         for r in range(int(self.xctl[ca.X_DEPTH]) + 1):
             alive, p = int(self.st_ap[r, 0]), int(self.st_ap[r, 1])
-            p = 0 if p == bin(alive).count("1") else p
             found = tuple(int(x) for x in self.st_found[r])
-            out.append((found, tuple(int(x) for x in self.st_cnt[r]), alive, p))
+            cnt = tuple(int(x) for x in self.st_cnt[r])
+            out.append((found, cnt, alive, _waste_key(p, bin(alive).count("1"))))
         return out
 
 
@@ -200,8 +200,13 @@ def _abstract_key(g: GameState, structure: list[list[int]], seq: list[int]) -> t
         if j < len(left) and left[j] == c:
             alive |= 1 << q
             j += 1
-    p = len(g.waste)
-    return (tuple(found), tuple(cnt), alive, 0 if p == len(left) else p)
+    return (tuple(found), tuple(cnt), alive, _waste_key(len(g.waste), len(left)))
+
+
+def _waste_key(p: int, left: int) -> int:
+    """The waste size as keyed: a waste of every card left reaches what a fresh pass does, so
+    it is keyed as 0 (as ``_core.arrange._key`` does)."""
+    return 0 if p == left else p
 
 
 def concretize(rules: Rules, d: Deal, path: list[tuple], max_positions: int = 100_000):

@@ -266,11 +266,7 @@ class Rules:
     @property
     def redeals(self) -> int:
         """Number of redeals allowed: -1 for unlimited, 0 for none."""
-        st = self.data["stock"]
-        r = st.get("redeals")
-        if r is None:
-            return -1 if st["redeal"] else 0
-        return -1 if r == "unlimited" else int(r)
+        return _redeals(self.data["stock"])
 
     @property
     def foundation_base(self) -> int | None:
@@ -303,14 +299,21 @@ class Rules:
 WASTE_FILLED_SPACES = ("auto-reserve-then-waste", "auto-waste-then-stock")
 
 
+def _redeals(st: dict[str, Any]) -> int:
+    """Redeals a ``stock`` section allows: -1 for unlimited, 0 for none."""
+    r = st.get("redeals")
+    if r is None:
+        return -1 if st["redeal"] else 0
+    return -1 if r == "unlimited" else int(r)
+
+
 def arrangement_misfit(data: dict[str, Any]) -> str | None:
     """Why rules (their merged JSON) do not fit the arrangement relaxation, or None when they
     do: one deck, foundations built up by suit from the ace (any card may go up, and come
     back), tableau piles built in alternating colours with only kings in spaces and only their
     top card dealt face up, a waste stock with unlimited redeals, no cells, reserve or hole."""
     tp, f, st = data["tableau piles"], data["foundations"], data["stock"]
-    r = st.get("redeals")
-    unlimited = st["redeal"] if r is None else r == "unlimited"
+    unlimited = _redeals(st) < 0
     need = [
         (not data["two decks"], "one deck ('two decks' false)"),
         (f["present"] and not f["only complete pile moves"], "foundations that take any card"),

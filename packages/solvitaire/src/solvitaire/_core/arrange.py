@@ -36,6 +36,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .keys import _mix
+
 #: ``arrangement_chunk`` answers: the abstract game is lost (so is the deal) or won.
 A_LOST, A_WON = 0, 1
 
@@ -315,7 +317,7 @@ def arrangement_chunk(sb, hm, fm, radix, seqb, par, st_found, st_cnt, st_ap, st_
         cnt[:] = st_cnt[d]
         alive, p = _apply(mv, found, cnt, st_ap[d, 0], st_ap[d, 1], sb, seqb)
         key = _key(found, cnt, radix, alive, p, _popcount(alive), n) + 1
-        slot = _mix(key) & mask
+        slot = _slot(key, mask)
         seen = False
         while table[slot] != 0:
             if table[slot] == key:
@@ -351,15 +353,9 @@ def arrangement_chunk(sb, hm, fm, radix, seqb, par, st_found, st_cnt, st_ap, st_
 
 
 @njit(cache=True, inline="always")
-def _mix(key):
-    """A 64-bit finaliser (xor-shift-multiply) of ``key``, as a non-negative int64."""
-    x = np.uint64(key)
-    x ^= x >> np.uint64(33)
-    x *= np.uint64(0xFF51AFD7ED558CCD)
-    x ^= x >> np.uint64(33)
-    x *= np.uint64(0xC4CEB9FE1A85EC53)
-    x ^= x >> np.uint64(33)
-    return np.int64(x >> np.uint64(1))
+def _slot(key, mask):
+    """The table slot where ``key``'s probe starts (``keys._mix``, the core's 64-bit mixer)."""
+    return np.int64(_mix(np.uint64(key)) >> np.uint64(1)) & mask
 
 
 @njit(cache=True, inline="always")
@@ -380,7 +376,7 @@ def arrangement_grow(table):
         key = table[x]
         if key == 0:
             continue
-        slot = _mix(key) & mask
+        slot = _slot(key, mask)
         while new[slot] != 0:
             slot = (slot + 1) & mask
         new[slot] = key
