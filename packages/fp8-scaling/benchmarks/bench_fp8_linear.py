@@ -39,6 +39,7 @@ PEAK_BF16 = 9.9e14
 amax_default = _linear_fn.TRITON_OP_AMAX
 pair_default = _linear_fn.AUTO_PAIR
 spec_default = _linear_fn.AUTO_SPEC
+lean_default = _speccast.LEAN_FIRST
 
 
 def _sqnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -77,7 +78,7 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
     base_kind = kind.removesuffix("_eager").removesuffix("_ro")
     ours = ("ours", "ours_triton", "ours_inductor", "ours_fastacc", "ours_indamax", "ours_pair",
             "ours_perop", "ours_spec", "ours_spec_fastacc", "ours_twopass",
-            "ours_v2first", "ours_tk")  # fmt: skip
+            "ours_v2first", "ours_tk", "ours_lean")  # fmt: skip
     fa_spec = None
     shipped_first = base_kind == "ours_shipfirst"  # "auto", first pass fixed (see step())
     if shipped_first:
@@ -124,6 +125,8 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
             _speccast.SPEC_FIRST = SpecConfig(32, 128, 4, 16, 1, 0, 0, 8, 3)
         if base_kind == "ours_tk":  # one-pass casts as triton_op (launched by inductor's code)
             _linear_fn.SPEC_TRITON_OP = True
+        if base_kind == "ours_lean":  # "auto" with lean first passes (fp8_scaling._spec_first)
+            _speccast.LEAN_FIRST = True
         try:
             y = cm(x)
             y.backward(dy)
@@ -133,12 +136,13 @@ def _layer(kind: str, m: int, k: int, n: int, device: str):
             _linear_fn.AUTO_SPEC = spec_default
             _speccast.SPEC_FIRST = None
             _linear_fn.SPEC_TRITON_OP = False
+            _speccast.LEAN_FIRST = lean_default
         return y
 
     step.cm, step.dy = cm, dy  # for benchmarks/profile_host.py (forward/backward host split)
     step.plain = not reduce_overhead and base_kind not in ("ours_indamax", "ours_perop",
                                                            "ours_twopass", "ours_v2first",
-                                                           "ours_tk")  # fmt: skip
+                                                           "ours_tk", "ours_lean")  # fmt: skip
     step.plain = step.plain and not shipped_first
     _CACHE[key] = (step, x, model)
     return _CACHE[key]

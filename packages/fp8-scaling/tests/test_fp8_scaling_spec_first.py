@@ -196,3 +196,43 @@ def test_packed_transpose_matches_fp8_tile_transpose(triton_interpret):
     launch_spec_first(x, torch.ones(1), q, qt, amax, "e4m3", 448.0, SpecConfig(16, 32, 1, tmode=3))
     assert torch.equal(qt.view(torch.uint8), q.view(torch.uint8).t())
     assert torch.equal(amax, x.float().abs().max())
+
+
+LEAN = [
+    SpecConfig(16, 32, 1, 2, 1, 0, 0, 2, 2, 0, 1),  # persistent, FP8 tile transposed
+    SpecConfig(16, 32, 1, 0, 0, 0, 2, 2, 1, 0, 1),  # one program per tile, 16-bit transpose
+]
+
+
+@pytest.mark.parametrize("cfg", LEAN, ids=lambda c: c.name())
+@pytest.mark.parametrize("special", ["none", "inf", "nan", "huge"])
+def test_lean_first_pass_one_pass_cast_is_the_jit_cast(triton_interpret, cfg, special):
+    # the lean first pass neither clamps nor maps inf to NaN; the check pass must recast
+    # whenever that could show: a wrong guess, a non-finite amax, or a bias clipped at -31
+    # (1e30 * 2**-31 > 448). The guess equal to the JIT scale is the hard case for the specials.
+    from fp8_scaling._fastcast import CastConfig
+    from fp8_scaling._speccast import launch_spec_cast, spec_cast_ref
+
+    x = _x((37, 53), torch.bfloat16, 5)
+    x.view(-1)[17] = {"none": 3.0, "inf": float("inf"), "nan": float("nan"), "huge": -1e30}[special]
+    tiles = CastConfig(16, 32, 1, 0, 0, 1, 2)
+    for fmt in ("e4m3", "e5m2"):
+        rq, rqt, rinv, ra, rs = spec_cast_ref(x, None, fmt, 0, True)
+        for guess in (rs, rs * 2, rs / 2, torch.tensor(float("nan"))):
+            q, qt, inv, a, s = launch_spec_cast(
+                x, fmt, guess.reshape(1), 0, True, tiles, True, first=cfg
+            )
+            assert torch.equal(a, ra), (fmt, guess)
+            assert torch.equal(s, rs)
+            assert torch.equal(inv, rinv)
+            assert _same(q, rq, fmt), (fmt, guess)
+            assert _same(qt, rqt, fmt), (fmt, guess)
+
+
+def test_lean_needs_the_pointer_kernel():
+    with pytest.raises(ValueError, match="lean"):
+        launch_spec_first(
+            torch.ones(4, 4), torch.ones(1), torch.ones(4, 4), torch.ones(4, 4), torch.zeros(()),
+            "e4m3", 448.0, SpecConfig(tmode=3, lean=1),
+        )  # fmt: skip
+    assert SpecConfig(32, 128, 4, 16, 1, 0, 0, 8, 3, 0, 1).name() == "v3_32x128w4p16a1t0g8s3l"

@@ -153,6 +153,7 @@ if HAS_TRITON:
             b = EF - ea - (ma > MF).to(tl.int32)
             b = tl.where(ea == 0, 1000, b)  # zero and float32 subnormals: clipped to +31
             b = tl.where((ea == 255) & (ma == 0), -1000, b)  # inf: clipped to -31
+            unclipped = b - MARGIN >= -31  # else some |x| * scale may exceed FMAX (saturation)
             b = tl.minimum(tl.maximum(b - MARGIN, -31), 31)
             scale = ((b + 127) << 23).to(tl.float32, bitcast=True)  # exact 2**b
             scale = tl.where((ea == 255) & (ma != 0), float("nan"), scale)
@@ -161,7 +162,10 @@ if HAS_TRITON:
             if FIXUP:  # q/qt were written with the scale at scale_ptr: recast only if it differs
                 if pid == 0:
                     tl.store(amax_out_ptr, scale)  # the JIT scale, for the next step's guess
-                n_iter = tl.where(scale == tl.load(scale_ptr), 0, n_tiles)  # NaN: recast
+                # the bytes stand only for the JIT scale of a finite amax that nothing
+                # saturates at (a lean first pass neither clamps nor maps inf to NaN)
+                holds = (scale == tl.load(scale_ptr)) & (ea != 255) & unclipped
+                n_iter = tl.where(holds, 0, n_tiles)  # NaN guess: never equal, recast
         for t in tl.range(pid, n_iter, nprog, num_stages=STAGES):
             tile = t
             if REVERSE:  # the tail was read last by the amax pass: still in L2

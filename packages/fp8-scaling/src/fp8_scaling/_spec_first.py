@@ -28,6 +28,13 @@ This module holds a leaner kernel for that pass than the general cast of
   part of the transposed copy while the interpreter's were right; barriers around the
   shared-memory reductions did not cure it. ``cast_bw.py`` byte-checks every configuration
   on the GPU before timing it, and only checked ones enter the tuned table);
+* ``lean``: 1 casts without clamping and without the inf/NaN test, and takes the amax as a
+  NaN-propagating float maximum of ``|x|`` kept elementwise (about half the arithmetic per
+  element). The bytes are then the JIT bytes only when the scale is the JIT scale of a finite
+  amax whose bias was not clipped at -31 (every ``|x| * scale <= fmax``, so nothing saturates);
+  the check pass of :mod:`fp8_scaling._speccast` recasts in every other case, so the one-pass
+  cast stays bit-identical to the two-pass one. Pointer kernel, ``tmode`` 0 or 2, ``amax``
+  ignored; not for a first pass used on its own with an arbitrary scale;
 * ``tmode`` as in :mod:`fp8_scaling._fastcast`: 0 transposes the FP8 tile, 2 the 16-bit tile
   (cast a second time); 3 loads rows 4i..4i+3 of a tile as four sub-tiles and packs their FP8
   bytes into one 32-bit word per column, so the transposed copy moves 32-bit words (pointer
@@ -68,6 +75,7 @@ class SpecConfig:
     group: int = 8
     stages: int = 1
     bits32: int = 0
+    lean: int = 0
 
     def name(self) -> str:
         return (
@@ -75,6 +83,7 @@ class SpecConfig:
             f"{'tma' if self.tma else ''}t{self.tmode}g{self.group}"
             + (f"s{self.stages}" if self.stages > 1 else "")
             + ("b32" if self.bits32 else "")
+            + ("l" if self.lean else "")
         )
 
     @classmethod
@@ -139,6 +148,7 @@ if HAS_TRITON:
         OUT_FP32: tl.constexpr, WRITE_T: tl.constexpr, EVEN: tl.constexpr,
         BM: tl.constexpr, BN: tl.constexpr, GROUP: tl.constexpr, AMAX: tl.constexpr,
         TMA: tl.constexpr, TMODE: tl.constexpr, STAGES: tl.constexpr, BITS32: tl.constexpr,
+        LEAN: tl.constexpr = False,
     ):  # fmt: skip
         pid = tl.program_id(0)
         nprog = tl.num_programs(0)
@@ -147,7 +157,9 @@ if HAS_TRITON:
         n_tiles = n_m * n_n
         per_group = GROUP * n_n
         scale = tl.load(scale_ptr)
-        if AMAX == 1:
+        if LEAN:
+            acc = tl.zeros([BM, BN], dtype=tl.float32)
+        elif AMAX == 1:
             acc = tl.zeros([BM, BN], dtype=tl.int32 if BITS32 else tl.int16)
         else:
             acc = tl.full([], 0, tl.int32)
@@ -169,15 +181,22 @@ if HAS_TRITON:
                 else:
                     mask = (rm[:, None] < M) & (rn[None, :] < N)
                     xh = tl.load(x_ptr + rm[:, None] * N + rn[None, :], mask=mask, other=0.0)
-            qo, bits = _cast_tile(xh, scale, FMAX, INF, E5M2, OUT_FP32, BITS32)
-            if AMAX == 1:
-                acc = tl.maximum(acc, bits)
-            elif AMAX == 2:  # axis by axis, as the general kernel reduces its tiles
-                acc = tl.maximum(acc, tl.max(tl.max(bits.to(tl.int32), 1), 0))
+            if LEAN:  # no clamp, no inf/NaN test: the check pass recasts if either mattered
+                xf = xh.to(tl.float32)
+                qo = _to_fp8(xf * scale, E5M2, OUT_FP32)
+                acc = tl.maximum(acc, tl.abs(xf), propagate_nan=tl.PropagateNan.ALL)
             else:
-                acc = tl.maximum(acc, tl.max(bits.to(tl.int32)))
+                qo, bits = _cast_tile(xh, scale, FMAX, INF, E5M2, OUT_FP32, BITS32)
+                if AMAX == 1:
+                    acc = tl.maximum(acc, bits)
+                elif AMAX == 2:  # axis by axis, as the general kernel reduces its tiles
+                    acc = tl.maximum(acc, tl.max(tl.max(bits.to(tl.int32), 1), 0))
+                else:
+                    acc = tl.maximum(acc, tl.max(bits.to(tl.int32)))
             if WRITE_T:
-                if TMODE == 2:  # transpose the 16-bit tile, cast it again (same bytes)
+                if TMODE == 2 and LEAN:
+                    qto = _to_fp8(tl.trans(xh).to(tl.float32) * scale, E5M2, OUT_FP32)
+                elif TMODE == 2:  # transpose the 16-bit tile, cast it again (same bytes)
                     qto, _b = _cast_tile(tl.trans(xh), scale, FMAX, INF, E5M2, OUT_FP32, BITS32)
                 else:
                     qto = tl.trans(qo)
@@ -196,11 +215,15 @@ if HAS_TRITON:
                         tl.store(qt_ptrs, qto)
                     else:
                         tl.store(qt_ptrs, qto, mask=(rn[:, None] < N) & (rm[None, :] < M))
-        if AMAX == 1:
-            m = tl.max(acc.to(tl.int32))
+        if LEAN:  # float32 bits of |x| order like the values, NaN above inf: NaN counts as inf
+            m = tl.max(acc.to(tl.int32, bitcast=True) & 0x7FFFFFFF)
+            abits = tl.minimum(m, 0x7F800000)
         else:
-            m = acc
-        abits = _amax_bits(m, INF, FP16, BITS32)
+            if AMAX == 1:
+                m = tl.max(acc.to(tl.int32))
+            else:
+                m = acc
+            abits = _amax_bits(m, INF, FP16, BITS32)
         bits_ptr = amax_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
         # relaxed: the kernel boundary orders it before the check pass reads the amax
         tl.atomic_max(bits_ptr, abits, sem="relaxed")
@@ -274,7 +297,8 @@ if HAS_TRITON:
         """A one-config autotuner of the kernel (launch options for ``wrap_triton``)."""
         c = triton.Config(
             {"BM": cfg.bm, "BN": cfg.bn, "GROUP": cfg.group, "AMAX": cfg.amax, "TMA": False,
-             "TMODE": cfg.tmode, "STAGES": cfg.stages, "BITS32": bool(cfg.bits32)},
+             "TMODE": cfg.tmode, "STAGES": cfg.stages, "BITS32": bool(cfg.bits32),
+             "LEAN": bool(cfg.lean)},
             num_warps=cfg.warps,
         )  # fmt: skip
         return triton.autotune(configs=[c], key=["M", "N"])(_spec_first_kernel)
@@ -307,6 +331,8 @@ def launch_spec_first(
     else:  # interpreter: ``waves`` programs in all, so that the tile loop runs several times
         grid = (min(tiles, cfg.waves) if cfg.waves > 0 else tiles,)
     write_t = qt is not None
+    if cfg.lean and (cfg.tma or cfg.tmode == 3):
+        raise ValueError(f"SpecConfig lean=1 needs the pointer kernel with tmode 0 or 2, got {cfg}")
     if cfg.tmode == 3 and packed_ok(x, q, qt) and wrap is None:
         _spec_first_packed_kernel[grid](
             x, scale, q, qt.view(torch.int32), amax, m, n, FMAX=fmax,
@@ -338,5 +364,5 @@ def launch_spec_first(
     _spec_first_kernel[grid](
         xa, scale, qa, qta, amax, m, n, **consts,
         BM=cfg.bm, BN=cfg.bn, GROUP=cfg.group, AMAX=cfg.amax, TMA=use_tma, TMODE=cfg.tmode,
-        STAGES=cfg.stages, BITS32=bool(cfg.bits32), num_warps=cfg.warps,
+        STAGES=cfg.stages, BITS32=bool(cfg.bits32), LEAN=bool(cfg.lean), num_warps=cfg.warps,
     )  # fmt: skip

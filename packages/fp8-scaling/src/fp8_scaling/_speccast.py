@@ -9,7 +9,9 @@ most steps it does not (``benchmarks/spec_hit_rate.py``). This route therefore
    measures the amax in the same pass (the one-pass kernel of the delayed recipe), then
 2. launches a second kernel that derives the JIT scale from that amax exactly as the JIT cast
    does; when it equals the guess (the FP8 bytes already written are the JIT bytes) every
-   program exits at once, otherwise it casts the tensor again with the JIT scale.
+   program exits at once, otherwise it casts the tensor again with the JIT scale. It also
+   recasts when the amax is inf or NaN, or so large that the bias was clipped at -31 (values
+   saturate): the lean first pass neither clamps nor maps inf to NaN.
 
 The result is bit-identical to the two-pass JIT cast in every case (same amax, same scale, same
 saturating cast); only the traffic differs: one read of the input instead of two when the guess
@@ -27,6 +29,8 @@ the slow path). The pure-torch reference is :func:`spec_cast_ref` (the JIT cast 
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 
@@ -61,6 +65,10 @@ SPEC_CONFIG: CastConfig | None = None
 # the general cast kernel; None: the tuned table's "cast_spec" entry of this GPU and shape, else
 # the general kernel with the tile configuration above (benchmarks/cast_bw.py compares them).
 SPEC_FIRST: SpecConfig | CastConfig | None = None
+# A SpecConfig first pass (pointer kernel, tmode 0 or 2) runs with ``lean=1`` when set: no clamp
+# and no inf/NaN test in the first pass (fp8_scaling._spec_first; the check pass recasts
+# whenever those could have mattered).
+LEAN_FIRST = False
 
 
 def spec_cast_ref(x: torch.Tensor, guess: torch.Tensor, fmt: str, margin: int, transpose: bool):
@@ -121,6 +129,8 @@ def launch_spec_cast(
         first = SPEC_FIRST or (_tuned.spec_first_config(x, traced) if x.is_cuda else None)
     if isinstance(first, CastConfig):
         cfg, first = first, None
+    if LEAN_FIRST and first is not None and not first.tma and first.tmode in (0, 2):
+        first = dataclasses.replace(first, lean=1)
     m, n = x.shape
     dev = x.device
     odt = torch.float32 if out_fp32 else FORMATS[fmt].dtype
