@@ -162,10 +162,11 @@ if HAS_TRITON:
             if FIXUP:  # q/qt were written with the scale at scale_ptr: recast only if it differs
                 if pid == 0:
                     tl.store(amax_out_ptr, scale)  # the JIT scale, for the next step's guess
-                # the bytes stand only for the JIT scale of a finite amax that nothing
-                # saturates at (a lean first pass neither clamps nor maps inf to NaN)
-                holds = (scale == tl.load(scale_ptr)) & (ea != 255) & unclipped
-                n_iter = tl.where(holds, 0, n_tiles)  # NaN guess: never equal, recast
+                # the bytes stand only for a scale nothing saturates at (a lean first pass
+                # neither clamps nor maps inf to NaN); an inf amax is clipped (b = -1000), a
+                # NaN amax or guess gives a NaN scale that equals nothing: both recast
+                holds = (scale == tl.load(scale_ptr)) & unclipped
+                n_iter = tl.where(holds, 0, n_tiles)
         for t in tl.range(pid, n_iter, nprog, num_stages=STAGES):
             tile = t
             if REVERSE:  # the tail was read last by the amax pass: still in L2

@@ -58,7 +58,7 @@ if HAS_TRITON:
     import triton
     import triton.language as tl
 
-__all__ = ["SpecConfig", "launch_spec_first", "packed_ok", "tma_ok"]
+__all__ = ["SpecConfig", "launch_spec_first", "lean_ok", "packed_ok", "tma_ok"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +96,11 @@ def packed_ok(x: torch.Tensor, q: torch.Tensor, qt: torch.Tensor | None) -> bool
     """Whether the packed transposition (``tmode`` 3) applies: FP8 outputs with a transposed
     copy whose rows are whole 32-bit words (M % 4 == 0)."""
     return qt is not None and q.element_size() == 1 and x.shape[0] % 4 == 0
+
+
+def lean_ok(cfg: SpecConfig) -> bool:
+    """Whether ``cfg`` can run lean (``lean=1``): the pointer kernel with ``tmode`` 0 or 2."""
+    return not cfg.tma and cfg.tmode in (0, 2)
 
 
 def tma_ok(m: int, n: int) -> bool:
@@ -216,14 +221,11 @@ if HAS_TRITON:
                     else:
                         tl.store(qt_ptrs, qto, mask=(rn[:, None] < N) & (rm[None, :] < M))
         if LEAN:  # float32 bits of |x| order like the values, NaN above inf: NaN counts as inf
-            m = tl.max(acc.to(tl.int32, bitcast=True) & 0x7FFFFFFF)
-            abits = tl.minimum(m, 0x7F800000)
+            abits = tl.minimum(tl.max(acc.to(tl.int32, bitcast=True) & 0x7FFFFFFF), 0x7F800000)
+        elif AMAX == 1:
+            abits = _amax_bits(tl.max(acc.to(tl.int32)), INF, FP16, BITS32)
         else:
-            if AMAX == 1:
-                m = tl.max(acc.to(tl.int32))
-            else:
-                m = acc
-            abits = _amax_bits(m, INF, FP16, BITS32)
+            abits = _amax_bits(acc, INF, FP16, BITS32)
         bits_ptr = amax_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
         # relaxed: the kernel boundary orders it before the check pass reads the amax
         tl.atomic_max(bits_ptr, abits, sem="relaxed")
@@ -331,7 +333,7 @@ def launch_spec_first(
     else:  # interpreter: ``waves`` programs in all, so that the tile loop runs several times
         grid = (min(tiles, cfg.waves) if cfg.waves > 0 else tiles,)
     write_t = qt is not None
-    if cfg.lean and (cfg.tma or cfg.tmode == 3):
+    if cfg.lean and not lean_ok(cfg):
         raise ValueError(f"SpecConfig lean=1 needs the pointer kernel with tmode 0 or 2, got {cfg}")
     if cfg.tmode == 3 and packed_ok(x, q, qt) and wrap is None:
         _spec_first_packed_kernel[grid](

@@ -40,7 +40,7 @@ from ._fastcast import CastConfig, _cast2_kernel, _grid_size, _inline_cast
 from ._formats import FORMATS
 from ._kernels import HAS_TRITON, _cast_consts
 from ._scaling import amax as amax_ref
-from ._spec_first import SpecConfig, launch_spec_first
+from ._spec_first import SpecConfig, launch_spec_first, lean_ok
 
 if HAS_TRITON:
     import triton
@@ -129,7 +129,7 @@ def launch_spec_cast(
         first = SPEC_FIRST or (_tuned.spec_first_config(x, traced) if x.is_cuda else None)
     if isinstance(first, CastConfig):
         cfg, first = first, None
-    if LEAN_FIRST and first is not None and not first.tma and first.tmode in (0, 2):
+    if LEAN_FIRST and first is not None and lean_ok(first):
         first = dataclasses.replace(first, lean=1)
     m, n = x.shape
     dev = x.device
