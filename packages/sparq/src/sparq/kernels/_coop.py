@@ -46,10 +46,13 @@ from ._step2 import _group_q, _online_step
 
 __all__ = ["coop_attention", "coop_parts", "coop_supported"]
 
-NB1, NB2, NB3 = 2048, 2048, 1024  # radix levels: key bits 31..21, 20..10, 9..0
-HW = NB1 + NB2 + NB3  # histogram words per row
+_HW = 2048 + 2048 + 1024  # histogram words per row (three radix levels)
+NB1 = tl.constexpr(2048)  # radix levels: key bits 31..21, 20..10, 9..0
+NB2 = tl.constexpr(2048)
+NB3 = tl.constexpr(1024)
+HW = tl.constexpr(_HW)
+SPIN_LIMIT = tl.constexpr(1 << 24)  # a bound on every wait, so that no fault can hang the GPU
 NPHASE = 7
-SPIN_LIMIT = 1 << 24  # a bound on every wait, so that no fault can hang the GPU
 
 
 @triton.jit
@@ -345,9 +348,8 @@ def coop_attention(
     rows = B * Hkv
     if not 1 <= k < S:
         raise ValueError(f"the cooperative kernel needs 1 <= k < S={S}, got k={k}")
-    if key_block & (key_block - 1) or tile & (tile - 1) or key_block > tile:
-        raise ValueError(f"tile ({tile}) and key_block ({key_block}) must be powers of two, "
-                         "key_block <= tile")  # fmt: skip
+    if key_block & (key_block - 1) or tile & (tile - 1):
+        raise ValueError(f"tile ({tile}) and key_block ({key_block}) must be powers of two")
     dev = q.device
     sms = _num_sms(dev)
     P = parts or coop_parts(rows, S, tile, sms)
@@ -373,7 +375,7 @@ def coop_attention(
         torch.empty(rows, r, **i32), torch.empty(rows, G, r, **f32),
         torch.empty(rows, G, S, **f32), torch.empty(rows, G, nt, **f32),
         torch.empty(rows, G, nt, **f32), torch.empty(rows, S, **i32),
-        torch.empty(rows, HW, **i32), torch.empty(rows, P, 2, **i32), idx, alpha,
+        torch.empty(rows, _HW, **i32), torch.empty(rows, P, 2, **i32), idx, alpha,
         torch.empty(rows, G, P, **f32),
         torch.empty(rows, G, P, **f32), torch.empty(rows, G, P, dh, **f32),
         _counters(rows, dev), float(scale), S, k, Hkv, nt, max(0, local_window),
@@ -383,7 +385,7 @@ def coop_attention(
         P=P, PP=max(2, triton.next_power_of_2(P)), DH=dh, DHP=max(2, triton.next_power_of_2(dh)),
         R=r, G=G, GP=GP, GQ=max(16, triton.next_power_of_2(G)),
         NTP=max(2, triton.next_power_of_2(nt)), TILE=tile, KB=key_block, BK=block,
-        ZW=triton.next_power_of_2(triton.cdiv(HW, P)), FIN=(NPHASE if spin else 1) * P - 1,
+        ZW=triton.next_power_of_2(triton.cdiv(_HW, P)), FIN=(NPHASE if spin else 1) * P - 1,
         SPIN=bool(spin), REALLOC=realloc,
         L2=l2_hints(), F32DOT=F32DOT, num_warps=num_warps,
     )  # fmt: skip
