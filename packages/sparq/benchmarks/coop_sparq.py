@@ -164,6 +164,30 @@ def run_shape(name, rounds, reps, deadline):
     return res
 
 
+def phase_times(name, reps, parts_list=(16, 32, 64), warps_list=(4, 8)):
+    """Per-phase device time of the cooperative kernel, one launch per phase (graph replays of
+    a single phase on the state of a full call): where the time of the one-launch kernel goes."""
+    sh = SHAPES[name]
+    s = _sets(sh, 1, "cuda")[0]
+    res = {}
+    for parts in parts_list:
+        for w in warps_list:
+            kw = {"parts": parts, "num_warps": w}
+            _coop_call(sh, s, {**kw, "spin": False})()
+            row = {}
+            for i in range(7):
+                g = graph_replay(_coop_call(sh, s, {**kw, "_phases": [i]}))
+                g()
+                torch.cuda.synchronize()
+                row[i] = event_seconds(g, reps)
+            empty = graph_replay(lambda: None)
+            row["empty_graph"] = event_seconds(empty, reps)
+            res[f"P{parts}_w{w}"] = row
+            print(name, f"P={parts} w={w}", " ".join(f"{k}:{v * 1e6:.1f}" for k, v in row.items()),
+                  flush=True)  # fmt: skip
+    return res
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
@@ -171,11 +195,17 @@ def main(argv):
     ap.add_argument("--reps", type=int, default=100)
     ap.add_argument("--budget", type=float, default=240.0)
     ap.add_argument("--shapes", default="K3")
+    ap.add_argument("--phases", action="store_true", help="per-phase times only")
     args = ap.parse_args(argv)
     t0 = time.time()
     out = {"device": torch.cuda.get_device_name(), "date": time.strftime("%Y-%m-%d %H:%M UTC",
            time.gmtime()), "torch": torch.__version__, "shapes": {}}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.phases:
+        for name in args.shapes.split(","):
+            out["shapes"][name] = {"phase_s": phase_times(name, args.reps)}
+            (args.out / "coop_phases.json").write_text(json.dumps(out, indent=1))
+        return
     for name in args.shapes.split(","):
         out["shapes"][name] = run_shape(name, args.rounds, args.reps, t0 + args.budget)
         (args.out / "coop_sparq.json").write_text(json.dumps(out, indent=1))

@@ -318,6 +318,7 @@ def coop_attention(
     spin: bool | None = None,
     out: torch.Tensor | None = None,
     _probe: dict | None = None,
+    _phases: list[int] | None = None,
 ) -> torch.Tensor:
     """SparQ decode (paper Alg. 1 with GQA, exact top-k) in one cooperative launch.
 
@@ -335,6 +336,8 @@ def coop_attention(
         spin: one launch with spin barriers (default on CUDA when the grid fits at once), else
             one launch per phase (the interpreter; also any grid too large to be resident).
         out: optional contiguous ``(B, Hq, 1, dh)`` output of ``q.dtype``.
+        _phases: launch only these phases, one launch each (phase timings; the state of the
+            previous call is reused).
         _probe: a dict that receives the call's ``idx`` ``(B*Hkv, k)`` int32 selected positions
             (in increasing order) and ``alpha`` partials (tests).
 
@@ -355,6 +358,8 @@ def coop_attention(
     P = parts or coop_parts(rows, S, tile, sms)
     chunk = triton.cdiv(triton.cdiv(S, P), tile) * tile
     P = triton.cdiv(S, chunk)
+    if _phases is not None:
+        spin = False
     if spin is None:
         spin = dev.type == "cuda" and not F32DOT and rows * P <= sms
     ch2 = triton.cdiv(triton.cdiv(k, P), block) * block
@@ -389,7 +394,7 @@ def coop_attention(
         SPIN=bool(spin), REALLOC=realloc,
         L2=l2_hints(), F32DOT=F32DOT, num_warps=num_warps,
     )  # fmt: skip
-    phases = [(1 << NPHASE) - 1] if spin else [1 << i for i in range(NPHASE)]
+    phases = [(1 << NPHASE) - 1] if spin else [1 << i for i in (_phases or range(NPHASE))]
     if spin:  # a cooperative launch: the driver makes every program resident at once
         meta["launch_cooperative_grid"] = True
     for ph in phases:
