@@ -1,8 +1,7 @@
 """Compile every SparQ Triton kernel variant for sm_90 without a GPU (compile errors only).
 
-Usage: ``python compile_sparq.py [--attend-only | --coop-only]`` (without
-``TRITON_INTERPRET``; ``--attend-only``: only the fused selection + attention path,
-``hist_attention``; ``--coop-only``: only the cooperative kernel, ``coop_attention``). Triton's
+Usage: ``python compile_sparq.py [--attend-only]`` (without ``TRITON_INTERPRET``;
+``--attend-only``: only the fused selection + attention path, ``hist_attention``). Triton's
 CUDA driver is replaced by a stand-in that reports an sm_90 target, and every launch becomes a
 compile-only warm-up on CPU tensors, so the code paths of the dispatch (query preparation,
 step 1, the histogram and sampled selections with their options, the fused MHA selection,
@@ -60,41 +59,8 @@ def _fake_driver():
     jit.JITFunction.run = compile_only
 
 
-def _coop_only() -> int:
-    """Compile the cooperative kernel (one launch with barriers, and one launch per phase) for
-    the K3 shape and a small one, with its launch variants."""
-    os.environ.pop("TRITON_INTERPRET", None)
-    _fake_driver()
-    import torch
-
-    from sparq.kernels._coop import coop_attention
-
-    failed = []
-    variants = [{}, {"num_warps": 4}, {"num_warps": 16, "tile": 2048}, {"block": 128},
-                {"key_block": 1024}, {"spin": False}]  # fmt: skip
-    for B, Hkv, G, S, k, realloc in ((1, 8, 4, 131072, 8192, False), (2, 4, 1, 20000, 999, True)):
-        q = torch.randn(B, Hkv * G, 1, 128).bfloat16()
-        K = torch.empty(B, Hkv, S, 128).bfloat16()
-        K_t = torch.empty(B, Hkv, 128, S).bfloat16()
-        vm = torch.zeros(B, Hkv, 128) if realloc else None
-        for kw in variants:
-            kw = {"spin": True, "parts": 16, **kw}
-            name = f"coop {kw} B={B} Hkv={Hkv} G={G} S={S} k={k} realloc={realloc}"
-            try:
-                coop_attention(q, K, K, K_t, torch.full((B,), S), r=16, k=k, local_window=64,
-                               sink_tokens=4, scale=0.1, v_mean=vm, **kw)  # fmt: skip
-                print(f"ok    {name}", flush=True)
-            except Exception as e:  # report and go on
-                failed.append(name)
-                print(f"FAIL  {name}: {repr(e)[-400:]}", flush=True)
-    print(f"{len(failed)} failed")
-    return 1 if failed else 0
-
-
 def main(argv: list[str]) -> int:
     only_attend = "--attend-only" in argv
-    if "--coop-only" in argv:
-        return _coop_only()
     os.environ.pop("TRITON_INTERPRET", None)
     _fake_driver()
     import torch

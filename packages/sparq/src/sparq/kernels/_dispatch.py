@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 
 from ._common import fastest, pdl_launches
-from ._coop import _num_sms, coop_attention, coop_supported
 from ._fused_mha import fused_mha_supported, select_fused_mha
 from ._hist_attend import hist_attention
 from ._prep import prepare_query_fused
@@ -185,10 +184,7 @@ def sparq_attention_triton(
             (sampled threshold + bucket histogram, every pass over a row on many programs,
             :func:`select_topk_hist`; suits few long rows), ``"torch"``
             (``torch.topk``), ``"fused"`` (one head per KV head only: step 1 fused with the
-            candidate filter, :func:`select_fused_mha`; other shapes fall back to ``"auto"``),
-            ``"coop"`` (the whole call in one row-cooperative launch,
-            :func:`~sparq.kernels._coop.coop_attention`, for few rows: at least two programs
-            per row with one per multiprocessor; other shapes fall back to ``"auto"``)
+            candidate filter, :func:`select_fused_mha`; other shapes fall back to ``"auto"``)
             or ``"auto"``: the tuning table's choice for this shape when it
             has one, else on the GPU all applicable variants are timed once per shape on the
             first eager call and the fastest is kept (inside a CUDA-graph capture an untimed
@@ -229,20 +225,12 @@ def sparq_attention_triton(
         seq_lens = _full_lens(B, S, q.device)
     elif seq_lens.dtype != torch.int64:
         seq_lens = seq_lens.to(torch.int64)
-    if selection not in _SELECTORS and selection not in ("auto", "fused", "coop"):
+    if selection not in _SELECTORS and selection not in ("auto", "fused"):
         raise ValueError(
-            "selection must be 'auto', 'triton', 'sampled', 'hist', 'fused', 'coop' or 'torch', "
-            f"got {selection!r}"
+            "selection must be 'auto', 'triton', 'sampled', 'hist', 'fused' or 'torch', got "
+            f"{selection!r}"
         )
     entry = tuned_entry(shape_key(B, Hq, Hkv, S, dh, r, k)) or {}
-    if (selection if selection != "auto" else entry.get("selection")) == "coop":
-        if k < S and coop_supported(B, Hkv, S, k, sms=_num_sms(q.device)):
-            vm = v_mean.float() if reallocation else None
-            return coop_attention(q, K, V, K_t, seq_lens, r=r, k=k, local_window=local_window,
-                                  sink_tokens=sink_tokens, scale=scale, v_mean=vm,
-                                  **entry.get("coop", {}))  # fmt: skip
-        selection = "auto" if selection == "coop" else selection
-        entry = {x: v for x, v in entry.items() if x not in ("selection", "selection_kw")}
     run = functools.partial(
         _pipeline, r=r, k=k, local_window=local_window, sink_tokens=sink_tokens, scale=scale,
         reallocation=reallocation, selection=selection, entry=entry,

@@ -49,9 +49,8 @@ def _global_stats(m_ptr, l_ptr, bh, NT, G: tl.constexpr, GP: tl.constexpr, NTP: 
     t = tl.arange(0, NTP)
     soff = bh * G * NT + heads[:, None] * NT + t[None, :]
     smask = (heads[:, None] < G) & (t[None, :] < NT)
-    # .cg (L2, not L1): in the cooperative kernel other programs of the same launch wrote them
-    tm = tl.load(m_ptr + soff, mask=smask, other=float("-inf"), cache_modifier=".cg")
-    ts = tl.load(l_ptr + soff, mask=smask, other=0.0, cache_modifier=".cg")
+    tm = tl.load(m_ptr + soff, mask=smask, other=float("-inf"))
+    ts = tl.load(l_ptr + soff, mask=smask, other=0.0)
     M = tl.max(tm, axis=1)
     M = tl.where(float("-inf") == M, 0.0, M)
     Z = tl.sum(ts * tl.exp(tm - M[:, None]), axis=1)

@@ -144,54 +144,6 @@ def _approx_logits_fma_kernel(
 
 
 @triton.jit
-def _rows_tile(
-    kt_row, i1_row, qhat_row, logit_row, m_row, l_row, tile, seq_len, S, NT, R: tl.constexpr,
-    G: tl.constexpr, GP: tl.constexpr, TILE: tl.constexpr, L2: tl.constexpr,
-):  # fmt: skip
-    """Step 1 of one S-tile of one (batch, KV head) row by the row loop (the body of
-    ``_approx_logits_rows_kernel``, also run tile after tile by the cooperative kernel): the
-    ``(G, TILE)`` fp32 logits and the tile's softmax statistics per head. The ``*_row``
-    pointers are already offset to the row (``K_t`` ``(dh, S)``, ``i1`` ``(R,)``, ``q_hat``
-    ``(G, R)``, logits ``(G, S)``, statistics ``(G, NT)``)."""
-    cols = tile * TILE + tl.arange(0, TILE)
-    inb = cols < S
-    if G == 1:
-        acc = tl.zeros((TILE,), tl.float32)
-        for j in tl.static_range(R):
-            c = tl.load(i1_row + j).to(tl.int64)
-            kt = load_hint(kt_row + c * S + cols, inb, 0.0, 1 if L2 else 0).to(tl.float32)
-            acc += tl.load(qhat_row + j) * kt
-        acc = tl.where(cols < seq_len, acc, float("-inf"))
-        m1 = tl.max(acc, axis=0)
-        m1_safe = tl.where(m1 == float("-inf"), 0.0, m1)
-        store_hint(logit_row + cols, acc, inb, 2 if L2 else 0)
-        tl.store(m_row + tile, m1)
-        tl.store(l_row + tile, tl.sum(tl.exp(acc - m1_safe), axis=0))
-    else:
-        heads = tl.arange(0, GP)
-        hmask = heads < G
-        acc = tl.zeros((GP, TILE), tl.float32)
-        for j in tl.static_range(R):
-            c = tl.load(i1_row + j).to(tl.int64)
-            kt = load_hint(kt_row + c * S + cols[None, :], inb[None, :], 0.0, 1 if L2 else 0)
-            qj = tl.load(qhat_row + heads * R + j, mask=hmask, other=0.0)
-            acc += qj[:, None] * kt.to(tl.float32)
-        valid = (cols < seq_len)[None, :] & hmask[:, None]
-        acc = tl.where(valid, acc, float("-inf"))
-        m = tl.max(acc, axis=1)
-        m_safe = tl.where(m == float("-inf"), 0.0, m)
-        l = tl.sum(tl.exp(acc - m_safe[:, None]), axis=1)
-        store_hint(
-            logit_row + heads[:, None].to(tl.int64) * S + cols[None, :],
-            acc,
-            hmask[:, None] & inb[None, :],
-            2 if L2 else 0,
-        )
-        tl.store(m_row + heads * NT + tile, m, mask=hmask)
-        tl.store(l_row + heads * NT + tile, l, mask=hmask)
-
-
-@triton.jit
 def _approx_logits_rows_kernel(
     kt_ptr, idx_ptr, qhat_ptr, lens_ptr, logit_ptr, m_ptr, l_ptr, S, NT, HKV,
     DH: tl.constexpr, R: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, TILE: tl.constexpr,
@@ -218,10 +170,44 @@ def _approx_logits_rows_kernel(
         _prep_sort_row(q_ptr, idx_ptr, qhat_ptr, scale, R, bh, G, GP, DH, DHP)
         tl.debug_barrier()  # read back below by other threads of this program
     seq_len = tl.load(lens_ptr + bh // HKV)
-    _rows_tile(
-        kt_ptr + bh * DH * S, idx_ptr + bh * R, qhat_ptr + bh * G * R, logit_ptr + bh * G * S,
-        m_ptr + bh * G * NT, l_ptr + bh * G * NT, tile, seq_len, S, NT, R, G, GP, TILE, L2,
-    )  # fmt: skip
+    cols = tile * TILE + tl.arange(0, TILE)
+    inb = cols < S
+    kt_row = kt_ptr + bh * DH * S
+    if G == 1:
+        acc = tl.zeros((TILE,), tl.float32)
+        for j in tl.static_range(R):
+            c = tl.load(idx_ptr + bh * R + j).to(tl.int64)
+            kt = load_hint(kt_row + c * S + cols, inb, 0.0, 1 if L2 else 0).to(tl.float32)
+            acc += tl.load(qhat_ptr + bh * R + j) * kt
+        acc = tl.where(cols < seq_len, acc, float("-inf"))
+        m1 = tl.max(acc, axis=0)
+        m1_safe = tl.where(m1 == float("-inf"), 0.0, m1)
+        store_hint(logit_ptr + bh * S + cols, acc, inb, 2 if L2 else 0)
+        tl.store(m_ptr + bh * NT + tile, m1)
+        tl.store(l_ptr + bh * NT + tile, tl.sum(tl.exp(acc - m1_safe), axis=0))
+    else:
+        heads = tl.arange(0, GP)
+        hmask = heads < G
+        acc = tl.zeros((GP, TILE), tl.float32)
+        for j in tl.static_range(R):
+            c = tl.load(idx_ptr + bh * R + j).to(tl.int64)
+            kt = load_hint(kt_row + c * S + cols[None, :], inb[None, :], 0.0, 1 if L2 else 0)
+            qj = tl.load(qhat_ptr + (bh * G + heads) * R + j, mask=hmask, other=0.0)
+            acc += qj[:, None] * kt.to(tl.float32)
+        valid = (cols < seq_len)[None, :] & hmask[:, None]
+        acc = tl.where(valid, acc, float("-inf"))
+        m = tl.max(acc, axis=1)
+        m_safe = tl.where(m == float("-inf"), 0.0, m)
+        l = tl.sum(tl.exp(acc - m_safe[:, None]), axis=1)
+        store_hint(
+            logit_ptr + bh * G * S + heads[:, None].to(tl.int64) * S + cols[None, :],
+            acc,
+            hmask[:, None] & inb[None, :],
+            2 if L2 else 0,
+        )
+        stat_off = bh * G * NT + heads * NT + tile
+        tl.store(m_ptr + stat_off, m, mask=hmask)
+        tl.store(l_ptr + stat_off, l, mask=hmask)
     pdl_exit(PDL)
 
 
