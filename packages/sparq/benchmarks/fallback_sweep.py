@@ -4,8 +4,10 @@ For each shape the SparQ kernels (forced: ``dense_fallback=False``, the selectio
 picks for an untuned shape) and dense SDPA run as CUDA-graph replays rotating over input sets
 larger than L2, timed with CUDA events in interleaved rounds (median of the rounds). Each SparQ
 output is first checked against the fp32 reference (relative error <= 3e-2). Records the
-measured times, the faster side and the verdict of :func:`sparq.kernels.dense_decode_is_faster`
-(its model only: the committed table is not consulted for these shapes).
+measured times, the faster side, the verdict of the bandwidth model
+(:func:`sparq.kernels.dense_decode_is_faster`; no committed table entry exists for these shapes)
+and the dispatch's own choice with ``dense_fallback=True`` (its measured verdict), timed in the
+same rounds: ``dispatch_vs_best`` is its time over the faster of the two.
 
 Usage: ``python fallback_sweep.py OUT_DIR [--rounds 3] [--reps 100] [--budget 480]``; writes
 ``OUT_DIR/fallback_sweep.json`` after every shape.
@@ -82,10 +84,16 @@ def sweep_shape(B, Hq, Hkv, S, k, rounds, reps):
     err = ((y - ref).abs().max() / ref.abs().max()).item()
     if not err <= 3e-2:
         raise AssertionError(f"SparQ output differs from the reference: rel err {err}")
+    auto = {**kw, "dense_fallback": True}  # the dispatch's own choice (measured verdict)
     fns = {
         "sparq": [sparq(s) for s in sets],
         "dense": [lambda s=s: dense_decode(s[0], s[1], s[2], None, DH**-0.5) for s in sets],
+        "dispatch": [
+            lambda s=s: sparq_attention_triton(s[0], s[1], s[2], K_t=s[3], v_mean=s[4], **auto)
+            for s in sets
+        ],
     }
+    chose_dense = bool(torch.equal(fns["dispatch"][0](), fns["dense"][0]()))
     for calls in fns.values():  # compile and pick the selection outside the graphs
         for c in calls:
             c()
@@ -101,6 +109,8 @@ def sweep_shape(B, Hq, Hkv, S, k, rounds, reps):
         "B": B, "Hq": Hq, "Hkv": Hkv, "S": S, "k": k, "realloc": realloc, "n_sets": len(sets),
         "rel_err": err, "t_sparq_s": t["sparq"], "t_dense_s": t["dense"],
         "speedup": t["dense"] / t["sparq"], "sparq_faster": t["sparq"] < t["dense"],
+        "t_dispatch_s": t["dispatch"], "dispatch_chose_dense": chose_dense,
+        "dispatch_vs_best": t["dispatch"] / min(t["sparq"], t["dense"]),
         "model_says_dense": dense_decode_is_faster(B, Hq, Hkv, S, DH, R, k),
     }  # fmt: skip
 
@@ -128,7 +138,8 @@ def main(argv):
         res["shapes"].append(r)
         print(f"[{i + 1}/{len(grid)} {time.time() - t0:5.0f}s] {shape} "
               + (f"sparq {r['t_sparq_s'] * 1e6:7.1f} us dense {r['t_dense_s'] * 1e6:7.1f} us "
-                 f"{r['speedup']:.2f}x model_dense={r['model_says_dense']}"
+                 f"{r['speedup']:.2f}x model_dense={r['model_says_dense']} "
+                 f"dispatch_dense={r['dispatch_chose_dense']} {r['dispatch_vs_best']:.2f}x best"
                  if "error" not in r else r["error"]), flush=True)  # fmt: skip
         (args.out / "fallback_sweep.json").write_text(json.dumps(res, indent=1))
 

@@ -48,3 +48,46 @@ def test_unsupported_or_missing_kernels_fall_back(monkeypatch):
     monkeypatch.setitem(sys.modules, "sparq.kernels", None)  # import raises ImportError
     monkeypatch.delattr(sparq, "kernels", raising=False)
     assert _api._try_kernel(q, K, V, **kw) is None
+
+
+def test_fallback_verdict_order_and_memory(monkeypatch):
+    """The dense fallback's decision: the tuned verdict, else one measurement per size class
+    (remembered), else the bandwidth model (not remembered, so a later eager call measures)."""
+    kernels = pytest.importorskip("sparq.kernels")
+    from sparq.kernels import _dispatch
+
+    monkeypatch.setattr(_dispatch, "_VERDICT", {})
+    monkeypatch.delenv("SPARQ_FALLBACK", raising=False)
+    calls = {"measure": 0, "model": 0}
+
+    def measure(v):
+        def f():
+            calls["measure"] += 1
+            return v
+
+        return f
+
+    def model():
+        calls["model"] += 1
+        return True
+
+    verdict = kernels.fallback_verdict
+    assert verdict("a", model=model, tuned=False, measure=measure(True)) is False  # tuned wins
+    assert calls == {"measure": 0, "model": 0}
+    assert verdict("a", model=model, measure=measure(False)) is False  # measured, remembered
+    assert verdict("a", model=model, measure=measure(True)) is False  # not measured again
+    assert calls == {"measure": 1, "model": 0}
+    # cannot measure now (CPU, graph capture): the model decides and nothing is remembered
+    assert verdict("b", model=model, measure=False) is True
+    assert verdict("b", model=model, measure=measure(None)) is True
+    assert "b" not in _dispatch._VERDICT
+    assert calls["model"] == 2
+
+    def broken():
+        raise RuntimeError("capture failed")
+
+    assert verdict("c", model=model, measure=broken) is True  # a failure falls back to it
+    monkeypatch.setenv("SPARQ_FALLBACK", "model")
+    assert verdict("d", model=model, measure=measure(False)) is True  # measurement switched off
+    assert calls["measure"] == 2
+    assert "d" not in _dispatch._VERDICT

@@ -11,6 +11,7 @@ Each kernel has a pure-torch ``*_reference`` beside it.
 from ._dispatch import (
     dense_decode,
     dense_decode_is_faster,
+    fallback_verdict,
     prepare_query,
     sparq_attention_triton,
     supports,
@@ -28,6 +29,7 @@ __all__ = [
     "approx_logits_reference",
     "dense_decode",
     "dense_decode_is_faster",
+    "fallback_verdict",
     "prepare_query",
     "prepare_query_fused",
     "select_fused_mha",

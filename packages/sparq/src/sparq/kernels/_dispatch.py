@@ -9,7 +9,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from ._common import fastest, pdl_launches
+from ._common import event_seconds, fastest, pdl_launches
 from ._fused_mha import fused_mha_supported, select_fused_mha
 from ._hist_attend import hist_attention
 from ._prep import prepare_query_fused
@@ -24,6 +24,7 @@ from ._tuned import shape_key, tuned_entry
 __all__ = [
     "dense_decode",
     "dense_decode_is_faster",
+    "fallback_verdict",
     "prepare_query",
     "sparq_attention_triton",
     "staggered",
@@ -83,6 +84,78 @@ def dense_decode_is_faster(B: int, Hq: int, Hkv: int, S: int, dh: int, r: int, k
     else:
         t_select = -(-rows // _NUM_SMS) * S * _SELECT_S_PER_POS
     t_sparq = sparq_bytes / _SPARQ_BW + _SPARQ_FIXED_S + t_select
+    return t_dense <= t_sparq
+
+
+_VERDICT: dict[tuple, bool] = {}
+
+
+def fallback_verdict(key: tuple, *, model, tuned: bool | None = None, measure=None) -> bool:
+    """Whether the call identified by ``key`` should run dense attention instead of SparQ.
+    ``key`` names a size class (:func:`sparq_attention_triton` groups lengths by powers of two
+    and ``S / k`` by half octaves): the first call of a class measures, the others reuse its
+    verdict.
+
+    In order: ``tuned`` (the committed table's measured verdict for this shape, ``None`` when
+    it has none); a verdict measured earlier in this process for ``key``; ``measure()`` (a
+    zero-argument callable returning the measured verdict, or ``None``/``False`` when it
+    cannot measure now, e.g. on the CPU or inside a CUDA-graph capture), remembered for
+    ``key``; else ``model()`` (not remembered, so that a later eager call can still measure).
+    ``SPARQ_FALLBACK=model`` skips the measurement (the model decides every untuned shape).
+    """
+    if tuned is not None:
+        return tuned
+    if key in _VERDICT:
+        return _VERDICT[key]
+    if measure and os.environ.get("SPARQ_FALLBACK", "") != "model":
+        try:
+            verdict = measure()
+        except Exception:  # a failed measurement leaves the decision to the model
+            verdict = None
+        if verdict is not None:
+            _VERDICT[key] = bool(verdict)
+            return bool(verdict)
+    return bool(model())
+
+
+def _tuned_verdict(B, Hq, Hkv, S, dh, r, k) -> bool | None:
+    entry = tuned_entry(shape_key(B, Hq, Hkv, S, dh, r, k))
+    return bool(entry["dense_faster"]) if entry and "dense_faster" in entry else None
+
+
+def _measurable(q: torch.Tensor) -> bool:
+    """A measurement is possible: a CUDA tensor, outside any CUDA-graph capture."""
+    return bool(q.is_cuda) and not torch.cuda.is_current_stream_capturing()
+
+
+def _graph_seconds(fn, reps: int) -> float:
+    """Device seconds per replay of a CUDA graph of one ``fn()`` call (``fn`` warmed up once
+    on a side stream, as capture requires); the graph is freed afterwards."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g, capture_error_mode="thread_local"):
+        fn()
+    g.replay()
+    torch.cuda.synchronize()
+    t = event_seconds(g.replay, reps)
+    del g
+    return t
+
+
+def _graph_verdict(sparq_call, dense_call, reps: int = 10, rounds: int = 3) -> bool:
+    """True when dense attention is at least as fast as SparQ for this call, both timed as
+    CUDA-graph replays (decode steps are normally graphed) in alternating rounds, best round
+    each. The first SparQ call also compiles its kernels and picks the selection."""
+    sparq_call()
+    dense_call()
+    t_sparq = t_dense = math.inf
+    for _ in range(rounds):
+        t_sparq = min(t_sparq, _graph_seconds(sparq_call, reps))
+        t_dense = min(t_dense, _graph_seconds(dense_call, reps))
     return t_dense <= t_sparq
 
 
@@ -178,7 +251,10 @@ def sparq_attention_triton(
         seq_lens: ``(B,)`` int64 live lengths (``None``: all S valid).
         scale: exact-softmax scale (default ``dh ** -0.5``).
         reallocation: blend with ``v_mean`` by the captured mass alpha (paper step 3).
-        dense_fallback: use dense attention when :func:`dense_decode_is_faster` says so.
+        dense_fallback: use dense attention where it is faster (:func:`fallback_verdict`: the
+            tuned table's verdict, else on CUDA both are timed once per shape as CUDA-graph
+            replays on the first eager call, else the bandwidth model
+            :func:`dense_decode_is_faster`).
         selection: ``"triton"`` (the single-program radix selection), ``"sampled"`` (sampled
             threshold + parallel candidate filter, :func:`select_topk_sampled`), ``"hist"``
             (sampled threshold + bucket histogram, every pass over a row on many programs,
@@ -219,8 +295,24 @@ def sparq_attention_triton(
         raise ValueError("reallocation=True needs v_mean (B, Hkv, dh) fp32; pass the cache's mean")
     scale = float(scale) if scale is not None else 1.0 / math.sqrt(dh)
     k = min(k, S)
-    if dense_fallback and dense_decode_is_faster(B, Hq, Hkv, S, dh, r, k):
-        return dense_decode(q, K, V, seq_lens, scale)
+    if dense_fallback:
+        # one measurement per size class (S by powers of two, k/S by half octaves), so that a
+        # generation whose cache grows token by token measures a few times, not every step
+        key = (B, Hq, Hkv, dh, r, S.bit_length(), round(2 * math.log2(S / k)),
+               bool(reallocation), str(q.dtype), str(q.device), selection, streams)  # fmt: skip
+        call = functools.partial(
+            sparq_attention_triton, q, K, V, r=r, k=k, local_window=local_window,
+            sink_tokens=sink_tokens, v_mean=v_mean, K_t=K_t, seq_lens=seq_lens, scale=scale,
+            reallocation=reallocation, dense_fallback=False, selection=selection, streams=streams,
+        )  # fmt: skip
+        if fallback_verdict(
+            key,
+            model=lambda: dense_decode_is_faster(B, Hq, Hkv, S, dh, r, k),
+            tuned=_tuned_verdict(B, Hq, Hkv, S, dh, r, k),
+            measure=_measurable(q) and (lambda: _graph_verdict(call, lambda: dense_decode(
+                q, K, V, seq_lens, scale))),
+        ):  # fmt: skip
+            return dense_decode(q, K, V, seq_lens, scale)
     if seq_lens is None:
         seq_lens = _full_lens(B, S, q.device)
     elif seq_lens.dtype != torch.int64:
