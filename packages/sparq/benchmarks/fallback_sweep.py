@@ -9,7 +9,8 @@ measured times, the faster side, the verdict of the bandwidth model
 and the dispatch's own choice with ``dense_fallback=True`` (its measured verdict), timed in the
 same rounds: ``dispatch_vs_best`` is its time over the faster of the two.
 
-Usage: ``python fallback_sweep.py OUT_DIR [--rounds 3] [--reps 100] [--budget 480]``; writes
+Usage: ``python fallback_sweep.py OUT_DIR [--rounds 3] [--reps 100] [--budget 480]
+[--shapes "B,Hq,Hkv,S,k;..."]``; writes
 ``OUT_DIR/fallback_sweep.json`` after every shape.
 """
 
@@ -121,12 +122,16 @@ def main(argv):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=100)
     ap.add_argument("--budget", type=float, default=480.0)
+    ap.add_argument(
+        "--shapes", default="", help='only these, e.g. "1,32,32,8192,512;8,32,32,2048,128"'
+    )
     args = ap.parse_args(argv)
     t0 = time.time()
     args.out.mkdir(parents=True, exist_ok=True)
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "shapes": []}  # fmt: skip
-    grid = _grid()
+    grid = [tuple(int(x) for x in sh.split(",")) for sh in args.shapes.split(";") if sh]
+    grid = grid or _grid()
     for i, shape in enumerate(grid):
         if time.time() - t0 > args.budget:
             print(f"budget spent: {len(grid) - i} shapes left out", flush=True)

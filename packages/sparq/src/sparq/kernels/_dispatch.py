@@ -9,7 +9,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from ._common import event_seconds, fastest, pdl_launches
+from ._common import fastest, pdl_launches
 from ._fused_mha import fused_mha_supported, select_fused_mha
 from ._hist_attend import hist_attention
 from ._prep import prepare_query_fused
@@ -128,9 +128,13 @@ def _measurable(q: torch.Tensor) -> bool:
     return bool(q.is_cuda) and not torch.cuda.is_current_stream_capturing()
 
 
-def _graph_seconds(fn, reps: int) -> float:
+def _graph_seconds(fn, reps: int, flush: torch.Tensor) -> float:
     """Device seconds per replay of a CUDA graph of one ``fn()`` call (``fn`` warmed up once
-    on a side stream, as capture requires); the graph is freed afterwards."""
+    on a side stream, as capture requires), each replay timed alone after ``flush`` (a buffer
+    twice the L2 size) is overwritten, so that no replay reads the previous one's data from L2
+    (a decode step's cache is seldom L2-resident; without the flush the few megabytes SparQ
+    touches would stay cached between replays while dense attention streams everything). The
+    graph is freed afterwards."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -140,22 +144,32 @@ def _graph_seconds(fn, reps: int) -> float:
     with torch.cuda.graph(g, capture_error_mode="thread_local"):
         fn()
     g.replay()
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+              for _ in range(reps)]  # fmt: skip
+    for start, end in events:
+        flush.zero_()
+        start.record()
+        g.replay()
+        end.record()
     torch.cuda.synchronize()
-    t = event_seconds(g.replay, reps)
     del g
-    return t
+    return sum(a.elapsed_time(b) for a, b in events) / 1e3 / reps
 
 
 def _graph_verdict(sparq_call, dense_call, reps: int = 10, rounds: int = 3) -> bool:
     """True when dense attention is at least as fast as SparQ for this call, both timed as
-    CUDA-graph replays (decode steps are normally graphed) in alternating rounds, best round
-    each. The first SparQ call also compiles its kernels and picks the selection."""
+    CUDA-graph replays (decode steps are normally graphed) from a cold L2, in alternating
+    rounds, best round each. The first SparQ call also compiles its kernels and picks the
+    selection."""
     sparq_call()
     dense_call()
+    dev = torch.cuda.current_device()
+    l2 = getattr(torch.cuda.get_device_properties(dev), "L2_cache_size", 0) or 64 << 20
+    flush = torch.empty(2 * l2, device="cuda", dtype=torch.uint8)
     t_sparq = t_dense = math.inf
     for _ in range(rounds):
-        t_sparq = min(t_sparq, _graph_seconds(sparq_call, reps))
-        t_dense = min(t_dense, _graph_seconds(dense_call, reps))
+        t_sparq = min(t_sparq, _graph_seconds(sparq_call, reps, flush))
+        t_dense = min(t_dense, _graph_seconds(dense_call, reps, flush))
     return t_dense <= t_sparq
 
 
