@@ -92,6 +92,7 @@ _VERDICT: dict[tuple, bool] = {}
 
 def fallback_verdict(key: tuple, *, model, tuned: bool | None = None, measure=None) -> bool:
     """Whether the call identified by ``key`` should run dense attention instead of SparQ.
+
     ``key`` names a size class (:func:`sparq_attention_triton` groups lengths by powers of two
     and ``S / k`` by half octaves): the first call of a class measures, the others reuse its
     verdict.
@@ -266,8 +267,8 @@ def sparq_attention_triton(
         scale: exact-softmax scale (default ``dh ** -0.5``).
         reallocation: blend with ``v_mean`` by the captured mass alpha (paper step 3).
         dense_fallback: use dense attention where it is faster (:func:`fallback_verdict`: the
-            tuned table's verdict, else on CUDA both are timed once per shape as CUDA-graph
-            replays on the first eager call, else the bandwidth model
+            tuned table's verdict, else on CUDA both are timed once per size class as
+            CUDA-graph replays on its first eager call, else the bandwidth model
             :func:`dense_decode_is_faster`).
         selection: ``"triton"`` (the single-program radix selection), ``"sampled"`` (sampled
             threshold + parallel candidate filter, :func:`select_topk_sampled`), ``"hist"``
