@@ -7,22 +7,14 @@ from collections.abc import Callable
 
 import torch
 
-from sparq.kernels._common import event_seconds
+from sparq.kernels._common import capture_graph, event_seconds
 
 
 def graph_replay(fn: Callable[[], object]) -> Callable[[], None]:
     """Capture ``fn`` (already run once, so compiled and autotuned) in a CUDA graph and return
-    the graph's ``replay``. ``fn`` runs once more on a side stream first, as capture requires
-    warmed-up allocations; it must have fixed shapes and no host synchronisation."""
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        fn()
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
-    return g.replay
+    the graph's ``replay`` (:func:`sparq.kernels._common.capture_graph`: ``fn`` runs once more
+    on a side stream first; fixed shapes, no host synchronisation)."""
+    return capture_graph(fn).replay
 
 
 def seconds_per_call(fn: Callable[[], object], reps: int, cuda: bool = True) -> float:

@@ -108,6 +108,23 @@ def pdl_kw() -> dict:
     return {"PDL": _PDL["on"], "launch_pdl": True} if _PDL["on"] else {"PDL": 0}
 
 
+def capture_graph(fn):
+    """A ``torch.cuda.CUDAGraph`` of one ``fn()`` call. ``fn`` runs once on a side stream
+    first, as capture requires (compiled kernels, warmed-up allocations); it must have fixed
+    shapes and no host synchronisation."""
+    import torch
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g, capture_error_mode="thread_local"):
+        fn()
+    return g
+
+
 def event_seconds(fn, reps: int) -> float:
     """Mean device seconds per call of ``fn`` over ``reps`` back-to-back calls on the current
     stream, between two CUDA events (no warm-up: the caller runs it first)."""

@@ -9,7 +9,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from ._common import fastest, pdl_launches
+from ._common import capture_graph, fastest, pdl_launches
 from ._fused_mha import fused_mha_supported, select_fused_mha
 from ._hist_attend import hist_attention
 from ._prep import prepare_query_fused
@@ -130,20 +130,13 @@ def _measurable(q: torch.Tensor) -> bool:
 
 
 def _graph_seconds(fn, reps: int, flush: torch.Tensor) -> float:
-    """Device seconds per replay of a CUDA graph of one ``fn()`` call (``fn`` warmed up once
-    on a side stream, as capture requires), each replay timed alone after ``flush`` (a buffer
+    """Device seconds per replay of a CUDA graph of one ``fn()`` call (:func:`capture_graph`),
+    each replay timed alone after ``flush`` (a buffer
     twice the L2 size) is overwritten, so that no replay reads the previous one's data from L2
     (a decode step's cache is seldom L2-resident; without the flush the few megabytes SparQ
     touches would stay cached between replays while dense attention streams everything). The
     graph is freed afterwards."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        fn()
-    torch.cuda.current_stream().wait_stream(side)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g, capture_error_mode="thread_local"):
-        fn()
+    g = capture_graph(fn)
     g.replay()
     events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
               for _ in range(reps)]  # fmt: skip
