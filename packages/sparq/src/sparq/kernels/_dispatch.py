@@ -67,9 +67,9 @@ def dense_decode_is_faster(B: int, Hq: int, Hkv: int, S: int, dh: int, r: int, k
     the GPU) holds this exact shape for the current CUDA device, its measured verdict (dense time
     <= best SparQ time) replaces the model.
     """
-    entry = tuned_entry(shape_key(B, Hq, Hkv, S, dh, r, k))
-    if entry is not None and "dense_faster" in entry:
-        return bool(entry["dense_faster"])
+    tuned = _tuned_verdict(B, Hq, Hkv, S, dh, r, k)
+    if tuned is not None:
+        return tuned
     G = max(1, Hq // max(1, Hkv))
     esize = 2
     rows = B * Hkv
@@ -99,8 +99,8 @@ def fallback_verdict(key: tuple, *, model, tuned: bool | None = None, measure=No
 
     In order: ``tuned`` (the committed table's measured verdict for this shape, ``None`` when
     it has none); a verdict measured earlier in this process for ``key``; ``measure()`` (a
-    zero-argument callable returning the measured verdict, or ``None``/``False`` when it
-    cannot measure now, e.g. on the CPU or inside a CUDA-graph capture), remembered for
+    zero-argument callable returning the measured verdict, or ``None`` when it cannot
+    measure now, e.g. on the CPU or inside a CUDA-graph capture), remembered for
     ``key``; else ``model()`` (not remembered, so that a later eager call can still measure).
     ``SPARQ_FALLBACK=model`` skips the measurement (the model decides every untuned shape).
     """
@@ -122,11 +122,6 @@ def fallback_verdict(key: tuple, *, model, tuned: bool | None = None, measure=No
 def _tuned_verdict(B, Hq, Hkv, S, dh, r, k) -> bool | None:
     entry = tuned_entry(shape_key(B, Hq, Hkv, S, dh, r, k))
     return bool(entry["dense_faster"]) if entry and "dense_faster" in entry else None
-
-
-def _measurable(q: torch.Tensor) -> bool:
-    """A measurement is possible: a CUDA tensor, outside any CUDA-graph capture."""
-    return bool(q.is_cuda) and not torch.cuda.is_current_stream_capturing()
 
 
 def _graph_seconds(fn, reps: int, flush: torch.Tensor) -> float:
@@ -308,18 +303,24 @@ def sparq_attention_triton(
         # generation whose cache grows token by token measures a few times, not every step
         key = (B, Hq, Hkv, dh, r, S.bit_length(), round(2 * math.log2(S / k)),
                bool(reallocation), str(q.dtype), str(q.device), selection, streams)  # fmt: skip
-        call = functools.partial(
-            sparq_attention_triton, q, K, V, r=r, k=k, local_window=local_window,
-            sink_tokens=sink_tokens, v_mean=v_mean, K_t=K_t, seq_lens=seq_lens, scale=scale,
-            reallocation=reallocation, dense_fallback=False, selection=selection, streams=streams,
-        )  # fmt: skip
+
+        def measure():  # only for a class without a verdict yet, outside any capture
+            if not (q.is_cuda and not torch.cuda.is_current_stream_capturing()):
+                return None
+            call = functools.partial(
+                sparq_attention_triton, q, K, V, r=r, k=k, local_window=local_window,
+                sink_tokens=sink_tokens, v_mean=v_mean, K_t=K_t, seq_lens=seq_lens, scale=scale,
+                reallocation=reallocation, dense_fallback=False, selection=selection,
+                streams=streams,
+            )  # fmt: skip
+            return _graph_verdict(call, lambda: dense_decode(q, K, V, seq_lens, scale))
+
         if fallback_verdict(
             key,
             model=lambda: dense_decode_is_faster(B, Hq, Hkv, S, dh, r, k),
             tuned=_tuned_verdict(B, Hq, Hkv, S, dh, r, k),
-            measure=_measurable(q) and (lambda: _graph_verdict(call, lambda: dense_decode(
-                q, K, V, seq_lens, scale))),
-        ):  # fmt: skip
+            measure=measure,
+        ):
             return dense_decode(q, K, V, seq_lens, scale)
     if seq_lens is None:
         seq_lens = _full_lens(B, S, q.device)
